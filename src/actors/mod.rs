@@ -1,0 +1,70 @@
+//! Actix actors: thin shells around the core. Each decides with the core,
+//! hands the events to the WAL, applies them to its own state at once (so
+//! the next message sees them) and answers only when the WAL says they are
+//! durable.
+//!
+//! Ownership: a [`sku::SkuActor`] owns every stock number of its SKU in every
+//! warehouse, its holds and its per-customer usage. A
+//! [`warehouse::WarehouseActor`] owns a warehouse's record. The
+//! [`orders::OrderDesk`] owns order status.
+
+pub mod orders;
+pub mod sku;
+pub mod warehouse;
+
+use crate::core::{HoldId, OrderId, Rejection, SkuId, WarehouseId};
+use crate::wal::{Durable, WalError};
+use futures_util::future::LocalBoxFuture;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CmdError {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    #[error("sku {0} not found")]
+    UnknownSku(SkuId),
+    #[error("warehouse {0} not found")]
+    UnknownWarehouse(WarehouseId),
+    #[error("reservation {0} not found")]
+    UnknownHold(HoldId),
+    #[error("order line names reservation {0}, which does not exist")]
+    UnknownHoldInOrder(HoldId),
+    #[error("order {0} not found")]
+    UnknownOrder(OrderId),
+    #[error("idempotency key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this idempotency key is in progress")]
+    IdempotencyInFlight,
+    #[error("an internal component is not running")]
+    Unavailable,
+}
+
+impl From<actix::MailboxError> for CmdError {
+    fn from(_: actix::MailboxError) -> Self {
+        CmdError::Unavailable
+    }
+}
+
+pub type Reply<T> = LocalBoxFuture<'static, Result<T, CmdError>>;
+
+/// The answer to a decided command: `value` once `durable` resolves.
+pub fn after<T: 'static>(durable: Durable, value: T) -> Reply<T> {
+    Box::pin(async move {
+        durable.wait().await?;
+        Ok(value)
+    })
+}
+
+/// The answer to a refused command: the refusal, once every event it may
+/// depend on is durable.
+pub fn refuse<T: 'static>(barrier: Result<Durable, WalError>, why: CmdError) -> Reply<T> {
+    Box::pin(async move {
+        barrier?.wait().await?;
+        Err(why)
+    })
+}
+
+pub fn ready<T: 'static>(result: Result<T, CmdError>) -> Reply<T> {
+    Box::pin(std::future::ready(result))
+}

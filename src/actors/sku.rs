@@ -1,0 +1,310 @@
+//! One actor per SKU: the single writer of that SKU's stock in every
+//! warehouse, its holds and its per-customer usage. A hot SKU is one actor
+//! on one thread, so its decisions need no locks.
+
+use super::{after, ready, refuse, CmdError, Reply};
+use crate::clock::Clock;
+use crate::core::sku::{Adjustment, LineRequest, ReserveCmd};
+use crate::core::{CustomerId, Event, Hold, HoldId, Millis, OrderId, SkuAllocation, SkuState, WarehouseId};
+use crate::wal::{Wal, WalError};
+use actix::prelude::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Retry delay for hold expiry when the WAL queue is full.
+const EXPIRY_RETRY_MS: u64 = 10;
+
+pub struct SkuActor {
+    state: SkuState,
+    wal: Arc<Wal>,
+    clock: Arc<dyn Clock>,
+    mailbox_capacity: usize,
+    expiry_batch_max: usize,
+    timer: Option<(Millis, SpawnHandle)>,
+}
+
+impl SkuActor {
+    pub fn new(
+        state: SkuState,
+        wal: Arc<Wal>,
+        clock: Arc<dyn Clock>,
+        mailbox_capacity: usize,
+        expiry_batch_max: usize,
+    ) -> Self {
+        Self {
+            state,
+            wal,
+            clock,
+            mailbox_capacity,
+            expiry_batch_max,
+            timer: None,
+        }
+    }
+
+    /// Logs and applies decided events; the reply waits for durability.
+    fn commit<T: 'static>(&mut self, decided: Result<(Vec<Event>, T), CmdError>) -> Reply<T> {
+        let (events, value) = match decided {
+            Ok(d) => d,
+            Err(why) => return refuse(self.wal.barrier(), why),
+        };
+        match self.wal.submit(events.clone()) {
+            Ok(durable) => {
+                for e in &events {
+                    self.state.apply(e);
+                }
+                after(durable, value)
+            }
+            Err(e) => ready(Err(e.into())),
+        }
+    }
+
+    /// Keeps one timer, set for the earliest hold expiry.
+    fn schedule_expiry(&mut self, ctx: &mut Context<Self>, retry: bool) {
+        let next = if retry {
+            Some(self.clock.now_ms() + EXPIRY_RETRY_MS)
+        } else {
+            self.state.next_expiry()
+        };
+        match (next, &self.timer) {
+            (None, _) => {
+                if let Some((_, h)) = self.timer.take() {
+                    ctx.cancel_future(h);
+                }
+                return;
+            }
+            (Some(n), Some((at, _))) if *at <= n => return,
+            _ => {}
+        }
+        if let Some((_, h)) = self.timer.take() {
+            ctx.cancel_future(h);
+        }
+        let Some(at) = next else { return };
+        let delay = Duration::from_millis(at.saturating_sub(self.clock.now_ms()));
+        let handle = ctx.run_later(delay, |act, ctx| {
+            act.timer = None;
+            act.expire(ctx);
+        });
+        self.timer = Some((at, handle));
+    }
+
+    fn expire(&mut self, ctx: &mut Context<Self>) {
+        let events = self.state.expire_due(self.clock.now_ms(), self.expiry_batch_max);
+        if events.is_empty() {
+            return self.schedule_expiry(ctx, false);
+        }
+        match self.wal.submit_detached(events.clone()) {
+            Ok(()) => {
+                for e in &events {
+                    tracing::debug!(sku = %self.state.sku, kind = e.kind(), "hold expired");
+                    self.state.apply(e);
+                }
+                self.schedule_expiry(ctx, false);
+            }
+            Err(WalError::Overloaded) => self.schedule_expiry(ctx, true),
+            // Fail-stop: nothing more is written.
+            Err(WalError::Failed | WalError::Closed) => {}
+        }
+    }
+}
+
+impl Actor for SkuActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.mailbox_capacity);
+        self.schedule_expiry(ctx, false);
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), CmdError>")]
+pub struct Upsert {
+    pub name: Option<String>,
+    pub per_customer_limit: Option<u64>,
+}
+
+impl Handler<Upsert> for SkuActor {
+    type Result = Reply<()>;
+    fn handle(&mut self, m: Upsert, _: &mut Context<Self>) -> Reply<()> {
+        let event = self.state.upsert(m.name, m.per_customer_limit);
+        self.commit(Ok((vec![event], ())))
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), CmdError>")]
+pub struct Adjust {
+    pub warehouse: WarehouseId,
+    pub adjustment: Adjustment,
+    pub reason: String,
+    pub on_hand_max: u64,
+}
+
+impl Handler<Adjust> for SkuActor {
+    type Result = Reply<()>;
+    fn handle(&mut self, m: Adjust, _: &mut Context<Self>) -> Reply<()> {
+        let decided = self
+            .state
+            .decide_adjust(&m.warehouse, &m.adjustment, &m.reason, m.on_hand_max)
+            .map(|e| (vec![e], ()))
+            .map_err(CmdError::from);
+        self.commit(decided)
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Hold, CmdError>")]
+pub struct Reserve {
+    pub cmd: ReserveCmd,
+    pub preference: Arc<Vec<WarehouseId>>,
+}
+
+impl Handler<Reserve> for SkuActor {
+    type Result = Reply<Hold>;
+    fn handle(&mut self, m: Reserve, ctx: &mut Context<Self>) -> Reply<Hold> {
+        let decided = match self.state.decide_reserve(m.cmd, &m.preference) {
+            Ok(Event::HoldCreated { hold, idempotency }) => Ok((
+                vec![Event::HoldCreated {
+                    hold: hold.clone(),
+                    idempotency,
+                }],
+                hold,
+            )),
+            Ok(_) => Err(CmdError::Unavailable),
+            Err(r) => Err(r.into()),
+        };
+        let reply = self.commit(decided);
+        self.schedule_expiry(ctx, false);
+        reply
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), CmdError>")]
+pub struct Extend {
+    pub hold: HoldId,
+    pub expires_at: Millis,
+}
+
+impl Handler<Extend> for SkuActor {
+    type Result = Reply<()>;
+    fn handle(&mut self, m: Extend, ctx: &mut Context<Self>) -> Reply<()> {
+        let decided = self
+            .state
+            .decide_extend(m.hold, m.expires_at)
+            .map(|e| (vec![e], ()))
+            .map_err(CmdError::from);
+        let reply = self.commit(decided);
+        self.schedule_expiry(ctx, false);
+        reply
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), CmdError>")]
+pub struct Release {
+    pub hold: HoldId,
+}
+
+impl Handler<Release> for SkuActor {
+    type Result = Reply<()>;
+    fn handle(&mut self, m: Release, ctx: &mut Context<Self>) -> Reply<()> {
+        let decided = self
+            .state
+            .decide_release(m.hold, self.clock.now_ms())
+            .map(|e| (vec![e], ()))
+            .map_err(CmdError::from);
+        let reply = self.commit(decided);
+        self.schedule_expiry(ctx, false);
+        reply
+    }
+}
+
+/// Phase one of an order: decide this SKU's part and hold it as pending.
+/// Nothing is logged; the order's single commit record logs it.
+#[derive(Message)]
+#[rtype(result = "Result<SkuAllocation, CmdError>")]
+pub struct Prepare {
+    pub order: OrderId,
+    pub customer: CustomerId,
+    pub lines: Vec<LineRequest>,
+    pub preference: Arc<Vec<WarehouseId>>,
+}
+
+impl Handler<Prepare> for SkuActor {
+    type Result = Reply<SkuAllocation>;
+    fn handle(&mut self, m: Prepare, _: &mut Context<Self>) -> Reply<SkuAllocation> {
+        if self.wal.is_failed() {
+            return ready(Err(WalError::Failed.into()));
+        }
+        let now = self.clock.now_ms();
+        match self
+            .state
+            .prepare_order(&m.customer, &m.lines, &m.preference, now)
+        {
+            Ok(prepared) => {
+                let allocation = prepared.allocation.clone();
+                self.state.add_pending(m.order, prepared);
+                ready(Ok(allocation))
+            }
+            Err(r) => refuse(self.wal.barrier(), r.into()),
+        }
+    }
+}
+
+/// The order's record is durable: pending becomes allocated.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Commit {
+    pub order: OrderId,
+    pub event: Arc<Event>,
+}
+
+impl Handler<Commit> for SkuActor {
+    type Result = ();
+    fn handle(&mut self, m: Commit, ctx: &mut Context<Self>) {
+        self.state.abort_pending(m.order);
+        self.state.apply(&m.event);
+        self.schedule_expiry(ctx, false);
+    }
+}
+
+/// The order will not be placed: drop what it was promised.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Abort {
+    pub order: OrderId,
+}
+
+impl Handler<Abort> for SkuActor {
+    type Result = ();
+    fn handle(&mut self, m: Abort, ctx: &mut Context<Self>) {
+        self.state.abort_pending(m.order);
+        self.schedule_expiry(ctx, false);
+    }
+}
+
+/// An event another owner logged that touches this SKU (a cancellation),
+/// applied once it is durable.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ApplyDurable(pub Arc<Event>);
+
+impl Handler<ApplyDurable> for SkuActor {
+    type Result = ();
+    fn handle(&mut self, m: ApplyDurable, _: &mut Context<Self>) {
+        self.state.apply(&m.0);
+    }
+}
+
+/// A copy of the live state, for checks in tests and tools.
+#[derive(Message)]
+#[rtype(result = "SkuState")]
+pub struct Inspect;
+
+impl Handler<Inspect> for SkuActor {
+    type Result = MessageResult<Inspect>;
+    fn handle(&mut self, _: Inspect, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.state.clone())
+    }
+}

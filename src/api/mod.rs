@@ -1,0 +1,141 @@
+//! HTTP API v1: the only module that knows HTTP and JSON. Handlers parse and
+//! validate, call one [`Surge`] operation, and render the answer; errors go
+//! through the single table in [`error`].
+
+pub mod dto;
+pub mod error;
+mod orders;
+mod reservations;
+mod skus;
+mod warehouses;
+
+use crate::app::{Idempotency, Outcome, Surge};
+use crate::config::Config;
+use crate::core::IdError;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use error::ApiError;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+pub type App = web::Data<Arc<Surge>>;
+
+/// Longest `Idempotency-Key` header, in bytes.
+pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 255;
+
+/// Registers every route, the JSON limits and the error mapping.
+pub fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
+    let limit = config.http_body_bytes_max;
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(limit)
+            .error_handler(|e, _| error::json_error(e).into()),
+    )
+    .app_data(web::PayloadConfig::new(limit))
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|e, _| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.to_string()).into()),
+    )
+    .route("/healthz", web::get().to(healthz))
+    .service(
+        web::scope("/v1")
+            .configure(warehouses::routes)
+            .configure(skus::routes)
+            .configure(reservations::routes)
+            .configure(orders::routes),
+    )
+    .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("not_found", format!("no route for {} {}", req.method(), req.path())))
+}
+
+async fn healthz(app: App) -> HttpResponse {
+    let failed = app.wal.is_failed();
+    let body = serde_json::json!({
+        "status": if failed { "degraded" } else { "ok" },
+        "storage": if failed { "failed" } else { "ok" },
+        "seq": app.projection.seq.load(std::sync::atomic::Ordering::Acquire),
+    });
+    if failed {
+        HttpResponse::ServiceUnavailable().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    }
+}
+
+/// Parses a client-chosen id from a named field.
+fn id<T>(field: &str, value: &str, parse: impl Fn(&str) -> Result<T, IdError>) -> Result<T, ApiError> {
+    parse(value).map_err(|e| ApiError::invalid(field, e))
+}
+
+fn text(config: &Config, field: &str, value: &str) -> Result<(), ApiError> {
+    if value.len() > config.text_len_max {
+        return Err(ApiError::invalid(
+            field,
+            format!("longer than {} bytes", config.text_len_max),
+        ));
+    }
+    Ok(())
+}
+
+fn qty(config: &Config, field: &str, value: u64) -> Result<u64, ApiError> {
+    if value == 0 || value > config.qty_max {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be from 1 to {}", config.qty_max),
+        ));
+    }
+    Ok(value)
+}
+
+fn ttl(config: &Config, value: Option<u64>) -> Result<u64, ApiError> {
+    let ttl = value.unwrap_or(config.hold_ttl_ms_default);
+    if ttl == 0 || ttl > config.hold_ttl_ms_max {
+        return Err(ApiError::invalid(
+            "ttl_ms",
+            format!("must be from 1 to {}", config.hold_ttl_ms_max),
+        ));
+    }
+    Ok(ttl)
+}
+
+/// Reads `Idempotency-Key`, scoped to `scope`, with the request's hash.
+fn idempotency(req: &HttpRequest, scope: &str, body: &impl Serialize) -> Result<Option<Idempotency>, ApiError> {
+    let Some(raw) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_LEN_MAX && k.bytes().all(|b| (0x21..0x7f).contains(&b)))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_idempotency_key",
+                format!("Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} visible ASCII characters"),
+            )
+        })?;
+    let canonical = serde_json::to_vec(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.to_string()))?;
+    let mut hasher = Sha256::new();
+    hasher.update(scope.as_bytes());
+    hasher.update([0]);
+    hasher.update(&canonical);
+    Ok(Some(Idempotency {
+        key: format!("{scope}:{key}"),
+        request_hash: hasher.finalize().into(),
+    }))
+}
+
+/// 201 for a new resource; 200 with `Idempotent-Replayed: true` for a retry.
+fn created(outcome: Outcome, body: impl Serialize) -> HttpResponse {
+    match outcome {
+        Outcome::Created => HttpResponse::Created().json(body),
+        Outcome::Replayed => HttpResponse::Ok()
+            .insert_header(("Idempotent-Replayed", "true"))
+            .json(body),
+    }
+}

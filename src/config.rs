@@ -1,0 +1,239 @@
+//! Configuration: the embedded `config/default.toml`, then a file, then
+//! `SURGE_<KEY>` environment variables, then command-line flags.
+//!
+//! Layers merge as TOML tables before one typed decode, so every layer gets
+//! the same validation and unknown keys are refused everywhere.
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub log: String,
+    pub http_workers: usize,
+    pub http_connections_max: usize,
+    pub http_backlog: u32,
+    pub http_body_bytes_max: usize,
+    pub http_request_timeout_ms: u64,
+    pub http_keep_alive_ms: u64,
+    pub actor_threads: usize,
+    pub sku_mailbox_capacity: usize,
+    pub warehouse_mailbox_capacity: usize,
+    pub order_mailbox_capacity: usize,
+    pub wal_channel_capacity: usize,
+    pub wal_batch_entries_max: usize,
+    pub sled_cache_bytes: u64,
+    pub hold_ttl_ms_default: u64,
+    pub hold_ttl_ms_max: u64,
+    pub hold_expiry_batch_max: usize,
+    pub qty_max: u64,
+    pub on_hand_max: u64,
+    pub order_lines_max: usize,
+    pub text_len_max: usize,
+    pub idempotency_ttl_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+/// Command-line values; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+fn invalid(origin: impl Into<String>, message: impl ToString) -> ConfigError {
+    ConfigError::Invalid {
+        origin: origin.into(),
+        message: message.to_string(),
+    }
+}
+
+fn parse_table(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>().map_err(|e| invalid(origin, e))
+}
+
+impl Config {
+    /// The embedded defaults alone.
+    pub fn default_config() -> Self {
+        Self::load(None, &HashMap::new(), &Overrides::default())
+            .unwrap_or_else(|e| panic!("embedded default config is invalid: {e}"))
+    }
+
+    /// Loads every layer. `env` is passed in (not read here) so precedence is
+    /// testable; `main` passes `std::env::vars()`.
+    pub fn load(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut table = parse_table(DEFAULT_TOML, "config/default.toml")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let origin = path.display().to_string();
+            for (k, v) in parse_table(&text, &origin)? {
+                if !table.contains_key(&k) {
+                    return Err(invalid(origin, format!("unknown key `{k}`")));
+                }
+                table.insert(k, v);
+            }
+        }
+        let mut env_keys: Vec<&String> = env.keys().filter(|k| k.starts_with("SURGE_")).collect();
+        env_keys.sort();
+        for name in env_keys {
+            let key = name["SURGE_".len()..].to_ascii_lowercase();
+            let raw = &env[name];
+            let value = match table.get(&key) {
+                Some(toml::Value::Integer(_)) => raw
+                    .trim()
+                    .parse::<i64>()
+                    .map(toml::Value::Integer)
+                    .map_err(|e| invalid(name.as_str(), format!("`{raw}`: {e}")))?,
+                Some(toml::Value::Boolean(_)) => raw
+                    .trim()
+                    .parse::<bool>()
+                    .map(toml::Value::Boolean)
+                    .map_err(|e| invalid(name.as_str(), format!("`{raw}`: {e}")))?,
+                Some(_) => toml::Value::String(raw.clone()),
+                None => return Err(invalid(name.as_str(), format!("unknown key `{key}`"))),
+            };
+            table.insert(key, value);
+        }
+        if let Some(listen) = &overrides.listen {
+            table.insert("listen".into(), toml::Value::String(listen.clone()));
+        }
+        if let Some(dir) = &overrides.data_dir {
+            table.insert(
+                "data_dir".into(),
+                toml::Value::String(dir.display().to_string()),
+            );
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid("merged", e))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("http_connections_max", self.http_connections_max as u64),
+            ("http_body_bytes_max", self.http_body_bytes_max as u64),
+            ("sku_mailbox_capacity", self.sku_mailbox_capacity as u64),
+            ("warehouse_mailbox_capacity", self.warehouse_mailbox_capacity as u64),
+            ("order_mailbox_capacity", self.order_mailbox_capacity as u64),
+            ("wal_channel_capacity", self.wal_channel_capacity as u64),
+            ("wal_batch_entries_max", self.wal_batch_entries_max as u64),
+            ("hold_ttl_ms_default", self.hold_ttl_ms_default),
+            ("hold_ttl_ms_max", self.hold_ttl_ms_max),
+            ("hold_expiry_batch_max", self.hold_expiry_batch_max as u64),
+            ("qty_max", self.qty_max),
+            ("on_hand_max", self.on_hand_max),
+            ("order_lines_max", self.order_lines_max as u64),
+            ("text_len_max", self.text_len_max as u64),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        if self.hold_ttl_ms_default > self.hold_ttl_ms_max {
+            return Err(invalid(
+                "hold_ttl_ms_default",
+                "must not exceed hold_ttl_ms_max",
+            ));
+        }
+        if self.on_hand_max > i64::MAX as u64 {
+            return Err(invalid("on_hand_max", "must fit in a signed 64-bit delta"));
+        }
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid("listen", format!("`{}` is not an address", self.listen)));
+        }
+        Ok(())
+    }
+
+    pub fn http_workers(&self) -> usize {
+        if self.http_workers == 0 {
+            cores()
+        } else {
+            self.http_workers
+        }
+    }
+
+    pub fn actor_threads(&self) -> usize {
+        if self.actor_threads == 0 {
+            cores()
+        } else {
+            self.actor_threads
+        }
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_match_the_documented_quick_start() {
+        let c = Config::default_config();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn precedence_is_default_file_env_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("surge.toml");
+        std::fs::write(&file, "qty_max = 7\nlisten = \"127.0.0.1:9000\"\norder_lines_max = 3\n").unwrap();
+        let env: HashMap<String, String> = [
+            ("SURGE_QTY_MAX".to_string(), "9".to_string()),
+            ("SURGE_LISTEN".to_string(), "127.0.0.1:9001".to_string()),
+            ("OTHER".to_string(), "x".to_string()),
+        ]
+        .into();
+        let flags = Overrides {
+            listen: Some("127.0.0.1:9002".into()),
+            data_dir: None,
+        };
+        let c = Config::load(Some(&file), &env, &flags).unwrap();
+        assert_eq!(c.order_lines_max, 3, "file beats default");
+        assert_eq!(c.qty_max, 9, "env beats file");
+        assert_eq!(c.listen, "127.0.0.1:9002", "flag beats env");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let env = |k: &str, v: &str| -> HashMap<String, String> { [(k.to_string(), v.to_string())].into() };
+        let none = Overrides::default();
+        assert!(Config::load(None, &env("SURGE_NOPE", "1"), &none).is_err());
+        assert!(Config::load(None, &env("SURGE_QTY_MAX", "lots"), &none).is_err());
+        assert!(Config::load(None, &env("SURGE_QTY_MAX", "0"), &none).is_err());
+        assert!(Config::load(None, &env("SURGE_HOLD_TTL_MS_DEFAULT", "999999999999"), &none).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "qyt_max = 7\n").unwrap();
+        assert!(Config::load(Some(&file), &HashMap::new(), &none).is_err());
+    }
+}

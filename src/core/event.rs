@@ -1,0 +1,82 @@
+//! Events: the only way state changes. Every event is logged before anyone
+//! is told of it, and replaying the log through `apply` rebuilds the state.
+//!
+//! The enum is also the log's payload, so variants are only ever added at
+//! the end and fields are never reinterpreted.
+
+use super::ids::{HoldId, OrderId, SkuId, WarehouseId};
+use super::model::{
+    Hold, IdempotencyRecord, Millis, Order, ReleaseReason, SkuAllocation, Warehouse,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    WarehouseUpserted {
+        warehouse: Warehouse,
+    },
+    SkuUpserted {
+        sku: SkuId,
+        name: Option<String>,
+        per_customer_limit: Option<u64>,
+    },
+    StockAdjusted {
+        sku: SkuId,
+        warehouse: WarehouseId,
+        delta: i64,
+        reason: String,
+    },
+    SafetyStockSet {
+        sku: SkuId,
+        warehouse: WarehouseId,
+        safety_stock: u64,
+        reason: String,
+    },
+    HoldCreated {
+        hold: Hold,
+        idempotency: Option<IdempotencyRecord>,
+    },
+    HoldExtended {
+        sku: SkuId,
+        hold: HoldId,
+        expires_at: Millis,
+    },
+    HoldReleased {
+        sku: SkuId,
+        hold: HoldId,
+        reason: ReleaseReason,
+        at: Millis,
+    },
+    OrderPlaced {
+        order: Order,
+        allocations: Vec<SkuAllocation>,
+        idempotency: Option<IdempotencyRecord>,
+    },
+    OrderCancelled {
+        order: OrderId,
+        skus: Vec<SkuId>,
+        reason: String,
+        at: Millis,
+    },
+}
+
+impl Event {
+    /// The event's type as the feed and logs name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::WarehouseUpserted { .. } => "warehouse_upserted",
+            Event::SkuUpserted { .. } => "sku_upserted",
+            Event::StockAdjusted { .. } => "stock_adjusted",
+            Event::SafetyStockSet { .. } => "safety_stock_set",
+            Event::HoldCreated { .. } => "hold_created",
+            Event::HoldExtended { .. } => "hold_extended",
+            Event::HoldReleased {
+                reason: ReleaseReason::Expired,
+                ..
+            } => "hold_expired",
+            Event::HoldReleased { .. } => "hold_released",
+            Event::OrderPlaced { .. } => "order_created",
+            Event::OrderCancelled { .. } => "order_cancelled",
+        }
+    }
+}

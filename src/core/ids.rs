@@ -1,0 +1,110 @@
+//! Identifiers. Client-chosen ids (SKUs, warehouses, customers, channels) are
+//! validated strings; server-assigned ids (holds, orders) are sequence numbers
+//! rendered with a prefix so they cannot be confused on the wire.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Longest client-chosen id, in bytes. Ids are keys in memory and on disk;
+/// a bound keeps both predictable.
+pub const ID_LEN_MAX: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} must be 1 to {ID_LEN_MAX} characters of A-Z a-z 0-9 . _ : -")]
+pub struct IdError {
+    pub kind: &'static str,
+}
+
+fn valid(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= ID_LEN_MAX
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+macro_rules! string_id {
+    ($name:ident, $kind:literal) => {
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                if valid(s) {
+                    Ok(Self(s.to_owned()))
+                } else {
+                    Err(IdError { kind: $kind })
+                }
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(SkuId, "sku");
+string_id!(WarehouseId, "warehouse id");
+string_id!(CustomerId, "customer_id");
+string_id!(ChannelId, "channel");
+
+macro_rules! seq_id {
+    ($name:ident, $prefix:literal, $kind:literal) => {
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+        )]
+        pub struct $name(pub u64);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                s.strip_prefix($prefix)
+                    .filter(|n| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|n| n.parse().ok())
+                    .map(Self)
+                    .ok_or(IdError { kind: $kind })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}{}", $prefix, self.0)
+            }
+        }
+    };
+}
+
+seq_id!(HoldId, "res_", "reservation id");
+seq_id!(OrderId, "ord_", "order id");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_ids_are_bounded_and_restricted() {
+        assert!(SkuId::parse("tee-black.M").is_ok());
+        assert!(SkuId::parse("").is_err());
+        assert!(SkuId::parse(&"a".repeat(ID_LEN_MAX)).is_ok());
+        assert!(SkuId::parse(&"a".repeat(ID_LEN_MAX + 1)).is_err());
+        assert!(SkuId::parse("a b").is_err());
+        assert!(SkuId::parse("é").is_err());
+    }
+
+    #[test]
+    fn seq_ids_round_trip() {
+        let id = HoldId(42);
+        assert_eq!(HoldId::parse(&id.to_string()), Ok(id));
+        assert!(HoldId::parse("ord_42").is_err());
+        assert!(HoldId::parse("res_").is_err());
+        assert!(HoldId::parse("res_-1").is_err());
+        assert!(HoldId::parse("res_99999999999999999999").is_err());
+        assert_eq!(OrderId::parse("ord_7"), Ok(OrderId(7)));
+    }
+}

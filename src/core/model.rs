@@ -1,0 +1,176 @@
+//! Domain records: warehouses, stock rows, holds, orders.
+
+use super::ids::{ChannelId, CustomerId, HoldId, OrderId, SkuId, WarehouseId};
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch. Time is always an input to the core.
+pub type Millis = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+impl Location {
+    pub fn is_valid(&self) -> bool {
+        self.lat.is_finite()
+            && self.lon.is_finite()
+            && (-90.0..=90.0).contains(&self.lat)
+            && (-180.0..=180.0).contains(&self.lon)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Warehouse {
+    pub id: WarehouseId,
+    pub name: String,
+    pub location: Location,
+    /// Lower is preferred.
+    pub priority: i32,
+}
+
+/// Stock of one SKU in one warehouse.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockRow {
+    pub on_hand: u64,
+    /// Sum of open holds in this row.
+    pub reserved: u64,
+    /// Committed to placed orders, not yet shipped.
+    pub allocated: u64,
+    /// Kept back from sale; reduces `available` only.
+    pub safety_stock: u64,
+    /// Promised to orders being placed right now. In memory only: never
+    /// logged, zero after a restart, zero in projections.
+    #[serde(skip)]
+    pub pending: u64,
+}
+
+impl StockRow {
+    /// What is held, allocated or promised: never above `on_hand`.
+    pub fn committed(&self) -> u64 {
+        self.reserved
+            .saturating_add(self.allocated)
+            .saturating_add(self.pending)
+    }
+
+    pub fn available(&self) -> u64 {
+        self.on_hand
+            .saturating_sub(self.committed())
+            .saturating_sub(self.safety_stock)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub id: HoldId,
+    pub sku: SkuId,
+    pub warehouse: WarehouseId,
+    pub qty: u64,
+    pub customer: Option<CustomerId>,
+    pub channel: Option<ChannelId>,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HoldStatus {
+    Active,
+    Released,
+    Expired,
+    Consumed,
+}
+
+impl HoldStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldStatus::Active => "active",
+            HoldStatus::Released => "released",
+            HoldStatus::Expired => "expired",
+            HoldStatus::Consumed => "consumed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReleaseReason {
+    /// Released on request.
+    Released,
+    /// Its time ran out.
+    Expired,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipTo {
+    pub location: Location,
+    pub country: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub sku: SkuId,
+    pub qty: u64,
+    pub reservation: Option<HoldId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipment {
+    pub warehouse: WarehouseId,
+    pub lines: Vec<(SkuId, u64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderStatus {
+    /// Stock allocated in the warehouses of its shipments.
+    Placed,
+    /// Cancelled; its stock went back.
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Placed => "placed",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: OrderId,
+    pub channel: ChannelId,
+    pub customer: CustomerId,
+    pub ship_to: ShipTo,
+    pub lines: Vec<OrderLine>,
+    pub shipments: Vec<Shipment>,
+    pub status: OrderStatus,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// What one SKU gives to one order: where from, and which holds it uses up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkuAllocation {
+    pub sku: SkuId,
+    pub customer: CustomerId,
+    pub lines: Vec<(WarehouseId, u64)>,
+    /// Holds consumed whole; what the order did not take goes back.
+    pub consumed_holds: Vec<HoldId>,
+}
+
+impl SkuAllocation {
+    pub fn qty(&self) -> u64 {
+        self.lines.iter().map(|(_, q)| *q).sum()
+    }
+}
+
+/// An idempotency key recorded with the effect it produced, in the same
+/// log record, so a retry after a crash finds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub key: String,
+    /// SHA-256 of the canonical request.
+    pub request_hash: [u8; 32],
+    pub at: Millis,
+}

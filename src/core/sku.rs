@@ -1,0 +1,571 @@
+//! The state of one SKU across every warehouse: stock rows, open holds,
+//! per-customer usage and the allocations of live orders.
+//!
+//! `decide_*` are pure: they read the state and return the events a command
+//! produces, or why it is refused. `apply` folds one event in and never fails.
+//! Orders being placed hold stock as *pending* (in memory only, never logged)
+//! between `prepare_order` and `commit_pending`/`abort_pending`.
+
+use super::event::Event;
+use super::ids::{ChannelId, CustomerId, HoldId, OrderId, SkuId, WarehouseId};
+use super::model::{
+    Hold, IdempotencyRecord, Millis, ReleaseReason, SkuAllocation, StockRow,
+};
+use super::Rejection;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adjustment {
+    Delta(i64),
+    SetOnHand { on_hand: u64, expected: Option<u64> },
+    SetSafetyStock(u64),
+}
+
+#[derive(Debug, Clone)]
+pub struct ReserveCmd {
+    pub id: HoldId,
+    pub qty: u64,
+    pub customer: Option<CustomerId>,
+    pub channel: Option<ChannelId>,
+    pub now: Millis,
+    pub expires_at: Millis,
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+/// One line of an order as one SKU sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineRequest {
+    pub qty: u64,
+    pub hold: Option<HoldId>,
+}
+
+/// What `prepare_order` promises; turned into the log by the order's commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    pub allocation: SkuAllocation,
+    /// Stock taken from free availability (not from holds), per warehouse.
+    from_free: Vec<(WarehouseId, u64)>,
+    usage_increase: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkuState {
+    pub sku: SkuId,
+    pub name: Option<String>,
+    pub per_customer_limit: Option<u64>,
+    pub rows: BTreeMap<WarehouseId, StockRow>,
+    pub holds: HashMap<HoldId, Hold>,
+    expiries: BTreeSet<(Millis, HoldId)>,
+    /// Units each customer has in open holds and live orders.
+    pub usage: HashMap<CustomerId, u64>,
+    /// Allocations of orders that are not cancelled.
+    pub allocations: HashMap<OrderId, SkuAllocation>,
+    pending: HashMap<OrderId, Prepared>,
+    locked_holds: HashMap<HoldId, OrderId>,
+    pending_usage: HashMap<CustomerId, u64>,
+}
+
+fn add_usage(map: &mut HashMap<CustomerId, u64>, c: &CustomerId, q: u64) {
+    if q > 0 {
+        let e = map.entry(c.clone()).or_insert(0);
+        *e = e.saturating_add(q);
+    }
+}
+
+fn sub_usage(map: &mut HashMap<CustomerId, u64>, c: &CustomerId, q: u64) {
+    if let Some(e) = map.get_mut(c) {
+        *e = e.saturating_sub(q);
+        if *e == 0 {
+            map.remove(c);
+        }
+    }
+}
+
+impl SkuState {
+    pub fn new(sku: SkuId) -> Self {
+        Self {
+            sku,
+            name: None,
+            per_customer_limit: None,
+            rows: BTreeMap::new(),
+            holds: HashMap::new(),
+            expiries: BTreeSet::new(),
+            usage: HashMap::new(),
+            allocations: HashMap::new(),
+            pending: HashMap::new(),
+            locked_holds: HashMap::new(),
+            pending_usage: HashMap::new(),
+        }
+    }
+
+    fn sku_id(&self) -> SkuId {
+        self.sku.clone()
+    }
+
+    pub fn row(&self, warehouse: &WarehouseId) -> StockRow {
+        self.rows.get(warehouse).cloned().unwrap_or_default()
+    }
+
+    pub fn totals(&self) -> StockRow {
+        let mut t = StockRow::default();
+        for r in self.rows.values() {
+            t.on_hand = t.on_hand.saturating_add(r.on_hand);
+            t.reserved = t.reserved.saturating_add(r.reserved);
+            t.allocated = t.allocated.saturating_add(r.allocated);
+            t.safety_stock = t.safety_stock.saturating_add(r.safety_stock);
+            t.pending = t.pending.saturating_add(r.pending);
+        }
+        t
+    }
+
+    pub fn available_total(&self) -> u64 {
+        self.rows.values().map(StockRow::available).sum()
+    }
+
+    fn used_by(&self, c: &CustomerId) -> u64 {
+        self.usage.get(c).copied().unwrap_or(0) + self.pending_usage.get(c).copied().unwrap_or(0)
+    }
+
+    fn check_limit(&self, customer: &CustomerId, more: u64) -> Result<(), Rejection> {
+        if let Some(limit) = self.per_customer_limit {
+            let used = self.used_by(customer);
+            if used.saturating_add(more) > limit {
+                return Err(Rejection::PurchaseLimitExceeded { limit, used });
+            }
+        }
+        Ok(())
+    }
+
+    /// The earliest hold expiry, for the expiry timer.
+    pub fn next_expiry(&self) -> Option<Millis> {
+        self.expiries.iter().next().map(|(t, _)| *t)
+    }
+
+    pub fn upsert(&self, name: Option<String>, per_customer_limit: Option<u64>) -> Event {
+        Event::SkuUpserted {
+            sku: self.sku_id(),
+            name,
+            per_customer_limit,
+        }
+    }
+
+    pub fn decide_adjust(
+        &self,
+        warehouse: &WarehouseId,
+        adjustment: &Adjustment,
+        reason: &str,
+        on_hand_max: u64,
+    ) -> Result<Event, Rejection> {
+        let row = self.row(warehouse);
+        let sku = self.sku_id();
+        let target: i128 = match *adjustment {
+            Adjustment::SetSafetyStock(safety_stock) => {
+                if safety_stock > on_hand_max {
+                    return Err(Rejection::QuantityTooLarge { max: on_hand_max });
+                }
+                return Ok(Event::SafetyStockSet {
+                    sku,
+                    warehouse: warehouse.clone(),
+                    safety_stock,
+                    reason: reason.to_owned(),
+                });
+            }
+            Adjustment::Delta(d) => i128::from(row.on_hand) + i128::from(d),
+            Adjustment::SetOnHand { on_hand, expected } => {
+                if expected.is_some_and(|e| e != row.on_hand) {
+                    return Err(Rejection::StockChanged {
+                        on_hand: row.on_hand,
+                    });
+                }
+                i128::from(on_hand)
+            }
+        };
+        if target > i128::from(on_hand_max) {
+            return Err(Rejection::QuantityTooLarge { max: on_hand_max });
+        }
+        if target < i128::from(row.committed()) {
+            return Err(Rejection::BelowCommitted {
+                on_hand: row.on_hand,
+                committed: row.committed(),
+            });
+        }
+        let delta = i64::try_from(target - i128::from(row.on_hand))
+            .map_err(|_| Rejection::QuantityTooLarge { max: on_hand_max })?;
+        Ok(Event::StockAdjusted {
+            sku,
+            warehouse: warehouse.clone(),
+            delta,
+            reason: reason.to_owned(),
+        })
+    }
+
+    /// A hold comes from one warehouse: the first in `preference` that can
+    /// cover all of it.
+    pub fn decide_reserve(
+        &self,
+        cmd: ReserveCmd,
+        preference: &[WarehouseId],
+    ) -> Result<Event, Rejection> {
+        if let Some(c) = &cmd.customer {
+            self.check_limit(c, cmd.qty)?;
+        }
+        let mut best = 0;
+        for wh in preference {
+            let Some(row) = self.rows.get(wh) else { continue };
+            let available = row.available();
+            if available >= cmd.qty {
+                return Ok(Event::HoldCreated {
+                    hold: Hold {
+                        id: cmd.id,
+                        sku: self.sku_id(),
+                        warehouse: wh.clone(),
+                        qty: cmd.qty,
+                        customer: cmd.customer,
+                        channel: cmd.channel,
+                        created_at: cmd.now,
+                        expires_at: cmd.expires_at,
+                    },
+                    idempotency: cmd.idempotency,
+                });
+            }
+            best = best.max(available);
+        }
+        Err(Rejection::InsufficientStock { available: best })
+    }
+
+    fn open_hold(&self, id: HoldId) -> Result<&Hold, Rejection> {
+        let hold = self.holds.get(&id).ok_or(Rejection::HoldNotActive(id))?;
+        if self.locked_holds.contains_key(&id) {
+            return Err(Rejection::HoldInUse(id));
+        }
+        Ok(hold)
+    }
+
+    pub fn decide_extend(&self, id: HoldId, expires_at: Millis) -> Result<Event, Rejection> {
+        let hold = self.open_hold(id)?;
+        Ok(Event::HoldExtended {
+            sku: hold.sku.clone(),
+            hold: id,
+            expires_at,
+        })
+    }
+
+    pub fn decide_release(&self, id: HoldId, now: Millis) -> Result<Event, Rejection> {
+        let hold = self.open_hold(id)?;
+        Ok(Event::HoldReleased {
+            sku: hold.sku.clone(),
+            hold: id,
+            reason: ReleaseReason::Released,
+            at: now,
+        })
+    }
+
+    /// Holds whose time is up, oldest first, at most `max`. Holds an order is
+    /// consuming right now are left to the order.
+    pub fn expire_due(&self, now: Millis, max: usize) -> Vec<Event> {
+        self.expiries
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .filter(|(_, id)| !self.locked_holds.contains_key(id))
+            .take(max)
+            .map(|(_, id)| Event::HoldReleased {
+                sku: self.sku_id(),
+                hold: *id,
+                reason: ReleaseReason::Expired,
+                at: now,
+            })
+            .collect()
+    }
+
+    /// Decides this SKU's part of an order. Lines naming a hold take from
+    /// it; the rest come from one warehouse if one can cover them all (first
+    /// in `preference`), else from several in preference order.
+    pub fn prepare_order(
+        &self,
+        customer: &CustomerId,
+        lines: &[LineRequest],
+        preference: &[WarehouseId],
+        now: Millis,
+    ) -> Result<Prepared, Rejection> {
+        let mut from_holds: Vec<(WarehouseId, u64)> = Vec::new();
+        let mut consumed: Vec<HoldId> = Vec::new();
+        let mut credited: u64 = 0;
+        let mut free_qty: u64 = 0;
+        let mut total: u64 = 0;
+        for line in lines {
+            total = total
+                .checked_add(line.qty)
+                .ok_or(Rejection::QuantityTooLarge { max: u64::MAX })?;
+            let Some(hid) = line.hold else {
+                free_qty = free_qty.saturating_add(line.qty);
+                continue;
+            };
+            let hold = self.open_hold(hid)?;
+            if hold.expires_at <= now {
+                return Err(Rejection::HoldNotActive(hid));
+            }
+            if consumed.contains(&hid) {
+                return Err(Rejection::ReservationMismatch(format!(
+                    "reservation {hid} is named by more than one line"
+                )));
+            }
+            if hold.customer.as_ref().is_some_and(|c| c != customer) {
+                return Err(Rejection::ReservationMismatch(format!(
+                    "reservation {hid} belongs to another customer"
+                )));
+            }
+            if line.qty > hold.qty {
+                return Err(Rejection::ReservationMismatch(format!(
+                    "line asks {} but reservation {hid} holds {}",
+                    line.qty, hold.qty
+                )));
+            }
+            if hold.customer.is_some() {
+                credited += hold.qty;
+            }
+            consumed.push(hid);
+            from_holds.push((hold.warehouse.clone(), line.qty));
+        }
+
+        let usage_increase = total.saturating_sub(credited);
+        self.check_limit(customer, usage_increase)?;
+
+        let from_free = self.pick_free(free_qty, preference)?;
+        let mut merged: BTreeMap<WarehouseId, u64> = BTreeMap::new();
+        for (wh, q) in from_holds.iter().chain(from_free.iter()) {
+            *merged.entry(wh.clone()).or_insert(0) += q;
+        }
+        Ok(Prepared {
+            allocation: SkuAllocation {
+                sku: self.sku_id(),
+                customer: customer.clone(),
+                lines: merged.into_iter().collect(),
+                consumed_holds: consumed,
+            },
+            from_free,
+            usage_increase,
+        })
+    }
+
+    fn pick_free(
+        &self,
+        qty: u64,
+        preference: &[WarehouseId],
+    ) -> Result<Vec<(WarehouseId, u64)>, Rejection> {
+        if qty == 0 {
+            return Ok(Vec::new());
+        }
+        let avail = |wh: &WarehouseId| self.rows.get(wh).map_or(0, StockRow::available);
+        if let Some(wh) = preference.iter().find(|wh| avail(wh) >= qty) {
+            return Ok(vec![(wh.clone(), qty)]);
+        }
+        let mut left = qty;
+        let mut picked = Vec::new();
+        for wh in preference {
+            let take = avail(wh).min(left);
+            if take > 0 {
+                picked.push((wh.clone(), take));
+                left -= take;
+            }
+            if left == 0 {
+                return Ok(picked);
+            }
+        }
+        Err(Rejection::InsufficientStock {
+            available: qty - left,
+        })
+    }
+
+    /// Holds what `prepare_order` promised until the order commits or aborts.
+    pub fn add_pending(&mut self, order: OrderId, prepared: Prepared) {
+        for (wh, q) in &prepared.from_free {
+            let row = self.rows.entry(wh.clone()).or_default();
+            row.pending = row.pending.saturating_add(*q);
+        }
+        for h in &prepared.allocation.consumed_holds {
+            self.locked_holds.insert(*h, order);
+        }
+        add_usage(
+            &mut self.pending_usage,
+            &prepared.allocation.customer,
+            prepared.usage_increase,
+        );
+        self.pending.insert(order, prepared);
+    }
+
+    /// Drops what an order had promised; returns it.
+    pub fn abort_pending(&mut self, order: OrderId) -> Option<Prepared> {
+        let prepared = self.pending.remove(&order)?;
+        for (wh, q) in &prepared.from_free {
+            if let Some(row) = self.rows.get_mut(wh) {
+                row.pending = row.pending.saturating_sub(*q);
+            }
+        }
+        for h in &prepared.allocation.consumed_holds {
+            self.locked_holds.remove(h);
+        }
+        sub_usage(
+            &mut self.pending_usage,
+            &prepared.allocation.customer,
+            prepared.usage_increase,
+        );
+        Some(prepared)
+    }
+
+    pub fn pending_orders(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Folds one logged event into the state. Never fails: events were
+    /// checked when they were decided.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::SkuUpserted {
+                name,
+                per_customer_limit,
+                ..
+            } => {
+                self.name.clone_from(name);
+                self.per_customer_limit = *per_customer_limit;
+            }
+            Event::StockAdjusted {
+                warehouse, delta, ..
+            } => {
+                let row = self.rows.entry(warehouse.clone()).or_default();
+                row.on_hand = row.on_hand.saturating_add_signed(*delta);
+                debug_assert!(row.committed() <= row.on_hand);
+            }
+            Event::SafetyStockSet {
+                warehouse,
+                safety_stock,
+                ..
+            } => {
+                self.rows.entry(warehouse.clone()).or_default().safety_stock = *safety_stock;
+            }
+            Event::HoldCreated { hold, .. } => {
+                let row = self.rows.entry(hold.warehouse.clone()).or_default();
+                row.reserved = row.reserved.saturating_add(hold.qty);
+                debug_assert!(row.committed() <= row.on_hand);
+                if let Some(c) = &hold.customer {
+                    add_usage(&mut self.usage, c, hold.qty);
+                }
+                self.expiries.insert((hold.expires_at, hold.id));
+                self.holds.insert(hold.id, hold.clone());
+            }
+            Event::HoldExtended {
+                hold, expires_at, ..
+            } => {
+                if let Some(h) = self.holds.get_mut(hold) {
+                    self.expiries.remove(&(h.expires_at, h.id));
+                    h.expires_at = *expires_at;
+                    self.expiries.insert((h.expires_at, h.id));
+                }
+            }
+            Event::HoldReleased { hold, .. } => self.remove_hold(*hold),
+            Event::OrderPlaced {
+                order, allocations, ..
+            } => {
+                let sku = self.sku.clone();
+                for a in allocations.iter().filter(|a| a.sku == sku) {
+                    for h in &a.consumed_holds {
+                        self.remove_hold(*h);
+                    }
+                    for (wh, q) in &a.lines {
+                        let row = self.rows.entry(wh.clone()).or_default();
+                        row.allocated = row.allocated.saturating_add(*q);
+                        debug_assert!(row.committed() <= row.on_hand);
+                    }
+                    add_usage(&mut self.usage, &a.customer, a.qty());
+                    self.allocations.insert(order.id, a.clone());
+                }
+            }
+            Event::OrderCancelled { order, .. } => {
+                if let Some(a) = self.allocations.remove(order) {
+                    for (wh, q) in &a.lines {
+                        if let Some(row) = self.rows.get_mut(wh) {
+                            row.allocated = row.allocated.saturating_sub(*q);
+                        }
+                    }
+                    sub_usage(&mut self.usage, &a.customer, a.qty());
+                }
+            }
+            Event::WarehouseUpserted { .. } => {}
+        }
+    }
+
+    fn remove_hold(&mut self, id: HoldId) {
+        let Some(hold) = self.holds.remove(&id) else {
+            return;
+        };
+        self.expiries.remove(&(hold.expires_at, id));
+        self.locked_holds.remove(&id);
+        if let Some(row) = self.rows.get_mut(&hold.warehouse) {
+            row.reserved = row.reserved.saturating_sub(hold.qty);
+        }
+        if let Some(c) = &hold.customer {
+            sub_usage(&mut self.usage, c, hold.qty);
+        }
+    }
+
+    /// Every invariant of this SKU, checked from scratch. O(holds + orders):
+    /// for tests and for checks after replay, not for the hot path.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut reserved: BTreeMap<&WarehouseId, u64> = BTreeMap::new();
+        let mut usage: HashMap<&CustomerId, u64> = HashMap::new();
+        for h in self.holds.values() {
+            *reserved.entry(&h.warehouse).or_default() += h.qty;
+            if let Some(c) = &h.customer {
+                *usage.entry(c).or_default() += h.qty;
+            }
+            if !self.expiries.contains(&(h.expires_at, h.id)) {
+                return Err(format!("hold {} missing from the expiry index", h.id));
+            }
+        }
+        if self.expiries.len() != self.holds.len() {
+            return Err("expiry index has stale entries".into());
+        }
+        let mut allocated: BTreeMap<&WarehouseId, u64> = BTreeMap::new();
+        for a in self.allocations.values() {
+            for (wh, q) in &a.lines {
+                *allocated.entry(wh).or_default() += q;
+            }
+            *usage.entry(&a.customer).or_default() += a.qty();
+        }
+        let mut pending: BTreeMap<&WarehouseId, u64> = BTreeMap::new();
+        for p in self.pending.values() {
+            for (wh, q) in &p.from_free {
+                *pending.entry(wh).or_default() += q;
+            }
+        }
+        for (wh, row) in &self.rows {
+            let r = reserved.get(wh).copied().unwrap_or(0);
+            let a = allocated.get(wh).copied().unwrap_or(0);
+            let p = pending.get(wh).copied().unwrap_or(0);
+            if (row.reserved, row.allocated, row.pending) != (r, a, p) {
+                return Err(format!(
+                    "{wh}: row says reserved {} allocated {} pending {}, records say {r} {a} {p}",
+                    row.reserved, row.allocated, row.pending
+                ));
+            }
+            if row.committed() > row.on_hand {
+                return Err(format!("{wh}: committed {} > on_hand {}", row.committed(), row.on_hand));
+            }
+        }
+        let usage: HashMap<&CustomerId, u64> = usage.into_iter().filter(|(_, q)| *q > 0).collect();
+        let recorded: HashMap<&CustomerId, u64> = self.usage.iter().map(|(c, q)| (c, *q)).collect();
+        if usage != recorded {
+            return Err(format!("usage {recorded:?} != records {usage:?}"));
+        }
+        Ok(())
+    }
+
+    /// The state as a replay would build it: everything in flight dropped.
+    pub fn without_pending(&self) -> Self {
+        let mut s = self.clone();
+        let orders: Vec<OrderId> = s.pending.keys().copied().collect();
+        for o in orders {
+            s.abort_pending(o);
+        }
+        s
+    }
+}

@@ -1,0 +1,31 @@
+//! Surge: an actor-based, real-time, in-memory order management server.
+//!
+//! # Layout
+//!
+//! - [`core`]: the pure domain. Ids, stock rows, holds, orders, routing and
+//!   the events that change them; `decide` returns events or a rejection,
+//!   `apply` folds an event in. No actors, IO, HTTP or clock.
+//! - [`wal`]: the write-ahead log. Record format, the group-commit writer
+//!   thread fed by a bounded crossbeam channel, replay, and the `LogStore`
+//!   trait with its sled and in-memory (fault-injecting) implementations.
+//! - [`projection`]: read-only DashMap views of durable state, updated by the
+//!   WAL writer after each sync and by replay; GETs and routing read them.
+//! - [`actors`]: actix shells. One actor per SKU (owns its stock in every
+//!   warehouse, its holds, per-customer usage), one per warehouse, and the
+//!   order desk (owns order status).
+//! - [`app`]: opens everything and offers the operations; runs each write in
+//!   a task detached from the HTTP request.
+//! - [`api`]: HTTP API v1: routes, DTOs, the one error table.
+//! - [`config`], [`clock`], [`telemetry`], [`server`]: settings with their
+//!   precedence, injected time, logging, and the server's run loop.
+
+pub mod actors;
+pub mod api;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod core;
+pub mod projection;
+pub mod server;
+pub mod telemetry;
+pub mod wal;

@@ -1,0 +1,86 @@
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use surge::clock::SystemClock;
+use surge::config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(name = "surge", version, about = "Real-time order management server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (defaults: 127.0.0.1:8080, data in ./data).
+    Serve {
+        /// A TOML file overriding config/default.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Directory of the write-ahead log.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => {
+            let env: HashMap<String, String> = std::env::vars().collect();
+            let config = Config::load(config.as_deref(), &env, &Overrides { listen, data_dir })?;
+            surge::telemetry::init(&config.log);
+            serve(config)
+        }
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(&config.listen)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let store = surge::server::open_store(&config)
+        .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
+    tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "surge serving");
+    actix_rt::System::new().block_on(surge::server::run(
+        listener,
+        config,
+        Arc::new(SystemClock::default()),
+        store,
+        shutdown_signal(),
+    ))?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,188 @@
+//! Read-only views of durable state, for GETs and routing.
+//!
+//! The WAL writer applies each event here after it is synced and before the
+//! request that caused it is answered, in log order; replay at start goes
+//! through the same `apply`. So a projection is exactly "the log so far":
+//! it may lag the actors (which run ahead of the disk) but never shows what
+//! is not durable. It is never the source of truth for a decision.
+//!
+//! DashMap rule: never hold a guard of one map while touching the same map,
+//! and never across an `.await`; copy values out.
+
+use crate::core::{
+    order, routing, Event, HoldId, HoldStatus, Millis, Order, OrderId, ReleaseReason, SkuId,
+    SkuState, Warehouse, WarehouseId,
+};
+use crate::core::{Hold, IdempotencyRecord};
+use dashmap::DashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HoldRecord {
+    pub hold: Hold,
+    pub status: HoldStatus,
+    pub order: Option<OrderId>,
+    pub closed_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdemTarget {
+    Hold(HoldId),
+    Order(OrderId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdemEntry {
+    pub request_hash: [u8; 32],
+    pub target: IdemTarget,
+    pub at: Millis,
+}
+
+#[derive(Default)]
+pub struct Projection {
+    pub warehouses: DashMap<WarehouseId, Warehouse>,
+    by_priority: RwLock<Arc<Vec<WarehouseId>>>,
+    pub skus: DashMap<SkuId, SkuState>,
+    pub holds: DashMap<HoldId, HoldRecord>,
+    pub orders: DashMap<OrderId, Order>,
+    pub idempotency: DashMap<String, IdemEntry>,
+    /// Seq of the last event applied.
+    pub seq: AtomicU64,
+    /// Highest hold and order ids ever logged, so ids stay monotonic
+    /// across restarts.
+    pub max_hold: AtomicU64,
+    pub max_order: AtomicU64,
+}
+
+impl Projection {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Warehouse ids by priority, then id.
+    pub fn warehouses_by_priority(&self) -> Arc<Vec<WarehouseId>> {
+        self.by_priority
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn remember(&self, idem: &Option<IdempotencyRecord>, target: IdemTarget) {
+        if let Some(r) = idem {
+            self.idempotency.insert(
+                r.key.clone(),
+                IdemEntry {
+                    request_hash: r.request_hash,
+                    target,
+                    at: r.at,
+                },
+            );
+        }
+    }
+
+    fn apply_to_sku(&self, sku: &SkuId, event: &Event) {
+        if let Some(mut s) = self.skus.get_mut(sku) {
+            s.apply(event);
+        }
+    }
+
+    fn close_hold(&self, id: HoldId, status: HoldStatus, order: Option<OrderId>, at: Millis) {
+        if let Some(mut h) = self.holds.get_mut(&id) {
+            h.status = status;
+            h.order = order;
+            h.closed_at = Some(at);
+        }
+    }
+
+    pub fn apply(&self, seq: u64, event: &Event) {
+        match event {
+            Event::WarehouseUpserted { warehouse } => {
+                self.warehouses
+                    .insert(warehouse.id.clone(), warehouse.clone());
+                let mut all: Vec<Warehouse> =
+                    self.warehouses.iter().map(|w| w.value().clone()).collect();
+                routing::by_priority(&mut all);
+                *self.by_priority.write().unwrap_or_else(|p| p.into_inner()) =
+                    Arc::new(all.into_iter().map(|w| w.id).collect());
+            }
+            Event::SkuUpserted { sku, .. } => {
+                self.skus
+                    .entry(sku.clone())
+                    .or_insert_with(|| SkuState::new(sku.clone()))
+                    .apply(event);
+            }
+            Event::StockAdjusted { sku, .. } | Event::SafetyStockSet { sku, .. } => {
+                self.apply_to_sku(sku, event)
+            }
+            Event::HoldCreated { hold, idempotency } => {
+                self.apply_to_sku(&hold.sku, event);
+                self.holds.insert(
+                    hold.id,
+                    HoldRecord {
+                        hold: hold.clone(),
+                        status: HoldStatus::Active,
+                        order: None,
+                        closed_at: None,
+                    },
+                );
+                self.max_hold.fetch_max(hold.id.0, Ordering::AcqRel);
+                self.remember(idempotency, IdemTarget::Hold(hold.id));
+            }
+            Event::HoldExtended {
+                sku,
+                hold,
+                expires_at,
+            } => {
+                self.apply_to_sku(sku, event);
+                if let Some(mut h) = self.holds.get_mut(hold) {
+                    h.hold.expires_at = *expires_at;
+                }
+            }
+            Event::HoldReleased {
+                sku,
+                hold,
+                reason,
+                at,
+            } => {
+                self.apply_to_sku(sku, event);
+                let status = match reason {
+                    ReleaseReason::Released => HoldStatus::Released,
+                    ReleaseReason::Expired => HoldStatus::Expired,
+                };
+                self.close_hold(*hold, status, None, *at);
+            }
+            Event::OrderPlaced {
+                order,
+                allocations,
+                idempotency,
+            } => {
+                for a in allocations {
+                    self.apply_to_sku(&a.sku, event);
+                    for h in &a.consumed_holds {
+                        self.close_hold(*h, HoldStatus::Consumed, Some(order.id), order.created_at);
+                    }
+                }
+                self.orders.insert(order.id, order.clone());
+                self.max_order.fetch_max(order.id.0, Ordering::AcqRel);
+                self.remember(idempotency, IdemTarget::Order(order.id));
+            }
+            Event::OrderCancelled { order: id, skus, .. } => {
+                for sku in skus {
+                    self.apply_to_sku(sku, event);
+                }
+                if let Some(mut o) = self.orders.get_mut(id) {
+                    order::apply(&mut o, event);
+                }
+            }
+        }
+        self.seq.store(seq, Ordering::Release);
+    }
+
+    /// Forgets idempotency keys recorded before `before`.
+    pub fn prune_idempotency(&self, before: Millis) -> usize {
+        let n = self.idempotency.len();
+        self.idempotency.retain(|_, e| e.at >= before);
+        n - self.idempotency.len()
+    }
+}

@@ -1,0 +1,188 @@
+//! Runs the HTTP server on an already-bound listener until `shutdown`
+//! resolves; then stops accepting, lets in-flight requests finish, stops the
+//! actors and drains the WAL. `main` passes a signal future; tests bind
+//! port 0 and pass a channel.
+
+use crate::api;
+use crate::app::{OpenError, Surge};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::wal::store::{LogStore, SledStore, StoreError};
+use actix_web::dev::Service;
+use actix_web::{web, App, HttpServer};
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::Instrument;
+
+/// How often forgotten idempotency keys are swept from memory.
+const IDEMPOTENCY_SWEEP: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot open the log in the data directory: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("http server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the sled log in `config.data_dir`.
+pub fn open_store(config: &Config) -> Result<Box<dyn LogStore>, StoreError> {
+    Ok(Box::new(SledStore::open(&config.data_dir, config.sled_cache_bytes)?))
+}
+
+/// Serves until `shutdown` resolves. Must run inside an actix System.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    clock: Arc<dyn Clock>,
+    store: Box<dyn LogStore>,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> Result<(), ServerError> {
+    serve(listener, config, clock, store, shutdown, None).await
+}
+
+/// `run`, handing the opened application to `ready` once it is up.
+async fn serve(
+    listener: TcpListener,
+    config: Config,
+    clock: Arc<dyn Clock>,
+    store: Box<dyn LogStore>,
+    shutdown: impl Future<Output = ()> + 'static,
+    ready: Option<std::sync::mpsc::Sender<Arc<Surge>>>,
+) -> Result<(), ServerError> {
+    let surge = Surge::open(config.clone(), clock, store)?;
+    let data = web::Data::new(surge.clone());
+    let app_config = config.clone();
+    let server = HttpServer::new(move || {
+        let cfg = app_config.clone();
+        App::new()
+            .app_data(data.clone())
+            .wrap_fn(|req, srv| {
+                let span = tracing::info_span!("request", method = %req.method(), path = %req.path());
+                let fut = srv.call(req);
+                async move {
+                    let res = fut.await;
+                    if let Ok(r) = &res {
+                        tracing::debug!(status = r.status().as_u16(), "done");
+                    }
+                    res
+                }
+                .instrument(span)
+            })
+            .configure(|c| api::configure(c, &cfg))
+    })
+    .workers(config.http_workers())
+    .max_connections(config.http_connections_max)
+    .backlog(config.http_backlog)
+    .client_request_timeout(Duration::from_millis(config.http_request_timeout_ms))
+    .keep_alive(Duration::from_millis(config.http_keep_alive_ms))
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    if let Some(ready) = ready {
+        let _ = ready.send(surge.clone());
+    }
+
+    let handle = server.handle();
+    actix_rt::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        handle.stop(true).await;
+    });
+    let sweeper = {
+        let surge = surge.clone();
+        actix_rt::spawn(async move {
+            let mut tick = tokio::time::interval(IDEMPOTENCY_SWEEP);
+            loop {
+                tick.tick().await;
+                let before = surge.now().saturating_sub(surge.config.idempotency_ttl_ms);
+                let n = surge.projection.prune_idempotency(before);
+                if n > 0 {
+                    tracing::debug!(n, "idempotency keys forgotten");
+                }
+            }
+        })
+    };
+    let served = server.await;
+    sweeper.abort();
+    let s = surge.clone();
+    let _ = tokio::task::spawn_blocking(move || s.shutdown()).await;
+    tracing::info!("stopped");
+    Ok(served?)
+}
+
+/// A server on its own thread and actix System; for tests, benches and
+/// tools that need one in-process.
+pub struct Background {
+    pub addr: SocketAddr,
+    pub surge: Arc<Surge>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServerError>>>,
+}
+
+impl Background {
+    /// Binds `config.listen` (use port 0), opens `store` and serves.
+    pub fn start(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        store: Box<dyn LogStore>,
+    ) -> Result<Self, ServerError> {
+        let listener = TcpListener::bind(&config.listen)?;
+        let addr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("surge-server".into())
+            .spawn(move || {
+                actix_rt::System::new().block_on(async move {
+                    let shutdown = async move {
+                        let _ = stop_rx.await;
+                    };
+                    serve(listener, config, clock, store, shutdown, Some(ready_tx)).await
+                })
+            })?;
+        match ready_rx.recv() {
+            Ok(surge) => Ok(Self {
+                addr,
+                surge,
+                stop: Some(stop_tx),
+                thread: Some(thread),
+            }),
+            Err(_) => match thread.join() {
+                Ok(Err(e)) => Err(e),
+                _ => Err(ServerError::Io(std::io::Error::other("server thread ended before it was ready"))),
+            },
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Graceful stop; waits until the log is closed.
+    pub fn stop(mut self) -> Result<(), ServerError> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Result<(), ServerError> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(ServerError::Io(std::io::Error::other("server thread panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.stop_inner();
+    }
+}
+

@@ -1,0 +1,304 @@
+//! The write-ahead log: the only module that knows how state reaches disk.
+//!
+//! Actors hand their events to [`Wal::submit`], which puts them on a bounded
+//! crossbeam channel without blocking (a full channel is an `Overloaded`
+//! refusal, decided before any state changes). One writer thread drains the
+//! channel, writes everything it found as one record, syncs once, hands each
+//! event to the `on_durable` hook (projections, later the feed) in log
+//! order, and only then completes the submitters' [`Durable`] futures. A
+//! lone entry is written at once: group commit never waits to fill a batch.
+//!
+//! Fail-stop: the first append or sync error marks the log failed; every
+//! entry in flight and every later one completes with `Failed`, and the
+//! writer never writes again.
+
+pub mod record;
+pub mod store;
+
+use crate::core::Event;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use store::{LogStore, StoreError};
+use tokio::sync::oneshot;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WalError {
+    #[error("write-ahead log queue is full")]
+    Overloaded,
+    #[error("storage failed; writes are stopped")]
+    Failed,
+    #[error("write-ahead log is shut down")]
+    Closed,
+}
+
+/// Sequence number of the last event an entry wrote (or of the log so far,
+/// for an entry with no events).
+pub type Seq = u64;
+
+type Done = oneshot::Sender<Result<Seq, WalError>>;
+
+enum Msg {
+    Entry { events: Vec<Event>, done: Option<Done> },
+    Shutdown,
+}
+
+/// Resolves once the entry's events are durable.
+pub struct Durable(oneshot::Receiver<Result<Seq, WalError>>);
+
+impl Durable {
+    pub async fn wait(self) -> Result<Seq, WalError> {
+        self.0.await.unwrap_or(Err(WalError::Closed))
+    }
+}
+
+pub struct WalConfig {
+    pub channel_capacity: usize,
+    pub batch_entries_max: usize,
+}
+
+/// Where replay left off: the next record key and event sequence number.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Position {
+    pub next_key: u64,
+    pub next_seq: u64,
+}
+
+pub type OnDurable = Box<dyn FnMut(Seq, &Event) + Send>;
+
+pub struct Wal {
+    tx: Sender<Msg>,
+    failed: Arc<AtomicBool>,
+    submitted: AtomicU64,
+    durable: Arc<AtomicU64>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Wal {
+    pub fn start(
+        store: Box<dyn LogStore>,
+        at: Position,
+        config: &WalConfig,
+        on_durable: OnDurable,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = crossbeam_channel::bounded(config.channel_capacity);
+        let failed = Arc::new(AtomicBool::new(false));
+        let durable = Arc::new(AtomicU64::new(0));
+        let mut writer = Writer {
+            store,
+            rx,
+            at,
+            batch_max: config.batch_entries_max,
+            on_durable,
+            failed: failed.clone(),
+            durable: durable.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("surge-wal".into())
+            .spawn(move || writer.run())?;
+        Ok(Self {
+            tx,
+            failed,
+            submitted: AtomicU64::new(0),
+            durable,
+            writer: Mutex::new(Some(handle)),
+        })
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    fn send(&self, events: Vec<Event>, done: Option<Done>) -> Result<(), WalError> {
+        if self.is_failed() {
+            return Err(WalError::Failed);
+        }
+        // Counted before the send, so `barrier` can never see every entry
+        // durable while one is still queued.
+        self.submitted.fetch_add(1, Ordering::AcqRel);
+        let sent = self.tx.try_send(Msg::Entry { events, done });
+        if sent.is_err() {
+            self.submitted.fetch_sub(1, Ordering::AcqRel);
+        }
+        match sent {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(WalError::Overloaded),
+            Err(TrySendError::Disconnected(_)) => Err(WalError::Closed),
+        }
+    }
+
+    /// Queues events for the log. On `Ok` the caller applies them to its own
+    /// state and answers only when the returned future resolves.
+    pub fn submit(&self, events: Vec<Event>) -> Result<Durable, WalError> {
+        let (done, rx) = oneshot::channel();
+        self.send(events, Some(done))?;
+        Ok(Durable(rx))
+    }
+
+    /// Queues events nobody waits for (hold expiry).
+    pub fn submit_detached(&self, events: Vec<Event>) -> Result<(), WalError> {
+        self.send(events, None)
+    }
+
+    /// Resolves once everything submitted before it is durable: a refusal
+    /// decided on state that is not yet on disk waits for this.
+    pub fn barrier(&self) -> Result<Durable, WalError> {
+        if self.durable.load(Ordering::Acquire) == self.submitted.load(Ordering::Acquire) {
+            let (done, rx) = oneshot::channel();
+            let _ = done.send(Ok(0));
+            return Ok(Durable(rx));
+        }
+        self.submit(Vec::new())
+    }
+
+    /// Entries queued and not yet durable.
+    pub fn queued(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Writes what is queued, stops the writer and waits for it.
+    pub fn shutdown(&self) {
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            // A blocking send: the writer is draining, so room comes.
+            let _ = self.tx.send(Msg::Shutdown);
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn count_events(batch: &[(Vec<Event>, Option<Done>)]) -> u64 {
+    batch.iter().map(|(e, _)| e.len() as u64).sum()
+}
+
+struct Writer {
+    store: Box<dyn LogStore>,
+    rx: Receiver<Msg>,
+    at: Position,
+    batch_max: usize,
+    on_durable: OnDurable,
+    failed: Arc<AtomicBool>,
+    durable: Arc<AtomicU64>,
+}
+
+impl Writer {
+    fn run(&mut self) {
+        let mut batch: Vec<(Vec<Event>, Option<Done>)> = Vec::with_capacity(self.batch_max);
+        loop {
+            let mut stop = false;
+            match self.rx.recv() {
+                Ok(Msg::Entry { events, done }) => batch.push((events, done)),
+                Ok(Msg::Shutdown) | Err(_) => stop = true,
+            }
+            while !stop && batch.len() < self.batch_max {
+                match self.rx.try_recv() {
+                    Ok(Msg::Entry { events, done }) => batch.push((events, done)),
+                    Ok(Msg::Shutdown) => stop = true,
+                    Err(_) => break,
+                }
+            }
+            let n = batch.len() as u64;
+            let outcome = if self.failed.load(Ordering::Acquire) {
+                Err(WalError::Failed)
+            } else {
+                self.commit(&batch).map_err(|e| {
+                    tracing::error!(error = %e, "write-ahead log failed; writes are stopped");
+                    self.failed.store(true, Ordering::Release);
+                    WalError::Failed
+                })
+            };
+            // Seqs were given out in batch order by `commit`: entry by entry,
+            // each is answered with the seq of its last event.
+            let mut next = self.at.next_seq - outcome.map_or(0, |_| count_events(&batch));
+            for (events, done) in batch.drain(..) {
+                next += events.len() as u64;
+                if let Some(done) = done {
+                    let _ = done.send(outcome.map(|()| next - 1));
+                }
+            }
+            self.durable.fetch_add(n, Ordering::AcqRel);
+            if stop {
+                return;
+            }
+        }
+    }
+
+    /// Writes and syncs one record of the whole batch, then publishes its
+    /// events.
+    fn commit(&mut self, batch: &[(Vec<Event>, Option<Done>)]) -> Result<(), StoreError> {
+        let events: Vec<&Event> = batch.iter().flat_map(|(e, _)| e.iter()).collect();
+        if events.is_empty() {
+            return Ok(());
+        }
+        let first = self.at.next_seq;
+        let bytes = record::encode(first, &events).map_err(|e| StoreError::Io(e.to_string()))?;
+        self.store.append(self.at.next_key, &bytes)?;
+        self.store.sync()?;
+        self.at.next_key += 1;
+        for (i, e) in events.iter().enumerate() {
+            (self.on_durable)(first + i as u64, e);
+        }
+        self.at.next_seq += events.len() as u64;
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("log record {key} is corrupt: {reason}; refusing to start on a damaged log")]
+    Corrupt { key: u64, reason: String },
+    #[error("log record {key} starts at seq {found}, expected {expected}")]
+    Gap { key: u64, expected: u64, found: u64 },
+}
+
+/// Feeds every logged event, in order, to `apply`; returns where to go on.
+pub fn replay(
+    store: &dyn LogStore,
+    mut apply: impl FnMut(Seq, &Event),
+) -> Result<Position, ReplayError> {
+    let mut at = Position {
+        next_key: 0,
+        next_seq: 1,
+    };
+    let mut err = None;
+    store.scan(&mut |key, bytes| {
+        if err.is_some() {
+            return;
+        }
+        match record::decode(bytes) {
+            Err(e) => {
+                err = Some(ReplayError::Corrupt {
+                    key,
+                    reason: e.to_string(),
+                })
+            }
+            Ok(rec) if rec.first_seq != at.next_seq => {
+                err = Some(ReplayError::Gap {
+                    key,
+                    expected: at.next_seq,
+                    found: rec.first_seq,
+                })
+            }
+            Ok(rec) => {
+                for (i, e) in rec.events.iter().enumerate() {
+                    apply(rec.first_seq + i as u64, e);
+                }
+                at.next_seq += rec.events.len() as u64;
+                at.next_key = key + 1;
+            }
+        }
+    })?;
+    match err {
+        Some(e) => Err(e),
+        None => Ok(at),
+    }
+}
