@@ -1,0 +1,5 @@
+//! One integration binary; one module per feature.
+
+mod common;
+mod api;
+mod core_props;
