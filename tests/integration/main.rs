@@ -3,3 +3,6 @@
 mod common;
 mod api;
 mod core_props;
+mod durability;
+mod flash;
+mod holds;
