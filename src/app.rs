@@ -121,7 +121,9 @@ impl Surge {
             Box::new(move |seq, e| sink.apply(seq, e)),
         )?);
 
-        let arbiters: Vec<Arbiter> = (0..config.actor_threads()).map(|_| Arbiter::new()).collect();
+        let arbiters: Vec<Arbiter> = (0..config.actor_threads())
+            .map(|_| Arbiter::new())
+            .collect();
         let orders: HashMap<OrderId, Order> = projection
             .orders
             .iter()
@@ -146,14 +148,22 @@ impl Surge {
             arbiters: Mutex::new(arbiters),
             in_flight: DashMap::new(),
         });
-        let warehouses: Vec<Warehouse> =
-            surge.projection.warehouses.iter().map(|w| w.value().clone()).collect();
+        let warehouses: Vec<Warehouse> = surge
+            .projection
+            .warehouses
+            .iter()
+            .map(|w| w.value().clone())
+            .collect();
         for w in warehouses {
             let addr = surge.start_warehouse(Some(w.clone()));
             surge.warehouses.insert(w.id, addr);
         }
-        let skus: Vec<crate::core::SkuState> =
-            surge.projection.skus.iter().map(|s| s.value().clone()).collect();
+        let skus: Vec<crate::core::SkuState> = surge
+            .projection
+            .skus
+            .iter()
+            .map(|s| s.value().clone())
+            .collect();
         for state in skus {
             let id = state.sku.clone();
             let addr = surge.start_sku(state);
@@ -207,7 +217,10 @@ impl Surge {
     }
 
     /// Runs `f` detached from the caller; the caller only awaits its answer.
-    async fn detached<T, F>(self: &Arc<Self>, f: impl FnOnce(Arc<Self>) -> F + 'static) -> Result<T, CmdError>
+    async fn detached<T, F>(
+        self: &Arc<Self>,
+        f: impl FnOnce(Arc<Self>) -> F + 'static,
+    ) -> Result<T, CmdError>
     where
         T: 'static,
         F: std::future::Future<Output = Result<T, CmdError>> + 'static,
@@ -325,7 +338,10 @@ impl Surge {
         .await
     }
 
-    pub async fn reserve(self: &Arc<Self>, req: ReserveRequest) -> Result<(HoldRecord, Outcome), CmdError> {
+    pub async fn reserve(
+        self: &Arc<Self>,
+        req: ReserveRequest,
+    ) -> Result<(HoldRecord, Outcome), CmdError> {
         self.detached(move |this| async move {
             let _guard = this.begin(&req.idempotency)?;
             match this.recall(&req.idempotency)? {
@@ -383,7 +399,10 @@ impl Surge {
         .await
     }
 
-    pub async fn place_order(self: &Arc<Self>, req: OrderRequest) -> Result<(Order, Outcome), CmdError> {
+    pub async fn place_order(
+        self: &Arc<Self>,
+        req: OrderRequest,
+    ) -> Result<(Order, Outcome), CmdError> {
         self.detached(move |this| async move {
             let _guard = this.begin(&req.idempotency)?;
             match this.recall(&req.idempotency)? {
@@ -440,7 +459,12 @@ impl Surge {
         let preference = Arc::new(routing::order_preference(
             &projection.warehouses_by_priority(),
             &route_lines,
-            |sku, wh| projection.skus.get(sku).map_or(0, |s| s.row(wh).available()),
+            |sku, wh| {
+                projection
+                    .skus
+                    .get(sku)
+                    .map_or(0, |s| s.row(wh).available())
+            },
         ));
 
         // Phase one: every SKU decides its part and holds it as pending.
@@ -506,7 +530,11 @@ impl Surge {
         Ok(order)
     }
 
-    pub async fn cancel_order(self: &Arc<Self>, id: OrderId, reason: String) -> Result<Order, CmdError> {
+    pub async fn cancel_order(
+        self: &Arc<Self>,
+        id: OrderId,
+        reason: String,
+    ) -> Result<Order, CmdError> {
         self.detached(move |this| async move {
             let (order, event) = this
                 .desk
@@ -533,7 +561,8 @@ impl Surge {
 
     /// Stops the actors, then writes what is queued and stops the writer.
     pub fn shutdown(&self) {
-        let arbiters = std::mem::take(&mut *self.arbiters.lock().unwrap_or_else(|p| p.into_inner()));
+        let arbiters =
+            std::mem::take(&mut *self.arbiters.lock().unwrap_or_else(|p| p.into_inner()));
         for a in &arbiters {
             a.stop();
         }

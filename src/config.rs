@@ -138,7 +138,10 @@ impl Config {
             ("http_connections_max", self.http_connections_max as u64),
             ("http_body_bytes_max", self.http_body_bytes_max as u64),
             ("sku_mailbox_capacity", self.sku_mailbox_capacity as u64),
-            ("warehouse_mailbox_capacity", self.warehouse_mailbox_capacity as u64),
+            (
+                "warehouse_mailbox_capacity",
+                self.warehouse_mailbox_capacity as u64,
+            ),
             ("order_mailbox_capacity", self.order_mailbox_capacity as u64),
             ("wal_channel_capacity", self.wal_channel_capacity as u64),
             ("wal_batch_entries_max", self.wal_batch_entries_max as u64),
@@ -165,7 +168,10 @@ impl Config {
             return Err(invalid("on_hand_max", "must fit in a signed 64-bit delta"));
         }
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(invalid("listen", format!("`{}` is not an address", self.listen)));
+            return Err(invalid(
+                "listen",
+                format!("`{}` is not an address", self.listen),
+            ));
         }
         Ok(())
     }
@@ -206,7 +212,11 @@ mod tests {
     fn precedence_is_default_file_env_flags() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("surge.toml");
-        std::fs::write(&file, "qty_max = 7\nlisten = \"127.0.0.1:9000\"\norder_lines_max = 3\n").unwrap();
+        std::fs::write(
+            &file,
+            "qty_max = 7\nlisten = \"127.0.0.1:9000\"\norder_lines_max = 3\n",
+        )
+        .unwrap();
         let env: HashMap<String, String> = [
             ("SURGE_QTY_MAX".to_string(), "9".to_string()),
             ("SURGE_LISTEN".to_string(), "127.0.0.1:9001".to_string()),
@@ -225,12 +235,19 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_refused() {
-        let env = |k: &str, v: &str| -> HashMap<String, String> { [(k.to_string(), v.to_string())].into() };
+        let env = |k: &str, v: &str| -> HashMap<String, String> {
+            [(k.to_string(), v.to_string())].into()
+        };
         let none = Overrides::default();
         assert!(Config::load(None, &env("SURGE_NOPE", "1"), &none).is_err());
         assert!(Config::load(None, &env("SURGE_QTY_MAX", "lots"), &none).is_err());
         assert!(Config::load(None, &env("SURGE_QTY_MAX", "0"), &none).is_err());
-        assert!(Config::load(None, &env("SURGE_HOLD_TTL_MS_DEFAULT", "999999999999"), &none).is_err());
+        assert!(Config::load(
+            None,
+            &env("SURGE_HOLD_TTL_MS_DEFAULT", "999999999999"),
+            &none
+        )
+        .is_err());
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "qyt_max = 7\n").unwrap();

@@ -167,7 +167,9 @@ impl Projection {
                 self.max_order.fetch_max(order.id.0, Ordering::AcqRel);
                 self.remember(idempotency, IdemTarget::Order(order.id));
             }
-            Event::OrderCancelled { order: id, skus, .. } => {
+            Event::OrderCancelled {
+                order: id, skus, ..
+            } => {
                 for sku in skus {
                     self.apply_to_sku(sku, event);
                 }

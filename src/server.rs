@@ -31,7 +31,10 @@ pub enum ServerError {
 
 /// Opens the sled log in `config.data_dir`.
 pub fn open_store(config: &Config) -> Result<Box<dyn LogStore>, StoreError> {
-    Ok(Box::new(SledStore::open(&config.data_dir, config.sled_cache_bytes)?))
+    Ok(Box::new(SledStore::open(
+        &config.data_dir,
+        config.sled_cache_bytes,
+    )?))
 }
 
 /// Serves until `shutdown` resolves. Must run inside an actix System.
@@ -62,7 +65,8 @@ async fn serve(
         App::new()
             .app_data(data.clone())
             .wrap_fn(|req, srv| {
-                let span = tracing::info_span!("request", method = %req.method(), path = %req.path());
+                let span =
+                    tracing::info_span!("request", method = %req.method(), path = %req.path());
                 let fut = srv.call(req);
                 async move {
                     let res = fut.await;
@@ -154,7 +158,9 @@ impl Background {
             }),
             Err(_) => match thread.join() {
                 Ok(Err(e)) => Err(e),
-                _ => Err(ServerError::Io(std::io::Error::other("server thread ended before it was ready"))),
+                _ => Err(ServerError::Io(std::io::Error::other(
+                    "server thread ended before it was ready",
+                ))),
             },
         }
     }
@@ -174,7 +180,9 @@ impl Background {
         }
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r,
-            Some(Err(_)) => Err(ServerError::Io(std::io::Error::other("server thread panicked"))),
+            Some(Err(_)) => Err(ServerError::Io(std::io::Error::other(
+                "server thread panicked",
+            ))),
             None => Ok(()),
         }
     }
@@ -185,4 +193,3 @@ impl Drop for Background {
         let _ = self.stop_inner();
     }
 }
-

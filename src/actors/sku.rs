@@ -5,7 +5,9 @@
 use super::{after, ready, refuse, CmdError, Reply};
 use crate::clock::Clock;
 use crate::core::sku::{Adjustment, LineRequest, ReserveCmd};
-use crate::core::{CustomerId, Event, Hold, HoldId, Millis, OrderId, SkuAllocation, SkuState, WarehouseId};
+use crate::core::{
+    CustomerId, Event, Hold, HoldId, Millis, OrderId, SkuAllocation, SkuState, WarehouseId,
+};
 use crate::wal::{Wal, WalError};
 use actix::prelude::*;
 use std::sync::Arc;
@@ -88,7 +90,9 @@ impl SkuActor {
     }
 
     fn expire(&mut self, ctx: &mut Context<Self>) {
-        let events = self.state.expire_due(self.clock.now_ms(), self.expiry_batch_max);
+        let events = self
+            .state
+            .expire_due(self.clock.now_ms(), self.expiry_batch_max);
         if events.is_empty() {
             return self.schedule_expiry(ctx, false);
         }

@@ -33,8 +33,12 @@ impl ApiError {
     }
 
     pub fn invalid(field: &str, message: impl fmt::Display) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_field", format!("{field}: {message}"))
-            .with("field", field)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            format!("{field}: {message}"),
+        )
+        .with("field", field)
     }
 
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
@@ -86,7 +90,9 @@ impl From<Rejection> for ApiError {
             Rejection::QuantityTooLarge { max } => {
                 ApiError::new(S::UNPROCESSABLE_ENTITY, "quantity_too_large", msg).with("max", max)
             }
-            Rejection::HoldNotActive(_) => ApiError::new(S::CONFLICT, "reservation_not_active", msg),
+            Rejection::HoldNotActive(_) => {
+                ApiError::new(S::CONFLICT, "reservation_not_active", msg)
+            }
             Rejection::HoldInUse(_) => ApiError::new(S::CONFLICT, "reservation_in_use", msg),
             Rejection::ReservationMismatch(_) => {
                 ApiError::new(S::UNPROCESSABLE_ENTITY, "reservation_mismatch", msg)
@@ -104,7 +110,9 @@ impl From<CmdError> for ApiError {
         let msg = e.to_string();
         match e {
             CmdError::Rejected(r) => r.into(),
-            CmdError::Wal(WalError::Overloaded) => ApiError::new(S::SERVICE_UNAVAILABLE, "overloaded", msg),
+            CmdError::Wal(WalError::Overloaded) => {
+                ApiError::new(S::SERVICE_UNAVAILABLE, "overloaded", msg)
+            }
             CmdError::Wal(WalError::Failed | WalError::Closed) => {
                 ApiError::new(S::SERVICE_UNAVAILABLE, "storage_unavailable", msg)
             }
@@ -118,7 +126,9 @@ impl From<CmdError> for ApiError {
             CmdError::IdempotencyKeyReused => {
                 ApiError::new(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", msg)
             }
-            CmdError::IdempotencyInFlight => ApiError::new(S::CONFLICT, "idempotency_key_in_flight", msg),
+            CmdError::IdempotencyInFlight => {
+                ApiError::new(S::CONFLICT, "idempotency_key_in_flight", msg)
+            }
             CmdError::Unavailable => ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", msg),
         }
     }
@@ -148,7 +158,9 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
         J::Deserialize(e) if e.is_data() => {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.to_string())
         }
-        J::Deserialize(e) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()),
+        J::Deserialize(e) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
+        }
         other => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", other.to_string()),
     }
 }

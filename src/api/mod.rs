@@ -33,10 +33,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
             .error_handler(|e, _| error::json_error(e).into()),
     )
     .app_data(web::PayloadConfig::new(limit))
-    .app_data(
-        web::PathConfig::default()
-            .error_handler(|e, _| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.to_string()).into()),
-    )
+    .app_data(web::PathConfig::default().error_handler(|e, _| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.to_string()).into()
+    }))
     .route("/healthz", web::get().to(healthz))
     .service(
         web::scope("/v1")
@@ -49,7 +48,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found("not_found", format!("no route for {} {}", req.method(), req.path())))
+    Err(ApiError::not_found(
+        "not_found",
+        format!("no route for {} {}", req.method(), req.path()),
+    ))
 }
 
 async fn healthz(app: App) -> HttpResponse {
@@ -67,7 +69,11 @@ async fn healthz(app: App) -> HttpResponse {
 }
 
 /// Parses a client-chosen id from a named field.
-fn id<T>(field: &str, value: &str, parse: impl Fn(&str) -> Result<T, IdError>) -> Result<T, ApiError> {
+fn id<T>(
+    field: &str,
+    value: &str,
+    parse: impl Fn(&str) -> Result<T, IdError>,
+) -> Result<T, ApiError> {
     parse(value).map_err(|e| ApiError::invalid(field, e))
 }
 
@@ -103,7 +109,11 @@ fn ttl(config: &Config, value: Option<u64>) -> Result<u64, ApiError> {
 }
 
 /// Reads `Idempotency-Key`, scoped to `scope`, with the request's hash.
-fn idempotency(req: &HttpRequest, scope: &str, body: &impl Serialize) -> Result<Option<Idempotency>, ApiError> {
+fn idempotency(
+    req: &HttpRequest,
+    scope: &str,
+    body: &impl Serialize,
+) -> Result<Option<Idempotency>, ApiError> {
     let Some(raw) = req.headers().get("idempotency-key") else {
         return Ok(None);
     };

@@ -12,10 +12,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn order_id(raw: &str) -> Result<OrderId, ApiError> {
-    OrderId::parse(raw).map_err(|_| ApiError::not_found("order_not_found", format!("order {raw} not found")))
+    OrderId::parse(raw)
+        .map_err(|_| ApiError::not_found("order_not_found", format!("order {raw} not found")))
 }
 
-async fn create(app: App, req: HttpRequest, body: web::Json<OrderBody>) -> Result<HttpResponse, ApiError> {
+async fn create(
+    app: App,
+    req: HttpRequest,
+    body: web::Json<OrderBody>,
+) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let idem = idempotency(&req, "orders", &b)?;
     let config = &app.config;
@@ -30,11 +35,17 @@ async fn create(app: App, req: HttpRequest, body: web::Json<OrderBody>) -> Resul
         lon: b.ship_to.lon,
     };
     if !location.is_valid() {
-        return Err(ApiError::invalid("ship_to", "lat must be in [-90, 90] and lon in [-180, 180]"));
+        return Err(ApiError::invalid(
+            "ship_to",
+            "lat must be in [-90, 90] and lon in [-180, 180]",
+        ));
     }
     if let Some(c) = &b.ship_to.country {
         if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(ApiError::invalid("ship_to.country", "must be an ISO 3166-1 alpha-2 code such as \"DE\""));
+            return Err(ApiError::invalid(
+                "ship_to.country",
+                "must be an ISO 3166-1 alpha-2 code such as \"DE\"",
+            ));
         }
     }
     let mut lines = Vec::with_capacity(b.lines.len());
@@ -69,14 +80,26 @@ async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError
 }
 
 /// The body is optional; when present it must be a valid `CancelBody`.
-async fn cancel(app: App, path: web::Path<String>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn cancel(
+    app: App,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     let id = order_id(&path)?;
     let body: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
         CancelBody::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| {
-            let code = if e.is_data() { "invalid_field" } else { "malformed_json" };
-            ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, code, e.to_string())
+            let code = if e.is_data() {
+                "invalid_field"
+            } else {
+                "malformed_json"
+            };
+            ApiError::new(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                code,
+                e.to_string(),
+            )
         })?
     };
     let reason = body.reason.unwrap_or_else(|| "cancelled".into());

@@ -13,18 +13,34 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn hold_id(raw: &str) -> Result<HoldId, ApiError> {
-    HoldId::parse(raw)
-        .map_err(|_| ApiError::not_found("reservation_not_found", format!("reservation {raw} not found")))
+    HoldId::parse(raw).map_err(|_| {
+        ApiError::not_found(
+            "reservation_not_found",
+            format!("reservation {raw} not found"),
+        )
+    })
 }
 
-async fn create(app: App, req: HttpRequest, body: web::Json<ReserveBody>) -> Result<HttpResponse, ApiError> {
+async fn create(
+    app: App,
+    req: HttpRequest,
+    body: web::Json<ReserveBody>,
+) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let idem = idempotency(&req, "reservations", &b)?;
     let request = ReserveRequest {
         sku: id("sku", &b.sku, SkuId::parse)?,
         qty: qty(&app.config, "qty", b.qty)?,
-        customer: b.customer_id.as_deref().map(|c| id("customer_id", c, CustomerId::parse)).transpose()?,
-        channel: b.channel.as_deref().map(|c| id("channel", c, ChannelId::parse)).transpose()?,
+        customer: b
+            .customer_id
+            .as_deref()
+            .map(|c| id("customer_id", c, CustomerId::parse))
+            .transpose()?,
+        channel: b
+            .channel
+            .as_deref()
+            .map(|c| id("channel", c, ChannelId::parse))
+            .transpose()?,
         ttl_ms: ttl(&app.config, b.ttl_ms)?,
         idempotency: idem,
     };
@@ -37,7 +53,11 @@ async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError
     Ok(HttpResponse::Ok().json(ReservationView::from(&record)))
 }
 
-async fn extend(app: App, path: web::Path<String>, body: web::Json<ExtendBody>) -> Result<HttpResponse, ApiError> {
+async fn extend(
+    app: App,
+    path: web::Path<String>,
+    body: web::Json<ExtendBody>,
+) -> Result<HttpResponse, ApiError> {
     let hold = hold_id(&path)?;
     let ttl_ms = ttl(&app.config, Some(body.ttl_ms))?;
     let record = app.extend(hold, ttl_ms).await?;

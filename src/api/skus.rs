@@ -19,16 +19,24 @@ fn stock_view(app: &App, sku: &SkuId) -> Result<StockView, ApiError> {
         .ok_or_else(|| ApiError::not_found("sku_not_found", format!("sku {sku} not found")))
 }
 
-async fn put(app: App, path: web::Path<String>, body: web::Json<SkuBody>) -> Result<HttpResponse, ApiError> {
+async fn put(
+    app: App,
+    path: web::Path<String>,
+    body: web::Json<SkuBody>,
+) -> Result<HttpResponse, ApiError> {
     let sku = id("sku", &path, SkuId::parse)?;
     let body = body.into_inner();
     if let Some(name) = &body.name {
         text(&app.config, "name", name)?;
     }
     if body.per_customer_limit == Some(0) {
-        return Err(ApiError::invalid("per_customer_limit", "must be at least 1 (omit it for no limit)"));
+        return Err(ApiError::invalid(
+            "per_customer_limit",
+            "must be at least 1 (omit it for no limit)",
+        ));
     }
-    app.put_sku(sku.clone(), body.name, body.per_customer_limit).await?;
+    app.put_sku(sku.clone(), body.name, body.per_customer_limit)
+        .await?;
     Ok(HttpResponse::Ok().json(stock_view(&app, &sku)?))
 }
 
@@ -66,6 +74,7 @@ async fn adjust(app: App, body: web::Json<AdjustmentBody>) -> Result<HttpRespons
             ))
         }
     };
-    app.adjust(sku.clone(), warehouse, adjustment, b.reason).await?;
+    app.adjust(sku.clone(), warehouse, adjustment, b.reason)
+        .await?;
     Ok(HttpResponse::Ok().json(stock_view(&app, &sku)?))
 }

@@ -10,7 +10,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/warehouses/{id}", web::get().to(get));
 }
 
-async fn put(app: App, path: web::Path<String>, body: web::Json<WarehouseBody>) -> Result<HttpResponse, ApiError> {
+async fn put(
+    app: App,
+    path: web::Path<String>,
+    body: web::Json<WarehouseBody>,
+) -> Result<HttpResponse, ApiError> {
     let wid = id("id", &path, WarehouseId::parse)?;
     let body = body.into_inner();
     text(&app.config, "name", &body.name)?;
@@ -19,7 +23,10 @@ async fn put(app: App, path: web::Path<String>, body: web::Json<WarehouseBody>) 
         lon: body.location.lon,
     };
     if !location.is_valid() {
-        return Err(ApiError::invalid("location", "lat must be in [-90, 90] and lon in [-180, 180]"));
+        return Err(ApiError::invalid(
+            "location",
+            "lat must be in [-90, 90] and lon in [-180, 180]",
+        ));
     }
     let w = app
         .put_warehouse(Warehouse {
@@ -35,13 +42,25 @@ async fn put(app: App, path: web::Path<String>, body: web::Json<WarehouseBody>) 
 async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let w = WarehouseId::parse(&path)
         .ok()
-        .and_then(|wid| app.projection.warehouses.get(&wid).map(|w| WarehouseView::from(w.value())))
-        .ok_or_else(|| ApiError::not_found("warehouse_not_found", format!("warehouse {path} not found")))?;
+        .and_then(|wid| {
+            app.projection
+                .warehouses
+                .get(&wid)
+                .map(|w| WarehouseView::from(w.value()))
+        })
+        .ok_or_else(|| {
+            ApiError::not_found("warehouse_not_found", format!("warehouse {path} not found"))
+        })?;
     Ok(HttpResponse::Ok().json(w))
 }
 
 async fn list(app: App) -> HttpResponse {
-    let mut all: Vec<Warehouse> = app.projection.warehouses.iter().map(|w| w.value().clone()).collect();
+    let mut all: Vec<Warehouse> = app
+        .projection
+        .warehouses
+        .iter()
+        .map(|w| w.value().clone())
+        .collect();
     routing::by_priority(&mut all);
     let views: Vec<WarehouseView> = all.iter().map(WarehouseView::from).collect();
     HttpResponse::Ok().json(serde_json::json!({ "warehouses": views }))

@@ -65,7 +65,9 @@ macro_rules! seq_id {
 
             pub fn parse(s: &str) -> Result<Self, IdError> {
                 s.strip_prefix($prefix)
-                    .filter(|n| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()))
+                    .filter(|n| {
+                        !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit())
+                    })
                     .and_then(|n| n.parse().ok())
                     .map(Self)
                     .ok_or(IdError { kind: $kind })

@@ -27,7 +27,9 @@ pub enum Rejection {
     PurchaseLimitExceeded { limit: u64, used: u64 },
     #[error("stock changed: on_hand is {on_hand}")]
     StockChanged { on_hand: u64 },
-    #[error("on_hand would fall below the {committed} units held or allocated (on_hand is {on_hand})")]
+    #[error(
+        "on_hand would fall below the {committed} units held or allocated (on_hand is {on_hand})"
+    )]
     BelowCommitted { on_hand: u64, committed: u64 },
     #[error("quantity above the maximum of {max}")]
     QuantityTooLarge { max: u64 },

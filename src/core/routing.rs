@@ -61,17 +61,40 @@ mod tests {
             _ => 0,
         };
         let lines = [
-            RouteLine { sku: &a, qty: 2, pinned: None },
-            RouteLine { sku: &b, qty: 2, pinned: None },
+            RouteLine {
+                sku: &a,
+                qty: 2,
+                pinned: None,
+            },
+            RouteLine {
+                sku: &b,
+                qty: 2,
+                pinned: None,
+            },
         ];
-        assert_eq!(order_preference(&whs, &lines, avail), vec![wh("w3"), wh("w1"), wh("w2")]);
+        assert_eq!(
+            order_preference(&whs, &lines, avail),
+            vec![wh("w3"), wh("w1"), wh("w2")]
+        );
         // Nobody ships 9 whole: plain priority order.
-        let big = [RouteLine { sku: &a, qty: 9, pinned: None }];
+        let big = [RouteLine {
+            sku: &a,
+            qty: 9,
+            pinned: None,
+        }];
         assert_eq!(order_preference(&whs, &big, avail), whs);
         // A pinned line forces its warehouse.
         let pinned = [
-            RouteLine { sku: &a, qty: 1, pinned: Some(&whs[0]) },
-            RouteLine { sku: &b, qty: 1, pinned: None },
+            RouteLine {
+                sku: &a,
+                qty: 1,
+                pinned: Some(&whs[0]),
+            },
+            RouteLine {
+                sku: &b,
+                qty: 1,
+                pinned: None,
+            },
         ];
         assert_eq!(order_preference(&whs, &pinned, avail), whs);
     }

@@ -8,9 +8,7 @@
 
 use super::event::Event;
 use super::ids::{ChannelId, CustomerId, HoldId, OrderId, SkuId, WarehouseId};
-use super::model::{
-    Hold, IdempotencyRecord, Millis, ReleaseReason, SkuAllocation, StockRow,
-};
+use super::model::{Hold, IdempotencyRecord, Millis, ReleaseReason, SkuAllocation, StockRow};
 use super::Rejection;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -211,7 +209,9 @@ impl SkuState {
         }
         let mut best = 0;
         for wh in preference {
-            let Some(row) = self.rows.get(wh) else { continue };
+            let Some(row) = self.rows.get(wh) else {
+                continue;
+            };
             let available = row.available();
             if available >= cmd.qty {
                 return Ok(Event::HoldCreated {
@@ -548,7 +548,11 @@ impl SkuState {
                 ));
             }
             if row.committed() > row.on_hand {
-                return Err(format!("{wh}: committed {} > on_hand {}", row.committed(), row.on_hand));
+                return Err(format!(
+                    "{wh}: committed {} > on_hand {}",
+                    row.committed(),
+                    row.on_hand
+                ));
             }
         }
         let usage: HashMap<&CustomerId, u64> = usage.into_iter().filter(|(_, q)| *q > 0).collect();

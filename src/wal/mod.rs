@@ -40,7 +40,10 @@ pub type Seq = u64;
 type Done = oneshot::Sender<Result<Seq, WalError>>;
 
 enum Msg {
-    Entry { events: Vec<Event>, done: Option<Done> },
+    Entry {
+        events: Vec<Event>,
+        done: Option<Done>,
+    },
     Shutdown,
 }
 
@@ -300,5 +303,186 @@ pub fn replay(
     match err {
         Some(e) => Err(e),
         None => Ok(at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::store::{LogStore, MemStore, StoreError};
+    use super::*;
+    use crate::core::{SkuId, WarehouseId};
+    use std::sync::atomic::Ordering;
+
+    fn ev(delta: i64) -> Event {
+        Event::StockAdjusted {
+            sku: SkuId::parse("s").unwrap(),
+            warehouse: WarehouseId::parse("w").unwrap(),
+            delta,
+            reason: "t".into(),
+        }
+    }
+
+    /// A store whose `sync` waits for the test to open a gate, and says when
+    /// it started waiting.
+    struct Gate {
+        inner: MemStore,
+        entered: crossbeam_channel::Sender<()>,
+        open: crossbeam_channel::Receiver<()>,
+    }
+
+    impl LogStore for Gate {
+        fn append(&mut self, key: u64, record: &[u8]) -> Result<(), StoreError> {
+            self.inner.append(key, record)
+        }
+        fn sync(&mut self) -> Result<(), StoreError> {
+            let _ = self.entered.send(());
+            let _ = self.open.recv();
+            self.inner.sync()
+        }
+        fn scan(&self, visit: &mut dyn FnMut(u64, &[u8])) -> Result<(), StoreError> {
+            self.inner.scan(visit)
+        }
+    }
+
+    type Gated = (
+        Wal,
+        MemStore,
+        crossbeam_channel::Receiver<()>,
+        crossbeam_channel::Sender<()>,
+        Arc<Mutex<Vec<u64>>>,
+    );
+
+    fn gated(capacity: usize) -> Gated {
+        let mem = MemStore::new();
+        let (entered_tx, entered) = crossbeam_channel::unbounded();
+        let (open, open_rx) = crossbeam_channel::unbounded();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let wal = Wal::start(
+            Box::new(Gate {
+                inner: mem.clone(),
+                entered: entered_tx,
+                open: open_rx,
+            }),
+            Position {
+                next_key: 0,
+                next_seq: 1,
+            },
+            &WalConfig {
+                channel_capacity: capacity,
+                batch_entries_max: 100,
+            },
+            Box::new(move |seq, _| sink.lock().unwrap().push(seq)),
+        )
+        .unwrap();
+        (wal, mem, entered, open, seen)
+    }
+
+    #[tokio::test]
+    async fn queue_bound_group_commit_and_order() {
+        let (wal, mem, entered, open, seen) = gated(2);
+        let first = wal.submit(vec![ev(1)]).unwrap();
+        entered.recv().unwrap(); // the writer holds entry 1 in its sync
+        let second = wal.submit(vec![ev(2), ev(3)]).unwrap();
+        let third = wal.submit(vec![ev(4)]).unwrap();
+        // The channel holds 2: the next one is refused, not queued.
+        assert_eq!(wal.submit(vec![ev(5)]).err(), Some(WalError::Overloaded));
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "nothing is published before its sync"
+        );
+        open.send(()).unwrap();
+        assert_eq!(first.wait().await, Ok(1));
+        entered.recv().unwrap();
+        open.send(()).unwrap();
+        // Entries 2 and 3 went out as one group commit.
+        assert_eq!(second.wait().await, Ok(3));
+        assert_eq!(third.wait().await, Ok(4));
+        assert_eq!(*seen.lock().unwrap(), vec![1, 2, 3, 4]);
+        assert_eq!(mem.synced_records(), 2);
+        let barrier = wal.barrier().unwrap();
+        assert_eq!(
+            barrier.wait().await,
+            Ok(0),
+            "nothing outstanding: resolves at once"
+        );
+        drop(open);
+        wal.shutdown();
+        let mut replayed = Vec::new();
+        let at = replay(&mem, |seq, e| replayed.push((seq, e.clone()))).unwrap();
+        assert_eq!(
+            at,
+            Position {
+                next_key: 2,
+                next_seq: 5
+            }
+        );
+        assert_eq!(
+            replayed.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
+        assert_eq!(replayed[2].1, ev(3));
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_stops_every_later_write() {
+        let mem = MemStore::new();
+        let published = Arc::new(AtomicU64::new(0));
+        let sink = published.clone();
+        let wal = Wal::start(
+            Box::new(mem.clone()),
+            Position {
+                next_key: 0,
+                next_seq: 1,
+            },
+            &WalConfig {
+                channel_capacity: 8,
+                batch_entries_max: 8,
+            },
+            Box::new(move |_, _| {
+                sink.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+        .unwrap();
+        assert_eq!(wal.submit(vec![ev(1)]).unwrap().wait().await, Ok(1));
+        mem.faults.fail_sync.store(true, Ordering::SeqCst);
+        assert_eq!(
+            wal.submit(vec![ev(2)]).unwrap().wait().await,
+            Err(WalError::Failed)
+        );
+        mem.faults.fail_sync.store(false, Ordering::SeqCst);
+        assert!(wal.is_failed());
+        assert_eq!(wal.submit(vec![ev(3)]).err(), Some(WalError::Failed));
+        assert_eq!(
+            published.load(Ordering::SeqCst),
+            1,
+            "only the synced event was published"
+        );
+        wal.shutdown();
+        assert_eq!(mem.reopen().synced_records(), 1);
+    }
+
+    #[test]
+    fn replay_refuses_a_corrupt_record_and_names_it() {
+        let mut mem = MemStore::new();
+        let a = ev(1);
+        mem.append(0, &record::encode(1, &[&a]).unwrap()).unwrap();
+        let mut bad = record::encode(2, &[&a]).unwrap();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        mem.append(1, &bad).unwrap();
+        mem.sync().unwrap();
+        let err = replay(&mem, |_, _| {}).unwrap_err();
+        assert!(matches!(err, ReplayError::Corrupt { key: 1, .. }), "{err}");
+        let mut gap = MemStore::new();
+        gap.append(0, &record::encode(5, &[&a]).unwrap()).unwrap();
+        assert!(matches!(
+            replay(&gap, |_, _| {}),
+            Err(ReplayError::Gap {
+                key: 0,
+                expected: 1,
+                found: 5
+            })
+        ));
     }
 }

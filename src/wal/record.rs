@@ -89,7 +89,10 @@ mod tests {
             assert!(decode(&bad).is_err(), "flip at byte {i} went unnoticed");
         }
         for len in 0..bytes.len() {
-            assert!(decode(&bytes[..len]).is_err(), "truncation to {len} went unnoticed");
+            assert!(
+                decode(&bytes[..len]).is_err(),
+                "truncation to {len} went unnoticed"
+            );
         }
     }
 }

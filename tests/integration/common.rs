@@ -49,16 +49,26 @@ impl Srv {
     }
 
     fn boot(dir: tempfile::TempDir, config: Config, store: Box<dyn LogStore>) -> Srv {
-        let bg = Background::start(config.clone(), Arc::new(SystemClock::default()), store).unwrap();
-        let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
-        Srv { bg: Some(bg), dir, config, client }
+        let bg =
+            Background::start(config.clone(), Arc::new(SystemClock::default()), store).unwrap();
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .unwrap();
+        Srv {
+            bg: Some(bg),
+            dir,
+            config,
+            client,
+        }
     }
 
     /// Stops gracefully and starts again on the same data directory.
     pub fn restart(mut self) -> Srv {
         self.bg.take().unwrap().stop().unwrap();
         let store = surge::server::open_store(&self.config).unwrap();
-        let bg = Background::start(self.config.clone(), Arc::new(SystemClock::default()), store).unwrap();
+        let bg = Background::start(self.config.clone(), Arc::new(SystemClock::default()), store)
+            .unwrap();
         self.bg = Some(bg);
         self
     }
@@ -71,7 +81,13 @@ impl Srv {
         self.bg().url(path)
     }
 
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>, idem: Option<&str>) -> (StatusCode, Value) {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        idem: Option<&str>,
+    ) -> (StatusCode, Value) {
         let mut req = self.client.request(method, self.url(path));
         if let Some(b) = body {
             req = req.json(&b);
@@ -90,13 +106,16 @@ impl Srv {
         self.send(reqwest::Method::GET, path, None, None).await
     }
     pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(reqwest::Method::PUT, path, Some(body), None).await
+        self.send(reqwest::Method::PUT, path, Some(body), None)
+            .await
     }
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(reqwest::Method::POST, path, Some(body), None).await
+        self.send(reqwest::Method::POST, path, Some(body), None)
+            .await
     }
     pub async fn post_idem(&self, path: &str, body: Value, key: &str) -> (StatusCode, Value) {
-        self.send(reqwest::Method::POST, path, Some(body), Some(key)).await
+        self.send(reqwest::Method::POST, path, Some(body), Some(key))
+            .await
     }
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
         self.send(reqwest::Method::DELETE, path, None, None).await
@@ -112,7 +131,12 @@ impl Srv {
 
     /// Creates a SKU with stock in the given warehouses.
     pub async fn sku(&self, sku: &str, limit: Option<u64>, stock: &[(&str, i64)]) {
-        let (s, b) = self.put(&format!("/v1/skus/{sku}"), serde_json::json!({"name": sku, "per_customer_limit": limit})).await;
+        let (s, b) = self
+            .put(
+                &format!("/v1/skus/{sku}"),
+                serde_json::json!({"name": sku, "per_customer_limit": limit}),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK, "{b}");
         for (wh, qty) in stock {
             let (s, b) = self

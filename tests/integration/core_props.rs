@@ -20,11 +20,19 @@ enum Cmd {
     Adjust(usize, i64),
     Safety(usize, u64),
     Limit(Option<u64>),
-    Reserve { qty: u64, cust: Option<u8>, ttl: u64 },
+    Reserve {
+        qty: u64,
+        cust: Option<u8>,
+        ttl: u64,
+    },
     Release(usize),
     Extend(usize, u64),
     Advance(u64),
-    Order { cust: u8, lines: Vec<(u64, Option<usize>)>, commit: bool },
+    Order {
+        cust: u8,
+        lines: Vec<(u64, Option<usize>)>,
+        commit: bool,
+    },
     Cancel(usize),
 }
 
@@ -63,17 +71,37 @@ struct Model {
 
 impl Model {
     fn reserved(&self, w: usize) -> u64 {
-        self.holds.values().filter(|h| h.wh == w).map(|h| h.qty).sum()
+        self.holds
+            .values()
+            .filter(|h| h.wh == w)
+            .map(|h| h.qty)
+            .sum()
     }
     fn allocated(&self, w: usize) -> u64 {
-        self.orders.values().flat_map(|(_, l)| l).filter(|(x, _)| *x == w).map(|(_, q)| q).sum()
+        self.orders
+            .values()
+            .flat_map(|(_, l)| l)
+            .filter(|(x, _)| *x == w)
+            .map(|(_, q)| q)
+            .sum()
     }
     fn available(&self, w: usize) -> u64 {
         self.on_hand[w].saturating_sub(self.reserved(w) + self.allocated(w) + self.safety[w])
     }
     fn used(&self, c: u8) -> u64 {
-        let h: u64 = self.holds.values().filter(|h| h.cust == Some(c)).map(|h| h.qty).sum();
-        let o: u64 = self.orders.values().filter(|(oc, _)| *oc == c).flat_map(|(_, l)| l).map(|(_, q)| q).sum();
+        let h: u64 = self
+            .holds
+            .values()
+            .filter(|h| h.cust == Some(c))
+            .map(|h| h.qty)
+            .sum();
+        let o: u64 = self
+            .orders
+            .values()
+            .filter(|(oc, _)| *oc == c)
+            .flat_map(|(_, l)| l)
+            .map(|(_, q)| q)
+            .sum();
         h + o
     }
     fn over_limit(&self, c: u8, more: u64) -> bool {
@@ -113,7 +141,10 @@ fn dummy_order(id: u64, cust: u8) -> Order {
         id: OrderId(id),
         channel: ChannelId::parse("web").unwrap(),
         customer: cid(cust),
-        ship_to: ShipTo { location: Location { lat: 0.0, lon: 0.0 }, country: None },
+        ship_to: ShipTo {
+            location: Location { lat: 0.0, lon: 0.0 },
+            country: None,
+        },
         lines: vec![],
         shipments: vec![],
         status: OrderStatus::Placed,
@@ -148,7 +179,8 @@ fn run(cmds: Vec<Cmd>) -> Result<(), TestCaseError> {
             Cmd::Adjust(w, d) => {
                 let r = s.decide_adjust(&wid(w), &Adjustment::Delta(d), "t", ON_HAND_MAX);
                 let target = m.on_hand[w] as i64 + d;
-                let ok = target >= (m.reserved(w) + m.allocated(w)) as i64 && target <= ON_HAND_MAX as i64;
+                let ok = target >= (m.reserved(w) + m.allocated(w)) as i64
+                    && target <= ON_HAND_MAX as i64;
                 prop_assert_eq!(r.is_ok(), ok, "adjust {} {}", w, d);
                 if let Ok(e) = r {
                     m.on_hand[w] = target as u64;
@@ -156,7 +188,9 @@ fn run(cmds: Vec<Cmd>) -> Result<(), TestCaseError> {
                 }
             }
             Cmd::Safety(w, v) => {
-                let e = s.decide_adjust(&wid(w), &Adjustment::SetSafetyStock(v), "t", ON_HAND_MAX).unwrap();
+                let e = s
+                    .decide_adjust(&wid(w), &Adjustment::SetSafetyStock(v), "t", ON_HAND_MAX)
+                    .unwrap();
                 m.safety[w] = v;
                 commit!([e]);
             }
@@ -183,15 +217,27 @@ fn run(cmds: Vec<Cmd>) -> Result<(), TestCaseError> {
                 let wh = (0..WH).find(|w| m.available(*w) >= qty);
                 prop_assert_eq!(r.is_ok(), !limited && wh.is_some(), "reserve {}", qty);
                 if let Ok(e) = r {
-                    let Event::HoldCreated { hold, .. } = &e else { panic!("wrong event") };
+                    let Event::HoldCreated { hold, .. } = &e else {
+                        panic!("wrong event")
+                    };
                     prop_assert_eq!(&hold.warehouse, &wid(wh.unwrap()));
-                    m.holds.insert(id, MHold { wh: wh.unwrap(), qty, cust, expires: now + ttl });
+                    m.holds.insert(
+                        id,
+                        MHold {
+                            wh: wh.unwrap(),
+                            qty,
+                            cust,
+                            expires: now + ttl,
+                        },
+                    );
                     hold_ids.push(id);
                     commit!([e]);
                 }
             }
             Cmd::Release(i) => {
-                let Some(id) = pick(&hold_ids, i) else { continue };
+                let Some(id) = pick(&hold_ids, i) else {
+                    continue;
+                };
                 let r = s.decide_release(HoldId(id), now);
                 prop_assert_eq!(r.is_ok(), m.holds.contains_key(&id));
                 if let Ok(e) = r {
@@ -200,7 +246,9 @@ fn run(cmds: Vec<Cmd>) -> Result<(), TestCaseError> {
                 }
             }
             Cmd::Extend(i, ttl) => {
-                let Some(id) = pick(&hold_ids, i) else { continue };
+                let Some(id) = pick(&hold_ids, i) else {
+                    continue;
+                };
                 let r = s.decide_extend(HoldId(id), now + ttl);
                 prop_assert_eq!(r.is_ok(), m.holds.contains_key(&id));
                 if let Ok(e) = r {
@@ -214,10 +262,17 @@ fn run(cmds: Vec<Cmd>) -> Result<(), TestCaseError> {
                 m.holds.retain(|_, h| h.expires > now);
                 commit!(events);
             }
-            Cmd::Order { cust, lines, commit } => {
+            Cmd::Order {
+                cust,
+                lines,
+                commit,
+            } => {
                 let reqs: Vec<LineRequest> = lines
                     .iter()
-                    .map(|(q, h)| LineRequest { qty: *q, hold: h.and_then(|i| pick(&hold_ids, i)).map(HoldId) })
+                    .map(|(q, h)| LineRequest {
+                        qty: *q,
+                        hold: h.and_then(|i| pick(&hold_ids, i)).map(HoldId),
+                    })
                     .collect();
                 let r = s.prepare_order(&cid(cust), &reqs, &pref, now);
                 // The model's verdict.
@@ -230,10 +285,11 @@ fn run(cmds: Vec<Cmd>) -> Result<(), TestCaseError> {
                     match l.hold {
                         None => free += l.qty,
                         Some(HoldId(h)) => match m.holds.get(&h) {
-                            Some(mh) if mh.expires > now
-                                && !seen.contains(&h)
-                                && mh.cust.is_none_or(|c| c == cust)
-                                && l.qty <= mh.qty =>
+                            Some(mh)
+                                if mh.expires > now
+                                    && !seen.contains(&h)
+                                    && mh.cust.is_none_or(|c| c == cust)
+                                    && l.qty <= mh.qty =>
                             {
                                 seen.push(h);
                                 if mh.cust.is_some() {
@@ -273,7 +329,9 @@ fn run(cmds: Vec<Cmd>) -> Result<(), TestCaseError> {
                 }
             }
             Cmd::Cancel(i) => {
-                let Some(id) = pick(&order_ids, i) else { continue };
+                let Some(id) = pick(&order_ids, i) else {
+                    continue;
+                };
                 if m.orders.remove(&id).is_some() {
                     commit!([Event::OrderCancelled {
                         order: OrderId(id),
@@ -300,7 +358,11 @@ fn run(cmds: Vec<Cmd>) -> Result<(), TestCaseError> {
     for e in &log {
         replayed.apply(e);
     }
-    prop_assert_eq!(replayed, s.without_pending(), "replay must rebuild the live state");
+    prop_assert_eq!(
+        replayed,
+        s.without_pending(),
+        "replay must rebuild the live state"
+    );
     Ok(())
 }
 

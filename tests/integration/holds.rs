@@ -23,16 +23,37 @@ async fn an_expired_hold_returns_its_stock_by_itself() {
     let srv = Srv::start();
     srv.warehouse("w1", 1).await;
     srv.sku("tee", None, &[("w1", 5)]).await;
-    let (s, short) = srv.post("/v1/reservations", json!({"sku": "tee", "qty": 2, "ttl_ms": 150})).await;
+    let (s, short) = srv
+        .post(
+            "/v1/reservations",
+            json!({"sku": "tee", "qty": 2, "ttl_ms": 150}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED);
-    let (_, long) = srv.post("/v1/reservations", json!({"sku": "tee", "qty": 1, "ttl_ms": 600000})).await;
+    let (_, long) = srv
+        .post(
+            "/v1/reservations",
+            json!({"sku": "tee", "qty": 1, "ttl_ms": 600000}),
+        )
+        .await;
     assert_eq!(srv.stock("tee").await["available"].as_u64(), Some(2));
     let path = format!("/v1/reservations/{}", short["id"].as_str().unwrap());
-    let expired = eventually(Duration::from_secs(10), async || srv.get(&path).await.1["status"] == "expired").await;
+    let expired = eventually(Duration::from_secs(10), async || {
+        srv.get(&path).await.1["status"] == "expired"
+    })
+    .await;
     assert!(expired, "hold did not expire");
     let st = srv.stock("tee").await;
-    assert_eq!((st["reserved"].as_u64(), st["available"].as_u64()), (Some(1), Some(4)));
-    let (_, l) = srv.get(&format!("/v1/reservations/{}", long["id"].as_str().unwrap())).await;
+    assert_eq!(
+        (st["reserved"].as_u64(), st["available"].as_u64()),
+        (Some(1), Some(4))
+    );
+    let (_, l) = srv
+        .get(&format!(
+            "/v1/reservations/{}",
+            long["id"].as_str().unwrap()
+        ))
+        .await;
     assert_eq!(l["status"], "active");
 
     // The expiry was logged: it survives a restart.
@@ -47,16 +68,38 @@ async fn extending_sets_a_new_expiry() {
     let srv = Srv::start();
     srv.warehouse("w1", 1).await;
     srv.sku("tee", None, &[("w1", 5)]).await;
-    let (_, a) = srv.post("/v1/reservations", json!({"sku": "tee", "qty": 1, "ttl_ms": 60000})).await;
-    let (_, b) = srv.post("/v1/reservations", json!({"sku": "tee", "qty": 1, "ttl_ms": 60000})).await;
-    let (pa, pb) = (format!("/v1/reservations/{}", a["id"].as_str().unwrap()), format!("/v1/reservations/{}", b["id"].as_str().unwrap()));
-    let (s, e) = srv.post(&format!("{pa}/extend"), json!({"ttl_ms": 600000})).await;
+    let (_, a) = srv
+        .post(
+            "/v1/reservations",
+            json!({"sku": "tee", "qty": 1, "ttl_ms": 60000}),
+        )
+        .await;
+    let (_, b) = srv
+        .post(
+            "/v1/reservations",
+            json!({"sku": "tee", "qty": 1, "ttl_ms": 60000}),
+        )
+        .await;
+    let (pa, pb) = (
+        format!("/v1/reservations/{}", a["id"].as_str().unwrap()),
+        format!("/v1/reservations/{}", b["id"].as_str().unwrap()),
+    );
+    let (s, e) = srv
+        .post(&format!("{pa}/extend"), json!({"ttl_ms": 600000}))
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert!(e["expires_at"].as_u64().unwrap() >= a["created_at"].as_u64().unwrap() + 600000);
     // Shortening is an extension too: b now runs out first, and alone.
-    let (s, _) = srv.post(&format!("{pb}/extend"), json!({"ttl_ms": 50})).await;
+    let (s, _) = srv
+        .post(&format!("{pb}/extend"), json!({"ttl_ms": 50}))
+        .await;
     assert_eq!(s, StatusCode::OK);
-    assert!(eventually(Duration::from_secs(10), async || srv.get(&pb).await.1["status"] == "expired").await);
+    assert!(
+        eventually(Duration::from_secs(10), async || srv.get(&pb).await.1
+            ["status"]
+            == "expired")
+        .await
+    );
     assert_eq!(srv.get(&pa).await.1["status"], "active");
     assert_eq!(srv.stock("tee").await["reserved"].as_u64(), Some(1));
 }

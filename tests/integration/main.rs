@@ -1,8 +1,11 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! One integration binary; one module per feature.
 
-mod common;
 mod api;
+mod common;
 mod core_props;
 mod durability;
 mod flash;
 mod holds;
+mod limits;
+mod tidy;

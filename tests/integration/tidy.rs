@@ -1,0 +1,98 @@
+//! Tidy checks that keep the layering honest: the core stays pure, tests
+//! stay honest.
+
+use std::path::Path;
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn core_knows_nothing_of_actors_io_http_or_the_clock() {
+    let forbidden = [
+        "actix",
+        "tokio",
+        "sled",
+        "dashmap",
+        "crossbeam",
+        "reqwest",
+        "std::fs",
+        "std::net",
+        "std::thread",
+        "SystemTime",
+        "Instant",
+        "rand::",
+        "crate::wal",
+        "crate::api",
+        "crate::actors",
+        "crate::app",
+        "crate::projection",
+        "crate::clock",
+    ];
+    let mut files = vec![];
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/core"),
+        &mut files,
+    );
+    assert!(files.len() >= 5, "src/core not found");
+    let mut offences = vec![];
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for word in forbidden {
+                if code.contains(word) {
+                    offences.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "src/core must stay pure:\n{}",
+        offences.join("\n")
+    );
+}
+
+#[test]
+fn no_ignored_or_should_panic_tests() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![];
+    rust_files(&root.join("src"), &mut files);
+    rust_files(&root.join("tests"), &mut files);
+    let (ignore, should_panic) = (concat!("#[", "ignore"), concat!("#[", "should_panic"));
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            !text.contains(ignore) && !text.contains(should_panic),
+            "{} skips or inverts a test",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn every_config_key_is_documented() {
+    let text = surge::config::DEFAULT_TOML;
+    let mut previous = "";
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some((key, _)) = line.split_once('=') {
+            if !line.starts_with('#') {
+                assert!(
+                    previous.starts_with('#'),
+                    "config key `{}` has no comment above it",
+                    key.trim()
+                );
+            }
+        }
+        previous = line;
+    }
+}
