@@ -64,12 +64,15 @@ impl Srv {
     }
 
     /// Stops gracefully and starts again on the same data directory.
-    pub fn restart(mut self) -> Srv {
+    pub fn restart(self) -> Srv {
+        self.restart_with_clock(Arc::new(SystemClock::default()))
+    }
+
+    /// Restarts with another clock, e.g. one set later than the real time.
+    pub fn restart_with_clock(mut self, clock: Arc<dyn surge::clock::Clock>) -> Srv {
         self.bg.take().unwrap().stop().unwrap();
         let store = surge::server::open_store(&self.config).unwrap();
-        let bg = Background::start(self.config.clone(), Arc::new(SystemClock::default()), store)
-            .unwrap();
-        self.bg = Some(bg);
+        self.bg = Some(Background::start(self.config.clone(), clock, store).unwrap());
         self
     }
 

@@ -103,3 +103,48 @@ async fn extending_sets_a_new_expiry() {
     assert_eq!(srv.get(&pa).await.1["status"], "active");
     assert_eq!(srv.stock("tee").await["reserved"].as_u64(), Some(1));
 }
+
+#[tokio::test]
+async fn holds_that_ran_out_while_down_are_released_at_start_and_live_ones_keep_their_expiry() {
+    use surge::clock::{Clock, ManualClock, SystemClock};
+    let srv = Srv::start();
+    srv.warehouse("w1", 1).await;
+    srv.sku("tee", None, &[("w1", 5)]).await;
+    let (_, short) = srv
+        .post(
+            "/v1/reservations",
+            json!({"sku": "tee", "qty": 2, "ttl_ms": 60_000}),
+        )
+        .await;
+    let (_, long) = srv
+        .post(
+            "/v1/reservations",
+            json!({"sku": "tee", "qty": 1, "ttl_ms": 3_600_000}),
+        )
+        .await;
+    // Come back two minutes later.
+    let later = SystemClock::default().now_ms() + 120_000;
+    let srv = srv.restart_with_clock(std::sync::Arc::new(ManualClock::new(later)));
+    let spath = format!("/v1/reservations/{}", short["id"].as_str().unwrap());
+    assert!(
+        eventually(Duration::from_secs(10), async || srv.get(&spath).await.1
+            ["status"]
+            == "expired")
+        .await
+    );
+    let (_, l) = srv
+        .get(&format!(
+            "/v1/reservations/{}",
+            long["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        (&l["status"], &l["expires_at"]),
+        (&json!("active"), &long["expires_at"])
+    );
+    let st = srv.stock("tee").await;
+    assert_eq!(
+        (st["reserved"].as_u64(), st["available"].as_u64()),
+        (Some(1), Some(4))
+    );
+}
