@@ -134,9 +134,14 @@ impl SkuState {
         Ok(())
     }
 
-    /// The earliest hold expiry, for the expiry timer.
+    /// The earliest expiry of a hold no order is consuming, for the expiry
+    /// timer. (A consumed hold leaves with its order; an aborted order
+    /// unlocks it and the timer is set again.)
     pub fn next_expiry(&self) -> Option<Millis> {
-        self.expiries.iter().next().map(|(t, _)| *t)
+        self.expiries
+            .iter()
+            .find(|(_, id)| !self.locked_holds.contains_key(id))
+            .map(|(t, _)| *t)
     }
 
     pub fn upsert(&self, name: Option<String>, per_customer_limit: Option<u64>) -> Event {
