@@ -147,6 +147,9 @@ impl Wal {
     /// Resolves once everything submitted before it is durable: a refusal
     /// decided on state that is not yet on disk waits for this.
     pub fn barrier(&self) -> Result<Durable, WalError> {
+        if self.is_failed() {
+            return Err(WalError::Failed);
+        }
         if self.durable.load(Ordering::Acquire) == self.submitted.load(Ordering::Acquire) {
             let (done, rx) = oneshot::channel();
             let _ = done.send(Ok(0));
@@ -217,6 +220,9 @@ impl Writer {
                     WalError::Failed
                 })
             };
+            // Counted before anyone is answered, so a waiter that was just
+            // answered never finds its own entry outstanding.
+            self.durable.fetch_add(n, Ordering::AcqRel);
             // Seqs were given out in batch order by `commit`: entry by entry,
             // each is answered with the seq of its last event.
             let mut next = self.at.next_seq - outcome.map_or(0, |_| count_events(&batch));
@@ -226,7 +232,6 @@ impl Writer {
                     let _ = done.send(outcome.map(|()| next - 1));
                 }
             }
-            self.durable.fetch_add(n, Ordering::AcqRel);
             if stop {
                 return;
             }
