@@ -60,6 +60,11 @@ impl SkuActor {
         }
     }
 
+    /// `commit` for a command that yields one event and no value.
+    fn commit_event(&mut self, decided: Result<Event, Rejection>) -> Reply<()> {
+        self.commit(decided.map(|e| (vec![e], ())).map_err(CmdError::from))
+    }
+
     /// Keeps one timer, set for the earliest hold expiry.
     fn schedule_expiry(&mut self, ctx: &mut Context<Self>, retry: bool) {
         let next = if retry {
@@ -147,12 +152,10 @@ pub struct Adjust {
 impl Handler<Adjust> for SkuActor {
     type Result = Reply<()>;
     fn handle(&mut self, m: Adjust, _: &mut Context<Self>) -> Reply<()> {
-        let decided = self
-            .state
-            .decide_adjust(&m.warehouse, &m.adjustment, &m.reason, m.on_hand_max)
-            .map(|e| (vec![e], ()))
-            .map_err(CmdError::from);
-        self.commit(decided)
+        let decided =
+            self.state
+                .decide_adjust(&m.warehouse, &m.adjustment, &m.reason, m.on_hand_max);
+        self.commit_event(decided)
     }
 }
 
@@ -193,12 +196,8 @@ pub struct Extend {
 impl Handler<Extend> for SkuActor {
     type Result = Reply<()>;
     fn handle(&mut self, m: Extend, ctx: &mut Context<Self>) -> Reply<()> {
-        let decided = self
-            .state
-            .decide_extend(m.hold, m.expires_at)
-            .map(|e| (vec![e], ()))
-            .map_err(CmdError::from);
-        let reply = self.commit(decided);
+        let decided = self.state.decide_extend(m.hold, m.expires_at);
+        let reply = self.commit_event(decided);
         self.schedule_expiry(ctx, false);
         reply
     }
@@ -213,12 +212,8 @@ pub struct Release {
 impl Handler<Release> for SkuActor {
     type Result = Reply<()>;
     fn handle(&mut self, m: Release, ctx: &mut Context<Self>) -> Reply<()> {
-        let decided = self
-            .state
-            .decide_release(m.hold, self.clock.now_ms())
-            .map(|e| (vec![e], ()))
-            .map_err(CmdError::from);
-        let reply = self.commit(decided);
+        let decided = self.state.decide_release(m.hold, self.clock.now_ms());
+        let reply = self.commit_event(decided);
         self.schedule_expiry(ctx, false);
         reply
     }
