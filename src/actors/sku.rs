@@ -5,6 +5,7 @@
 use super::{after, ready, refuse, CmdError, Reply};
 use crate::clock::Clock;
 use crate::core::sku::{Adjustment, LineRequest, ReserveCmd};
+use crate::core::Rejection;
 use crate::core::{
     CustomerId, Event, Hold, HoldId, Millis, OrderId, SkuAllocation, SkuState, WarehouseId,
 };
