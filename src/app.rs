@@ -110,6 +110,9 @@ impl Surge {
             ms = started.elapsed().as_millis() as u64,
             "log replayed"
         );
+        if config.durability == crate::wal::Durability::None {
+            tracing::warn!("durability = \"none\": writes are acknowledged before they are synced; a crash loses them. Load tests only.");
+        }
         let sink = projection.clone();
         let wal = Arc::new(Wal::start(
             store,
@@ -117,6 +120,8 @@ impl Surge {
             &WalConfig {
                 channel_capacity: config.wal_channel_capacity,
                 batch_entries_max: config.wal_batch_entries_max,
+                durability: config.durability,
+                group_delay: std::time::Duration::from_micros(config.wal_group_delay_us_max),
             },
             Box::new(move |seq, e| sink.apply(seq, e)),
         )?);

@@ -26,6 +26,8 @@ pub struct Config {
     pub sku_mailbox_capacity: usize,
     pub warehouse_mailbox_capacity: usize,
     pub order_mailbox_capacity: usize,
+    pub durability: crate::wal::Durability,
+    pub wal_group_delay_us_max: u64,
     pub wal_channel_capacity: usize,
     pub wal_batch_entries_max: usize,
     pub sled_cache_bytes: u64,

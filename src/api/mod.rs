@@ -59,6 +59,7 @@ async fn healthz(app: App) -> HttpResponse {
     let body = serde_json::json!({
         "status": if failed { "degraded" } else { "ok" },
         "storage": if failed { "failed" } else { "ok" },
+        "durability": app.config.durability.as_str(),
         "seq": app.projection.seq.load(std::sync::atomic::Ordering::Acquire),
     });
     if failed {

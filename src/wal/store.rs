@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
@@ -83,11 +83,14 @@ impl LogStore for SledStore {
     }
 }
 
-/// Switches that make a [`MemStore`] fail, shared with the test that holds it.
+/// Switches that make a [`MemStore`] fail, and what it counted, shared
+/// with the test that holds it.
 #[derive(Debug, Default)]
 pub struct Faults {
     pub fail_append: AtomicBool,
     pub fail_sync: AtomicBool,
+    /// Successful syncs so far.
+    pub syncs: AtomicU64,
 }
 
 /// An in-memory store. Only synced records survive [`MemStore::reopen`], as
@@ -146,6 +149,7 @@ impl LogStore for MemStore {
         let mut inner = self.lock();
         let unsynced = std::mem::take(&mut inner.unsynced);
         inner.synced.extend(unsynced);
+        self.faults.syncs.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 

@@ -230,3 +230,135 @@ async fn storage_failure_stops_writes_and_loses_nothing_acknowledged() {
         .await;
     assert_eq!(h["status"], "active");
 }
+
+async fn reserve_n(srv: &Srv, n: usize) {
+    for _ in 0..n {
+        let (s, b) = srv
+            .post("/v1/reservations", json!({"sku": "tee", "qty": 1}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+}
+
+async fn setup(srv: &Srv) {
+    srv.warehouse("w1", 1).await;
+    srv.sku("tee", None, &[("w1", 1000)]).await;
+}
+
+#[tokio::test]
+async fn durability_modes_sync_as_promised() {
+    use surge::wal::Durability;
+    // fsync: one sync per acknowledged sequential write.
+    let store = MemStore::new();
+    let srv = Srv::start_mem(store.clone(), |c| c.durability = Durability::Fsync);
+    setup(&srv).await;
+    let before = store.faults.syncs.load(Ordering::SeqCst);
+    reserve_n(&srv, 10).await;
+    assert_eq!(store.faults.syncs.load(Ordering::SeqCst) - before, 10);
+    drop(srv);
+
+    // none: acknowledged without any sync (unsafe, load tests only).
+    let store = MemStore::new();
+    let srv = Srv::start_mem(store.clone(), |c| c.durability = Durability::None);
+    setup(&srv).await;
+    reserve_n(&srv, 10).await;
+    assert_eq!(store.faults.syncs.load(Ordering::SeqCst), 0);
+    assert_eq!(srv.get("/healthz").await.1["durability"], "none");
+    drop(srv);
+
+    // batch: a lone write is not held back for the group delay (an hour
+    // here: waiting for it would time the test out), and still syncs.
+    let store = MemStore::new();
+    let srv = Srv::start_mem(store.clone(), |c| {
+        c.durability = Durability::Batch;
+        c.wal_group_delay_us_max = 3_600_000_000;
+    });
+    let lone = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        setup(&srv).await;
+        reserve_n(&srv, 5).await;
+    });
+    lone.await.expect("a lone write waited for the group delay");
+    assert!(store.faults.syncs.load(Ordering::SeqCst) >= 5);
+    drop(srv);
+
+    // batch under concurrency: everything acknowledged is synced.
+    let store = MemStore::new();
+    let srv = Srv::start_mem(store.clone(), |c| {
+        c.durability = Durability::Batch;
+        c.wal_group_delay_us_max = 500;
+    });
+    setup(&srv).await;
+    let results =
+        join_all((0..100).map(|_| srv.post("/v1/reservations", json!({"sku": "tee", "qty": 1}))))
+            .await;
+    assert!(results.iter().all(|(s, _)| *s == StatusCode::CREATED));
+    drop(srv);
+    let srv = Srv::start_mem(store.reopen(), |_| {});
+    assert_eq!(
+        srv.stock("tee").await["reserved"].as_u64(),
+        Some(100),
+        "all acknowledged writes were synced"
+    );
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_dropped_and_mid_log_corruption_refuses_to_start() {
+    use surge::wal::store::LogStore;
+    let store = MemStore::new();
+    let srv = Srv::start_mem(store.clone(), |_| {});
+    setup(&srv).await;
+    reserve_n(&srv, 3).await;
+    drop(srv);
+    // Copy the log record by record; tear the last one in half.
+    let mut records = Vec::new();
+    store
+        .scan(&mut |k, v| records.push((k, v.to_vec())))
+        .unwrap();
+    let mut torn = MemStore::new();
+    for (i, (k, v)) in records.iter().enumerate() {
+        let bytes = if i + 1 == records.len() {
+            &v[..v.len() / 2]
+        } else {
+            &v[..]
+        };
+        torn.append(*k, bytes).unwrap();
+    }
+    torn.sync().unwrap();
+    let srv = Srv::start_mem(torn.clone(), |_| {});
+    assert_eq!(
+        srv.stock("tee").await["reserved"].as_u64(),
+        Some(2),
+        "the torn reservation is gone, the rest stays"
+    );
+    reserve_n(&srv, 1).await;
+    drop(srv);
+    let srv = Srv::start_mem(torn.reopen(), |_| {});
+    assert_eq!(srv.stock("tee").await["reserved"].as_u64(), Some(3));
+    drop(srv);
+
+    // A flipped byte in a record that has records after it: refuse to start.
+    let mut flipped = MemStore::new();
+    for (i, (k, v)) in records.iter().enumerate() {
+        let mut v = v.clone();
+        if i == 1 {
+            let mid = v.len() / 2;
+            v[mid] ^= 0x20;
+        }
+        flipped.append(*k, &v).unwrap();
+    }
+    flipped.sync().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::common::test_config(dir.path());
+    let err = surge::server::Background::start(
+        config,
+        std::sync::Arc::new(surge::clock::SystemClock::default()),
+        Box::new(flipped),
+    )
+    .err()
+    .expect("started on a corrupt log");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("record {}", records[1].0)) && msg.contains("corrupt"),
+        "{msg}"
+    );
+}
