@@ -432,6 +432,8 @@ mod tests {
             &WalConfig {
                 channel_capacity: capacity,
                 batch_entries_max: 100,
+                durability: Durability::Fsync,
+                group_delay: std::time::Duration::ZERO,
             },
             Box::new(move |seq, _| sink.lock().unwrap().push(seq)),
         )
@@ -499,6 +501,8 @@ mod tests {
             &WalConfig {
                 channel_capacity: 8,
                 batch_entries_max: 8,
+                durability: Durability::Fsync,
+                group_delay: std::time::Duration::ZERO,
             },
             Box::new(move |_, _| {
                 sink.fetch_add(1, Ordering::SeqCst);
