@@ -4,6 +4,7 @@
 mod api;
 mod common;
 mod core_props;
+mod crash;
 mod durability;
 mod flash;
 mod holds;
