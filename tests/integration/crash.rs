@@ -260,7 +260,16 @@ async fn settle_and_verify(client: &reqwest::Client, base: &str, ledger: &Mutex<
             "retry of {op:?} still in doubt after restart"
         );
     }
-    let l = ledger.lock().unwrap();
+    let l = {
+        let g = ledger.lock().unwrap();
+        Ledger {
+            holds: g.holds.clone(),
+            orders: g.orders.clone(),
+            cancelled: g.cancelled.clone(),
+            released: g.released.clone(),
+            in_doubt: Vec::new(),
+        }
+    };
     let mut reserved: HashMap<String, u64> = HashMap::new();
     let mut allocated: HashMap<String, u64> = HashMap::new();
     for (id, (sku, qty)) in &l.holds {
