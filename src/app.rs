@@ -13,11 +13,12 @@ use crate::config::Config;
 use crate::core::sku::{Adjustment, LineRequest, ReserveCmd};
 use crate::core::{
     order, routing, ChannelId, CustomerId, Event, Hold, HoldId, IdempotencyRecord, Millis, Order,
-    OrderId, OrderLine, ShipTo, SkuAllocation, SkuId, Warehouse, WarehouseId,
+    OrderId, OrderLine, ShipTo, SkuAllocation, SkuId, SkuState, Warehouse, WarehouseId,
 };
 use crate::projection::{HoldRecord, IdemTarget, Projection};
+use crate::wal::checkpoint::{CheckpointConfig, Checkpointer};
 use crate::wal::store::LogStore;
-use crate::wal::{self, ReplayError, Wal, WalConfig};
+use crate::wal::{self, snapshot, ReplayError, Wal, WalConfig};
 use actix::prelude::*;
 use dashmap::DashMap;
 use std::collections::{BTreeMap, HashMap};
@@ -72,6 +73,7 @@ pub struct Surge {
     skus: DashMap<SkuId, Addr<SkuActor>>,
     warehouses: DashMap<WarehouseId, Addr<WarehouseActor>>,
     desk: Addr<OrderDesk>,
+    pub checkpointer: Checkpointer,
     arbiters: Mutex<Vec<Arbiter>>,
     next_hold: AtomicU64,
     next_order: AtomicU64,
@@ -95,18 +97,30 @@ impl Surge {
     pub fn open(
         config: Config,
         clock: Arc<dyn Clock>,
-        store: Box<dyn LogStore>,
+        store: Arc<dyn LogStore>,
     ) -> Result<Arc<Self>, OpenError> {
         let projection = Arc::new(Projection::new());
         let started = std::time::Instant::now();
+        let from = match snapshot::load(store.as_ref(), &projection).map_err(ReplayError::from)? {
+            Some(meta) => {
+                tracing::info!(
+                    seq = meta.at.next_seq - 1,
+                    entries = meta.entries,
+                    ms = started.elapsed().as_millis() as u64,
+                    "snapshot loaded"
+                );
+                meta.at
+            }
+            None => wal::Position::START,
+        };
         let mut events = 0u64;
-        let at = wal::replay(store.as_ref(), |seq, e| {
+        let at = wal::replay_from(store.as_ref(), from, |seq, e| {
             events += 1;
             projection.apply(seq, e);
         })?;
         tracing::info!(
             events,
-            records = at.next_key,
+            records = at.next_key - from.next_key,
             ms = started.elapsed().as_millis() as u64,
             "log replayed"
         );
@@ -115,7 +129,7 @@ impl Surge {
         }
         let sink = projection.clone();
         let wal = Arc::new(Wal::start(
-            store,
+            store.clone(),
             at,
             &WalConfig {
                 channel_capacity: config.wal_channel_capacity,
@@ -126,6 +140,15 @@ impl Surge {
             Box::new(move |seq, e| sink.apply(seq, e)),
         )?);
 
+        let checkpointer = Checkpointer::start(
+            store,
+            wal.durable_key(),
+            CheckpointConfig {
+                every_events: config.snapshot_every_events,
+                every: std::time::Duration::from_millis(config.snapshot_every_ms),
+                chunk_entries: config.snapshot_chunk_entries,
+            },
+        )?;
         let arbiters: Vec<Arbiter> = (0..config.actor_threads())
             .map(|_| Arbiter::new())
             .collect();
@@ -150,6 +173,7 @@ impl Surge {
             skus: DashMap::new(),
             warehouses: DashMap::new(),
             desk,
+            checkpointer,
             arbiters: Mutex::new(arbiters),
             in_flight: DashMap::new(),
         });
@@ -163,13 +187,16 @@ impl Surge {
             let addr = surge.start_warehouse(Some(w.clone()));
             surge.warehouses.insert(w.id, addr);
         }
-        let skus: Vec<crate::core::SkuState> = surge
+        // SKUs with open holds get their actor (and expiry timer) now; the
+        // rest on first use, so a restart does not start a million actors.
+        let with_holds: Vec<SkuState> = surge
             .projection
             .skus
             .iter()
+            .filter(|s| !s.value().holds.is_empty())
             .map(|s| s.value().clone())
             .collect();
-        for state in skus {
+        for state in with_holds {
             let id = state.sku.clone();
             let addr = surge.start_sku(state);
             surge.skus.insert(id, addr);
@@ -184,7 +211,7 @@ impl Surge {
         arbiters[(h.finish() % arbiters.len() as u64) as usize].handle()
     }
 
-    fn start_sku(&self, state: crate::core::SkuState) -> Addr<SkuActor> {
+    fn start_sku(&self, state: SkuState) -> Addr<SkuActor> {
         let (wal, clock) = (self.wal.clone(), self.clock.clone());
         let (cap, batch) = (
             self.config.sku_mailbox_capacity,
@@ -206,11 +233,24 @@ impl Surge {
         self.clock.now_ms()
     }
 
+    /// The SKU's actor, started from its durable state on first use.
+    /// (A SKU without an actor has nothing in flight: its projection state
+    /// is its whole state.)
     fn sku(&self, sku: &SkuId) -> Result<Addr<SkuActor>, CmdError> {
-        self.skus
+        if let Some(a) = self.skus.get(sku) {
+            return Ok(a.value().clone());
+        }
+        let state = self
+            .projection
+            .skus
             .get(sku)
-            .map(|a| a.value().clone())
-            .ok_or_else(|| CmdError::UnknownSku(sku.clone()))
+            .map(|s| s.value().clone())
+            .ok_or_else(|| CmdError::UnknownSku(sku.clone()))?;
+        Ok(self
+            .skus
+            .entry(sku.clone())
+            .or_insert_with(|| self.start_sku(state))
+            .clone())
     }
 
     fn require_warehouse(&self, id: &WarehouseId) -> Result<(), CmdError> {
@@ -311,7 +351,7 @@ impl Surge {
             let addr = this
                 .skus
                 .entry(sku.clone())
-                .or_insert_with(|| this.start_sku(crate::core::SkuState::new(sku.clone())))
+                .or_insert_with(|| this.start_sku(SkuState::new(sku.clone())))
                 .clone();
             addr.send(sku::Upsert {
                 name,
@@ -560,7 +600,7 @@ impl Surge {
     }
 
     /// A copy of one SKU actor's live state (tests, invariant checks).
-    pub async fn inspect_sku(&self, sku: &SkuId) -> Result<crate::core::SkuState, CmdError> {
+    pub async fn inspect_sku(&self, sku: &SkuId) -> Result<SkuState, CmdError> {
         Ok(self.sku(sku)?.send(sku::Inspect).await?)
     }
 
@@ -575,6 +615,7 @@ impl Surge {
             let _ = a.join();
         }
         self.wal.shutdown();
+        self.checkpointer.shutdown();
     }
 }
 

@@ -15,10 +15,11 @@ use crate::core::{
 };
 use crate::core::{Hold, IdempotencyRecord};
 use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HoldRecord {
     pub hold: Hold,
     pub status: HoldStatus,
@@ -26,17 +27,27 @@ pub struct HoldRecord {
     pub closed_at: Option<Millis>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IdemTarget {
     Hold(HoldId),
     Order(OrderId),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdemEntry {
     pub request_hash: [u8; 32],
     pub target: IdemTarget,
     pub at: Millis,
+}
+
+/// One entity of a snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SnapEntry {
+    Warehouse(Warehouse),
+    Sku(SkuState),
+    Hold(HoldRecord),
+    Order(Order),
+    Idempotency(String, IdemEntry),
 }
 
 #[derive(Default)]
@@ -100,11 +111,7 @@ impl Projection {
             Event::WarehouseUpserted { warehouse } => {
                 self.warehouses
                     .insert(warehouse.id.clone(), warehouse.clone());
-                let mut all: Vec<Warehouse> =
-                    self.warehouses.iter().map(|w| w.value().clone()).collect();
-                routing::by_priority(&mut all);
-                *self.by_priority.write().unwrap_or_else(|p| p.into_inner()) =
-                    Arc::new(all.into_iter().map(|w| w.id).collect());
+                self.rebuild_priority();
             }
             Event::SkuUpserted { sku, .. } => {
                 self.skus
@@ -179,6 +186,62 @@ impl Projection {
             }
         }
         self.seq.store(seq, Ordering::Release);
+    }
+
+    /// Hands out every entity, one by one, for a snapshot. The caller makes
+    /// sure nothing applies events meanwhile (the checkpointer owns its copy).
+    pub fn export(&self, mut out: impl FnMut(SnapEntry)) {
+        for w in self.warehouses.iter() {
+            out(SnapEntry::Warehouse(w.value().clone()));
+        }
+        for s in self.skus.iter() {
+            out(SnapEntry::Sku(s.value().clone()));
+        }
+        for h in self.holds.iter() {
+            out(SnapEntry::Hold(h.value().clone()));
+        }
+        for o in self.orders.iter() {
+            out(SnapEntry::Order(o.value().clone()));
+        }
+        for i in self.idempotency.iter() {
+            out(SnapEntry::Idempotency(i.key().clone(), i.value().clone()));
+        }
+    }
+
+    /// Takes one entity back from a snapshot; `finish_import` after the last.
+    pub fn import(&self, entry: SnapEntry) {
+        match entry {
+            SnapEntry::Warehouse(w) => {
+                self.warehouses.insert(w.id.clone(), w);
+            }
+            SnapEntry::Sku(s) => {
+                self.skus.insert(s.sku.clone(), s);
+            }
+            SnapEntry::Hold(h) => {
+                self.max_hold.fetch_max(h.hold.id.0, Ordering::AcqRel);
+                self.holds.insert(h.hold.id, h);
+            }
+            SnapEntry::Order(o) => {
+                self.max_order.fetch_max(o.id.0, Ordering::AcqRel);
+                self.orders.insert(o.id, o);
+            }
+            SnapEntry::Idempotency(k, e) => {
+                self.idempotency.insert(k, e);
+            }
+        }
+    }
+
+    /// Rebuilds what is derived, and records the seq the snapshot reflects.
+    pub fn finish_import(&self, seq: u64) {
+        self.rebuild_priority();
+        self.seq.store(seq, Ordering::Release);
+    }
+
+    fn rebuild_priority(&self) {
+        let mut all: Vec<Warehouse> = self.warehouses.iter().map(|w| w.value().clone()).collect();
+        routing::by_priority(&mut all);
+        *self.by_priority.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(all.into_iter().map(|w| w.id).collect());
     }
 
     /// Forgets idempotency keys recorded before `before`.

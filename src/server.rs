@@ -30,8 +30,8 @@ pub enum ServerError {
 }
 
 /// Opens the sled log in `config.data_dir`.
-pub fn open_store(config: &Config) -> Result<Box<dyn LogStore>, StoreError> {
-    Ok(Box::new(SledStore::open(
+pub fn open_store(config: &Config) -> Result<Arc<dyn LogStore>, StoreError> {
+    Ok(Arc::new(SledStore::open(
         &config.data_dir,
         config.sled_cache_bytes,
     )?))
@@ -42,7 +42,7 @@ pub async fn run(
     listener: TcpListener,
     config: Config,
     clock: Arc<dyn Clock>,
-    store: Box<dyn LogStore>,
+    store: Arc<dyn LogStore>,
     shutdown: impl Future<Output = ()> + 'static,
 ) -> Result<(), ServerError> {
     serve(listener, config, clock, store, shutdown, None).await
@@ -53,7 +53,7 @@ async fn serve(
     listener: TcpListener,
     config: Config,
     clock: Arc<dyn Clock>,
-    store: Box<dyn LogStore>,
+    store: Arc<dyn LogStore>,
     shutdown: impl Future<Output = ()> + 'static,
     ready: Option<std::sync::mpsc::Sender<Arc<Surge>>>,
 ) -> Result<(), ServerError> {
@@ -133,7 +133,7 @@ impl Background {
     pub fn start(
         config: Config,
         clock: Arc<dyn Clock>,
-        store: Box<dyn LogStore>,
+        store: Arc<dyn LogStore>,
     ) -> Result<Self, ServerError> {
         let listener = TcpListener::bind(&config.listen)?;
         let addr = listener.local_addr()?;

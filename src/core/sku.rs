@@ -10,6 +10,7 @@ use super::event::Event;
 use super::ids::{ChannelId, CustomerId, HoldId, OrderId, SkuId, WarehouseId};
 use super::model::{Hold, IdempotencyRecord, Millis, ReleaseReason, SkuAllocation, StockRow};
 use super::Rejection;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +47,9 @@ pub struct Prepared {
     usage_increase: u64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Serialised whole into snapshots; what is in flight (`pending` and what
+/// goes with it) is not, as it is never durable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SkuState {
     pub sku: SkuId,
     pub name: Option<String>,
@@ -58,8 +61,11 @@ pub struct SkuState {
     pub usage: HashMap<CustomerId, u64>,
     /// Allocations of orders that are not cancelled.
     pub allocations: HashMap<OrderId, SkuAllocation>,
+    #[serde(skip)]
     pending: HashMap<OrderId, Prepared>,
+    #[serde(skip)]
     locked_holds: HashMap<HoldId, OrderId>,
+    #[serde(skip)]
     pending_usage: HashMap<CustomerId, u64>,
 }
 

@@ -12,7 +12,9 @@
 //! entry in flight and every later one completes with `Failed`, and the
 //! writer never writes again.
 
+pub mod checkpoint;
 pub mod record;
+pub mod snapshot;
 pub mod store;
 
 use crate::core::Event;
@@ -88,16 +90,27 @@ pub struct WalConfig {
 }
 
 /// Where replay left off: the next record key and event sequence number.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Position {
     pub next_key: u64,
     pub next_seq: u64,
+}
+
+impl Position {
+    /// An empty log.
+    pub const START: Position = Position {
+        next_key: 0,
+        next_seq: 1,
+    };
 }
 
 pub type OnDurable = Box<dyn FnMut(Seq, &Event) + Send>;
 
 pub struct Wal {
     tx: Sender<Msg>,
+    /// Records with a key below this are synced (the checkpointer reads
+    /// no further).
+    durable_key: Arc<AtomicU64>,
     failed: Arc<AtomicBool>,
     submitted: AtomicU64,
     durable: Arc<AtomicU64>,
@@ -106,7 +119,7 @@ pub struct Wal {
 
 impl Wal {
     pub fn start(
-        store: Box<dyn LogStore>,
+        store: Arc<dyn LogStore>,
         at: Position,
         config: &WalConfig,
         on_durable: OnDurable,
@@ -114,7 +127,9 @@ impl Wal {
         let (tx, rx) = crossbeam_channel::bounded(config.channel_capacity);
         let failed = Arc::new(AtomicBool::new(false));
         let durable = Arc::new(AtomicU64::new(0));
+        let durable_key = Arc::new(AtomicU64::new(at.next_key));
         let mut writer = Writer {
+            durable_key: durable_key.clone(),
             store,
             rx,
             at,
@@ -130,6 +145,7 @@ impl Wal {
             .spawn(move || writer.run())?;
         Ok(Self {
             tx,
+            durable_key,
             failed,
             submitted: AtomicU64::new(0),
             durable,
@@ -186,6 +202,11 @@ impl Wal {
         self.submit(Vec::new())
     }
 
+    /// Records with a key below the returned value are synced.
+    pub fn durable_key(&self) -> Arc<AtomicU64> {
+        self.durable_key.clone()
+    }
+
     /// Entries queued and not yet durable.
     pub fn queued(&self) -> usize {
         self.tx.len()
@@ -213,7 +234,8 @@ fn count_events(batch: &[(Vec<Event>, Option<Done>)]) -> u64 {
 }
 
 struct Writer {
-    store: Box<dyn LogStore>,
+    store: Arc<dyn LogStore>,
+    durable_key: Arc<AtomicU64>,
     rx: Receiver<Msg>,
     at: Position,
     batch_max: usize,
@@ -297,6 +319,7 @@ impl Writer {
             self.store.sync()?;
         }
         self.at.next_key += 1;
+        self.durable_key.store(self.at.next_key, Ordering::Release);
         for (i, e) in events.iter().enumerate() {
             (self.on_durable)(first + i as u64, e);
         }
@@ -309,6 +332,8 @@ impl Writer {
 pub enum ReplayError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::SnapshotError),
     #[error("log record {key} is corrupt: {reason}; refusing to start on a damaged log")]
     Corrupt { key: u64, reason: String },
     #[error("log record {key} starts at seq {found}, expected {expected}")]
@@ -323,30 +348,37 @@ pub enum ReplayError {
 /// after it is corruption: replay refuses, naming the record.
 pub fn replay(
     store: &dyn LogStore,
+    apply: impl FnMut(Seq, &Event),
+) -> Result<Position, ReplayError> {
+    replay_from(store, Position::START, apply)
+}
+
+/// `replay` from a position (a snapshot's), skipping records before it.
+pub fn replay_from(
+    store: &dyn LogStore,
+    from: Position,
     mut apply: impl FnMut(Seq, &Event),
 ) -> Result<Position, ReplayError> {
-    let mut at = Position {
-        next_key: 0,
-        next_seq: 1,
-    };
+    let mut at = from;
     let mut err = None;
     let mut torn: Option<(u64, String)> = None;
-    store.scan(&mut |key, bytes| {
-        if err.is_some() {
-            return;
-        }
+    store.scan_from(from.next_key, &mut |key, bytes| {
         if let Some((tkey, reason)) = torn.take() {
             err = Some(ReplayError::Corrupt { key: tkey, reason });
-            return;
+            return false;
         }
         match record::decode(bytes) {
-            Err(e) => torn = Some((key, e.to_string())),
+            Err(e) => {
+                torn = Some((key, e.to_string()));
+                true
+            }
             Ok(rec) if rec.first_seq != at.next_seq => {
                 err = Some(ReplayError::Gap {
                     key,
                     expected: at.next_seq,
                     found: rec.first_seq,
-                })
+                });
+                false
             }
             Ok(rec) => {
                 for (i, e) in rec.events.iter().enumerate() {
@@ -354,6 +386,7 @@ pub fn replay(
                 }
                 at.next_seq += rec.events.len() as u64;
                 at.next_key = key + 1;
+                true
             }
         }
     })?;
@@ -392,16 +425,39 @@ mod tests {
     }
 
     impl LogStore for Gate {
-        fn append(&mut self, key: u64, record: &[u8]) -> Result<(), StoreError> {
+        fn append(&self, key: u64, record: &[u8]) -> Result<(), StoreError> {
             self.inner.append(key, record)
         }
-        fn sync(&mut self) -> Result<(), StoreError> {
+        fn sync(&self) -> Result<(), StoreError> {
             let _ = self.entered.send(());
             let _ = self.open.recv();
             self.inner.sync()
         }
-        fn scan(&self, visit: &mut dyn FnMut(u64, &[u8])) -> Result<(), StoreError> {
-            self.inner.scan(visit)
+        fn scan_from(
+            &self,
+            from: u64,
+            visit: &mut dyn FnMut(u64, &[u8]) -> bool,
+        ) -> Result<(), StoreError> {
+            self.inner.scan_from(from, visit)
+        }
+        fn truncate_before(&self, key: u64) -> Result<(), StoreError> {
+            self.inner.truncate_before(key)
+        }
+        fn put_chunk(&self, generation: u64, index: u32, bytes: &[u8]) -> Result<(), StoreError> {
+            self.inner.put_chunk(generation, index, bytes)
+        }
+        fn commit_snapshot(&self, generation: u64, meta: &[u8]) -> Result<(), StoreError> {
+            self.inner.commit_snapshot(generation, meta)
+        }
+        fn snapshot_meta(&self) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.snapshot_meta()
+        }
+        fn chunks(
+            &self,
+            generation: u64,
+            visit: &mut dyn FnMut(u32, &[u8]),
+        ) -> Result<(), StoreError> {
+            self.inner.chunks(generation, visit)
         }
     }
 
@@ -420,7 +476,7 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         let wal = Wal::start(
-            Box::new(Gate {
+            Arc::new(Gate {
                 inner: mem.clone(),
                 entered: entered_tx,
                 open: open_rx,
@@ -493,7 +549,7 @@ mod tests {
         let published = Arc::new(AtomicU64::new(0));
         let sink = published.clone();
         let wal = Wal::start(
-            Box::new(mem.clone()),
+            Arc::new(mem.clone()),
             Position {
                 next_key: 0,
                 next_seq: 1,
@@ -537,7 +593,7 @@ mod tests {
             .collect();
         let last = records.len() - 1;
         for len in 0..records[last].len() {
-            let mut mem = MemStore::new();
+            let mem = MemStore::new();
             for (k, r) in records.iter().enumerate() {
                 let bytes = if k == last { &r[..len] } else { &r[..] };
                 mem.append(k as u64, bytes).unwrap();
@@ -566,7 +622,7 @@ mod tests {
 
     #[test]
     fn replay_refuses_a_corrupt_record_and_names_it() {
-        let mut mem = MemStore::new();
+        let mem = MemStore::new();
         let a = ev(1);
         mem.append(0, &record::encode(1, &[&a]).unwrap()).unwrap();
         let mut bad = record::encode(2, &[&a]).unwrap();
@@ -578,7 +634,7 @@ mod tests {
         let err = replay(&mem, |_, _| {}).unwrap_err();
         assert!(matches!(err, ReplayError::Corrupt { key: 1, .. }), "{err}");
         assert!(err.to_string().contains("record 1"), "{err}");
-        let mut gap = MemStore::new();
+        let gap = MemStore::new();
         gap.append(0, &record::encode(5, &[&a]).unwrap()).unwrap();
         assert!(matches!(
             replay(&gap, |_, _| {}),

@@ -40,14 +40,25 @@ pub enum RecordError {
 pub fn encode(first_seq: u64, events: &[&Event]) -> Result<Vec<u8>, RecordError> {
     let payload = postcard::to_stdvec(&RecordRef { first_seq, events })
         .map_err(|e| RecordError::Payload(e.to_string()))?;
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.push(RECORD_VERSION);
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
-    Ok(out)
+    Ok(frame(&payload))
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
+    postcard::from_bytes(unframe(bytes)?).map_err(|e| RecordError::Payload(e.to_string()))
+}
+
+/// Wraps a payload in the version byte and checksum (records and snapshot
+/// chunks share the framing).
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.push(RECORD_VERSION);
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Checks the framing and returns the payload.
+pub fn unframe(bytes: &[u8]) -> Result<&[u8], RecordError> {
     if bytes.len() < HEADER_LEN {
         return Err(RecordError::Short(bytes.len()));
     }
@@ -59,7 +70,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
     if crc32fast::hash(payload) != crc {
         return Err(RecordError::Checksum);
     }
-    postcard::from_bytes(payload).map_err(|e| RecordError::Payload(e.to_string()))
+    Ok(payload)
 }
 
 #[cfg(test)]

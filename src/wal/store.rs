@@ -1,6 +1,6 @@
-//! Where log records live. [`LogStore`] is the seam: the WAL writer knows
-//! only this trait; [`SledStore`] is the real one, [`MemStore`] an in-memory
-//! one whose faults tests switch on.
+//! Where log records and snapshots live. [`LogStore`] is the seam: the WAL
+//! writer and the checkpointer know only this trait; [`SledStore`] is the
+//! real one, [`MemStore`] an in-memory one whose faults tests switch on.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -14,31 +14,68 @@ pub enum StoreError {
     Io(String),
 }
 
-pub trait LogStore: Send + 'static {
+/// Shared by the WAL writer (appends, syncs) and the checkpointer (reads
+/// the synced log, writes snapshots, truncates behind them).
+pub trait LogStore: Send + Sync + 'static {
     /// Writes one record under `key` (keys only grow). Not durable until
     /// `sync` returns.
-    fn append(&mut self, key: u64, record: &[u8]) -> Result<(), StoreError>;
+    fn append(&self, key: u64, record: &[u8]) -> Result<(), StoreError>;
     /// Makes every appended record durable.
-    fn sync(&mut self) -> Result<(), StoreError>;
+    fn sync(&self) -> Result<(), StoreError>;
+    /// Visits the records with key `from` or more, in key order, until
+    /// `visit` returns false.
+    fn scan_from(
+        &self,
+        from: u64,
+        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), StoreError>;
+    /// Removes every record with a key below `key`.
+    fn truncate_before(&self, key: u64) -> Result<(), StoreError>;
+    /// Stores one chunk of snapshot `generation`; invisible until committed.
+    fn put_chunk(&self, generation: u64, index: u32, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Makes `meta` (and so its generation's chunks) the snapshot, durably,
+    /// then drops the chunks of every other generation.
+    fn commit_snapshot(&self, generation: u64, meta: &[u8]) -> Result<(), StoreError>;
+    /// The committed snapshot's meta, if any.
+    fn snapshot_meta(&self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Visits the chunks of `generation` in order.
+    fn chunks(&self, generation: u64, visit: &mut dyn FnMut(u32, &[u8])) -> Result<(), StoreError>;
+
     /// Visits every record in key order.
-    fn scan(&self, visit: &mut dyn FnMut(u64, &[u8])) -> Result<(), StoreError>;
+    fn scan(&self, visit: &mut dyn FnMut(u64, &[u8])) -> Result<(), StoreError> {
+        self.scan_from(0, &mut |k, v| {
+            visit(k, v);
+            true
+        })
+    }
 }
 
 /// Records in a sled tree, keyed by big-endian batch number so they sort in
-/// log order.
+/// log order; snapshots in another tree.
 ///
 /// sled 0.34's `flush` ends in `sync_file_range`, which neither flushes the
 /// disk's write cache nor file metadata; so `sync` follows it with an
 /// `fdatasync` of sled's data file. `strace -f -e trace=fsync,fdatasync,sync_file_range`
-/// shows one of each per group commit.
+/// shows one of each per group commit (`scripts/check-durability.sh`).
 pub struct SledStore {
     db: sled::Db,
-    tree: sled::Tree,
+    wal: sled::Tree,
+    snap: sled::Tree,
     data_file: File,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(e.to_string())
+}
+
+const META_KEY: &[u8] = b"meta";
+
+fn chunk_key(generation: u64, index: u32) -> [u8; 13] {
+    let mut k = [0u8; 13];
+    k[0] = b'c';
+    k[1..9].copy_from_slice(&generation.to_be_bytes());
+    k[9..].copy_from_slice(&index.to_be_bytes());
+    k
 }
 
 impl SledStore {
@@ -49,35 +86,93 @@ impl SledStore {
             .cache_capacity(cache_bytes)
             .open()
             .map_err(io)?;
-        let tree = db.open_tree("wal").map_err(io)?;
+        let wal = db.open_tree("wal").map_err(io)?;
+        let snap = db.open_tree("snapshot").map_err(io)?;
         let data_file = File::open(dir.join("db")).map_err(io)?;
         Ok(Self {
             db,
-            tree,
+            wal,
+            snap,
             data_file,
         })
     }
 }
 
 impl LogStore for SledStore {
-    fn append(&mut self, key: u64, record: &[u8]) -> Result<(), StoreError> {
-        self.tree.insert(key.to_be_bytes(), record).map_err(io)?;
+    fn append(&self, key: u64, record: &[u8]) -> Result<(), StoreError> {
+        self.wal.insert(key.to_be_bytes(), record).map_err(io)?;
         Ok(())
     }
 
-    fn sync(&mut self) -> Result<(), StoreError> {
+    fn sync(&self) -> Result<(), StoreError> {
         self.db.flush().map_err(io)?;
         self.data_file.sync_data().map_err(io)
     }
 
-    fn scan(&self, visit: &mut dyn FnMut(u64, &[u8])) -> Result<(), StoreError> {
-        for item in self.tree.iter() {
+    fn scan_from(
+        &self,
+        from: u64,
+        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        for item in self.wal.range(from.to_be_bytes()..) {
             let (k, v) = item.map_err(io)?;
             let key: [u8; 8] = k
                 .as_ref()
                 .try_into()
                 .map_err(|_| StoreError::Io(format!("malformed key of {} bytes", k.len())))?;
-            visit(u64::from_be_bytes(key), &v);
+            if !visit(u64::from_be_bytes(key), &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn truncate_before(&self, key: u64) -> Result<(), StoreError> {
+        for item in self.wal.range(..key.to_be_bytes()) {
+            let (k, _) = item.map_err(io)?;
+            self.wal.remove(k).map_err(io)?;
+        }
+        Ok(())
+    }
+
+    fn put_chunk(&self, generation: u64, index: u32, bytes: &[u8]) -> Result<(), StoreError> {
+        self.snap
+            .insert(chunk_key(generation, index), bytes)
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn commit_snapshot(&self, generation: u64, meta: &[u8]) -> Result<(), StoreError> {
+        self.snap.insert(META_KEY, meta).map_err(io)?;
+        self.sync()?;
+        let mut stale = Vec::new();
+        for item in self
+            .snap
+            .range(chunk_key(0, 0)..chunk_key(u64::MAX, u32::MAX))
+        {
+            let (k, _) = item.map_err(io)?;
+            if k.len() == 13 && k[1..9] != generation.to_be_bytes() {
+                stale.push(k);
+            }
+        }
+        for k in stale {
+            self.snap.remove(k).map_err(io)?;
+        }
+        Ok(())
+    }
+
+    fn snapshot_meta(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.snap.get(META_KEY).map_err(io)?.map(|v| v.to_vec()))
+    }
+
+    fn chunks(&self, generation: u64, visit: &mut dyn FnMut(u32, &[u8])) -> Result<(), StoreError> {
+        for item in self
+            .snap
+            .range(chunk_key(generation, 0)..=chunk_key(generation, u32::MAX))
+        {
+            let (k, v) = item.map_err(io)?;
+            let index = u32::from_be_bytes([k[9], k[10], k[11], k[12]]);
+            visit(index, &v);
         }
         Ok(())
     }
@@ -93,18 +188,20 @@ pub struct Faults {
     pub syncs: AtomicU64,
 }
 
-/// An in-memory store. Only synced records survive [`MemStore::reopen`], as
-/// after a crash.
+/// An in-memory store. Only synced records and committed snapshots survive
+/// [`MemStore::reopen`], as after a crash.
 #[derive(Clone, Default)]
 pub struct MemStore {
     inner: Arc<Mutex<MemInner>>,
     pub faults: Arc<Faults>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct MemInner {
     synced: BTreeMap<u64, Vec<u8>>,
     unsynced: BTreeMap<u64, Vec<u8>>,
+    meta: Option<Vec<u8>>,
+    chunks: BTreeMap<(u64, u32), Vec<u8>>,
 }
 
 impl MemStore {
@@ -114,12 +211,10 @@ impl MemStore {
 
     /// A fresh handle on what was synced, as a restart after a crash sees it.
     pub fn reopen(&self) -> Self {
-        let synced = self.lock().synced.clone();
+        let mut inner = self.lock().clone();
+        inner.unsynced.clear();
         Self {
-            inner: Arc::new(Mutex::new(MemInner {
-                synced,
-                unsynced: BTreeMap::new(),
-            })),
+            inner: Arc::new(Mutex::new(inner)),
             faults: Arc::new(Faults::default()),
         }
     }
@@ -131,18 +226,26 @@ impl MemStore {
     pub fn synced_records(&self) -> usize {
         self.lock().synced.len()
     }
+
+    /// Records present, synced or not.
+    pub fn records(&self) -> usize {
+        let inner = self.lock();
+        inner.synced.len() + inner.unsynced.len()
+    }
 }
 
 impl LogStore for MemStore {
-    fn append(&mut self, key: u64, record: &[u8]) -> Result<(), StoreError> {
+    fn append(&self, key: u64, record: &[u8]) -> Result<(), StoreError> {
         if self.faults.fail_append.load(Ordering::SeqCst) {
             return Err(StoreError::Io("injected append failure".into()));
         }
-        self.lock().unsynced.insert(key, record.to_vec());
+        let mut inner = self.lock();
+        inner.synced.remove(&key);
+        inner.unsynced.insert(key, record.to_vec());
         Ok(())
     }
 
-    fn sync(&mut self) -> Result<(), StoreError> {
+    fn sync(&self) -> Result<(), StoreError> {
         if self.faults.fail_sync.load(Ordering::SeqCst) {
             return Err(StoreError::Io("injected sync failure".into()));
         }
@@ -153,10 +256,52 @@ impl LogStore for MemStore {
         Ok(())
     }
 
-    fn scan(&self, visit: &mut dyn FnMut(u64, &[u8])) -> Result<(), StoreError> {
+    fn scan_from(
+        &self,
+        from: u64,
+        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let inner = self.lock().clone();
+        let mut all = inner.synced;
+        all.extend(inner.unsynced);
+        for (k, v) in all.range(from..) {
+            if !visit(*k, v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn truncate_before(&self, key: u64) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.synced = inner.synced.split_off(&key);
+        inner.unsynced = inner.unsynced.split_off(&key);
+        Ok(())
+    }
+
+    fn put_chunk(&self, generation: u64, index: u32, bytes: &[u8]) -> Result<(), StoreError> {
+        self.lock()
+            .chunks
+            .insert((generation, index), bytes.to_vec());
+        Ok(())
+    }
+
+    fn commit_snapshot(&self, generation: u64, meta: &[u8]) -> Result<(), StoreError> {
+        self.sync()?;
+        let mut inner = self.lock();
+        inner.meta = Some(meta.to_vec());
+        inner.chunks.retain(|(g, _), _| *g == generation);
+        Ok(())
+    }
+
+    fn snapshot_meta(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().meta.clone())
+    }
+
+    fn chunks(&self, generation: u64, visit: &mut dyn FnMut(u32, &[u8])) -> Result<(), StoreError> {
         let inner = self.lock();
-        for (k, v) in inner.synced.iter().chain(inner.unsynced.iter()) {
-            visit(*k, v);
+        for ((_, i), v) in inner.chunks.range((generation, 0)..=(generation, u32::MAX)) {
+            visit(*i, v);
         }
         Ok(())
     }

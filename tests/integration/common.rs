@@ -45,10 +45,10 @@ impl Srv {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path());
         tune(&mut config);
-        Self::boot(dir, config, Box::new(store))
+        Self::boot(dir, config, Arc::new(store))
     }
 
-    fn boot(dir: tempfile::TempDir, config: Config, store: Box<dyn LogStore>) -> Srv {
+    fn boot(dir: tempfile::TempDir, config: Config, store: Arc<dyn LogStore>) -> Srv {
         let bg =
             Background::start(config.clone(), Arc::new(SystemClock::default()), store).unwrap();
         let client = reqwest::Client::builder()

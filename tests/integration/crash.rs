@@ -49,8 +49,10 @@ fn start(dir: &std::path::Path) -> Server {
         .args(["serve", "--data-dir"])
         .arg(dir.join("data"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("SURGE_LOG", "warn")
+        .env("SURGE_LOG", "info")
         .env("SURGE_HTTP_WORKERS", "2")
+        // Snapshots and log truncation happen during the rounds too.
+        .env("SURGE_SNAPSHOT_EVERY_EVENTS", "50")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -444,6 +446,12 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         l.released.len()
     );
     assert!(!l.holds.is_empty() && !l.orders.is_empty());
+    let snapshots: usize = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+        .map(|log| log.matches("snapshot written").count())
+        .sum();
+    println!("snapshots taken during the rounds: {snapshots}");
     drop(l);
     server.child.kill().unwrap();
     server.child.wait().unwrap();

@@ -314,7 +314,7 @@ async fn a_torn_tail_is_dropped_and_mid_log_corruption_refuses_to_start() {
     store
         .scan(&mut |k, v| records.push((k, v.to_vec())))
         .unwrap();
-    let mut torn = MemStore::new();
+    let torn = MemStore::new();
     for (i, (k, v)) in records.iter().enumerate() {
         let bytes = if i + 1 == records.len() {
             &v[..v.len() / 2]
@@ -337,7 +337,7 @@ async fn a_torn_tail_is_dropped_and_mid_log_corruption_refuses_to_start() {
     drop(srv);
 
     // A flipped byte in a record that has records after it: refuse to start.
-    let mut flipped = MemStore::new();
+    let flipped = MemStore::new();
     for (i, (k, v)) in records.iter().enumerate() {
         let mut v = v.clone();
         if i == 1 {
@@ -352,7 +352,7 @@ async fn a_torn_tail_is_dropped_and_mid_log_corruption_refuses_to_start() {
     let err = surge::server::Background::start(
         config,
         std::sync::Arc::new(surge::clock::SystemClock::default()),
-        Box::new(flipped),
+        std::sync::Arc::new(flipped),
     )
     .err()
     .expect("started on a corrupt log");

@@ -9,4 +9,5 @@ mod durability;
 mod flash;
 mod holds;
 mod limits;
+mod snapshots;
 mod tidy;

@@ -1,0 +1,194 @@
+//! The checkpointer: a thread that keeps its own copy of the durable state
+//! by reading the synced log (never touching the live actors, projections
+//! or the writer), writes a snapshot when enough events or time have passed,
+//! then truncates the log behind it. So a snapshot costs the request path
+//! nothing but disk bandwidth, and the log stays bounded under steady load.
+
+use super::snapshot::{self, Meta};
+use super::store::LogStore;
+use super::{record, Position};
+use crate::projection::Projection;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How often the checkpointer reads what the log gained.
+const TAIL_INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone)]
+pub struct CheckpointConfig {
+    /// Snapshot after this many events since the last one.
+    pub every_events: u64,
+    /// Snapshot after this long, if anything changed.
+    pub every: Duration,
+    /// Entities per snapshot chunk.
+    pub chunk_entries: usize,
+}
+
+/// What the checkpointer has done, for logs and tests.
+#[derive(Debug, Default)]
+pub struct CheckpointStats {
+    pub snapshots: AtomicU64,
+    /// Seq of the last event the newest snapshot holds.
+    pub last_seq: AtomicU64,
+}
+
+pub struct Checkpointer {
+    stop: Sender<()>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    pub stats: Arc<CheckpointStats>,
+}
+
+impl Checkpointer {
+    pub fn start(
+        store: Arc<dyn LogStore>,
+        durable_key: Arc<AtomicU64>,
+        config: CheckpointConfig,
+    ) -> std::io::Result<Self> {
+        let (stop, stopped) = crossbeam_channel::bounded(1);
+        let stats = Arc::new(CheckpointStats::default());
+        let s = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("surge-checkpoint".into())
+            .spawn(move || run(store, durable_key, config, stopped, s))?;
+        Ok(Self {
+            stop,
+            thread: Mutex::new(Some(thread)),
+            stats,
+        })
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self.stop.try_send(());
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Applies synced records from `at` up to `end`; returns the new position.
+fn tail(
+    store: &dyn LogStore,
+    state: &Projection,
+    mut at: Position,
+    end: u64,
+) -> Result<Position, String> {
+    let mut err = None;
+    store
+        .scan_from(at.next_key, &mut |key, bytes| {
+            if key >= end {
+                return false;
+            }
+            match record::decode(bytes) {
+                Ok(rec) if rec.first_seq == at.next_seq => {
+                    for (i, e) in rec.events.iter().enumerate() {
+                        state.apply(rec.first_seq + i as u64, e);
+                    }
+                    at.next_seq += rec.events.len() as u64;
+                    at.next_key = key + 1;
+                    true
+                }
+                Ok(rec) => {
+                    err = Some(format!(
+                        "record {key} starts at seq {}, expected {}",
+                        rec.first_seq, at.next_seq
+                    ));
+                    false
+                }
+                Err(e) => {
+                    err = Some(format!("record {key}: {e}"));
+                    false
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    match err {
+        Some(e) => Err(e),
+        None => Ok(at),
+    }
+}
+
+fn run(
+    store: Arc<dyn LogStore>,
+    durable_key: Arc<AtomicU64>,
+    config: CheckpointConfig,
+    stopped: Receiver<()>,
+    stats: Arc<CheckpointStats>,
+) {
+    // Its own copy of the state, built off the request path.
+    let state = Projection::new();
+    let (mut at, mut generation) = match snapshot::load(store.as_ref(), &state) {
+        Ok(Some(Meta { at, generation, .. })) => (at, generation),
+        Ok(None) => (Position::START, 0),
+        Err(e) => {
+            tracing::error!(error = %e, "checkpointer cannot load the snapshot; no snapshots will be taken");
+            return;
+        }
+    };
+    let mut last_snapshot_seq = at.next_seq - 1;
+    let mut last_snapshot_at = Instant::now();
+    loop {
+        match stopped.recv_timeout(TAIL_INTERVAL) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        at = match tail(
+            store.as_ref(),
+            &state,
+            at,
+            durable_key.load(Ordering::Acquire),
+        ) {
+            Ok(at) => at,
+            Err(e) => {
+                tracing::error!(error = %e, "checkpointer cannot read the log; no snapshots will be taken");
+                return;
+            }
+        };
+        let since = at.next_seq - 1 - last_snapshot_seq;
+        let due = since >= config.every_events
+            || (since > 0 && last_snapshot_at.elapsed() >= config.every);
+        if !due {
+            continue;
+        }
+        let started = Instant::now();
+        match snapshot::write(
+            store.as_ref(),
+            &state,
+            at,
+            generation + 1,
+            config.chunk_entries,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|meta| {
+            store
+                .truncate_before(at.next_key)
+                .map(|()| meta)
+                .map_err(|e| e.to_string())
+        }) {
+            Ok(meta) => {
+                generation = meta.generation;
+                last_snapshot_seq = at.next_seq - 1;
+                last_snapshot_at = Instant::now();
+                stats.snapshots.fetch_add(1, Ordering::AcqRel);
+                stats.last_seq.store(last_snapshot_seq, Ordering::Release);
+                tracing::info!(
+                    seq = last_snapshot_seq,
+                    entries = meta.entries,
+                    chunks = meta.chunks,
+                    ms = started.elapsed().as_millis() as u64,
+                    "snapshot written; log truncated behind it"
+                );
+            }
+            // The log is untouched; try again next time.
+            Err(e) => tracing::error!(error = %e, "snapshot failed"),
+        }
+    }
+}
