@@ -44,7 +44,7 @@ pub struct IdemEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SnapEntry {
     Warehouse(Warehouse),
-    Sku(SkuState),
+    Sku(Box<SkuState>),
     Hold(HoldRecord),
     Order(Order),
     Idempotency(String, IdemEntry),
@@ -195,7 +195,7 @@ impl Projection {
             out(SnapEntry::Warehouse(w.value().clone()));
         }
         for s in self.skus.iter() {
-            out(SnapEntry::Sku(s.value().clone()));
+            out(SnapEntry::Sku(Box::new(s.value().clone())));
         }
         for h in self.holds.iter() {
             out(SnapEntry::Hold(h.value().clone()));
@@ -215,7 +215,7 @@ impl Projection {
                 self.warehouses.insert(w.id.clone(), w);
             }
             SnapEntry::Sku(s) => {
-                self.skus.insert(s.sku.clone(), s);
+                self.skus.insert(s.sku.clone(), *s);
             }
             SnapEntry::Hold(h) => {
                 self.max_hold.fetch_max(h.hold.id.0, Ordering::AcqRel);
