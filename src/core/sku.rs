@@ -102,6 +102,17 @@ impl SkuState {
         }
     }
 
+    /// Changes the row of `warehouse`, created empty if missing (without
+    /// cloning the id when it exists: this is on the replay hot path).
+    fn with_row(&mut self, warehouse: &WarehouseId, f: impl FnOnce(&mut StockRow)) {
+        if let Some(row) = self.rows.get_mut(warehouse) {
+            return f(row);
+        }
+        let mut row = StockRow::default();
+        f(&mut row);
+        self.rows.insert(warehouse.clone(), row);
+    }
+
     fn sku_id(&self) -> SkuId {
         self.sku.clone()
     }
@@ -441,22 +452,20 @@ impl SkuState {
             }
             Event::StockAdjusted {
                 warehouse, delta, ..
-            } => {
-                let row = self.rows.entry(warehouse.clone()).or_default();
+            } => self.with_row(warehouse, |row| {
                 row.on_hand = row.on_hand.saturating_add_signed(*delta);
                 debug_assert!(row.committed() <= row.on_hand);
-            }
+            }),
             Event::SafetyStockSet {
                 warehouse,
                 safety_stock,
                 ..
-            } => {
-                self.rows.entry(warehouse.clone()).or_default().safety_stock = *safety_stock;
-            }
+            } => self.with_row(warehouse, |row| row.safety_stock = *safety_stock),
             Event::HoldCreated { hold, .. } => {
-                let row = self.rows.entry(hold.warehouse.clone()).or_default();
-                row.reserved = row.reserved.saturating_add(hold.qty);
-                debug_assert!(row.committed() <= row.on_hand);
+                self.with_row(&hold.warehouse, |row| {
+                    row.reserved = row.reserved.saturating_add(hold.qty);
+                    debug_assert!(row.committed() <= row.on_hand);
+                });
                 if let Some(c) = &hold.customer {
                     add_usage(&mut self.usage, c, hold.qty);
                 }
@@ -482,9 +491,10 @@ impl SkuState {
                         self.remove_hold(*h);
                     }
                     for (wh, q) in &a.lines {
-                        let row = self.rows.entry(wh.clone()).or_default();
-                        row.allocated = row.allocated.saturating_add(*q);
-                        debug_assert!(row.committed() <= row.on_hand);
+                        self.with_row(wh, |row| {
+                            row.allocated = row.allocated.saturating_add(*q);
+                            debug_assert!(row.committed() <= row.on_hand);
+                        });
                     }
                     add_usage(&mut self.usage, &a.customer, a.qty());
                     self.allocations.insert(order.id, a.clone());

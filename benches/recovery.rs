@@ -1,0 +1,291 @@
+//! Recovery benchmark: replay speed and restart time, with and without a
+//! snapshot, for logs of 1M and 10M events and for a store of 1M SKUs.
+//!
+//!     cargo bench --bench recovery            # full run (several minutes)
+//!     cargo bench --bench recovery -- quick   # 100k events, a smoke run
+//!
+//! Each figure is the median of RUNS runs. "server ready" is the time from
+//! spawning the release binary on the data directory until /healthz answers.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use surge::core::{Event, Hold, HoldId, Location, ReleaseReason, SkuId, Warehouse, WarehouseId};
+use surge::projection::Projection;
+use surge::wal::store::{LogStore, SledStore};
+use surge::wal::{self, record, snapshot, Position};
+
+const RUNS: usize = 3;
+/// Events per log record, as group commit writes them under load.
+const EVENTS_PER_RECORD: usize = 64;
+const CACHE: u64 = 256 << 20;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn wh(i: usize) -> WarehouseId {
+    WarehouseId::parse(&format!("w{i}")).unwrap()
+}
+
+fn sku(i: usize) -> SkuId {
+    SkuId::parse(&format!("sku-{i}")).unwrap()
+}
+
+/// Writes `events` as records of EVENTS_PER_RECORD.
+fn write_log(store: &SledStore, events: impl Iterator<Item = Event>) -> (Position, u64) {
+    let mut at = Position::START;
+    let mut batch: Vec<Event> = Vec::with_capacity(EVENTS_PER_RECORD);
+    let mut n = 0u64;
+    let mut flush = |batch: &mut Vec<Event>, at: &mut Position| {
+        let refs: Vec<&Event> = batch.iter().collect();
+        store
+            .append(at.next_key, &record::encode(at.next_seq, &refs).unwrap())
+            .unwrap();
+        at.next_key += 1;
+        at.next_seq += batch.len() as u64;
+        batch.clear();
+    };
+    for e in events {
+        batch.push(e);
+        n += 1;
+        if batch.len() == EVENTS_PER_RECORD {
+            flush(&mut batch, &mut at);
+        }
+    }
+    if !batch.is_empty() {
+        flush(&mut batch, &mut at);
+    }
+    store.sync().unwrap();
+    (at, n)
+}
+
+fn warehouses(n: usize) -> impl Iterator<Item = Event> {
+    (0..n).map(|i| Event::WarehouseUpserted {
+        warehouse: Warehouse {
+            id: wh(i),
+            name: format!("W{i}"),
+            location: Location {
+                lat: 50.0,
+                lon: 8.0,
+            },
+            priority: i as i32,
+        },
+    })
+}
+
+/// A flash-sale-like mix over 10,000 SKUs: stock receipts, holds created
+/// and released (closed holds stay in the state as history).
+fn sale_events(total: u64) -> impl Iterator<Item = Event> {
+    const SKUS: usize = 10_000;
+    let setup = warehouses(4).chain((0..SKUS).flat_map(|i| {
+        [
+            Event::SkuUpserted {
+                sku: sku(i),
+                name: None,
+                per_customer_limit: Some(5),
+            },
+            Event::StockAdjusted {
+                sku: sku(i),
+                warehouse: wh(i % 4),
+                delta: 1_000_000,
+                reason: "receipt".into(),
+            },
+        ]
+    }));
+    let mut next_hold = 0u64;
+    let mut open: std::collections::VecDeque<(u64, usize)> = Default::default();
+    let body = (0..).map(move |i: u64| {
+        let s = (i.wrapping_mul(2654435761) % SKUS as u64) as usize;
+        if i % 20 < 3 {
+            Event::StockAdjusted {
+                sku: sku(s),
+                warehouse: wh(s % 4),
+                delta: 1,
+                reason: "count".into(),
+            }
+        } else if i % 20 < 11 || open.len() < 1000 {
+            next_hold += 1;
+            open.push_back((next_hold, s));
+            Event::HoldCreated {
+                hold: Hold {
+                    id: HoldId(next_hold),
+                    sku: sku(s),
+                    warehouse: wh(s % 4),
+                    qty: 1,
+                    customer: None,
+                    channel: None,
+                    created_at: 0,
+                    expires_at: u64::MAX / 2,
+                },
+                idempotency: None,
+            }
+        } else {
+            let (h, s) = open.pop_front().unwrap();
+            Event::HoldReleased {
+                sku: sku(s),
+                hold: HoldId(h),
+                reason: ReleaseReason::Released,
+                at: 0,
+            }
+        }
+    });
+    let setup_len = 4 + 2 * SKUS as u64;
+    setup.chain(body.take(total.saturating_sub(setup_len) as usize))
+}
+
+/// 1M SKUs, each created and stocked in one warehouse.
+fn many_skus(n: usize) -> impl Iterator<Item = Event> {
+    warehouses(4).chain((0..n).flat_map(|i| {
+        [
+            Event::SkuUpserted {
+                sku: sku(i),
+                name: Some(format!("Item {i}")),
+                per_customer_limit: None,
+            },
+            Event::StockAdjusted {
+                sku: sku(i),
+                warehouse: wh(i % 4),
+                delta: 100,
+                reason: "receipt".into(),
+            },
+        ]
+    }))
+}
+
+fn replay_once(dir: &std::path::Path) -> (Duration, u64) {
+    let store = SledStore::open(dir, CACHE).unwrap();
+    let p = Projection::new();
+    let t = Instant::now();
+    let mut n = 0u64;
+    let from = snapshot::load(&store, &p)
+        .unwrap()
+        .map_or(Position::START, |m| m.at);
+    wal::replay_from(&store, from, |seq, e| {
+        n += 1;
+        p.apply(seq, e)
+    })
+    .unwrap();
+    (t.elapsed(), n)
+}
+
+fn server_ready(dir: &std::path::Path) -> Duration {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let t = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_surge"))
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("SURGE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let ready = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            if buf.starts_with("HTTP/1.1 200") {
+                break t.elapsed();
+            }
+        }
+        assert!(Instant::now() < deadline, "server never became ready");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    ready
+}
+
+fn case(name: &str, events: impl Iterator<Item = Event>, rows: &mut Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let t = Instant::now();
+    let (at, n) = {
+        let store = SledStore::open(&data, CACHE).unwrap();
+        write_log(&store, events)
+    };
+    eprintln!("{name}: wrote {n} events in {:.1?}", t.elapsed());
+
+    let replays: Vec<(Duration, u64)> = (0..RUNS).map(|_| replay_once(&data)).collect();
+    let replay = median(replays.iter().map(|r| r.0).collect());
+    let ready_log = median((0..RUNS).map(|_| server_ready(&data)).collect());
+
+    // Snapshot what the log holds, truncate it, and measure again.
+    let store = Arc::new(SledStore::open(&data, CACHE).unwrap());
+    let p = Projection::new();
+    wal::replay(store.as_ref(), |s, e| p.apply(s, e)).unwrap();
+    let t = Instant::now();
+    let meta = snapshot::write(store.as_ref(), &p, at, 1, 4096).unwrap();
+    store.truncate_before(at.next_key).unwrap();
+    let snap_write = t.elapsed();
+    drop(store);
+    drop(p);
+    let loads = median((0..RUNS).map(|_| replay_once(&data).0).collect());
+    let ready_snap = median((0..RUNS).map(|_| server_ready(&data)).collect());
+    let disk = dir_size(&data);
+
+    let row = format!(
+        "| {name} | {n} | {:.2} s ({:.2} M events/s) | {:.2} s | {:.2} s ({} entities) | {:.2} s | {:.2} s | {} MiB |",
+        replay.as_secs_f64(),
+        n as f64 / replay.as_secs_f64() / 1e6,
+        ready_log.as_secs_f64(),
+        snap_write.as_secs_f64(),
+        meta.entries,
+        loads.as_secs_f64(),
+        ready_snap.as_secs_f64(),
+        disk >> 20,
+    );
+    eprintln!("{row}");
+    rows.push(row);
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| {
+                    let m = e.metadata().unwrap();
+                    if m.is_dir() {
+                        dir_size(&e.path())
+                    } else {
+                        m.len()
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "quick");
+    let mut rows = Vec::new();
+    if quick {
+        case("sale, 100k events", sale_events(100_000), &mut rows);
+        case("10k SKUs", many_skus(10_000), &mut rows);
+    } else {
+        case("sale, 1M events", sale_events(1_000_000), &mut rows);
+        case("sale, 10M events", sale_events(10_000_000), &mut rows);
+        case("1M SKUs", many_skus(1_000_000), &mut rows);
+    }
+    println!("| log | events | replay, no snapshot | server ready, no snapshot | snapshot write | load snapshot (+ empty tail) | server ready, snapshot | disk after snapshot |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!("{r}");
+    }
+    println!(
+        "({} events per record; median of {RUNS} runs; {} cores)",
+        EVENTS_PER_RECORD,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+}
