@@ -38,7 +38,7 @@ fn write_log(store: &SledStore, events: impl Iterator<Item = Event>) -> (Positio
     let mut at = Position::START;
     let mut batch: Vec<Event> = Vec::with_capacity(EVENTS_PER_RECORD);
     let mut n = 0u64;
-    let mut flush = |batch: &mut Vec<Event>, at: &mut Position| {
+    let flush = |batch: &mut Vec<Event>, at: &mut Position| {
         let refs: Vec<&Event> = batch.iter().collect();
         store
             .append(at.next_key, &record::encode(at.next_seq, &refs).unwrap())
@@ -182,6 +182,9 @@ fn server_ready(dir: &std::path::Path) -> Duration {
         .arg(dir)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("SURGE_LOG", "warn")
+        // The server must not snapshot and truncate the log under the bench.
+        .env("SURGE_SNAPSHOT_EVERY_EVENTS", "1000000000000")
+        .env("SURGE_SNAPSHOT_EVERY_MS", "1000000000000")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -226,7 +229,8 @@ fn case(name: &str, events: impl Iterator<Item = Event>, rows: &mut Vec<String>)
     let p = Projection::new();
     wal::replay(store.as_ref(), |s, e| p.apply(s, e)).unwrap();
     let t = Instant::now();
-    let meta = snapshot::write(store.as_ref(), &p, at, 1, 4096).unwrap();
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let meta = snapshot::write(store.as_ref(), &p, at, 1, 4096, &never).unwrap();
     store.truncate_before(at.next_key).unwrap();
     let snap_write = t.elapsed();
     drop(store);

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// Longest client-chosen id, in bytes. Ids are keys in memory and on disk;
 /// a bound keeps both predictable.
@@ -22,15 +23,17 @@ fn valid(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
+/// Client ids are shared, immutable strings: an id is cloned into events,
+/// holds, rows and indexes many times, and a clone is a reference count.
 macro_rules! string_id {
     ($name:ident, $kind:literal) => {
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             pub fn parse(s: &str) -> Result<Self, IdError> {
                 if valid(s) {
-                    Ok(Self(s.to_owned()))
+                    Ok(Self(Arc::from(s)))
                 } else {
                     Err(IdError { kind: $kind })
                 }

@@ -9,7 +9,7 @@ use super::store::LogStore;
 use super::{record, Position};
 use crate::projection::Projection;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -37,6 +37,8 @@ pub struct CheckpointStats {
 
 pub struct Checkpointer {
     stop: Sender<()>,
+    /// Set at shutdown: a snapshot being written is abandoned.
+    cancel: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
     pub stats: Arc<CheckpointStats>,
 }
@@ -49,18 +51,21 @@ impl Checkpointer {
     ) -> std::io::Result<Self> {
         let (stop, stopped) = crossbeam_channel::bounded(1);
         let stats = Arc::new(CheckpointStats::default());
-        let s = stats.clone();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (s, c) = (stats.clone(), cancel.clone());
         let thread = std::thread::Builder::new()
             .name("surge-checkpoint".into())
-            .spawn(move || run(store, durable_key, config, stopped, s))?;
+            .spawn(move || run(store, durable_key, config, stopped, s, c))?;
         Ok(Self {
             stop,
+            cancel,
             thread: Mutex::new(Some(thread)),
             stats,
         })
     }
 
     pub fn shutdown(&self) {
+        self.cancel.store(true, Ordering::Release);
         let _ = self.stop.try_send(());
         if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = t.join();
@@ -122,6 +127,7 @@ fn run(
     config: CheckpointConfig,
     stopped: Receiver<()>,
     stats: Arc<CheckpointStats>,
+    cancel: Arc<AtomicBool>,
 ) {
     // Its own copy of the state, built off the request path.
     let state = Projection::new();
@@ -165,6 +171,7 @@ fn run(
             at,
             generation + 1,
             config.chunk_entries,
+            &cancel,
         )
         .map_err(|e| e.to_string())
         .and_then(|meta| {

@@ -353,51 +353,65 @@ pub fn replay(
     replay_from(store, Position::START, apply)
 }
 
+/// Records decoded ahead of the one being applied during replay.
+const REPLAY_AHEAD_RECORDS: usize = 256;
+
 /// `replay` from a position (a snapshot's), skipping records before it.
+/// One thread reads and decodes while the caller's thread applies.
 pub fn replay_from(
     store: &dyn LogStore,
     from: Position,
     mut apply: impl FnMut(Seq, &Event),
 ) -> Result<Position, ReplayError> {
-    let mut at = from;
-    let mut err = None;
-    let mut torn: Option<(u64, String)> = None;
-    store.scan_from(from.next_key, &mut |key, bytes| {
-        if let Some((tkey, reason)) = torn.take() {
-            err = Some(ReplayError::Corrupt { key: tkey, reason });
-            return false;
-        }
-        match record::decode(bytes) {
-            Err(e) => {
-                torn = Some((key, e.to_string()));
-                true
+    std::thread::scope(|scope| {
+        let (tx, rx) = crossbeam_channel::bounded(REPLAY_AHEAD_RECORDS);
+        let reader = scope.spawn(move || {
+            store.scan_from(from.next_key, &mut |key, bytes| {
+                tx.send((key, record::decode(bytes))).is_ok()
+            })
+        });
+        let mut at = from;
+        let mut err = None;
+        let mut torn: Option<(u64, String)> = None;
+        for (key, decoded) in rx.iter() {
+            if let Some((tkey, reason)) = torn.take() {
+                err = Some(ReplayError::Corrupt { key: tkey, reason });
+                break;
             }
-            Ok(rec) if rec.first_seq != at.next_seq => {
-                err = Some(ReplayError::Gap {
-                    key,
-                    expected: at.next_seq,
-                    found: rec.first_seq,
-                });
-                false
-            }
-            Ok(rec) => {
-                for (i, e) in rec.events.iter().enumerate() {
-                    apply(rec.first_seq + i as u64, e);
+            match decoded {
+                Err(e) => torn = Some((key, e.to_string())),
+                Ok(rec) if rec.first_seq != at.next_seq => {
+                    err = Some(ReplayError::Gap {
+                        key,
+                        expected: at.next_seq,
+                        found: rec.first_seq,
+                    });
+                    break;
                 }
-                at.next_seq += rec.events.len() as u64;
-                at.next_key = key + 1;
-                true
+                Ok(rec) => {
+                    for (i, e) in rec.events.iter().enumerate() {
+                        apply(rec.first_seq + i as u64, e);
+                    }
+                    at.next_seq += rec.events.len() as u64;
+                    at.next_key = key + 1;
+                }
             }
         }
-    })?;
-    if let Some(e) = err {
-        return Err(e);
-    }
-    if let Some((key, reason)) = torn {
-        tracing::warn!(key, %reason, "dropping a torn last log record (never acknowledged)");
-        at.next_key = key;
-    }
-    Ok(at)
+        // Stops the reader if we broke off early.
+        drop(rx);
+        let scanned = reader
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Io("log reader thread panicked".into())));
+        if let Some(e) = err {
+            return Err(e);
+        }
+        scanned?;
+        if let Some((key, reason)) = torn {
+            tracing::warn!(key, %reason, "dropping a torn last log record (never acknowledged)");
+            at.next_key = key;
+        }
+        Ok(at)
+    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use super::store::{LogStore, StoreError};
 use super::Position;
 use crate::projection::{Projection, SnapEntry};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Meta {
@@ -24,6 +25,8 @@ pub enum SnapshotError {
     Store(#[from] StoreError),
     #[error("snapshot is damaged: {0}; refusing to start on it")]
     Corrupt(String),
+    #[error("snapshot abandoned: shutting down")]
+    Cancelled,
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, SnapshotError> {
@@ -38,19 +41,24 @@ fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T, Snap
 }
 
 /// Writes `state` (which reflects exactly the log before `at`) as snapshot
-/// `generation` and makes it the current one, durably.
+/// `generation` and makes it the current one, durably. Gives up, committing
+/// nothing, as soon as `cancel` is set.
 pub fn write(
     store: &dyn LogStore,
     state: &Projection,
     at: Position,
     generation: u64,
     chunk_entries: usize,
+    cancel: &AtomicBool,
 ) -> Result<Meta, SnapshotError> {
     let mut chunk: Vec<SnapEntry> = Vec::with_capacity(chunk_entries);
     let mut chunks = 0u32;
     let mut entries = 0u64;
     let mut failed: Option<SnapshotError> = None;
     let flush = |chunk: &mut Vec<SnapEntry>, chunks: &mut u32| -> Result<(), SnapshotError> {
+        if cancel.load(Ordering::Acquire) {
+            return Err(SnapshotError::Cancelled);
+        }
         store.put_chunk(generation, *chunks, &encode(chunk)?)?;
         *chunks += 1;
         chunk.clear();
@@ -94,7 +102,9 @@ pub fn load(store: &dyn LogStore, into: &Projection) -> Result<Option<Meta>, Sna
     let mut entries = 0u64;
     let mut failed = None;
     store.chunks(meta.generation, &mut |index, bytes| {
-        if failed.is_some() {
+        // Chunks past the count are left from an attempt at the same
+        // generation that never committed.
+        if failed.is_some() || index >= meta.chunks {
             return;
         }
         if index != expected {
