@@ -353,8 +353,12 @@ pub fn replay(
     replay_from(store, Position::START, apply)
 }
 
-/// Records decoded ahead of the one being applied during replay.
-const REPLAY_AHEAD_RECORDS: usize = 256;
+/// Records the replay reader decodes ahead, in messages of
+/// `REPLAY_BATCH_RECORDS`, of the one being applied.
+const REPLAY_AHEAD_BATCHES: usize = 16;
+const REPLAY_BATCH_RECORDS: usize = 64;
+
+type Decoded = (u64, Result<record::Record, record::RecordError>);
 
 /// `replay` from a position (a snapshot's), skipping records before it.
 /// One thread reads and decodes while the caller's thread applies.
@@ -364,19 +368,31 @@ pub fn replay_from(
     mut apply: impl FnMut(Seq, &Event),
 ) -> Result<Position, ReplayError> {
     std::thread::scope(|scope| {
-        let (tx, rx) = crossbeam_channel::bounded(REPLAY_AHEAD_RECORDS);
+        let (tx, rx) = crossbeam_channel::bounded::<Vec<Decoded>>(REPLAY_AHEAD_BATCHES);
         let reader = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(REPLAY_BATCH_RECORDS);
+            let mut open = true;
             store.scan_from(from.next_key, &mut |key, bytes| {
-                tx.send((key, record::decode(bytes))).is_ok()
-            })
+                batch.push((key, record::decode(bytes)));
+                if batch.len() == REPLAY_BATCH_RECORDS {
+                    let full =
+                        std::mem::replace(&mut batch, Vec::with_capacity(REPLAY_BATCH_RECORDS));
+                    open = tx.send(full).is_ok();
+                }
+                open
+            })?;
+            if open && !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            Ok::<(), StoreError>(())
         });
         let mut at = from;
         let mut err = None;
         let mut torn: Option<(u64, String)> = None;
-        for (key, decoded) in rx.iter() {
+        'records: for (key, decoded) in rx.iter().flatten() {
             if let Some((tkey, reason)) = torn.take() {
                 err = Some(ReplayError::Corrupt { key: tkey, reason });
-                break;
+                break 'records;
             }
             match decoded {
                 Err(e) => torn = Some((key, e.to_string())),
@@ -386,7 +402,7 @@ pub fn replay_from(
                         expected: at.next_seq,
                         found: rec.first_seq,
                     });
-                    break;
+                    break 'records;
                 }
                 Ok(rec) => {
                     for (i, e) in rec.events.iter().enumerate() {
