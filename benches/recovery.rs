@@ -78,9 +78,14 @@ fn warehouses(n: usize) -> impl Iterator<Item = Event> {
 }
 
 /// A flash-sale-like mix over 10,000 SKUs: stock receipts, holds created
-/// and released (closed holds stay in the state as history).
+/// and released. Times are now, so every closed hold is within the
+/// retention and stays in the state as history (the worst case).
 fn sale_events(total: u64) -> impl Iterator<Item = Event> {
     const SKUS: usize = 10_000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     let setup = warehouses(4).chain((0..SKUS).flat_map(|i| {
         [
             Event::SkuUpserted {
@@ -118,8 +123,8 @@ fn sale_events(total: u64) -> impl Iterator<Item = Event> {
                     qty: 1,
                     customer: None,
                     channel: None,
-                    created_at: 0,
-                    expires_at: u64::MAX / 2,
+                    created_at: now,
+                    expires_at: now + 86_400_000,
                 },
                 idempotency: None,
             }

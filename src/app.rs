@@ -100,6 +100,10 @@ impl Surge {
         store: Arc<dyn LogStore>,
     ) -> Result<Arc<Self>, OpenError> {
         let projection = Arc::new(Projection::new());
+        let horizon = clock
+            .now_ms()
+            .saturating_sub(config.closed_hold_retention_ms);
+        projection.history_horizon.store(horizon, Ordering::Release);
         let started = std::time::Instant::now();
         let from = match snapshot::load(store.as_ref(), &projection).map_err(ReplayError::from)? {
             Some(meta) => {
@@ -147,6 +151,9 @@ impl Surge {
                 every_events: config.snapshot_every_events,
                 every: std::time::Duration::from_millis(config.snapshot_every_ms),
                 chunk_entries: config.snapshot_chunk_entries,
+                closed_hold_retention: std::time::Duration::from_millis(
+                    config.closed_hold_retention_ms,
+                ),
             },
         )?;
         let arbiters: Vec<Arbiter> = (0..config.actor_threads())

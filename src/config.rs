@@ -42,6 +42,7 @@ pub struct Config {
     pub order_lines_max: usize,
     pub text_len_max: usize,
     pub idempotency_ttl_ms: u64,
+    pub closed_hold_retention_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +171,12 @@ impl Config {
             return Err(invalid(
                 "hold_ttl_ms_default",
                 "must not exceed hold_ttl_ms_max",
+            ));
+        }
+        if self.closed_hold_retention_ms < self.idempotency_ttl_ms {
+            return Err(invalid(
+                "closed_hold_retention_ms",
+                "must be at least idempotency_ttl_ms, so a retried key still finds its hold",
             ));
         }
         if self.on_hand_max > i64::MAX as u64 {

@@ -64,6 +64,10 @@ pub struct Projection {
     /// across restarts.
     pub max_hold: AtomicU64,
     pub max_order: AtomicU64,
+    /// Holds closed before this time are forgotten, not kept as history
+    /// (0 keeps them all). Set by the owner from the clock and
+    /// `closed_hold_retention_ms`; see `forget_closed_holds`.
+    pub history_horizon: AtomicU64,
 }
 
 impl Projection {
@@ -99,11 +103,23 @@ impl Projection {
     }
 
     fn close_hold(&self, id: HoldId, status: HoldStatus, order: Option<OrderId>, at: Millis) {
-        if let Some(mut h) = self.holds.get_mut(&id) {
+        if at < self.history_horizon.load(Ordering::Relaxed) {
+            self.holds.remove(&id);
+        } else if let Some(mut h) = self.holds.get_mut(&id) {
             h.status = status;
             h.order = order;
             h.closed_at = Some(at);
         }
+    }
+
+    /// Forgets holds closed before `before`, and closes the door on
+    /// remembering any more of them (replay included). Returns how many.
+    pub fn forget_closed_holds(&self, before: Millis) -> usize {
+        self.history_horizon.fetch_max(before, Ordering::AcqRel);
+        let n = self.holds.len();
+        self.holds
+            .retain(|_, h| h.closed_at.is_none_or(|t| t >= before));
+        n - self.holds.len()
     }
 
     pub fn apply(&self, seq: u64, event: &Event) {

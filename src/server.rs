@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
-/// How often forgotten idempotency keys are swept from memory.
+/// How often expired idempotency keys and old closed holds are swept from
+/// memory.
 const IDEMPOTENCY_SWEEP: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
@@ -103,10 +104,15 @@ async fn serve(
             let mut tick = tokio::time::interval(IDEMPOTENCY_SWEEP);
             loop {
                 tick.tick().await;
-                let before = surge.now().saturating_sub(surge.config.idempotency_ttl_ms);
-                let n = surge.projection.prune_idempotency(before);
-                if n > 0 {
-                    tracing::debug!(n, "idempotency keys forgotten");
+                let now = surge.now();
+                let keys = surge
+                    .projection
+                    .prune_idempotency(now.saturating_sub(surge.config.idempotency_ttl_ms));
+                let holds = surge
+                    .projection
+                    .forget_closed_holds(now.saturating_sub(surge.config.closed_hold_retention_ms));
+                if keys + holds > 0 {
+                    tracing::debug!(keys, holds, "idempotency keys and closed holds forgotten");
                 }
             }
         })

@@ -25,6 +25,8 @@ pub struct CheckpointConfig {
     pub every: Duration,
     /// Entities per snapshot chunk.
     pub chunk_entries: usize,
+    /// Closed holds older than this are left out of snapshots.
+    pub closed_hold_retention: Duration,
 }
 
 /// What the checkpointer has done, for logs and tests.
@@ -131,6 +133,14 @@ fn run(
 ) {
     // Its own copy of the state, built off the request path.
     let state = Projection::new();
+    let horizon = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| {
+                d.saturating_sub(config.closed_hold_retention).as_millis() as u64
+            })
+    };
+    state.history_horizon.store(horizon(), Ordering::Release);
     let (mut at, mut generation) = match snapshot::load(store.as_ref(), &state) {
         Ok(Some(Meta { at, generation, .. })) => (at, generation),
         Ok(None) => (Position::START, 0),
@@ -165,6 +175,7 @@ fn run(
             continue;
         }
         let started = Instant::now();
+        state.forget_closed_holds(horizon());
         match snapshot::write(
             store.as_ref(),
             &state,

@@ -148,3 +148,43 @@ async fn holds_that_ran_out_while_down_are_released_at_start_and_live_ones_keep_
         (Some(1), Some(4))
     );
 }
+
+#[tokio::test]
+async fn closed_holds_are_forgotten_after_their_retention_open_ones_never() {
+    use surge::clock::{Clock, ManualClock, SystemClock};
+    let srv = Srv::start();
+    srv.warehouse("w1", 1).await;
+    srv.sku("tee", None, &[("w1", 5)]).await;
+    let (_, closed) = srv
+        .post("/v1/reservations", json!({"sku": "tee", "qty": 1}))
+        .await;
+    let (_, open) = srv
+        .post(
+            "/v1/reservations",
+            json!({"sku": "tee", "qty": 2, "ttl_ms": 86_400_000}),
+        )
+        .await;
+    let cpath = format!("/v1/reservations/{}", closed["id"].as_str().unwrap());
+    let opath = format!("/v1/reservations/{}", open["id"].as_str().unwrap());
+    assert_eq!(srv.delete(&cpath).await.0, StatusCode::OK);
+    // One day later: still within the retention (2 days by default).
+    let day = 86_400_000;
+    let start = SystemClock::default().now_ms();
+    let srv = srv.restart_with_clock(std::sync::Arc::new(ManualClock::new(start + day)));
+    assert_eq!(srv.get(&cpath).await.1["status"], "released");
+    // Three days later: the released hold is forgotten; the open one stays
+    // (it expires now, and is kept as history for the retention again).
+    let srv = srv.restart_with_clock(std::sync::Arc::new(ManualClock::new(start + 3 * day)));
+    let (s, e) = srv.get(&cpath).await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("reservation_not_found"))
+    );
+    assert!(
+        eventually(Duration::from_secs(10), async || srv.get(&opath).await.1
+            ["status"]
+            == "expired")
+        .await
+    );
+    assert_eq!(srv.stock("tee").await["available"].as_u64(), Some(5));
+}
