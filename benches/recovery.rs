@@ -302,6 +302,13 @@ fn main() {
         println!("{} {n}", t.as_nanos());
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "write-sale-log") {
+        // Leaves a log behind for manual runs of `replay-child` and the server.
+        let n: u64 = args[i + 2].parse().unwrap();
+        let store = SledStore::open(std::path::Path::new(&args[i + 1]), CACHE).unwrap();
+        write_log(&store, sale_events(n));
+        return;
+    }
     let quick = std::env::args().any(|a| a == "quick");
     let one = std::env::args().any(|a| a == "1m");
     let mut rows = Vec::new();
