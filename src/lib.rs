@@ -29,9 +29,3 @@ pub mod projection;
 pub mod server;
 pub mod telemetry;
 pub mod wal;
-
-/// The server allocates and frees many small values (ids, events, holds);
-/// mimalloc does that markedly faster than the system allocator (replay in
-/// `benches/recovery.rs` is dominated by malloc/free with glibc).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
