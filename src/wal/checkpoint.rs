@@ -6,7 +6,7 @@
 
 use super::snapshot::{self, Meta};
 use super::store::LogStore;
-use super::{record, Position};
+use super::Position;
 use crate::projection::Projection;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -81,48 +81,6 @@ impl Drop for Checkpointer {
     }
 }
 
-/// Applies synced records from `at` up to `end`; returns the new position.
-fn tail(
-    store: &dyn LogStore,
-    state: &Projection,
-    mut at: Position,
-    end: u64,
-) -> Result<Position, String> {
-    let mut err = None;
-    store
-        .scan_from(at.next_key, &mut |key, bytes| {
-            if key >= end {
-                return false;
-            }
-            match record::decode(bytes) {
-                Ok(rec) if rec.first_seq == at.next_seq => {
-                    for (i, e) in rec.events.iter().enumerate() {
-                        state.apply(rec.first_seq + i as u64, e);
-                    }
-                    at.next_seq += rec.events.len() as u64;
-                    at.next_key = key + 1;
-                    true
-                }
-                Ok(rec) => {
-                    err = Some(format!(
-                        "record {key} starts at seq {}, expected {}",
-                        rec.first_seq, at.next_seq
-                    ));
-                    false
-                }
-                Err(e) => {
-                    err = Some(format!("record {key}: {e}"));
-                    false
-                }
-            }
-        })
-        .map_err(|e| e.to_string())?;
-    match err {
-        Some(e) => Err(e),
-        None => Ok(at),
-    }
-}
-
 fn run(
     store: Arc<dyn LogStore>,
     durable_key: Arc<AtomicU64>,
@@ -156,12 +114,8 @@ fn run(
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
-        at = match tail(
-            store.as_ref(),
-            &state,
-            at,
-            durable_key.load(Ordering::Acquire),
-        ) {
+        let end = durable_key.load(Ordering::Acquire);
+        at = match super::replay_range(store.as_ref(), at, end, |seq, e| state.apply(seq, e)) {
             Ok(at) => at,
             Err(e) => {
                 tracing::error!(error = %e, "checkpointer cannot read the log; no snapshots will be taken");

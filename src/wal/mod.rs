@@ -361,10 +361,20 @@ const REPLAY_BATCH_RECORDS: usize = 64;
 type Decoded = (u64, Result<record::Record, record::RecordError>);
 
 /// `replay` from a position (a snapshot's), skipping records before it.
-/// One thread reads and decodes while the caller's thread applies.
 pub fn replay_from(
     store: &dyn LogStore,
     from: Position,
+    apply: impl FnMut(Seq, &Event),
+) -> Result<Position, ReplayError> {
+    replay_range(store, from, u64::MAX, apply)
+}
+
+/// Replays the records from `from` up to (not including) key `end`. One
+/// thread reads and decodes while the caller's thread applies.
+pub fn replay_range(
+    store: &dyn LogStore,
+    from: Position,
+    end: u64,
     mut apply: impl FnMut(Seq, &Event),
 ) -> Result<Position, ReplayError> {
     std::thread::scope(|scope| {
@@ -373,6 +383,9 @@ pub fn replay_from(
             let mut batch = Vec::with_capacity(REPLAY_BATCH_RECORDS);
             let mut open = true;
             store.scan_from(from.next_key, &mut |key, bytes| {
+                if key >= end {
+                    return false;
+                }
                 batch.push((key, record::decode(bytes)));
                 if batch.len() == REPLAY_BATCH_RECORDS {
                     let full =
