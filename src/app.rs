@@ -355,11 +355,16 @@ impl Surge {
         per_customer_limit: Option<u64>,
     ) -> Result<(), CmdError> {
         self.detached(move |this| async move {
-            let addr = this
-                .skus
-                .entry(sku.clone())
-                .or_insert_with(|| this.start_sku(SkuState::new(sku.clone())))
-                .clone();
+            // An existing SKU keeps its state (its actor may not be running
+            // yet after a restart); only an unknown one starts empty.
+            let addr = match this.sku(&sku) {
+                Ok(addr) => addr,
+                Err(_) => this
+                    .skus
+                    .entry(sku.clone())
+                    .or_insert_with(|| this.start_sku(SkuState::new(sku.clone())))
+                    .clone(),
+            };
             addr.send(sku::Upsert {
                 name,
                 per_customer_limit,

@@ -116,6 +116,25 @@ async fn restart_keeps_every_accepted_reservation_and_order() {
     let before = (srv.stock("a").await, srv.stock("b").await);
     let srv = srv.restart();
     assert_eq!((srv.stock("a").await, srv.stock("b").await), before);
+    // Updating a SKU after a restart keeps its stock (its actor starts from
+    // the durable state, not empty).
+    let (s, st) = srv.put("/v1/skus/b", json!({"name": "B2"})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (st["on_hand"].as_u64(), st["name"].as_str()),
+        (before.1["on_hand"].as_u64(), Some("B2"))
+    );
+    let (s, _) = srv
+        .post("/v1/reservations", json!({"sku": "b", "qty": 1}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let live = srv
+        .bg()
+        .surge
+        .inspect_sku(&surge::core::SkuId::parse("b").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(live.totals().on_hand, before.1["on_hand"].as_u64().unwrap());
     for (s, h) in holds.iter().filter(|(s, _)| *s == StatusCode::CREATED) {
         let (gs, got) = srv
             .get(&format!("/v1/reservations/{}", h["id"].as_str().unwrap()))
