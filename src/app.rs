@@ -155,6 +155,7 @@ impl Surge {
                     config.closed_hold_retention_ms,
                 ),
             },
+            clock.clone(),
         )?;
         let arbiters: Vec<Arbiter> = (0..config.actor_threads())
             .map(|_| Arbiter::new())

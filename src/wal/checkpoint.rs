@@ -7,6 +7,7 @@
 use super::snapshot::{self, Meta};
 use super::store::LogStore;
 use super::Position;
+use crate::clock::Clock;
 use crate::projection::Projection;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -50,6 +51,7 @@ impl Checkpointer {
         store: Arc<dyn LogStore>,
         durable_key: Arc<AtomicU64>,
         config: CheckpointConfig,
+        clock: Arc<dyn Clock>,
     ) -> std::io::Result<Self> {
         let (stop, stopped) = crossbeam_channel::bounded(1);
         let stats = Arc::new(CheckpointStats::default());
@@ -57,7 +59,7 @@ impl Checkpointer {
         let (s, c) = (stats.clone(), cancel.clone());
         let thread = std::thread::Builder::new()
             .name("surge-checkpoint".into())
-            .spawn(move || run(store, durable_key, config, stopped, s, c))?;
+            .spawn(move || run(store, durable_key, config, clock, stopped, s, c))?;
         Ok(Self {
             stop,
             cancel,
@@ -85,19 +87,15 @@ fn run(
     store: Arc<dyn LogStore>,
     durable_key: Arc<AtomicU64>,
     config: CheckpointConfig,
+    clock: Arc<dyn Clock>,
     stopped: Receiver<()>,
     stats: Arc<CheckpointStats>,
     cancel: Arc<AtomicBool>,
 ) {
     // Its own copy of the state, built off the request path.
     let state = Projection::new();
-    let horizon = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| {
-                d.saturating_sub(config.closed_hold_retention).as_millis() as u64
-            })
-    };
+    let retention_ms = u64::try_from(config.closed_hold_retention.as_millis()).unwrap_or(u64::MAX);
+    let horizon = || clock.now_ms().saturating_sub(retention_ms);
     state.history_horizon.store(horizon(), Ordering::Release);
     let (mut at, mut generation) = match snapshot::load(store.as_ref(), &state) {
         Ok(Some(Meta { at, generation, .. })) => (at, generation),
