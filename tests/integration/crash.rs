@@ -248,6 +248,13 @@ async fn setup(client: &reqwest::Client, base: &str) {
     }
 }
 
+/// GETs a resource that an acknowledgement promised exists.
+async fn get_ok(client: &reqwest::Client, url: &str) -> Value {
+    let r = client.get(url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "acknowledged {url} is missing");
+    r.json().await.unwrap()
+}
+
 /// Retries in-doubt operations (same keys, same bodies), then checks the
 /// whole ledger against the server.
 async fn settle_and_verify(client: &reqwest::Client, base: &str, ledger: &Mutex<Ledger>) {
@@ -275,17 +282,7 @@ async fn settle_and_verify(client: &reqwest::Client, base: &str, ledger: &Mutex<
     let mut reserved: HashMap<String, u64> = HashMap::new();
     let mut allocated: HashMap<String, u64> = HashMap::new();
     for (id, (sku, qty)) in &l.holds {
-        let r = client
-            .get(format!("{base}/v1/reservations/{id}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            r.status(),
-            StatusCode::OK,
-            "acknowledged reservation {id} is missing"
-        );
-        let v: Value = r.json().await.unwrap();
+        let v = get_ok(client, &format!("{base}/v1/reservations/{id}")).await;
         assert_eq!(
             (v["sku"].as_str().unwrap(), v["qty"].as_u64().unwrap()),
             (sku.as_str(), *qty)
@@ -298,17 +295,7 @@ async fn settle_and_verify(client: &reqwest::Client, base: &str, ledger: &Mutex<
         }
     }
     for (id, lines) in &l.orders {
-        let r = client
-            .get(format!("{base}/v1/orders/{id}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            r.status(),
-            StatusCode::OK,
-            "acknowledged order {id} is missing"
-        );
-        let v: Value = r.json().await.unwrap();
+        let v = get_ok(client, &format!("{base}/v1/orders/{id}")).await;
         if l.cancelled.contains(id) {
             assert_eq!(v["status"], "cancelled", "{id}");
         }
