@@ -134,7 +134,7 @@ fn sale_events(total: u64) -> impl Iterator<Item = Event> {
                 sku: sku(s),
                 hold: HoldId(h),
                 reason: ReleaseReason::Released,
-                at: 0,
+                at: now,
             }
         }
     });
