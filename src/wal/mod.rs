@@ -207,11 +207,6 @@ impl Wal {
         self.durable_key.clone()
     }
 
-    /// Entries queued and not yet durable.
-    pub fn queued(&self) -> usize {
-        self.tx.len()
-    }
-
     /// Writes what is queued, stops the writer and waits for it.
     pub fn shutdown(&self) {
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -227,10 +222,6 @@ impl Drop for Wal {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-fn count_events(batch: &[(Vec<Event>, Option<Done>)]) -> u64 {
-    batch.iter().map(|(e, _)| e.len() as u64).sum()
 }
 
 struct Writer {
@@ -278,6 +269,7 @@ impl Writer {
                 }
             }
             let n = batch.len() as u64;
+            let first_seq = self.at.next_seq;
             let outcome = if self.failed.load(Ordering::Acquire) {
                 Err(WalError::Failed)
             } else {
@@ -292,7 +284,7 @@ impl Writer {
             self.durable.fetch_add(n, Ordering::AcqRel);
             // Seqs were given out in batch order by `commit`: entry by entry,
             // each is answered with the seq of its last event.
-            let mut next = self.at.next_seq - outcome.map_or(0, |_| count_events(&batch));
+            let mut next = first_seq;
             for (events, done) in batch.drain(..) {
                 next += events.len() as u64;
                 if let Some(done) = done {
