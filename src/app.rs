@@ -34,6 +34,15 @@ pub enum OpenError {
     Io(#[from] std::io::Error),
 }
 
+fn active(hold: Hold) -> HoldRecord {
+    HoldRecord {
+        hold,
+        status: crate::core::HoldStatus::Active,
+        order: None,
+        closed_at: None,
+    }
+}
+
 /// An idempotency key, scoped to its endpoint, with the request's hash.
 #[derive(Debug, Clone)]
 pub struct Idempotency {
@@ -420,15 +429,74 @@ impl Surge {
             };
             let preference = this.projection.warehouses_by_priority();
             let hold: Hold = addr.send(sku::Reserve { cmd, preference }).await??;
-            Ok((
-                HoldRecord {
-                    hold,
-                    status: crate::core::HoldStatus::Active,
-                    order: None,
-                    closed_at: None,
-                },
-                Outcome::Created,
-            ))
+            Ok((active(hold), Outcome::Created))
+        })
+        .await
+    }
+
+    /// Many reservations at once, each answered on its own, in order. Those
+    /// without an idempotency key are grouped by SKU: one actor message and
+    /// one log entry per SKU. Those with a key go one by one, as `reserve`.
+    pub async fn reserve_batch(
+        self: &Arc<Self>,
+        reqs: Vec<ReserveRequest>,
+    ) -> Result<Vec<Result<(HoldRecord, Outcome), CmdError>>, CmdError> {
+        self.detached(move |this| async move {
+            let n = reqs.len();
+            let mut groups: HashMap<SkuId, (Vec<usize>, Vec<ReserveCmd>)> = HashMap::new();
+            let mut singles = Vec::new();
+            let now = this.now();
+            for (i, req) in reqs.into_iter().enumerate() {
+                if req.idempotency.is_some() {
+                    let this = this.clone();
+                    singles.push(async move { (i, this.reserve(req).await) });
+                    continue;
+                }
+                let group = groups.entry(req.sku.clone()).or_default();
+                group.0.push(i);
+                group.1.push(ReserveCmd {
+                    id: HoldId(this.next_hold.fetch_add(1, Ordering::AcqRel)),
+                    qty: req.qty,
+                    customer: req.customer,
+                    channel: req.channel,
+                    now,
+                    expires_at: now.saturating_add(req.ttl_ms),
+                    idempotency: None,
+                });
+            }
+            let preference = this.projection.warehouses_by_priority();
+            let grouped = groups.into_iter().map(|(sku, (at, cmds))| {
+                let this = this.clone();
+                let preference = preference.clone();
+                async move {
+                    let answers = match this.sku(&sku) {
+                        Ok(addr) => match addr.send(sku::ReserveMany { cmds, preference }).await {
+                            Ok(Ok(answers)) => answers,
+                            Ok(Err(e)) => vec![Err(e); at.len()],
+                            Err(e) => vec![Err(e.into()); at.len()],
+                        },
+                        Err(e) => vec![Err(e); at.len()],
+                    };
+                    at.into_iter()
+                        .zip(answers)
+                        .map(|(i, a)| (i, a.map(|h| (active(h), Outcome::Created))))
+                        .collect::<Vec<_>>()
+                }
+            });
+            let (grouped, singles) = futures_util::future::join(
+                futures_util::future::join_all(grouped),
+                futures_util::future::join_all(singles),
+            )
+            .await;
+            let mut out: Vec<Option<Result<(HoldRecord, Outcome), CmdError>>> =
+                (0..n).map(|_| None).collect();
+            for (i, r) in grouped.into_iter().flatten().chain(singles) {
+                out[i] = Some(r);
+            }
+            Ok(out
+                .into_iter()
+                .map(|r| r.unwrap_or(Err(CmdError::Unavailable)))
+                .collect())
         })
         .await
     }

@@ -40,6 +40,7 @@ pub struct Config {
     pub qty_max: u64,
     pub on_hand_max: u64,
     pub order_lines_max: usize,
+    pub reservation_batch_max: usize,
     pub text_len_max: usize,
     pub idempotency_ttl_ms: u64,
     pub closed_hold_retention_ms: u64,
@@ -160,6 +161,7 @@ impl Config {
             ("qty_max", self.qty_max),
             ("on_hand_max", self.on_hand_max),
             ("order_lines_max", self.order_lines_max as u64),
+            ("reservation_batch_max", self.reservation_batch_max as u64),
             ("text_len_max", self.text_len_max as u64),
         ];
         for (key, value) in positive {

@@ -187,6 +187,52 @@ impl Handler<Reserve> for SkuActor {
     }
 }
 
+/// Several reservations of this SKU decided in order, logged as one entry.
+/// Each answer is its own: some may be refused while others are accepted.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Result<Hold, CmdError>>, CmdError>")]
+pub struct ReserveMany {
+    pub cmds: Vec<ReserveCmd>,
+    pub preference: Arc<Vec<WarehouseId>>,
+}
+
+impl Handler<ReserveMany> for SkuActor {
+    type Result = Reply<Vec<Result<Hold, CmdError>>>;
+    fn handle(&mut self, m: ReserveMany, ctx: &mut Context<Self>) -> Self::Result {
+        let decided = self.state.reserve_many(m.cmds, &m.preference);
+        let mut events = Vec::new();
+        let mut ids = Vec::new();
+        let answers: Vec<Result<Hold, CmdError>> = decided
+            .into_iter()
+            .map(|d| match d {
+                Ok(Event::HoldCreated { hold, idempotency }) => {
+                    ids.push(hold.id);
+                    events.push(Event::HoldCreated {
+                        hold: hold.clone(),
+                        idempotency,
+                    });
+                    Ok(hold)
+                }
+                Ok(_) => Err(CmdError::Unavailable),
+                Err(r) => Err(r.into()),
+            })
+            .collect();
+        let durable = if events.is_empty() {
+            self.wal.barrier()
+        } else {
+            self.wal.submit(events).inspect_err(|_| {
+                // Never logged, so never happened.
+                self.state.undo_holds(&ids);
+            })
+        };
+        self.schedule_expiry(ctx, false);
+        Box::pin(async move {
+            durable?.wait().await?;
+            Ok(answers)
+        })
+    }
+}
+
 #[derive(Message)]
 #[rtype(result = "Result<(), CmdError>")]
 pub struct Extend {

@@ -124,6 +124,50 @@ pub struct ReserveBody {
     pub ttl_ms: Option<u64>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveBatchBody {
+    pub reservations: Vec<BatchItem>,
+}
+
+/// One reservation of a batch: `ReserveBody` plus its own idempotency key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchItem {
+    pub sku: String,
+    pub qty: u64,
+    pub customer_id: Option<String>,
+    pub channel: Option<String>,
+    pub ttl_ms: Option<u64>,
+    pub idempotency_key: Option<String>,
+}
+
+impl BatchItem {
+    pub fn split(self) -> (ReserveBody, Option<String>) {
+        (
+            ReserveBody {
+                sku: self.sku,
+                qty: self.qty,
+                customer_id: self.customer_id,
+                channel: self.channel,
+                ttl_ms: self.ttl_ms,
+            },
+            self.idempotency_key,
+        )
+    }
+}
+
+/// One answer of a batch: the status the single request would have had,
+/// and its body.
+#[derive(Debug, Serialize)]
+pub struct BatchResult {
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<ReservationView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<serde_json::Value>,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendBody {

@@ -44,6 +44,15 @@ impl ApiError {
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
+
+    /// `{code, message, ...details}`.
+    pub fn body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("code".into(), json!(self.code));
+        body.insert("message".into(), json!(self.message));
+        body.extend(self.details.clone());
+        Value::Object(body)
+    }
 }
 
 impl fmt::Display for ApiError {
@@ -58,11 +67,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut body = Map::new();
-        body.insert("code".into(), json!(self.code));
-        body.insert("message".into(), json!(self.message));
-        body.extend(self.details.clone());
-        HttpResponse::build(self.status).json(Value::Object(body))
+        HttpResponse::build(self.status).json(self.body())
     }
 }
 

@@ -118,9 +118,16 @@ fn idempotency(
     let Some(raw) = req.headers().get("idempotency-key") else {
         return Ok(None);
     };
+    idempotency_key(raw.to_str().ok(), scope, body).map(Some)
+}
+
+/// Checks a client's idempotency key and scopes it, with the request's hash.
+fn idempotency_key(
+    raw: Option<&str>,
+    scope: &str,
+    body: &impl Serialize,
+) -> Result<Idempotency, ApiError> {
     let key = raw
-        .to_str()
-        .ok()
         .filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_LEN_MAX && k.bytes().all(|b| (0x21..0x7f).contains(&b)))
         .ok_or_else(|| {
             ApiError::new(
@@ -135,10 +142,10 @@ fn idempotency(
     hasher.update(scope.as_bytes());
     hasher.update([0]);
     hasher.update(&canonical);
-    Ok(Some(Idempotency {
+    Ok(Idempotency {
         key: format!("{scope}:{key}"),
         request_hash: hasher.finalize().into(),
-    }))
+    })
 }
 
 /// 201 for a new resource; 200 with `Idempotent-Replayed: true` for a retry.

@@ -1,12 +1,15 @@
-use super::dto::{ExtendBody, ReservationView, ReserveBody};
+use super::dto::{BatchResult, ExtendBody, ReservationView, ReserveBatchBody, ReserveBody};
 use super::error::ApiError;
-use super::{created, id, idempotency, qty, ttl, App};
-use crate::app::ReserveRequest;
+use super::{created, id, idempotency, idempotency_key, qty, ttl, App};
+use crate::app::{Idempotency, Outcome, ReserveRequest};
+use crate::config::Config;
 use crate::core::{ChannelId, CustomerId, HoldId, SkuId};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/reservations", web::post().to(create))
+        .route("/reservations:batch", web::post().to(create_batch))
         .route("/reservations/{id}", web::get().to(get))
         .route("/reservations/{id}", web::delete().to(release))
         .route("/reservations/{id}/extend", web::post().to(extend));
@@ -28,9 +31,19 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let idem = idempotency(&req, "reservations", &b)?;
-    let request = ReserveRequest {
+    let request = reserve_request(&app.config, &b, idem)?;
+    let (record, outcome) = app.reserve(request).await?;
+    Ok(created(outcome, ReservationView::from(&record)))
+}
+
+fn reserve_request(
+    config: &Config,
+    b: &ReserveBody,
+    idempotency: Option<Idempotency>,
+) -> Result<ReserveRequest, ApiError> {
+    Ok(ReserveRequest {
         sku: id("sku", &b.sku, SkuId::parse)?,
-        qty: qty(&app.config, "qty", b.qty)?,
+        qty: qty(config, "qty", b.qty)?,
         customer: b
             .customer_id
             .as_deref()
@@ -41,11 +54,69 @@ async fn create(
             .as_deref()
             .map(|c| id("channel", c, ChannelId::parse))
             .transpose()?,
-        ttl_ms: ttl(&app.config, b.ttl_ms)?,
-        idempotency: idem,
-    };
-    let (record, outcome) = app.reserve(request).await?;
-    Ok(created(outcome, ReservationView::from(&record)))
+        ttl_ms: ttl(config, b.ttl_ms)?,
+        idempotency,
+    })
+}
+
+/// `POST /v1/reservations:batch`: every item is checked first (one bad item
+/// refuses the whole batch, nothing applied); then each is decided on its
+/// own and answered in order with the status it would have had alone. The
+/// reply comes once every accepted item is durable.
+async fn create_batch(
+    app: App,
+    req: HttpRequest,
+    body: web::Json<ReserveBatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    if req.headers().contains_key("idempotency-key") {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "a batch takes an idempotency_key per reservation, not an Idempotency-Key header",
+        ));
+    }
+    let items = body.into_inner().reservations;
+    let max = app.config.reservation_batch_max;
+    if items.is_empty() || items.len() > max {
+        return Err(ApiError::invalid(
+            "reservations",
+            format!("must hold from 1 to {max} reservations"),
+        ));
+    }
+    let mut requests = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let (b, key) = item.split();
+        let at = |e: ApiError| e.with("index", i);
+        let idem = key
+            .map(|k| idempotency_key(Some(&k), "reservations", &b))
+            .transpose()
+            .map_err(at)?;
+        requests.push(reserve_request(&app.config, &b, idem).map_err(at)?);
+    }
+    let results = app
+        .reserve_batch(requests)
+        .await?
+        .into_iter()
+        .map(|r| match r {
+            Ok((record, outcome)) => BatchResult {
+                status: match outcome {
+                    Outcome::Created => 201,
+                    Outcome::Replayed => 200,
+                },
+                reservation: Some(ReservationView::from(&record)),
+                error: None,
+            },
+            Err(e) => {
+                let e = ApiError::from(e);
+                BatchResult {
+                    status: e.status.as_u16(),
+                    reservation: None,
+                    error: Some(e.body()),
+                }
+            }
+        })
+        .collect::<Vec<_>>();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "results": results })))
 }
 
 async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {

@@ -263,6 +263,30 @@ impl SkuState {
         Ok(hold)
     }
 
+    /// Decides reservations in order, each seeing the ones before it: the
+    /// accepted ones are applied at once. They must then be logged, or
+    /// taken back with `undo_holds` if they cannot be.
+    pub fn reserve_many(
+        &mut self,
+        cmds: Vec<ReserveCmd>,
+        preference: &[WarehouseId],
+    ) -> Vec<Result<Event, Rejection>> {
+        cmds.into_iter()
+            .map(|cmd| {
+                let event = self.decide_reserve(cmd, preference)?;
+                self.apply(&event);
+                Ok(event)
+            })
+            .collect()
+    }
+
+    /// Takes back holds applied by `reserve_many` that were never logged.
+    pub fn undo_holds(&mut self, ids: &[HoldId]) {
+        for id in ids.iter().rev() {
+            self.remove_hold(*id);
+        }
+    }
+
     pub fn decide_extend(&self, id: HoldId, expires_at: Millis) -> Result<Event, Rejection> {
         let hold = self.open_hold(id)?;
         Ok(Event::HoldExtended {

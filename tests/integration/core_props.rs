@@ -373,3 +373,72 @@ proptest! {
         run(cmds)?;
     }
 }
+
+fn batch_case(
+    stock: Vec<u64>,
+    limit: Option<u64>,
+    batch: Vec<(u64, Option<u8>)>,
+) -> Result<(), TestCaseError> {
+    let pref: Vec<WarehouseId> = (0..WH).map(wid).collect();
+    let mut s = SkuState::new(SkuId::parse("sku").unwrap());
+    for (w, q) in stock.iter().enumerate() {
+        let e = s
+            .decide_adjust(&wid(w), &Adjustment::Delta(*q as i64), "t", ON_HAND_MAX)
+            .unwrap();
+        s.apply(&e);
+    }
+    s.apply(&s.upsert(None, limit));
+    let before = s.clone();
+    let cmds: Vec<ReserveCmd> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, (qty, cust))| ReserveCmd {
+            id: HoldId(i as u64 + 1),
+            qty: *qty,
+            customer: cust.map(cid),
+            channel: None,
+            now: 1_000,
+            expires_at: 2_000,
+            idempotency: None,
+        })
+        .collect();
+    let mut one_by_one = s.clone();
+    let expected: Vec<_> = cmds
+        .iter()
+        .map(|c| {
+            let r = one_by_one.decide_reserve(c.clone(), &pref);
+            if let Ok(e) = &r {
+                one_by_one.apply(e);
+            }
+            r
+        })
+        .collect();
+    let got = s.reserve_many(cmds, &pref);
+    prop_assert_eq!(&got, &expected);
+    prop_assert_eq!(&s, &one_by_one);
+    s.check_invariants().map_err(TestCaseError::fail)?;
+    let ids: Vec<HoldId> = got
+        .iter()
+        .filter_map(|r| match r {
+            Ok(Event::HoldCreated { hold, .. }) => Some(hold.id),
+            _ => None,
+        })
+        .collect();
+    s.undo_holds(&ids);
+    prop_assert_eq!(s, before, "undo must restore the state exactly");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    /// A batch decides exactly as the same reservations one by one, and an
+    /// unlogged batch can be taken back without a trace.
+    #[test]
+    fn a_batch_of_reservations_equals_one_by_one_and_undoes_exactly(
+        stock in prop::collection::vec(0u64..10, WH),
+        limit in prop::option::of(1u64..8),
+        batch in prop::collection::vec((1u64..5, prop::option::of(0u8..3)), 1..20),
+    ) {
+        batch_case(stock, limit, batch)?;
+    }
+}

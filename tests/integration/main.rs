@@ -2,6 +2,7 @@
 //! One integration binary; one module per feature.
 
 mod api;
+mod batch;
 mod common;
 mod core_props;
 mod crash;
