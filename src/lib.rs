@@ -25,6 +25,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod core;
+pub mod loadgen;
 pub mod projection;
 pub mod server;
 pub mod telemetry;

@@ -27,6 +27,8 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Run a flash-sale load against a server and check it never oversold.
+    Loadgen(surge::loadgen::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,7 +44,27 @@ fn main() -> anyhow::Result<()> {
             surge::telemetry::init(&config.log);
             serve(config)
         }
+        Command::Loadgen(options) => loadgen(options),
     }
+}
+
+/// Exits 1 when the run was set up but the oversell check failed.
+fn loadgen(options: surge::loadgen::Options) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.threads.max(1))
+        .enable_all()
+        .build()?;
+    let json = options.json.clone();
+    let report = runtime.block_on(surge::loadgen::run(options))?;
+    print!("{}", report.table());
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if !report.check.ok {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {

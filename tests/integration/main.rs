@@ -10,5 +10,6 @@ mod durability;
 mod flash;
 mod holds;
 mod limits;
+mod loadgen;
 mod snapshots;
 mod tidy;

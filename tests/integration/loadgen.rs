@@ -1,0 +1,96 @@
+//! Smoke runs of `surge loadgen` against a real server: small numbers, a
+//! second or two each. Every mode must sell out exactly and never oversell.
+
+use crate::common::Srv;
+use surge::loadgen::{self, Mode, Options};
+
+fn opts(srv: &Srv, mode: Mode) -> Options {
+    let mut o = Options::new(&srv.url(""));
+    o.mode = mode;
+    o.connections = 8;
+    o.duration_s = 20.0; // a bound, not a wait: the request count ends it
+    o.quiet = true;
+    o
+}
+
+#[tokio::test]
+async fn reserve_mode_sells_out_exactly() {
+    let srv = Srv::start();
+    let mut o = opts(&srv, Mode::Reserve);
+    o.stock = 200;
+    o.warehouses = 2;
+    o.requests = 300;
+    let r = loadgen::run(o).await.unwrap();
+    assert!(r.check.ok, "{}", r.table());
+    assert_eq!(r.requests, 300);
+    assert_eq!(r.units_acknowledged, 200);
+    assert_eq!(r.errors.get("insufficient_stock"), Some(&100));
+    assert_eq!(r.check.sold_out, 1);
+    assert_eq!(r.latency["reserve"].count, 300);
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["check"]["ok"], true);
+    assert!(r.table().contains("oversell check: OK"));
+}
+
+#[tokio::test]
+async fn batch_mode_sells_out_exactly_over_several_skus() {
+    let srv = Srv::start();
+    let mut o = opts(&srv, Mode::Batch);
+    o.batch = 8;
+    o.skus = 5;
+    o.hot_share = 0.5;
+    o.stock = 60;
+    o.requests = 100;
+    let r = loadgen::run(o).await.unwrap();
+    assert!(r.check.ok, "{}", r.table());
+    assert_eq!(r.items, 800);
+    assert_eq!(r.units_acknowledged, 300, "{}", r.table());
+    assert_eq!(r.check.sold_out, 5);
+}
+
+#[tokio::test]
+async fn hold_then_order_with_cancels_keeps_exact_accounting() {
+    let srv = Srv::start();
+    let mut o = opts(&srv, Mode::HoldOrder);
+    o.skus = 3;
+    o.hot_share = 0.6;
+    o.warehouses = 2;
+    o.stock = 40;
+    o.cancel_share = 0.3;
+    o.requests = 200;
+    let r = loadgen::run(o).await.unwrap();
+    assert!(r.check.ok, "{}", r.table());
+    assert!(r.latency.contains_key("order") && r.latency.contains_key("cancel"));
+    let committed: u64 = r.check.skus.iter().map(|c| c.reserved + c.allocated).sum();
+    assert_eq!(committed as i64, r.units_acknowledged);
+}
+
+#[tokio::test]
+async fn multi_line_orders_never_oversell() {
+    let srv = Srv::start();
+    let mut o = opts(&srv, Mode::Order);
+    o.skus = 4;
+    o.lines = 2;
+    o.stock = 30;
+    o.requests = 150;
+    let r = loadgen::run(o).await.unwrap();
+    assert!(r.check.ok, "{}", r.table());
+    assert!(r.check.skus.iter().all(|c| c.acknowledged <= 30));
+}
+
+#[tokio::test]
+async fn bad_options_are_refused_before_anything_is_sent() {
+    let srv = Srv::start();
+    let mut o = opts(&srv, Mode::Order);
+    o.lines = 3; // more lines than SKUs
+    assert!(matches!(
+        loadgen::run(o).await,
+        Err(loadgen::LoadgenError::Options(_))
+    ));
+    let (_, list) = srv.get("/v1/warehouses").await;
+    assert_eq!(
+        list["warehouses"].as_array().map(Vec::len),
+        Some(0),
+        "{list}"
+    );
+}
