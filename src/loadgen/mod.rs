@@ -341,6 +341,14 @@ impl Rng {
     }
 }
 
+/// Longest latency recorded, in µs (an hour).
+const LATENCY_US_MAX: u64 = 3_600_000_000;
+
+#[allow(clippy::expect_used)] // constant bounds, valid by construction
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("valid histogram bounds")
+}
+
 /// Per-connection results, merged at the end.
 struct Tally {
     latency: BTreeMap<&'static str, Histogram<u64>>,
@@ -357,11 +365,8 @@ impl Tally {
 
     fn record(&mut self, op: &'static str, since: Instant) {
         let us = since.elapsed().as_micros().max(1) as u64;
-        let h = self.latency.entry(op).or_insert_with(|| {
-            Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
-        });
-        let _ = h.record(us.min(3_600_000_000));
+        let h = self.latency.entry(op).or_insert_with(histogram);
+        let _ = h.record(us.min(LATENCY_US_MAX));
     }
 
     fn error(&mut self, code: &str) {
