@@ -50,14 +50,19 @@ pub enum SnapEntry {
     Idempotency(String, IdemEntry),
 }
 
+/// Hashing of keys clients choose: seeded per process.
+pub type ClientKeys = foldhash::fast::RandomState;
+/// Hashing of server-issued sequential ids.
+pub type SeqKeys = std::hash::BuildHasherDefault<crate::core::SeqIdHasher>;
+
 #[derive(Default)]
 pub struct Projection {
-    pub warehouses: DashMap<WarehouseId, Warehouse>,
+    pub warehouses: DashMap<WarehouseId, Warehouse, ClientKeys>,
     by_priority: RwLock<Arc<Vec<WarehouseId>>>,
-    pub skus: DashMap<SkuId, SkuState>,
-    pub holds: DashMap<HoldId, HoldRecord>,
-    pub orders: DashMap<OrderId, Order>,
-    pub idempotency: DashMap<String, IdemEntry>,
+    pub skus: DashMap<SkuId, SkuState, ClientKeys>,
+    pub holds: DashMap<HoldId, HoldRecord, SeqKeys>,
+    pub orders: DashMap<OrderId, Order, SeqKeys>,
+    pub idempotency: DashMap<String, IdemEntry, ClientKeys>,
     /// Seq of the last event applied.
     pub seq: AtomicU64,
     /// Highest hold and order ids ever logged, so ids stay monotonic

@@ -27,8 +27,26 @@ fn valid(s: &str) -> bool {
 /// holds, rows and indexes many times, and a clone is a reference count.
 macro_rules! string_id {
     ($name:ident, $kind:literal) => {
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub struct $name(Arc<str>);
+
+        // Ordered maps compare ids that are mostly clones of one another
+        // (rows keyed by warehouse): the same pointer is the same id.
+        impl Ord for $name {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                if Arc::ptr_eq(&self.0, &other.0) {
+                    std::cmp::Ordering::Equal
+                } else {
+                    self.0.cmp(&other.0)
+                }
+            }
+        }
+
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
 
         impl $name {
             pub fn parse(s: &str) -> Result<Self, IdError> {
@@ -87,6 +105,34 @@ macro_rules! seq_id {
 
 seq_id!(HoldId, "res_", "reservation id");
 seq_id!(OrderId, "ord_", "order id");
+
+/// Hashes server-issued sequential ids (`HoldId`, `OrderId`) with one
+/// multiply instead of SipHash. Safe because clients never choose these
+/// keys; ids clients choose (SKUs, customers) keep the default hasher.
+#[derive(Default, Clone, Copy)]
+pub struct SeqIdHasher(u64);
+
+impl std::hash::Hasher for SeqIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        // Fibonacci hashing; the rotation moves the well-mixed high bits
+        // down, where hash tables look first.
+        self.0 = (self.0 ^ v)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(26);
+    }
+}
+
+/// A map keyed by sequential ids.
+pub type SeqIdMap<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<SeqIdHasher>>;
 
 #[cfg(test)]
 mod tests {

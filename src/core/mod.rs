@@ -14,7 +14,9 @@ pub mod routing;
 pub mod sku;
 
 pub use event::Event;
-pub use ids::{ChannelId, CustomerId, HoldId, IdError, OrderId, SkuId, WarehouseId};
+pub use ids::{
+    ChannelId, CustomerId, HoldId, IdError, OrderId, SeqIdHasher, SeqIdMap, SkuId, WarehouseId,
+};
 pub use model::*;
 pub use sku::SkuState;
 

@@ -7,7 +7,7 @@
 //! between `prepare_order` and `commit_pending`/`abort_pending`.
 
 use super::event::Event;
-use super::ids::{ChannelId, CustomerId, HoldId, OrderId, SkuId, WarehouseId};
+use super::ids::{ChannelId, CustomerId, HoldId, OrderId, SeqIdMap, SkuId, WarehouseId};
 use super::model::{Hold, IdempotencyRecord, Millis, ReleaseReason, SkuAllocation, StockRow};
 use super::Rejection;
 use serde::{Deserialize, Serialize};
@@ -55,28 +55,32 @@ pub struct SkuState {
     pub name: Option<String>,
     pub per_customer_limit: Option<u64>,
     pub rows: BTreeMap<WarehouseId, StockRow>,
-    pub holds: HashMap<HoldId, Hold>,
+    pub holds: SeqIdMap<HoldId, Hold>,
     expiries: BTreeSet<(Millis, HoldId)>,
     /// Units each customer has in open holds and live orders.
-    pub usage: HashMap<CustomerId, u64>,
+    pub usage: UsageMap,
     /// Allocations of orders that are not cancelled.
-    pub allocations: HashMap<OrderId, SkuAllocation>,
+    pub allocations: SeqIdMap<OrderId, SkuAllocation>,
     #[serde(skip)]
-    pending: HashMap<OrderId, Prepared>,
+    pending: SeqIdMap<OrderId, Prepared>,
     #[serde(skip)]
-    locked_holds: HashMap<HoldId, OrderId>,
+    locked_holds: SeqIdMap<HoldId, OrderId>,
     #[serde(skip)]
-    pending_usage: HashMap<CustomerId, u64>,
+    pending_usage: UsageMap,
 }
 
-fn add_usage(map: &mut HashMap<CustomerId, u64>, c: &CustomerId, q: u64) {
+/// Units per customer. Customer ids are chosen by clients, so the hasher
+/// is seeded per process (foldhash), not a fixed function.
+pub type UsageMap = HashMap<CustomerId, u64, foldhash::fast::RandomState>;
+
+fn add_usage(map: &mut UsageMap, c: &CustomerId, q: u64) {
     if q > 0 {
         let e = map.entry(c.clone()).or_insert(0);
         *e = e.saturating_add(q);
     }
 }
 
-fn sub_usage(map: &mut HashMap<CustomerId, u64>, c: &CustomerId, q: u64) {
+fn sub_usage(map: &mut UsageMap, c: &CustomerId, q: u64) {
     if let Some(e) = map.get_mut(c) {
         *e = e.saturating_sub(q);
         if *e == 0 {
@@ -92,13 +96,13 @@ impl SkuState {
             name: None,
             per_customer_limit: None,
             rows: BTreeMap::new(),
-            holds: HashMap::new(),
+            holds: SeqIdMap::default(),
             expiries: BTreeSet::new(),
-            usage: HashMap::new(),
-            allocations: HashMap::new(),
-            pending: HashMap::new(),
-            locked_holds: HashMap::new(),
-            pending_usage: HashMap::new(),
+            usage: UsageMap::default(),
+            allocations: SeqIdMap::default(),
+            pending: SeqIdMap::default(),
+            locked_holds: SeqIdMap::default(),
+            pending_usage: UsageMap::default(),
         }
     }
 
