@@ -79,6 +79,7 @@ pub struct Surge {
     pub clock: Arc<dyn Clock>,
     pub wal: Arc<Wal>,
     pub projection: Arc<Projection>,
+    pub feed: Arc<crate::feed::Hub>,
     skus: DashMap<SkuId, Addr<SkuActor>>,
     warehouses: DashMap<WarehouseId, Addr<WarehouseActor>>,
     desk: Addr<OrderDesk>,
@@ -141,6 +142,14 @@ impl Surge {
             tracing::warn!("durability = \"none\": writes are acknowledged before they are synced; a crash loses them. Load tests only.");
         }
         let sink = projection.clone();
+        let feed = Arc::new(crate::feed::Hub::new(
+            crate::feed::FeedConfig {
+                window_events: config.feed_window_events,
+                snapshot_items_max: config.feed_snapshot_items_max,
+            },
+            &projection,
+        ));
+        let hub = feed.clone();
         let wal = Arc::new(Wal::start(
             store.clone(),
             at,
@@ -150,7 +159,7 @@ impl Surge {
                 durability: config.durability,
                 group_delay: std::time::Duration::from_micros(config.wal_group_delay_us_max),
             },
-            Box::new(move |seq, e| sink.apply(seq, e)),
+            Box::new(move |seq, e| hub.apply_durable(&sink, seq, e)),
         )?);
 
         let checkpointer = Checkpointer::start(
@@ -187,6 +196,7 @@ impl Surge {
             clock,
             wal,
             projection,
+            feed,
             skus: DashMap::new(),
             warehouses: DashMap::new(),
             desk,

@@ -44,6 +44,16 @@ pub struct Config {
     pub text_len_max: usize,
     pub idempotency_ttl_ms: u64,
     pub closed_hold_retention_ms: u64,
+    pub feed_window_events: usize,
+    pub feed_client_lag_events_max: usize,
+    pub feed_send_timeout_ms: u64,
+    pub feed_connections_max: usize,
+    pub feed_topics_max: usize,
+    pub feed_ping_interval_ms: u64,
+    pub feed_idle_timeout_ms: u64,
+    pub feed_inbound_bytes_max: usize,
+    pub feed_snapshot_items_max: usize,
+    pub feed_conflate_ms_max: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +172,21 @@ impl Config {
             ("on_hand_max", self.on_hand_max),
             ("order_lines_max", self.order_lines_max as u64),
             ("reservation_batch_max", self.reservation_batch_max as u64),
+            ("feed_window_events", self.feed_window_events as u64),
+            (
+                "feed_client_lag_events_max",
+                self.feed_client_lag_events_max as u64,
+            ),
+            ("feed_send_timeout_ms", self.feed_send_timeout_ms),
+            ("feed_connections_max", self.feed_connections_max as u64),
+            ("feed_topics_max", self.feed_topics_max as u64),
+            ("feed_ping_interval_ms", self.feed_ping_interval_ms),
+            ("feed_idle_timeout_ms", self.feed_idle_timeout_ms),
+            ("feed_inbound_bytes_max", self.feed_inbound_bytes_max as u64),
+            (
+                "feed_snapshot_items_max",
+                self.feed_snapshot_items_max as u64,
+            ),
             ("text_len_max", self.text_len_max as u64),
         ];
         for (key, value) in positive {

@@ -25,6 +25,8 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod core;
+pub mod feed;
+pub mod feedclient;
 pub mod loadgen;
 pub mod projection;
 pub mod server;

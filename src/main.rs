@@ -29,6 +29,8 @@ enum Command {
     },
     /// Run a flash-sale load against a server and check it never oversold.
     Loadgen(surge::loadgen::Options),
+    /// Print a live feed's messages, one JSON object per line.
+    Watch(surge::feedclient::WatchOptions),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,6 +47,10 @@ fn main() -> anyhow::Result<()> {
             serve(config)
         }
         Command::Loadgen(options) => loadgen(options),
+        Command::Watch(options) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(surge::feedclient::watch(options, std::io::stdout().lock())),
     }
 }
 

@@ -93,9 +93,11 @@ async fn serve(
     }
 
     let handle = server.handle();
+    let feed = surge.feed.clone();
     actix_rt::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
+        feed.close_all();
         handle.stop(true).await;
     });
     let sweeper = {

@@ -4,6 +4,7 @@
 
 pub mod dto;
 pub mod error;
+mod feed;
 mod orders;
 mod reservations;
 mod skus;
@@ -42,7 +43,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
             .configure(warehouses::routes)
             .configure(skus::routes)
             .configure(reservations::routes)
-            .configure(orders::routes),
+            .configure(orders::routes)
+            .configure(feed::routes),
     )
     .default_service(web::to(not_found));
 }
