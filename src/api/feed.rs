@@ -377,7 +377,10 @@ impl Conn {
     /// Subscribes; true when messages are left to send.
     async fn subscribe(&mut self, s: Subscribe) -> Result<bool, End> {
         let topics = match parse_topics(&s.topics, self.limits.topics_max) {
-            Ok(t) => t,
+            Ok(mut t) => {
+                t.dedup_by_key(|t| t.name());
+                t
+            }
             Err(e) => return self.error("invalid_topic", e).await.map(|_| false),
         };
         let new: Vec<&Topic> = topics

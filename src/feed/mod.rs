@@ -186,8 +186,11 @@ impl Hub {
     /// Messages with seq ≥ `cursor` that `keep`, at most `max`.
     pub fn read(&self, cursor: u64, max: usize, keep: impl Fn(&FeedMsg) -> bool) -> Read {
         let window = self.window.read().unwrap_or_else(|p| p.into_inner());
-        let head = self.head();
-        let oldest = head + 1 - window.len() as u64;
+        // The window is the truth here: `head` is stored after it changes.
+        let oldest = match window.front() {
+            Some(m) => m.seq,
+            None => return Read::Msgs(Vec::new(), cursor),
+        };
         if cursor < oldest {
             return Read::Gone { oldest };
         }
@@ -281,11 +284,7 @@ impl Hub {
     }
 
     /// The messages one event makes: (topics, conflation row, body).
-    fn render(
-        &self,
-        projection: &Projection,
-        event: &Event,
-    ) -> Vec<Rendered> {
+    fn render(&self, projection: &Projection, event: &Event) -> Vec<Rendered> {
         let mut out = Vec::new();
         let mut rows: Vec<(SkuId, Option<WarehouseId>)> = Vec::new();
         match event {

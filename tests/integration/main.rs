@@ -7,6 +7,7 @@ mod common;
 mod core_props;
 mod crash;
 mod durability;
+mod feed;
 mod flash;
 mod holds;
 mod limits;
