@@ -2,6 +2,7 @@
 //! validate, call one [`Surge`] operation, and render the answer; errors go
 //! through the single table in [`error`].
 
+mod dashboard;
 pub mod dto;
 pub mod error;
 mod feed;
@@ -38,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.to_string()).into()
     }))
     .route("/healthz", web::get().to(healthz))
+    .configure(dashboard::routes)
     .service(
         web::scope("/v1")
             .configure(warehouses::routes)

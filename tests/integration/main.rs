@@ -6,6 +6,7 @@ mod batch;
 mod common;
 mod core_props;
 mod crash;
+mod dashboard;
 mod durability;
 mod feed;
 mod flash;

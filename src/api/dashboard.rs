@@ -1,0 +1,42 @@
+//! The live dashboard at `/`: static files embedded in the binary (no build
+//! step); the page itself talks to `/v1/feed`. Charts are uPlot (MIT,
+//! vendored unmodified in `src/dashboard/vendor`).
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+
+const INDEX: &str = include_str!("../dashboard/index.html");
+const JS: &str = include_str!("../dashboard/dashboard.js");
+const CSS: &str = include_str!("../dashboard/dashboard.css");
+const UPLOT_JS: &str = include_str!("../dashboard/vendor/uPlot.iife.min.js");
+const UPLOT_CSS: &str = include_str!("../dashboard/vendor/uPlot.min.css");
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/",
+        web::get().to(|| file(INDEX, "text/html; charset=utf-8")),
+    )
+    .route(
+        "/assets/dashboard.js",
+        web::get().to(|| file(JS, "text/javascript; charset=utf-8")),
+    )
+    .route(
+        "/assets/dashboard.css",
+        web::get().to(|| file(CSS, "text/css; charset=utf-8")),
+    )
+    .route(
+        "/assets/uPlot.iife.min.js",
+        web::get().to(|| file(UPLOT_JS, "text/javascript; charset=utf-8")),
+    )
+    .route(
+        "/assets/uPlot.min.css",
+        web::get().to(|| file(UPLOT_CSS, "text/css; charset=utf-8")),
+    );
+}
+
+async fn file(body: &'static str, content_type: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(body)
+}

@@ -1,0 +1,254 @@
+// Surge live dashboard: one WebSocket on /v1/feed (topics stock, orders,
+// holds; stock rows conflated), snapshots then events; reconnects by itself
+// and resumes from the last seq it saw (or takes fresh snapshots when told
+// to resync).
+"use strict";
+
+const TOPICS = "stock,orders,holds";
+const CONFLATE_MS = 250;
+const POINTS = 300; // one per second: five minutes of history
+const SKU_ROWS_MAX = 50;
+const ORDERS_MAX = 20;
+
+const state = {
+  epoch: null,
+  seq: null,
+  skus: new Map(), // sku -> {rows: Map(wh -> row), available}
+  warehouses: new Map(), // id -> {name, shipments, units}
+  orders: [], // newest first
+  holdsThisSecond: 0,
+  ordersThisSecond: 0,
+  truncated: false,
+};
+const series = { t: [], available: [], committed: [], holds: [], orders: [] };
+let ws = null;
+let retry = 0;
+let dirty = true;
+
+const $ = (id) => document.getElementById(id);
+
+function setConn(s) {
+  const el = $("conn");
+  el.dataset.state = s;
+  el.textContent = s;
+}
+
+function connect() {
+  let q = `topics=${TOPICS}&conflate_ms=${CONFLATE_MS}`;
+  if (state.seq !== null && state.epoch !== null) q += `&since=${state.seq}&epoch=${state.epoch}`;
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  ws = new WebSocket(`${proto}//${location.host}/v1/feed?${q}`);
+  ws.onopen = () => { retry = 0; setConn("live"); };
+  ws.onmessage = (e) => handle(JSON.parse(e.data));
+  ws.onclose = () => {
+    setConn("reconnecting");
+    retry = Math.min(retry + 1, 10);
+    setTimeout(connect, 200 * retry);
+  };
+}
+
+function sku(id) {
+  let s = state.skus.get(id);
+  if (!s) { s = { rows: new Map(), available: 0 }; state.skus.set(id, s); }
+  return s;
+}
+
+function warehouse(id) {
+  let w = state.warehouses.get(id);
+  if (!w) { w = { name: id, shipments: 0, units: 0 }; state.warehouses.set(id, w); }
+  return w;
+}
+
+function seen(seq) {
+  if (typeof seq === "number" && (state.seq === null || seq > state.seq)) state.seq = seq;
+}
+
+function handle(m) {
+  switch (m.type) {
+    case "hello":
+      if (state.epoch !== null && m.epoch !== state.epoch) state.seq = null;
+      state.epoch = m.epoch;
+      break;
+    case "snapshot":
+      snapshot(m.topic, m.data);
+      seen(m.seq);
+      break;
+    case "event":
+      event(m);
+      seen(m.seq);
+      break;
+    case "resync_required":
+      state.seq = null;
+      break;
+    default:
+      break;
+  }
+  dirty = true;
+}
+
+function snapshot(topic, data) {
+  if (topic === "stock") {
+    state.skus.clear();
+    state.truncated = !!data.truncated;
+    for (const w of data.warehouses) warehouse(w.id).name = w.name;
+    for (const s of data.skus) {
+      const entry = sku(s.sku);
+      entry.available = s.available;
+      for (const r of s.warehouses) entry.rows.set(r.warehouse, r);
+    }
+  } else if (topic === "orders") {
+    state.orders = data.recent.slice(0, ORDERS_MAX).map((o) => ({
+      id: o.id, status: o.status, lines: o.lines, shipments: o.shipments,
+    }));
+  }
+}
+
+function event(m) {
+  switch (m.event) {
+    case "stock_changed": {
+      const s = sku(m.sku);
+      s.rows.set(m.warehouse, m);
+      s.available = m.sku_available;
+      break;
+    }
+    case "sold_out":
+    case "back_in_stock":
+      sku(m.sku).available = m.sku_available;
+      break;
+    case "sku_updated":
+      sku(m.sku);
+      break;
+    case "hold_created":
+      state.holdsThisSecond += 1;
+      break;
+    case "order_created":
+      state.ordersThisSecond += 1;
+      state.orders.unshift({ id: m.order.id, status: m.order.status, lines: m.order.lines, shipments: m.order.shipments });
+      state.orders.length = Math.min(state.orders.length, ORDERS_MAX);
+      break;
+    case "order_routed":
+      for (const sh of m.shipments) {
+        const w = warehouse(sh.warehouse);
+        w.shipments += 1;
+        w.units += sh.lines.reduce((n, l) => n + l.qty, 0);
+      }
+      break;
+    case "order_status_changed": {
+      const o = state.orders.find((x) => x.id === m.order_id);
+      if (o) o.status = m.status;
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+function totals() {
+  let available = 0, committed = 0, soldOut = 0;
+  const byWarehouse = new Map();
+  for (const s of state.skus.values()) {
+    available += s.available;
+    if (s.rows.size > 0 && s.available === 0) soldOut += 1;
+    for (const [wh, r] of s.rows) {
+      committed += r.reserved + r.allocated;
+      byWarehouse.set(wh, (byWarehouse.get(wh) || 0) + r.available);
+    }
+  }
+  return { available, committed, soldOut, byWarehouse };
+}
+
+function cell(text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (cls) td.className = cls;
+  return td;
+}
+
+function render() {
+  if (!dirty) return;
+  dirty = false;
+  $("seq").textContent = state.seq === null ? "–" : state.seq;
+  const t = totals();
+  $("total-available").textContent = t.available;
+  $("total-committed").textContent = t.committed;
+  $("sold-out").textContent = t.soldOut;
+
+  const body = document.querySelector("#stock tbody");
+  const rows = [];
+  const ids = [...state.skus.keys()].sort().slice(0, SKU_ROWS_MAX);
+  for (const id of ids) {
+    const s = state.skus.get(id);
+    for (const [wh, r] of [...s.rows].sort()) {
+      const tr = document.createElement("tr");
+      tr.dataset.sku = id;
+      tr.dataset.warehouse = wh;
+      tr.append(cell(id), cell(wh), cell(r.on_hand, "on_hand"), cell(r.reserved, "reserved"),
+        cell(r.allocated, "allocated"), cell(r.available, "available"));
+      rows.push(tr);
+    }
+    const total = document.createElement("tr");
+    total.className = "total" + (s.available === 0 ? " soldout" : "");
+    total.dataset.sku = id;
+    total.append(cell(id), cell("all"), cell(""), cell(""), cell(""), cell(s.available, "available"));
+    rows.push(total);
+  }
+  body.replaceChildren(...rows);
+  const hidden = state.skus.size - ids.length;
+  $("stock-note").textContent = hidden > 0 || state.truncated ? `(first ${ids.length} of ${state.skus.size}${state.truncated ? "+" : ""})` : "";
+
+  const wbody = document.querySelector("#warehouses tbody");
+  wbody.replaceChildren(...[...state.warehouses].sort().map(([id, w]) => {
+    const tr = document.createElement("tr");
+    tr.dataset.warehouse = id;
+    tr.append(cell(w.name), cell(w.shipments, "shipments"), cell(w.units, "units"), cell(t.byWarehouse.get(id) || 0, "available"));
+    return tr;
+  }));
+
+  const obody = document.querySelector("#orders tbody");
+  obody.replaceChildren(...state.orders.map((o) => {
+    const tr = document.createElement("tr");
+    tr.dataset.order = o.id;
+    tr.append(cell(o.id), cell(o.status, "status"),
+      cell(o.lines.map((l) => `${l.qty}× ${l.sku}`).join(", ")),
+      cell(o.shipments.map((s) => s.warehouse).join(", "), "routed"));
+    return tr;
+  }));
+}
+
+function chart(el, labels, colors) {
+  const opts = {
+    width: el.clientWidth || 500,
+    height: 200,
+    series: [{}].concat(labels.map((label, i) => ({ label, stroke: colors[i], width: 2 }))),
+    axes: [{ stroke: "#8a96a3" }, { stroke: "#8a96a3", size: 80 }],
+  };
+  return new uPlot(opts, [[]].concat(labels.map(() => [])), el);
+}
+
+let sellChart = null;
+let rateChart = null;
+
+function tick() {
+  const t = totals();
+  const now = Date.now() / 1000;
+  series.t.push(now);
+  series.available.push(t.available);
+  series.committed.push(t.committed);
+  series.holds.push(state.holdsThisSecond);
+  series.orders.push(state.ordersThisSecond);
+  $("holds-rate").textContent = state.holdsThisSecond;
+  $("orders-rate").textContent = state.ordersThisSecond;
+  state.holdsThisSecond = 0;
+  state.ordersThisSecond = 0;
+  for (const k of Object.keys(series)) if (series[k].length > POINTS) series[k].shift();
+  if (typeof uPlot !== "undefined") {
+    sellChart = sellChart || chart($("chart-sell"), ["available", "committed"], ["#3fb950", "#58a6ff"]);
+    rateChart = rateChart || chart($("chart-rate"), ["holds/s", "orders/s"], ["#d29922", "#bc8cff"]);
+    sellChart.setData([series.t, series.available, series.committed]);
+    rateChart.setData([series.t, series.holds, series.orders]);
+  }
+}
+
+setInterval(render, 200);
+setInterval(tick, 1000);
+connect();

@@ -1,0 +1,222 @@
+//! The dashboard in a real browser: headless Chromium opens `/`, the test
+//! makes reservations through the API and reads the page's DOM over the
+//! DevTools protocol until it shows the new numbers.
+//!
+//! Without Chromium the test says it was skipped; with
+//! `SURGE_REQUIRE_BROWSER=1` (CI) a missing Chromium is a failure.
+
+use crate::common::Srv;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn chromium() -> Option<String> {
+    let candidates = ["chromium", "chromium-browser", "google-chrome"];
+    std::env::var("SURGE_CHROMIUM")
+        .ok()
+        .into_iter()
+        .chain(candidates.iter().map(|s| s.to_string()))
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+}
+
+/// Kills the browser when the test ends, however it ends, then removes
+/// its profile directory.
+struct Browser {
+    child: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts headless Chromium; returns it and its DevTools port.
+fn launch(bin: &str) -> (Browser, u16) {
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = Command::new(bin)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0",
+            "--window-size=1280,900",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("about:blank")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("DevTools listening on ws://127.0.0.1:").nth(1) {
+                let port: u16 = rest.split('/').next().unwrap().parse().unwrap();
+                let _ = tx.send(port);
+            }
+        }
+    });
+    let browser = Browser {
+        child,
+        _profile: profile,
+    };
+    let port = rx
+        .recv_timeout(WAIT)
+        .expect("Chromium announces its DevTools port");
+    (browser, port)
+}
+
+struct Page {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    next_id: u64,
+}
+
+impl Page {
+    async fn open(port: u16) -> Page {
+        let list: Value = reqwest::get(format!("http://127.0.0.1:{port}/json/list"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let url = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["type"] == "page")
+            .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+            .expect("a page target")
+            .to_owned();
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Page { ws, next_id: 0 }
+    }
+
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let msg = json!({"id": id, "method": method, "params": params});
+        self.ws.send(Message::text(msg.to_string())).await.unwrap();
+        loop {
+            let m = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("DevTools answers")
+                .unwrap()
+                .unwrap();
+            if let Message::Text(t) = m {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["id"] == id {
+                    return v;
+                }
+            }
+        }
+    }
+
+    async fn text(&mut self, selector: &str) -> Option<String> {
+        let expr = format!(
+            "(() => {{ const e = document.querySelector({}); return e ? e.textContent : null; }})()",
+            serde_json::to_string(selector).unwrap()
+        );
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expr, "returnByValue": true}),
+            )
+            .await;
+        r["result"]["result"]["value"].as_str().map(String::from)
+    }
+
+    /// Polls the DOM until `selector` shows `want` (the page updates on its
+    /// own schedule; this waits for it, bounded).
+    async fn shows(&mut self, selector: &str, want: &str) -> Result<(), String> {
+        let start = Instant::now();
+        let mut last = None;
+        while start.elapsed() < WAIT {
+            last = self.text(selector).await;
+            if last.as_deref() == Some(want) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("{selector} shows {last:?}, not {want:?}"))
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_live_numbers_in_a_browser() {
+    let Some(bin) = chromium() else {
+        assert!(
+            std::env::var("SURGE_REQUIRE_BROWSER").is_err(),
+            "SURGE_REQUIRE_BROWSER is set but Chromium is not installed"
+        );
+        eprintln!("SKIPPED the_dashboard_shows_live_numbers_in_a_browser: Chromium is not installed (apt-get install -y chromium)");
+        return;
+    };
+    let srv = Srv::start();
+    srv.warehouse("w1", 1).await;
+    srv.warehouse("w2", 2).await;
+    srv.sku("hot", None, &[("w1", 6), ("w2", 4)]).await;
+    let (_browser, port) = launch(&bin);
+    let mut page = Page::open(port).await;
+    page.call("Page.navigate", json!({"url": srv.url("/")}))
+        .await;
+
+    let total = r#"tr.total[data-sku="hot"] td.available"#;
+    page.shows(total, "10").await.unwrap();
+    page.shows("#conn", "live").await.unwrap();
+
+    for _ in 0..3 {
+        let (s, b) = srv
+            .post("/v1/reservations", json!({"sku": "hot", "qty": 2}))
+            .await;
+        assert_eq!(s, reqwest::StatusCode::CREATED, "{b}");
+    }
+    let (s, order) = srv
+        .post(
+            "/v1/orders",
+            json!({"channel": "web", "customer_id": "c1", "ship_to": {"lat": 48.1, "lon": 11.5},
+                   "lines": [{"sku": "hot", "qty": 1}]}),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{order}");
+    page.shows(total, "3").await.unwrap();
+    page.shows(
+        r#"tr[data-sku="hot"][data-warehouse="w1"] td.reserved"#,
+        "6",
+    )
+    .await
+    .unwrap();
+    let order_id = order["id"].as_str().unwrap();
+    page.shows(
+        &format!(r#"tr[data-order="{order_id}"] td.status"#),
+        "placed",
+    )
+    .await
+    .unwrap();
+    page.shows(&format!(r#"tr[data-order="{order_id}"] td.routed"#), "w2")
+        .await
+        .unwrap();
+    page.shows(r#"#warehouses tr[data-warehouse="w2"] td.units"#, "1")
+        .await
+        .unwrap();
+}
