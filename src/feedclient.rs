@@ -73,6 +73,23 @@ pub async fn next_json(ws: &mut Ws) -> Result<Option<Value>, String> {
     Ok(None)
 }
 
+/// The next text message, unparsed (for clients that only skim).
+pub async fn next_text(ws: &mut Ws) -> Result<Option<String>, String> {
+    while let Some(msg) = ws.next().await {
+        match msg.map_err(|e| e.to_string())? {
+            Message::Text(t) => return Ok(Some(t.as_str().to_owned())),
+            Message::Close(frame) => {
+                return Err(match frame {
+                    Some(f) => format!("closed: {} {}", u16::from(f.code), f.reason),
+                    None => "closed".into(),
+                })
+            }
+            _ => continue,
+        }
+    }
+    Ok(None)
+}
+
 pub async fn send_json(ws: &mut Ws, v: &Value) -> Result<(), WsError> {
     ws.send(Message::text(v.to_string())).await
 }

@@ -12,14 +12,14 @@
 
 use super::error::ApiError;
 use super::App;
-use crate::feed::{FeedMsg, Hub, Read, Topic};
+use crate::feed::{FeedMsg, Hub, Read, Subs, Topic};
 use crate::projection::Projection;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -139,9 +139,10 @@ async fn connect(
             idle_timeout: Duration::from_millis(c.feed_idle_timeout_ms),
             conflate_ms_max: c.feed_conflate_ms_max,
         },
-        subs: HashMap::new(),
+        subs: Subs::default(),
         cursor: 0,
         conflate: None,
+        narrow: Arc::new(tokio::sync::Notify::new()),
     };
     actix_rt::spawn(async move {
         let _slot = slot;
@@ -194,13 +195,28 @@ struct Conn {
     limits: Limits,
     /// Topic name → deliver only messages with a seq above this (the seq
     /// its snapshot or resume point reflects).
-    subs: HashMap<String, u64>,
+    subs: Subs,
     /// Next seq to look at in the window.
     cursor: u64,
     conflate: Option<Duration>,
+    /// Woken by the hub when one of this connection's narrow topics gets a
+    /// message (see `Hub::watch_topic`).
+    narrow: Arc<tokio::sync::Notify>,
 }
 
 impl Conn {
+    /// Whether any subscription is broad (woken by every change).
+    fn broad(&self) -> bool {
+        self.subs.names().any(|t| !Topic::is_narrow_name(t))
+    }
+
+    fn add_sub(&mut self, name: String, after: u64) {
+        if Topic::is_narrow_name(&name) {
+            self.hub.watch_topic(&name, &self.narrow);
+        }
+        self.subs.insert(name, after);
+    }
+
     async fn run(mut self, mut stream: actix_ws::AggregatedMessageStream, first: Subscribe) {
         let mut head = self.hub.subscribe_head();
         let mut closing = self.hub.closing();
@@ -279,7 +295,13 @@ impl Conn {
                         Err(e) => return e,
                     }
                 }
-                changed = head.changed(), if self.conflate.is_none() => {
+                _ = self.narrow.notified(), if self.conflate.is_none() && !self.broad() => {
+                    match self.deliver().await {
+                        Ok(more) => backlog = more,
+                        Err(e) => return e,
+                    }
+                }
+                changed = head.changed(), if self.conflate.is_none() && self.broad() => {
                     if changed.is_err() {
                         return close(CloseCode::Away, "server shutting down");
                     }
@@ -344,7 +366,7 @@ impl Conn {
                         match Topic::parse(&t) {
                             Ok(t) => {
                                 let name = t.name();
-                                if self.subs.remove(&name).is_some() {
+                                if self.subs.remove(&name) {
                                     gone.push(name);
                                 }
                             }
@@ -385,7 +407,7 @@ impl Conn {
         };
         let new: Vec<&Topic> = topics
             .iter()
-            .filter(|t| !self.subs.contains_key(&t.name()))
+            .filter(|t| !self.subs.contains(&t.name()))
             .collect();
         if self.subs.len() + new.len() > self.limits.topics_max {
             let max = self.limits.topics_max;
@@ -423,12 +445,12 @@ impl Conn {
         };
         let topics: Vec<Topic> = topics
             .into_iter()
-            .filter(|t| !self.subs.contains_key(&t.name()))
+            .filter(|t| !self.subs.contains(&t.name()))
             .collect();
         match resume {
             Some(Ok(since)) => {
                 for t in &topics {
-                    self.subs.insert(t.name(), since);
+                    self.add_sub(t.name(), since);
                 }
                 self.cursor = self.cursor.min(since + 1);
             }
@@ -452,15 +474,14 @@ impl Conn {
             let (seq, data) = self.hub.snapshot(&self.projection, t);
             let name = t.name();
             let msg = json!({"type": "snapshot", "topic": &name, "seq": seq, "data": data});
-            self.subs.insert(name, seq);
+            self.add_sub(name, seq);
             self.send(msg.to_string()).await?;
         }
         Ok(())
     }
 
     fn wants(&self, m: &FeedMsg) -> bool {
-        let after = |t: &str| self.subs.get(t).is_some_and(|s| m.seq > *s);
-        after("all") || m.topics.iter().any(|t| after(t))
+        self.subs.wants(m)
     }
 
     /// Sends the next messages the window holds for this connection, at
@@ -512,7 +533,7 @@ impl Conn {
         self.hub.resyncs.fetch_add(1, Ordering::Relaxed);
         let topics: Vec<Topic> = self
             .subs
-            .keys()
+            .names()
             .filter_map(|t| Topic::parse(t).ok())
             .collect();
         let msg = json!({"type": "resync_required", "since": self.cursor.saturating_sub(1), "reason": "fell behind the feed"});

@@ -36,15 +36,64 @@ pub struct FeedConfig {
 pub struct FeedMsg {
     pub seq: u64,
     pub topics: Vec<String>,
+    /// `topic_key` of each topic.
+    pub keys: Vec<u64>,
     /// For conflation: the stock row this message is the latest value of.
     pub row: Option<(SkuId, WarehouseId)>,
     /// Shared by every client it goes to (a clone is a reference count).
     pub json: bytestring::ByteString,
 }
 
-impl FeedMsg {
-    pub fn matches(&self, subs: &std::collections::HashSet<String>) -> bool {
-        subs.contains("all") || self.topics.iter().any(|t| subs.contains(t))
+/// A topic name's key: FNV-1a, so matching a message against a
+/// connection's topics compares integers (a hit is confirmed by name).
+pub fn topic_key(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A connection's subscriptions: topic name → deliver only messages with a
+/// seq above `after` (what its snapshot or resume point reflects). A
+/// handful of entries, checked against every message: a plain list of keys.
+#[derive(Debug, Default)]
+pub struct Subs {
+    list: Vec<(u64, String, u64)>,
+}
+
+impl Subs {
+    pub fn contains(&self, name: &str) -> bool {
+        self.list.iter().any(|(_, n, _)| n == name)
+    }
+    pub fn insert(&mut self, name: String, after: u64) {
+        match self.list.iter_mut().find(|(_, n, _)| *n == name) {
+            Some(e) => e.2 = after,
+            None => self.list.push((topic_key(&name), name, after)),
+        }
+    }
+    pub fn remove(&mut self, name: &str) -> bool {
+        let before = self.list.len();
+        self.list.retain(|(_, n, _)| n != name);
+        self.list.len() < before
+    }
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.list.iter().map(|(_, n, _)| n.as_str())
+    }
+    /// Whether `m` goes to this connection.
+    pub fn wants(&self, m: &FeedMsg) -> bool {
+        self.list.iter().any(|(key, name, after)| {
+            m.seq > *after
+                && (name == "all"
+                    || m.keys
+                        .iter()
+                        .zip(&m.topics)
+                        .any(|(k, t)| k == key && t == name))
+        })
     }
 }
 
@@ -80,6 +129,11 @@ pub struct Hub {
     head: AtomicU64,
     notify: tokio::sync::watch::Sender<u64>,
     closing: tokio::sync::watch::Sender<bool>,
+    /// Connections that follow only narrow topics (one SKU, warehouse or
+    /// order), by topic: woken only when their topics get a message, so a
+    /// thousand product pages do not all wake for every change. Broad
+    /// topics (`stock`, `orders`, `holds`, `all`) wake through `notify`.
+    narrow: Mutex<HashMap<String, Vec<std::sync::Weak<tokio::sync::Notify>>>>,
     /// Whether each SKU had stock available after the last change.
     in_stock: Mutex<HashMap<SkuId, bool>>,
     pub connections: AtomicUsize,
@@ -111,6 +165,7 @@ impl Hub {
             notify: tokio::sync::watch::channel(0).0,
             closing: tokio::sync::watch::channel(false).0,
             in_stock: Mutex::new(in_stock),
+            narrow: Mutex::new(HashMap::new()),
             connections: AtomicUsize::new(0),
             cut_off_slow: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
@@ -120,6 +175,17 @@ impl Hub {
     /// The seq of the last message published.
     pub fn head(&self) -> u64 {
         self.head.load(Ordering::Acquire)
+    }
+
+    /// Wakes `notify` whenever `topic` (a narrow one) gets a message.
+    pub fn watch_topic(&self, topic: &str, notify: &Arc<tokio::sync::Notify>) {
+        let mut narrow = self.narrow.lock().unwrap_or_else(|p| p.into_inner());
+        let list = narrow.entry(topic.to_owned()).or_default();
+        let mine = Arc::downgrade(notify);
+        list.retain(|w| w.strong_count() > 0);
+        if !list.iter().any(|w| w.ptr_eq(&mine)) {
+            list.push(mine);
+        }
     }
 
     pub fn subscribe_head(&self) -> tokio::sync::watch::Receiver<u64> {
@@ -160,7 +226,13 @@ impl Hub {
         }
         let mut window = self.window.write().unwrap_or_else(|p| p.into_inner());
         let mut seq = self.head.load(Ordering::Acquire);
+        let mut touched: Vec<String> = Vec::new();
         for (topics, row, mut body) in msgs {
+            for t in &topics {
+                if Topic::is_narrow_name(t) && !touched.contains(t) {
+                    touched.push(t.clone());
+                }
+            }
             seq += 1;
             if let Value::Object(m) = &mut body {
                 m.insert("type".into(), json!("event"));
@@ -173,6 +245,7 @@ impl Hub {
             }
             window.push_back(Arc::new(FeedMsg {
                 seq,
+                keys: topics.iter().map(|t| topic_key(t)).collect(),
                 topics,
                 row,
                 json: body.to_string().into(),
@@ -181,6 +254,21 @@ impl Hub {
         drop(window);
         self.head.store(seq, Ordering::Release);
         self.notify.send_replace(seq);
+        let mut narrow = self.narrow.lock().unwrap_or_else(|p| p.into_inner());
+        for t in touched {
+            if let Some(list) = narrow.get_mut(&t) {
+                list.retain(|w| match w.upgrade() {
+                    Some(n) => {
+                        n.notify_one();
+                        true
+                    }
+                    None => false,
+                });
+                if list.is_empty() {
+                    narrow.remove(&t);
+                }
+            }
+        }
     }
 
     /// Messages with seq ≥ `cursor` that `keep`, at most `max`.

@@ -41,6 +41,16 @@ impl Topic {
         })
     }
 
+    /// One SKU, warehouse or order: few messages, few followers each.
+    pub fn is_narrow(&self) -> bool {
+        matches!(self, Topic::Sku(_) | Topic::Warehouse(_) | Topic::Order(_))
+    }
+
+    /// `is_narrow` for a topic name as messages carry it.
+    pub fn is_narrow_name(name: &str) -> bool {
+        name.contains(':')
+    }
+
     /// The name messages carry (canonical form of what was parsed).
     pub fn name(&self) -> String {
         match self {

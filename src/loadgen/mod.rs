@@ -10,6 +10,7 @@
 //! has nothing left.
 
 pub mod client;
+pub mod feed;
 
 use client::{ClientError, Conn};
 use hdrhistogram::Histogram;
@@ -83,6 +84,18 @@ pub struct Options {
     /// during it and the accounting stays exact.
     #[arg(long, default_value_t = 3_600_000)]
     pub ttl_ms: u64,
+    /// WebSocket feed subscribers (GET /v1/feed) during the run; their
+    /// delivery lag is reported.
+    #[arg(long, default_value_t = 0)]
+    pub subscribers: usize,
+    /// The topic the subscribers follow; `{sku}` stands for a SKU of the
+    /// sale, subscriber i taking SKU i mod --skus (product pages).
+    #[arg(long, default_value = "stock")]
+    pub subscribe_topic: String,
+    /// Subscribers ask for conflated stock values, at most every this many
+    /// ms (0 = every change).
+    #[arg(long, default_value_t = 0)]
+    pub subscribe_conflate_ms: u64,
     /// Worker threads of the load generator itself.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -145,6 +158,7 @@ impl Options {
         if self.duration_s.is_nan() || self.duration_s <= 0.0 {
             return Err("--duration-s must be positive".into());
         }
+        crate::feed::Topic::parse(&self.subscribe_topic.replace("{sku}", "s0"))?;
         if self.stock < self.warehouses as u64 {
             return Err("--stock must be at least --warehouses".into());
         }
@@ -171,7 +185,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(h: &Histogram<u64>) -> Latency {
+    pub(crate) fn of(h: &Histogram<u64>) -> Latency {
         let ms = |us: u64| us as f64 / 1000.0;
         Latency {
             count: h.len(),
@@ -226,6 +240,8 @@ pub struct Report {
     pub latency: BTreeMap<String, Latency>,
     /// Refusals and failures by error code (`io` = no answer).
     pub errors: BTreeMap<String, u64>,
+    /// What the feed subscribers saw, if there were any.
+    pub feed: Option<feed::FeedStats>,
     pub check: Check,
 }
 
@@ -271,6 +287,13 @@ impl Report {
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect();
             let _ = writeln!(s, "errors: {}", list.join(", "));
+        }
+        if let Some(f) = &self.feed {
+            let _ = writeln!(
+                s,
+                "feed: {} subscribers on {}, {} events received, lag ms p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}; out of order {}, gaps {}, dropped {}",
+                f.subscribers, f.topic, f.events, f.lag.p50, f.lag.p90, f.lag.p99, f.lag.max, f.out_of_order, f.gaps, f.dropped
+            );
         }
         let _ = writeln!(
             s,
@@ -345,7 +368,7 @@ impl Rng {
 const LATENCY_US_MAX: u64 = 3_600_000_000;
 
 #[allow(clippy::expect_used)] // constant bounds, valid by construction
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("valid histogram bounds")
 }
 
@@ -430,6 +453,20 @@ pub async fn run(opts: Options) -> Result<Report, LoadgenError> {
     let addr = opts.addr();
     let skus: Vec<String> = (0..opts.skus).map(|i| format!("{run_id}-s{i}")).collect();
     setup(&opts, &addr, &run_id, &skus).await?;
+    let subscribers = if opts.subscribers > 0 {
+        Some(
+            feed::Subscribers::start(
+                &opts.target,
+                opts.subscribers,
+                |i| opts.subscribe_topic.replace("{sku}", &skus[i % skus.len()]),
+                opts.subscribe_conflate_ms,
+            )
+            .await
+            .map_err(|e| LoadgenError::Setup(format!("feed subscribers: {e}")))?,
+        )
+    } else {
+        None
+    };
 
     let started = Instant::now();
     let shared = Arc::new(Shared {
@@ -461,7 +498,20 @@ pub async fn run(opts: Options) -> Result<Report, LoadgenError> {
         p.abort();
         eprintln!();
     }
-    let check = check(&shared, &mut tally).await?;
+    let feed = match subscribers {
+        Some(s) => Some(s.finish(feed_head(&addr).await?).await),
+        None => None,
+    };
+    let mut check = check(&shared, &mut tally).await?;
+    if let Some(f) = &feed {
+        if f.out_of_order > 0 || f.gaps > 0 || f.dropped > 0 {
+            check.ok = false;
+            check.problems.push(format!(
+                "feed: {} out of order, {} gaps, {} subscribers dropped",
+                f.out_of_order, f.gaps, f.dropped
+            ));
+        }
+    }
     let requests = shared.requests.load(Ordering::Relaxed);
     let items = shared.items.load(Ordering::Relaxed);
     Ok(Report {
@@ -482,6 +532,7 @@ pub async fn run(opts: Options) -> Result<Report, LoadgenError> {
             .map(|(k, h)| ((*k).to_owned(), Latency::of(h)))
             .collect(),
         errors: tally.errors,
+        feed,
         check,
         options: opts,
     })
@@ -836,6 +887,23 @@ async fn maybe_cancel(
         tally.error(&code_of(&r.body));
     }
     Ok(())
+}
+
+/// The feed's newest seq, once the load has stopped.
+async fn feed_head(addr: &str) -> Result<u64, LoadgenError> {
+    #[derive(Deserialize)]
+    struct Stats {
+        seq: u64,
+    }
+    let fail = |e: String| LoadgenError::Setup(format!("reading /v1/feed/stats: {e}"));
+    let mut conn = Conn::connect(addr).await.map_err(|e| fail(e.to_string()))?;
+    let r = conn
+        .request("GET", "/v1/feed/stats", None)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    serde_json::from_slice::<Stats>(&r.body)
+        .map(|s| s.seq)
+        .map_err(|e| fail(e.to_string()))
 }
 
 #[derive(Deserialize)]
