@@ -94,3 +94,32 @@ async fn bad_options_are_refused_before_anything_is_sent() {
         "{list}"
     );
 }
+
+#[tokio::test]
+async fn feed_subscribers_see_every_change_in_order() {
+    let srv = Srv::start();
+    let mut o = opts(&srv, Mode::Reserve);
+    o.stock = 100;
+    o.requests = 150;
+    o.subscribers = 4;
+    o.subscribe_topic = "all".into();
+    let r = loadgen::run(o).await.unwrap();
+    assert!(r.check.ok, "{}", r.table());
+    let f = r.feed.clone().unwrap();
+    // Every accepted hold is a hold_created and a stock_changed (plus one
+    // sold_out), seen by each subscriber.
+    assert!(f.events >= 4 * 200, "{f:?}");
+    assert_eq!((f.out_of_order, f.gaps, f.dropped), (0, 0, 0));
+    assert!(r.table().contains("feed: 4 subscribers on all"));
+
+    let mut o = opts(&srv, Mode::Reserve);
+    o.skus = 4;
+    o.hot_share = 0.0;
+    o.requests = 100;
+    o.subscribers = 8;
+    o.subscribe_topic = "sku:{sku}".into();
+    let r = loadgen::run(o).await.unwrap();
+    let f = r.feed.clone().unwrap();
+    assert_eq!((f.out_of_order, f.dropped), (0, 0), "{f:?}");
+    assert!(f.events >= 2 * 100, "each change reaches its SKU's followers: {f:?}");
+}
