@@ -495,8 +495,16 @@ impl Conn {
         if self.cursor > head {
             return Ok(false);
         }
+        let broad = self.broad();
+        if !broad && self.hub.last_on(self.subs.names()) < self.cursor {
+            // Nothing on this connection's topics since its cursor: skip
+            // ahead without reading (a quiet product page is not slow).
+            self.cursor = head + 1;
+            return Ok(false);
+        }
         let behind = head + 1 - self.cursor;
-        let read = if behind > self.limits.lag_max {
+        // Narrow topics are bounded by the window; broad ones by lag_max.
+        let read = if broad && behind > self.limits.lag_max {
             None
         } else {
             match self.hub.read(self.cursor, READ_BATCH, |m| self.wants(m)) {

@@ -119,6 +119,11 @@ pub struct FeedStats {
     pub resyncs: u64,
 }
 
+struct Watched {
+    last: u64,
+    watchers: Vec<std::sync::Weak<tokio::sync::Notify>>,
+}
+
 pub struct Hub {
     config: FeedConfig,
     /// Identifies this run of the server: seqs restart with it, so a
@@ -133,7 +138,8 @@ pub struct Hub {
     /// order), by topic: woken only when their topics get a message, so a
     /// thousand product pages do not all wake for every change. Broad
     /// topics (`stock`, `orders`, `holds`, `all`) wake through `notify`.
-    narrow: Mutex<HashMap<String, Vec<std::sync::Weak<tokio::sync::Notify>>>>,
+    /// Per watched topic: the seq of its newest message and its watchers.
+    narrow: Mutex<HashMap<String, Watched>>,
     /// Whether each SKU had stock available after the last change.
     in_stock: Mutex<HashMap<SkuId, bool>>,
     pub connections: AtomicUsize,
@@ -179,13 +185,32 @@ impl Hub {
 
     /// Wakes `notify` whenever `topic` (a narrow one) gets a message.
     pub fn watch_topic(&self, topic: &str, notify: &Arc<tokio::sync::Notify>) {
+        // Not while a publish is half done: the head read below must not
+        // miss a message the publish has not recorded for this topic.
+        let _cut = self.cut.read().unwrap_or_else(|p| p.into_inner());
         let mut narrow = self.narrow.lock().unwrap_or_else(|p| p.into_inner());
-        let list = narrow.entry(topic.to_owned()).or_default();
+        // A topic nobody watched has no record of its newest message:
+        // assume one as new as the head (the reader then just looks).
+        let head = self.head();
+        let entry = narrow.entry(topic.to_owned()).or_insert_with(|| Watched {
+            last: head,
+            watchers: Vec::new(),
+        });
         let mine = Arc::downgrade(notify);
-        list.retain(|w| w.strong_count() > 0);
-        if !list.iter().any(|w| w.ptr_eq(&mine)) {
-            list.push(mine);
+        entry.watchers.retain(|w| w.strong_count() > 0);
+        if !entry.watchers.iter().any(|w| w.ptr_eq(&mine)) {
+            entry.watchers.push(mine);
         }
+    }
+
+    /// The seq of the newest message on any of these watched narrow topics
+    /// (0 if none since they were first watched).
+    pub fn last_on<'a>(&self, topics: impl Iterator<Item = &'a str>) -> u64 {
+        let narrow = self.narrow.lock().unwrap_or_else(|p| p.into_inner());
+        topics
+            .filter_map(|t| narrow.get(t).map(|w| w.last))
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn subscribe_head(&self) -> tokio::sync::watch::Receiver<u64> {
@@ -226,11 +251,14 @@ impl Hub {
         }
         let mut window = self.window.write().unwrap_or_else(|p| p.into_inner());
         let mut seq = self.head.load(Ordering::Acquire);
-        let mut touched: Vec<String> = Vec::new();
+        let mut touched: Vec<(String, u64)> = Vec::new();
         for (topics, row, mut body) in msgs {
             for t in &topics {
-                if Topic::is_narrow_name(t) && !touched.contains(t) {
-                    touched.push(t.clone());
+                if Topic::is_narrow_name(t) {
+                    match touched.iter_mut().find(|(n, _)| n == t) {
+                        Some(e) => e.1 = seq + 1,
+                        None => touched.push((t.clone(), seq + 1)),
+                    }
                 }
             }
             seq += 1;
@@ -252,22 +280,30 @@ impl Hub {
             }));
         }
         drop(window);
-        self.head.store(seq, Ordering::Release);
-        self.notify.send_replace(seq);
-        let mut narrow = self.narrow.lock().unwrap_or_else(|p| p.into_inner());
-        for t in touched {
-            if let Some(list) = narrow.get_mut(&t) {
-                list.retain(|w| match w.upgrade() {
-                    Some(n) => {
-                        n.notify_one();
-                        true
+        // Topic seqs before the head: a reader that sees the head sees them.
+        let mut wake = Vec::new();
+        {
+            let mut narrow = self.narrow.lock().unwrap_or_else(|p| p.into_inner());
+            for (t, last) in touched {
+                if let Some(entry) = narrow.get_mut(&t) {
+                    entry.last = last;
+                    entry.watchers.retain(|w| match w.upgrade() {
+                        Some(n) => {
+                            wake.push(n);
+                            true
+                        }
+                        None => false,
+                    });
+                    if entry.watchers.is_empty() {
+                        narrow.remove(&t);
                     }
-                    None => false,
-                });
-                if list.is_empty() {
-                    narrow.remove(&t);
                 }
             }
+        }
+        self.head.store(seq, Ordering::Release);
+        self.notify.send_replace(seq);
+        for n in wake {
+            n.notify_one();
         }
     }
 

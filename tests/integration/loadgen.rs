@@ -121,5 +121,8 @@ async fn feed_subscribers_see_every_change_in_order() {
     let r = loadgen::run(o).await.unwrap();
     let f = r.feed.clone().unwrap();
     assert_eq!((f.out_of_order, f.dropped), (0, 0), "{f:?}");
-    assert!(f.events >= 2 * 100, "each change reaches its SKU's followers: {f:?}");
+    assert!(
+        f.events >= 2 * 100,
+        "each change reaches its SKU's followers: {f:?}"
+    );
 }
