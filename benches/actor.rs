@@ -119,7 +119,7 @@ fn actor_path(c: &mut Criterion) {
                         })
                     });
                     for r in join_all(reserves).await {
-                        r.unwrap().unwrap();
+                        r.unwrap().unwrap().finish().await.unwrap();
                     }
                     let releases = ids
                         .iter()

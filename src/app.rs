@@ -438,7 +438,11 @@ impl Surge {
                 idempotency: this.record(&req.idempotency),
             };
             let preference = this.projection.warehouses_by_priority();
-            let hold: Hold = addr.send(sku::Reserve { cmd, preference }).await??;
+            let hold: Hold = addr
+                .send(sku::Reserve { cmd, preference })
+                .await??
+                .finish()
+                .await?;
             Ok((active(hold), Outcome::Created))
         })
         .await
@@ -480,11 +484,15 @@ impl Surge {
                 let preference = preference.clone();
                 async move {
                     let answers = match this.sku(&sku) {
-                        Ok(addr) => match addr.send(sku::ReserveMany { cmds, preference }).await {
-                            Ok(Ok(answers)) => answers,
-                            Ok(Err(e)) => vec![Err(e); at.len()],
-                            Err(e) => vec![Err(e.into()); at.len()],
-                        },
+                        Ok(addr) => {
+                            let sent = addr.send(sku::ReserveMany { cmds, preference }).await;
+                            let answers = match sent {
+                                Ok(Ok(decided)) => decided.finish().await,
+                                Ok(Err(e)) => Err(e),
+                                Err(e) => Err(e.into()),
+                            };
+                            answers.unwrap_or_else(|e| vec![Err(e); at.len()])
+                        }
                         Err(e) => vec![Err(e); at.len()],
                     };
                     at.into_iter()

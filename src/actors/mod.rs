@@ -48,6 +48,21 @@ impl From<actix::MailboxError> for CmdError {
 
 pub type Reply<T> = LocalBoxFuture<'static, Result<T, CmdError>>;
 
+/// A decision handed back at once, with what makes it final: the caller
+/// (not the actor) waits for `durable`, then takes `outcome`. This saves
+/// the actor's thread a wake-up per request on the hot path.
+pub struct Decided<T> {
+    pub durable: Durable,
+    pub outcome: Result<T, CmdError>,
+}
+
+impl<T> Decided<T> {
+    pub async fn finish(self) -> Result<T, CmdError> {
+        self.durable.wait().await?;
+        self.outcome
+    }
+}
+
 /// The answer to a decided command: `value` once `durable` resolves.
 pub fn after<T: 'static>(durable: Durable, value: T) -> Reply<T> {
     Box::pin(async move {

@@ -2,7 +2,7 @@
 //! warehouse, its holds and its per-customer usage. A hot SKU is one actor
 //! on one thread, so its decisions need no locks.
 
-use super::{after, ready, refuse, CmdError, Reply};
+use super::{after, ready, refuse, CmdError, Decided, Reply};
 use crate::clock::Clock;
 use crate::core::sku::{Adjustment, LineRequest, ReserveCmd};
 use crate::core::Rejection;
@@ -160,44 +160,52 @@ impl Handler<Adjust> for SkuActor {
     }
 }
 
+/// Answered at once with a `Decided`: the caller waits for durability.
 #[derive(Message)]
-#[rtype(result = "Result<Hold, CmdError>")]
+#[rtype(result = "Result<Decided<Hold>, CmdError>")]
 pub struct Reserve {
     pub cmd: ReserveCmd,
     pub preference: Arc<Vec<WarehouseId>>,
 }
 
 impl Handler<Reserve> for SkuActor {
-    type Result = Reply<Hold>;
-    fn handle(&mut self, m: Reserve, ctx: &mut Context<Self>) -> Reply<Hold> {
+    type Result = Result<Decided<Hold>, CmdError>;
+    fn handle(&mut self, m: Reserve, ctx: &mut Context<Self>) -> Self::Result {
         let decided = match self.state.decide_reserve(m.cmd, &m.preference) {
-            Ok(Event::HoldCreated { hold, idempotency }) => Ok((
-                vec![Event::HoldCreated {
+            Ok(Event::HoldCreated { hold, idempotency }) => {
+                let event = Event::HoldCreated {
                     hold: hold.clone(),
                     idempotency,
-                }],
-                hold,
-            )),
-            Ok(_) => Err(CmdError::Unavailable),
-            Err(r) => Err(r.into()),
+                };
+                let durable = self.wal.submit(vec![event.clone()])?;
+                self.state.apply(&event);
+                Decided {
+                    durable,
+                    outcome: Ok(hold),
+                }
+            }
+            Ok(_) => return Err(CmdError::Unavailable),
+            Err(r) => Decided {
+                durable: self.wal.barrier()?,
+                outcome: Err(r.into()),
+            },
         };
-        let reply = self.commit(decided);
         self.schedule_expiry(ctx, false);
-        reply
+        Ok(decided)
     }
 }
 
 /// Several reservations of this SKU decided in order, logged as one entry.
 /// Each answer is its own: some may be refused while others are accepted.
 #[derive(Message)]
-#[rtype(result = "Result<Vec<Result<Hold, CmdError>>, CmdError>")]
+#[rtype(result = "Result<Decided<Vec<Result<Hold, CmdError>>>, CmdError>")]
 pub struct ReserveMany {
     pub cmds: Vec<ReserveCmd>,
     pub preference: Arc<Vec<WarehouseId>>,
 }
 
 impl Handler<ReserveMany> for SkuActor {
-    type Result = Reply<Vec<Result<Hold, CmdError>>>;
+    type Result = Result<Decided<Vec<Result<Hold, CmdError>>>, CmdError>;
     fn handle(&mut self, m: ReserveMany, ctx: &mut Context<Self>) -> Self::Result {
         let decided = self.state.reserve_many(m.cmds, &m.preference);
         let mut events = Vec::new();
@@ -226,9 +234,9 @@ impl Handler<ReserveMany> for SkuActor {
             })
         };
         self.schedule_expiry(ctx, false);
-        Box::pin(async move {
-            durable?.wait().await?;
-            Ok(answers)
+        Ok(Decided {
+            durable: durable?,
+            outcome: Ok(answers),
         })
     }
 }
