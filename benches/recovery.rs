@@ -309,6 +309,13 @@ fn main() {
         write_log(&store, sale_events(n));
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "write-skus-log") {
+        // A catalogue of N SKUs, for manual runs like write-sale-log.
+        let n: usize = args[i + 2].parse().unwrap();
+        let store = SledStore::open(std::path::Path::new(&args[i + 1]), CACHE).unwrap();
+        write_log(&store, many_skus(n));
+        return;
+    }
     let quick = std::env::args().any(|a| a == "quick");
     let one = std::env::args().any(|a| a == "1m");
     let mut rows = Vec::new();

@@ -142,13 +142,10 @@ impl Surge {
             tracing::warn!("durability = \"none\": writes are acknowledged before they are synced; a crash loses them. Load tests only.");
         }
         let sink = projection.clone();
-        let feed = Arc::new(crate::feed::Hub::new(
-            crate::feed::FeedConfig {
-                window_events: config.feed_window_events,
-                snapshot_items_max: config.feed_snapshot_items_max,
-            },
-            &projection,
-        ));
+        let feed = Arc::new(crate::feed::Hub::new(crate::feed::FeedConfig {
+            window_events: config.feed_window_events,
+            snapshot_items_max: config.feed_snapshot_items_max,
+        }));
         let hub = feed.clone();
         let wal = Arc::new(Wal::start(
             store.clone(),

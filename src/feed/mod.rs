@@ -140,7 +140,9 @@ pub struct Hub {
     /// topics (`stock`, `orders`, `holds`, `all`) wake through `notify`.
     /// Per watched topic: the seq of its newest message and its watchers.
     narrow: Mutex<HashMap<String, Watched>>,
-    /// Whether each SKU had stock available after the last change.
+    /// Whether each SKU had stock available after its last change; filled
+    /// as SKUs change (from the state just before), so a start with a
+    /// million SKUs does not pay for it.
     in_stock: Mutex<HashMap<SkuId, bool>>,
     pub connections: AtomicUsize,
     pub cut_off_slow: AtomicU64,
@@ -155,13 +157,7 @@ fn now_us() -> u64 {
 }
 
 impl Hub {
-    /// A hub over a projection that has been replayed.
-    pub fn new(config: FeedConfig, projection: &Projection) -> Hub {
-        let in_stock = projection
-            .skus
-            .iter()
-            .map(|s| (s.key().clone(), s.available_total() > 0))
-            .collect();
+    pub fn new(config: FeedConfig) -> Hub {
         Hub {
             window: RwLock::new(VecDeque::with_capacity(config.window_events.min(1 << 16))),
             config,
@@ -170,7 +166,7 @@ impl Hub {
             head: AtomicU64::new(0),
             notify: tokio::sync::watch::channel(0).0,
             closing: tokio::sync::watch::channel(false).0,
-            in_stock: Mutex::new(in_stock),
+            in_stock: Mutex::new(HashMap::new()),
             narrow: Mutex::new(HashMap::new()),
             connections: AtomicUsize::new(0),
             cut_off_slow: AtomicU64::new(0),
@@ -243,6 +239,7 @@ impl Hub {
     /// changed. Called by the WAL writer only, in log order.
     pub fn apply_durable(&self, projection: &Projection, log_seq: u64, event: &Event) {
         let _cut = self.cut.write().unwrap_or_else(|p| p.into_inner());
+        self.remember_stock_before(projection, event);
         projection.apply(log_seq, event);
         let t = now_us();
         let msgs = self.render(projection, event);
@@ -304,6 +301,29 @@ impl Hub {
         self.notify.send_replace(seq);
         for n in wake {
             n.notify_one();
+        }
+    }
+
+    /// Records, for SKUs this event touches and the hub has not seen yet,
+    /// whether they had stock before it (for sold out / back in stock).
+    fn remember_stock_before(&self, projection: &Projection, event: &Event) {
+        let mut in_stock = self.in_stock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut note = |sku: &SkuId| {
+            if !in_stock.contains_key(sku) {
+                let before = projection.skus.get(sku).map(|s| s.available_total() > 0);
+                in_stock.insert(sku.clone(), before.unwrap_or(false));
+            }
+        };
+        match event {
+            Event::WarehouseUpserted { .. } => {}
+            Event::SkuUpserted { sku, .. }
+            | Event::StockAdjusted { sku, .. }
+            | Event::SafetyStockSet { sku, .. }
+            | Event::HoldExtended { sku, .. }
+            | Event::HoldReleased { sku, .. } => note(sku),
+            Event::HoldCreated { hold, .. } => note(&hold.sku),
+            Event::OrderPlaced { allocations, .. } => allocations.iter().for_each(|a| note(&a.sku)),
+            Event::OrderCancelled { skus, .. } => skus.iter().for_each(note),
         }
     }
 

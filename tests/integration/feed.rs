@@ -353,6 +353,31 @@ async fn bad_subscriptions_and_frames_get_clear_answers() {
             "{msg}"
         );
     }
+    // At the topic limit it is accepted.
+    feedclient::send_json(
+        &mut ws,
+        &json!({"op": "subscribe", "topics": ["sku:a", "sku:b"]}),
+    )
+    .await
+    .unwrap();
+    let msgs = until(&mut ws, |m| m["type"] == "subscribed").await;
+    assert_eq!(msgs.last().unwrap()["topics"], json!(["sku:a", "sku:b"]));
+    feedclient::send_json(
+        &mut ws,
+        &json!({"op": "unsubscribe", "topics": ["sku:a", "sku:b"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(next(&mut ws).await["type"], "unsubscribed");
+    // A frame of exactly the inbound limit is read (and answered).
+    let pad = 512
+        - json!({"op": "unsubscribe", "topics": [""]})
+            .to_string()
+            .len();
+    let at_limit = json!({"op": "unsubscribe", "topics": ["x".repeat(pad)]});
+    assert_eq!(at_limit.to_string().len(), 512);
+    feedclient::send_json(&mut ws, &at_limit).await.unwrap();
+    assert_eq!(next(&mut ws).await["code"], "invalid_topic");
     // Still usable; subscribing twice to the same topic is one subscription.
     feedclient::send_json(
         &mut ws,
@@ -456,4 +481,75 @@ async fn shutdown_closes_feeds_with_a_close_frame() {
     };
     assert!(matches!(&end, Err(e) if e.contains("1001")), "{end:?}");
     stopper.join().unwrap();
+}
+
+#[tokio::test]
+async fn a_snapshot_stops_at_its_item_limit_and_says_so() {
+    let srv = Srv::start_with(|c| c.feed_snapshot_items_max = 2);
+    srv.warehouse("w1", 1).await;
+    for sku in ["a", "b"] {
+        srv.sku(sku, None, &[("w1", 1)]).await;
+    }
+    let mut ws = open(&srv, "topics=stock").await;
+    let msgs = until(&mut ws, |m| m["type"] == "subscribed").await;
+    let snap = &msgs[1]["data"];
+    assert_eq!(
+        (
+            snap["skus"].as_array().map(Vec::len),
+            snap["truncated"].as_bool()
+        ),
+        (Some(2), Some(false))
+    );
+    srv.sku("c", None, &[("w1", 1)]).await;
+    let mut ws = open(&srv, "topics=stock").await;
+    let msgs = until(&mut ws, |m| m["type"] == "subscribed").await;
+    let snap = &msgs[1]["data"];
+    assert_eq!(
+        (
+            snap["skus"].as_array().map(Vec::len),
+            snap["truncated"].as_bool()
+        ),
+        (Some(2), Some(true))
+    );
+}
+
+#[tokio::test]
+async fn surge_watch_prints_snapshots_and_events_as_json_lines() {
+    let srv = Srv::start();
+    srv.warehouse("w1", 1).await;
+    srv.sku("hot", None, &[("w1", 100_000)]).await;
+    let opts = surge::feedclient::WatchOptions {
+        target: srv.url(""),
+        topics: vec!["sku:hot".into()],
+        since: None,
+        epoch: None,
+        conflate_ms: None,
+        count: 2,
+        reconnects: 0,
+    };
+    let watcher = tokio::spawn(async move {
+        let mut out = Vec::new();
+        surge::feedclient::watch(opts, &mut out).await.map(|_| out)
+    });
+    // Reserve until the watcher has seen its two events: it may subscribe
+    // after the first reservations, which its snapshot then includes.
+    let done = eventually(WAIT, async || {
+        srv.post("/v1/reservations", json!({"sku": "hot", "qty": 1}))
+            .await;
+        watcher.is_finished()
+    })
+    .await;
+    assert!(done, "watch exits after --count events");
+    let text = String::from_utf8(watcher.await.unwrap().unwrap()).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["type"], "hello");
+    assert!(lines
+        .iter()
+        .any(|l| l["type"] == "snapshot" && l["topic"] == "sku:hot"));
+    let events: Vec<&Value> = lines.iter().filter(|l| l["type"] == "event").collect();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["event"], "hold_created");
 }
