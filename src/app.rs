@@ -424,16 +424,8 @@ impl Surge {
                 None => {}
             }
             let addr = this.sku(&req.sku)?;
-            let now = this.now();
-            let cmd = ReserveCmd {
-                id: HoldId(this.next_hold.fetch_add(1, Ordering::AcqRel)),
-                qty: req.qty,
-                customer: req.customer,
-                channel: req.channel,
-                now,
-                expires_at: now.saturating_add(req.ttl_ms),
-                idempotency: this.record(&req.idempotency),
-            };
+            let idempotency = this.record(&req.idempotency);
+            let cmd = this.reserve_cmd(req, this.now(), idempotency);
             let preference = this.projection.warehouses_by_priority();
             let hold: Hold = addr
                 .send(sku::Reserve { cmd, preference })
@@ -443,6 +435,24 @@ impl Surge {
             Ok((active(hold), Outcome::Created))
         })
         .await
+    }
+
+    /// A reservation command with the next hold id.
+    fn reserve_cmd(
+        &self,
+        req: ReserveRequest,
+        now: Millis,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> ReserveCmd {
+        ReserveCmd {
+            id: HoldId(self.next_hold.fetch_add(1, Ordering::AcqRel)),
+            qty: req.qty,
+            customer: req.customer,
+            channel: req.channel,
+            now,
+            expires_at: now.saturating_add(req.ttl_ms),
+            idempotency,
+        }
     }
 
     /// Many reservations at once, each answered on its own, in order. Those
@@ -465,15 +475,7 @@ impl Surge {
                 }
                 let group = groups.entry(req.sku.clone()).or_default();
                 group.0.push(i);
-                group.1.push(ReserveCmd {
-                    id: HoldId(this.next_hold.fetch_add(1, Ordering::AcqRel)),
-                    qty: req.qty,
-                    customer: req.customer,
-                    channel: req.channel,
-                    now,
-                    expires_at: now.saturating_add(req.ttl_ms),
-                    idempotency: None,
-                });
+                group.1.push(this.reserve_cmd(req, now, None));
             }
             let preference = this.projection.warehouses_by_priority();
             let grouped = groups.into_iter().map(|(sku, (at, cmds))| {

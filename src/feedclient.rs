@@ -51,28 +51,6 @@ pub async fn connect(target: &str, query: &str) -> Result<Ws, WsError> {
     Ok(ws)
 }
 
-/// The next JSON text message; pings are answered by the library. `None`
-/// when the connection ends (with the close reason, if any).
-pub async fn next_json(ws: &mut Ws) -> Result<Option<Value>, String> {
-    while let Some(msg) = ws.next().await {
-        match msg.map_err(|e| e.to_string())? {
-            Message::Text(t) => {
-                return serde_json::from_str(t.as_str())
-                    .map(Some)
-                    .map_err(|e| format!("not JSON: {e}"))
-            }
-            Message::Close(frame) => {
-                return Err(match frame {
-                    Some(f) => format!("closed: {} {}", u16::from(f.code), f.reason),
-                    None => "closed".into(),
-                })
-            }
-            _ => continue,
-        }
-    }
-    Ok(None)
-}
-
 /// The next text message, unparsed (for clients that only skim).
 pub async fn next_text(ws: &mut Ws) -> Result<Option<String>, String> {
     while let Some(msg) = ws.next().await {
@@ -88,6 +66,17 @@ pub async fn next_text(ws: &mut Ws) -> Result<Option<String>, String> {
         }
     }
     Ok(None)
+}
+
+/// The next JSON text message; pings are answered by the library. `None`
+/// when the connection ends; the close reason, if any, as the error.
+pub async fn next_json(ws: &mut Ws) -> Result<Option<Value>, String> {
+    match next_text(ws).await? {
+        Some(t) => serde_json::from_str(&t)
+            .map(Some)
+            .map_err(|e| format!("not JSON: {e}")),
+        None => Ok(None),
+    }
 }
 
 pub async fn send_json(ws: &mut Ws, v: &Value) -> Result<(), WsError> {

@@ -149,7 +149,9 @@ pub struct Hub {
     pub resyncs: AtomicU64,
 }
 
-fn now_us() -> u64 {
+/// Microseconds since the Unix epoch: when a message became durable, for
+/// clients to measure delivery lag (not used for any decision).
+pub fn now_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)

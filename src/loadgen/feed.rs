@@ -4,6 +4,7 @@
 //! machine, same clock).
 
 use super::{histogram, Latency};
+use crate::feed::now_us;
 use crate::feedclient;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -53,13 +54,6 @@ pub struct Subscribers {
     topic: String,
     tasks: Vec<JoinHandle<Tally>>,
     stop: watch::Sender<u64>,
-}
-
-fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 impl Subscribers {
