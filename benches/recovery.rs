@@ -169,10 +169,16 @@ fn replay_once(dir: &std::path::Path) -> (Duration, u64) {
     let from = snapshot::load(&store, &p)
         .unwrap()
         .map_or(Position::START, |m| m.at);
-    wal::replay_from(&store, from, |seq, e| {
-        n += 1;
-        p.apply(seq, e)
-    })
+    // As the server does at start: stock and records on two threads.
+    wal::replay_from_split(
+        &store,
+        from,
+        |_, e| {
+            n += 1;
+            p.apply_stock(e)
+        },
+        |seq, e| p.apply_records(seq, e),
+    )
     .unwrap();
     (t.elapsed(), n)
 }

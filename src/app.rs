@@ -128,10 +128,15 @@ impl Surge {
             None => wal::Position::START,
         };
         let mut events = 0u64;
-        let at = wal::replay_from(store.as_ref(), from, |seq, e| {
-            events += 1;
-            projection.apply(seq, e);
-        })?;
+        let at = wal::replay_from_split(
+            store.as_ref(),
+            from,
+            |_, e| {
+                events += 1;
+                projection.apply_stock(e);
+            },
+            |seq, e| projection.apply_records(seq, e),
+        )?;
         tracing::info!(
             events,
             records = at.next_key - from.next_key,

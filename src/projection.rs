@@ -128,6 +128,14 @@ impl Projection {
     }
 
     pub fn apply(&self, seq: u64, event: &Event) {
+        self.apply_stock(event);
+        self.apply_records(seq, event);
+    }
+
+    /// The part of `apply` that touches warehouses and SKU state only.
+    /// With `apply_records` it makes `apply`; the two touch disjoint maps,
+    /// so replay runs them on two threads, each in log order.
+    pub fn apply_stock(&self, event: &Event) {
         match event {
             Event::WarehouseUpserted { warehouse } => {
                 self.warehouses
@@ -140,11 +148,33 @@ impl Projection {
                     .or_insert_with(|| SkuState::new(sku.clone()))
                     .apply(event);
             }
-            Event::StockAdjusted { sku, .. } | Event::SafetyStockSet { sku, .. } => {
-                self.apply_to_sku(sku, event)
+            Event::StockAdjusted { sku, .. }
+            | Event::SafetyStockSet { sku, .. }
+            | Event::HoldExtended { sku, .. }
+            | Event::HoldReleased { sku, .. } => self.apply_to_sku(sku, event),
+            Event::HoldCreated { hold, .. } => self.apply_to_sku(&hold.sku, event),
+            Event::OrderPlaced { allocations, .. } => {
+                for a in allocations {
+                    self.apply_to_sku(&a.sku, event);
+                }
             }
+            Event::OrderCancelled { skus, .. } => {
+                for sku in skus {
+                    self.apply_to_sku(sku, event);
+                }
+            }
+        }
+    }
+
+    /// The part of `apply` that touches holds, orders, idempotency keys,
+    /// the id counters and `seq`.
+    pub fn apply_records(&self, seq: u64, event: &Event) {
+        match event {
+            Event::WarehouseUpserted { .. }
+            | Event::SkuUpserted { .. }
+            | Event::StockAdjusted { .. }
+            | Event::SafetyStockSet { .. } => {}
             Event::HoldCreated { hold, idempotency } => {
-                self.apply_to_sku(&hold.sku, event);
                 self.holds.insert(
                     hold.id,
                     HoldRecord {
@@ -158,22 +188,15 @@ impl Projection {
                 self.remember(idempotency, IdemTarget::Hold(hold.id));
             }
             Event::HoldExtended {
-                sku,
-                hold,
-                expires_at,
+                hold, expires_at, ..
             } => {
-                self.apply_to_sku(sku, event);
                 if let Some(mut h) = self.holds.get_mut(hold) {
                     h.hold.expires_at = *expires_at;
                 }
             }
             Event::HoldReleased {
-                sku,
-                hold,
-                reason,
-                at,
+                hold, reason, at, ..
             } => {
-                self.apply_to_sku(sku, event);
                 let status = match reason {
                     ReleaseReason::Released => HoldStatus::Released,
                     ReleaseReason::Expired => HoldStatus::Expired,
@@ -186,7 +209,6 @@ impl Projection {
                 idempotency,
             } => {
                 for a in allocations {
-                    self.apply_to_sku(&a.sku, event);
                     for h in &a.consumed_holds {
                         self.close_hold(*h, HoldStatus::Consumed, Some(order.id), order.created_at);
                     }
@@ -195,12 +217,7 @@ impl Projection {
                 self.max_order.fetch_max(order.id.0, Ordering::AcqRel);
                 self.remember(idempotency, IdemTarget::Order(order.id));
             }
-            Event::OrderCancelled {
-                order: id, skus, ..
-            } => {
-                for sku in skus {
-                    self.apply_to_sku(sku, event);
-                }
+            Event::OrderCancelled { order: id, .. } => {
                 if let Some(mut o) = self.orders.get_mut(id) {
                     order::apply(&mut o, event);
                 }
