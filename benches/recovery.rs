@@ -3,6 +3,8 @@
 //!
 //!     cargo bench --bench recovery            # full run (several minutes)
 //!     cargo bench --bench recovery -- quick   # 100k events, a smoke run
+//!     cargo bench --bench recovery -- write-sale-log DIR 10000000
+//!     cargo bench --bench recovery -- replay-median DIR 7
 //!
 //! Each figure is the median of RUNS runs. "server ready" is the time from
 //! spawning the release binary on the data directory until /healthz answers.
@@ -313,6 +315,26 @@ fn main() {
         let n: u64 = args[i + 2].parse().unwrap();
         let store = SledStore::open(std::path::Path::new(&args[i + 1]), CACHE).unwrap();
         write_log(&store, sale_events(n));
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "replay-median") {
+        // N fresh-process replays of DIR; prints each and the median.
+        let dir = std::path::Path::new(&args[i + 1]);
+        let runs: usize = args[i + 2].parse().unwrap();
+        let mut times = Vec::new();
+        let mut n = 0;
+        for _ in 0..runs {
+            let (t, events) = replay_fresh(dir);
+            println!("{:.2} s", t.as_secs_f64());
+            times.push(t);
+            n = events;
+        }
+        let m = median(times);
+        println!(
+            "median of {runs}: {:.2} s, {:.2} M events/s ({n} events)",
+            m.as_secs_f64(),
+            n as f64 / m.as_secs_f64() / 1e6
+        );
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "write-skus-log") {
