@@ -145,6 +145,7 @@ pub struct Hub {
     /// million SKUs does not pay for it.
     in_stock: Mutex<HashMap<SkuId, bool>>,
     pub connections: AtomicUsize,
+    registrations: AtomicU64,
     pub cut_off_slow: AtomicU64,
     pub resyncs: AtomicU64,
 }
@@ -171,6 +172,7 @@ impl Hub {
             in_stock: Mutex::new(HashMap::new()),
             narrow: Mutex::new(HashMap::new()),
             connections: AtomicUsize::new(0),
+            registrations: AtomicU64::new(0),
             cut_off_slow: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
         }
@@ -187,6 +189,15 @@ impl Hub {
         // miss a message the publish has not recorded for this topic.
         let _cut = self.cut.read().unwrap_or_else(|p| p.into_inner());
         let mut narrow = self.narrow.lock().unwrap_or_else(|p| p.into_inner());
+        // Now and then, forget topics whose watchers are all gone (a quiet
+        // topic is otherwise only cleaned when it gets a message).
+        let n = self.registrations.fetch_add(1, Ordering::Relaxed);
+        if n % 1024 == 1023 {
+            narrow.retain(|_, w| {
+                w.watchers.retain(|x| x.strong_count() > 0);
+                !w.watchers.is_empty()
+            });
+        }
         // A topic nobody watched has no record of its newest message:
         // assume one as new as the head (the reader then just looks).
         let head = self.head();
@@ -363,11 +374,9 @@ impl Hub {
                 "stock": projection.skus.get(id).map(|s| json!(StockView::from(s.value()))),
             }),
             Topic::Warehouse(id) => {
+                // At most `max` SKUs looked at: this runs under `cut`.
                 let mut rows = Vec::new();
-                for s in projection.skus.iter() {
-                    if rows.len() == max {
-                        break;
-                    }
+                for s in projection.skus.iter().take(max) {
                     if let Some(r) = s.rows.get(id) {
                         rows.push(json!({
                             "sku": s.key().as_str(),
@@ -381,7 +390,7 @@ impl Hub {
                 }
                 json!({
                     "warehouse": projection.warehouses.get(id).map(|w| json!(WarehouseView::from(w.value()))),
-                    "truncated": rows.len() == max,
+                    "truncated": projection.skus.len() > max,
                     "stock": rows,
                 })
             }
@@ -418,13 +427,9 @@ impl Hub {
                     "warehouses": warehouses,
                 })
             }
-            Topic::Holds => json!({
-                "active": projection
-                    .holds
-                    .iter()
-                    .filter(|h| h.status == crate::core::HoldStatus::Active)
-                    .count(),
-            }),
+            // A stream of hold events; their effect on stock is in `stock`.
+            // (Counting millions of holds here would stall the writer.)
+            Topic::Holds => json!({}),
         };
         (self.head(), data)
     }

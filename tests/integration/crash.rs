@@ -45,7 +45,14 @@ fn start(dir: &std::path::Path) -> Server {
         .unwrap()
         .port();
     let log = dir.join(format!("server-{port}.log"));
-    let child = Command::new(env!("CARGO_BIN_EXE_surge"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_surge"));
+    // The server reads every SURGE_* variable as config and refuses unknown
+    // ones: keep the test's own (SURGE_TEST_SEED, SURGE_REQUIRE_BROWSER,
+    // ...) and any of the caller's away from it.
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("SURGE_")) {
+        cmd.env_remove(key);
+    }
+    let child = cmd
         .args(["serve", "--data-dir"])
         .arg(dir.join("data"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
