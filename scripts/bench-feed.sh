@@ -20,22 +20,14 @@ rate=${3:-10000}
 root=$(cd "$(dirname "$0")/.." && pwd)
 port=${SURGE_PORT:-18081}
 command -v python3 >/dev/null || { echo "needs python3" >&2; exit 2; }
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-surge=$root/target/release/surge
-work=$(mktemp -d)
-server=""
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
+. "$root/scripts/lib.sh"
 
 run() { # name, loadgen args...
   local name=$1; shift
-  rm -rf "$work/data"
-  SURGE_LOG=warn "$surge" serve --data-dir "$work/data" --listen "127.0.0.1:$port" &
-  server=$!
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  start_surge
   "$surge" loadgen --target "http://127.0.0.1:$port" --connections 50 --threads 2 --rate "$rate" \
     --duration-s "$seconds" --subscribers 1000 --quiet --json "$work/$name.json" "$@" >/dev/null || true
-  kill -TERM "$server"; wait "$server" || true; server=""
+  stop_surge
   python3 - "$work/$name.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -44,8 +36,6 @@ ok = r["check"]["ok"]
 print(f'{r["items_per_s"]:.0f} {l["p99"]:.2f} {f["events"] / r["elapsed_s"]:.0f} {f["lag"]["p50"]:.2f} {f["lag"]["p99"]:.2f} {f["lag"]["max"]:.2f} {f["dropped"]} {"ok" if ok else "FAILED"}')
 PY
 }
-
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 declare -A out
 cases=(product-pages fan-out-10 dashboards)

@@ -22,28 +22,11 @@ port=${SURGE_PORT:-18080}
   echo "peer scripts not found in $peers (set PEERS_DIR)" >&2; exit 2; }
 command -v redis-server >/dev/null || { echo "needs redis-server (apt-get install -y redis-server redis-tools)" >&2; exit 2; }
 
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-surge=$root/target/release/surge
-work=$(mktemp -d)
-server=""
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-
-start_surge() { # durability
-  rm -rf "$work/data"
-  SURGE_DURABILITY=$1 SURGE_LOG=warn "$surge" serve --data-dir "$work/data" --listen "127.0.0.1:$port" &
-  server=$!
-  for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "surge did not start" >&2; exit 1
-}
-stop_surge() { kill -TERM "$server"; wait "$server" || true; server=""; }
+. "$root/scripts/lib.sh"
 
 # surge_run DURABILITY MODE -> "items_per_s p50 p99 check"
 surge_run() {
-  start_surge "$1"
+  start_surge "SURGE_DURABILITY=$1"
   local extra=""
   [ "$2" = batch ] && extra="--batch 16"
   "$surge" loadgen --target "http://127.0.0.1:$port" --connections 50 --duration-s "$seconds" \
@@ -62,8 +45,6 @@ redis_run() {
   bash "$peers/redis-reserve-bench.sh" "$1" "$2" "$3" \
     | awk -F, '{ split($NF, c, "="); printf "%.0f %s %s %s\n", $5, $8, $10, c[2] }'
 }
-
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 declare -A results
 run_case() { # name surge-durability surge-mode redis-mode pipeline requests

@@ -11,27 +11,27 @@ const CSS: &str = include_str!("../dashboard/dashboard.css");
 const UPLOT_JS: &str = include_str!("../dashboard/vendor/uPlot.iife.min.js");
 const UPLOT_CSS: &str = include_str!("../dashboard/vendor/uPlot.min.css");
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/",
-        web::get().to(|| file(INDEX, "text/html; charset=utf-8")),
-    )
-    .route(
-        "/assets/dashboard.js",
-        web::get().to(|| file(JS, "text/javascript; charset=utf-8")),
-    )
-    .route(
-        "/assets/dashboard.css",
-        web::get().to(|| file(CSS, "text/css; charset=utf-8")),
-    )
-    .route(
+/// Path, body, content type.
+const FILES: [(&str, &str, &str); 5] = [
+    ("/", INDEX, "text/html; charset=utf-8"),
+    ("/assets/dashboard.js", JS, "text/javascript; charset=utf-8"),
+    ("/assets/dashboard.css", CSS, "text/css; charset=utf-8"),
+    (
         "/assets/uPlot.iife.min.js",
-        web::get().to(|| file(UPLOT_JS, "text/javascript; charset=utf-8")),
-    )
-    .route(
+        UPLOT_JS,
+        "text/javascript; charset=utf-8",
+    ),
+    (
         "/assets/uPlot.min.css",
-        web::get().to(|| file(UPLOT_CSS, "text/css; charset=utf-8")),
-    );
+        UPLOT_CSS,
+        "text/css; charset=utf-8",
+    ),
+];
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    for (path, body, content_type) in FILES {
+        cfg.route(path, web::get().to(move || file(body, content_type)));
+    }
 }
 
 async fn file(body: &'static str, content_type: &'static str) -> HttpResponse {

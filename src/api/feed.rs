@@ -60,16 +60,8 @@ struct Query {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 enum Inbound {
-    Subscribe {
-        #[serde(default)]
-        topics: Vec<String>,
-        since: Option<u64>,
-        epoch: Option<u64>,
-        conflate_ms: Option<u64>,
-    },
-    Unsubscribe {
-        topics: Vec<String>,
-    },
+    Subscribe(Subscribe),
+    Unsubscribe { topics: Vec<String> },
 }
 
 /// Counts an open connection while alive.
@@ -346,20 +338,7 @@ impl Conn {
     async fn inbound(&mut self, msg: AggregatedMessage) -> Result<bool, End> {
         match msg {
             AggregatedMessage::Text(text) => match serde_json::from_str::<Inbound>(&text) {
-                Ok(Inbound::Subscribe {
-                    topics,
-                    since,
-                    epoch,
-                    conflate_ms,
-                }) => {
-                    self.subscribe(Subscribe {
-                        topics,
-                        since,
-                        epoch,
-                        conflate_ms,
-                    })
-                    .await
-                }
+                Ok(Inbound::Subscribe(s)) => self.subscribe(s).await,
                 Ok(Inbound::Unsubscribe { topics }) => {
                     let mut gone = Vec::new();
                     for t in topics {
@@ -570,4 +549,24 @@ fn conflated(msgs: Vec<Arc<FeedMsg>>) -> Vec<Arc<FeedMsg>> {
         .zip(keep)
         .filter_map(|(m, k)| k.then_some(m))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbound_messages_parse_and_unknown_fields_are_refused() {
+        let s: Inbound =
+            serde_json::from_str(r#"{"op":"subscribe","topics":["stock"],"since":3}"#).unwrap();
+        assert!(matches!(
+            s,
+            Inbound::Subscribe(Subscribe { since: Some(3), .. })
+        ));
+        assert!(serde_json::from_str::<Inbound>(r#"{"op":"subscribe","bogus":1}"#).is_err());
+        assert!(
+            serde_json::from_str::<Inbound>(r#"{"op":"unsubscribe","topics":[],"x":1}"#).is_err()
+        );
+        assert!(serde_json::from_str::<Inbound>(r#"{"op":"dance"}"#).is_err());
+    }
 }

@@ -41,12 +41,8 @@ impl Topic {
         })
     }
 
-    /// One SKU, warehouse or order: few messages, few followers each.
-    pub fn is_narrow(&self) -> bool {
-        matches!(self, Topic::Sku(_) | Topic::Warehouse(_) | Topic::Order(_))
-    }
-
-    /// `is_narrow` for a topic name as messages carry it.
+    /// Whether a topic name (as messages carry it) is narrow: one SKU,
+    /// warehouse or order, with few messages and few followers each.
     pub fn is_narrow_name(name: &str) -> bool {
         name.contains(':')
     }

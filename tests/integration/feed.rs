@@ -490,27 +490,19 @@ async fn a_snapshot_stops_at_its_item_limit_and_says_so() {
     for sku in ["a", "b"] {
         srv.sku(sku, None, &[("w1", 1)]).await;
     }
-    let mut ws = open(&srv, "topics=stock").await;
-    let msgs = until(&mut ws, |m| m["type"] == "subscribed").await;
-    let snap = &msgs[1]["data"];
-    assert_eq!(
+    // (SKUs in the `stock` snapshot, whether it says it was cut).
+    let snapshot = async || {
+        let mut ws = open(&srv, "topics=stock").await;
+        let msgs = until(&mut ws, |m| m["type"] == "subscribed").await;
+        let snap = &msgs[1]["data"];
         (
             snap["skus"].as_array().map(Vec::len),
-            snap["truncated"].as_bool()
-        ),
-        (Some(2), Some(false))
-    );
+            snap["truncated"].as_bool(),
+        )
+    };
+    assert_eq!(snapshot().await, (Some(2), Some(false)));
     srv.sku("c", None, &[("w1", 1)]).await;
-    let mut ws = open(&srv, "topics=stock").await;
-    let msgs = until(&mut ws, |m| m["type"] == "subscribed").await;
-    let snap = &msgs[1]["data"];
-    assert_eq!(
-        (
-            snap["skus"].as_array().map(Vec::len),
-            snap["truncated"].as_bool()
-        ),
-        (Some(2), Some(true))
-    );
+    assert_eq!(snapshot().await, (Some(2), Some(true)));
 }
 
 #[tokio::test]
