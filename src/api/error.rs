@@ -1,5 +1,7 @@
 //! The one table from errors to HTTP: every error leaves as JSON
-//! `{code, message, ...details}` with a stable snake_case `code`.
+//! `{code, message, ...details}` with a stable snake_case `code`. Every code
+//! is a variant of [`ErrorCode`], which carries its status and meaning; the
+//! README's error table is checked against [`ErrorCode::ALL`] by a test.
 
 use crate::actors::CmdError;
 use crate::core::Rejection;
@@ -9,18 +11,240 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::{json, Map, Value};
 use std::fmt;
 
+/// Every error code the HTTP API answers with: its wire name, its status and
+/// what it means. A code is a promise to clients: never renamed or reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    MalformedJson,
+    InvalidField,
+    InvalidIdempotencyKey,
+    InvalidPath,
+    WebsocketRequired,
+    NotFound,
+    WarehouseNotFound,
+    SkuNotFound,
+    ReservationNotFound,
+    OrderNotFound,
+    InsufficientStock,
+    StockChanged,
+    StockBelowCommitted,
+    ReservationNotActive,
+    ReservationInUse,
+    OrderNotCancellable,
+    IdempotencyKeyInFlight,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    PurchaseLimitExceeded,
+    QuantityTooLarge,
+    ReservationMismatch,
+    /// An order line names a reservation that does not exist (422, where a
+    /// GET of it is a 404 `reservation_not_found`).
+    ReservationNotFoundInOrder,
+    IdempotencyKeyReused,
+    Overloaded,
+    StorageUnavailable,
+    TooManyConnections,
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::MalformedJson,
+        Self::InvalidField,
+        Self::InvalidIdempotencyKey,
+        Self::InvalidPath,
+        Self::WebsocketRequired,
+        Self::NotFound,
+        Self::WarehouseNotFound,
+        Self::SkuNotFound,
+        Self::ReservationNotFound,
+        Self::OrderNotFound,
+        Self::InsufficientStock,
+        Self::StockChanged,
+        Self::StockBelowCommitted,
+        Self::ReservationNotActive,
+        Self::ReservationInUse,
+        Self::OrderNotCancellable,
+        Self::IdempotencyKeyInFlight,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::PurchaseLimitExceeded,
+        Self::QuantityTooLarge,
+        Self::ReservationMismatch,
+        Self::ReservationNotFoundInOrder,
+        Self::IdempotencyKeyReused,
+        Self::Overloaded,
+        Self::StorageUnavailable,
+        Self::TooManyConnections,
+        Self::Unavailable,
+    ];
+
+    /// The table: wire name, HTTP status, meaning.
+    fn row(self) -> (&'static str, StatusCode, &'static str) {
+        use StatusCode as S;
+        match self {
+            Self::MalformedJson => (
+                "malformed_json",
+                S::BAD_REQUEST,
+                "the body is not valid JSON",
+            ),
+            Self::InvalidField => (
+                "invalid_field",
+                S::BAD_REQUEST,
+                "a field is missing, of the wrong type or out of range",
+            ),
+            Self::InvalidIdempotencyKey => (
+                "invalid_idempotency_key",
+                S::BAD_REQUEST,
+                "the Idempotency-Key header is malformed or not allowed here",
+            ),
+            Self::InvalidPath => (
+                "invalid_path",
+                S::BAD_REQUEST,
+                "a path segment is malformed",
+            ),
+            Self::WebsocketRequired => (
+                "websocket_required",
+                S::BAD_REQUEST,
+                "the feed needs a WebSocket upgrade",
+            ),
+            Self::NotFound => ("not_found", S::NOT_FOUND, "no such route"),
+            Self::WarehouseNotFound => ("warehouse_not_found", S::NOT_FOUND, "no such warehouse"),
+            Self::SkuNotFound => ("sku_not_found", S::NOT_FOUND, "no such SKU"),
+            Self::ReservationNotFound => (
+                "reservation_not_found",
+                S::NOT_FOUND,
+                "no such reservation (or it was forgotten after its retention)",
+            ),
+            Self::OrderNotFound => (
+                "order_not_found",
+                S::NOT_FOUND,
+                "no such order (or it was forgotten after its retention)",
+            ),
+            Self::InsufficientStock => (
+                "insufficient_stock",
+                S::CONFLICT,
+                "not enough available stock",
+            ),
+            Self::StockChanged => (
+                "stock_changed",
+                S::CONFLICT,
+                "compare-and-set failed: on_hand is not what was expected",
+            ),
+            Self::StockBelowCommitted => (
+                "stock_below_committed",
+                S::CONFLICT,
+                "on_hand would fall below what is held and allocated",
+            ),
+            Self::ReservationNotActive => (
+                "reservation_not_active",
+                S::CONFLICT,
+                "the reservation is released, expired or consumed",
+            ),
+            Self::ReservationInUse => (
+                "reservation_in_use",
+                S::CONFLICT,
+                "the reservation is being used by an order being placed",
+            ),
+            Self::OrderNotCancellable => (
+                "order_not_cancellable",
+                S::CONFLICT,
+                "the order's status does not allow cancelling",
+            ),
+            Self::IdempotencyKeyInFlight => (
+                "idempotency_key_in_flight",
+                S::CONFLICT,
+                "a request with this key is still in progress",
+            ),
+            Self::PayloadTooLarge => (
+                "payload_too_large",
+                S::PAYLOAD_TOO_LARGE,
+                "the body exceeds http_body_bytes_max",
+            ),
+            Self::UnsupportedMediaType => (
+                "unsupported_media_type",
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "the body is not application/json",
+            ),
+            Self::PurchaseLimitExceeded => (
+                "purchase_limit_exceeded",
+                S::UNPROCESSABLE_ENTITY,
+                "the customer's per-SKU limit would be exceeded",
+            ),
+            Self::QuantityTooLarge => (
+                "quantity_too_large",
+                S::UNPROCESSABLE_ENTITY,
+                "a quantity exceeds qty_max",
+            ),
+            Self::ReservationMismatch => (
+                "reservation_mismatch",
+                S::UNPROCESSABLE_ENTITY,
+                "an order line's reservation is for another SKU, customer or quantity",
+            ),
+            Self::ReservationNotFoundInOrder => (
+                "reservation_not_found",
+                S::UNPROCESSABLE_ENTITY,
+                "an order line names a reservation that does not exist",
+            ),
+            Self::IdempotencyKeyReused => (
+                "idempotency_key_reused",
+                S::UNPROCESSABLE_ENTITY,
+                "the key was used with a different request",
+            ),
+            Self::Overloaded => (
+                "overloaded",
+                S::SERVICE_UNAVAILABLE,
+                "the log's queue is full: retry",
+            ),
+            Self::StorageUnavailable => (
+                "storage_unavailable",
+                S::SERVICE_UNAVAILABLE,
+                "storage failed: writes are stopped",
+            ),
+            Self::TooManyConnections => (
+                "too_many_connections",
+                S::SERVICE_UNAVAILABLE,
+                "the feed is at feed_connections_max",
+            ),
+            Self::Unavailable => (
+                "unavailable",
+                S::SERVICE_UNAVAILABLE,
+                "an internal component is not running",
+            ),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.row().0
+    }
+
+    pub fn status(self) -> StatusCode {
+        self.row().1
+    }
+
+    pub fn meaning(self) -> &'static str {
+        self.row().2
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub details: Map<String, Value>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
+            status: code.status(),
             code,
             message: message.into(),
             details: Map::new(),
@@ -33,22 +257,13 @@ impl ApiError {
     }
 
     pub fn invalid(field: &str, message: impl fmt::Display) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_field",
-            format!("{field}: {message}"),
-        )
-        .with("field", field)
-    }
-
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
+        Self::new(ErrorCode::InvalidField, format!("{field}: {message}")).with("field", field)
     }
 
     /// `{code, message, ...details}`.
     pub fn body(&self) -> Value {
         let mut body = Map::new();
-        body.insert("code".into(), json!(self.code));
+        body.insert("code".into(), json!(self.code.as_str()));
         body.insert("message".into(), json!(self.message));
         body.extend(self.details.clone());
         Value::Object(body)
@@ -73,37 +288,32 @@ impl ResponseError for ApiError {
 
 impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> Self {
-        use StatusCode as S;
         let msg = r.to_string();
         match r {
             Rejection::InsufficientStock { available } => {
-                ApiError::new(S::CONFLICT, "insufficient_stock", msg).with("available", available)
+                ApiError::new(ErrorCode::InsufficientStock, msg).with("available", available)
             }
             Rejection::PurchaseLimitExceeded { limit, used } => {
-                ApiError::new(S::UNPROCESSABLE_ENTITY, "purchase_limit_exceeded", msg)
+                ApiError::new(ErrorCode::PurchaseLimitExceeded, msg)
                     .with("limit", limit)
                     .with("used", used)
             }
             Rejection::StockChanged { on_hand } => {
-                ApiError::new(S::CONFLICT, "stock_changed", msg).with("on_hand", on_hand)
+                ApiError::new(ErrorCode::StockChanged, msg).with("on_hand", on_hand)
             }
             Rejection::BelowCommitted { on_hand, committed } => {
-                ApiError::new(S::CONFLICT, "stock_below_committed", msg)
+                ApiError::new(ErrorCode::StockBelowCommitted, msg)
                     .with("on_hand", on_hand)
                     .with("committed", committed)
             }
             Rejection::QuantityTooLarge { max } => {
-                ApiError::new(S::UNPROCESSABLE_ENTITY, "quantity_too_large", msg).with("max", max)
+                ApiError::new(ErrorCode::QuantityTooLarge, msg).with("max", max)
             }
-            Rejection::HoldNotActive(_) => {
-                ApiError::new(S::CONFLICT, "reservation_not_active", msg)
-            }
-            Rejection::HoldInUse(_) => ApiError::new(S::CONFLICT, "reservation_in_use", msg),
-            Rejection::ReservationMismatch(_) => {
-                ApiError::new(S::UNPROCESSABLE_ENTITY, "reservation_mismatch", msg)
-            }
+            Rejection::HoldNotActive(_) => ApiError::new(ErrorCode::ReservationNotActive, msg),
+            Rejection::HoldInUse(_) => ApiError::new(ErrorCode::ReservationInUse, msg),
+            Rejection::ReservationMismatch(_) => ApiError::new(ErrorCode::ReservationMismatch, msg),
             Rejection::NotCancellable { status } => {
-                ApiError::new(S::CONFLICT, "order_not_cancellable", msg).with("status", status)
+                ApiError::new(ErrorCode::OrderNotCancellable, msg).with("status", status)
             }
         }
     }
@@ -111,30 +321,23 @@ impl From<Rejection> for ApiError {
 
 impl From<CmdError> for ApiError {
     fn from(e: CmdError) -> Self {
-        use StatusCode as S;
         let msg = e.to_string();
         match e {
             CmdError::Rejected(r) => r.into(),
-            CmdError::Wal(WalError::Overloaded) => {
-                ApiError::new(S::SERVICE_UNAVAILABLE, "overloaded", msg)
-            }
+            CmdError::Wal(WalError::Overloaded) => ApiError::new(ErrorCode::Overloaded, msg),
             CmdError::Wal(WalError::Failed | WalError::Closed) => {
-                ApiError::new(S::SERVICE_UNAVAILABLE, "storage_unavailable", msg)
+                ApiError::new(ErrorCode::StorageUnavailable, msg)
             }
-            CmdError::UnknownSku(_) => ApiError::not_found("sku_not_found", msg),
-            CmdError::UnknownWarehouse(_) => ApiError::not_found("warehouse_not_found", msg),
-            CmdError::UnknownHold(_) => ApiError::not_found("reservation_not_found", msg),
+            CmdError::UnknownSku(_) => ApiError::new(ErrorCode::SkuNotFound, msg),
+            CmdError::UnknownWarehouse(_) => ApiError::new(ErrorCode::WarehouseNotFound, msg),
+            CmdError::UnknownHold(_) => ApiError::new(ErrorCode::ReservationNotFound, msg),
             CmdError::UnknownHoldInOrder(_) => {
-                ApiError::new(S::UNPROCESSABLE_ENTITY, "reservation_not_found", msg)
+                ApiError::new(ErrorCode::ReservationNotFoundInOrder, msg)
             }
-            CmdError::UnknownOrder(_) => ApiError::not_found("order_not_found", msg),
-            CmdError::IdempotencyKeyReused => {
-                ApiError::new(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", msg)
-            }
-            CmdError::IdempotencyInFlight => {
-                ApiError::new(S::CONFLICT, "idempotency_key_in_flight", msg)
-            }
-            CmdError::Unavailable => ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", msg),
+            CmdError::UnknownOrder(_) => ApiError::new(ErrorCode::OrderNotFound, msg),
+            CmdError::IdempotencyKeyReused => ApiError::new(ErrorCode::IdempotencyKeyReused, msg),
+            CmdError::IdempotencyInFlight => ApiError::new(ErrorCode::IdempotencyKeyInFlight, msg),
+            CmdError::Unavailable => ApiError::new(ErrorCode::Unavailable, msg),
         }
     }
 }
@@ -144,28 +347,21 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
     use actix_web::error::JsonPayloadError as J;
     match err {
         J::OverflowKnownLength { length, limit } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("body of {length} bytes exceeds the limit of {limit}"),
         )
         .with("limit", limit),
         J::Overflow { limit } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("body exceeds the limit of {limit} bytes"),
         )
         .with("limit", limit),
         J::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "expected Content-Type: application/json",
         ),
-        J::Deserialize(e) if e.is_data() => {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.to_string())
-        }
-        J::Deserialize(e) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
-        }
-        other => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", other.to_string()),
+        J::Deserialize(e) if e.is_data() => ApiError::new(ErrorCode::InvalidField, e.to_string()),
+        J::Deserialize(e) => ApiError::new(ErrorCode::MalformedJson, e.to_string()),
+        other => ApiError::new(ErrorCode::MalformedJson, other.to_string()),
     }
 }

@@ -10,11 +10,10 @@
 //!   `event` (strictly increasing `seq`), `subscribed` / `unsubscribed`,
 //!   `resync_required`, `error`.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::App;
 use crate::feed::{FeedMsg, Hub, Read, Subs, Topic};
 use crate::projection::Projection;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
 use serde::Deserialize;
@@ -104,8 +103,7 @@ async fn connect(
     if hub.connections.fetch_add(1, Ordering::AcqRel) >= c.feed_connections_max {
         hub.connections.fetch_sub(1, Ordering::AcqRel);
         return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_connections",
+            ErrorCode::TooManyConnections,
             format!(
                 "the feed serves at most {} connections",
                 c.feed_connections_max
@@ -114,7 +112,7 @@ async fn connect(
     }
     let slot = Slot(hub.clone());
     let (response, session, stream) = actix_ws::handle(&req, body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "websocket_required", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::WebsocketRequired, e.to_string()))?;
     let stream = stream
         .max_frame_size(c.feed_inbound_bytes_max)
         .aggregate_continuations()

@@ -14,9 +14,8 @@ mod warehouses;
 use crate::app::{Idempotency, Outcome, Surge};
 use crate::config::Config;
 use crate::core::IdError;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use error::ApiError;
+use error::{ApiError, ErrorCode};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -35,9 +34,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
             .error_handler(|e, _| error::json_error(e).into()),
     )
     .app_data(web::PayloadConfig::new(limit))
-    .app_data(web::PathConfig::default().error_handler(|e, _| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.to_string()).into()
-    }))
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|e, _| ApiError::new(ErrorCode::InvalidPath, e.to_string()).into()),
+    )
     .route("/healthz", web::get().to(healthz))
     .configure(dashboard::routes)
     .service(
@@ -52,8 +52,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(
-        "not_found",
+    Err(ApiError::new(
+        ErrorCode::NotFound,
         format!("no route for {} {}", req.method(), req.path()),
     ))
 }
@@ -134,14 +134,12 @@ fn idempotency_key(
     let key = raw
         .filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_LEN_MAX && k.bytes().all(|b| (0x21..0x7f).contains(&b)))
         .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_idempotency_key",
+            ApiError::new(ErrorCode::InvalidIdempotencyKey,
                 format!("Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} visible ASCII characters"),
             )
         })?;
     let canonical = serde_json::to_vec(body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidField, e.to_string()))?;
     let mut hasher = Sha256::new();
     hasher.update(scope.as_bytes());
     hasher.update([0]);

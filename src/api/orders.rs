@@ -1,5 +1,5 @@
 use super::dto::{CancelBody, OrderBody, OrderView};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::{created, id, idempotency, qty, text, App};
 use crate::app::OrderRequest;
 use crate::core::{ChannelId, CustomerId, HoldId, Location, OrderId, OrderLine, ShipTo, SkuId};
@@ -13,7 +13,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 fn order_id(raw: &str) -> Result<OrderId, ApiError> {
     OrderId::parse(raw)
-        .map_err(|_| ApiError::not_found("order_not_found", format!("order {raw} not found")))
+        .map_err(|_| ApiError::new(ErrorCode::OrderNotFound, format!("order {raw} not found")))
 }
 
 async fn create(
@@ -91,15 +91,11 @@ async fn cancel(
     } else {
         serde_json::from_slice(&body).map_err(|e| {
             let code = if e.is_data() {
-                "invalid_field"
+                ErrorCode::InvalidField
             } else {
-                "malformed_json"
+                ErrorCode::MalformedJson
             };
-            ApiError::new(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                code,
-                e.to_string(),
-            )
+            ApiError::new(code, e.to_string())
         })?
     };
     let reason = body.reason.unwrap_or_else(|| "cancelled".into());

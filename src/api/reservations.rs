@@ -1,10 +1,9 @@
 use super::dto::{BatchResult, ExtendBody, ReservationView, ReserveBatchBody, ReserveBody};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::{created, id, idempotency, idempotency_key, qty, ttl, App};
 use crate::app::{Idempotency, Outcome, ReserveRequest};
 use crate::config::Config;
 use crate::core::{ChannelId, CustomerId, HoldId, SkuId};
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -17,8 +16,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 fn hold_id(raw: &str) -> Result<HoldId, ApiError> {
     HoldId::parse(raw).map_err(|_| {
-        ApiError::not_found(
-            "reservation_not_found",
+        ApiError::new(
+            ErrorCode::ReservationNotFound,
             format!("reservation {raw} not found"),
         )
     })
@@ -70,8 +69,7 @@ async fn create_batch(
 ) -> Result<HttpResponse, ApiError> {
     if req.headers().contains_key("idempotency-key") {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_idempotency_key",
+            ErrorCode::InvalidIdempotencyKey,
             "a batch takes an idempotency_key per reservation, not an Idempotency-Key header",
         ));
     }

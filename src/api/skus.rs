@@ -1,5 +1,5 @@
 use super::dto::{AdjustmentBody, SkuBody, StockView};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::{id, text, App};
 use crate::core::sku::Adjustment;
 use crate::core::{SkuId, WarehouseId};
@@ -16,7 +16,7 @@ fn stock_view(app: &App, sku: &SkuId) -> Result<StockView, ApiError> {
         .skus
         .get(sku)
         .map(|s| StockView::from(s.value()))
-        .ok_or_else(|| ApiError::not_found("sku_not_found", format!("sku {sku} not found")))
+        .ok_or_else(|| ApiError::new(ErrorCode::SkuNotFound, format!("sku {sku} not found")))
 }
 
 async fn put(
@@ -42,7 +42,7 @@ async fn put(
 
 async fn stock(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let sku = SkuId::parse(&path)
-        .map_err(|_| ApiError::not_found("sku_not_found", format!("sku {path} not found")))?;
+        .map_err(|_| ApiError::new(ErrorCode::SkuNotFound, format!("sku {path} not found")))?;
     Ok(HttpResponse::Ok().json(stock_view(&app, &sku)?))
 }
 

@@ -1,5 +1,5 @@
 use super::dto::{WarehouseBody, WarehouseView};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::{id, text, App};
 use crate::core::{routing, Location, Warehouse, WarehouseId};
 use actix_web::{web, HttpResponse};
@@ -49,7 +49,10 @@ async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError
                 .map(|w| WarehouseView::from(w.value()))
         })
         .ok_or_else(|| {
-            ApiError::not_found("warehouse_not_found", format!("warehouse {path} not found"))
+            ApiError::new(
+                ErrorCode::WarehouseNotFound,
+                format!("warehouse {path} not found"),
+            )
         })?;
     Ok(HttpResponse::Ok().json(w))
 }

@@ -96,3 +96,51 @@ fn every_config_key_is_documented() {
         previous = line;
     }
 }
+
+/// The README's error table lists every code the API can answer with, under
+/// its status, and nothing else.
+#[test]
+fn readme_error_table_matches_the_error_codes() {
+    use std::collections::BTreeSet;
+    use surge::api::error::ErrorCode;
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find("| status | codes |")
+        .expect("README has an error table");
+    let mut documented = BTreeSet::new();
+    for line in readme[start..].lines().skip(2) {
+        if !line.starts_with('|') {
+            break;
+        }
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let status: u16 = cells[1].parse().expect("a status in the first column");
+        // Codes are the backquoted words of the second column; details in
+        // parentheses (the fields an error carries) are not codes.
+        let mut codes = String::new();
+        let mut depth = 0usize;
+        for c in cells[2].chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                c if depth == 0 => codes.push(c),
+                _ => {}
+            }
+        }
+        for (i, part) in codes.split('`').enumerate() {
+            if i % 2 == 1 {
+                documented.insert((status, part.to_owned()));
+            }
+        }
+    }
+    let actual: BTreeSet<(u16, String)> = ErrorCode::ALL
+        .iter()
+        .map(|c| (c.status().as_u16(), c.as_str().to_owned()))
+        .collect();
+    let missing: Vec<_> = actual.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&actual).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "README error table out of date: missing {missing:?}, not an error code {unknown:?}"
+    );
+}
