@@ -26,6 +26,7 @@ pub struct Config {
     pub sku_mailbox_capacity: usize,
     pub warehouse_mailbox_capacity: usize,
     pub order_mailbox_capacity: usize,
+    pub order_shards: usize,
     pub durability: crate::wal::Durability,
     pub wal_group_delay_us_max: u64,
     pub wal_channel_capacity: usize,
@@ -44,6 +45,8 @@ pub struct Config {
     pub text_len_max: usize,
     pub idempotency_ttl_ms: u64,
     pub closed_hold_retention_ms: u64,
+    pub closed_order_retention_ms: u64,
+    pub retention_sweep_ms: u64,
     pub feed_window_events: usize,
     pub feed_client_lag_events_max: usize,
     pub feed_send_timeout_ms: u64,
@@ -200,6 +203,15 @@ impl Config {
                 "must not exceed hold_ttl_ms_max",
             ));
         }
+        if self.closed_order_retention_ms < self.idempotency_ttl_ms {
+            return Err(invalid(
+                "closed_order_retention_ms",
+                "must be at least idempotency_ttl_ms, so a retried key still finds its order",
+            ));
+        }
+        if self.retention_sweep_ms == 0 {
+            return Err(invalid("retention_sweep_ms", "must be positive"));
+        }
         if self.closed_hold_retention_ms < self.idempotency_ttl_ms {
             return Err(invalid(
                 "closed_hold_retention_ms",
@@ -223,6 +235,25 @@ impl Config {
             cores()
         } else {
             self.http_workers
+        }
+    }
+
+    /// Order actors: `order_shards`, or one per actor thread when 0.
+    pub fn order_shards(&self) -> usize {
+        if self.order_shards == 0 {
+            self.actor_threads()
+        } else {
+            self.order_shards
+        }
+    }
+
+    /// The retention periods of closed holds, closed orders and
+    /// idempotency keys.
+    pub fn retention(&self) -> crate::core::Retention {
+        crate::core::Retention {
+            closed_hold_ms: self.closed_hold_retention_ms,
+            closed_order_ms: self.closed_order_retention_ms,
+            idempotency_ms: self.idempotency_ttl_ms,
         }
     }
 

@@ -13,7 +13,7 @@ use crate::core::{
     order, routing, Event, HoldId, HoldStatus, Millis, Order, OrderId, ReleaseReason, SkuId,
     SkuState, Warehouse, WarehouseId,
 };
-use crate::core::{Hold, IdempotencyRecord};
+use crate::core::{Hold, Horizon, IdempotencyRecord};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,7 +71,7 @@ pub struct Projection {
     pub max_order: AtomicU64,
     /// Holds closed before this time are forgotten, not kept as history
     /// (0 keeps them all). Set by the owner from the clock and
-    /// `closed_hold_retention_ms`; see `forget_closed_holds`.
+    /// `closed_hold_retention_ms`; see `apply_retention`.
     pub history_horizon: AtomicU64,
 }
 
@@ -117,14 +117,24 @@ impl Projection {
         }
     }
 
-    /// Forgets holds closed before `before`, and closes the door on
-    /// remembering any more of them (replay included). Returns how many.
-    pub fn forget_closed_holds(&self, before: Millis) -> usize {
-        self.history_horizon.fetch_max(before, Ordering::AcqRel);
-        let n = self.holds.len();
-        self.holds
-            .retain(|_, h| h.closed_at.is_none_or(|t| t >= before));
-        n - self.holds.len()
+    /// Applies the retention rule (`core::retention`): forgets closed holds,
+    /// closed orders and idempotency keys past their horizon, and closes the
+    /// door on remembering any more closed holds from before it (replay
+    /// included). The live read model runs it on the log writer's thread,
+    /// the checkpointer on its copy before each snapshot, start-up after
+    /// replay. Returns how many holds, orders and keys were forgotten.
+    pub fn apply_retention(&self, horizon: &Horizon) -> (usize, usize, usize) {
+        self.history_horizon
+            .fetch_max(horizon.holds_closed_before, Ordering::AcqRel);
+        let (holds, orders, keys) = (self.holds.len(), self.orders.len(), self.idempotency.len());
+        self.holds.retain(|_, h| horizon.keeps_hold(h.closed_at));
+        self.orders.retain(|_, o| horizon.keeps_order(o));
+        self.idempotency.retain(|_, e| horizon.keeps_key(e.at));
+        (
+            holds - self.holds.len(),
+            orders - self.orders.len(),
+            keys - self.idempotency.len(),
+        )
     }
 
     pub fn apply(&self, seq: u64, event: &Event) {
@@ -280,12 +290,5 @@ impl Projection {
         routing::by_priority(&mut all);
         *self.by_priority.write().unwrap_or_else(|p| p.into_inner()) =
             Arc::new(all.into_iter().map(|w| w.id).collect());
-    }
-
-    /// Forgets idempotency keys recorded before `before`.
-    pub fn prune_idempotency(&self, before: Millis) -> usize {
-        let n = self.idempotency.len();
-        self.idempotency.retain(|_, e| e.at >= before);
-        n - self.idempotency.len()
     }
 }

@@ -16,10 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
-/// How often expired idempotency keys and old closed holds are swept from
-/// memory.
-const IDEMPOTENCY_SWEEP: Duration = Duration::from_secs(60);
-
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot open the log in the data directory: {0}")]
@@ -93,28 +89,25 @@ async fn serve(
     }
 
     let handle = server.handle();
-    let feed = surge.feed.clone();
+    let feed = surge.feed().clone();
     actix_rt::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
         feed.close_all();
         handle.stop(true).await;
     });
+    // Closed records past their retention leave memory (the sweep itself
+    // runs on the log writer's thread and in the order actors).
     let sweeper = {
         let surge = surge.clone();
+        let every = Duration::from_millis(config.retention_sweep_ms);
         actix_rt::spawn(async move {
-            let mut tick = tokio::time::interval(IDEMPOTENCY_SWEEP);
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
             loop {
                 tick.tick().await;
-                let now = surge.now();
-                let keys = surge
-                    .projection
-                    .prune_idempotency(now.saturating_sub(surge.config.idempotency_ttl_ms));
-                let holds = surge
-                    .projection
-                    .forget_closed_holds(now.saturating_sub(surge.config.closed_hold_retention_ms));
-                if keys + holds > 0 {
-                    tracing::debug!(keys, holds, "idempotency keys and closed holds forgotten");
+                if let Err(e) = surge.sweep_retention().await {
+                    tracing::debug!(error = %e, "retention sweep skipped");
                 }
             }
         })

@@ -5,10 +5,10 @@
 //!
 //! Ownership: a [`sku::SkuActor`] owns every stock number of its SKU in every
 //! warehouse, its holds and its per-customer usage. A
-//! [`warehouse::WarehouseActor`] owns a warehouse's record. The
-//! [`orders::OrderDesk`] owns order status.
+//! [`warehouse::WarehouseActor`] owns a warehouse's record. An
+//! [`order::OrderActor`] owns the status of the orders of its shard.
 
-pub mod orders;
+pub mod order;
 pub mod sku;
 pub mod warehouse;
 

@@ -318,7 +318,11 @@ impl Handler<Commit> for SkuActor {
     type Result = ();
     fn handle(&mut self, m: Commit, ctx: &mut Context<Self>) {
         self.state.abort_pending(m.order);
-        self.state.apply(&m.event);
+        // An actor started after the order's record was already in the
+        // read model has it applied (its allocation is live): never twice.
+        if !self.state.allocations.contains_key(&m.order) {
+            self.state.apply(&m.event);
+        }
         self.schedule_expiry(ctx, false);
     }
 }
@@ -360,5 +364,18 @@ impl Handler<Inspect> for SkuActor {
     type Result = MessageResult<Inspect>;
     fn handle(&mut self, _: Inspect, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.state.clone())
+    }
+}
+
+/// Stops the actor. Its SKU's next use starts a new one from the durable
+/// state (see `app::directory`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+impl Handler<Stop> for SkuActor {
+    type Result = ();
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }

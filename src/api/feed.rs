@@ -34,7 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn stats(app: App) -> HttpResponse {
-    HttpResponse::Ok().json(app.feed.stats())
+    HttpResponse::Ok().json(app.feed().stats())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,12 +94,12 @@ async fn connect(
         epoch: q.epoch,
         conflate_ms: q.conflate_ms,
     };
-    let c = &app.config;
+    let c = app.config();
     // Check what can be checked before the upgrade, as a plain HTTP error.
     parse_topics(&first.topics, c.feed_topics_max).map_err(|e| ApiError::invalid("topics", e))?;
     check_conflate(first.conflate_ms, c.feed_conflate_ms_max)
         .map_err(|e| ApiError::invalid("conflate_ms", e))?;
-    let hub = app.feed.clone();
+    let hub = app.feed().clone();
     if hub.connections.fetch_add(1, Ordering::AcqRel) >= c.feed_connections_max {
         hub.connections.fetch_sub(1, Ordering::AcqRel);
         return Err(ApiError::new(
@@ -119,7 +119,7 @@ async fn connect(
         .max_continuation_size(c.feed_inbound_bytes_max);
     let conn = Conn {
         hub,
-        projection: app.projection.clone(),
+        projection: app.read_model().clone(),
         session,
         limits: Limits {
             topics_max: c.feed_topics_max,

@@ -59,12 +59,12 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 }
 
 async fn healthz(app: App) -> HttpResponse {
-    let failed = app.wal.is_failed();
+    let failed = app.storage_failed();
     let body = serde_json::json!({
         "status": if failed { "degraded" } else { "ok" },
         "storage": if failed { "failed" } else { "ok" },
-        "durability": app.config.durability.as_str(),
-        "seq": app.projection.seq.load(std::sync::atomic::Ordering::Acquire),
+        "durability": app.config().durability.as_str(),
+        "seq": app.durable_seq(),
     });
     if failed {
         HttpResponse::ServiceUnavailable().json(body)

@@ -23,7 +23,7 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let idem = idempotency(&req, "orders", &b)?;
-    let config = &app.config;
+    let config = app.config();
     if b.lines.is_empty() || b.lines.len() > config.order_lines_max {
         return Err(ApiError::invalid(
             "lines",
@@ -99,7 +99,7 @@ async fn cancel(
         })?
     };
     let reason = body.reason.unwrap_or_else(|| "cancelled".into());
-    text(&app.config, "reason", &reason)?;
+    text(app.config(), "reason", &reason)?;
     let order = app.cancel_order(id, reason).await?;
     Ok(HttpResponse::Ok().json(OrderView::from(&order)))
 }

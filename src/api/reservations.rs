@@ -30,7 +30,7 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let idem = idempotency(&req, "reservations", &b)?;
-    let request = reserve_request(&app.config, &b, idem)?;
+    let request = reserve_request(app.config(), &b, idem)?;
     let (record, outcome) = app.reserve(request).await?;
     Ok(created(outcome, ReservationView::from(&record)))
 }
@@ -74,7 +74,7 @@ async fn create_batch(
         ));
     }
     let items = body.into_inner().reservations;
-    let max = app.config.reservation_batch_max;
+    let max = app.config().reservation_batch_max;
     if items.is_empty() || items.len() > max {
         return Err(ApiError::invalid(
             "reservations",
@@ -89,7 +89,7 @@ async fn create_batch(
             .map(|k| idempotency_key(Some(&k), "reservations", &b))
             .transpose()
             .map_err(at)?;
-        requests.push(reserve_request(&app.config, &b, idem).map_err(at)?);
+        requests.push(reserve_request(app.config(), &b, idem).map_err(at)?);
     }
     let results = app
         .reserve_batch(requests)
@@ -128,7 +128,7 @@ async fn extend(
     body: web::Json<ExtendBody>,
 ) -> Result<HttpResponse, ApiError> {
     let hold = hold_id(&path)?;
-    let ttl_ms = ttl(&app.config, Some(body.ttl_ms))?;
+    let ttl_ms = ttl(app.config(), Some(body.ttl_ms))?;
     let record = app.extend(hold, ttl_ms).await?;
     Ok(HttpResponse::Ok().json(ReservationView::from(&record)))
 }

@@ -12,11 +12,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn stock_view(app: &App, sku: &SkuId) -> Result<StockView, ApiError> {
-    app.projection
-        .skus
-        .get(sku)
-        .map(|s| StockView::from(s.value()))
-        .ok_or_else(|| ApiError::new(ErrorCode::SkuNotFound, format!("sku {sku} not found")))
+    let state = app.sku_stock(sku)?;
+    Ok(StockView::from(&state))
 }
 
 async fn put(
@@ -27,7 +24,7 @@ async fn put(
     let sku = id("sku", &path, SkuId::parse)?;
     let body = body.into_inner();
     if let Some(name) = &body.name {
-        text(&app.config, "name", name)?;
+        text(app.config(), "name", name)?;
     }
     if body.per_customer_limit == Some(0) {
         return Err(ApiError::invalid(
@@ -50,11 +47,11 @@ async fn adjust(app: App, body: web::Json<AdjustmentBody>) -> Result<HttpRespons
     let b = body.into_inner();
     let sku = id("sku", &b.sku, SkuId::parse)?;
     let warehouse = id("warehouse", &b.warehouse, WarehouseId::parse)?;
-    text(&app.config, "reason", &b.reason)?;
+    text(app.config(), "reason", &b.reason)?;
     if b.reason.trim().is_empty() {
         return Err(ApiError::invalid("reason", "must not be empty"));
     }
-    let max = app.config.on_hand_max;
+    let max = app.config().on_hand_max;
     let adjustment = match (b.delta, b.set_on_hand, b.set_safety_stock) {
         (Some(d), None, None) if b.expected_on_hand.is_none() => {
             if d == 0 || d.unsigned_abs() > max {

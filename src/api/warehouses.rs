@@ -1,7 +1,7 @@
 use super::dto::{WarehouseBody, WarehouseView};
 use super::error::{ApiError, ErrorCode};
 use super::{id, text, App};
-use crate::core::{routing, Location, Warehouse, WarehouseId};
+use crate::core::{Location, Warehouse, WarehouseId};
 use actix_web::{web, HttpResponse};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -17,7 +17,7 @@ async fn put(
 ) -> Result<HttpResponse, ApiError> {
     let wid = id("id", &path, WarehouseId::parse)?;
     let body = body.into_inner();
-    text(&app.config, "name", &body.name)?;
+    text(app.config(), "name", &body.name)?;
     let location = Location {
         lat: body.location.lat,
         lon: body.location.lon,
@@ -42,12 +42,8 @@ async fn put(
 async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let w = WarehouseId::parse(&path)
         .ok()
-        .and_then(|wid| {
-            app.projection
-                .warehouses
-                .get(&wid)
-                .map(|w| WarehouseView::from(w.value()))
-        })
+        .and_then(|wid| app.warehouse(&wid).ok())
+        .map(|w| WarehouseView::from(&w))
         .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::WarehouseNotFound,
@@ -58,13 +54,7 @@ async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError
 }
 
 async fn list(app: App) -> HttpResponse {
-    let mut all: Vec<Warehouse> = app
-        .projection
-        .warehouses
-        .iter()
-        .map(|w| w.value().clone())
-        .collect();
-    routing::by_priority(&mut all);
+    let all: Vec<Warehouse> = app.warehouses();
     let views: Vec<WarehouseView> = all.iter().map(WarehouseView::from).collect();
     HttpResponse::Ok().json(serde_json::json!({ "warehouses": views }))
 }

@@ -10,6 +10,7 @@ pub mod event;
 pub mod ids;
 pub mod model;
 pub mod order;
+pub mod retention;
 pub mod routing;
 pub mod sku;
 
@@ -18,6 +19,7 @@ pub use ids::{
     ChannelId, CustomerId, HoldId, IdError, OrderId, SeqIdHasher, SeqIdMap, SkuId, WarehouseId,
 };
 pub use model::*;
+pub use retention::{Horizon, Retention};
 pub use sku::SkuState;
 
 /// Why the core refused a command. Each maps to one stable API error code.

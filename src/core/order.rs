@@ -4,8 +4,9 @@
 use super::event::Event;
 use super::ids::{ChannelId, CustomerId, OrderId, SkuId, WarehouseId};
 use super::model::{Millis, Order, OrderLine, OrderStatus, ShipTo, Shipment, SkuAllocation};
+use super::retention::Horizon;
 use super::Rejection;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub struct NewOrder {
     pub id: OrderId,
@@ -71,5 +72,99 @@ pub fn apply(order: &mut Order, event: &Event) {
             order.status = OrderStatus::Cancelled;
             order.updated_at = *at;
         }
+    }
+}
+
+/// Why an order book refused a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BookError {
+    Unknown(OrderId),
+    Rejected(Rejection),
+}
+
+/// The orders one order actor owns (its shard of the order ids), and which
+/// of them are still being placed (logged, but not yet handed to every SKU
+/// they take stock from).
+#[derive(Debug, Clone, Default)]
+pub struct OrderBook {
+    orders: HashMap<OrderId, Order>,
+    placing: HashSet<OrderId>,
+}
+
+impl OrderBook {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An order from durable state (start, restart of the actor).
+    pub fn insert(&mut self, order: Order) {
+        self.orders.insert(order.id, order);
+    }
+
+    /// An order whose placement was just submitted to the log.
+    pub fn begin_placing(&mut self, order: Order) {
+        self.placing.insert(order.id);
+        self.orders.insert(order.id, order);
+    }
+
+    /// Every SKU has taken the placement in: the order may change now.
+    pub fn placed(&mut self, id: OrderId) {
+        self.placing.remove(&id);
+    }
+
+    /// The placement never reached the log: the order never existed.
+    pub fn forget(&mut self, id: OrderId) {
+        self.placing.remove(&id);
+        self.orders.remove(&id);
+    }
+
+    pub fn get(&self, id: OrderId) -> Option<&Order> {
+        self.orders.get(&id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.orders.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.orders.is_empty()
+    }
+
+    pub fn decide_cancel(
+        &self,
+        id: OrderId,
+        reason: &str,
+        now: Millis,
+    ) -> Result<Event, BookError> {
+        let order = self.orders.get(&id).ok_or(BookError::Unknown(id))?;
+        if self.placing.contains(&id) {
+            return Err(BookError::Rejected(Rejection::NotCancellable {
+                status: "placing",
+            }));
+        }
+        decide_cancel(order, reason, now).map_err(BookError::Rejected)
+    }
+
+    /// Folds a logged event about one of its orders in; returns the order.
+    pub fn apply(&mut self, event: &Event) -> Option<&Order> {
+        match event {
+            Event::OrderPlaced { order, .. } => {
+                self.orders.insert(order.id, order.clone());
+                self.orders.get(&order.id)
+            }
+            Event::OrderCancelled { order: id, .. } => {
+                let o = self.orders.get_mut(id)?;
+                apply(o, event);
+                Some(o)
+            }
+            _ => None,
+        }
+    }
+
+    /// Forgets closed orders past their retention; returns how many.
+    pub fn retain(&mut self, horizon: &Horizon) -> usize {
+        let n = self.orders.len();
+        self.orders.retain(|_, o| horizon.keeps_order(o));
+        n - self.orders.len()
     }
 }

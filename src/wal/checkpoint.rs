@@ -8,6 +8,7 @@ use super::snapshot::{self, Meta};
 use super::store::LogStore;
 use super::Position;
 use crate::clock::Clock;
+use crate::core::Retention;
 use crate::projection::Projection;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,8 +27,10 @@ pub struct CheckpointConfig {
     pub every: Duration,
     /// Entities per snapshot chunk.
     pub chunk_entries: usize,
-    /// Closed holds older than this are left out of snapshots.
-    pub closed_hold_retention: Duration,
+    /// Closed holds, closed orders and idempotency keys past their
+    /// retention are forgotten before each snapshot (the same rule as the
+    /// live read model's).
+    pub retention: Retention,
 }
 
 /// What the checkpointer has done, for logs and tests.
@@ -94,9 +97,8 @@ fn run(
 ) {
     // Its own copy of the state, built off the request path.
     let state = Projection::new();
-    let retention_ms = u64::try_from(config.closed_hold_retention.as_millis()).unwrap_or(u64::MAX);
-    let horizon = || clock.now_ms().saturating_sub(retention_ms);
-    state.history_horizon.store(horizon(), Ordering::Release);
+    let horizon = || config.retention.horizon(clock.now_ms());
+    state.apply_retention(&horizon());
     let (mut at, mut generation) = match snapshot::load(store.as_ref(), &state) {
         Ok(Some(Meta { at, generation, .. })) => (at, generation),
         Ok(None) => (Position::START, 0),
@@ -127,7 +129,7 @@ fn run(
             continue;
         }
         let started = Instant::now();
-        state.forget_closed_holds(horizon());
+        state.apply_retention(&horizon());
         match snapshot::write(
             store.as_ref(),
             &state,

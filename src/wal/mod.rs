@@ -41,11 +41,17 @@ pub type Seq = u64;
 
 type Done = oneshot::Sender<Result<Seq, WalError>>;
 
+/// Work for the writer thread, run after the group it arrives with is
+/// durable and published: the only way anything but the log's own events
+/// touches what the writer owns (the read model's retention sweep).
+pub type WriterTask = Box<dyn FnOnce() + Send>;
+
 enum Msg {
     Entry {
         events: Vec<Event>,
         done: Option<Done>,
     },
+    Task(WriterTask),
     Shutdown,
 }
 
@@ -188,6 +194,19 @@ impl Wal {
         self.send(events, None)
     }
 
+    /// Runs `task` on the writer thread, in log order, after the group it
+    /// joins is written. Refused like an entry when the queue is full.
+    pub fn run_on_writer(&self, task: WriterTask) -> Result<(), WalError> {
+        if self.is_failed() {
+            return Err(WalError::Failed);
+        }
+        match self.tx.try_send(Msg::Task(task)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(WalError::Overloaded),
+            Err(TrySendError::Disconnected(_)) => Err(WalError::Closed),
+        }
+    }
+
     /// Resolves once everything submitted before it is durable: a refusal
     /// decided on state that is not yet on disk waits for this.
     pub fn barrier(&self) -> Result<Durable, WalError> {
@@ -240,15 +259,18 @@ struct Writer {
 impl Writer {
     fn run(&mut self) {
         let mut batch: Vec<(Vec<Event>, Option<Done>)> = Vec::with_capacity(self.batch_max);
+        let mut tasks: Vec<WriterTask> = Vec::new();
         loop {
             let mut stop = false;
             match self.rx.recv() {
                 Ok(Msg::Entry { events, done }) => batch.push((events, done)),
+                Ok(Msg::Task(task)) => tasks.push(task),
                 Ok(Msg::Shutdown) | Err(_) => stop = true,
             }
             while !stop && batch.len() < self.batch_max {
                 match self.rx.try_recv() {
                     Ok(Msg::Entry { events, done }) => batch.push((events, done)),
+                    Ok(Msg::Task(task)) => tasks.push(task),
                     Ok(Msg::Shutdown) => stop = true,
                     Err(_) => break,
                 }
@@ -260,6 +282,7 @@ impl Writer {
                 while batch.len() < self.batch_max {
                     match self.rx.recv_deadline(deadline) {
                         Ok(Msg::Entry { events, done }) => batch.push((events, done)),
+                        Ok(Msg::Task(task)) => tasks.push(task),
                         Ok(Msg::Shutdown) => {
                             stop = true;
                             break;
@@ -290,6 +313,13 @@ impl Writer {
                 if let Some(done) = done {
                     let _ = done.send(outcome.map(|()| next - 1));
                 }
+            }
+            if outcome.is_ok() {
+                for task in tasks.drain(..) {
+                    task();
+                }
+            } else {
+                tasks.clear();
             }
             if stop {
                 return;

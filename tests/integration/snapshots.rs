@@ -67,8 +67,8 @@ async fn restart_from_snapshot_and_tail_rebuilds_the_same_state_and_the_log_stay
             .await;
     }
     let surge = srv.bg().surge.clone();
-    let seq = surge.projection.seq.load(Ordering::Acquire);
-    let stats = surge.checkpointer.stats.clone();
+    let seq = surge.durable_seq();
+    let stats = surge.checkpoint_stats();
     // The checkpointer catches up to within one interval of the log's end
     // and truncates behind itself.
     assert!(
@@ -133,7 +133,7 @@ async fn a_damaged_snapshot_refuses_to_start() {
         srv.post("/v1/reservations", json!({"sku": "a", "qty": 1}))
             .await;
     }
-    let stats = srv.bg().surge.checkpointer.stats.clone();
+    let stats = srv.bg().surge.checkpoint_stats();
     assert!(
         eventually(Duration::from_secs(20), async || stats
             .snapshots

@@ -1,0 +1,134 @@
+//! Order actors: each owns the orders whose id falls in its shard (an
+//! [`OrderBook`] from the core) and is the single writer of their status. It
+//! logs an order's placement (one record holding every SKU's allocation, so
+//! a multi-line order is on disk whole or not at all) and its changes, and
+//! refuses to change an order whose placement is still being handed to its
+//! SKU actors. Orders are spread over `order_shards` actors by id, so no one
+//! actor is on every order's path.
+
+use super::{after, ready, refuse, CmdError, Reply};
+use crate::core::order::{BookError, OrderBook};
+use crate::core::{Event, Horizon, Millis, Order, OrderId};
+use crate::wal::Wal;
+use actix::prelude::*;
+use std::sync::Arc;
+
+pub struct OrderActor {
+    book: OrderBook,
+    wal: Arc<Wal>,
+    mailbox_capacity: usize,
+}
+
+impl OrderActor {
+    pub fn new(book: OrderBook, wal: Arc<Wal>, mailbox_capacity: usize) -> Self {
+        Self {
+            book,
+            wal,
+            mailbox_capacity,
+        }
+    }
+}
+
+impl Actor for OrderActor {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.mailbox_capacity);
+    }
+}
+
+/// Logs an `OrderPlaced` event; resolves when it is durable.
+#[derive(Message)]
+#[rtype(result = "Result<(), CmdError>")]
+pub struct Record(pub Event);
+
+impl Handler<Record> for OrderActor {
+    type Result = Reply<()>;
+    fn handle(&mut self, m: Record, _: &mut Context<Self>) -> Reply<()> {
+        let Event::OrderPlaced { order, .. } = &m.0 else {
+            return ready(Err(CmdError::Unavailable));
+        };
+        let order = order.clone();
+        match self.wal.submit(vec![m.0]) {
+            Ok(durable) => {
+                self.book.begin_placing(order);
+                after(durable, ())
+            }
+            Err(e) => ready(Err(e.into())),
+        }
+    }
+}
+
+/// Every SKU actor has taken the placement in.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Placed(pub OrderId);
+
+impl Handler<Placed> for OrderActor {
+    type Result = ();
+    fn handle(&mut self, m: Placed, _: &mut Context<Self>) {
+        self.book.placed(m.0);
+    }
+}
+
+/// Placement failed after `Record` (the log refused it): forget the order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Forget(pub OrderId);
+
+impl Handler<Forget> for OrderActor {
+    type Result = ();
+    fn handle(&mut self, m: Forget, _: &mut Context<Self>) {
+        self.book.forget(m.0);
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(Order, Arc<Event>), CmdError>")]
+pub struct Cancel {
+    pub order: OrderId,
+    pub reason: String,
+    pub now: Millis,
+}
+
+impl Handler<Cancel> for OrderActor {
+    type Result = Reply<(Order, Arc<Event>)>;
+    fn handle(&mut self, m: Cancel, _: &mut Context<Self>) -> Reply<(Order, Arc<Event>)> {
+        let event = match self.book.decide_cancel(m.order, &m.reason, m.now) {
+            Ok(e) => e,
+            Err(BookError::Unknown(id)) => return ready(Err(CmdError::UnknownOrder(id))),
+            Err(BookError::Rejected(r)) => return refuse(self.wal.barrier(), r.into()),
+        };
+        match self.wal.submit(vec![event.clone()]) {
+            Ok(durable) => match self.book.apply(&event) {
+                Some(o) => after(durable, (o.clone(), Arc::new(event))),
+                None => ready(Err(CmdError::UnknownOrder(m.order))),
+            },
+            Err(e) => ready(Err(e.into())),
+        }
+    }
+}
+
+/// Forgets closed orders past their retention (the same rule as the read
+/// model's).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Retain(pub Horizon);
+
+impl Handler<Retain> for OrderActor {
+    type Result = usize;
+    fn handle(&mut self, m: Retain, _: &mut Context<Self>) -> usize {
+        self.book.retain(&m.0)
+    }
+}
+
+/// How many orders the actor holds in memory (tests, metrics).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Count;
+
+impl Handler<Count> for OrderActor {
+    type Result = usize;
+    fn handle(&mut self, _: Count, _: &mut Context<Self>) -> usize {
+        self.book.len()
+    }
+}

@@ -1,0 +1,249 @@
+//! Where each actor lives: SKU actors (started on first use, from their
+//! durable state), warehouse actors, and order actors sharded by order id,
+//! spread over a fixed set of arbiter threads.
+//!
+//! A SKU or order actor that is not running has nothing in flight, so its
+//! durable state is its whole state — except right after one stopped (a
+//! panic, or `stop_sku`): events it submitted may still be on their way to
+//! disk. So an actor is restarted only after a log barrier, from the read
+//! model that then holds every event submitted before.
+
+use crate::actors::order::OrderActor;
+use crate::actors::sku::{self, SkuActor};
+use crate::actors::warehouse::WarehouseActor;
+use crate::actors::CmdError;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::core::order::OrderBook;
+use crate::core::{OrderId, SkuId, SkuState, Warehouse, WarehouseId};
+use crate::projection::{ClientKeys, Projection};
+use crate::wal::Wal;
+use actix::prelude::*;
+use dashmap::DashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+pub(super) struct Directory {
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    wal: Arc<Wal>,
+    projection: Arc<Projection>,
+    arbiters: Mutex<Vec<Arbiter>>,
+    handles: Vec<ArbiterHandle>,
+    skus: DashMap<SkuId, Addr<SkuActor>, ClientKeys>,
+    warehouses: DashMap<WarehouseId, Addr<WarehouseActor>, ClientKeys>,
+    /// One order actor per shard; an order's shard is `id % shards`.
+    orders: DashMap<usize, Addr<OrderActor>>,
+    shards: usize,
+}
+
+impl Directory {
+    /// Starts the arbiters, the order actors (with the durable orders of
+    /// their shard) and a warehouse actor per durable warehouse.
+    pub fn start(
+        config: Arc<Config>,
+        clock: Arc<dyn Clock>,
+        wal: Arc<Wal>,
+        projection: Arc<Projection>,
+    ) -> Self {
+        let arbiters: Vec<Arbiter> = (0..config.actor_threads())
+            .map(|_| Arbiter::new())
+            .collect();
+        let handles = arbiters.iter().map(|a| a.handle()).collect();
+        let shards = config.order_shards();
+        let dir = Self {
+            config,
+            clock,
+            wal,
+            projection,
+            arbiters: Mutex::new(arbiters),
+            handles,
+            skus: DashMap::default(),
+            warehouses: DashMap::default(),
+            orders: DashMap::new(),
+            shards,
+        };
+        for shard in 0..shards {
+            let addr = dir.start_order_shard(shard);
+            dir.orders.insert(shard, addr);
+        }
+        let warehouses: Vec<Warehouse> = dir
+            .projection
+            .warehouses
+            .iter()
+            .map(|w| w.value().clone())
+            .collect();
+        for w in warehouses {
+            let addr = dir.start_warehouse(Some(w.clone()));
+            dir.warehouses.insert(w.id, addr);
+        }
+        dir
+    }
+
+    fn arbiter_for(&self, key: &impl Hash) -> ArbiterHandle {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        self.handles[(h.finish() % self.handles.len() as u64) as usize].clone()
+    }
+
+    fn start_sku_actor(&self, state: SkuState) -> Addr<SkuActor> {
+        let (wal, clock) = (self.wal.clone(), self.clock.clone());
+        let (cap, batch) = (
+            self.config.sku_mailbox_capacity,
+            self.config.hold_expiry_batch_max,
+        );
+        let arbiter = self.arbiter_for(&state.sku);
+        SkuActor::start_in_arbiter(&arbiter, move |_| {
+            SkuActor::new(state, wal, clock, cap, batch)
+        })
+    }
+
+    fn start_warehouse(&self, w: Option<Warehouse>) -> Addr<WarehouseActor> {
+        let (wal, cap) = (self.wal.clone(), self.config.warehouse_mailbox_capacity);
+        let arbiter = self.arbiter_for(&w.as_ref().map(|w| w.id.clone()));
+        WarehouseActor::start_in_arbiter(&arbiter, move |_| WarehouseActor::new(w, wal, cap))
+    }
+
+    fn start_order_shard(&self, shard: usize) -> Addr<OrderActor> {
+        let mut book = OrderBook::new();
+        for o in self.projection.orders.iter() {
+            if self.shard_of(*o.key()) == shard {
+                book.insert(o.value().clone());
+            }
+        }
+        let (wal, cap) = (self.wal.clone(), self.config.order_mailbox_capacity);
+        let arbiter = self.handles[shard % self.handles.len()].clone();
+        OrderActor::start_in_arbiter(&arbiter, move |_| OrderActor::new(book, wal, cap))
+    }
+
+    fn shard_of(&self, id: OrderId) -> usize {
+        (id.0 % self.shards as u64) as usize
+    }
+
+    /// Starts the actors of SKUs that have open holds: their expiry timers
+    /// must run. The rest start on first use, so a restart does not start a
+    /// million actors.
+    pub fn start_skus_with_holds(&self) {
+        let with_holds: Vec<SkuState> = self
+            .projection
+            .skus
+            .iter()
+            .filter(|s| !s.value().holds.is_empty())
+            .map(|s| s.value().clone())
+            .collect();
+        for state in with_holds {
+            let id = state.sku.clone();
+            let addr = self.start_sku_actor(state);
+            self.skus.insert(id, addr);
+        }
+    }
+
+    /// Waits until everything submitted so far is durable and in the read
+    /// model (before an actor restarts from it).
+    async fn settle(&self) -> Result<(), CmdError> {
+        self.wal.barrier()?.wait().await?;
+        Ok(())
+    }
+
+    /// The SKU's actor, started from its durable state on first use.
+    pub async fn sku(&self, sku: &SkuId) -> Result<Addr<SkuActor>, CmdError> {
+        let stopped = match self.skus.get(sku) {
+            Some(a) if a.connected() => return Ok(a.value().clone()),
+            Some(_) => true,
+            None => false,
+        };
+        if stopped {
+            self.settle().await?;
+        }
+        let state = self
+            .projection
+            .skus
+            .get(sku)
+            .map(|s| s.value().clone())
+            .ok_or_else(|| CmdError::UnknownSku(sku.clone()))?;
+        Ok(self.install_sku(sku, state))
+    }
+
+    /// The SKU's actor; an unknown SKU gets one with empty state.
+    pub async fn sku_or_new(&self, sku: &SkuId) -> Result<Addr<SkuActor>, CmdError> {
+        match self.sku(sku).await {
+            Err(CmdError::UnknownSku(_)) => Ok(self.install_sku(sku, SkuState::new(sku.clone()))),
+            other => other,
+        }
+    }
+
+    /// Puts a running actor for `sku` in the directory unless one is
+    /// already there, and returns the one that is.
+    fn install_sku(&self, sku: &SkuId, state: SkuState) -> Addr<SkuActor> {
+        let mut entry = self
+            .skus
+            .entry(sku.clone())
+            .or_insert_with(|| self.start_sku_actor(state.clone()));
+        if !entry.connected() {
+            *entry = self.start_sku_actor(state);
+        }
+        entry.clone()
+    }
+
+    /// Stops a SKU's actor (memory of a cold SKU; tests). The next use
+    /// starts a new one from the durable state, after a barrier.
+    pub async fn stop_sku(&self, sku: &SkuId) -> Result<(), CmdError> {
+        let addr = self.skus.get(sku).map(|a| a.value().clone());
+        if let Some(addr) = addr {
+            addr.send(sku::Stop).await?;
+        }
+        Ok(())
+    }
+
+    pub fn warehouse_or_new(&self, id: &WarehouseId) -> Addr<WarehouseActor> {
+        let mut entry = self
+            .warehouses
+            .entry(id.clone())
+            .or_insert_with(|| self.start_warehouse(None));
+        if !entry.connected() {
+            let current = self
+                .projection
+                .warehouses
+                .get(id)
+                .map(|w| w.value().clone());
+            *entry = self.start_warehouse(current);
+        }
+        entry.clone()
+    }
+
+    /// The order actor of the order's shard.
+    pub async fn order(&self, id: OrderId) -> Result<Addr<OrderActor>, CmdError> {
+        let shard = self.shard_of(id);
+        if let Some(a) = self.orders.get(&shard) {
+            if a.connected() {
+                return Ok(a.value().clone());
+            }
+        }
+        self.settle().await?;
+        let mut entry = self
+            .orders
+            .entry(shard)
+            .or_insert_with(|| self.start_order_shard(shard));
+        if !entry.connected() {
+            *entry = self.start_order_shard(shard);
+        }
+        Ok(entry.clone())
+    }
+
+    /// Every order actor (retention sweeps).
+    pub fn order_shards(&self) -> Vec<Addr<OrderActor>> {
+        self.orders.iter().map(|a| a.value().clone()).collect()
+    }
+
+    /// Stops every actor and waits for the arbiters to finish.
+    pub fn stop(&self) {
+        let arbiters =
+            std::mem::take(&mut *self.arbiters.lock().unwrap_or_else(|p| p.into_inner()));
+        for a in &arbiters {
+            a.stop();
+        }
+        for a in arbiters {
+            let _ = a.join();
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The application: a small facade over one module per use case.
+//!
+//! # Layout
+//! - `boot.rs`: opening — snapshot, replay, the log writer, the
+//!   checkpointer and the actors, wired together.
+//! - `directory.rs`: where each actor lives (SKU actors started on first
+//!   use, warehouse actors, order actors sharded by order id) and the
+//!   arbiter threads they run on.
+//! - `idempotency.rs`: keys in flight, and what a remembered key produced.
+//! - `ops/`: one module per write — `reserve`, `reserve_batch`, `extend`,
+//!   `release`, `place_order` (a small process manager), `cancel_order`,
+//!   `adjust_stock`, `upsert_sku`, `upsert_warehouse`, `retention`.
+//! - `queries.rs`: every read, all from the durable read model.
+//!
+//! Each write runs in a task of its own, detached from the HTTP request, so
+//! a client that hangs up can never cut a multi-step operation in half; the
+//! request only waits for the task's answer.
+
+mod boot;
+mod directory;
+mod idempotency;
+mod ops;
+mod queries;
+
+pub use boot::OpenError;
+pub use idempotency::Idempotency;
+pub use ops::place_order::OrderRequest;
+pub use ops::reserve::ReserveRequest;
+
+use crate::actors::CmdError;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::core::{HoldId, Millis, OrderId};
+use crate::feed::Hub;
+use crate::projection::Projection;
+use crate::wal::checkpoint::{CheckpointStats, Checkpointer};
+use crate::wal::Wal;
+use directory::Directory;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Whether an answer was produced now or replayed for an idempotency key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    Replayed,
+}
+
+pub struct Surge {
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    wal: Arc<Wal>,
+    /// The durable read model: written only by the log writer's thread.
+    projection: Arc<Projection>,
+    feed: Arc<Hub>,
+    directory: Directory,
+    checkpointer: Checkpointer,
+    keys: idempotency::Keys,
+    next_hold: AtomicU64,
+    next_order: AtomicU64,
+}
+
+impl Surge {
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    /// The live feed's hub.
+    pub fn feed(&self) -> &Arc<Hub> {
+        &self.feed
+    }
+
+    /// True once storage failed: nothing more is written (fail-stop).
+    pub fn storage_failed(&self) -> bool {
+        self.wal.is_failed()
+    }
+
+    /// What the checkpointer has done (tests, logs).
+    pub fn checkpoint_stats(&self) -> Arc<CheckpointStats> {
+        self.checkpointer.stats.clone()
+    }
+
+    fn next_hold_id(&self) -> HoldId {
+        HoldId(self.next_hold.fetch_add(1, Ordering::AcqRel))
+    }
+
+    fn next_order_id(&self) -> OrderId {
+        OrderId(self.next_order.fetch_add(1, Ordering::AcqRel))
+    }
+
+    /// Runs `f` detached from the caller; the caller only awaits its answer.
+    async fn detached<T, F>(
+        self: &Arc<Self>,
+        f: impl FnOnce(Arc<Self>) -> F + 'static,
+    ) -> Result<T, CmdError>
+    where
+        T: 'static,
+        F: std::future::Future<Output = Result<T, CmdError>> + 'static,
+    {
+        let this = self.clone();
+        actix_rt::spawn(async move { f(this).await })
+            .await
+            .unwrap_or(Err(CmdError::Unavailable))
+    }
+
+    /// Stops the actors, then writes what is queued and stops the writer.
+    pub fn shutdown(&self) {
+        self.directory.stop();
+        self.wal.shutdown();
+        self.checkpointer.shutdown();
+    }
+}

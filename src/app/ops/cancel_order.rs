@@ -1,0 +1,47 @@
+//! `POST /v1/orders/{id}/cancel`: the order's actor logs the cancellation;
+//! once it is durable, each SKU it took stock from gives it back.
+
+use crate::actors::order::Cancel;
+use crate::actors::{sku, CmdError};
+use crate::app::Surge;
+use crate::core::{Event, Order, OrderId};
+use std::sync::Arc;
+
+impl Surge {
+    pub async fn cancel_order(
+        self: &Arc<Self>,
+        id: OrderId,
+        reason: String,
+    ) -> Result<Order, CmdError> {
+        self.detached(move |this| async move {
+            let (order, event) = this
+                .directory
+                .order(id)
+                .await?
+                .send(Cancel {
+                    order: id,
+                    reason,
+                    now: this.now(),
+                })
+                .await??;
+            // The cancellation is durable: from here on the answer is yes,
+            // whatever happens to a mailbox. A SKU actor that is gone is
+            // replaced from the durable state (which has the cancellation);
+            // applying it to one started before that is harmless twice.
+            if let Event::OrderCancelled { skus, .. } = event.as_ref() {
+                for s in skus {
+                    for _ in 0..2 {
+                        let Ok(addr) = this.directory.sku(s).await else {
+                            break;
+                        };
+                        if addr.send(sku::ApplyDurable(event.clone())).await.is_ok() {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(order)
+        })
+        .await
+    }
+}

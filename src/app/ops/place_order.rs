@@ -1,0 +1,239 @@
+//! `POST /v1/orders`: placing an order, as a small process manager over the
+//! SKU actors and the order's actor.
+//!
+//! 1. *Route*: find each SKU's actor and each reservation's warehouse, and
+//!    rank the warehouses for the order from the durable read model.
+//! 2. *Prepare*: every SKU decides its lines and keeps them as pending (in
+//!    memory only). One refusal aborts all: nothing was logged.
+//! 3. *Record*: the order's actor logs one `OrderPlaced` record with every
+//!    SKU's allocation, so the order is on disk whole or not at all.
+//! 4. *Commit*: once durable, each SKU turns pending into allocated, and the
+//!    order's actor lets it be changed. From here the answer is 201 whatever
+//!    happens to a mailbox: a SKU or order actor that is gone is replaced
+//!    from the durable state, which holds the order.
+
+use crate::actors::order::{Forget, Placed, Record};
+use crate::actors::sku::{self, SkuActor};
+use crate::actors::CmdError;
+use crate::app::{Idempotency, Outcome, Surge};
+use crate::core::sku::LineRequest;
+use crate::core::{
+    order, routing, ChannelId, CustomerId, Event, Order, OrderId, OrderLine, Rejection, ShipTo,
+    SkuAllocation, SkuId, WarehouseId,
+};
+use crate::projection::IdemTarget;
+use actix::Addr;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub struct OrderRequest {
+    pub channel: ChannelId,
+    pub customer: CustomerId,
+    pub ship_to: ShipTo,
+    pub lines: Vec<OrderLine>,
+    pub idempotency: Option<Idempotency>,
+}
+
+/// The SKUs of one order, each with its actor and its lines.
+type BySku = BTreeMap<SkuId, (Addr<SkuActor>, Vec<LineRequest>)>;
+
+impl Surge {
+    pub async fn place_order(
+        self: &Arc<Self>,
+        req: OrderRequest,
+    ) -> Result<(Order, Outcome), CmdError> {
+        self.detached(move |this| async move {
+            let _guard = this.begin(&req.idempotency)?;
+            match this.recall(&req.idempotency)? {
+                Some(IdemTarget::Order(id)) => return Ok((this.order(id)?, Outcome::Replayed)),
+                Some(IdemTarget::Hold(_)) => return Err(CmdError::IdempotencyKeyReused),
+                None => {}
+            }
+            this.place(req).await.map(|o| (o, Outcome::Created))
+        })
+        .await
+    }
+
+    async fn place(self: &Arc<Self>, req: OrderRequest) -> Result<Order, CmdError> {
+        let (by_sku, preference) = self.route(&req).await?;
+        let id = self.next_order_id();
+        let allocations = self.prepare(&by_sku, id, &req.customer, preference).await?;
+        let order = order::build(
+            order::NewOrder {
+                id,
+                channel: req.channel,
+                customer: req.customer,
+                ship_to: req.ship_to,
+                lines: req.lines,
+                now: self.now(),
+            },
+            &allocations,
+        );
+        let event = Event::OrderPlaced {
+            order: order.clone(),
+            allocations,
+            idempotency: self.key_record(&req.idempotency),
+        };
+        self.record(&by_sku, id, event.clone()).await?;
+        self.commit(&by_sku, id, Arc::new(event)).await;
+        Ok(order)
+    }
+
+    /// Step 1: each SKU's actor and lines, and the warehouses in the order
+    /// the order prefers them.
+    async fn route(&self, req: &OrderRequest) -> Result<(BySku, Arc<Vec<WarehouseId>>), CmdError> {
+        let mut by_sku: BySku = BTreeMap::new();
+        let mut pinned: Vec<Option<WarehouseId>> = Vec::with_capacity(req.lines.len());
+        for line in &req.lines {
+            let addr = self.directory.sku(&line.sku).await?;
+            let pin = match line.reservation {
+                Some(h) => {
+                    let rec = self.hold(h).map_err(|_| CmdError::UnknownHoldInOrder(h))?;
+                    if rec.hold.sku != line.sku {
+                        return Err(Rejection::ReservationMismatch(format!(
+                            "reservation {h} is for sku {}, not {}",
+                            rec.hold.sku, line.sku
+                        ))
+                        .into());
+                    }
+                    Some(rec.hold.warehouse)
+                }
+                None => None,
+            };
+            pinned.push(pin);
+            by_sku
+                .entry(line.sku.clone())
+                .or_insert_with(|| (addr, Vec::new()))
+                .1
+                .push(LineRequest {
+                    qty: line.qty,
+                    hold: line.reservation,
+                });
+        }
+        let route_lines: Vec<routing::RouteLine<'_>> = req
+            .lines
+            .iter()
+            .zip(&pinned)
+            .map(|(l, p)| routing::RouteLine {
+                sku: &l.sku,
+                qty: l.qty,
+                pinned: p.as_ref(),
+            })
+            .collect();
+        let projection = &self.projection;
+        let preference = Arc::new(routing::order_preference(
+            &projection.warehouses_by_priority(),
+            &route_lines,
+            |sku, wh| {
+                projection
+                    .skus
+                    .get(sku)
+                    .map_or(0, |s| s.row(wh).available())
+            },
+        ));
+        Ok((by_sku, preference))
+    }
+
+    /// Step 2: every SKU decides its part and holds it as pending; one
+    /// refusal aborts them all.
+    async fn prepare(
+        &self,
+        by_sku: &BySku,
+        id: OrderId,
+        customer: &CustomerId,
+        preference: Arc<Vec<WarehouseId>>,
+    ) -> Result<Vec<SkuAllocation>, CmdError> {
+        let prepares = by_sku.values().map(|(addr, lines)| {
+            addr.send(sku::Prepare {
+                order: id,
+                customer: customer.clone(),
+                lines: lines.clone(),
+                preference: preference.clone(),
+            })
+        });
+        let results = futures_util::future::join_all(prepares).await;
+        let mut allocations: Vec<SkuAllocation> = Vec::with_capacity(results.len());
+        let mut failure = None;
+        for r in results {
+            match r.map_err(CmdError::from).and_then(|r| r) {
+                Ok(a) => allocations.push(a),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        // A SKU actor that stopped since it prepared lost its pending part:
+        // its successor could sell the same stock, so the order must not be
+        // logged.
+        if failure.is_none() && by_sku.values().any(|(a, _)| !a.connected()) {
+            failure = Some(CmdError::Unavailable);
+        }
+        match failure {
+            Some(e) => {
+                abort(by_sku, id).await;
+                Err(e)
+            }
+            None => Ok(allocations),
+        }
+    }
+
+    /// Step 3: the order's actor logs the order with every allocation.
+    async fn record(&self, by_sku: &BySku, id: OrderId, event: Event) -> Result<(), CmdError> {
+        let desk = match self.directory.order(id).await {
+            Ok(a) => a,
+            Err(e) => {
+                abort(by_sku, id).await;
+                return Err(e);
+            }
+        };
+        let recorded = desk.send(Record(event)).await;
+        if let Err(e) = recorded.map_err(CmdError::from).and_then(|r| r) {
+            let _ = desk.send(Forget(id)).await;
+            abort(by_sku, id).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Step 4: the order is durable. Pending becomes allocated in every SKU
+    /// and the order may change from now on. Nothing here can fail the
+    /// order: an actor that is gone is replaced from the durable state
+    /// (which has the order), and a replacement started before the record
+    /// was durable takes the commit (`Commit` applies an order once).
+    async fn commit(&self, by_sku: &BySku, id: OrderId, event: Arc<Event>) {
+        for (sku, (addr, _)) in by_sku {
+            let commit = || sku::Commit {
+                order: id,
+                event: event.clone(),
+            };
+            if addr.send(commit()).await.is_ok() {
+                continue;
+            }
+            tracing::warn!(%sku, order = %id, "sku actor gone after the order was logged; its successor takes the order from the log");
+            match self.directory.sku(sku).await {
+                Ok(next) => {
+                    let _ = next.send(commit()).await;
+                }
+                Err(e) => {
+                    tracing::error!(%sku, order = %id, error = %e, "no sku actor to take the order; it starts from the log on next use")
+                }
+            }
+        }
+        let placed = match self.directory.order(id).await {
+            Ok(desk) => desk.send(Placed(id)).await.is_ok(),
+            Err(_) => false,
+        };
+        if !placed {
+            // Its replacement starts from the durable state, where the
+            // order is placed and not "being placed".
+            tracing::warn!(order = %id, "order actor gone after the order was logged");
+        }
+    }
+}
+
+async fn abort(by_sku: &BySku, order: OrderId) {
+    for (addr, _) in by_sku.values() {
+        // Best effort: an actor that is gone holds nothing.
+        let _ = addr.send(sku::Abort { order }).await;
+    }
+}

@@ -1,0 +1,22 @@
+//! `DELETE /v1/reservations/{id}`: a hold gives its stock back.
+
+use crate::actors::{sku, CmdError};
+use crate::app::Surge;
+use crate::core::HoldId;
+use crate::projection::HoldRecord;
+use std::sync::Arc;
+
+impl Surge {
+    pub async fn release(self: &Arc<Self>, id: HoldId) -> Result<HoldRecord, CmdError> {
+        self.detached(move |this| async move {
+            let sku = this.hold(id)?.hold.sku;
+            this.directory
+                .sku(&sku)
+                .await?
+                .send(sku::Release { hold: id })
+                .await??;
+            this.hold(id)
+        })
+        .await
+    }
+}

@@ -1,0 +1,27 @@
+//! `PUT /v1/skus/{sku}`: create a SKU or change its name and purchase limit.
+
+use crate::actors::{sku, CmdError};
+use crate::app::Surge;
+use crate::core::SkuId;
+use std::sync::Arc;
+
+impl Surge {
+    pub async fn put_sku(
+        self: &Arc<Self>,
+        sku: SkuId,
+        name: Option<String>,
+        per_customer_limit: Option<u64>,
+    ) -> Result<(), CmdError> {
+        self.detached(move |this| async move {
+            // An existing SKU keeps its state (its actor may not be running
+            // yet after a restart); only an unknown one starts empty.
+            let addr = this.directory.sku_or_new(&sku).await?;
+            addr.send(sku::Upsert {
+                name,
+                per_customer_limit,
+            })
+            .await?
+        })
+        .await
+    }
+}
