@@ -48,9 +48,29 @@ impl Srv {
         Self::boot(dir, config, Arc::new(store))
     }
 
+    /// A server on any store, with any clock.
+    pub fn start_custom(
+        store: Arc<dyn LogStore>,
+        clock: Arc<dyn surge::clock::Clock>,
+        tune: impl FnOnce(&mut Config),
+    ) -> Srv {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        tune(&mut config);
+        Self::boot_with(dir, config, store, clock)
+    }
+
     fn boot(dir: tempfile::TempDir, config: Config, store: Arc<dyn LogStore>) -> Srv {
-        let bg =
-            Background::start(config.clone(), Arc::new(SystemClock::default()), store).unwrap();
+        Self::boot_with(dir, config, store, Arc::new(SystemClock::default()))
+    }
+
+    fn boot_with(
+        dir: tempfile::TempDir,
+        config: Config,
+        store: Arc<dyn LogStore>,
+        clock: Arc<dyn surge::clock::Clock>,
+    ) -> Srv {
+        let bg = Background::start(config.clone(), clock, store).unwrap();
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
             .build()

@@ -13,5 +13,6 @@ mod flash;
 mod holds;
 mod limits;
 mod loadgen;
+mod orders;
 mod snapshots;
 mod tidy;
