@@ -11,10 +11,12 @@
 //! - [`projection`]: read-only DashMap views of durable state, updated by the
 //!   WAL writer after each sync and by replay; GETs and routing read them.
 //! - [`actors`]: actix shells. One actor per SKU (owns its stock in every
-//!   warehouse, its holds, per-customer usage), one per warehouse, and the
-//!   order desk (owns order status).
-//! - [`app`]: opens everything and offers the operations; runs each write in
-//!   a task detached from the HTTP request.
+//!   warehouse, its holds, per-customer usage), one per warehouse, and order
+//!   actors sharded by order id (each owns its orders' status).
+//! - [`app`]: a small facade: boot (snapshot, replay, wiring), the actor
+//!   directory, idempotency, one module per use case under `ops/`, and the
+//!   reads in `queries`; runs each write in a task detached from the HTTP
+//!   request.
 //! - [`api`]: HTTP API v1: routes, DTOs, the one error table.
 //! - [`config`], [`clock`], [`telemetry`], [`server`]: settings with their
 //!   precedence, injected time, logging, and the server's run loop.
