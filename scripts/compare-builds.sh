@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Two builds of Surge side by side on the same hot-SKU flash sale, rounds
+# interleaved, in one run: did a change move reservation throughput or p99?
+#
+# Usage: scripts/compare-builds.sh OLD_BINARY [NEW_BINARY] [ROUNDS] [SECONDS]
+#   OLD_BINARY  e.g. a release build of the previous commit
+#   NEW_BINARY  default: this tree's release build
+#   ROUNDS      rounds of each case and build; medians reported (default 5)
+#   SECONDS     length of each run (default 10)
+# Cases (50 connections, one hot SKU, durability=fsync): `reserve` (one
+# reservation per request) and `batch` (batches of 16). Each server gets a
+# free port and a fresh data directory.
+set -euo pipefail
+old=${1:?usage: compare-builds.sh OLD_BINARY [NEW_BINARY] [ROUNDS] [SECONDS]}
+root=$(cd "$(dirname "$0")/.." && pwd)
+new=${2:-}
+rounds=${3:-5}
+seconds=${4:-10}
+if [ -z "$new" ]; then
+  cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+  new=$root/target/release/surge
+fi
+work=$(mktemp -d)
+server=""
+cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# run BINARY MODE -> "items_per_s p50 p99 check"
+run() {
+  local port; port=$(free_port)
+  rm -rf "$work/data"
+  SURGE_LOG=warn "$1" serve --data-dir "$work/data" --listen "127.0.0.1:$port" &
+  server=$!
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  local extra=""
+  [ "$2" = batch ] && extra="--batch 16"
+  "$new" loadgen --target "http://127.0.0.1:$port" --connections 50 --duration-s "$seconds" \
+    --mode "$2" $extra --stock 100000000 --quiet --json "$work/report.json" >/dev/null || true
+  kill -TERM "$server"; wait "$server" || true; server=""
+  python3 - "$work/report.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+lat = next(iter(r["latency"].values()))
+print(f'{r["items_per_s"]:.0f} {lat["p50"]:.3f} {lat["p99"]:.3f} {"ok" if r["check"]["ok"] else "OVERSOLD"}')
+PY
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+declare -A res
+for mode in reserve batch; do
+  for r in $(seq 1 "$rounds"); do
+    res[$mode,old,$r]=$(run "$old" "$mode")
+    res[$mode,new,$r]=$(run "$new" "$mode")
+    echo "round $r $mode: old ${res[$mode,old,$r]} | new ${res[$mode,new,$r]}" >&2
+  done
+done
+echo
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); medians of $rounds interleaved rounds"
+printf '%-8s %12s %9s %9s %12s %9s %9s %7s %s\n' mode old/s p50_ms p99_ms new/s p50_ms p99_ms new/old checks
+for mode in reserve batch; do
+  col() { for r in $(seq 1 "$rounds"); do echo "${res[$mode,$1,$r]}" | cut -d' ' -f"$2"; done | median; }
+  checks=$(for r in $(seq 1 "$rounds"); do echo "${res[$mode,old,$r]##* }/${res[$mode,new,$r]##* }"; done | sort -u | xargs)
+  o=$(col old 1); n=$(col new 1)
+  printf '%-8s %12s %9s %9s %12s %9s %9s %7s %s\n' "$mode" "$o" "$(col old 2)" "$(col old 3)" \
+    "$n" "$(col new 2)" "$(col new 3)" "$(awk -v a="$n" -v b="$o" 'BEGIN { printf "%.2f", a / b }')" "$checks"
+done
