@@ -63,8 +63,13 @@ impl Directory {
             orders: DashMap::new(),
             shards,
         };
-        for shard in 0..shards {
-            let addr = dir.start_order_shard(shard);
+        // One pass over the durable orders, each to its shard's book.
+        let mut books: Vec<OrderBook> = (0..shards).map(|_| OrderBook::new()).collect();
+        for o in dir.projection.orders.iter() {
+            books[dir.shard_of(*o.key())].insert(o.value().clone());
+        }
+        for (shard, book) in books.into_iter().enumerate() {
+            let addr = dir.spawn_order_actor(shard, book);
             dir.orders.insert(shard, addr);
         }
         let warehouses: Vec<Warehouse> = dir
@@ -111,6 +116,10 @@ impl Directory {
                 book.insert(o.value().clone());
             }
         }
+        self.spawn_order_actor(shard, book)
+    }
+
+    fn spawn_order_actor(&self, shard: usize, book: OrderBook) -> Addr<OrderActor> {
         let (wal, cap) = (self.wal.clone(), self.config.order_mailbox_capacity);
         let arbiter = self.handles[shard % self.handles.len()].clone();
         OrderActor::start_in_arbiter(&arbiter, move |_| OrderActor::new(book, wal, cap))

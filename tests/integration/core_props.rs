@@ -442,3 +442,130 @@ proptest! {
         batch_case(stock, limit, batch)?;
     }
 }
+
+/// What one order book is told: place (and finish placing or forget),
+/// cancel, sweep.
+#[derive(Debug, Clone)]
+enum BookCmd {
+    /// `then`: 0 placed at once, 1 forgotten (the log refused it), 2 left
+    /// being placed.
+    Place {
+        id: u8,
+        then: u8,
+    },
+    Placed {
+        id: u8,
+    },
+    Cancel {
+        id: u8,
+    },
+    Sweep {
+        closed_before: u8,
+    },
+}
+
+fn book_cmd() -> impl Strategy<Value = BookCmd> {
+    prop_oneof![
+        (0u8..12, 0u8..3).prop_map(|(id, then)| BookCmd::Place { id, then }),
+        (0u8..12).prop_map(|id| BookCmd::Placed { id }),
+        (0u8..12).prop_map(|id| BookCmd::Cancel { id }),
+        (0u8..40).prop_map(|closed_before| BookCmd::Sweep { closed_before }),
+    ]
+}
+
+fn book_order(id: u64, now: u64) -> surge::core::Order {
+    surge::core::order::build(
+        surge::core::order::NewOrder {
+            id: surge::core::OrderId(id),
+            channel: surge::core::ChannelId::parse("web").unwrap(),
+            customer: CustomerId::parse("c").unwrap(),
+            ship_to: surge::core::ShipTo {
+                location: surge::core::Location { lat: 0.0, lon: 0.0 },
+                country: None,
+            },
+            lines: vec![],
+            now,
+        },
+        &[],
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    /// An order book against a naive model: an order being placed cannot
+    /// be cancelled, a placed one once, a forgotten placement never
+    /// existed, and the retention sweep forgets exactly the orders closed
+    /// before its horizon, never an open one.
+    #[test]
+    fn an_order_book_matches_a_naive_model(cmds in prop::collection::vec(book_cmd(), 1..60)) {
+        use std::collections::HashMap;
+        use surge::core::order::{BookError, OrderBook};
+        use surge::core::{Horizon, OrderId};
+        // id -> (placing, cancelled at)
+        let mut model: HashMap<u64, (bool, Option<u64>)> = HashMap::new();
+        let mut book = OrderBook::new();
+        for (now, cmd) in cmds.into_iter().enumerate() {
+            let now = now as u64;
+            match cmd {
+                BookCmd::Place { id, then } => {
+                    let id = u64::from(id);
+                    if model.contains_key(&id) {
+                        continue;
+                    }
+                    book.begin_placing(book_order(id, now));
+                    match then {
+                        0 => {
+                            book.placed(OrderId(id));
+                            model.insert(id, (false, None));
+                        }
+                        1 => book.forget(OrderId(id)),
+                        _ => {
+                            model.insert(id, (true, None));
+                        }
+                    }
+                }
+                BookCmd::Placed { id } => {
+                    let id = u64::from(id);
+                    if let Some((placing, _)) = model.get_mut(&id) {
+                        book.placed(OrderId(id));
+                        *placing = false;
+                    }
+                }
+                BookCmd::Cancel { id } => {
+                    let id = u64::from(id);
+                    let got = book.decide_cancel(OrderId(id), "r", now);
+                    match model.get_mut(&id) {
+                        None => prop_assert_eq!(got, Err(BookError::Unknown(OrderId(id)))),
+                        Some((true, _)) | Some((_, Some(_))) => {
+                            prop_assert!(matches!(got, Err(BookError::Rejected(_))), "{got:?}")
+                        }
+                        Some((_, at)) => {
+                            let event = got.map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+                            let o = book.apply(&event).cloned();
+                            prop_assert_eq!(o.map(|o| o.status), Some(surge::core::OrderStatus::Cancelled));
+                            *at = Some(now);
+                        }
+                    }
+                }
+                BookCmd::Sweep { closed_before } => {
+                    let before = u64::from(closed_before);
+                    let h = Horizon { orders_closed_before: before, ..Horizon::NONE };
+                    let n = book.retain(&h);
+                    let gone: Vec<u64> = model
+                        .iter()
+                        .filter(|(_, (_, at))| at.is_some_and(|t| t < before))
+                        .map(|(id, _)| *id)
+                        .collect();
+                    prop_assert_eq!(n, gone.len());
+                    for id in gone {
+                        model.remove(&id);
+                    }
+                }
+            }
+            prop_assert_eq!(book.len(), model.len());
+            for id in model.keys() {
+                prop_assert!(book.get(OrderId(*id)).is_some());
+            }
+        }
+    }
+}
