@@ -14,6 +14,8 @@
 //! problem alone — it is cut off, or, if conflated, skipped to the latest
 //! values. Resuming with `since` is a read of the window from that seq.
 
+#[cfg(test)]
+mod tests;
 pub mod topic;
 
 use crate::api::dto::{OrderView, ReservationView, StockView, WarehouseView};
