@@ -1,7 +1,8 @@
-use super::dto::{WarehouseBody, WarehouseView};
+use super::dto::{WarehouseBody, WarehouseList};
 use super::error::ApiError;
 use super::{id, text, App};
 use crate::core::{routing, Location, Warehouse, WarehouseId};
+use crate::wire::WarehouseView;
 use actix_web::{web, HttpResponse};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -62,6 +63,7 @@ async fn list(app: App) -> HttpResponse {
         .map(|w| w.value().clone())
         .collect();
     routing::by_priority(&mut all);
-    let views: Vec<WarehouseView> = all.iter().map(WarehouseView::from).collect();
-    HttpResponse::Ok().json(serde_json::json!({ "warehouses": views }))
+    HttpResponse::Ok().json(WarehouseList {
+        warehouses: all.iter().map(WarehouseView::from).collect(),
+    })
 }

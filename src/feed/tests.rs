@@ -4,8 +4,8 @@
 
 use super::*;
 use crate::core::{
-    ChannelId, CustomerId, HoldId, Location, Order, OrderLine, OrderStatus, ShipTo, Shipment,
-    SkuAllocation, Warehouse,
+    ChannelId, CustomerId, HoldId, Location, Order, OrderLine, OrderStatus, ReleaseReason, ShipTo,
+    Shipment, SkuAllocation, Warehouse,
 };
 use serde_json::Value;
 
@@ -271,8 +271,17 @@ fn every_topic_snapshots_the_pinned_json() {
     let got: Vec<String> = topics
         .iter()
         .map(|t| {
-            let (seq, data) = hub.snapshot(&projection, &Topic::parse(t).unwrap());
+            let (seq, msg) = hub.snapshot_msg(&projection, &Topic::parse(t).unwrap());
             assert_eq!(seq, hub.head());
+            let mut v: Value = serde_json::from_str(&msg).unwrap();
+            let data = v.as_object_mut().unwrap().remove("data").unwrap();
+            assert_eq!(
+                v,
+                serde_json::from_str::<Value>(&format!(
+                    r#"{{"type":"snapshot","topic":"{t}","seq":{seq}}}"#
+                ))
+                .unwrap()
+            );
             format!("{t} {data}")
         })
         .collect();
@@ -281,4 +290,58 @@ fn every_topic_snapshots_the_pinned_json() {
         assert_eq!(g, w);
     }
     assert_eq!(got.len(), want.len(), "{}", got.join("\n"));
+}
+
+/// A snapshot is copied under `cut` and rendered outside it: while one is
+/// being rendered (here: for as long as the test likes), the WAL writer
+/// applies and publishes the next event. Were rendering done under `cut`,
+/// `apply_durable` would wait for it and the bounded wait below would fail.
+#[test]
+fn rendering_a_snapshot_never_holds_up_the_writer() {
+    let projection = Projection::new();
+    let hub = hub();
+    let events = history();
+    for (i, e) in events.iter().take(4).enumerate() {
+        hub.apply_durable(&projection, i as u64 + 1, e);
+    }
+    let head = hub.head();
+    let more = Event::StockAdjusted {
+        sku: sku("tee"),
+        warehouse: wh("w1"),
+        delta: 2,
+        reason: "delivery".into(),
+    };
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let (seq, (writer_done, on_hand)) = std::thread::scope(|scope| {
+        hub.snapshot_with(&projection, &Topic::Sku(sku("tee")), |_, data| {
+            scope.spawn(|| {
+                hub.apply_durable(&projection, 5, &more);
+                let _ = done_tx.send(());
+            });
+            let writer_done = done_rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .is_ok();
+            let on_hand = match data {
+                TopicSnapshot::Sku { stock: Some(s) } => s.totals.on_hand,
+                other => panic!("not the sku's stock: {other:?}"),
+            };
+            (writer_done, on_hand)
+        })
+    });
+    assert!(
+        writer_done,
+        "the writer waited for a snapshot being rendered"
+    );
+    // The copy is the state as of its seq, untouched by the later event...
+    assert_eq!((seq, on_hand), (head, 3));
+    // ... which was published after it, for the subscriber to get next.
+    let Read::Msgs(after, _) = hub.read(seq + 1, usize::MAX, |_| true) else {
+        panic!("the window lost messages");
+    };
+    assert!(!after.is_empty());
+    let v: Value = serde_json::from_str(&after[0].json).unwrap();
+    assert_eq!(
+        (v["event"].as_str(), v["on_hand"].as_u64()),
+        (Some("stock_changed"), Some(5))
+    );
 }
