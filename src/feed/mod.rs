@@ -2,9 +2,12 @@
 //!
 //! The WAL writer calls [`Hub::apply_durable`] for each event once it is
 //! synced; the hub applies it to the projection and turns it into feed
-//! messages (stock rows, holds, orders, sold out / back in stock), each with
-//! the next global `seq`, in one step under `cut`. So a topic snapshot taken
-//! under `cut` reflects exactly the messages up to its `seq`.
+//! messages (typed [`wire::FeedEvent`]s: stock rows, holds, orders, sold out
+//! / back in stock), each with the next global `seq`, rendered once, in one
+//! step under `cut`. So a topic snapshot copied under `cut` reflects exactly
+//! the messages up to its `seq`; it is rendered after `cut` is released, so
+//! a snapshot never holds up the writer. Every JSON shape is a view from
+//! [`crate::wire`]; nothing here builds JSON by hand.
 //!
 //! Messages go into one bounded window (a ring of the last
 //! `feed_window_events` messages), never into per-client queues: the writer
@@ -278,8 +281,8 @@ impl Hub {
     ///
     /// Three steps, all under `cut` (a snapshot sees all of an event or
     /// none of it): apply; turn the event into typed messages
-    /// ([`Hub::messages`], reading the state just applied); sequence and
-    /// render them ([`Hub::publish`]). Work per message is O(1) whatever the
+    /// (`Hub::messages`, reading the state just applied); sequence and
+    /// render them (`Hub::publish`). Work per message is O(1) whatever the
     /// number of clients.
     pub fn apply_durable(&self, projection: &Projection, log_seq: u64, event: &Event) {
         let _cut = self.cut.write().unwrap_or_else(|p| p.into_inner());
