@@ -17,7 +17,14 @@
 //!   directory, idempotency, one module per use case under `ops/`, and the
 //!   reads in `queries`; runs each write in a task detached from the HTTP
 //!   request.
-//! - [`api`]: HTTP API v1: routes, DTOs, the one error table.
+//! - [`wire`]: the JSON shapes HTTP responses and the feed share (stock,
+//!   reservations, orders, warehouses, the feed's messages), typed views
+//!   each built from core types by one function and written once.
+//! - [`feed`]: the live feed. Sequences durable changes into a bounded
+//!   window of rendered messages; topic snapshots copied under the hub's
+//!   lock and rendered outside it.
+//! - [`api`]: HTTP API v1: routes, request bodies, the one error table,
+//!   the feed's WebSocket endpoint.
 //! - [`config`], [`clock`], [`telemetry`], [`server`]: settings with their
 //!   precedence, injected time, logging, and the server's run loop.
 
@@ -34,6 +41,7 @@ pub mod projection;
 pub mod server;
 pub mod telemetry;
 pub mod wal;
+pub mod wire;
 
 /// jemalloc: replay allocates and frees an id, an event and a record per
 /// logged change; glibc malloc spends most of replay there.

@@ -14,10 +14,10 @@ use super::error::{ApiError, ErrorCode};
 use super::App;
 use crate::feed::{FeedMsg, Hub, Read, Subs, Topic};
 use crate::projection::Projection;
+use crate::wire::{self, ServerMsg};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
 use serde::Deserialize;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -228,12 +228,11 @@ impl Conn {
         closing: &mut tokio::sync::watch::Receiver<bool>,
         first: Subscribe,
     ) -> End {
-        let hello = json!({
-            "type": "hello",
-            "epoch": self.hub.epoch,
-            "seq": self.hub.head(),
-        });
-        if let Err(e) = self.send(hello.to_string()).await {
+        let hello = ServerMsg::Hello {
+            epoch: self.hub.epoch,
+            seq: self.hub.head(),
+        };
+        if let Err(e) = self.send(wire::to_json(&hello)).await {
             return e;
         }
         let mut backlog_at_start = false;
@@ -328,8 +327,11 @@ impl Conn {
     }
 
     async fn error(&mut self, code: &str, message: String) -> Result<(), End> {
-        let e = json!({"type": "error", "code": code, "message": message});
-        self.send(e.to_string()).await
+        let e = ServerMsg::Error {
+            code,
+            message: &message,
+        };
+        self.send(wire::to_json(&e)).await
     }
 
     /// Handles a client frame; true when a subscription left messages to send.
@@ -350,8 +352,8 @@ impl Conn {
                             Err(e) => return self.error("invalid_topic", e).await.map(|_| false),
                         }
                     }
-                    let ack = json!({"type": "unsubscribed", "topics": gone});
-                    self.send(ack.to_string()).await.map(|_| false)
+                    let ack = ServerMsg::Unsubscribed { topics: &gone };
+                    self.send(wire::to_json(&ack)).await.map(|_| false)
                 }
                 Err(e) => self
                     .error("malformed_message", e.to_string())
@@ -408,14 +410,17 @@ impl Conn {
         let head = self.hub.head();
         let resume = match s.since {
             None => None,
-            Some(_) if s.epoch.is_some_and(|e| e != self.hub.epoch) => Some(Err(format!(
-                "epoch {} is not this server's run",
-                s.epoch.unwrap_or(0)
+            Some(since) if s.epoch.is_some_and(|e| e != self.hub.epoch) => Some(Err((
+                since,
+                format!("epoch {} is not this server's run", s.epoch.unwrap_or(0)),
             ))),
-            Some(since) if since > head => Some(Err(format!("seq {since} is ahead of {head}"))),
+            Some(since) if since > head => {
+                Some(Err((since, format!("seq {since} is ahead of {head}"))))
+            }
             Some(since) => match self.hub.read(since + 1, 0, |_| false) {
-                Read::Gone { oldest } => Some(Err(format!(
-                    "seq {since} is no longer in the window (oldest {oldest})"
+                Read::Gone { oldest } => Some(Err((
+                    since,
+                    format!("seq {since} is no longer in the window (oldest {oldest})"),
                 ))),
                 Read::Msgs(..) => Some(Ok(since)),
             },
@@ -431,28 +436,33 @@ impl Conn {
                 }
                 self.cursor = self.cursor.min(since + 1);
             }
-            Some(Err(reason)) => {
+            Some(Err((since, reason))) => {
                 self.hub.resyncs.fetch_add(1, Ordering::Relaxed);
-                let msg = json!({"type": "resync_required", "since": s.since, "reason": reason});
-                self.send(msg.to_string()).await?;
+                let msg = ServerMsg::ResyncRequired {
+                    since,
+                    reason: &reason,
+                };
+                self.send(wire::to_json(&msg)).await?;
                 self.snapshots(&topics).await?;
             }
             None => self.snapshots(&topics).await?,
         }
         let names: Vec<String> = topics.iter().map(Topic::name).collect();
-        let ack = json!({"type": "subscribed", "topics": names, "epoch": self.hub.epoch});
-        self.send(ack.to_string()).await?;
+        let ack = ServerMsg::Subscribed {
+            topics: &names,
+            epoch: self.hub.epoch,
+        };
+        self.send(wire::to_json(&ack)).await?;
         self.deliver().await
     }
 
     /// Sends a snapshot of each topic; its messages follow from its seq.
     async fn snapshots(&mut self, topics: &[Topic]) -> Result<(), End> {
         for t in topics {
-            let (seq, data) = self.hub.snapshot(&self.projection, t);
-            let name = t.name();
-            let msg = json!({"type": "snapshot", "topic": &name, "seq": seq, "data": data});
-            self.add_sub(name, seq);
-            self.send(msg.to_string()).await?;
+            // Rendered outside the hub's lock (see `Hub::snapshot_with`).
+            let (seq, msg) = self.hub.snapshot_msg(&self.projection, t);
+            self.add_sub(t.name(), seq);
+            self.send(msg).await?;
         }
         Ok(())
     }
@@ -521,8 +531,11 @@ impl Conn {
             .names()
             .filter_map(|t| Topic::parse(t).ok())
             .collect();
-        let msg = json!({"type": "resync_required", "since": self.cursor.saturating_sub(1), "reason": "fell behind the feed"});
-        self.send(msg.to_string()).await?;
+        let msg = ServerMsg::ResyncRequired {
+            since: self.cursor.saturating_sub(1),
+            reason: "fell behind the feed",
+        };
+        self.send(wire::to_json(&msg)).await?;
         self.cursor = self.hub.head() + 1;
         self.snapshots(&topics).await
     }

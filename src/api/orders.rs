@@ -1,8 +1,9 @@
-use super::dto::{CancelBody, OrderBody, OrderView};
+use super::dto::{CancelBody, OrderBody};
 use super::error::{ApiError, ErrorCode};
 use super::{created, id, idempotency, qty, text, App};
 use crate::app::OrderRequest;
 use crate::core::{ChannelId, CustomerId, HoldId, Location, OrderId, OrderLine, ShipTo, SkuId};
+use crate::wire::OrderView;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -1,9 +1,10 @@
-use super::dto::{BatchResult, ExtendBody, ReservationView, ReserveBatchBody, ReserveBody};
+use super::dto::{BatchResponse, BatchResult, ExtendBody, ReserveBatchBody, ReserveBody};
 use super::error::{ApiError, ErrorCode};
 use super::{created, id, idempotency, idempotency_key, qty, ttl, App};
 use crate::app::{Idempotency, Outcome, ReserveRequest};
 use crate::config::Config;
 use crate::core::{ChannelId, CustomerId, HoldId, SkuId};
+use crate::wire::ReservationView;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -114,7 +115,7 @@ async fn create_batch(
             }
         })
         .collect::<Vec<_>>();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "results": results })))
+    Ok(HttpResponse::Ok().json(BatchResponse { results }))
 }
 
 async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {

@@ -1,8 +1,9 @@
-use super::dto::{AdjustmentBody, SkuBody, StockView};
+use super::dto::{AdjustmentBody, SkuBody};
 use super::error::{ApiError, ErrorCode};
 use super::{id, text, App};
 use crate::core::sku::Adjustment;
 use crate::core::{SkuId, WarehouseId};
+use crate::wire::StockView;
 use actix_web::{web, HttpResponse};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -1,7 +1,8 @@
-use super::dto::{WarehouseBody, WarehouseView};
+use super::dto::{WarehouseBody, WarehouseList};
 use super::error::{ApiError, ErrorCode};
 use super::{id, text, App};
 use crate::core::{Location, Warehouse, WarehouseId};
+use crate::wire::WarehouseView;
 use actix_web::{web, HttpResponse};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -54,7 +55,7 @@ async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError
 }
 
 async fn list(app: App) -> HttpResponse {
-    let all: Vec<Warehouse> = app.warehouses();
-    let views: Vec<WarehouseView> = all.iter().map(WarehouseView::from).collect();
-    HttpResponse::Ok().json(serde_json::json!({ "warehouses": views }))
+    HttpResponse::Ok().json(WarehouseList {
+        warehouses: app.warehouses().iter().map(WarehouseView::from).collect(),
+    })
 }

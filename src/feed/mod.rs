@@ -2,9 +2,12 @@
 //!
 //! The WAL writer calls [`Hub::apply_durable`] for each event once it is
 //! synced; the hub applies it to the projection and turns it into feed
-//! messages (stock rows, holds, orders, sold out / back in stock), each with
-//! the next global `seq`, in one step under `cut`. So a topic snapshot taken
-//! under `cut` reflects exactly the messages up to its `seq`.
+//! messages (typed [`wire::FeedEvent`]s: stock rows, holds, orders, sold out
+//! / back in stock), each with the next global `seq`, rendered once, in one
+//! step under `cut`. So a topic snapshot copied under `cut` reflects exactly
+//! the messages up to its `seq`; it is rendered after `cut` is released, so
+//! a snapshot never holds up the writer. Every JSON shape is a view from
+//! [`crate::wire`]; nothing here builds JSON by hand.
 //!
 //! Messages go into one bounded window (a ring of the last
 //! `feed_window_events` messages), never into per-client queues: the writer
@@ -14,12 +17,16 @@
 //! problem alone — it is cut off, or, if conflated, skipped to the latest
 //! values. Resuming with `since` is a read of the window from that seq.
 
+#[cfg(test)]
+mod tests;
 pub mod topic;
 
-use crate::api::dto::{OrderView, ReservationView, StockView, WarehouseView};
-use crate::core::{Event, OrderId, ReleaseReason, SkuId, WarehouseId};
+use crate::core::{Event, OrderId, SkuId, WarehouseId};
 use crate::projection::Projection;
-use serde_json::{json, Value};
+use crate::wire::{
+    self, FeedEvent, HoldClosed, OrderView, ReservationView, ServerMsg, SkuRowView, StockChanged,
+    StockView, TopicSnapshot, WarehouseView,
+};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -97,8 +104,40 @@ impl Subs {
     }
 }
 
-/// A message before it has a seq: topics, conflation row, body.
-type Rendered = (Vec<String>, Option<(SkuId, WarehouseId)>, Value);
+/// A message before it has a seq: typed, not yet rendered.
+struct Pending {
+    topics: Vec<String>,
+    /// For conflation: the stock row this message is the latest value of.
+    row: Option<(SkuId, WarehouseId)>,
+    event: FeedEvent,
+}
+
+impl Pending {
+    fn new(topics: Vec<String>, event: FeedEvent) -> Self {
+        Pending {
+            topics,
+            row: None,
+            event,
+        }
+    }
+
+    /// Renders it as the message with this `seq`, once for every client.
+    fn render(self, seq: u64, log_seq: u64, t_us: u64) -> FeedMsg {
+        let json = wire::to_json(&ServerMsg::Event {
+            seq,
+            log_seq,
+            t_us,
+            event: &self.event,
+        });
+        FeedMsg {
+            seq,
+            keys: self.topics.iter().map(|t| topic_key(t)).collect(),
+            topics: self.topics,
+            row: self.row,
+            json: json.into(),
+        }
+    }
+}
 
 /// What a read of the window found.
 pub enum Read {
@@ -106,17 +145,6 @@ pub enum Read {
     Msgs(Vec<Arc<FeedMsg>>, u64),
     /// The cursor is older than the window's oldest message.
     Gone { oldest: u64 },
-}
-
-#[derive(Debug, Default, serde::Serialize)]
-pub struct FeedStats {
-    pub epoch: u64,
-    pub seq: u64,
-    pub window: usize,
-    pub window_max: usize,
-    pub connections: usize,
-    pub cut_off_slow: u64,
-    pub resyncs: u64,
 }
 
 struct Watched {
@@ -236,8 +264,8 @@ impl Hub {
         self.closing.send_replace(true);
     }
 
-    pub fn stats(&self) -> FeedStats {
-        FeedStats {
+    pub fn stats(&self) -> wire::FeedStats {
+        wire::FeedStats {
             epoch: self.epoch,
             seq: self.head(),
             window: self.window.read().unwrap_or_else(|p| p.into_inner()).len(),
@@ -250,46 +278,50 @@ impl Hub {
 
     /// Applies a durable event to the projection and publishes what it
     /// changed. Called by the WAL writer only, in log order.
+    ///
+    /// Three steps, all under `cut` (a snapshot sees all of an event or
+    /// none of it): apply; turn the event into typed messages
+    /// (`Hub::messages`, reading the state just applied); sequence and
+    /// render them (`Hub::publish`). Work per message is O(1) whatever the
+    /// number of clients.
     pub fn apply_durable(&self, projection: &Projection, log_seq: u64, event: &Event) {
         let _cut = self.cut.write().unwrap_or_else(|p| p.into_inner());
         self.remember_stock_before(projection, event);
         projection.apply(log_seq, event);
-        let t = now_us();
-        let msgs = self.render(projection, event);
-        if msgs.is_empty() {
-            return;
+        let msgs = self.messages(projection, event);
+        if !msgs.is_empty() {
+            self.publish(log_seq, msgs);
         }
-        let mut window = self.window.write().unwrap_or_else(|p| p.into_inner());
-        let mut seq = self.head.load(Ordering::Acquire);
+    }
+
+    /// Gives each message the next seq, renders it, appends it to the
+    /// window, then moves the head and wakes readers. Only the WAL writer
+    /// calls it (through `apply_durable`, under `cut`).
+    fn publish(&self, log_seq: u64, msgs: Vec<Pending>) {
+        let t = now_us();
+        let first = self.head.load(Ordering::Acquire) + 1;
         let mut touched: Vec<(String, u64)> = Vec::new();
-        for (topics, row, mut body) in msgs {
-            for t in &topics {
-                if Topic::is_narrow_name(t) {
-                    match touched.iter_mut().find(|(n, _)| n == t) {
-                        Some(e) => e.1 = seq + 1,
-                        None => touched.push((t.clone(), seq + 1)),
-                    }
+        let mut rendered = Vec::with_capacity(msgs.len());
+        for (seq, m) in (first..).zip(msgs) {
+            for t in m.topics.iter().filter(|t| Topic::is_narrow_name(t)) {
+                match touched.iter_mut().find(|(n, _)| n == t) {
+                    Some(e) => e.1 = seq,
+                    None => touched.push((t.clone(), seq)),
                 }
             }
-            seq += 1;
-            if let Value::Object(m) = &mut body {
-                m.insert("type".into(), json!("event"));
-                m.insert("seq".into(), json!(seq));
-                m.insert("log_seq".into(), json!(log_seq));
-                m.insert("t_us".into(), json!(t));
-            }
-            if window.len() >= self.config.window_events {
-                window.pop_front();
-            }
-            window.push_back(Arc::new(FeedMsg {
-                seq,
-                keys: topics.iter().map(|t| topic_key(t)).collect(),
-                topics,
-                row,
-                json: body.to_string().into(),
-            }));
+            rendered.push(Arc::new(m.render(seq, log_seq, t)));
         }
-        drop(window);
+        let seq = first + rendered.len() as u64 - 1;
+        {
+            // Readers wait on this lock: hold it for the appends only.
+            let mut window = self.window.write().unwrap_or_else(|p| p.into_inner());
+            for m in rendered {
+                if window.len() >= self.config.window_events {
+                    window.pop_front();
+                }
+                window.push_back(m);
+            }
+        }
         // Topic seqs before the head: a reader that sees the head sees them.
         let mut wake = Vec::new();
         {
@@ -365,94 +397,119 @@ impl Hub {
         Read::Msgs(out, next.max(cursor))
     }
 
-    /// The current state of `topic` and the seq it reflects.
-    pub fn snapshot(&self, projection: &Projection, topic: &Topic) -> (u64, Value) {
+    /// The `snapshot` message of `topic`, rendered, and the seq it
+    /// reflects.
+    pub fn snapshot_msg(&self, projection: &Projection, topic: &Topic) -> (u64, String) {
+        let name = topic.name();
+        self.snapshot_with(projection, topic, |seq, data| {
+            wire::to_json(&ServerMsg::Snapshot {
+                topic: &name,
+                seq,
+                data,
+            })
+        })
+    }
+
+    /// Copies the state of `topic` under `cut` (typed views, at most
+    /// `feed_snapshot_items_max` items), lets go of `cut`, and only then
+    /// hands the copy to `render`: however long rendering and sending take,
+    /// the writer never waits for them.
+    pub fn snapshot_with<R>(
+        &self,
+        projection: &Projection,
+        topic: &Topic,
+        render: impl FnOnce(u64, &TopicSnapshot) -> R,
+    ) -> (u64, R) {
+        let (seq, data) = self.snapshot(projection, topic);
+        (seq, render(seq, &data))
+    }
+
+    /// The state of `topic` and the seq it reflects: a copy taken under
+    /// `cut`, so exactly the messages up to that seq.
+    pub fn snapshot(&self, projection: &Projection, topic: &Topic) -> (u64, TopicSnapshot) {
         let _cut = self.cut.read().unwrap_or_else(|p| p.into_inner());
         let max = self.config.snapshot_items_max;
         let data = match topic {
-            Topic::Sku(id) => json!({
-                "stock": projection.skus.get(id).map(|s| json!(StockView::from(s.value()))),
-            }),
-            Topic::Warehouse(id) => {
-                // At most `max` SKUs looked at: this runs under `cut`.
-                let mut rows = Vec::new();
-                for s in projection.skus.iter().take(max) {
-                    if let Some(r) = s.rows.get(id) {
-                        rows.push(json!({
-                            "sku": s.key().as_str(),
-                            "on_hand": r.on_hand,
-                            "reserved": r.reserved,
-                            "allocated": r.allocated,
-                            "safety_stock": r.safety_stock,
-                            "available": r.available(),
-                        }));
-                    }
-                }
-                json!({
-                    "warehouse": projection.warehouses.get(id).map(|w| json!(WarehouseView::from(w.value()))),
-                    "truncated": projection.skus.len() > max,
-                    "stock": rows,
-                })
-            }
-            Topic::Order(id) => json!({
-                "order": projection.orders.get(id).map(|o| json!(OrderView::from(o.value()))),
-            }),
-            Topic::Orders => {
-                // The most recent orders, newest first.
-                let top = projection.max_order.load(Ordering::Acquire);
-                let recent: Vec<Value> = (1..=top)
-                    .rev()
-                    .filter_map(|n| projection.orders.get(&OrderId(n)))
-                    .take(max.min(100))
-                    .map(|o| json!(OrderView::from(o.value())))
-                    .collect();
-                json!({ "recent": recent })
-            }
-            Topic::Stock | Topic::All => {
-                let skus: Vec<Value> = projection
+            Topic::Sku(id) => TopicSnapshot::Sku {
+                stock: projection.skus.get(id).map(|s| StockView::from(s.value())),
+            },
+            Topic::Warehouse(id) => TopicSnapshot::Warehouse {
+                warehouse: projection
+                    .warehouses
+                    .get(id)
+                    .map(|w| WarehouseView::from(w.value())),
+                truncated: projection.skus.len() > max,
+                // At most `max` SKUs looked at.
+                stock: projection
                     .skus
                     .iter()
                     .take(max)
-                    .map(|s| json!(StockView::from(s.value())))
-                    .collect();
-                let warehouses: Vec<Value> = projection
-                    .warehouses_by_priority()
+                    .filter_map(|s| SkuRowView::from_state(s.value(), id))
+                    .collect(),
+            },
+            Topic::Order(id) => TopicSnapshot::Order {
+                order: projection
+                    .orders
+                    .get(id)
+                    .map(|o| OrderView::from(o.value())),
+            },
+            Topic::Orders => {
+                // The most recent orders, newest first.
+                let top = projection.max_order.load(Ordering::Acquire);
+                TopicSnapshot::Orders {
+                    recent: (1..=top)
+                        .rev()
+                        .filter_map(|n| projection.orders.get(&OrderId(n)))
+                        .take(max.min(100))
+                        .map(|o| OrderView::from(o.value()))
+                        .collect(),
+                }
+            }
+            Topic::Stock | Topic::All => {
+                let skus: Vec<StockView> = projection
+                    .skus
                     .iter()
-                    .filter_map(|id| projection.warehouses.get(id))
-                    .map(|w| json!(WarehouseView::from(w.value())))
+                    .take(max)
+                    .map(|s| StockView::from(s.value()))
                     .collect();
-                json!({
-                    "truncated": skus.len() == max && projection.skus.len() > max,
-                    "skus": skus,
-                    "warehouses": warehouses,
-                })
+                TopicSnapshot::Stock {
+                    truncated: skus.len() == max && projection.skus.len() > max,
+                    skus,
+                    warehouses: projection
+                        .warehouses_by_priority()
+                        .iter()
+                        .filter_map(|id| projection.warehouses.get(id))
+                        .map(|w| WarehouseView::from(w.value()))
+                        .collect(),
+                }
             }
             // A stream of hold events; their effect on stock is in `stock`.
             // (Counting millions of holds here would stall the writer.)
-            Topic::Holds => json!({}),
+            Topic::Holds => TopicSnapshot::Holds {},
         };
         (self.head(), data)
     }
 
-    /// The messages one event makes: (topics, conflation row, body).
-    fn render(&self, projection: &Projection, event: &Event) -> Vec<Rendered> {
+    /// The messages one event makes, typed, in the order they get seqs.
+    /// Reads the projection just after the event was applied.
+    fn messages(&self, projection: &Projection, event: &Event) -> Vec<Pending> {
         let mut out = Vec::new();
         let mut rows: Vec<(SkuId, Option<WarehouseId>)> = Vec::new();
         match event {
-            Event::WarehouseUpserted { warehouse } => out.push((
+            Event::WarehouseUpserted { warehouse } => out.push(Pending::new(
                 vec![format!("warehouse:{}", warehouse.id)],
-                None,
-                json!({"event": "warehouse_updated", "warehouse": WarehouseView::from(warehouse)}),
+                FeedEvent::WarehouseUpdated {
+                    warehouse: WarehouseView::from(warehouse),
+                },
             )),
             Event::SkuUpserted {
                 sku,
                 name,
                 per_customer_limit,
             } => {
-                out.push((
+                out.push(Pending::new(
                     vec!["stock".into(), format!("sku:{sku}")],
-                    None,
-                    json!({"event": "sku_updated", "sku": sku.as_str(), "name": name, "per_customer_limit": per_customer_limit}),
+                    FeedEvent::sku_updated(sku, name, *per_customer_limit),
                 ));
                 rows.push((sku.clone(), None));
             }
@@ -461,14 +518,14 @@ impl Hub {
                 rows.push((sku.clone(), Some(warehouse.clone())));
             }
             Event::HoldCreated { hold, .. } => {
-                let view = projection
-                    .holds
-                    .get(&hold.id)
-                    .map(|h| json!(ReservationView::from(h.value())));
-                out.push((
+                out.push(Pending::new(
                     vec!["holds".into(), format!("sku:{}", hold.sku)],
-                    None,
-                    json!({"event": "hold_created", "reservation": view}),
+                    FeedEvent::HoldCreated {
+                        reservation: projection
+                            .holds
+                            .get(&hold.id)
+                            .map(|h| ReservationView::from(h.value())),
+                    },
                 ));
                 rows.push((hold.sku.clone(), Some(hold.warehouse.clone())));
             }
@@ -476,10 +533,9 @@ impl Hub {
                 sku,
                 hold,
                 expires_at,
-            } => out.push((
+            } => out.push(Pending::new(
                 vec!["holds".into(), format!("sku:{sku}")],
-                None,
-                json!({"event": "hold_extended", "reservation_id": hold.to_string(), "sku": sku.as_str(), "expires_at": expires_at}),
+                FeedEvent::hold_extended(sku, *hold, *expires_at),
             )),
             Event::HoldReleased {
                 sku,
@@ -487,27 +543,14 @@ impl Hub {
                 reason,
                 at,
             } => {
-                let kind = match reason {
-                    ReleaseReason::Released => "hold_released",
-                    ReleaseReason::Expired => "hold_expired",
-                };
-                let record = projection.holds.get(hold).map(|h| h.hold.clone());
-                out.push((
+                let record = projection.holds.get(hold);
+                let closed = HoldClosed::new(sku, *hold, record.as_deref(), *at);
+                let warehouse = record.map(|r| r.hold.warehouse.clone());
+                out.push(Pending::new(
                     vec!["holds".into(), format!("sku:{sku}")],
-                    None,
-                    json!({
-                        "event": kind,
-                        "reservation_id": hold.to_string(),
-                        "sku": sku.as_str(),
-                        "qty": record.as_ref().map(|h| h.qty),
-                        "warehouse": record.as_ref().map(|h| h.warehouse.as_str()),
-                        "at": at,
-                    }),
+                    FeedEvent::hold_closed(*reason, closed),
                 ));
-                match record {
-                    Some(h) => rows.push((sku.clone(), Some(h.warehouse))),
-                    None => rows.push((sku.clone(), None)),
-                }
+                rows.push((sku.clone(), warehouse));
             }
             Event::OrderPlaced {
                 order, allocations, ..
@@ -516,17 +559,18 @@ impl Hub {
                 let topic = format!("order:{}", order.id);
                 for a in allocations {
                     for h in &a.consumed_holds {
-                        out.push((
+                        out.push(Pending::new(
                             vec!["holds".into(), format!("sku:{}", a.sku)],
-                            None,
-                            json!({"event": "hold_consumed", "reservation_id": h.to_string(), "sku": a.sku.as_str(), "order_id": order.id.to_string()}),
+                            FeedEvent::hold_consumed(&a.sku, *h, order.id),
                         ));
                     }
                 }
-                out.push((
+                let routed = FeedEvent::order_routed(&view);
+                out.push(Pending::new(
                     vec!["orders".into(), topic.clone()],
-                    None,
-                    json!({"event": "order_created", "order": &view}),
+                    FeedEvent::OrderCreated {
+                        order: Box::new(view),
+                    },
                 ));
                 let mut topics = vec!["orders".into(), topic];
                 topics.extend(
@@ -535,11 +579,7 @@ impl Hub {
                         .iter()
                         .map(|s| format!("warehouse:{}", s.warehouse)),
                 );
-                out.push((
-                    topics,
-                    None,
-                    json!({"event": "order_routed", "order_id": order.id.to_string(), "shipments": view.shipments}),
-                ));
+                out.push(Pending::new(topics, routed));
                 for a in allocations {
                     for (wh, _) in &a.lines {
                         rows.push((a.sku.clone(), Some(wh.clone())));
@@ -552,10 +592,9 @@ impl Hub {
                 reason,
                 at,
             } => {
-                out.push((
+                out.push(Pending::new(
                     vec!["orders".into(), format!("order:{order}")],
-                    None,
-                    json!({"event": "order_status_changed", "order_id": order.to_string(), "status": "cancelled", "reason": reason, "at": at}),
+                    FeedEvent::order_cancelled(*order, reason, *at),
                 ));
                 if let Some(o) = projection.orders.get(order) {
                     for s in &o.shipments {
@@ -580,26 +619,15 @@ impl Hub {
                 None => state.rows.keys().cloned().collect(),
             };
             for w in whs {
-                let r = state.row(&w);
-                out.push((
-                    vec![
+                out.push(Pending {
+                    topics: vec![
                         "stock".into(),
                         format!("sku:{sku}"),
                         format!("warehouse:{w}"),
                     ],
-                    Some((sku.clone(), w.clone())),
-                    json!({
-                        "event": "stock_changed",
-                        "sku": sku.as_str(),
-                        "warehouse": w.as_str(),
-                        "on_hand": r.on_hand,
-                        "reserved": r.reserved,
-                        "allocated": r.allocated,
-                        "safety_stock": r.safety_stock,
-                        "available": r.available(),
-                        "sku_available": state.available_total(),
-                    }),
-                ));
+                    event: FeedEvent::StockChanged(StockChanged::from_state(&state, &w)),
+                    row: Some((sku.clone(), w)),
+                });
             }
             if !touched.contains(&sku) {
                 touched.push(sku.clone());
@@ -613,16 +641,9 @@ impl Hub {
                 .map(|s| s.available_total())
                 .unwrap_or(0);
             let was = in_stock.insert(sku.clone(), available > 0).unwrap_or(false);
-            let kind = match (was, available > 0) {
-                (true, false) => "sold_out",
-                (false, true) => "back_in_stock",
-                _ => continue,
-            };
-            out.push((
-                vec!["stock".into(), format!("sku:{sku}")],
-                None,
-                json!({"event": kind, "sku": sku.as_str(), "sku_available": available}),
-            ));
+            if let Some(e) = FeedEvent::availability(&sku, was, available) {
+                out.push(Pending::new(vec!["stock".into(), format!("sku:{sku}")], e));
+            }
         }
         out
     }

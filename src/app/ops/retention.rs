@@ -9,11 +9,12 @@ use crate::app::Surge;
 use std::sync::Arc;
 
 impl Surge {
-    /// Runs one sweep at the clock's time. Resolves once the order actors
-    /// have swept; the read model's sweep runs after the log's next group.
+    /// Runs one sweep at the clock's time; resolves once the read model and
+    /// every order actor have swept.
     pub async fn sweep_retention(self: &Arc<Self>) -> Result<(), CmdError> {
         let horizon = self.config.retention().horizon(self.now());
         let projection = self.projection.clone();
+        let (swept, done) = tokio::sync::oneshot::channel();
         self.wal.run_on_writer(Box::new(move || {
             let (holds, orders, keys) = projection.apply_retention(&horizon);
             if holds + orders + keys > 0 {
@@ -24,13 +25,14 @@ impl Surge {
                     "closed records past their retention forgotten"
                 );
             }
+            let _ = swept.send(());
         }))?;
         for desk in self.directory.order_shards() {
             desk.send(Retain(horizon)).await?;
         }
-        // Resolves after the read model's sweep: it runs before the barrier
-        // entry's group is answered.
-        self.wal.barrier()?.wait().await?;
+        // The writer drops the task unrun only when storage failed.
+        done.await
+            .map_err(|_| CmdError::Wal(crate::wal::WalError::Failed))?;
         Ok(())
     }
 

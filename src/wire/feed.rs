@@ -1,0 +1,203 @@
+//! The live feed's messages: the envelope every server message shares
+//! ([`ServerMsg`], tagged by `type`), the payload of each event
+//! ([`FeedEvent`], tagged by `event`), each topic's snapshot
+//! ([`TopicSnapshot`]) and the feed's counters ([`FeedStats`]).
+
+use super::{
+    HoldClosed, OrderView, ReservationView, ShipmentView, SkuAvailability, SkuRowView,
+    StockChanged, StockView, WarehouseView,
+};
+use crate::core::{HoldId, OrderId, ReleaseReason, SkuId};
+use serde::Serialize;
+
+/// Every message the server sends on a feed connection.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg<'a> {
+    /// First message of a connection: this run's epoch and the head seq.
+    Hello {
+        epoch: u64,
+        seq: u64,
+    },
+    /// A topic's state as of `seq`; its events follow from `seq + 1`.
+    Snapshot {
+        topic: &'a str,
+        seq: u64,
+        data: &'a TopicSnapshot,
+    },
+    /// One durable change: `seq` orders the feed, `log_seq` is the log
+    /// record's, `t_us` when it became durable (microseconds since the
+    /// Unix epoch, for clients to measure lag).
+    Event {
+        seq: u64,
+        log_seq: u64,
+        t_us: u64,
+        #[serde(flatten)]
+        event: &'a FeedEvent,
+    },
+    Subscribed {
+        topics: &'a [String],
+        epoch: u64,
+    },
+    Unsubscribed {
+        topics: &'a [String],
+    },
+    /// The client must start over from snapshots (sent before them).
+    ResyncRequired {
+        since: u64,
+        reason: &'a str,
+    },
+    Error {
+        code: &'a str,
+        message: &'a str,
+    },
+}
+
+/// What one durable change tells feed clients.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum FeedEvent {
+    WarehouseUpdated {
+        warehouse: WarehouseView,
+    },
+    SkuUpdated {
+        sku: String,
+        name: Option<String>,
+        per_customer_limit: Option<u64>,
+    },
+    /// Null if the hold's record is already forgotten.
+    HoldCreated {
+        reservation: Option<ReservationView>,
+    },
+    HoldExtended {
+        reservation_id: String,
+        sku: String,
+        expires_at: u64,
+    },
+    HoldReleased(HoldClosed),
+    HoldExpired(HoldClosed),
+    HoldConsumed {
+        reservation_id: String,
+        sku: String,
+        order_id: String,
+    },
+    OrderCreated {
+        order: Box<OrderView>,
+    },
+    OrderRouted {
+        order_id: String,
+        shipments: Vec<ShipmentView>,
+    },
+    OrderStatusChanged {
+        order_id: String,
+        status: &'static str,
+        reason: String,
+        at: u64,
+    },
+    StockChanged(StockChanged),
+    SoldOut(SkuAvailability),
+    BackInStock(SkuAvailability),
+}
+
+impl FeedEvent {
+    pub fn sku_updated(
+        sku: &SkuId,
+        name: &Option<String>,
+        per_customer_limit: Option<u64>,
+    ) -> Self {
+        FeedEvent::SkuUpdated {
+            sku: sku.to_string(),
+            name: name.clone(),
+            per_customer_limit,
+        }
+    }
+
+    pub fn hold_extended(sku: &SkuId, hold: HoldId, expires_at: u64) -> Self {
+        FeedEvent::HoldExtended {
+            reservation_id: hold.to_string(),
+            sku: sku.to_string(),
+            expires_at,
+        }
+    }
+
+    pub fn hold_closed(reason: ReleaseReason, closed: HoldClosed) -> Self {
+        match reason {
+            ReleaseReason::Released => FeedEvent::HoldReleased(closed),
+            ReleaseReason::Expired => FeedEvent::HoldExpired(closed),
+        }
+    }
+
+    pub fn hold_consumed(sku: &SkuId, hold: HoldId, order: OrderId) -> Self {
+        FeedEvent::HoldConsumed {
+            reservation_id: hold.to_string(),
+            sku: sku.to_string(),
+            order_id: order.to_string(),
+        }
+    }
+
+    pub fn order_routed(order: &OrderView) -> Self {
+        FeedEvent::OrderRouted {
+            order_id: order.id.clone(),
+            shipments: order.shipments.clone(),
+        }
+    }
+
+    pub fn order_cancelled(order: OrderId, reason: &str, at: u64) -> Self {
+        FeedEvent::OrderStatusChanged {
+            order_id: order.to_string(),
+            status: crate::core::OrderStatus::Cancelled.as_str(),
+            reason: reason.to_owned(),
+            at,
+        }
+    }
+
+    /// `sold_out` when the SKU had stock and has none, `back_in_stock` the
+    /// other way round, nothing otherwise.
+    pub fn availability(sku: &SkuId, was_in_stock: bool, sku_available: u64) -> Option<Self> {
+        let a = SkuAvailability::new(sku, sku_available);
+        match (was_in_stock, sku_available > 0) {
+            (true, false) => Some(FeedEvent::SoldOut(a)),
+            (false, true) => Some(FeedEvent::BackInStock(a)),
+            _ => None,
+        }
+    }
+}
+
+/// A topic's state, as its `snapshot` message carries it in `data`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum TopicSnapshot {
+    /// `sku:<id>`: null if the SKU does not exist.
+    Sku { stock: Option<StockView> },
+    /// `warehouse:<id>`: the warehouse (null if unknown) and its rows;
+    /// `truncated` when there were more SKUs than a snapshot looks at.
+    Warehouse {
+        warehouse: Option<WarehouseView>,
+        truncated: bool,
+        stock: Vec<SkuRowView>,
+    },
+    /// `order:<id>`: null if unknown.
+    Order { order: Option<OrderView> },
+    /// `orders`: the most recent orders, newest first.
+    Orders { recent: Vec<OrderView> },
+    /// `stock` and `all`.
+    Stock {
+        truncated: bool,
+        skus: Vec<StockView>,
+        warehouses: Vec<WarehouseView>,
+    },
+    /// `holds`: a stream only (their effect on stock is in `stock`).
+    Holds {},
+}
+
+/// `GET /v1/feed/stats`.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct FeedStats {
+    pub epoch: u64,
+    pub seq: u64,
+    pub window: usize,
+    pub window_max: usize,
+    pub connections: usize,
+    pub cut_off_slow: u64,
+    pub resyncs: u64,
+}

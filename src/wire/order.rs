@@ -1,0 +1,95 @@
+//! Orders, their lines and shipments.
+
+use crate::core::{Order, Shipment};
+use serde::{Deserialize, Serialize};
+
+/// Where an order goes. Also the shape of `ship_to` in request bodies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShipToView {
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+/// One line as the client asked for it. Also the shape of a line in
+/// request bodies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineView {
+    pub sku: String,
+    pub qty: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ShipmentLineView {
+    pub sku: String,
+    pub qty: u64,
+}
+
+/// What one warehouse sends.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShipmentView {
+    pub warehouse: String,
+    pub lines: Vec<ShipmentLineView>,
+}
+
+impl From<&Shipment> for ShipmentView {
+    fn from(s: &Shipment) -> Self {
+        Self {
+            warehouse: s.warehouse.to_string(),
+            lines: s
+                .lines
+                .iter()
+                .map(|(sku, qty)| ShipmentLineView {
+                    sku: sku.to_string(),
+                    qty: *qty,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderView {
+    pub id: String,
+    pub status: &'static str,
+    pub channel: String,
+    pub customer_id: String,
+    pub ship_to: ShipToView,
+    pub lines: Vec<LineView>,
+    pub shipments: Vec<ShipmentView>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+impl From<&Order> for OrderView {
+    fn from(o: &Order) -> Self {
+        Self {
+            id: o.id.to_string(),
+            status: o.status.as_str(),
+            channel: o.channel.to_string(),
+            customer_id: o.customer.to_string(),
+            ship_to: ShipToView {
+                lat: o.ship_to.location.lat,
+                lon: o.ship_to.location.lon,
+                country: o.ship_to.country.clone(),
+            },
+            lines: o
+                .lines
+                .iter()
+                .map(|l| LineView {
+                    sku: l.sku.to_string(),
+                    qty: l.qty,
+                    reservation_id: l.reservation.map(|h| h.to_string()),
+                })
+                .collect(),
+            shipments: o.shipments.iter().map(ShipmentView::from).collect(),
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! Every wire shape, pinned: field names, types, and what is left out when
+//! empty. A failure here is a change of the API or the feed protocol.
+
+use super::*;
+use crate::core::{
+    ChannelId, CustomerId, Event, Hold, HoldId, HoldStatus, Location, Order, OrderId, OrderLine,
+    OrderStatus, ReleaseReason, ShipTo, Shipment, SkuId, SkuState, Warehouse, WarehouseId,
+};
+use crate::projection::HoldRecord;
+use serde_json::{json, Value};
+
+fn sku(s: &str) -> SkuId {
+    SkuId::parse(s).unwrap()
+}
+
+fn wh(s: &str) -> WarehouseId {
+    WarehouseId::parse(s).unwrap()
+}
+
+fn value(v: &impl Serialize) -> Value {
+    let text = to_json(v);
+    serde_json::from_str(&text).unwrap()
+}
+
+fn warehouse() -> Warehouse {
+    Warehouse {
+        id: wh("w1"),
+        name: "Berlin".into(),
+        location: Location {
+            lat: 52.5,
+            lon: 13.25,
+        },
+        priority: -1,
+    }
+}
+
+/// Tee: 5 on hand in w1 with 1 kept back and 2 held; 1 in w2.
+fn tee() -> SkuState {
+    let mut s = SkuState::new(sku("tee"));
+    let events = [
+        Event::SkuUpserted {
+            sku: sku("tee"),
+            name: Some("Tee".into()),
+            per_customer_limit: None,
+        },
+        Event::StockAdjusted {
+            sku: sku("tee"),
+            warehouse: wh("w1"),
+            delta: 5,
+            reason: "delivery".into(),
+        },
+        Event::SafetyStockSet {
+            sku: sku("tee"),
+            warehouse: wh("w1"),
+            safety_stock: 1,
+            reason: "display".into(),
+        },
+        Event::StockAdjusted {
+            sku: sku("tee"),
+            warehouse: wh("w2"),
+            delta: 1,
+            reason: "delivery".into(),
+        },
+        Event::HoldCreated {
+            hold: hold(),
+            idempotency: None,
+        },
+    ];
+    for e in &events {
+        s.apply(e);
+    }
+    s
+}
+
+fn hold() -> Hold {
+    Hold {
+        id: HoldId(7),
+        sku: sku("tee"),
+        warehouse: wh("w1"),
+        qty: 2,
+        customer: Some(CustomerId::parse("c1").unwrap()),
+        channel: None,
+        created_at: 1000,
+        expires_at: 61000,
+    }
+}
+
+fn order() -> Order {
+    Order {
+        id: OrderId(3),
+        channel: ChannelId::parse("web").unwrap(),
+        customer: CustomerId::parse("c1").unwrap(),
+        ship_to: ShipTo {
+            location: Location {
+                lat: 48.0,
+                lon: 2.5,
+            },
+            country: None,
+        },
+        lines: vec![OrderLine {
+            sku: sku("tee"),
+            qty: 2,
+            reservation: Some(HoldId(7)),
+        }],
+        shipments: vec![Shipment {
+            warehouse: wh("w1"),
+            lines: vec![(sku("tee"), 2)],
+        }],
+        status: OrderStatus::Placed,
+        created_at: 2000,
+        updated_at: 2500,
+    }
+}
+
+#[test]
+fn warehouse_view() {
+    assert_eq!(
+        value(&WarehouseView::from(&warehouse())),
+        json!({"id": "w1", "name": "Berlin", "location": {"lat": 52.5, "lon": 13.25}, "priority": -1})
+    );
+}
+
+#[test]
+fn stock_views() {
+    let s = tee();
+    let row = |wh, on_hand, reserved, safety_stock, available| {
+        json!({"warehouse": wh, "on_hand": on_hand, "reserved": reserved, "allocated": 0,
+               "safety_stock": safety_stock, "available": available})
+    };
+    assert_eq!(
+        value(&StockView::from(&s)),
+        json!({
+            "sku": "tee", "name": "Tee", "per_customer_limit": null,
+            "on_hand": 6, "reserved": 2, "allocated": 0, "safety_stock": 1, "available": 3,
+            "warehouses": [row("w1", 5, 2, 1, 2), row("w2", 1, 0, 0, 1)],
+        })
+    );
+    assert_eq!(
+        value(&SkuRowView::from_state(&s, &wh("w1")).unwrap()),
+        json!({"sku": "tee", "on_hand": 5, "reserved": 2, "allocated": 0, "safety_stock": 1, "available": 2})
+    );
+    assert!(SkuRowView::from_state(&s, &wh("w9")).is_none());
+    assert_eq!(
+        value(&StockChanged::from_state(&s, &wh("w2"))),
+        json!({"sku": "tee", "warehouse": "w2", "on_hand": 1, "reserved": 0, "allocated": 0,
+               "safety_stock": 0, "available": 1, "sku_available": 3})
+    );
+}
+
+#[test]
+fn reservation_view_leaves_out_an_absent_order() {
+    let mut record = HoldRecord {
+        hold: hold(),
+        status: HoldStatus::Active,
+        order: None,
+        closed_at: None,
+    };
+    let mut want = json!({
+        "id": "res_7", "sku": "tee", "qty": 2, "warehouse": "w1", "customer_id": "c1",
+        "channel": null, "status": "active", "created_at": 1000, "expires_at": 61000,
+    });
+    assert_eq!(value(&ReservationView::from(&record)), want);
+    record.status = HoldStatus::Consumed;
+    record.order = Some(OrderId(3));
+    want["status"] = json!("consumed");
+    want["order_id"] = json!("ord_3");
+    assert_eq!(value(&ReservationView::from(&record)), want);
+}
+
+#[test]
+fn order_view_leaves_out_absent_country_and_reservation() {
+    let mut o = order();
+    let want = json!({
+        "id": "ord_3", "status": "placed", "channel": "web", "customer_id": "c1",
+        "ship_to": {"lat": 48.0, "lon": 2.5},
+        "lines": [{"sku": "tee", "qty": 2, "reservation_id": "res_7"}],
+        "shipments": [{"warehouse": "w1", "lines": [{"sku": "tee", "qty": 2}]}],
+        "created_at": 2000, "updated_at": 2500,
+    });
+    assert_eq!(value(&OrderView::from(&o)), want);
+    o.ship_to.country = Some("FR".into());
+    o.lines[0].reservation = None;
+    o.status = OrderStatus::Cancelled;
+    let v = value(&OrderView::from(&o));
+    assert_eq!(
+        v["ship_to"],
+        json!({"lat": 48.0, "lon": 2.5, "country": "FR"})
+    );
+    assert_eq!(v["lines"], json!([{"sku": "tee", "qty": 2}]));
+    assert_eq!(v["status"], "cancelled");
+}
+
+#[test]
+fn shapes_shared_with_request_bodies_read_back_and_refuse_unknown_fields() {
+    let l: LocationView = serde_json::from_str(r#"{"lat":1.5,"lon":-2}"#).unwrap();
+    assert_eq!(
+        l,
+        LocationView {
+            lat: 1.5,
+            lon: -2.0
+        }
+    );
+    let s: ShipToView = serde_json::from_str(r#"{"lat":1,"lon":2}"#).unwrap();
+    assert_eq!(s.country, None);
+    let line: LineView = serde_json::from_str(r#"{"sku":"tee","qty":1}"#).unwrap();
+    assert_eq!(line.reservation_id, None);
+    assert!(serde_json::from_str::<LocationView>(r#"{"lat":1,"lon":2,"alt":3}"#).is_err());
+    assert!(serde_json::from_str::<ShipToView>(r#"{"lat":1,"lon":2,"zip":"1"}"#).is_err());
+    assert!(serde_json::from_str::<LineView>(r#"{"sku":"a","qty":1,"x":1}"#).is_err());
+}
+
+#[test]
+fn feed_envelopes() {
+    let topics = vec!["sku:tee".to_owned(), "stock".to_owned()];
+    let cases = [
+        (
+            ServerMsg::Hello { epoch: 9, seq: 4 },
+            json!({"type": "hello", "epoch": 9, "seq": 4}),
+        ),
+        (
+            ServerMsg::Subscribed {
+                topics: &topics,
+                epoch: 9,
+            },
+            json!({"type": "subscribed", "topics": ["sku:tee", "stock"], "epoch": 9}),
+        ),
+        (
+            ServerMsg::Unsubscribed {
+                topics: &topics[1..],
+            },
+            json!({"type": "unsubscribed", "topics": ["stock"]}),
+        ),
+        (
+            ServerMsg::ResyncRequired {
+                since: 3,
+                reason: "fell behind the feed",
+            },
+            json!({"type": "resync_required", "since": 3, "reason": "fell behind the feed"}),
+        ),
+        (
+            ServerMsg::Error {
+                code: "invalid_topic",
+                message: "unknown topic",
+            },
+            json!({"type": "error", "code": "invalid_topic", "message": "unknown topic"}),
+        ),
+        (
+            ServerMsg::Snapshot {
+                topic: "holds",
+                seq: 4,
+                data: &TopicSnapshot::Holds {},
+            },
+            json!({"type": "snapshot", "topic": "holds", "seq": 4, "data": {}}),
+        ),
+        (
+            ServerMsg::Event {
+                seq: 5,
+                log_seq: 2,
+                t_us: 77,
+                event: &FeedEvent::availability(&sku("tee"), true, 0).unwrap(),
+            },
+            json!({"type": "event", "seq": 5, "log_seq": 2, "t_us": 77, "event": "sold_out",
+                   "sku": "tee", "sku_available": 0}),
+        ),
+    ];
+    for (msg, want) in cases {
+        assert_eq!(value(&msg), want);
+    }
+}
+
+#[test]
+fn feed_events() {
+    let s = tee();
+    let o = OrderView::from(&order());
+    let record = HoldRecord {
+        hold: hold(),
+        status: HoldStatus::Released,
+        order: None,
+        closed_at: Some(3000),
+    };
+    let cases = [
+        (
+            FeedEvent::WarehouseUpdated {
+                warehouse: WarehouseView::from(&warehouse()),
+            },
+            json!({"event": "warehouse_updated", "warehouse": value(&WarehouseView::from(&warehouse()))}),
+        ),
+        (
+            FeedEvent::sku_updated(&sku("tee"), &None, Some(2)),
+            json!({"event": "sku_updated", "sku": "tee", "name": null, "per_customer_limit": 2}),
+        ),
+        (
+            FeedEvent::HoldCreated { reservation: None },
+            json!({"event": "hold_created", "reservation": null}),
+        ),
+        (
+            FeedEvent::hold_extended(&sku("tee"), HoldId(7), 9000),
+            json!({"event": "hold_extended", "reservation_id": "res_7", "sku": "tee", "expires_at": 9000}),
+        ),
+        (
+            FeedEvent::hold_closed(
+                ReleaseReason::Released,
+                HoldClosed::new(&sku("tee"), HoldId(7), Some(&record), 3000),
+            ),
+            json!({"event": "hold_released", "reservation_id": "res_7", "sku": "tee", "qty": 2,
+                   "warehouse": "w1", "at": 3000}),
+        ),
+        (
+            FeedEvent::hold_closed(
+                ReleaseReason::Expired,
+                HoldClosed::new(&sku("tee"), HoldId(8), None, 3000),
+            ),
+            json!({"event": "hold_expired", "reservation_id": "res_8", "sku": "tee", "qty": null,
+                   "warehouse": null, "at": 3000}),
+        ),
+        (
+            FeedEvent::hold_consumed(&sku("tee"), HoldId(7), OrderId(3)),
+            json!({"event": "hold_consumed", "reservation_id": "res_7", "sku": "tee", "order_id": "ord_3"}),
+        ),
+        (
+            FeedEvent::OrderCreated {
+                order: Box::new(o.clone()),
+            },
+            json!({"event": "order_created", "order": value(&o)}),
+        ),
+        (
+            FeedEvent::order_routed(&o),
+            json!({"event": "order_routed", "order_id": "ord_3",
+                   "shipments": [{"warehouse": "w1", "lines": [{"sku": "tee", "qty": 2}]}]}),
+        ),
+        (
+            FeedEvent::order_cancelled(OrderId(3), "changed my mind", 4000),
+            json!({"event": "order_status_changed", "order_id": "ord_3", "status": "cancelled",
+                   "reason": "changed my mind", "at": 4000}),
+        ),
+        (
+            FeedEvent::StockChanged(StockChanged::from_state(&s, &wh("w1"))),
+            json!({"event": "stock_changed", "sku": "tee", "warehouse": "w1", "on_hand": 5,
+                   "reserved": 2, "allocated": 0, "safety_stock": 1, "available": 2, "sku_available": 3}),
+        ),
+        (
+            FeedEvent::availability(&sku("tee"), false, 3).unwrap(),
+            json!({"event": "back_in_stock", "sku": "tee", "sku_available": 3}),
+        ),
+    ];
+    for (event, want) in cases {
+        assert_eq!(value(&event), want);
+    }
+    assert!(FeedEvent::availability(&sku("tee"), true, 1).is_none());
+    assert!(FeedEvent::availability(&sku("tee"), false, 0).is_none());
+}
+
+#[test]
+fn topic_snapshots() {
+    let s = tee();
+    let o = OrderView::from(&order());
+    let w = WarehouseView::from(&warehouse());
+    let cases = [
+        (
+            TopicSnapshot::Sku {
+                stock: Some(StockView::from(&s)),
+            },
+            json!({"stock": value(&StockView::from(&s))}),
+        ),
+        (TopicSnapshot::Sku { stock: None }, json!({"stock": null})),
+        (
+            TopicSnapshot::Warehouse {
+                warehouse: Some(w.clone()),
+                truncated: true,
+                stock: SkuRowView::from_state(&s, &wh("w1")).into_iter().collect(),
+            },
+            json!({"warehouse": value(&w), "truncated": true,
+                   "stock": [value(&SkuRowView::from_state(&s, &wh("w1")).unwrap())]}),
+        ),
+        (TopicSnapshot::Order { order: None }, json!({"order": null})),
+        (
+            TopicSnapshot::Orders {
+                recent: vec![o.clone()],
+            },
+            json!({"recent": [value(&o)]}),
+        ),
+        (
+            TopicSnapshot::Stock {
+                truncated: false,
+                skus: vec![],
+                warehouses: vec![w.clone()],
+            },
+            json!({"truncated": false, "skus": [], "warehouses": [value(&w)]}),
+        ),
+        (TopicSnapshot::Holds {}, json!({})),
+    ];
+    for (snapshot, want) in cases {
+        assert_eq!(value(&snapshot), want);
+    }
+}
+
+#[test]
+fn feed_stats() {
+    let stats = FeedStats {
+        epoch: 1,
+        seq: 2,
+        window: 3,
+        window_max: 4,
+        connections: 5,
+        cut_off_slow: 6,
+        resyncs: 7,
+    };
+    assert_eq!(
+        value(&stats),
+        json!({"epoch": 1, "seq": 2, "window": 3, "window_max": 4, "connections": 5,
+               "cut_off_slow": 6, "resyncs": 7})
+    );
+}
+
+/// The feed renders views from here and nothing else: no JSON by hand, no
+/// HTTP types.
+#[test]
+fn feed_builds_no_json_by_hand_and_knows_no_http() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/feed");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for banned in ["json!", "crate::api", "api::dto", "Value::Object"] {
+            assert!(!text.contains(banned), "{} uses {banned}", path.display());
+        }
+        seen += 1;
+    }
+    assert!(seen >= 2, "read {seen} files in {}", dir.display());
+}

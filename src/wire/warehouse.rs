@@ -1,0 +1,41 @@
+//! Warehouses and locations.
+
+use crate::core::{Location, Warehouse};
+use serde::{Deserialize, Serialize};
+
+/// A point on the map. Also the shape of a location in request bodies,
+/// which is why it refuses unknown fields.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationView {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+impl From<&Location> for LocationView {
+    fn from(l: &Location) -> Self {
+        Self {
+            lat: l.lat,
+            lon: l.lon,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WarehouseView {
+    pub id: String,
+    pub name: String,
+    pub location: LocationView,
+    pub priority: i32,
+}
+
+impl From<&Warehouse> for WarehouseView {
+    fn from(w: &Warehouse) -> Self {
+        Self {
+            id: w.id.to_string(),
+            name: w.name.clone(),
+            location: LocationView::from(&w.location),
+            priority: w.priority,
+        }
+    }
+}
