@@ -152,7 +152,8 @@ impl Surge {
             snapshot_items_max: config.feed_snapshot_items_max,
         }));
         let hub = feed.clone();
-        let wal = Arc::new(Wal::start(
+        let sync_timeout = std::time::Duration::from_millis(config.wal_sync_timeout_ms);
+        let wal = Arc::new(Wal::start_with(
             store.clone(),
             at,
             &WalConfig {
@@ -160,6 +161,10 @@ impl Surge {
                 batch_entries_max: config.wal_batch_entries_max,
                 durability: config.durability,
                 group_delay: std::time::Duration::from_micros(config.wal_group_delay_us_max),
+            },
+            wal::StorageLimits {
+                record_bytes_max: config.wal_record_bytes_max,
+                sync_timeout,
             },
             Box::new(move |seq, e| hub.apply_durable(&sink, seq, e)),
         )?);
@@ -174,6 +179,9 @@ impl Surge {
                 closed_hold_retention: std::time::Duration::from_millis(
                     config.closed_hold_retention_ms,
                 ),
+                retry_min: std::time::Duration::from_millis(config.snapshot_retry_ms_min),
+                retry_max: std::time::Duration::from_millis(config.snapshot_retry_ms_max),
+                stop_wait: sync_timeout,
             },
             clock.clone(),
         )?;
