@@ -1011,4 +1011,111 @@ mod tests {
             })
         ));
     }
+
+    fn started(mem: &MemStore, limits: StorageLimits, published: Arc<AtomicU64>) -> Wal {
+        Wal::start_with(
+            Arc::new(mem.clone()),
+            Position::START,
+            &WalConfig {
+                channel_capacity: 64,
+                batch_entries_max: 64,
+                durability: Durability::Fsync,
+                group_delay: std::time::Duration::ZERO,
+            },
+            limits,
+            Box::new(move |_, _| {
+                published.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_group_commit_becomes_bounded_records_synced_once() {
+        let mem = MemStore::new();
+        let published = Arc::new(AtomicU64::new(0));
+        let limits = StorageLimits {
+            record_bytes_max: 300,
+            ..StorageLimits::default()
+        };
+        let wal = started(&mem, limits, published.clone());
+        let events: Vec<Event> = (1..=200).map(ev).collect();
+        assert_eq!(wal.submit(events.clone()).unwrap().wait().await, Ok(200));
+        assert_eq!(mem.faults.syncs.load(Ordering::SeqCst), 1, "one sync");
+        assert_eq!(published.load(Ordering::SeqCst), 200);
+        let mut sizes = Vec::new();
+        mem.scan(&mut |_, v| sizes.push(v.len())).unwrap();
+        assert!(sizes.len() > 5, "{sizes:?}");
+        assert!(sizes.iter().all(|&n| n <= 300), "{sizes:?}");
+        // Seqs run on across the records: replay reads them as one batch.
+        let mut replayed = Vec::new();
+        let at = replay(&mem, |seq, e| replayed.push((seq, e.clone()))).unwrap();
+        assert_eq!(at.next_seq, 201);
+        assert_eq!(at.next_key, sizes.len() as u64);
+        assert_eq!(
+            replayed,
+            (1..=200).zip(events.iter().cloned()).collect::<Vec<_>>()
+        );
+        // An event longer than the limit still goes, in a record of its own.
+        let long = Event::StockAdjusted {
+            sku: SkuId::parse("s").unwrap(),
+            warehouse: WarehouseId::parse("w").unwrap(),
+            delta: 1,
+            reason: "x".repeat(1000),
+        };
+        assert_eq!(
+            wal.submit(vec![long.clone()]).unwrap().wait().await,
+            Ok(201)
+        );
+        wal.shutdown();
+        let mut last = None;
+        replay(&mem, |seq, e| last = Some((seq, e.clone()))).unwrap();
+        assert_eq!(last, Some((201, long)));
+    }
+
+    #[tokio::test]
+    async fn a_hung_sync_fails_the_log_within_the_timeout_and_shutdown_still_returns() {
+        let mem = MemStore::new();
+        let published = Arc::new(AtomicU64::new(0));
+        let timeout = std::time::Duration::from_millis(200);
+        let limits = StorageLimits {
+            sync_timeout: timeout,
+            ..StorageLimits::default()
+        };
+        let wal = started(&mem, limits, published.clone());
+        assert_eq!(wal.submit(vec![ev(1)]).unwrap().wait().await, Ok(1));
+        mem.faults.hang_sync.store(true, Ordering::SeqCst);
+        let started_at = std::time::Instant::now();
+        let stuck = wal.submit(vec![ev(2)]).unwrap();
+        // Queued behind the stuck one: answered from outside the writer too.
+        let queued = wal.submit(vec![ev(3)]).unwrap();
+        let answers = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            (stuck.wait().await, queued.wait().await)
+        })
+        .await
+        .expect("waiters answered while the writer is stuck");
+        let waited = started_at.elapsed();
+        assert_eq!(answers, (Err(WalError::Failed), Err(WalError::Failed)));
+        assert!(waited >= timeout, "failed before the timeout: {waited:?}");
+        assert!(waited < timeout * 10, "took {waited:?}");
+        assert!(mem.faults.sync_hung.load(Ordering::SeqCst));
+        assert!(wal.is_failed());
+        assert_eq!(wal.submit(vec![ev(4)]).err(), Some(WalError::Failed));
+        assert_eq!(wal.barrier().err(), Some(WalError::Failed));
+        let stopping = std::time::Instant::now();
+        wal.shutdown();
+        assert!(stopping.elapsed() < std::time::Duration::from_secs(2));
+        // The disk answers at last: nothing it held is published.
+        mem.faults.hang_sync.store(false, Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while mem.faults.syncs.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            mem.faults.syncs.load(Ordering::SeqCst),
+            2,
+            "the late sync returned"
+        );
+        assert_eq!(published.load(Ordering::SeqCst), 1);
+    }
 }

@@ -513,3 +513,120 @@ impl LogStore for MemStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob_files(dir: &Path) -> usize {
+        std::fs::read_dir(dir.join("blobs")).map_or(0, |d| d.count())
+    }
+
+    fn all(store: &dyn LogStore, from: u64) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        store
+            .scan_from(from, &mut |k, v| {
+                out.push((k, v.to_vec()));
+                true
+            })
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn no_value_ever_becomes_a_sled_blob_and_long_records_come_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 24).unwrap();
+        // Log-shaped: growing keys, a sync per group, truncation behind.
+        let len = |k: u64| match k % 7 {
+            0 => 300_000,
+            1 => SLED_VALUE_BYTES_MAX,
+            2 => SLED_VALUE_BYTES_MAX - 1,
+            3 => 40_000,
+            _ => 4096,
+        };
+        let value = |k: u64| -> Vec<u8> { (0..len(k)).map(|i| (i as u64 ^ k) as u8).collect() };
+        for k in 0..400u64 {
+            store.append(k, &value(k)).unwrap();
+            if k % 3 == 0 {
+                store.sync().unwrap();
+            }
+            if k % 100 == 99 {
+                store.truncate_before(k - 20).unwrap();
+            }
+        }
+        store.sync().unwrap();
+        assert_eq!(blob_files(dir.path()), 0, "sled wrote an unsynced blob");
+        let got = all(&store, 0);
+        assert_eq!(
+            got.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            (379..400).collect::<Vec<_>>()
+        );
+        for (k, v) in &got {
+            assert_eq!(v, &value(*k), "record {k}");
+        }
+        // From a record in parts, and from the one right after it.
+        assert_eq!(all(&store, 385)[0], (385, value(385)));
+        assert_eq!(all(&store, 386)[0].0, 386);
+        drop(store);
+        let again = SledStore::open(dir.path(), 1 << 24).unwrap();
+        assert_eq!(all(&again, 0), got, "the same after reopening");
+    }
+
+    #[test]
+    fn a_value_at_the_ceiling_is_refused_not_stored() {
+        assert!(bounded(&vec![0; SLED_VALUE_BYTES_MAX - 1]).is_ok());
+        assert!(matches!(
+            bounded(&vec![0; SLED_VALUE_BYTES_MAX]),
+            Err(StoreError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn snapshots_are_synced_files_and_an_old_in_sled_snapshot_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 24).unwrap();
+        // A data directory from before file snapshots: generation 3 in sled.
+        store.legacy_snap.insert(chunk_key(3, 0), b"old0").unwrap();
+        store.legacy_snap.insert(chunk_key(3, 1), b"old1").unwrap();
+        store.legacy_snap.insert(META_KEY, b"oldmeta").unwrap();
+        let chunks = |s: &SledStore, g| {
+            let mut out = Vec::new();
+            s.chunks(g, &mut |i, b| out.push((i, b.to_vec()))).unwrap();
+            out
+        };
+        assert_eq!(store.snapshot_meta().unwrap(), Some(b"oldmeta".to_vec()));
+        assert_eq!(
+            chunks(&store, 3),
+            vec![(0, b"old0".to_vec()), (1, b"old1".to_vec())]
+        );
+        // An abandoned attempt, then a committed one.
+        store.put_chunk(4, 0, b"abandoned").unwrap();
+        assert_eq!(store.snapshot_meta().unwrap(), Some(b"oldmeta".to_vec()));
+        let big = vec![7u8; 1 << 20];
+        store.put_chunk(5, 0, &big).unwrap();
+        store.put_chunk(5, 1, b"new1").unwrap();
+        store.commit_snapshot(5, b"newmeta").unwrap();
+        assert_eq!(store.snapshot_meta().unwrap(), Some(b"newmeta".to_vec()));
+        assert_eq!(chunks(&store, 5), vec![(0, big), (1, b"new1".to_vec())]);
+        assert!(
+            chunks(&store, 4).is_empty(),
+            "other generations are removed"
+        );
+        assert!(
+            store.legacy_snap.is_empty(),
+            "the old snapshot's space is freed"
+        );
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert!(names.iter().all(|n| !n.ends_with(TMP_SUFFIX)), "{names:?}");
+        drop(store);
+        let again = SledStore::open(dir.path(), 1 << 24).unwrap();
+        assert_eq!(again.snapshot_meta().unwrap(), Some(b"newmeta".to_vec()));
+        assert_eq!(chunks(&again, 5).len(), 2);
+        assert_eq!(blob_files(dir.path()), 0);
+    }
+}
