@@ -172,8 +172,14 @@ impl SledStore {
         let wal = db.open_tree("wal").map_err(io)?;
         let legacy_snap = db.open_tree("snapshot").map_err(io)?;
         let data_file = File::open(dir.join("db")).map_err(io)?;
+        // sled writes its `conf` when it creates a data directory and never
+        // syncs it, nor the directory's new entries.
+        File::open(dir.join("conf"))
+            .and_then(|f| f.sync_all())
+            .map_err(io)?;
         let snap_dir = dir.join("snapshots");
         std::fs::create_dir_all(&snap_dir).map_err(io)?;
+        sync_dir(dir)?;
         Ok(Self {
             db,
             wal,
