@@ -97,7 +97,8 @@ async fn serve(
     .backlog(config.http_backlog)
     .client_request_timeout(Duration::from_millis(config.http_request_timeout_ms))
     .keep_alive(Duration::from_millis(config.http_keep_alive_ms))
-    // In-flight requests get half the shutdown budget (whole seconds).
+    // In-flight requests get half the shutdown budget (in whole seconds,
+    // rounded down).
     .shutdown_timeout(config.shutdown_timeout_ms / 2 / 1000)
     .disable_signals()
     .listen(listener)?
@@ -109,7 +110,7 @@ async fn serve(
     let handle = server.handle();
     let feed = surge.feed.clone();
     let shutdown_timeout = Duration::from_millis(config.shutdown_timeout_ms);
-    let (deadline_tx, deadline_rx) = tokio::sync::oneshot::channel::<Instant>();
+    let (deadline_tx, mut deadline_rx) = tokio::sync::oneshot::channel::<Instant>();
     actix_rt::spawn(async move {
         shutdown.await;
         let _ = deadline_tx.send(Instant::now() + shutdown_timeout);
@@ -138,8 +139,9 @@ async fn serve(
     };
     let served = server.await;
     sweeper.abort();
+    // Sent before the stop began; missing when the server ended otherwise.
     let deadline = deadline_rx
-        .await
+        .try_recv()
         .unwrap_or_else(|_| Instant::now() + shutdown_timeout);
     let drained = close_bounded(&surge, deadline).await;
     let failed = surge.wal.is_failed();

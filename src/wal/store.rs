@@ -524,6 +524,19 @@ impl LogStore for MemStore {
 mod tests {
     use super::*;
 
+    /// Opens again once sled's threads of the previous handle have let go
+    /// of its lock (they end shortly after the handle is dropped).
+    fn reopen(dir: &Path) -> SledStore {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match SledStore::open(dir, 1 << 24) {
+                Ok(s) => return s,
+                Err(e) if std::time::Instant::now() > deadline => panic!("{e}"),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+    }
+
     fn blob_files(dir: &Path) -> usize {
         std::fs::read_dir(dir.join("blobs")).map_or(0, |d| d.count())
     }
@@ -575,7 +588,7 @@ mod tests {
         assert_eq!(all(&store, 385)[0], (385, value(385)));
         assert_eq!(all(&store, 386)[0].0, 386);
         drop(store);
-        let again = SledStore::open(dir.path(), 1 << 24).unwrap();
+        let again = reopen(dir.path());
         assert_eq!(all(&again, 0), got, "the same after reopening");
     }
 
@@ -630,7 +643,7 @@ mod tests {
         assert_eq!(names.len(), 3, "{names:?}");
         assert!(names.iter().all(|n| !n.ends_with(TMP_SUFFIX)), "{names:?}");
         drop(store);
-        let again = SledStore::open(dir.path(), 1 << 24).unwrap();
+        let again = reopen(dir.path());
         assert_eq!(again.snapshot_meta().unwrap(), Some(b"newmeta".to_vec()));
         assert_eq!(chunks(&again, 5).len(), 2);
         assert_eq!(blob_files(dir.path()), 0);
