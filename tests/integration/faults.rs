@@ -245,9 +245,15 @@ impl Server {
 
     /// SIGTERM, then the exit status, which must come within `bound`.
     async fn terminate(&mut self, bound: Duration) -> ExitStatus {
+        self.signal("-TERM", bound).await
+    }
+
+    /// Sends `signal` (as `kill` takes it), then the exit status, which must
+    /// come within `bound`.
+    async fn signal(&mut self, signal: &str, bound: Duration) -> ExitStatus {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([signal, &pid])
             .status()
             .unwrap()
             .success());
@@ -259,7 +265,7 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let _ = self.child.kill();
-        panic!("no exit within {bound:?} of SIGTERM; log:\n{}", self.log());
+        panic!("no exit within {bound:?} of {signal}; log:\n{}", self.log());
     }
 }
 
@@ -368,8 +374,8 @@ async fn check_restart(data: &Path, log_dir: &Path, acked: &HashSet<String>) {
         "{reserved} reserved, {} acknowledged",
         acked.len()
     );
-    let status = server.terminate(Duration::from_secs(15)).await;
-    assert!(status.success(), "healthy shutdown: {status}");
+    let status = server.signal("-INT", Duration::from_secs(15)).await;
+    assert!(status.success(), "healthy shutdown on SIGINT: {status}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
