@@ -14,17 +14,125 @@
 #     it was synced, or if a snapshot's directory was not fsync'd after its
 #     files were renamed into it.
 #
-# Usage: scripts/check-durability.sh [N] [W]   (needs strace and curl)
+# Usage: scripts/check-durability.sh [N] [W] [B]   (needs strace and curl)
+#        N sequential reservations, W clients sending B batches each.
 #        KEEP_TRACE=1 keeps the trace and its scratch directory.
 set -euo pipefail
 n=${1:-20}
 workers=${2:-8}
-batches_per_worker=10
+batches_per_worker=${3:-10}
 cd "$(dirname "$0")/.."
 command -v strace >/dev/null || { echo "strace is not installed (apt-get install strace)"; exit 2; }
 command -v curl >/dev/null || { echo "curl is not installed (apt-get install curl)"; exit 2; }
 cargo build --quiet --bin surge
 bin=target/debug/surge
+# analyse TRACE DATA: checks an strace -f -y trace of a server whose data
+# directory is DATA; prints what it found, fails on any violation.
+analyse() {
+  local trace=$1 data=$2 events="$1.events"
+  # Events in completion order: "<syscall> <path>" (the fd's path, or for a
+  # rename its source and target), from strace -f lines, joining calls that
+  # were interrupted by another thread's ("<unfinished ...>" / "resumed>").
+  awk -v data="$data" '
+  function emit(call, rest,   p, q, path, path2) {
+    if (rest ~ /= -1 /) return
+    path = ""; path2 = ""
+    if (call ~ /^rename/) {
+      q = rest
+      if (match(q, /"[^"]*"/)) { path = substr(q, RSTART + 1, RLENGTH - 2); q = substr(q, RSTART + RLENGTH) }
+      if (match(q, /"[^"]*"/)) { path2 = substr(q, RSTART + 1, RLENGTH - 2) }
+      print call, path, path2
+      return
+    }
+    if (call == "openat") {
+      if (match(rest, /"[^"]*"/)) path = substr(rest, RSTART + 1, RLENGTH - 2)
+      if (rest ~ /O_CREAT/) print "create", path
+      return
+    }
+    if (match(rest, /^[0-9]+<[^>]*>/)) {
+      p = substr(rest, RSTART, RLENGTH)
+      sub(/^[0-9]+</, "", p); sub(/>$/, "", p)
+      print call, p
+    }
+  }
+  {
+    tid = $1
+    line = $0
+    sub(/^[0-9]+ +/, "", line)
+    if (line ~ /<unfinished \.\.\.>$/) {
+      call = line; sub(/\(.*/, "", call)
+      rest = line; sub(/^[a-z0-9_]+\(/, "", rest)
+      pending_call[tid] = call; pending_rest[tid] = rest
+      next
+    }
+    if (line ~ /^<\.\.\. [a-z0-9_]+ resumed>/) {
+      if (tid in pending_call) emit(pending_call[tid], pending_rest[tid] " " line)
+      delete pending_call[tid]
+      next
+    }
+    call = line; sub(/\(.*/, "", call)
+    rest = line; sub(/^[a-z0-9_]+\(/, "", rest)
+    emit(call, rest)
+  }
+' "$trace" | grep -F "$data" >"$events" || true
+
+  # Checks over the events, in order.
+  awk -v data="$data" '
+  function is_data_file(p) { return index(p, data "/") == 1 }
+  $1 == "create" && $2 ~ /\/blobs\// { blob[$2] = 1 }
+  ($1 == "write" || $1 == "pwrite64" || $1 == "pwritev") && is_data_file($2) {
+    dirty[$2] = 1; written[$2] = 1; writes++
+    if ($2 ~ /\/blobs\//) blob[$2] = 1
+    if ($2 ~ /\/snapshots\//) snap_writes++
+  }
+  $1 == "fsync" || $1 == "fdatasync" {
+    dirty[$2] = 0; syncs[$1]++
+    if ($2 ~ /\/snapshots$/) { dir_dirty = 0; snap_dir_syncs++ }
+  }
+  $1 == "sync_file_range" { ranges++ }
+  $1 ~ /^rename/ && $2 ~ /\/snapshots\// {
+    renames++
+    if (dirty[$2]) { bad++; print "FAIL: " $2 " renamed into place before it was synced" }
+    dirty[$3] = dirty[$2]; dirty[$2] = 0
+    dir_dirty = 1
+    if ($3 ~ /\/meta$/) { metas++; meta_pending = 1 }
+  }
+  $1 ~ /^(fsync|fdatasync)$/ && $2 ~ /\/snapshots$/ && meta_pending { meta_pending = 0; metas_synced++ }
+  END {
+    for (p in blob) { bad++; print "FAIL: sled wrote " p " (a blob: never synced by sled)" }
+    for (p in dirty) if (dirty[p]) { bad++; print "FAIL: " p " was written and never synced afterwards" }
+    if (dir_dirty) { bad++; print "FAIL: snapshot files renamed but their directory not fsynced" }
+    if (metas == 0) { bad++; print "FAIL: no snapshot was committed during the run" }
+    if (metas_synced < metas) { bad++; print "FAIL: a snapshot meta rename without a directory fsync after it" }
+    nfiles = 0; for (p in written) nfiles++
+    printf "trace: %d writes to %d files in the data directory, %d fdatasync, %d fsync, %d sync_file_range; %d snapshot files written, %d renames, %d snapshots committed, %d snapshot directory fsyncs; %d blob files\n", writes, nfiles, syncs["fdatasync"], syncs["fsync"], ranges, snap_writes, renames, metas, snap_dir_syncs, length(blob)
+    exit bad > 0
+  }
+' "$events"
+}
+
+# The checker itself, on a made-up trace: a sled blob, a write completed
+# after the sync that should have covered it, a snapshot file renamed before
+# its sync. Each must be reported.
+selftest=$(mktemp)
+cat >"$selftest" <<'TRACE'
+100 openat(AT_FDCWD</x>, "/d/data/blobs/5", O_RDWR|O_CREAT|O_CLOEXEC, 0666) = 9</d/data/blobs/5>
+100 pwrite64(9</d/data/blobs/5>, "abc", 3, 0) = 3
+100 pwrite64(4</d/data/db>, "abc", 3, 0 <unfinished ...>
+101 fdatasync(4</d/data/db>) = 0
+100 <... pwrite64 resumed>) = 3
+102 write(7</d/data/snapshots/1-1.chunk.tmp>, "abc", 3) = 3
+102 rename("/d/data/snapshots/1-1.chunk.tmp", "/d/data/snapshots/1-1.chunk") = 0
+TRACE
+if found=$(analyse "$selftest" /d/data); then
+  echo "FAIL: the checker passed a bad trace"; exit 1
+fi
+for want in "blobs/5" "data/db was written" "renamed into place before"; do
+  grep -q "$want" <<<"$found" || { echo "FAIL: the checker missed: $want"; echo "$found"; exit 1; }
+done
+rm -f "$selftest" "$selftest.events"
+echo "checker self-test: a made-up trace's blob, late write and early rename are all caught"
+
 tmp=$(mktemp -d)
 data="$tmp/data"
 port=$((20000 + RANDOM % 20000))
@@ -110,85 +218,7 @@ done
 kill -KILL "$(server_pid)"
 wait "$pid" 2>/dev/null || true
 
-# Events in completion order: "<syscall> <path>" (the fd's path, or for a
-# rename its source and target), from strace -f lines, joining calls that
-# were interrupted by another thread's ("<unfinished ...>" / "resumed>").
-awk -v data="$data" '
-  function emit(call, rest,   p, q, path, path2) {
-    if (rest ~ /= -1 /) return
-    path = ""; path2 = ""
-    if (call ~ /^rename/) {
-      q = rest
-      if (match(q, /"[^"]*"/)) { path = substr(q, RSTART + 1, RLENGTH - 2); q = substr(q, RSTART + RLENGTH) }
-      if (match(q, /"[^"]*"/)) { path2 = substr(q, RSTART + 1, RLENGTH - 2) }
-      print call, path, path2
-      return
-    }
-    if (call == "openat") {
-      if (match(rest, /"[^"]*"/)) path = substr(rest, RSTART + 1, RLENGTH - 2)
-      if (rest ~ /O_CREAT/) print "create", path
-      return
-    }
-    if (match(rest, /^[0-9]+<[^>]*>/)) {
-      p = substr(rest, RSTART, RLENGTH)
-      sub(/^[0-9]+</, "", p); sub(/>$/, "", p)
-      print call, p
-    }
-  }
-  {
-    tid = $1
-    line = $0
-    sub(/^[0-9]+ +/, "", line)
-    if (line ~ /<unfinished \.\.\.>$/) {
-      call = line; sub(/\(.*/, "", call)
-      rest = line; sub(/^[a-z0-9_]+\(/, "", rest)
-      pending_call[tid] = call; pending_rest[tid] = rest
-      next
-    }
-    if (line ~ /^<\.\.\. [a-z0-9_]+ resumed>/) {
-      if (tid in pending_call) emit(pending_call[tid], pending_rest[tid] " " line)
-      delete pending_call[tid]
-      next
-    }
-    call = line; sub(/\(.*/, "", call)
-    rest = line; sub(/^[a-z0-9_]+\(/, "", rest)
-    emit(call, rest)
-  }
-' "$tmp/trace" | grep -F "$data" >"$tmp/events" || true
-
-# Checks over the events, in order.
-awk -v data="$data" '
-  function is_data_file(p) { return index(p, data "/") == 1 }
-  $1 == "create" && $2 ~ /\/blobs\// { blob[$2] = 1 }
-  ($1 == "write" || $1 == "pwrite64" || $1 == "pwritev") && is_data_file($2) {
-    dirty[$2] = 1; written[$2] = 1; writes++
-    if ($2 ~ /\/blobs\//) blob[$2] = 1
-    if ($2 ~ /\/snapshots\//) snap_writes++
-  }
-  $1 == "fsync" || $1 == "fdatasync" {
-    dirty[$2] = 0; syncs[$1]++
-    if ($2 ~ /\/snapshots$/) { dir_dirty = 0; snap_dir_syncs++ }
-  }
-  $1 == "sync_file_range" { ranges++ }
-  $1 ~ /^rename/ && $2 ~ /\/snapshots\// {
-    renames++
-    if (dirty[$2]) { bad++; print "FAIL: " $2 " renamed into place before it was synced" }
-    dirty[$3] = dirty[$2]; dirty[$2] = 0
-    dir_dirty = 1
-    if ($3 ~ /\/meta$/) { metas++; meta_pending = 1 }
-  }
-  $1 ~ /^(fsync|fdatasync)$/ && $2 ~ /\/snapshots$/ && meta_pending { meta_pending = 0; metas_synced++ }
-  END {
-    for (p in blob) { bad++; print "FAIL: sled wrote " p " (a blob: never synced by sled)" }
-    for (p in dirty) if (dirty[p]) { bad++; print "FAIL: " p " was written and never synced afterwards" }
-    if (dir_dirty) { bad++; print "FAIL: snapshot files renamed but their directory not fsynced" }
-    if (metas == 0) { bad++; print "FAIL: no snapshot was committed during the run" }
-    if (metas_synced < metas) { bad++; print "FAIL: a snapshot meta rename without a directory fsync after it" }
-    nfiles = 0; for (p in written) nfiles++
-    printf "trace: %d writes to %d files in the data directory, %d fdatasync, %d fsync, %d sync_file_range; %d snapshot files written, %d renames, %d snapshots committed, %d snapshot directory fsyncs; %d blob files\n", writes, nfiles, syncs["fdatasync"], syncs["fsync"], ranges, snap_writes, renames, metas, snap_dir_syncs, length(blob)
-    exit bad > 0
-  }
-' "$tmp/events" || { echo "strace excerpt:"; grep -E 'snapshots|blobs' "$tmp/trace" | head -20; exit 1; }
+analyse "$tmp/trace" "$data" || { echo "strace excerpt:"; grep -E 'snapshots|blobs' "$tmp/trace" | head -20; exit 1; }
 echo "strace excerpt (a snapshot commit):"
 grep -E 'snapshots' "$tmp/trace" | grep -E 'fdatasync|fsync|rename' | tail -6
 echo "ok: every acknowledged write was fdatasync'ed before its reply; every file written was synced; no blobs; snapshot files and their directory synced"
