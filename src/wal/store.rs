@@ -174,9 +174,10 @@ impl SledStore {
         let data_file = File::open(dir.join("db")).map_err(io)?;
         // sled writes its `conf` when it creates a data directory and never
         // syncs it, nor the directory's new entries.
-        File::open(dir.join("conf"))
-            .and_then(|f| f.sync_all())
-            .map_err(io)?;
+        match File::open(dir.join("conf")).and_then(|f| f.sync_all()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
         let snap_dir = dir.join("snapshots");
         std::fs::create_dir_all(&snap_dir).map_err(io)?;
         sync_dir(dir)?;
