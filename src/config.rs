@@ -31,10 +31,15 @@ pub struct Config {
     pub wal_group_delay_us_max: u64,
     pub wal_channel_capacity: usize,
     pub wal_batch_entries_max: usize,
+    pub wal_record_bytes_max: usize,
+    pub wal_sync_timeout_ms: u64,
+    pub shutdown_timeout_ms: u64,
     pub sled_cache_bytes: u64,
     pub snapshot_every_events: u64,
     pub snapshot_every_ms: u64,
     pub snapshot_chunk_entries: usize,
+    pub snapshot_retry_ms_min: u64,
+    pub snapshot_retry_ms_max: u64,
     pub hold_ttl_ms_default: u64,
     pub hold_ttl_ms_max: u64,
     pub hold_expiry_batch_max: usize,
@@ -165,6 +170,10 @@ impl Config {
             ("order_mailbox_capacity", self.order_mailbox_capacity as u64),
             ("wal_channel_capacity", self.wal_channel_capacity as u64),
             ("wal_batch_entries_max", self.wal_batch_entries_max as u64),
+            ("wal_record_bytes_max", self.wal_record_bytes_max as u64),
+            ("wal_sync_timeout_ms", self.wal_sync_timeout_ms),
+            ("shutdown_timeout_ms", self.shutdown_timeout_ms),
+            ("snapshot_retry_ms_min", self.snapshot_retry_ms_min),
             ("snapshot_every_events", self.snapshot_every_events),
             ("snapshot_every_ms", self.snapshot_every_ms),
             ("snapshot_chunk_entries", self.snapshot_chunk_entries as u64),
@@ -216,6 +225,12 @@ impl Config {
             return Err(invalid(
                 "closed_hold_retention_ms",
                 "must be at least idempotency_ttl_ms, so a retried key still finds its hold",
+            ));
+        }
+        if self.snapshot_retry_ms_max < self.snapshot_retry_ms_min {
+            return Err(invalid(
+                "snapshot_retry_ms_max",
+                "must be at least snapshot_retry_ms_min",
             ));
         }
         if self.on_hand_max > i64::MAX as u64 {

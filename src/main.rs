@@ -79,14 +79,38 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let store = surge::server::open_store(&config)
         .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "surge serving");
+    let bound = std::time::Duration::from_millis(config.shutdown_timeout_ms) + BACKSTOP_MARGIN;
+    let shutdown = async move {
+        shutdown_signal().await;
+        arm_backstop(bound);
+    };
     actix_rt::System::new().block_on(surge::server::run(
         listener,
         config,
         Arc::new(SystemClock::default()),
         store,
-        shutdown_signal(),
+        shutdown,
     ))?;
     Ok(())
+}
+
+/// How long after `shutdown_timeout_ms` the backstop waits for the
+/// orderly (already bounded) shutdown before it ends the process itself.
+const BACKSTOP_MARGIN: std::time::Duration = std::time::Duration::from_millis(1000);
+
+/// Ends the process with status 2 if it is still running `after` from now,
+/// whatever it is stuck on.
+fn arm_backstop(after: std::time::Duration) {
+    let armed = std::thread::Builder::new()
+        .name("surge-backstop".into())
+        .spawn(move || {
+            std::thread::sleep(after);
+            tracing::error!("shutdown overran its bound; exiting now");
+            std::process::exit(2);
+        });
+    if let Err(e) = armed {
+        tracing::warn!(error = %e, "cannot start the shutdown backstop");
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -2,6 +2,12 @@
 //! resolves; then stops accepting, lets in-flight requests finish, stops the
 //! actors and drains the WAL. `main` passes a signal future; tests bind
 //! port 0 and pass a channel.
+//!
+//! Shutdown is bounded by `shutdown_timeout_ms` in every state: in-flight
+//! requests get half of it, draining the log the rest. When storage has
+//! failed (or the drain does not finish in time) the store is never closed
+//! (sled's close waits on a flusher that never returns after an I/O error)
+//! and `run` returns an error, so the process exits non-zero at once.
 
 use crate::api;
 use crate::app::{OpenError, Surge};
@@ -13,7 +19,7 @@ use actix_web::{web, App, HttpServer};
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +30,10 @@ pub enum ServerError {
     Open(#[from] OpenError),
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("storage failed; stopped without closing the log (acknowledged writes are synced)")]
+    StorageFailed,
+    #[error("shutdown did not finish within {0} ms; stopped without closing the log")]
+    ShutdownTimedOut(u64),
 }
 
 /// Opens the sled log in `config.data_dir`.
@@ -54,6 +64,8 @@ async fn serve(
     shutdown: impl Future<Output = ()> + 'static,
     ready: Option<std::sync::mpsc::Sender<Arc<Surge>>>,
 ) -> Result<(), ServerError> {
+    // Kept so the store can be left open (never dropped) after a failure.
+    let store_handle = store.clone();
     let surge = Surge::open(config.clone(), clock, store)?;
     let data = web::Data::new(surge.clone());
     let app_config = config.clone();
@@ -81,6 +93,9 @@ async fn serve(
     .backlog(config.http_backlog)
     .client_request_timeout(Duration::from_millis(config.http_request_timeout_ms))
     .keep_alive(Duration::from_millis(config.http_keep_alive_ms))
+    // In-flight requests get half the shutdown budget (in whole seconds,
+    // rounded down).
+    .shutdown_timeout(config.shutdown_timeout_ms / 2 / 1000)
     .disable_signals()
     .listen(listener)?
     .run();
@@ -90,8 +105,11 @@ async fn serve(
 
     let handle = server.handle();
     let feed = surge.feed().clone();
+    let shutdown_timeout = Duration::from_millis(config.shutdown_timeout_ms);
+    let (deadline_tx, mut deadline_rx) = tokio::sync::oneshot::channel::<Instant>();
     actix_rt::spawn(async move {
         shutdown.await;
+        let _ = deadline_tx.send(Instant::now() + shutdown_timeout);
         tracing::info!("shutting down: finishing in-flight requests");
         feed.close_all();
         handle.stop(true).await;
@@ -114,10 +132,46 @@ async fn serve(
     };
     let served = server.await;
     sweeper.abort();
-    let s = surge.clone();
-    let _ = tokio::task::spawn_blocking(move || s.shutdown()).await;
+    // Sent before the stop began; missing when the server ended otherwise.
+    let deadline = deadline_rx
+        .try_recv()
+        .unwrap_or_else(|_| Instant::now() + shutdown_timeout);
+    let drained = close_bounded(&surge, deadline).await;
+    let failed = surge.storage_failed();
+    if failed || !drained {
+        std::mem::forget(store_handle);
+    }
+    if failed {
+        tracing::error!("stopped with storage failed");
+        return Err(ServerError::StorageFailed);
+    }
+    if !drained {
+        tracing::error!("shutdown timed out");
+        return Err(ServerError::ShutdownTimedOut(config.shutdown_timeout_ms));
+    }
     tracing::info!("stopped");
     Ok(served?)
+}
+
+/// Stops the actors and drains the log on a thread of its own, waiting for
+/// it until `deadline`; false if it did not finish by then (the thread, and
+/// whatever store call it is stuck in, is left behind).
+async fn close_bounded(surge: &Arc<Surge>, deadline: Instant) -> bool {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let s = surge.clone();
+    let spawned = std::thread::Builder::new()
+        .name("surge-shutdown".into())
+        .spawn(move || {
+            s.shutdown();
+            let _ = done_tx.send(());
+        });
+    if spawned.is_err() {
+        return false;
+    }
+    matches!(
+        tokio::time::timeout_at(deadline.into(), done_rx).await,
+        Ok(Ok(()))
+    )
 }
 
 /// A server on its own thread and actix System; for tests, benches and

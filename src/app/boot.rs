@@ -39,7 +39,8 @@ impl Surge {
             snapshot_items_max: config.feed_snapshot_items_max,
         }));
         let (sink, hub) = (projection.clone(), feed.clone());
-        let wal = Arc::new(Wal::start(
+        let sync_timeout = std::time::Duration::from_millis(config.wal_sync_timeout_ms);
+        let wal = Arc::new(Wal::start_with(
             store.clone(),
             at,
             &WalConfig {
@@ -47,6 +48,10 @@ impl Surge {
                 batch_entries_max: config.wal_batch_entries_max,
                 durability: config.durability,
                 group_delay: std::time::Duration::from_micros(config.wal_group_delay_us_max),
+            },
+            wal::StorageLimits {
+                record_bytes_max: config.wal_record_bytes_max,
+                sync_timeout,
             },
             Box::new(move |seq, e| hub.apply_durable(&sink, seq, e)),
         )?);
@@ -58,6 +63,9 @@ impl Surge {
                 every: std::time::Duration::from_millis(config.snapshot_every_ms),
                 chunk_entries: config.snapshot_chunk_entries,
                 retention: config.retention(),
+                retry_min: std::time::Duration::from_millis(config.snapshot_retry_ms_min),
+                retry_max: std::time::Duration::from_millis(config.snapshot_retry_ms_max),
+                stop_wait: sync_timeout,
             },
             clock.clone(),
         )?;

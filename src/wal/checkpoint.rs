@@ -3,8 +3,12 @@
 //! or the writer), writes a snapshot when enough events or time have passed,
 //! then truncates the log behind it. So a snapshot costs the request path
 //! nothing but disk bandwidth, and the log stays bounded under steady load.
+//!
+//! A failed snapshot is logged and tried again after a backoff that doubles
+//! from `retry_min` to `retry_max`; it never touches the log's health (the
+//! store keeps snapshots apart from the log) and never blocks the writer.
 
-use super::snapshot::{self, Meta};
+use super::snapshot::{self, Meta, SnapshotError};
 use super::store::LogStore;
 use super::Position;
 use crate::clock::Clock;
@@ -31,6 +35,13 @@ pub struct CheckpointConfig {
     /// retention are forgotten before each snapshot (the same rule as the
     /// live read model's).
     pub retention: Retention,
+    /// First wait after a failed snapshot; doubles on each failure...
+    pub retry_min: Duration,
+    /// ...up to this.
+    pub retry_max: Duration,
+    /// Longest `shutdown` waits for the thread (which may be stuck inside
+    /// a store that stopped answering) before leaving it behind.
+    pub stop_wait: Duration,
 }
 
 /// What the checkpointer has done, for logs and tests.
@@ -39,10 +50,15 @@ pub struct CheckpointStats {
     pub snapshots: AtomicU64,
     /// Seq of the last event the newest snapshot holds.
     pub last_seq: AtomicU64,
+    /// Snapshots that failed.
+    pub failures: AtomicU64,
 }
 
 pub struct Checkpointer {
     stop: Sender<()>,
+    /// Disconnected when the thread ends.
+    gone: Receiver<()>,
+    stop_wait: Duration,
     /// Set at shutdown: a snapshot being written is abandoned.
     cancel: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -60,22 +76,38 @@ impl Checkpointer {
         let stats = Arc::new(CheckpointStats::default());
         let cancel = Arc::new(AtomicBool::new(false));
         let (s, c) = (stats.clone(), cancel.clone());
+        let (gone_tx, gone) = crossbeam_channel::bounded::<()>(0);
+        let stop_wait = config.stop_wait;
         let thread = std::thread::Builder::new()
             .name("surge-checkpoint".into())
-            .spawn(move || run(store, durable_key, config, clock, stopped, s, c))?;
+            .spawn(move || {
+                let _gone = gone_tx;
+                run(store, durable_key, config, clock, stopped, s, c)
+            })?;
         Ok(Self {
             stop,
+            gone,
+            stop_wait,
             cancel,
             thread: Mutex::new(Some(thread)),
             stats,
         })
     }
 
+    /// Stops the thread, abandoning a snapshot being written, and waits
+    /// for it up to `stop_wait`.
     pub fn shutdown(&self) {
         self.cancel.store(true, Ordering::Release);
         let _ = self.stop.try_send(());
         if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = t.join();
+            match self.gone.recv_timeout(self.stop_wait) {
+                Err(RecvTimeoutError::Timeout) => {
+                    tracing::warn!("the checkpointer is stuck in storage; not waiting for it");
+                }
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                    let _ = t.join();
+                }
+            }
         }
     }
 }
@@ -109,6 +141,8 @@ fn run(
     };
     let mut last_snapshot_seq = at.next_seq - 1;
     let mut last_snapshot_at = Instant::now();
+    // After a failed snapshot: no new try before this, and the wait used.
+    let mut retry: Option<(Instant, Duration)> = None;
     loop {
         match stopped.recv_timeout(TAIL_INTERVAL) {
             Err(RecvTimeoutError::Timeout) => {}
@@ -125,7 +159,7 @@ fn run(
         let since = at.next_seq - 1 - last_snapshot_seq;
         let due = since >= config.every_events
             || (since > 0 && last_snapshot_at.elapsed() >= config.every);
-        if !due {
+        if !due || retry.is_some_and(|(not_before, _)| Instant::now() < not_before) {
             continue;
         }
         let started = Instant::now();
@@ -137,15 +171,9 @@ fn run(
             generation + 1,
             config.chunk_entries,
             &cancel,
-        )
-        .map_err(|e| e.to_string())
-        .and_then(|meta| {
-            store
-                .truncate_before(at.next_key)
-                .map(|()| meta)
-                .map_err(|e| e.to_string())
-        }) {
+        ) {
             Ok(meta) => {
+                retry = None;
                 generation = meta.generation;
                 last_snapshot_seq = at.next_seq - 1;
                 last_snapshot_at = Instant::now();
@@ -156,11 +184,29 @@ fn run(
                     entries = meta.entries,
                     chunks = meta.chunks,
                     ms = started.elapsed().as_millis() as u64,
-                    "snapshot written; log truncated behind it"
+                    "snapshot written"
+                );
+                // Records the snapshot covers are skipped on replay, so a
+                // failed truncation only costs space; the next one retries.
+                match store.truncate_before(at.next_key) {
+                    Ok(()) => tracing::debug!(key = at.next_key, "log truncated"),
+                    Err(e) => tracing::warn!(error = %e, "cannot truncate the log"),
+                }
+            }
+            Err(SnapshotError::Cancelled) => return,
+            // The log is untouched; try again after a while.
+            Err(e) => {
+                let backoff = retry.map_or(config.retry_min, |(_, last)| {
+                    last.saturating_mul(2).min(config.retry_max)
+                });
+                retry = Some((Instant::now() + backoff, backoff));
+                stats.failures.fetch_add(1, Ordering::AcqRel);
+                tracing::error!(
+                    error = %e,
+                    retry_ms = backoff.as_millis() as u64,
+                    "snapshot failed; the log is unaffected"
                 );
             }
-            // The log is untouched; try again next time.
-            Err(e) => tracing::error!(error = %e, "snapshot failed"),
         }
     }
 }

@@ -3,14 +3,18 @@
 //! Actors hand their events to [`Wal::submit`], which puts them on a bounded
 //! crossbeam channel without blocking (a full channel is an `Overloaded`
 //! refusal, decided before any state changes). One writer thread drains the
-//! channel, writes everything it found as one record, syncs once, hands each
-//! event to the `on_durable` hook (projections, later the feed) in log
-//! order, and only then completes the submitters' [`Durable`] futures. A
-//! lone entry is written at once: group commit never waits to fill a batch.
+//! channel, writes everything it found as records of at most
+//! `record_bytes_max` bytes each, syncs once, hands each event to the
+//! `on_durable` hook (projections, later the feed) in log order, and only
+//! then completes the submitters' [`Durable`] futures. A lone entry is
+//! written at once: group commit never waits to fill a batch.
 //!
 //! Fail-stop: the first append or sync error marks the log failed; every
 //! entry in flight and every later one completes with `Failed`, and the
-//! writer never writes again.
+//! writer never writes again. A watchdog thread does the same when an
+//! append or sync has not returned within `sync_timeout` (a disk that
+//! stopped answering, or sled parked for good): waiters watch the failure
+//! signal, so they get their answer even while the writer thread is stuck.
 
 pub mod checkpoint;
 pub mod record;
@@ -18,12 +22,13 @@ pub mod snapshot;
 pub mod store;
 
 use crate::core::Event;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use store::{LogStore, StoreError};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum WalError {
@@ -55,12 +60,47 @@ enum Msg {
     Shutdown,
 }
 
-/// Resolves once the entry's events are durable.
-pub struct Durable(oneshot::Receiver<Result<Seq, WalError>>);
+/// Resolves once the entry's events are durable, or with `Failed` as soon
+/// as the log fails (even while the writer is stuck inside the store).
+pub struct Durable {
+    done: oneshot::Receiver<Result<Seq, WalError>>,
+    failed: watch::Receiver<bool>,
+}
 
 impl Durable {
     pub async fn wait(self) -> Result<Seq, WalError> {
-        self.0.await.unwrap_or(Err(WalError::Closed))
+        let Durable { done, mut failed } = self;
+        tokio::select! {
+            // A sync that returned wins over a failure seen at the same time.
+            biased;
+            r = done => r.unwrap_or(Err(WalError::Closed)),
+            Ok(_) = failed.wait_for(|f| *f) => Err(WalError::Failed),
+        }
+    }
+}
+
+/// The log's health, shared by the writer, the watchdog and every waiter.
+struct Health {
+    failed: AtomicBool,
+    signal: watch::Sender<bool>,
+}
+
+impl Health {
+    fn new() -> Self {
+        Self {
+            failed: AtomicBool::new(false),
+            signal: watch::Sender::new(false),
+        }
+    }
+
+    fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Marks the log failed and wakes every waiter.
+    fn fail(&self) {
+        self.failed.store(true, Ordering::Release);
+        self.signal.send_replace(true);
     }
 }
 
@@ -95,6 +135,27 @@ pub struct WalConfig {
     pub group_delay: std::time::Duration,
 }
 
+/// Bounds on what the writer asks of the store.
+#[derive(Debug, Clone, Copy)]
+pub struct StorageLimits {
+    /// A group commit is split into records of at most this many bytes
+    /// (a single event longer than this gets a record of its own).
+    pub record_bytes_max: usize,
+    /// An append or sync that has not returned after this long fails the
+    /// log.
+    pub sync_timeout: Duration,
+}
+
+impl Default for StorageLimits {
+    /// The defaults of `config/default.toml`.
+    fn default() -> Self {
+        Self {
+            record_bytes_max: 4096,
+            sync_timeout: Duration::from_millis(5000),
+        }
+    }
+}
+
 /// Where replay left off: the next record key and event sequence number.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Position {
@@ -117,23 +178,43 @@ pub struct Wal {
     /// Records with a key below this are synced (the checkpointer reads
     /// no further).
     durable_key: Arc<AtomicU64>,
-    failed: Arc<AtomicBool>,
+    health: Arc<Health>,
     submitted: AtomicU64,
     durable: Arc<AtomicU64>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Disconnected when the writer thread ends.
+    writer_gone: Receiver<()>,
+    /// Dropping it stops the watchdog.
+    watchdog_stop: Mutex<Option<Sender<()>>>,
 }
 
+/// How often a shutdown waiting on the writer looks at the log's health.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(20);
+
 impl Wal {
+    /// `start_with` the default [`StorageLimits`].
     pub fn start(
         store: Arc<dyn LogStore>,
         at: Position,
         config: &WalConfig,
         on_durable: OnDurable,
     ) -> std::io::Result<Self> {
+        Self::start_with(store, at, config, StorageLimits::default(), on_durable)
+    }
+
+    pub fn start_with(
+        store: Arc<dyn LogStore>,
+        at: Position,
+        config: &WalConfig,
+        limits: StorageLimits,
+        on_durable: OnDurable,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = crossbeam_channel::bounded(config.channel_capacity);
-        let failed = Arc::new(AtomicBool::new(false));
+        let health = Arc::new(Health::new());
         let durable = Arc::new(AtomicU64::new(0));
         let durable_key = Arc::new(AtomicU64::new(at.next_key));
+        let busy = Arc::new(Busy::new());
+        let (gone_tx, writer_gone) = crossbeam_channel::bounded::<()>(0);
         let mut writer = Writer {
             durable_key: durable_key.clone(),
             store,
@@ -142,25 +223,44 @@ impl Wal {
             batch_max: config.batch_entries_max,
             durability: config.durability,
             group_delay: config.group_delay,
+            record_bytes_max: limits.record_bytes_max.max(1),
             on_durable,
-            failed: failed.clone(),
+            health: health.clone(),
+            busy: busy.clone(),
             durable: durable.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("surge-wal".into())
-            .spawn(move || writer.run())?;
+            .spawn(move || {
+                let _gone = gone_tx;
+                writer.run()
+            })?;
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let h = health.clone();
+        std::thread::Builder::new()
+            .name("surge-wal-watchdog".into())
+            .spawn(move || watchdog(&h, &busy, limits.sync_timeout, &stop_rx))?;
         Ok(Self {
             tx,
             durable_key,
-            failed,
+            health,
             submitted: AtomicU64::new(0),
             durable,
             writer: Mutex::new(Some(handle)),
+            writer_gone,
+            watchdog_stop: Mutex::new(Some(stop_tx)),
         })
     }
 
+    fn durable_handle(&self, done: oneshot::Receiver<Result<Seq, WalError>>) -> Durable {
+        Durable {
+            done,
+            failed: self.health.signal.subscribe(),
+        }
+    }
+
     pub fn is_failed(&self) -> bool {
-        self.failed.load(Ordering::Acquire)
+        self.health.is_failed()
     }
 
     fn send(&self, events: Vec<Event>, done: Option<Done>) -> Result<(), WalError> {
@@ -186,7 +286,7 @@ impl Wal {
     pub fn submit(&self, events: Vec<Event>) -> Result<Durable, WalError> {
         let (done, rx) = oneshot::channel();
         self.send(events, Some(done))?;
-        Ok(Durable(rx))
+        Ok(self.durable_handle(rx))
     }
 
     /// Queues events nobody waits for (hold expiry).
@@ -216,7 +316,7 @@ impl Wal {
         if self.durable.load(Ordering::Acquire) == self.submitted.load(Ordering::Acquire) {
             let (done, rx) = oneshot::channel();
             let _ = done.send(Ok(0));
-            return Ok(Durable(rx));
+            return Ok(self.durable_handle(rx));
         }
         self.submit(Vec::new())
     }
@@ -226,14 +326,44 @@ impl Wal {
         self.durable_key.clone()
     }
 
-    /// Writes what is queued, stops the writer and waits for it.
+    /// Writes what is queued, stops the writer and waits for it. Once the
+    /// log has failed it waits no more: a writer stuck inside the store is
+    /// left behind (a healthy writer that hangs here is failed by the
+    /// watchdog within `sync_timeout`), so this returns in bounded time.
     pub fn shutdown(&self) {
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(handle) = handle {
-            // A blocking send: the writer is draining, so room comes.
-            let _ = self.tx.send(Msg::Shutdown);
-            let _ = handle.join();
+            // The writer is draining, so room comes, unless it is stuck.
+            let mut msg = Msg::Shutdown;
+            loop {
+                match self.tx.send_timeout(msg, SHUTDOWN_POLL) {
+                    Ok(()) | Err(SendTimeoutError::Disconnected(_)) => break,
+                    Err(SendTimeoutError::Timeout(m)) => {
+                        if self.is_failed() {
+                            break;
+                        }
+                        msg = m;
+                    }
+                }
+            }
+            loop {
+                match self.writer_gone.recv_timeout(SHUTDOWN_POLL) {
+                    Err(RecvTimeoutError::Timeout) if !self.is_failed() => {}
+                    Err(RecvTimeoutError::Timeout) => {
+                        tracing::warn!("the log writer is stuck in storage; not waiting for it");
+                        break;
+                    }
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                        let _ = handle.join();
+                        break;
+                    }
+                }
+            }
         }
+        self.watchdog_stop
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 }
 
@@ -251,9 +381,100 @@ struct Writer {
     batch_max: usize,
     durability: Durability,
     group_delay: std::time::Duration,
+    record_bytes_max: usize,
     on_durable: OnDurable,
-    failed: Arc<AtomicBool>,
+    health: Arc<Health>,
+    busy: Arc<Busy>,
     durable: Arc<AtomicU64>,
+}
+
+/// When the writer's current store call started (0: not in one), in µs
+/// since `origin`, for the watchdog.
+struct Busy {
+    origin: Instant,
+    since_us: AtomicU64,
+}
+
+impl Busy {
+    fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+            since_us: AtomicU64::new(0),
+        }
+    }
+
+    fn now_us(&self) -> u64 {
+        // +1 so that a call starting at the origin is not "idle".
+        u64::try_from(self.origin.elapsed().as_micros())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1)
+    }
+
+    fn enter(&self) {
+        self.since_us.store(self.now_us(), Ordering::Release);
+    }
+
+    fn leave(&self) {
+        self.since_us.store(0, Ordering::Release);
+    }
+
+    /// How long the current store call has run, if there is one.
+    fn stuck_for(&self) -> Option<Duration> {
+        match self.since_us.load(Ordering::Acquire) {
+            0 => None,
+            since => Some(Duration::from_micros(self.now_us().saturating_sub(since))),
+        }
+    }
+}
+
+/// Fails the log when a store call of the writer has not returned within
+/// `timeout`. Ends when `stop` is dropped.
+fn watchdog(health: &Health, busy: &Busy, timeout: Duration, stop: &Receiver<()>) {
+    let tick = (timeout / 8).clamp(Duration::from_millis(1), Duration::from_millis(100));
+    loop {
+        match stop.recv_timeout(tick) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if health.is_failed() {
+            continue;
+        }
+        if let Some(stuck) = busy.stuck_for().filter(|d| *d >= timeout) {
+            tracing::error!(
+                stuck_ms = u64::try_from(stuck.as_millis()).unwrap_or(u64::MAX),
+                "storage did not answer in time; writes are stopped"
+            );
+            health.fail();
+        }
+    }
+}
+
+/// Encodes `events` (seqs from `first_seq`) as records of at most `max`
+/// bytes each, cut between events; an event longer than `max` on its own
+/// gets a record of its own. Seqs stay contiguous across the records, so
+/// replay reads them as it reads any records.
+fn split_records(
+    first_seq: u64,
+    events: &[&Event],
+    max: usize,
+) -> Result<Vec<Vec<u8>>, record::RecordError> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < events.len() {
+        let mut n = events.len() - start;
+        loop {
+            let bytes = record::encode(first_seq + start as u64, &events[start..start + n])?;
+            if bytes.len() <= max || n == 1 {
+                out.push(bytes);
+                start += n;
+                break;
+            }
+            // Aim a little under the limit, from this try's bytes per event.
+            let fit = n.saturating_mul(max / 10 * 9) / bytes.len();
+            n = fit.clamp(1, n - 1);
+        }
+    }
+    Ok(out)
 }
 
 impl Writer {
@@ -293,12 +514,12 @@ impl Writer {
             }
             let n = batch.len() as u64;
             let first_seq = self.at.next_seq;
-            let outcome = if self.failed.load(Ordering::Acquire) {
+            let outcome = if self.health.is_failed() {
                 Err(WalError::Failed)
             } else {
                 self.commit(&batch).map_err(|e| {
                     tracing::error!(error = %e, "write-ahead log failed; writes are stopped");
-                    self.failed.store(true, Ordering::Release);
+                    self.health.fail();
                     WalError::Failed
                 })
             };
@@ -327,25 +548,41 @@ impl Writer {
         }
     }
 
-    /// Writes and syncs one record of the whole batch, then publishes its
-    /// events.
+    /// Writes the whole batch as records of bounded size, syncs once, then
+    /// publishes its events.
     fn commit(&mut self, batch: &[(Vec<Event>, Option<Done>)]) -> Result<(), StoreError> {
         let events: Vec<&Event> = batch.iter().flat_map(|(e, _)| e.iter()).collect();
         if events.is_empty() {
             return Ok(());
         }
         let first = self.at.next_seq;
-        let bytes = record::encode(first, &events).map_err(|e| StoreError::Io(e.to_string()))?;
-        self.store.append(self.at.next_key, &bytes)?;
-        if self.durability != Durability::None {
-            self.store.sync()?;
+        let records = split_records(first, &events, self.record_bytes_max)
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        self.busy.enter();
+        let written = self.write(&records);
+        self.busy.leave();
+        written?;
+        // The watchdog gave up on this sync while it ran: its waiters were
+        // told the write failed, so nothing of it is published.
+        if self.health.is_failed() {
+            return Err(StoreError::Io("storage answered after its deadline".into()));
         }
-        self.at.next_key += 1;
+        self.at.next_key += records.len() as u64;
         self.durable_key.store(self.at.next_key, Ordering::Release);
         for (i, e) in events.iter().enumerate() {
             (self.on_durable)(first + i as u64, e);
         }
         self.at.next_seq += events.len() as u64;
+        Ok(())
+    }
+
+    fn write(&self, records: &[Vec<u8>]) -> Result<(), StoreError> {
+        for (key, bytes) in (self.at.next_key..).zip(records) {
+            self.store.append(key, bytes)?;
+        }
+        if self.durability != Durability::None {
+            self.store.sync()?;
+        }
         Ok(())
     }
 }
@@ -803,5 +1040,112 @@ mod tests {
                 found: 5
             })
         ));
+    }
+
+    fn started(mem: &MemStore, limits: StorageLimits, published: Arc<AtomicU64>) -> Wal {
+        Wal::start_with(
+            Arc::new(mem.clone()),
+            Position::START,
+            &WalConfig {
+                channel_capacity: 64,
+                batch_entries_max: 64,
+                durability: Durability::Fsync,
+                group_delay: std::time::Duration::ZERO,
+            },
+            limits,
+            Box::new(move |_, _| {
+                published.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_group_commit_becomes_bounded_records_synced_once() {
+        let mem = MemStore::new();
+        let published = Arc::new(AtomicU64::new(0));
+        let limits = StorageLimits {
+            record_bytes_max: 300,
+            ..StorageLimits::default()
+        };
+        let wal = started(&mem, limits, published.clone());
+        let events: Vec<Event> = (1..=200).map(ev).collect();
+        assert_eq!(wal.submit(events.clone()).unwrap().wait().await, Ok(200));
+        assert_eq!(mem.faults.syncs.load(Ordering::SeqCst), 1, "one sync");
+        assert_eq!(published.load(Ordering::SeqCst), 200);
+        let mut sizes = Vec::new();
+        mem.scan(&mut |_, v| sizes.push(v.len())).unwrap();
+        assert!(sizes.len() > 5, "{sizes:?}");
+        assert!(sizes.iter().all(|&n| n <= 300), "{sizes:?}");
+        // Seqs run on across the records: replay reads them as one batch.
+        let mut replayed = Vec::new();
+        let at = replay(&mem, |seq, e| replayed.push((seq, e.clone()))).unwrap();
+        assert_eq!(at.next_seq, 201);
+        assert_eq!(at.next_key, sizes.len() as u64);
+        assert_eq!(
+            replayed,
+            (1..=200).zip(events.iter().cloned()).collect::<Vec<_>>()
+        );
+        // An event longer than the limit still goes, in a record of its own.
+        let long = Event::StockAdjusted {
+            sku: SkuId::parse("s").unwrap(),
+            warehouse: WarehouseId::parse("w").unwrap(),
+            delta: 1,
+            reason: "x".repeat(1000),
+        };
+        assert_eq!(
+            wal.submit(vec![long.clone()]).unwrap().wait().await,
+            Ok(201)
+        );
+        wal.shutdown();
+        let mut last = None;
+        replay(&mem, |seq, e| last = Some((seq, e.clone()))).unwrap();
+        assert_eq!(last, Some((201, long)));
+    }
+
+    #[tokio::test]
+    async fn a_hung_sync_fails_the_log_within_the_timeout_and_shutdown_still_returns() {
+        let mem = MemStore::new();
+        let published = Arc::new(AtomicU64::new(0));
+        let timeout = std::time::Duration::from_millis(200);
+        let limits = StorageLimits {
+            sync_timeout: timeout,
+            ..StorageLimits::default()
+        };
+        let wal = started(&mem, limits, published.clone());
+        assert_eq!(wal.submit(vec![ev(1)]).unwrap().wait().await, Ok(1));
+        mem.faults.hang_sync.store(true, Ordering::SeqCst);
+        let started_at = std::time::Instant::now();
+        let stuck = wal.submit(vec![ev(2)]).unwrap();
+        // Queued behind the stuck one: answered from outside the writer too.
+        let queued = wal.submit(vec![ev(3)]).unwrap();
+        let answers = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            (stuck.wait().await, queued.wait().await)
+        })
+        .await
+        .expect("waiters answered while the writer is stuck");
+        let waited = started_at.elapsed();
+        assert_eq!(answers, (Err(WalError::Failed), Err(WalError::Failed)));
+        assert!(waited >= timeout, "failed before the timeout: {waited:?}");
+        assert!(waited < timeout * 10, "took {waited:?}");
+        assert!(mem.faults.sync_hung.load(Ordering::SeqCst));
+        assert!(wal.is_failed());
+        assert_eq!(wal.submit(vec![ev(4)]).err(), Some(WalError::Failed));
+        assert_eq!(wal.barrier().err(), Some(WalError::Failed));
+        let stopping = std::time::Instant::now();
+        wal.shutdown();
+        assert!(stopping.elapsed() < std::time::Duration::from_secs(2));
+        // The disk answers at last: nothing it held is published.
+        mem.faults.hang_sync.store(false, Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while mem.faults.syncs.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            mem.faults.syncs.load(Ordering::SeqCst),
+            2,
+            "the late sync returned"
+        );
+        assert_eq!(published.load(Ordering::SeqCst), 1);
     }
 }

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +13,8 @@ use std::sync::{Arc, Mutex};
 pub enum StoreError {
     #[error("storage i/o: {0}")]
     Io(String),
+    #[error("value of {len} bytes refused: sled would store it unsynced (limit {max})")]
+    TooLarge { len: usize, max: usize },
 }
 
 /// Shared by the WAL writer (appends, syncs) and the checkpointer (reads
@@ -50,8 +53,36 @@ pub trait LogStore: Send + Sync + 'static {
     }
 }
 
-/// Records in a sled tree, keyed by big-endian batch number so they sort in
-/// log order; snapshots in another tree.
+/// The largest value [`SledStore`] ever hands to sled, exclusive.
+///
+/// sled 0.34 writes any page whose serialized form exceeds a quarter of a
+/// segment (512 KiB / 4, so about 128 KiB) as its own file under `blobs/`,
+/// and never fsyncs that file or its directory. The page is a whole leaf
+/// node, and a leaf holds up to 17 items before it splits (more while
+/// merging), so the bound on one value is far below 128 KiB: measured here,
+/// log-shaped writes (growing keys, truncation behind) of 16 KiB values
+/// made blob files at once and 8 KiB values did under churn, while 7 KiB
+/// ones never did. Values at or above this ceiling are refused, so nothing
+/// can silently become a blob; a longer log record is stored in parts.
+pub const SLED_VALUE_BYTES_MAX: usize = 6 * 1024;
+
+/// Bytes per part of a log record stored in parts.
+const PART_BYTES: usize = 4 * 1024;
+
+/// First byte of the value at a record's key when the record is stored in
+/// parts (record framing starts with a small version number, never this).
+const PARTS_MARKER: u8 = 0xFF;
+
+/// Records in a sled tree, keyed by big-endian record number so they sort
+/// in log order. A record of `SLED_VALUE_BYTES_MAX` or more is stored in
+/// parts under `key ‖ part` (12-byte keys, sorting right after `key`), with
+/// a marker at `key` naming the part count, all in one atomic batch.
+///
+/// Snapshots are plain files in `<dir>/snapshots/`, outside sled: a failed
+/// snapshot (no disk space, no file descriptors) can never leave sled in an
+/// error state that would stop the log. A data directory written before
+/// that keeps its snapshot in sled's `snapshot` tree, read while no file
+/// snapshot exists.
 ///
 /// sled 0.34's `flush` ends in `sync_file_range`, which neither flushes the
 /// disk's write cache nor file metadata; so `sync` follows it with an
@@ -60,8 +91,11 @@ pub trait LogStore: Send + Sync + 'static {
 pub struct SledStore {
     db: sled::Db,
     wal: sled::Tree,
-    snap: sled::Tree,
+    /// Snapshots of data directories written before file snapshots.
+    legacy_snap: sled::Tree,
     data_file: File,
+    dir: PathBuf,
+    snap_dir: PathBuf,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -69,6 +103,9 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 }
 
 const META_KEY: &[u8] = b"meta";
+const META_FILE: &str = "meta";
+const CHUNK_SUFFIX: &str = ".chunk";
+const TMP_SUFFIX: &str = ".tmp";
 
 fn chunk_key(generation: u64, index: u32) -> [u8; 13] {
     let mut k = [0u8; 13];
@@ -76,6 +113,52 @@ fn chunk_key(generation: u64, index: u32) -> [u8; 13] {
     k[1..9].copy_from_slice(&generation.to_be_bytes());
     k[9..].copy_from_slice(&index.to_be_bytes());
     k
+}
+
+fn chunk_file(generation: u64, index: u32) -> String {
+    format!("{generation:020}-{index:010}{CHUNK_SUFFIX}")
+}
+
+/// The generation and index of a chunk file's name.
+fn parse_chunk_file(name: &str) -> Option<(u64, u32)> {
+    let stem = name.strip_suffix(CHUNK_SUFFIX)?;
+    let (g, i) = stem.split_once('-')?;
+    Some((g.parse().ok()?, i.parse().ok()?))
+}
+
+fn part_key(key: u64, part: u32) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..8].copy_from_slice(&key.to_be_bytes());
+    k[8..].copy_from_slice(&part.to_be_bytes());
+    k
+}
+
+/// Refuses a value sled could store as an unsynced blob.
+fn bounded(value: &[u8]) -> Result<&[u8], StoreError> {
+    if value.len() >= SLED_VALUE_BYTES_MAX {
+        return Err(StoreError::TooLarge {
+            len: value.len(),
+            max: SLED_VALUE_BYTES_MAX,
+        });
+    }
+    Ok(value)
+}
+
+/// Writes `bytes` to `path` durably: into a temporary file, fdatasync'd,
+/// then renamed over `path`. The caller fsyncs the directory.
+fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(TMP_SUFFIX);
+    let tmp = PathBuf::from(tmp);
+    let mut f = File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_data().map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io)
 }
 
 impl SledStore {
@@ -87,21 +170,71 @@ impl SledStore {
             .open()
             .map_err(io)?;
         let wal = db.open_tree("wal").map_err(io)?;
-        let snap = db.open_tree("snapshot").map_err(io)?;
+        let legacy_snap = db.open_tree("snapshot").map_err(io)?;
         let data_file = File::open(dir.join("db")).map_err(io)?;
+        // sled writes its `conf` when it creates a data directory and never
+        // syncs it, nor the directory's new entries.
+        match File::open(dir.join("conf")).and_then(|f| f.sync_all()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
+        let snap_dir = dir.join("snapshots");
+        std::fs::create_dir_all(&snap_dir).map_err(io)?;
+        sync_dir(dir)?;
         Ok(Self {
             db,
             wal,
-            snap,
+            legacy_snap,
             data_file,
+            dir: dir.to_owned(),
+            snap_dir,
         })
+    }
+
+    fn file_meta(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        match std::fs::read(self.snap_dir.join(META_FILE)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// Removes chunk files of generations other than `keep`, and leftovers
+    /// of writes that never finished.
+    fn remove_stale_files(&self, keep: u64) -> Result<(), StoreError> {
+        for entry in std::fs::read_dir(&self.snap_dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let stale = name.ends_with(TMP_SUFFIX)
+                || parse_chunk_file(&name).is_some_and(|(g, _)| g != keep);
+            if stale {
+                std::fs::remove_file(entry.path()).map_err(io)?;
+            }
+        }
+        Ok(())
     }
 }
 
 impl LogStore for SledStore {
     fn append(&self, key: u64, record: &[u8]) -> Result<(), StoreError> {
-        self.wal.insert(key.to_be_bytes(), record).map_err(io)?;
-        Ok(())
+        if record.len() < SLED_VALUE_BYTES_MAX {
+            self.wal
+                .insert(key.to_be_bytes(), bounded(record)?)
+                .map_err(io)?;
+            return Ok(());
+        }
+        let parts = record.chunks(PART_BYTES);
+        let count = u32::try_from(parts.len())
+            .map_err(|_| StoreError::Io(format!("record of {} bytes", record.len())))?;
+        let mut batch = sled::Batch::default();
+        let mut marker = vec![PARTS_MARKER];
+        marker.extend_from_slice(&count.to_be_bytes());
+        for (i, part) in (0u32..).zip(parts) {
+            batch.insert(&part_key(key, i)[..], bounded(part)?);
+        }
+        batch.insert(&key.to_be_bytes()[..], marker);
+        self.wal.apply_batch(batch).map_err(io)
     }
 
     fn sync(&self) -> Result<(), StoreError> {
@@ -114,20 +247,66 @@ impl LogStore for SledStore {
         from: u64,
         visit: &mut dyn FnMut(u64, &[u8]) -> bool,
     ) -> Result<(), StoreError> {
+        // A record stored in parts being put together: its key, the parts
+        // still expected, the bytes so far.
+        let mut assembling: Option<(u64, u32, Vec<u8>)> = None;
         for item in self.wal.range(from.to_be_bytes()..) {
             let (k, v) = item.map_err(io)?;
+            if let Ok(part) = <[u8; 12]>::try_from(k.as_ref()) {
+                let key = u64::from_be_bytes([
+                    part[0], part[1], part[2], part[3], part[4], part[5], part[6], part[7],
+                ]);
+                // Parts of a record before `from` are skipped.
+                let Some((at, left, bytes)) = assembling.as_mut() else {
+                    continue;
+                };
+                if *at != key {
+                    return Err(StoreError::Io(format!(
+                        "record {at} is missing parts before record {key}'s"
+                    )));
+                }
+                bytes.extend_from_slice(&v);
+                *left -= 1;
+                if *left == 0 {
+                    if let Some((key, _, bytes)) = assembling.take() {
+                        if !visit(key, &bytes) {
+                            return Ok(());
+                        }
+                    }
+                }
+                continue;
+            }
+            if let Some((at, left, _)) = &assembling {
+                return Err(StoreError::Io(format!(
+                    "record {at} is missing {left} of its parts"
+                )));
+            }
             let key: [u8; 8] = k
                 .as_ref()
                 .try_into()
                 .map_err(|_| StoreError::Io(format!("malformed key of {} bytes", k.len())))?;
-            if !visit(u64::from_be_bytes(key), &v) {
-                break;
+            let key = u64::from_be_bytes(key);
+            if v.len() == 5 && v[0] == PARTS_MARKER {
+                let count = u32::from_be_bytes([v[1], v[2], v[3], v[4]]);
+                if count > 0 {
+                    assembling = Some((key, count, Vec::new()));
+                    continue;
+                }
             }
+            if !visit(key, &v) {
+                return Ok(());
+            }
+        }
+        if let Some((at, left, _)) = assembling {
+            return Err(StoreError::Io(format!(
+                "record {at} is missing {left} of its parts"
+            )));
         }
         Ok(())
     }
 
     fn truncate_before(&self, key: u64) -> Result<(), StoreError> {
+        // Parts of record `k` sort between `k` and `k + 1`: all below `key`.
         for item in self.wal.range(..key.to_be_bytes()) {
             let (k, _) = item.map_err(io)?;
             self.wal.remove(k).map_err(io)?;
@@ -136,43 +315,63 @@ impl LogStore for SledStore {
     }
 
     fn put_chunk(&self, generation: u64, index: u32, bytes: &[u8]) -> Result<(), StoreError> {
-        self.snap
-            .insert(chunk_key(generation, index), bytes)
-            .map_err(io)?;
-        Ok(())
+        write_file_synced(&self.snap_dir.join(chunk_file(generation, index)), bytes)
     }
 
     fn commit_snapshot(&self, generation: u64, meta: &[u8]) -> Result<(), StoreError> {
-        self.snap.insert(META_KEY, meta).map_err(io)?;
-        self.sync()?;
-        let mut stale = Vec::new();
-        for item in self
-            .snap
-            .range(chunk_key(0, 0)..chunk_key(u64::MAX, u32::MAX))
-        {
-            let (k, _) = item.map_err(io)?;
-            if k.len() == 13 && k[1..9] != generation.to_be_bytes() {
-                stale.push(k);
+        // The chunks' renames are durable before the meta that names them.
+        sync_dir(&self.snap_dir)?;
+        write_file_synced(&self.snap_dir.join(META_FILE), meta)?;
+        sync_dir(&self.snap_dir)?;
+        // The first file snapshot also makes `snapshots/` itself durable.
+        sync_dir(&self.dir)?;
+        self.remove_stale_files(generation)?;
+        // A snapshot from before file snapshots is now shadowed; its space
+        // is given back (best effort: it is never read again).
+        if !self.legacy_snap.is_empty() {
+            if let Err(e) = self.legacy_snap.clear() {
+                tracing::warn!(error = %e, "cannot drop the old in-log snapshot");
             }
-        }
-        for k in stale {
-            self.snap.remove(k).map_err(io)?;
         }
         Ok(())
     }
 
     fn snapshot_meta(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.snap.get(META_KEY).map_err(io)?.map(|v| v.to_vec()))
+        if let Some(meta) = self.file_meta()? {
+            return Ok(Some(meta));
+        }
+        Ok(self
+            .legacy_snap
+            .get(META_KEY)
+            .map_err(io)?
+            .map(|v| v.to_vec()))
     }
 
     fn chunks(&self, generation: u64, visit: &mut dyn FnMut(u32, &[u8])) -> Result<(), StoreError> {
-        for item in self
-            .snap
-            .range(chunk_key(generation, 0)..=chunk_key(generation, u32::MAX))
-        {
-            let (k, v) = item.map_err(io)?;
-            let index = u32::from_be_bytes([k[9], k[10], k[11], k[12]]);
-            visit(index, &v);
+        if self.file_meta()?.is_none() {
+            for item in self
+                .legacy_snap
+                .range(chunk_key(generation, 0)..=chunk_key(generation, u32::MAX))
+            {
+                let (k, v) = item.map_err(io)?;
+                let index = u32::from_be_bytes([k[9], k[10], k[11], k[12]]);
+                visit(index, &v);
+            }
+            return Ok(());
+        }
+        let mut indexes = Vec::new();
+        for entry in std::fs::read_dir(&self.snap_dir).map_err(io)? {
+            let name = entry.map_err(io)?.file_name();
+            if let Some((g, i)) = parse_chunk_file(&name.to_string_lossy()) {
+                if g == generation {
+                    indexes.push(i);
+                }
+            }
+        }
+        indexes.sort_unstable();
+        for i in indexes {
+            let bytes = std::fs::read(self.snap_dir.join(chunk_file(generation, i))).map_err(io)?;
+            visit(i, &bytes);
         }
         Ok(())
     }
@@ -184,6 +383,11 @@ impl LogStore for SledStore {
 pub struct Faults {
     pub fail_append: AtomicBool,
     pub fail_sync: AtomicBool,
+    /// While set, `sync` does not return (a disk that stopped answering).
+    pub hang_sync: AtomicBool,
+    /// Set when a `sync` started hanging.
+    pub sync_hung: AtomicBool,
+    pub fail_snapshot: AtomicBool,
     /// Successful syncs so far.
     pub syncs: AtomicU64,
 }
@@ -246,6 +450,10 @@ impl LogStore for MemStore {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
+        while self.faults.hang_sync.load(Ordering::SeqCst) {
+            self.faults.sync_hung.store(true, Ordering::SeqCst);
+            std::thread::park_timeout(std::time::Duration::from_millis(5));
+        }
         if self.faults.fail_sync.load(Ordering::SeqCst) {
             return Err(StoreError::Io("injected sync failure".into()));
         }
@@ -280,6 +488,9 @@ impl LogStore for MemStore {
     }
 
     fn put_chunk(&self, generation: u64, index: u32, bytes: &[u8]) -> Result<(), StoreError> {
+        if self.faults.fail_snapshot.load(Ordering::SeqCst) {
+            return Err(StoreError::Io("injected snapshot failure".into()));
+        }
         self.lock()
             .chunks
             .insert((generation, index), bytes.to_vec());
@@ -287,7 +498,10 @@ impl LogStore for MemStore {
     }
 
     fn commit_snapshot(&self, generation: u64, meta: &[u8]) -> Result<(), StoreError> {
-        self.sync()?;
+        if self.faults.fail_snapshot.load(Ordering::SeqCst) {
+            return Err(StoreError::Io("injected snapshot failure".into()));
+        }
+        // Snapshots are apart from the log, as in `SledStore`.
         let mut inner = self.lock();
         inner.meta = Some(meta.to_vec());
         inner.chunks.retain(|(g, _), _| *g == generation);
@@ -304,5 +518,135 @@ impl LogStore for MemStore {
             visit(*i, v);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opens again once sled's threads of the previous handle have let go
+    /// of its lock (they end shortly after the handle is dropped).
+    fn reopen(dir: &Path) -> SledStore {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match SledStore::open(dir, 1 << 24) {
+                Ok(s) => return s,
+                Err(e) if std::time::Instant::now() > deadline => panic!("{e}"),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+    }
+
+    fn blob_files(dir: &Path) -> usize {
+        std::fs::read_dir(dir.join("blobs")).map_or(0, |d| d.count())
+    }
+
+    fn all(store: &dyn LogStore, from: u64) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        store
+            .scan_from(from, &mut |k, v| {
+                out.push((k, v.to_vec()));
+                true
+            })
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn no_value_ever_becomes_a_sled_blob_and_long_records_come_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 24).unwrap();
+        // Log-shaped: growing keys, a sync per group, truncation behind.
+        let len = |k: u64| match k % 7 {
+            0 => 300_000,
+            1 => SLED_VALUE_BYTES_MAX,
+            2 => SLED_VALUE_BYTES_MAX - 1,
+            3 => 40_000,
+            _ => 4096,
+        };
+        let value = |k: u64| -> Vec<u8> { (0..len(k)).map(|i| (i as u64 ^ k) as u8).collect() };
+        for k in 0..400u64 {
+            store.append(k, &value(k)).unwrap();
+            if k % 3 == 0 {
+                store.sync().unwrap();
+            }
+            if k % 100 == 99 {
+                store.truncate_before(k - 20).unwrap();
+            }
+        }
+        store.sync().unwrap();
+        assert_eq!(blob_files(dir.path()), 0, "sled wrote an unsynced blob");
+        let got = all(&store, 0);
+        assert_eq!(
+            got.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            (379..400).collect::<Vec<_>>()
+        );
+        for (k, v) in &got {
+            assert_eq!(v, &value(*k), "record {k}");
+        }
+        // From a record in parts, and from the one right after it.
+        assert_eq!(all(&store, 385)[0], (385, value(385)));
+        assert_eq!(all(&store, 386)[0].0, 386);
+        drop(store);
+        let again = reopen(dir.path());
+        assert_eq!(all(&again, 0), got, "the same after reopening");
+    }
+
+    #[test]
+    fn a_value_at_the_ceiling_is_refused_not_stored() {
+        assert!(bounded(&vec![0; SLED_VALUE_BYTES_MAX - 1]).is_ok());
+        assert!(matches!(
+            bounded(&vec![0; SLED_VALUE_BYTES_MAX]),
+            Err(StoreError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn snapshots_are_synced_files_and_an_old_in_sled_snapshot_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 24).unwrap();
+        // A data directory from before file snapshots: generation 3 in sled.
+        store.legacy_snap.insert(chunk_key(3, 0), b"old0").unwrap();
+        store.legacy_snap.insert(chunk_key(3, 1), b"old1").unwrap();
+        store.legacy_snap.insert(META_KEY, b"oldmeta").unwrap();
+        let chunks = |s: &SledStore, g| {
+            let mut out = Vec::new();
+            s.chunks(g, &mut |i, b| out.push((i, b.to_vec()))).unwrap();
+            out
+        };
+        assert_eq!(store.snapshot_meta().unwrap(), Some(b"oldmeta".to_vec()));
+        assert_eq!(
+            chunks(&store, 3),
+            vec![(0, b"old0".to_vec()), (1, b"old1".to_vec())]
+        );
+        // An abandoned attempt, then a committed one.
+        store.put_chunk(4, 0, b"abandoned").unwrap();
+        assert_eq!(store.snapshot_meta().unwrap(), Some(b"oldmeta".to_vec()));
+        let big = vec![7u8; 1 << 20];
+        store.put_chunk(5, 0, &big).unwrap();
+        store.put_chunk(5, 1, b"new1").unwrap();
+        store.commit_snapshot(5, b"newmeta").unwrap();
+        assert_eq!(store.snapshot_meta().unwrap(), Some(b"newmeta".to_vec()));
+        assert_eq!(chunks(&store, 5), vec![(0, big), (1, b"new1".to_vec())]);
+        assert!(
+            chunks(&store, 4).is_empty(),
+            "other generations are removed"
+        );
+        assert!(
+            store.legacy_snap.is_empty(),
+            "the old snapshot's space is freed"
+        );
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert!(names.iter().all(|n| !n.ends_with(TMP_SUFFIX)), "{names:?}");
+        drop(store);
+        let again = reopen(dir.path());
+        assert_eq!(again.snapshot_meta().unwrap(), Some(b"newmeta".to_vec()));
+        assert_eq!(chunks(&again, 5).len(), 2);
+        assert_eq!(blob_files(dir.path()), 0);
     }
 }

@@ -8,6 +8,7 @@ mod core_props;
 mod crash;
 mod dashboard;
 mod durability;
+mod faults;
 mod feed;
 mod flash;
 mod holds;
