@@ -171,6 +171,7 @@ impl Surge {
                 every_events: config.snapshot_every_events,
                 every: std::time::Duration::from_millis(config.snapshot_every_ms),
                 chunk_entries: config.snapshot_chunk_entries,
+                chunk_bytes_max: config.snapshot_chunk_bytes_max,
                 closed_hold_retention: std::time::Duration::from_millis(
                     config.closed_hold_retention_ms,
                 ),

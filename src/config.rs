@@ -10,6 +10,11 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
+/// Values above about this size are stored by sled as files of their own,
+/// which it never syncs (see PITFALLS: sled's blobs); snapshot chunks stay
+/// below it, with room for framing.
+pub const SLED_BLOB_THRESHOLD_BYTES: usize = 96 * 1024;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -34,6 +39,7 @@ pub struct Config {
     pub snapshot_every_events: u64,
     pub snapshot_every_ms: u64,
     pub snapshot_chunk_entries: usize,
+    pub snapshot_chunk_bytes_max: usize,
     pub hold_ttl_ms_default: u64,
     pub hold_ttl_ms_max: u64,
     pub hold_expiry_batch_max: usize,
@@ -165,6 +171,10 @@ impl Config {
             ("snapshot_every_events", self.snapshot_every_events),
             ("snapshot_every_ms", self.snapshot_every_ms),
             ("snapshot_chunk_entries", self.snapshot_chunk_entries as u64),
+            (
+                "snapshot_chunk_bytes_max",
+                self.snapshot_chunk_bytes_max as u64,
+            ),
             ("hold_ttl_ms_default", self.hold_ttl_ms_default),
             ("hold_ttl_ms_max", self.hold_ttl_ms_max),
             ("hold_expiry_batch_max", self.hold_expiry_batch_max as u64),
@@ -204,6 +214,14 @@ impl Config {
             return Err(invalid(
                 "closed_hold_retention_ms",
                 "must be at least idempotency_ttl_ms, so a retried key still finds its hold",
+            ));
+        }
+        if self.snapshot_chunk_bytes_max > SLED_BLOB_THRESHOLD_BYTES {
+            return Err(invalid(
+                "snapshot_chunk_bytes_max",
+                format!(
+                    "must be at most {SLED_BLOB_THRESHOLD_BYTES}: sled keeps a larger value as a file it never syncs"
+                ),
             ));
         }
         if self.on_hand_max > i64::MAX as u64 {

@@ -24,8 +24,10 @@ pub struct CheckpointConfig {
     pub every_events: u64,
     /// Snapshot after this long, if anything changed.
     pub every: Duration,
-    /// Entities per snapshot chunk.
+    /// Entries per snapshot chunk.
     pub chunk_entries: usize,
+    /// Bytes per snapshot chunk (kept under sled's blob threshold).
+    pub chunk_bytes_max: usize,
     /// Closed holds older than this are left out of snapshots.
     pub closed_hold_retention: Duration,
 }
@@ -128,12 +130,15 @@ fn run(
         }
         let started = Instant::now();
         state.forget_closed_holds(horizon());
-        match snapshot::write(
+        match snapshot::write_with(
             store.as_ref(),
             &state,
             at,
             generation + 1,
-            config.chunk_entries,
+            snapshot::Chunking {
+                entries_max: config.chunk_entries,
+                bytes_max: config.chunk_bytes_max,
+            },
             &cancel,
         )
         .map_err(|e| e.to_string())
