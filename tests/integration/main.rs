@@ -10,6 +10,7 @@ mod dashboard;
 mod durability;
 mod feed;
 mod flash;
+mod golden;
 mod holds;
 mod limits;
 mod loadgen;
