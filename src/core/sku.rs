@@ -47,8 +47,9 @@ pub struct Prepared {
     usage_increase: u64,
 }
 
-/// Serialised whole into snapshots; what is in flight (`pending` and what
-/// goes with it) is not, as it is never durable.
+/// Snapshots keep its facts ([`SkuFacts`]) and [`SkuState::from_facts`]
+/// rebuilds the rest; what is in flight (`pending` and what goes with it)
+/// is never durable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SkuState {
     pub sku: SkuId,
