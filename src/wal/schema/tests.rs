@@ -1,8 +1,7 @@
 //! Property tests of the schema: every event and snapshot entry survives
-//! core → on-disk → bytes → on-disk → core unchanged; v1 bytes (the core's
-//! structs as the first release wrote them) read as the values they were
-//! written from; a SKU rebuilt from its facts equals the one built by
-//! applying events.
+//! core → on-disk → bytes → on-disk → core unchanged; v1 bytes read as the
+//! values they were written from; a SKU rebuilt from its facts equals the
+//! one built by applying events.
 
 use super::*;
 use crate::core::sku::{LineRequest, ReserveCmd};
@@ -213,12 +212,251 @@ fn event() -> impl Strategy<Value = Event> {
     ]
 }
 
-/// What the first release wrote: the core's structs as positional
-/// postcard, `[1][crc32 of payload]` in front. Valid while the core's
-/// serde derives still encode as v1 did; the golden directories
-/// (`tests/golden/v1-*`) keep v1 bytes for good.
+/// A core value as the first release's types hold it (test-only: the
+/// server never writes v1).
+mod to_v1 {
+    use super::super::v1;
+    use crate::core;
+    use crate::projection;
+
+    fn s(v: &str) -> String {
+        v.to_owned()
+    }
+    fn sku(v: &core::SkuId) -> v1::SkuId {
+        v1::SkuId(s(v.as_str()))
+    }
+    fn wh(v: &core::WarehouseId) -> v1::WarehouseId {
+        v1::WarehouseId(s(v.as_str()))
+    }
+    fn cust(v: &core::CustomerId) -> v1::CustomerId {
+        v1::CustomerId(s(v.as_str()))
+    }
+    fn loc(l: &core::Location) -> v1::Location {
+        v1::Location {
+            lat: l.lat,
+            lon: l.lon,
+        }
+    }
+    pub fn warehouse(w: &core::Warehouse) -> v1::Warehouse {
+        v1::Warehouse {
+            id: wh(&w.id),
+            name: w.name.clone(),
+            location: loc(&w.location),
+            priority: w.priority,
+        }
+    }
+    pub fn hold(h: &core::Hold) -> v1::Hold {
+        v1::Hold {
+            id: v1::HoldId(h.id.0),
+            sku: sku(&h.sku),
+            warehouse: wh(&h.warehouse),
+            qty: h.qty,
+            customer: h.customer.as_ref().map(cust),
+            channel: h.channel.as_ref().map(|c| v1::ChannelId(s(c.as_str()))),
+            created_at: h.created_at,
+            expires_at: h.expires_at,
+        }
+    }
+    pub fn order(o: &core::Order) -> v1::Order {
+        v1::Order {
+            id: v1::OrderId(o.id.0),
+            channel: v1::ChannelId(s(o.channel.as_str())),
+            customer: cust(&o.customer),
+            ship_to: v1::ShipTo {
+                location: loc(&o.ship_to.location),
+                country: o.ship_to.country.clone(),
+            },
+            lines: o
+                .lines
+                .iter()
+                .map(|l| v1::OrderLine {
+                    sku: sku(&l.sku),
+                    qty: l.qty,
+                    reservation: l.reservation.map(|h| v1::HoldId(h.0)),
+                })
+                .collect(),
+            shipments: o
+                .shipments
+                .iter()
+                .map(|sh| v1::Shipment {
+                    warehouse: wh(&sh.warehouse),
+                    lines: sh.lines.iter().map(|(k, q)| (sku(k), *q)).collect(),
+                })
+                .collect(),
+            status: match o.status {
+                core::OrderStatus::Placed => v1::OrderStatus::Placed,
+                core::OrderStatus::Cancelled => v1::OrderStatus::Cancelled,
+            },
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+        }
+    }
+    pub fn allocation(a: &core::SkuAllocation) -> v1::SkuAllocation {
+        v1::SkuAllocation {
+            sku: sku(&a.sku),
+            customer: cust(&a.customer),
+            lines: a.lines.iter().map(|(w, q)| (wh(w), *q)).collect(),
+            consumed_holds: a.consumed_holds.iter().map(|h| v1::HoldId(h.0)).collect(),
+        }
+    }
+    fn idem(r: &core::IdempotencyRecord) -> v1::IdempotencyRecord {
+        v1::IdempotencyRecord {
+            key: r.key.clone(),
+            request_hash: r.request_hash,
+            at: r.at,
+        }
+    }
+    pub fn event(e: &core::Event) -> v1::Event {
+        match e {
+            core::Event::WarehouseUpserted { warehouse: w } => v1::Event::WarehouseUpserted {
+                warehouse: warehouse(w),
+            },
+            core::Event::SkuUpserted {
+                sku: k,
+                name,
+                per_customer_limit,
+            } => v1::Event::SkuUpserted {
+                sku: sku(k),
+                name: name.clone(),
+                per_customer_limit: *per_customer_limit,
+            },
+            core::Event::StockAdjusted {
+                sku: k,
+                warehouse: w,
+                delta,
+                reason,
+            } => v1::Event::StockAdjusted {
+                sku: sku(k),
+                warehouse: wh(w),
+                delta: *delta,
+                reason: reason.clone(),
+            },
+            core::Event::SafetyStockSet {
+                sku: k,
+                warehouse: w,
+                safety_stock,
+                reason,
+            } => v1::Event::SafetyStockSet {
+                sku: sku(k),
+                warehouse: wh(w),
+                safety_stock: *safety_stock,
+                reason: reason.clone(),
+            },
+            core::Event::HoldCreated {
+                hold: h,
+                idempotency,
+            } => v1::Event::HoldCreated {
+                hold: hold(h),
+                idempotency: idempotency.as_ref().map(idem),
+            },
+            core::Event::HoldExtended {
+                sku: k,
+                hold,
+                expires_at,
+            } => v1::Event::HoldExtended {
+                sku: sku(k),
+                hold: v1::HoldId(hold.0),
+                expires_at: *expires_at,
+            },
+            core::Event::HoldReleased {
+                sku: k,
+                hold,
+                reason,
+                at,
+            } => v1::Event::HoldReleased {
+                sku: sku(k),
+                hold: v1::HoldId(hold.0),
+                reason: match reason {
+                    core::ReleaseReason::Released => v1::ReleaseReason::Released,
+                    core::ReleaseReason::Expired => v1::ReleaseReason::Expired,
+                },
+                at: *at,
+            },
+            core::Event::OrderPlaced {
+                order: o,
+                allocations,
+                idempotency,
+            } => v1::Event::OrderPlaced {
+                order: order(o),
+                allocations: allocations.iter().map(allocation).collect(),
+                idempotency: idempotency.as_ref().map(idem),
+            },
+            core::Event::OrderCancelled {
+                order,
+                skus,
+                reason,
+                at,
+            } => v1::Event::OrderCancelled {
+                order: v1::OrderId(order.0),
+                skus: skus.iter().map(sku).collect(),
+                reason: reason.clone(),
+                at: *at,
+            },
+        }
+    }
+    /// The whole in-memory state, derived indexes included, as v1 kept it.
+    pub fn sku_state(st: &core::SkuState) -> v1::SkuState {
+        let mut expiries: Vec<(u64, v1::HoldId)> = st
+            .holds
+            .values()
+            .map(|h| (h.expires_at, v1::HoldId(h.id.0)))
+            .collect();
+        expiries.sort_by_key(|(t, h)| (*t, h.0));
+        v1::SkuState {
+            sku: sku(&st.sku),
+            name: st.name.clone(),
+            per_customer_limit: st.per_customer_limit,
+            rows: st
+                .rows
+                .iter()
+                .map(|(w, r)| {
+                    (
+                        wh(w),
+                        v1::StockRow {
+                            on_hand: r.on_hand,
+                            reserved: r.reserved,
+                            allocated: r.allocated,
+                            safety_stock: r.safety_stock,
+                        },
+                    )
+                })
+                .collect(),
+            holds: st
+                .holds
+                .iter()
+                .map(|(id, h)| (v1::HoldId(id.0), hold(h)))
+                .collect(),
+            expiries,
+            usage: st.usage.iter().map(|(c, q)| (cust(c), *q)).collect(),
+            allocations: st
+                .allocations
+                .iter()
+                .map(|(o, a)| (v1::OrderId(o.0), allocation(a)))
+                .collect(),
+        }
+    }
+    pub fn hold_record(h: &projection::HoldRecord) -> v1::HoldRecord {
+        v1::HoldRecord {
+            hold: hold(&h.hold),
+            status: match h.status {
+                core::HoldStatus::Active => v1::HoldStatus::Active,
+                core::HoldStatus::Released => v1::HoldStatus::Released,
+                core::HoldStatus::Expired => v1::HoldStatus::Expired,
+                core::HoldStatus::Consumed => v1::HoldStatus::Consumed,
+            },
+            order: h.order.map(|o| v1::OrderId(o.0)),
+            closed_at: h.closed_at,
+        }
+    }
+}
+
+/// A v1 record: `[1][crc32 of the payload]`, then v1's payload.
 fn v1_record(first_seq: u64, events: &[Event]) -> Vec<u8> {
-    let payload = postcard::to_stdvec(&(first_seq, events)).unwrap();
+    let payload = postcard::to_stdvec(&v1::Record {
+        first_seq,
+        events: events.iter().map(to_v1::event).collect(),
+    })
+    .unwrap();
     let mut out = vec![1];
     out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     out.extend_from_slice(&payload);
@@ -330,14 +568,14 @@ proptest! {
 
     #[test]
     fn v1_snapshot_chunks_read_as_facts(state in sku_state(), hold in hold(), o in order()) {
-        // A v1 chunk: the core's structs whole, as the first release
-        // wrote them (SnapEntry::Sku held the SKU's whole state).
-        let v1_chunk = postcard::to_stdvec(&(
-            3u8, // the list's length
-            (1u8, &state), // variant 1: Sku
-            (2u8, &HoldRecord { hold: hold.clone(), status: HoldStatus::Consumed, order: Some(o.id), closed_at: Some(7) }),
-            (3u8, &o),
-        )).unwrap();
+        // A v1 chunk: a SKU's whole in-memory state, derived indexes
+        // included, as the first release wrote it.
+        let record = HoldRecord { hold: hold.clone(), status: HoldStatus::Consumed, order: Some(o.id), closed_at: Some(7) };
+        let v1_chunk = postcard::to_stdvec(&vec![
+            v1::SnapEntry::Sku(Box::new(to_v1::sku_state(&state))),
+            v1::SnapEntry::Hold(to_v1::hold_record(&record)),
+            v1::SnapEntry::Order(to_v1::order(&o)),
+        ]).unwrap();
         let mut back = Vec::new();
         let mut assembler = Assembler::default();
         let n = read_chunk(1, &v1_chunk, &mut |e| assembler.push(e, &mut |x| back.push(x))).unwrap();
@@ -551,4 +789,49 @@ fn facts_that_disagree_are_refused() {
         expires_at: 1,
     });
     assert!(crate::core::SkuState::from_facts(other).is_err());
+}
+
+/// The v1 types encode exactly as the first release wrote its records:
+/// the bytes below are pinned by hand (the golden directories check the
+/// real thing, with every event type).
+#[test]
+fn v1_types_encode_as_the_first_release_did() {
+    let sku = SkuId::parse("s").unwrap();
+    let w = WarehouseId::parse("w").unwrap();
+    let events = vec![
+        Event::SkuUpserted {
+            sku: sku.clone(),
+            name: Some("n".into()),
+            per_customer_limit: Some(3),
+        },
+        Event::HoldCreated {
+            hold: Hold {
+                id: HoldId(7),
+                sku: sku.clone(),
+                warehouse: w,
+                qty: 2,
+                customer: Some(CustomerId::parse("c").unwrap()),
+                channel: None,
+                created_at: 1,
+                expires_at: 1000,
+            },
+            idempotency: Some(IdempotencyRecord {
+                key: "reservations:k".into(),
+                request_hash: [9; 32],
+                at: 1,
+            }),
+        },
+    ];
+    let bytes = v1_record(5, &events);
+    // Byte for byte: 5, 2 events; SkuUpserted (1) "s" Some("n") Some(3);
+    // HoldCreated (4) id 7 "s" "w" 2 Some("c") None 1 1000 (varint) Some(key, hash, 1).
+    let mut want = vec![5, 2, 1, 1, b's', 1, 1, b'n', 1, 3];
+    want.extend([
+        4, 7, 1, b's', 1, b'w', 2, 1, 1, b'c', 0, 1, 0xe8, 0x07, 1, 14,
+    ]);
+    want.extend(b"reservations:k");
+    want.extend([9; 32]);
+    want.push(1);
+    assert_eq!(&bytes[5..], &want[..]);
+    assert_eq!(record::decode(&bytes).unwrap().events, events);
 }
