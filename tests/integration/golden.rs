@@ -281,6 +281,34 @@ async fn check_new(srv: &Server, new: &[(String, Value)], name: &str) {
     }
 }
 
+/// A directory named `vN-…` holds log records (and a snapshot meta, if
+/// any) of format N: it pins what it says it pins.
+fn check_format(config: &Config, name: &str) {
+    let version: u8 = name
+        .strip_prefix('v')
+        .and_then(|n| n.split('-').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{name}: golden directories are named v<format>-<what>"));
+    let store = surge::server::open_store(config).unwrap();
+    let mut records = 0;
+    store
+        .scan_from(0, &mut |key, bytes| {
+            assert_eq!(bytes[0], version, "{name}: record {key}");
+            records += 1;
+            true
+        })
+        .unwrap();
+    assert!(records > 0, "{name}: no log records");
+    if let Some(meta) = store.snapshot_meta().unwrap() {
+        assert_eq!(meta[0], version, "{name}: snapshot meta");
+    }
+    assert_eq!(
+        store.snapshot_meta().unwrap().is_some(),
+        name.ends_with("-snapshot"),
+        "{name}: a snapshot is there exactly when the name says so"
+    );
+}
+
 #[tokio::test]
 async fn every_golden_data_directory_loads_replays_and_serves() {
     let dirs = golden_dirs();
@@ -296,6 +324,7 @@ async fn every_golden_data_directory_loads_replays_and_serves() {
         let tmp = tempfile::tempdir().unwrap();
         copy_dir(&dir.join("data"), &tmp.path().join("data"));
         let mut config = test_config(&tmp.path().join("data"));
+        check_format(&config, &name);
         // No snapshot until asked for below.
         config.snapshot_every_events = u64::MAX;
         config.snapshot_every_ms = u64::MAX / 4;
