@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
+/// The largest snapshot chunk a setting may ask for: a chunk is built in
+/// memory whole before it is written.
+pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 16 * 1024 * 1024;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -35,11 +39,13 @@ pub struct Config {
     pub wal_sync_timeout_ms: u64,
     pub shutdown_timeout_ms: u64,
     pub sled_cache_bytes: u64,
+    pub data_dir_lock_wait_ms: u64,
     pub snapshot_every_events: u64,
     pub snapshot_every_ms: u64,
     pub snapshot_chunk_entries: usize,
     pub snapshot_retry_ms_min: u64,
     pub snapshot_retry_ms_max: u64,
+    pub snapshot_chunk_bytes_max: usize,
     pub hold_ttl_ms_default: u64,
     pub hold_ttl_ms_max: u64,
     pub hold_expiry_batch_max: usize,
@@ -177,6 +183,10 @@ impl Config {
             ("snapshot_every_events", self.snapshot_every_events),
             ("snapshot_every_ms", self.snapshot_every_ms),
             ("snapshot_chunk_entries", self.snapshot_chunk_entries as u64),
+            (
+                "snapshot_chunk_bytes_max",
+                self.snapshot_chunk_bytes_max as u64,
+            ),
             ("hold_ttl_ms_default", self.hold_ttl_ms_default),
             ("hold_ttl_ms_max", self.hold_ttl_ms_max),
             ("hold_expiry_batch_max", self.hold_expiry_batch_max as u64),
@@ -231,6 +241,14 @@ impl Config {
             return Err(invalid(
                 "snapshot_retry_ms_max",
                 "must be at least snapshot_retry_ms_min",
+            ));
+        }
+        if self.snapshot_chunk_bytes_max > SNAPSHOT_CHUNK_BYTES_MAX {
+            return Err(invalid(
+                "snapshot_chunk_bytes_max",
+                format!(
+                    "must be at most {SNAPSHOT_CHUNK_BYTES_MAX}: a chunk is built in memory whole"
+                ),
             ));
         }
         if self.on_hand_max > i64::MAX as u64 {

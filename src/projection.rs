@@ -40,8 +40,10 @@ pub struct IdemEntry {
     pub at: Millis,
 }
 
-/// One entity of a snapshot.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One entity of a snapshot, in memory. It is never written as it is:
+/// `wal/schema` writes its facts (a SKU's derived indexes are rebuilt on
+/// load) in a versioned format.
+#[derive(Debug, Clone, PartialEq)]
 pub enum SnapEntry {
     Warehouse(Warehouse),
     Sku(Box<SkuState>),

@@ -38,9 +38,10 @@ pub enum ServerError {
 
 /// Opens the sled log in `config.data_dir`.
 pub fn open_store(config: &Config) -> Result<Arc<dyn LogStore>, StoreError> {
-    Ok(Arc::new(SledStore::open(
+    Ok(Arc::new(SledStore::open_waiting(
         &config.data_dir,
         config.sled_cache_bytes,
+        Duration::from_millis(config.data_dir_lock_wait_ms),
     )?))
 }
 

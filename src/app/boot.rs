@@ -62,6 +62,7 @@ impl Surge {
                 every_events: config.snapshot_every_events,
                 every: std::time::Duration::from_millis(config.snapshot_every_ms),
                 chunk_entries: config.snapshot_chunk_entries,
+                chunk_bytes_max: config.snapshot_chunk_bytes_max,
                 retention: config.retention(),
                 retry_min: std::time::Duration::from_millis(config.snapshot_retry_ms_min),
                 retry_max: std::time::Duration::from_millis(config.snapshot_retry_ms_max),

@@ -1,8 +1,8 @@
 //! Events: the only way state changes. Every event is logged before anyone
 //! is told of it, and replaying the log through `apply` rebuilds the state.
 //!
-//! The enum is also the log's payload, so variants are only ever added at
-//! the end and fields are never reinterpreted.
+//! The log does not store this enum as it is: `wal/schema` converts it to
+//! and from versioned on-disk types, so it may change like any other type.
 
 use super::ids::{HoldId, OrderId, SkuId, WarehouseId};
 use super::model::{

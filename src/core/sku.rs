@@ -47,8 +47,9 @@ pub struct Prepared {
     usage_increase: u64,
 }
 
-/// Serialised whole into snapshots; what is in flight (`pending` and what
-/// goes with it) is not, as it is never durable.
+/// Snapshots keep its facts ([`SkuFacts`]) and [`SkuState::from_facts`]
+/// rebuilds the rest; what is in flight (`pending` and what goes with it)
+/// is never durable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SkuState {
     pub sku: SkuId,
@@ -67,6 +68,38 @@ pub struct SkuState {
     locked_holds: SeqIdMap<HoldId, OrderId>,
     #[serde(skip)]
     pending_usage: UsageMap,
+}
+
+/// One stock row as a snapshot keeps it: `reserved` is not here, as it is
+/// the sum of the row's open holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowFacts {
+    pub on_hand: u64,
+    /// Must equal the sum of the SKU's allocations in this row.
+    pub allocated: u64,
+    pub safety_stock: u64,
+}
+
+/// What a SKU's durable state is made of. Everything else (reserved per
+/// row, per-customer usage, the expiry order) is derived from these by
+/// [`SkuState::from_facts`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkuFacts {
+    pub sku: SkuId,
+    pub name: Option<String>,
+    pub per_customer_limit: Option<u64>,
+    pub rows: Vec<(WarehouseId, RowFacts)>,
+    /// Open holds.
+    pub holds: Vec<Hold>,
+    /// Allocations of orders that are not cancelled.
+    pub allocations: Vec<(OrderId, SkuAllocation)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sku {sku}: inconsistent facts: {reason}")]
+pub struct FactsError {
+    pub sku: SkuId,
+    pub reason: String,
 }
 
 /// Units per customer. Customer ids are chosen by clients, so the hasher
@@ -104,6 +137,74 @@ impl SkuState {
             locked_holds: SeqIdMap::default(),
             pending_usage: UsageMap::default(),
         }
+    }
+
+    /// Rebuilds a SKU's state from its facts: the derived indexes are
+    /// computed, not trusted, and the result must pass every invariant
+    /// (so a stored `allocated` that disagrees with the allocations, or a
+    /// hold of another SKU, is refused).
+    pub fn from_facts(facts: SkuFacts) -> Result<Self, FactsError> {
+        let mut s = SkuState::new(facts.sku);
+        let fail = |s: &SkuState, reason: String| FactsError {
+            sku: s.sku.clone(),
+            reason,
+        };
+        s.name = facts.name;
+        s.per_customer_limit = facts.per_customer_limit;
+        for (wh, r) in facts.rows {
+            let row = StockRow {
+                on_hand: r.on_hand,
+                reserved: 0,
+                allocated: r.allocated,
+                safety_stock: r.safety_stock,
+                pending: 0,
+            };
+            if s.rows.insert(wh.clone(), row).is_some() {
+                return Err(fail(&s, format!("row {wh} appears twice")));
+            }
+        }
+        for hold in facts.holds {
+            if hold.sku != s.sku {
+                return Err(fail(&s, format!("hold {} is of sku {}", hold.id, hold.sku)));
+            }
+            let Some(row) = s.rows.get_mut(&hold.warehouse) else {
+                return Err(fail(
+                    &s,
+                    format!(
+                        "hold {} is in {}, which has no row",
+                        hold.id, hold.warehouse
+                    ),
+                ));
+            };
+            row.reserved = row.reserved.saturating_add(hold.qty);
+            if let Some(c) = &hold.customer {
+                add_usage(&mut s.usage, c, hold.qty);
+            }
+            s.expiries.insert((hold.expires_at, hold.id));
+            if let Some(old) = s.holds.insert(hold.id, hold) {
+                return Err(fail(&s, format!("hold {} appears twice", old.id)));
+            }
+        }
+        for (order, a) in facts.allocations {
+            if a.sku != s.sku {
+                return Err(fail(
+                    &s,
+                    format!("allocation of {order} is of sku {}", a.sku),
+                ));
+            }
+            if let Some((wh, _)) = a.lines.iter().find(|(wh, _)| !s.rows.contains_key(wh)) {
+                return Err(fail(
+                    &s,
+                    format!("allocation of {order} is in {wh}, which has no row"),
+                ));
+            }
+            add_usage(&mut s.usage, &a.customer, a.qty());
+            if s.allocations.insert(order, a).is_some() {
+                return Err(fail(&s, format!("allocation of {order} appears twice")));
+            }
+        }
+        s.check_invariants().map_err(|reason| fail(&s, reason))?;
+        Ok(s)
     }
 
     /// Changes the row of `warehouse`, created empty if missing (without

@@ -29,12 +29,14 @@ pub struct CheckpointConfig {
     pub every_events: u64,
     /// Snapshot after this long, if anything changed.
     pub every: Duration,
-    /// Entities per snapshot chunk.
+    /// Entries per snapshot chunk.
     pub chunk_entries: usize,
     /// Closed holds, closed orders and idempotency keys past their
     /// retention are forgotten before each snapshot (the same rule as the
     /// live read model's).
     pub retention: Retention,
+    /// Bytes per snapshot chunk at most.
+    pub chunk_bytes_max: usize,
     /// First wait after a failed snapshot; doubles on each failure...
     pub retry_min: Duration,
     /// ...up to this.
@@ -164,12 +166,15 @@ fn run(
         }
         let started = Instant::now();
         state.apply_retention(&horizon());
-        match snapshot::write(
+        match snapshot::write_with(
             store.as_ref(),
             &state,
             at,
             generation + 1,
-            config.chunk_entries,
+            snapshot::Chunking {
+                entries_max: config.chunk_entries,
+                bytes_max: config.chunk_bytes_max,
+            },
             &cancel,
         ) {
             Ok(meta) => {

@@ -18,6 +18,7 @@
 
 pub mod checkpoint;
 pub mod record;
+pub mod schema;
 pub mod snapshot;
 pub mod store;
 
@@ -592,11 +593,27 @@ pub enum ReplayError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Snapshot(#[from] snapshot::SnapshotError),
+    Snapshot(snapshot::SnapshotError),
+    /// Intact data in a format this build does not know: refused, never
+    /// taken for damage or a torn write.
+    #[error("{what} {newer}; this data directory needs that build or a later one")]
+    Newer { what: String, newer: schema::Newer },
     #[error("log record {key} is corrupt: {reason}; refusing to start on a damaged log")]
     Corrupt { key: u64, reason: String },
     #[error("log record {key} starts at seq {found}, expected {expected}")]
     Gap { key: u64, expected: u64, found: u64 },
+}
+
+impl From<snapshot::SnapshotError> for ReplayError {
+    fn from(e: snapshot::SnapshotError) -> Self {
+        match e {
+            snapshot::SnapshotError::Newer(newer) => ReplayError::Newer {
+                what: "snapshot".into(),
+                newer,
+            },
+            e => ReplayError::Snapshot(e),
+        }
+    }
 }
 
 /// Feeds every logged event, in order, to `apply`; returns where to go on.
@@ -604,7 +621,8 @@ pub enum ReplayError {
 /// A last record that does not decode is a write torn by a crash: it was
 /// never acknowledged (acks follow the sync), so it is dropped with a
 /// warning and the next append overwrites it. A damaged record with records
-/// after it is corruption: replay refuses, naming the record.
+/// after it is corruption: replay refuses, naming the record. A record
+/// written by a newer build is refused wherever it is, last or not.
 pub fn replay(
     store: &dyn LogStore,
     apply: impl FnMut(Seq, &Event),
@@ -707,6 +725,13 @@ fn replay_split<B: FnMut(Seq, &Event) + Send>(
                 break 'records;
             }
             match decoded {
+                Err(record::RecordError::Newer(newer)) => {
+                    err = Some(ReplayError::Newer {
+                        what: format!("log record {key}"),
+                        newer,
+                    });
+                    break 'records;
+                }
                 Err(e) => torn = Some((key, e.to_string())),
                 Ok(rec) if rec.first_seq != at.next_seq => {
                     err = Some(ReplayError::Gap {
@@ -1014,6 +1039,55 @@ mod tests {
         );
         assert!(matches!(r, Err(ReplayError::Gap { key: 1, .. })));
         assert_eq!(*other.lock().unwrap(), vec![1]);
+    }
+
+    /// `record` framed as a build of format `version` would frame it.
+    fn as_version(record: &[u8], version: u8) -> Vec<u8> {
+        let mut out = record.to_vec();
+        out[0] = version;
+        let mut h = crc32fast::Hasher::new();
+        h.update(&[version]);
+        h.update(&out[5..]);
+        out[1..5].copy_from_slice(&h.finalize().to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn a_record_of_a_newer_format_is_refused_even_when_last() {
+        let a = ev(1);
+        let newer = as_version(
+            &record::encode(2, &[&a]).unwrap(),
+            record::RECORD_VERSION + 1,
+        );
+        for (last, tail) in [(true, 0), (false, 1)] {
+            let mem = MemStore::new();
+            mem.append(0, &record::encode(1, &[&a]).unwrap()).unwrap();
+            mem.append(1, &newer).unwrap();
+            if !last {
+                mem.append(2, &record::encode(3, &[&a]).unwrap()).unwrap();
+            }
+            let mut seen = 0;
+            let err = replay(&mem, |_, _| seen += 1).unwrap_err();
+            assert!(matches!(err, ReplayError::Newer { .. }), "{err}");
+            let expected = format!(
+                "log record 1 written by a newer Surge: format v{}, this build reads up to v{}",
+                record::RECORD_VERSION + 1,
+                record::RECORD_VERSION
+            );
+            assert!(
+                err.to_string().starts_with(&expected),
+                "{err} (tail {tail})"
+            );
+            assert_eq!(seen, 1, "nothing past the newer record is applied");
+            // Still there: nothing was dropped as torn.
+            let mut n = 0;
+            mem.scan_from(0, &mut |_, _| {
+                n += 1;
+                true
+            })
+            .unwrap();
+            assert_eq!(n, 2 + tail);
+        }
     }
 
     #[test]

@@ -1,24 +1,23 @@
 //! The log record: one per group commit, holding every event of the batch.
 //!
 //! ```text
-//! [version: u8][crc32 of payload: u32 LE][payload: postcard(first_seq, events)]
+//! [version: u8][crc32: u32 LE][payload]
 //! ```
-//! The version byte lets the format change without guessing; the checksum
-//! catches torn or flipped bytes.
+//! The payload's format is the version's (`schema/`); this module only
+//! frames and checks. The checksum catches torn or flipped bytes: from v2
+//! on it covers the version byte and the payload, v1's the payload only. So
+//! a version byte above [`RECORD_VERSION`] whose checksum holds was written
+//! by a newer build ([`RecordError::Newer`]), and one whose checksum fails
+//! is damage.
 
+use super::schema::{self, Newer, SchemaError};
 use crate::core::Event;
-use serde::{Deserialize, Serialize};
 
-pub const RECORD_VERSION: u8 = 1;
+/// The format this build writes (and the newest it reads).
+pub const RECORD_VERSION: u8 = schema::CURRENT;
 const HEADER_LEN: usize = 5;
 
-#[derive(Serialize)]
-struct RecordRef<'a> {
-    first_seq: u64,
-    events: &'a [&'a Event],
-}
-
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct Record {
     /// Sequence number of the first event; the rest follow one by one.
     pub first_seq: u64,
@@ -35,42 +34,72 @@ pub enum RecordError {
     Checksum,
     #[error("undecodable payload: {0}")]
     Payload(String),
+    /// Intact, but in a format this build does not know: not damage.
+    #[error(transparent)]
+    Newer(Newer),
+}
+
+impl From<SchemaError> for RecordError {
+    fn from(e: SchemaError) -> Self {
+        match e {
+            SchemaError::Newer(n) => RecordError::Newer(n),
+            other => RecordError::Payload(other.to_string()),
+        }
+    }
 }
 
 pub fn encode(first_seq: u64, events: &[&Event]) -> Result<Vec<u8>, RecordError> {
-    let payload = postcard::to_stdvec(&RecordRef { first_seq, events })
-        .map_err(|e| RecordError::Payload(e.to_string()))?;
-    Ok(frame(&payload))
+    framed(|out| schema::write_record(first_seq, events, out))
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
-    postcard::from_bytes(unframe(bytes)?).map_err(|e| RecordError::Payload(e.to_string()))
+    let (version, payload) = unframe(bytes)?;
+    let (first_seq, events) = schema::read_record(version, payload)?;
+    Ok(Record { first_seq, events })
 }
 
-/// Wraps a payload in the version byte and checksum (records and snapshot
-/// chunks share the framing).
-pub fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.push(RECORD_VERSION);
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    out.extend_from_slice(payload);
-    out
+fn checksum(version: u8, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    if version != 1 {
+        h.update(&[version]);
+    }
+    h.update(payload);
+    h.finalize()
 }
 
-/// Checks the framing and returns the payload.
-pub fn unframe(bytes: &[u8]) -> Result<&[u8], RecordError> {
+/// Frames what `write` appends as a payload in the current version
+/// (records and snapshot chunks share the framing).
+pub fn framed(
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), SchemaError>,
+) -> Result<Vec<u8>, RecordError> {
+    let mut out = vec![RECORD_VERSION, 0, 0, 0, 0];
+    write(&mut out)?;
+    let crc = checksum(RECORD_VERSION, &out[HEADER_LEN..]);
+    out[1..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// Checks the framing; returns the version and the payload.
+pub fn unframe(bytes: &[u8]) -> Result<(u8, &[u8]), RecordError> {
     if bytes.len() < HEADER_LEN {
         return Err(RecordError::Short(bytes.len()));
     }
-    if bytes[0] != RECORD_VERSION {
-        return Err(RecordError::Version(bytes[0]));
-    }
+    let version = bytes[0];
     let crc = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
     let payload = &bytes[HEADER_LEN..];
-    if crc32fast::hash(payload) != crc {
+    if version == 0 {
+        return Err(RecordError::Version(version));
+    }
+    if checksum(version, payload) != crc {
         return Err(RecordError::Checksum);
     }
-    Ok(payload)
+    if version > RECORD_VERSION {
+        return Err(RecordError::Newer(Newer::Version {
+            found: version,
+            max: RECORD_VERSION,
+        }));
+    }
+    Ok((version, payload))
 }
 
 #[cfg(test)]

@@ -162,6 +162,33 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 impl SledStore {
+    /// `open`, waiting up to `lock_wait` for sled's lock on the directory:
+    /// the previous handle's threads (this process's, or a process that is
+    /// exiting) let go of it shortly after the handle is dropped. Past the
+    /// wait the error says the directory is in use.
+    pub fn open_waiting(
+        dir: &Path,
+        cache_bytes: u64,
+        lock_wait: std::time::Duration,
+    ) -> Result<Self, StoreError> {
+        let deadline = std::time::Instant::now() + lock_wait;
+        loop {
+            match Self::open(dir, cache_bytes) {
+                Err(StoreError::Io(e)) if e.contains("could not acquire lock") => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Io(format!(
+                            "data directory {} is in use by another process (waited {} ms for its lock): {e}",
+                            dir.display(),
+                            lock_wait.as_millis()
+                        )));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(io)?;
         let db = sled::Config::new()
@@ -528,14 +555,29 @@ mod tests {
     /// Opens again once sled's threads of the previous handle have let go
     /// of its lock (they end shortly after the handle is dropped).
     fn reopen(dir: &Path) -> SledStore {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            match SledStore::open(dir, 1 << 24) {
-                Ok(s) => return s,
-                Err(e) if std::time::Instant::now() > deadline => panic!("{e}"),
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
-            }
-        }
+        SledStore::open_waiting(dir, 1 << 24, std::time::Duration::from_secs(10)).unwrap()
+    }
+
+    #[test]
+    fn a_directory_in_use_is_waited_for_then_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SledStore::open(dir.path(), 1 << 24).unwrap();
+        let wait = std::time::Duration::from_millis(50);
+        let err = match SledStore::open_waiting(dir.path(), 1 << 24, wait) {
+            Err(StoreError::Io(e)) => e,
+            other => panic!("opened a directory in use: {}", other.is_ok()),
+        };
+        assert!(err.contains("in use by another process"), "{err}");
+        // Let go while another open waits: it gets the directory.
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let path = dir.path().to_owned();
+        let waiter = std::thread::spawn(move || {
+            started_tx.send(()).unwrap();
+            SledStore::open_waiting(&path, 1 << 24, std::time::Duration::from_secs(30)).is_ok()
+        });
+        started.recv().unwrap();
+        drop(first);
+        assert!(waiter.join().unwrap(), "opened once the lock was free");
     }
 
     fn blob_files(dir: &Path) -> usize {

@@ -11,6 +11,7 @@ mod durability;
 mod faults;
 mod feed;
 mod flash;
+mod golden;
 mod holds;
 mod limits;
 mod loadgen;

@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# Writes golden data directories: what a given `surge` binary leaves on disk
+# after every kind of event, with the state it must show. They are checked
+# in under tests/golden/ and loaded by tests/integration/golden.rs forever,
+# so a later build that cannot read them fails CI. Run it once per on-disk
+# format version, with the binary that writes that version, into a new
+# directory name (v1-*, v2-*, ...); never regenerate an existing one.
+#
+#   <name>-log/       the log only (no snapshot)
+#   <name>-snapshot/  a snapshot, then more events as a log tail after it
+#
+# Each holds data/ (the sled directory) and expected.json:
+#   now_ms       a time at which every open hold is still open
+#   warehouses   GET /v1/warehouses
+#   stock        sku -> GET /v1/skus/{sku}/stock
+#   reservations id -> GET /v1/reservations/{id} (open and closed)
+#   orders       id -> GET /v1/orders/{id} (placed and cancelled)
+#   idempotency  [{path, key, body, target}]: POSTing body to path with
+#                Idempotency-Key: key again answers 200 with GET target
+#
+# Usage: scripts/make-golden.sh BINARY NAME     e.g. /tmp/surge-base v1
+# Needs curl, jq and python3 (to find a free port).
+set -euo pipefail
+bin=${1:?usage: make-golden.sh BINARY NAME}
+name=${2:?usage: make-golden.sh BINARY NAME}
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=$root/tests/golden
+for tool in curl jq python3; do
+  command -v "$tool" >/dev/null || { echo "$tool is not installed" >&2; exit 2; }
+done
+work=$(mktemp -d)
+server=""
+cleanup() {
+  if [ -n "$server" ]; then kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Snapshots off unless the caller's environment asks for them.
+no_snapshots=(SURGE_SNAPSHOT_EVERY_MS=86400000 SURGE_SNAPSHOT_EVERY_EVENTS=1000000000)
+
+# start DATA_DIR LOG [VAR=value ...]: a server on a free port; returns once
+# /healthz answers. Sets $base.
+start() {
+  local dir=$1 log=$2
+  shift 2
+  local port
+  port=$(free_port)
+  base="http://127.0.0.1:$port"
+  env SURGE_LOG=info "$@" "$bin" serve --data-dir "$dir" --listen "127.0.0.1:$port" >>"$log" 2>&1 &
+  server=$!
+  for _ in $(seq 1 200); do
+    curl -fs "$base/healthz" >/dev/null 2>&1 && return 0
+    kill -0 "$server" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "surge did not start" >&2
+  cat "$log" >&2
+  exit 1
+}
+
+stop() {
+  kill -TERM "$server"
+  wait "$server" || { echo "surge exited with an error" >&2; exit 1; }
+  server=""
+}
+
+# call METHOD PATH BODY EXPECTED_STATUS [IDEMPOTENCY_KEY]: prints the body.
+call() {
+  local method=$1 path=$2 body=$3 want=$4 key=${5:-}
+  local args=(-s -o "$work/body" -w '%{http_code}' -X "$method" -H 'content-type: application/json')
+  [ -n "$key" ] && args+=(-H "Idempotency-Key: $key")
+  [ -n "$body" ] && args+=(-d "$body")
+  local got
+  got=$(curl "${args[@]}" "$base$path")
+  if [ "$got" != "$want" ]; then
+    echo "$method $path: status $got, expected $want: $(cat "$work/body")" >&2
+    exit 1
+  fi
+  cat "$work/body"
+}
+
+# What the state must show, collected as the run goes.
+: >"$work/skus"
+: >"$work/holds"
+: >"$work/orders"
+: >"$work/idem"
+
+remember_idem() { # PATH KEY BODY TARGET
+  jq -cn --arg path "$1" --arg key "$2" --argjson body "$3" --arg target "$4" \
+    '{path: $path, key: $key, body: $body, target: $target}' >>"$work/idem"
+}
+
+reserve() { # BODY [KEY]: prints the hold id
+  local id
+  id=$(call POST /v1/reservations "$1" 201 "${2:-}" | jq -r .id)
+  echo "$id" >>"$work/holds"
+  if [ -n "${2:-}" ]; then remember_idem /v1/reservations "$2" "$1" "/v1/reservations/$id"; fi
+  echo "$id"
+}
+
+order() { # BODY [KEY]: prints the order id
+  local id
+  id=$(call POST /v1/orders "$1" 201 "${2:-}" | jq -r .id)
+  echo "$id" >>"$work/orders"
+  if [ -n "${2:-}" ]; then remember_idem /v1/orders "$2" "$1" "/v1/orders/$id"; fi
+  echo "$id"
+}
+
+long=86400000
+
+# Every event type, on entities named with prefix $1. Leaves open holds
+# (long ttl), closed ones (released, expired, consumed), placed and
+# cancelled orders. Writes "OPEN_HOLD PLACED_ORDER" to $work/carry for a
+# later phase.
+drive() {
+  local p=$1
+  local w1=$p-w1 w2=$p-w2 a=$p-a b=$p-b
+  call PUT "/v1/warehouses/$w1" '{"name":"North","location":{"lat":53.55,"lon":9.99},"priority":1}' 200 >/dev/null
+  call PUT "/v1/warehouses/$w2" '{"name":"South","location":{"lat":48.14,"lon":11.58},"priority":2}' 200 >/dev/null
+  # Upserted twice: the second one changes the name.
+  call PUT "/v1/warehouses/$w2" '{"name":"South 2","location":{"lat":48.14,"lon":11.58},"priority":2}' 200 >/dev/null
+  call PUT "/v1/skus/$a" '{"name":"Tee black M","per_customer_limit":5}' 200 >/dev/null
+  call PUT "/v1/skus/$b" '{"name":"Mug"}' 200 >/dev/null
+  printf '%s\n%s\n' "$a" "$b" >>"$work/skus"
+  for row in "$a $w1 100" "$a $w2 50" "$b $w1 20" "$b $w2 30"; do
+    set -- $row
+    call POST /v1/stock/adjustments "{\"sku\":\"$1\",\"warehouse\":\"$2\",\"delta\":$3,\"reason\":\"receipt\"}" 200 >/dev/null
+  done
+  call POST /v1/stock/adjustments "{\"sku\":\"$a\",\"warehouse\":\"$w2\",\"set_on_hand\":48,\"expected_on_hand\":50,\"reason\":\"count\"}" 200 >/dev/null
+  call POST /v1/stock/adjustments "{\"sku\":\"$a\",\"warehouse\":\"$w1\",\"set_safety_stock\":5,\"reason\":\"buffer\"}" 200 >/dev/null
+
+  # A hold that expires: a short ttl, then wait until the server says so.
+  local expiring
+  expiring=$(reserve "{\"sku\":\"$b\",\"qty\":1,\"channel\":\"web\",\"ttl_ms\":300}")
+
+  local h_open h_plain h_released h_for_order
+  h_open=$(reserve "{\"sku\":\"$a\",\"qty\":2,\"customer_id\":\"$p-c1\",\"channel\":\"web\",\"ttl_ms\":$long}" "$p-hold-key")
+  h_plain=$(reserve "{\"sku\":\"$b\",\"qty\":3,\"ttl_ms\":$long}")
+  h_released=$(reserve "{\"sku\":\"$a\",\"qty\":1,\"customer_id\":\"$p-c2\",\"ttl_ms\":$long}")
+  h_for_order=$(reserve "{\"sku\":\"$a\",\"qty\":2,\"customer_id\":\"$p-c3\",\"ttl_ms\":$long}")
+  call POST "/v1/reservations/$h_open/extend" "{\"ttl_ms\":$long}" 200 >/dev/null
+  call DELETE "/v1/reservations/$h_released" "" 200 >/dev/null
+
+  # A batch, one item with its own idempotency key.
+  local item batch
+  item="{\"sku\":\"$b\",\"qty\":1,\"customer_id\":\"$p-c7\",\"channel\":\"app\",\"ttl_ms\":$long}"
+  batch=$(call POST '/v1/reservations:batch' "{\"reservations\":[{\"sku\":\"$a\",\"qty\":1,\"ttl_ms\":$long},$(jq -c --arg k "$p-batch-key" '. + {idempotency_key: $k}' <<<"$item")]}" 200)
+  jq -r '.results[].reservation.id' <<<"$batch" >>"$work/holds"
+  remember_idem /v1/reservations "$p-batch-key" "$item" "/v1/reservations/$(jq -r '.results[1].reservation.id' <<<"$batch")"
+
+  # Orders: multi-line (b split over both warehouses), one consuming a
+  # hold, one with an idempotency key, one cancelled.
+  local o_multi o_cancel
+  o_multi=$(order "{\"channel\":\"web\",\"customer_id\":\"$p-c4\",\"ship_to\":{\"lat\":52.52,\"lon\":13.40,\"country\":\"DE\"},\"lines\":[{\"sku\":\"$a\",\"qty\":3},{\"sku\":\"$b\",\"qty\":35}]}")
+  order "{\"channel\":\"web\",\"customer_id\":\"$p-c3\",\"ship_to\":{\"lat\":50.11,\"lon\":8.68},\"lines\":[{\"sku\":\"$a\",\"qty\":2,\"reservation_id\":\"$h_for_order\"}]}" >/dev/null
+  order "{\"channel\":\"app\",\"customer_id\":\"$p-c5\",\"ship_to\":{\"lat\":48.86,\"lon\":2.35,\"country\":\"FR\"},\"lines\":[{\"sku\":\"$b\",\"qty\":1}]}" "$p-order-key" >/dev/null
+  o_cancel=$(order "{\"channel\":\"web\",\"customer_id\":\"$p-c6\",\"ship_to\":{\"lat\":51.51,\"lon\":-0.13},\"lines\":[{\"sku\":\"$a\",\"qty\":1}]}")
+  call POST "/v1/orders/$o_cancel/cancel" '{"reason":"customer changed their mind"}' 200 >/dev/null
+
+  local status=""
+  for _ in $(seq 1 400); do
+    status=$(call GET "/v1/reservations/$expiring" "" 200 | jq -r .status)
+    [ "$status" = expired ] && break
+    sleep 0.05
+  done
+  [ "$status" = expired ] || { echo "hold $expiring never expired" >&2; exit 1; }
+  echo "$h_plain $o_multi" >"$work/carry"
+}
+
+# Events on what an earlier phase left: they land in the log tail and must
+# apply to state loaded from a snapshot.
+touch_earlier() { # OPEN_HOLD PLACED_ORDER SKU WAREHOUSE
+  call DELETE "/v1/reservations/$1" "" 200 >/dev/null
+  call POST "/v1/orders/$2/cancel" "" 200 >/dev/null
+  call POST /v1/stock/adjustments "{\"sku\":\"$3\",\"warehouse\":\"$4\",\"delta\":-7,\"reason\":\"damaged\"}" 200 >/dev/null
+}
+
+seq_now() { call GET /healthz "" 200 | jq -r .seq; }
+
+# Writes expected.json for the running server into $1.
+record() {
+  local dir=$1 now_ms
+  now_ms=$(date +%s%3N)
+  {
+    echo "{\"now_ms\": $now_ms,"
+    echo "\"warehouses\": $(call GET /v1/warehouses "" 200),"
+    echo '"stock": {'
+    local first=1
+    while read -r s; do
+      [ $first = 1 ] || echo ","
+      first=0
+      echo "\"$s\": $(call GET "/v1/skus/$s/stock" "" 200)"
+    done <"$work/skus"
+    echo '}, "reservations": {'
+    first=1
+    while read -r h; do
+      [ $first = 1 ] || echo ","
+      first=0
+      echo "\"$h\": $(call GET "/v1/reservations/$h" "" 200)"
+    done <"$work/holds"
+    echo '}, "orders": {'
+    first=1
+    while read -r o; do
+      [ $first = 1 ] || echo ","
+      first=0
+      echo "\"$o\": $(call GET "/v1/orders/$o" "" 200)"
+    done <"$work/orders"
+    echo "}, \"idempotency\": $(jq -s . "$work/idem")}"
+  } | jq -S . >"$dir/expected.json"
+  # Every recorded replay answers as promised, with this binary too.
+  jq -c '.idempotency[]' "$dir/expected.json" | while read -r i; do
+    local got want
+    got=$(call POST "$(jq -r .path <<<"$i")" "$(jq -c .body <<<"$i")" 200 "$(jq -r .key <<<"$i")")
+    want=$(call GET "$(jq -r .target <<<"$i")" "" 200)
+    [ "$(jq -S . <<<"$got")" = "$(jq -S . <<<"$want")" ] || { echo "replay of $i answered $got" >&2; exit 1; }
+  done
+  # The open holds stay open at now_ms.
+  jq -e --argjson now "$now_ms" '[.reservations[] | select(.status == "active" and .expires_at <= $now)] | length == 0' \
+    "$dir/expected.json" >/dev/null || { echo "an open hold expires before now_ms" >&2; exit 1; }
+}
+
+fresh() { # DIR
+  local dir=$out/$1
+  if [ -e "$dir" ]; then
+    echo "$dir exists: golden directories are never regenerated; pick a new name" >&2
+    exit 1
+  fi
+  mkdir -p "$work/$1"
+  : >"$work/skus"; : >"$work/holds"; : >"$work/orders"; : >"$work/idem"
+}
+
+finish() { # DIR
+  mkdir -p "$out/$1"
+  cp -r "$work/$1/data" "$out/$1/data"
+  cp "$work/$1/expected.json" "$out/$1/expected.json"
+  du -sh "$out/$1"
+}
+
+# 1. The log only.
+fresh "$name-log"
+start "$work/$name-log/data" "$work/$name-log.server.log" "${no_snapshots[@]}"
+drive p
+read -r hold order_id <"$work/carry"
+drive q
+touch_earlier "$hold" "$order_id" p-a p-w1
+record "$work/$name-log"
+stop
+if grep -q "snapshot written" "$work/$name-log.server.log"; then
+  echo "a snapshot was written into the log-only directory" >&2
+  exit 1
+fi
+finish "$name-log"
+
+# 2. A snapshot, then a log tail.
+fresh "$name-snapshot"
+start "$work/$name-snapshot/data" "$work/$name-snapshot.server.log" SURGE_SNAPSHOT_EVERY_MS=100
+drive p
+read -r hold order_id <"$work/carry"
+at=$(seq_now)
+# The checkpointer's line for a snapshot holding everything so far.
+snapshot_at() {
+  sed 's/\x1b\[[0-9;]*m//g' "$work/$name-snapshot.server.log" | grep -Eq "snapshot written.*seq=$at( |$)"
+}
+for _ in $(seq 1 200); do
+  snapshot_at && break
+  sleep 0.05
+done
+snapshot_at || {
+  echo "no snapshot at seq $at" >&2
+  cat "$work/$name-snapshot.server.log" >&2
+  exit 1
+}
+stop
+start "$work/$name-snapshot/data" "$work/$name-snapshot.server.log" "${no_snapshots[@]}"
+drive q
+touch_earlier "$hold" "$order_id" p-a p-w1
+record "$work/$name-snapshot"
+stop
+finish "$name-snapshot"
+echo "snapshot taken at seq $at; tail after it written"

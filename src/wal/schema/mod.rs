@@ -1,0 +1,377 @@
+//! The on-disk schema: the only place that decides how events and snapshot
+//! entries become bytes. The core's types are never written directly; each
+//! format version has its own types in its own module, converted to and from
+//! the core explicitly, so a field added to `Order` never makes an old data
+//! directory unreadable.
+//!
+//! - `v1.rs`: FROZEN. The first release wrote the core's structs as
+//!   positional postcard; these are copies of them, as encoded.
+//! - `v2.rs`: what this build writes. Each event and snapshot entry is a
+//!   stable numeric kind and its own body.
+//!
+//! Reading always upcasts step by step, oldest to newest, then converts to
+//! the core: v1 → v2 → core. A newer server reads every older version; an
+//! older one refuses a newer version with [`Newer`], never taking it for
+//! damage or a torn write.
+//!
+//! # Rules for changing the format
+//! - **A new event or snapshot entry type:** give it the next unused kind
+//!   number in the current version module (`v2::kind`, `v2::entry`), a
+//!   body struct, and its arms in `read`/`write`/the conversions. No new
+//!   version: an older build meets the unknown kind and refuses with
+//!   [`Newer::Kind`]. Never reuse or renumber a kind.
+//! - **A field added to, removed from or changed in any written type**
+//!   (say `Order` gains `payment`): a new module `v3.rs` with the new
+//!   types (copy the ones that change; reuse unchanged ones from `v2`),
+//!   `CURRENT = v3::VERSION`, `From<v2::X> for v3::X` upcasters that say
+//!   what the new field is for old data, and a `v2` arm in the decoders
+//!   that upcasts through them. `v2.rs` becomes frozen, like `v1.rs`.
+//! - Never edit a frozen module; never change how a released version's
+//!   bytes decode. `tests/golden/` holds data directories of every
+//!   released version (`scripts/make-golden.sh`), loaded by CI forever:
+//!   add one for each new version.
+//! - The framing is fixed for every version: `[version u8][crc32 LE]`
+//!   then the payload; from v2 on the checksum covers the version byte and
+//!   the payload (v1's covered the payload only), which is how an
+//!   unknown version byte is told apart from a damaged one.
+
+pub mod v1;
+pub mod v2;
+
+#[cfg(test)]
+mod tests;
+
+use crate::core::{self, SkuState};
+use crate::projection::SnapEntry;
+
+/// The format this build writes, and the newest it reads.
+pub const CURRENT: u8 = v2::VERSION;
+
+/// Data this build cannot read because a newer one wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Newer {
+    #[error("written by a newer Surge: format v{found}, this build reads up to v{max}")]
+    Version { found: u8, max: u8 },
+    #[error(
+        "written by a newer Surge: {what} kind {kind} is unknown to this build (format v{version})"
+    )]
+    Kind {
+        what: &'static str,
+        kind: u16,
+        version: u8,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    #[error(transparent)]
+    Newer(#[from] Newer),
+    /// Only raised by the per-version readers; turned into `Newer::Kind`.
+    #[error("unknown {what} kind {kind}")]
+    UnknownKind { what: &'static str, kind: u16 },
+    #[error("undecodable payload: {0}")]
+    Payload(String),
+    #[error("invalid value: {0}")]
+    Invalid(String),
+}
+
+impl SchemaError {
+    fn at_version(self, version: u8) -> Self {
+        match self {
+            SchemaError::UnknownKind { what, kind } => SchemaError::Newer(Newer::Kind {
+                what,
+                kind,
+                version,
+            }),
+            other => other,
+        }
+    }
+}
+
+fn payload_err(e: postcard::Error) -> SchemaError {
+    SchemaError::Payload(e.to_string())
+}
+
+/// Appends a v2 list of tagged bodies: the count, then each kind and body.
+/// `bodies` holds the bodies back to back; `index` their kinds and ends.
+fn put_tagged(
+    head: u64,
+    index: &[(u16, usize)],
+    bodies: &[u8],
+    out: &mut Vec<u8>,
+    with_head: bool,
+) -> Result<(), SchemaError> {
+    let mut tagged = Vec::with_capacity(index.len());
+    let mut start = 0;
+    for &(kind, end) in index {
+        tagged.push(v2::Tagged {
+            kind,
+            body: &bodies[start..end],
+        });
+        start = end;
+    }
+    let result = if with_head {
+        postcard::to_io(
+            &v2::Record {
+                first_seq: head,
+                events: tagged,
+            },
+            out,
+        )
+    } else {
+        postcard::to_io(&v2::Chunk { entries: tagged }, out)
+    };
+    result.map(|_| ()).map_err(payload_err)
+}
+
+/// Appends the payload of a log record in the current format.
+pub fn write_record(
+    first_seq: u64,
+    events: &[&core::Event],
+    out: &mut Vec<u8>,
+) -> Result<(), SchemaError> {
+    let mut bodies = Vec::with_capacity(events.len() * 64);
+    let mut index = Vec::with_capacity(events.len());
+    for e in events {
+        let e = v2::Event::from(*e);
+        e.write(&mut bodies)?;
+        index.push((e.kind(), bodies.len()));
+    }
+    put_tagged(first_seq, &index, &bodies, out, true)
+}
+
+/// Reads a log record's payload of format `version` (already checked to
+/// be one this build knows): its first seq and its events.
+pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>), SchemaError> {
+    match version {
+        v1::VERSION => {
+            let rec: v1::Record = postcard::from_bytes(payload).map_err(payload_err)?;
+            let events = rec
+                .events
+                .into_iter()
+                .map(|e| core::Event::try_from(v2::Event::from(e)))
+                .collect::<Result<_, _>>()?;
+            Ok((rec.first_seq, events))
+        }
+        v2::VERSION => {
+            let rec: v2::Record<'_> = whole(payload)?;
+            let events = rec
+                .events
+                .into_iter()
+                .map(|t| {
+                    v2::Event::read(t.kind, t.body)
+                        .and_then(core::Event::try_from)
+                        .map_err(|e| e.at_version(version))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok((rec.first_seq, events))
+        }
+        found => Err(Newer::Version {
+            found,
+            max: CURRENT,
+        }
+        .into()),
+    }
+}
+
+fn whole<'a, T: serde::Deserialize<'a>>(payload: &'a [u8]) -> Result<T, SchemaError> {
+    match postcard::take_from_bytes(payload) {
+        Ok((v, [])) => Ok(v),
+        Ok((_, rest)) => Err(SchemaError::Payload(format!(
+            "{} bytes after the payload",
+            rest.len()
+        ))),
+        Err(e) => Err(payload_err(e)),
+    }
+}
+
+// --- snapshots -------------------------------------------------------------------
+
+/// The facts of one in-memory snapshot entry, as current-format entries
+/// (a SKU becomes several: its header, its open holds, its allocations).
+pub fn entries_of<'a>(e: &'a SnapEntry, out: &mut impl FnMut(v2::SnapEntry<'a>)) {
+    match e {
+        SnapEntry::Warehouse(w) => out(v2::SnapEntry::Warehouse(w.into())),
+        SnapEntry::Sku(state) => v2::sku_entries(state, out),
+        SnapEntry::Hold(h) => out(v2::SnapEntry::Hold(h.into())),
+        SnapEntry::Order(o) => out(v2::SnapEntry::Order(o.into())),
+        SnapEntry::Idempotency(key, entry) => out(v2::SnapEntry::Idempotency(
+            v2::Idempotency::from_core(key, entry),
+        )),
+    }
+}
+
+/// Collects encoded snapshot entries into one chunk's payload.
+#[derive(Default)]
+pub struct ChunkBuilder {
+    bodies: Vec<u8>,
+    index: Vec<(u16, usize)>,
+}
+
+/// Upper bound of what a chunk adds per entry besides its body: a kind
+/// (varint u16, ≤ 3 bytes) and a body length (varint, ≤ 5 bytes here).
+const ENTRY_OVERHEAD_BYTES: usize = 8;
+/// Upper bound of the entry count's varint.
+const CHUNK_OVERHEAD_BYTES: usize = 10;
+
+impl ChunkBuilder {
+    /// Encodes `e` on its own: `(kind, body)`.
+    pub fn encode(e: &v2::SnapEntry<'_>, body: &mut Vec<u8>) -> Result<u16, SchemaError> {
+        body.clear();
+        e.write(body)?;
+        Ok(e.kind())
+    }
+
+    /// The payload size if an entry with a body of `body_len` bytes were
+    /// added: an upper bound.
+    pub fn bytes_with(&self, body_len: usize) -> usize {
+        CHUNK_OVERHEAD_BYTES
+            + self.bodies.len()
+            + body_len
+            + (self.index.len() + 1) * ENTRY_OVERHEAD_BYTES
+    }
+
+    pub fn push(&mut self, kind: u16, body: &[u8]) {
+        self.bodies.extend_from_slice(body);
+        self.index.push((kind, self.bodies.len()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Appends the chunk's payload to `out` and empties the builder.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), SchemaError> {
+        put_tagged(0, &self.index, &self.bodies, out, false)?;
+        self.bodies.clear();
+        self.index.clear();
+        Ok(())
+    }
+}
+
+/// Reads a chunk's payload of format `version`, handing each entry (upcast
+/// to the current format) to `out`; returns how many entries the chunk
+/// held as written.
+pub fn read_chunk(
+    version: u8,
+    payload: &[u8],
+    out: &mut dyn FnMut(v2::SnapEntry<'_>) -> Result<(), SchemaError>,
+) -> Result<u64, SchemaError> {
+    match version {
+        v1::VERSION => {
+            let list: Vec<v1::SnapEntry> = postcard::from_bytes(payload).map_err(payload_err)?;
+            let n = list.len() as u64;
+            let mut failed = Ok(());
+            for e in list {
+                v2::upcast_entry(e, &mut |e| {
+                    if failed.is_ok() {
+                        failed = out(e);
+                    }
+                });
+            }
+            failed.map(|()| n)
+        }
+        v2::VERSION => {
+            let chunk: v2::Chunk<'_> = whole(payload)?;
+            let n = chunk.entries.len() as u64;
+            for t in chunk.entries {
+                let e = v2::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
+                out(e)?;
+            }
+            Ok(n)
+        }
+        found => Err(Newer::Version {
+            found,
+            max: CURRENT,
+        }
+        .into()),
+    }
+}
+
+/// Turns current-format snapshot entries back into in-memory ones. A SKU's
+/// holds and allocations follow its header; the SKU is rebuilt from its
+/// facts when the next entry that is not one of its parts arrives.
+#[derive(Default)]
+pub struct Assembler {
+    sku: Option<core::sku::SkuFacts>,
+}
+
+impl Assembler {
+    pub fn push(
+        &mut self,
+        e: v2::SnapEntry<'_>,
+        out: &mut impl FnMut(SnapEntry),
+    ) -> Result<(), SchemaError> {
+        match e {
+            v2::SnapEntry::SkuHold(h) => {
+                let hold = core::Hold::try_from(h)?;
+                match &mut self.sku {
+                    Some(f) if f.sku == hold.sku => f.holds.push(hold),
+                    _ => {
+                        return Err(SchemaError::Invalid(format!(
+                            "hold {} of sku {} is not after its sku",
+                            hold.id, hold.sku
+                        )))
+                    }
+                }
+                return Ok(());
+            }
+            v2::SnapEntry::SkuAllocation(a) => {
+                let order = core::OrderId(a.order);
+                let allocation = core::SkuAllocation::try_from(a.allocation)?;
+                match &mut self.sku {
+                    Some(f) if f.sku == allocation.sku => f.allocations.push((order, allocation)),
+                    _ => {
+                        return Err(SchemaError::Invalid(format!(
+                            "allocation of {order} to sku {} is not after its sku",
+                            allocation.sku
+                        )))
+                    }
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        self.finish(out)?;
+        match e {
+            v2::SnapEntry::Warehouse(w) => out(SnapEntry::Warehouse(w.try_into()?)),
+            v2::SnapEntry::Sku(s) => {
+                self.sku = Some(core::sku::SkuFacts {
+                    sku: core::SkuId::parse(&s.sku)
+                        .map_err(|e| SchemaError::Invalid(format!("{e}: `{}`", s.sku)))?,
+                    name: s.name.map(std::borrow::Cow::into_owned),
+                    per_customer_limit: s.per_customer_limit,
+                    rows: s
+                        .rows
+                        .into_iter()
+                        .map(TryInto::try_into)
+                        .collect::<Result<_, _>>()?,
+                    holds: Vec::new(),
+                    allocations: Vec::new(),
+                })
+            }
+            v2::SnapEntry::Hold(h) => out(SnapEntry::Hold(h.try_into()?)),
+            v2::SnapEntry::Order(o) => out(SnapEntry::Order(o.try_into()?)),
+            v2::SnapEntry::Idempotency(i) => {
+                let (key, entry) = i.into();
+                out(SnapEntry::Idempotency(key, entry))
+            }
+            v2::SnapEntry::SkuHold(_) | v2::SnapEntry::SkuAllocation(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Hands out the SKU being assembled, if any; call after the last entry.
+    pub fn finish(&mut self, out: &mut impl FnMut(SnapEntry)) -> Result<(), SchemaError> {
+        if let Some(facts) = self.sku.take() {
+            let state =
+                SkuState::from_facts(facts).map_err(|e| SchemaError::Invalid(e.to_string()))?;
+            out(SnapEntry::Sku(Box::new(state)));
+        }
+        Ok(())
+    }
+}
