@@ -162,6 +162,28 @@ drive() {
   o_cancel=$(order "{\"channel\":\"web\",\"customer_id\":\"$p-c6\",\"ship_to\":{\"lat\":51.51,\"lon\":-0.13},\"lines\":[{\"sku\":\"$a\",\"qty\":1}]}")
   call POST "/v1/orders/$o_cancel/cancel" '{"reason":"customer changed their mind"}' 200 >/dev/null
 
+  # Large writes (from v2 on, records are bounded in bytes): a batch of 256
+  # reservations on one SKU (one log entry, several records) and an order
+  # over 24 SKUs (one event longer than a record: stored in parts).
+  local bulk=$p-bulk items ids lines i s
+  call PUT "/v1/skus/$bulk" '{"name":"Bulk"}' 200 >/dev/null
+  echo "$bulk" >>"$work/skus"
+  call POST /v1/stock/adjustments "{\"sku\":\"$bulk\",\"warehouse\":\"$w1\",\"delta\":1000,\"reason\":\"receipt\"}" 200 >/dev/null
+  items=$(jq -cn --arg s "$bulk" --argjson t "$long" '[range(256) | {sku: $s, qty: 1, customer_id: ("bulk-customer-" + (. | tostring)), ttl_ms: $t}]')
+  ids=$(call POST '/v1/reservations:batch' "{\"reservations\":$items}" 200 | jq -r '.results[].reservation.id')
+  [ "$(wc -l <<<"$ids")" = 256 ] || { echo "bulk batch not all reserved" >&2; exit 1; }
+  head -1 <<<"$ids" >>"$work/holds"
+  tail -1 <<<"$ids" >>"$work/holds"
+  lines=""
+  for i in $(seq 1 24); do
+    s=$p-wide-sku-with-a-long-name-$i
+    call PUT "/v1/skus/$s" '{"name":"Wide"}' 200 >/dev/null
+    call POST /v1/stock/adjustments "{\"sku\":\"$s\",\"warehouse\":\"$w2\",\"delta\":5,\"reason\":\"receipt\"}" 200 >/dev/null
+    echo "$s" >>"$work/skus"
+    lines="$lines${lines:+,}{\"sku\":\"$s\",\"qty\":2}"
+  done
+  order "{\"channel\":\"web\",\"customer_id\":\"$p-c8\",\"ship_to\":{\"lat\":47.37,\"lon\":8.54,\"country\":\"CH\"},\"lines\":[$lines]}" >/dev/null
+
   local status=""
   for _ in $(seq 1 400); do
     status=$(call GET "/v1/reservations/$expiring" "" 200 | jq -r .status)
