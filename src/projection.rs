@@ -50,6 +50,12 @@ pub enum SnapEntry {
     Hold(HoldRecord),
     Order(Order),
     Idempotency(String, IdemEntry),
+    /// The highest hold and order ids ever logged (records that carried
+    /// them may have been forgotten since).
+    IdCounters {
+        max_hold: u64,
+        max_order: u64,
+    },
 }
 
 /// Hashing of keys clients choose: seeded per process.
@@ -241,6 +247,10 @@ impl Projection {
     /// Hands out every entity, one by one, for a snapshot. The caller makes
     /// sure nothing applies events meanwhile (the checkpointer owns its copy).
     pub fn export(&self, mut out: impl FnMut(SnapEntry)) {
+        out(SnapEntry::IdCounters {
+            max_hold: self.max_hold.load(Ordering::Acquire),
+            max_order: self.max_order.load(Ordering::Acquire),
+        });
         for w in self.warehouses.iter() {
             out(SnapEntry::Warehouse(w.value().clone()));
         }
@@ -277,6 +287,13 @@ impl Projection {
             }
             SnapEntry::Idempotency(k, e) => {
                 self.idempotency.insert(k, e);
+            }
+            SnapEntry::IdCounters {
+                max_hold,
+                max_order,
+            } => {
+                self.max_hold.fetch_max(max_hold, Ordering::AcqRel);
+                self.max_order.fetch_max(max_order, Ordering::AcqRel);
             }
         }
     }

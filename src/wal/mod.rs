@@ -461,13 +461,18 @@ fn split_records(
 ) -> Result<Vec<Vec<u8>>, record::RecordError> {
     let mut out = Vec::new();
     let mut start = 0;
+    // Events per record to try first: what fitted last time, a little more.
+    // So each event is encoded about once or twice, not once per record
+    // still to come (a group of 4096 entries makes hundreds of records).
+    let mut guess = events.len();
     while start < events.len() {
-        let mut n = events.len() - start;
+        let mut n = guess.min(events.len() - start);
         loop {
             let bytes = record::encode(first_seq + start as u64, &events[start..start + n])?;
             if bytes.len() <= max || n == 1 {
                 out.push(bytes);
                 start += n;
+                guess = n.saturating_add(n / 8).saturating_add(1);
                 break;
             }
             // Aim a little under the limit, from this try's bytes per event.

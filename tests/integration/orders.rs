@@ -280,3 +280,95 @@ async fn closed_orders_holds_and_keys_leave_every_copy_after_their_retention() {
         "no key older than its retention"
     );
 }
+
+/// Ids are never reused: not even once the highest order and hold were
+/// forgotten after their retention, a snapshot left them out and the log
+/// behind it is gone.
+#[tokio::test]
+async fn ids_stay_unique_after_the_highest_were_forgotten_and_snapshotted() {
+    let store = MemStore::new();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let tune = |c: &mut surge::config::Config| {
+        c.closed_hold_retention_ms = RETAIN_MS;
+        c.closed_order_retention_ms = RETAIN_MS;
+        c.idempotency_ttl_ms = RETAIN_MS;
+    };
+    let srv = Srv::start_custom(Arc::new(store.clone()), clock.clone(), tune);
+    srv.warehouse("w1", 1).await;
+    srv.sku("a", None, &[("w1", 100)]).await;
+    let order = json!({"channel": "web", "customer_id": "c1", "ship_to": {"lat": 1.0, "lon": 1.0}, "lines": [{"sku": "a", "qty": 1}]});
+    let num = |v: &serde_json::Value| {
+        v["id"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches(|c: char| !c.is_ascii_digit())
+            .parse::<u64>()
+            .unwrap()
+    };
+    srv.post("/v1/orders", order.clone()).await;
+    let (_, last_order) = srv.post("/v1/orders", order.clone()).await;
+    srv.post(
+        &format!("/v1/orders/{}/cancel", last_order["id"].as_str().unwrap()),
+        json!({}),
+    )
+    .await;
+    srv.post("/v1/reservations", json!({"sku": "a", "qty": 1}))
+        .await;
+    let (_, last_hold) = srv
+        .post("/v1/reservations", json!({"sku": "a", "qty": 1}))
+        .await;
+    srv.delete(&format!(
+        "/v1/reservations/{}",
+        last_hold["id"].as_str().unwrap()
+    ))
+    .await;
+
+    // Past the retention, a snapshot forgets them and the log is cut.
+    clock.advance(2 * RETAIN_MS);
+    let mut srv = srv;
+    srv.bg.take().unwrap().stop().unwrap();
+    let store = store.reopen();
+    let mut srv = Srv::start_custom(Arc::new(store.clone()), clock.clone(), |c| {
+        tune(c);
+        c.snapshot_every_events = 1;
+        c.snapshot_every_ms = 1;
+    });
+    let (s, _) = srv
+        .post(
+            "/v1/stock/adjustments",
+            json!({"sku": "a", "warehouse": "w1", "delta": 1, "reason": "count"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let stats = srv.bg().surge.checkpoint_stats();
+    assert!(
+        crate::holds::eventually(Duration::from_secs(20), async || {
+            stats.snapshots.load(Ordering::Acquire) > 0
+        })
+        .await,
+        "a snapshot was written"
+    );
+    let copy = Projection::new();
+    snapshot::load(&store, &copy).unwrap().expect("a snapshot");
+    assert!(
+        copy.orders.len() == 1 && copy.holds.len() == 1,
+        "the closed ones are not in it"
+    );
+
+    srv.bg.take().unwrap().stop().unwrap();
+    let srv = Srv::start_custom(Arc::new(store.reopen()), clock.clone(), tune);
+    let (s, next_order) = srv.post("/v1/orders", order.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{next_order}");
+    assert!(
+        num(&next_order) > num(&last_order),
+        "{next_order} after {last_order}"
+    );
+    let (s, next_hold) = srv
+        .post("/v1/reservations", json!({"sku": "a", "qty": 1}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{next_hold}");
+    assert!(
+        num(&next_hold) > num(&last_hold),
+        "{next_hold} after {last_hold}"
+    );
+}

@@ -198,6 +198,13 @@ pub fn entries_of<'a>(e: &'a SnapEntry, out: &mut impl FnMut(v2::SnapEntry<'a>))
         SnapEntry::Idempotency(key, entry) => out(v2::SnapEntry::Idempotency(
             v2::Idempotency::from_core(key, entry),
         )),
+        SnapEntry::IdCounters {
+            max_hold,
+            max_order,
+        } => out(v2::SnapEntry::IdCounters(v2::IdCounters {
+            max_hold: *max_hold,
+            max_order: *max_order,
+        })),
     }
 }
 
@@ -360,6 +367,10 @@ impl Assembler {
                 let (key, entry) = i.into();
                 out(SnapEntry::Idempotency(key, entry))
             }
+            v2::SnapEntry::IdCounters(c) => out(SnapEntry::IdCounters {
+                max_hold: c.max_hold,
+                max_order: c.max_order,
+            }),
             v2::SnapEntry::SkuHold(_) | v2::SnapEntry::SkuAllocation(_) => {}
         }
         Ok(())

@@ -501,8 +501,10 @@ proptest! {
         keys in prop::collection::vec((".{1,30}", any::<[u8; 32]>(), any::<bool>(), any::<u64>(), any::<u64>()), 0..3),
         skus in prop::collection::vec(sku_state(), 0..3),
         chunk_bytes in 64usize..2048,
+        counters in (any::<u64>(), any::<u64>()),
     ) {
         let mut entries: Vec<SnapEntry> = Vec::new();
+        entries.push(SnapEntry::IdCounters { max_hold: counters.0, max_order: counters.1 });
         entries.extend(warehouses.into_iter().map(SnapEntry::Warehouse));
         entries.extend(skus.into_iter().map(|s| SnapEntry::Sku(Box::new(s))));
         entries.extend(holds.into_iter().map(|(hold, st, order, closed_at)| SnapEntry::Hold(HoldRecord {

@@ -49,6 +49,9 @@ pub mod entry {
     pub const HOLD_RECORD: u16 = 5;
     pub const ORDER: u16 = 6;
     pub const IDEMPOTENCY: u16 = 7;
+    /// The highest hold and order ids ever issued: ids are never reused,
+    /// even once the records that carried them were forgotten.
+    pub const ID_COUNTERS: u16 = 8;
 }
 
 /// One event or entry as written: its kind and its encoded body.
@@ -425,6 +428,13 @@ pub enum SnapEntry<'a> {
     Hold(HoldRecord<'a>),
     Order(Order<'a>),
     Idempotency(Idempotency<'a>),
+    IdCounters(IdCounters),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdCounters {
+    pub max_hold: u64,
+    pub max_order: u64,
 }
 
 impl<'a> SnapEntry<'a> {
@@ -437,6 +447,7 @@ impl<'a> SnapEntry<'a> {
             SnapEntry::Hold(_) => entry::HOLD_RECORD,
             SnapEntry::Order(_) => entry::ORDER,
             SnapEntry::Idempotency(_) => entry::IDEMPOTENCY,
+            SnapEntry::IdCounters(_) => entry::ID_COUNTERS,
         }
     }
 
@@ -449,6 +460,7 @@ impl<'a> SnapEntry<'a> {
             SnapEntry::Hold(b) => put(b, out),
             SnapEntry::Order(b) => put(b, out),
             SnapEntry::Idempotency(b) => put(b, out),
+            SnapEntry::IdCounters(b) => put(b, out),
         }
     }
 
@@ -461,6 +473,7 @@ impl<'a> SnapEntry<'a> {
             entry::HOLD_RECORD => SnapEntry::Hold(take(body, "hold record")?),
             entry::ORDER => SnapEntry::Order(take(body, "order")?),
             entry::IDEMPOTENCY => SnapEntry::Idempotency(take(body, "idempotency key")?),
+            entry::ID_COUNTERS => SnapEntry::IdCounters(take(body, "id counters")?),
             other => {
                 return Err(SchemaError::UnknownKind {
                     what: "snapshot entry",
