@@ -58,6 +58,7 @@ pub struct Config {
     pub closed_hold_retention_ms: u64,
     pub closed_order_retention_ms: u64,
     pub retention_sweep_ms: u64,
+    pub retention_sweep_batch_max: usize,
     pub feed_window_events: usize,
     pub feed_client_lag_events_max: usize,
     pub feed_send_timeout_ms: u64,
@@ -174,6 +175,10 @@ impl Config {
                 self.warehouse_mailbox_capacity as u64,
             ),
             ("order_mailbox_capacity", self.order_mailbox_capacity as u64),
+            (
+                "retention_sweep_batch_max",
+                self.retention_sweep_batch_max as u64,
+            ),
             ("wal_channel_capacity", self.wal_channel_capacity as u64),
             ("wal_batch_entries_max", self.wal_batch_entries_max as u64),
             ("wal_record_bytes_max", self.wal_record_bytes_max as u64),

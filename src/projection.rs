@@ -58,6 +58,14 @@ pub enum SnapEntry {
     },
 }
 
+/// A record the retention rule may forget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forgettable {
+    Hold(HoldId),
+    Order(OrderId),
+    Key(String),
+}
+
 /// Hashing of keys clients choose: seeded per process.
 pub type ClientKeys = foldhash::fast::RandomState;
 /// Hashing of server-issued sequential ids.
@@ -143,6 +151,67 @@ impl Projection {
             orders - self.orders.len(),
             keys - self.idempotency.len(),
         )
+    }
+
+    /// What the retention rule would forget at `horizon`: a read, safe on
+    /// any thread, so the scan of millions of records never runs on the
+    /// log writer's thread.
+    pub fn retention_candidates(&self, horizon: &Horizon) -> Vec<Forgettable> {
+        let mut out: Vec<Forgettable> = self
+            .holds
+            .iter()
+            .filter(|h| !horizon.keeps_hold(h.closed_at))
+            .map(|h| Forgettable::Hold(*h.key()))
+            .collect();
+        out.extend(
+            self.orders
+                .iter()
+                .filter(|o| !horizon.keeps_order(o))
+                .map(|o| Forgettable::Order(*o.key())),
+        );
+        out.extend(
+            self.idempotency
+                .iter()
+                .filter(|e| !horizon.keeps_key(e.at))
+                .map(|e| Forgettable::Key(e.key().clone())),
+        );
+        out
+    }
+
+    /// Forgets those of `list` still past `horizon` (checked again: the log
+    /// writer owns the read model, the list was made elsewhere), and closes
+    /// the door on remembering closed holds from before it. Writer thread
+    /// only; costs O(list). Returns how many holds, orders and keys went.
+    pub fn forget(&self, horizon: &Horizon, list: &[Forgettable]) -> (usize, usize, usize) {
+        self.history_horizon
+            .fetch_max(horizon.holds_closed_before, Ordering::AcqRel);
+        let (mut holds, mut orders, mut keys) = (0, 0, 0);
+        for f in list {
+            match f {
+                Forgettable::Hold(id) => {
+                    holds += usize::from(
+                        self.holds
+                            .remove_if(id, |_, h| !horizon.keeps_hold(h.closed_at))
+                            .is_some(),
+                    );
+                }
+                Forgettable::Order(id) => {
+                    orders += usize::from(
+                        self.orders
+                            .remove_if(id, |_, o| !horizon.keeps_order(o))
+                            .is_some(),
+                    );
+                }
+                Forgettable::Key(k) => {
+                    keys += usize::from(
+                        self.idempotency
+                            .remove_if(k, |_, e| !horizon.keeps_key(e.at))
+                            .is_some(),
+                    );
+                }
+            }
+        }
+        (holds, orders, keys)
     }
 
     pub fn apply(&self, seq: u64, event: &Event) {

@@ -150,6 +150,8 @@ async fn closed_orders_holds_and_keys_leave_every_copy_after_their_retention() {
         c.idempotency_ttl_ms = RETAIN_MS;
         c.hold_ttl_ms_max = 10 * RETAIN_MS;
         c.snapshot_every_events = 1_000_000;
+        // One record per step of the sweep: the smallest step there is.
+        c.retention_sweep_batch_max = 1;
     };
     let srv = Srv::start_custom(Arc::new(store.clone()), clock.clone(), tune);
     srv.warehouse("w1", 1).await;

@@ -1,7 +1,8 @@
 //! The retention sweep: closed holds, closed orders and idempotency keys
 //! past their retention leave memory, by the one rule of
-//! `core::retention`, in the read model (on the log writer's thread, the
-//! only one that writes it) and in every order actor.
+//! `core::retention`, in the read model and in every order actor. The read
+//! model is scanned off the log writer's thread; the writer, its only
+//! writer, removes what the scan found in bounded steps.
 
 use crate::actors::order::Retain;
 use crate::actors::CmdError;
@@ -13,26 +14,38 @@ impl Surge {
     /// every order actor have swept.
     pub async fn sweep_retention(self: &Arc<Self>) -> Result<(), CmdError> {
         let horizon = self.config.retention().horizon(self.now());
+        // The scan is a read, off the writer's thread; the writer only
+        // removes what it finds, at most `retention_sweep_batch_max` records
+        // per task, between its group commits.
         let projection = self.projection.clone();
-        let (swept, done) = tokio::sync::oneshot::channel();
-        self.wal.run_on_writer(Box::new(move || {
-            let (holds, orders, keys) = projection.apply_retention(&horizon);
-            if holds + orders + keys > 0 {
-                tracing::debug!(
-                    holds,
-                    orders,
-                    keys,
-                    "closed records past their retention forgotten"
-                );
-            }
-            let _ = swept.send(());
-        }))?;
+        let candidates =
+            tokio::task::spawn_blocking(move || projection.retention_candidates(&horizon))
+                .await
+                .map_err(|_| CmdError::Unavailable)?;
+        let (mut holds, mut orders, mut keys) = (0, 0, 0);
+        for chunk in candidates.chunks(self.config.retention_sweep_batch_max) {
+            let (projection, chunk) = (self.projection.clone(), chunk.to_vec());
+            let (swept, done) = tokio::sync::oneshot::channel();
+            self.wal.run_on_writer(Box::new(move || {
+                let _ = swept.send(projection.forget(&horizon, &chunk));
+            }))?;
+            // The writer drops a task unrun only when storage failed.
+            let (h, o, k) = done
+                .await
+                .map_err(|_| CmdError::Wal(crate::wal::WalError::Failed))?;
+            (holds, orders, keys) = (holds + h, orders + o, keys + k);
+        }
         for desk in self.directory.order_shards() {
             desk.send(Retain(horizon)).await?;
         }
-        // The writer drops the task unrun only when storage failed.
-        done.await
-            .map_err(|_| CmdError::Wal(crate::wal::WalError::Failed))?;
+        if holds + orders + keys > 0 {
+            tracing::debug!(
+                holds,
+                orders,
+                keys,
+                "closed records past their retention forgotten"
+            );
+        }
         Ok(())
     }
 
