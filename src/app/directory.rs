@@ -5,8 +5,11 @@
 //! A SKU or order actor that is not running has nothing in flight, so its
 //! durable state is its whole state — except right after one stopped (a
 //! panic, or `stop_sku`): events it submitted may still be on their way to
-//! disk. So an actor is restarted only after a log barrier, from the read
-//! model that then holds every event submitted before.
+//! disk, and orders being placed may hold stock it had promised them
+//! (pending, in memory only). So a stopped SKU actor is replaced only once
+//! no placement that prepared on it is still in flight (each is then logged
+//! or aborted), and after a log barrier, from the read model that then holds
+//! every event submitted before.
 
 use crate::actors::order::OrderActor;
 use crate::actors::sku::{self, SkuActor};
@@ -35,7 +38,19 @@ pub(super) struct Directory {
     /// One order actor per shard; an order's shard is `id % shards`.
     orders: DashMap<usize, Addr<OrderActor>>,
     shards: usize,
+    /// Placements in flight per SKU: prepared there, not yet committed or
+    /// aborted.
+    placing: DashMap<SkuId, usize, ClientKeys>,
+    /// Orders logged whose placement is still being committed to their
+    /// SKUs: not to be changed yet, whatever their actor says.
+    committing: DashMap<OrderId, ()>,
+    /// Woken whenever a placement leaves `placing`.
+    settled: tokio::sync::Notify,
 }
+
+/// Longest a stopped SKU actor's replacement waits for the placements in
+/// flight on it; they end within their own mailbox round trips.
+const PLACING_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Directory {
     /// Starts the arbiters, the order actors (with the durable orders of
@@ -62,6 +77,9 @@ impl Directory {
             warehouses: DashMap::default(),
             orders: DashMap::new(),
             shards,
+            placing: DashMap::default(),
+            committing: DashMap::new(),
+            settled: tokio::sync::Notify::new(),
         };
         // One pass over the durable orders, each to its shard's book.
         let mut books: Vec<OrderBook> = (0..shards).map(|_| OrderBook::new()).collect();
@@ -162,6 +180,7 @@ impl Directory {
             None => false,
         };
         if stopped {
+            self.placements_done(sku).await?;
             self.settle().await?;
         }
         let state = self
@@ -171,6 +190,56 @@ impl Directory {
             .map(|s| s.value().clone())
             .ok_or_else(|| CmdError::UnknownSku(sku.clone()))?;
         Ok(self.install_sku(sku, state))
+    }
+
+    /// Marks a placement in flight on each of `skus`.
+    pub fn begin_placing<'a>(&self, skus: impl Iterator<Item = &'a SkuId>) {
+        for sku in skus {
+            *self.placing.entry(sku.clone()).or_insert(0) += 1;
+        }
+    }
+
+    /// One placement in flight on `sku` is logged and committed there, or
+    /// aborted.
+    pub fn end_placing(&self, sku: &SkuId) {
+        let gone = match self.placing.get_mut(sku) {
+            Some(mut n) => {
+                *n = n.saturating_sub(1);
+                *n == 0
+            }
+            None => false,
+        };
+        if gone {
+            self.placing.remove_if(sku, |_, n| *n == 0);
+        }
+        self.settled.notify_waiters();
+    }
+
+    /// Waits until no placement is in flight on `sku`.
+    async fn placements_done(&self, sku: &SkuId) -> Result<(), CmdError> {
+        let deadline = tokio::time::Instant::now() + PLACING_WAIT;
+        loop {
+            let settled = self.settled.notified();
+            if !self.placing.contains_key(sku) {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                return Err(CmdError::Unavailable);
+            }
+        }
+    }
+
+    /// The order's placement is logged but not yet committed everywhere.
+    pub fn begin_committing(&self, id: OrderId) {
+        self.committing.insert(id, ());
+    }
+
+    pub fn end_committing(&self, id: OrderId) {
+        self.committing.remove(&id);
+    }
+
+    pub fn is_committing(&self, id: OrderId) -> bool {
+        self.committing.contains_key(&id)
     }
 
     /// The SKU's actor; an unknown SKU gets one with empty state.

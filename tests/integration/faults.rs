@@ -410,6 +410,10 @@ async fn fd_exhaustion_during_snapshots_never_hangs_and_loses_nothing() {
         ("SURGE_SNAPSHOT_RETRY_MS_MAX", "100"),
         ("SURGE_WAL_SYNC_TIMEOUT_MS", "2000"),
         ("SURGE_SHUTDOWN_TIMEOUT_MS", "4000"),
+        // Idle connections that never send a request are closed after this:
+        // long enough that none lets go of its descriptor during the test
+        // (on a busy machine filling them up takes seconds).
+        ("SURGE_HTTP_REQUEST_TIMEOUT_MS", "600000"),
     ];
     let mut server = spawn(&data, dir.path(), &env, Some(limit));
     server.ready(&client).await;

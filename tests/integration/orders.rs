@@ -105,10 +105,28 @@ async fn an_order_durable_before_its_sku_actor_stopped_is_placed_and_cancellable
         .stop_sku_actor(&SkuId::parse("a").unwrap())
         .await
         .unwrap();
+    // A reservation for more than the order leaves must not get the stock
+    // the order was promised, whichever actor answers it.
+    let grabbing = {
+        let (client, url) = (srv.client.clone(), srv.url("/v1/reservations"));
+        tokio::spawn(async move {
+            let res = client
+                .post(url)
+                .json(&json!({"sku": "a", "qty": 8}))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            (status, res.json::<serde_json::Value>().await.unwrap())
+        })
+    };
     open.send(()).unwrap();
 
     let (status, order) = placing.await.unwrap();
     assert_eq!(status, StatusCode::CREATED, "{order}");
+    let (status, grabbed) = grabbing.await.unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{grabbed}");
+    assert_eq!(grabbed["code"], "insufficient_stock");
     let id = order["id"].as_str().unwrap().to_string();
     let stock = srv.stock("a").await;
     assert_eq!(stock["allocated"], 3, "{stock}");

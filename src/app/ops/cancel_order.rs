@@ -14,6 +14,13 @@ impl Surge {
         reason: String,
     ) -> Result<Order, CmdError> {
         self.detached(move |this| async move {
+            // Its placement is logged but not yet in every SKU actor: a
+            // cancellation now could reach a SKU before the placement does.
+            if this.directory.is_committing(id) {
+                let why = crate::core::Rejection::NotCancellable { status: "placing" };
+                this.wal.barrier()?.wait().await?;
+                return Err(why.into());
+            }
             let (order, event) = this
                 .directory
                 .order(id)

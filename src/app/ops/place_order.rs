@@ -57,6 +57,10 @@ impl Surge {
     async fn place(self: &Arc<Self>, req: OrderRequest) -> Result<Order, CmdError> {
         let (by_sku, preference) = self.route(&req).await?;
         let id = self.next_order_id();
+        // From here until each SKU has committed or aborted, a stopped SKU
+        // actor is not replaced: its successor would not know what this
+        // order was promised.
+        let mut inflight = InFlight::new(self, id, by_sku.keys());
         let allocations = self.prepare(&by_sku, id, &req.customer, preference).await?;
         let order = order::build(
             order::NewOrder {
@@ -75,7 +79,9 @@ impl Surge {
             idempotency: self.key_record(&req.idempotency),
         };
         self.record(&by_sku, id, event.clone()).await?;
-        self.commit(&by_sku, id, Arc::new(event)).await;
+        inflight.recorded();
+        self.commit(&by_sku, id, Arc::new(event), &mut inflight)
+            .await;
         Ok(order)
     }
 
@@ -200,13 +206,23 @@ impl Surge {
     /// order: an actor that is gone is replaced from the durable state
     /// (which has the order), and a replacement started before the record
     /// was durable takes the commit (`Commit` applies an order once).
-    async fn commit(&self, by_sku: &BySku, id: OrderId, event: Arc<Event>) {
+    async fn commit(
+        &self,
+        by_sku: &BySku,
+        id: OrderId,
+        event: Arc<Event>,
+        inflight: &mut InFlight<'_>,
+    ) {
         for (sku, (addr, _)) in by_sku {
             let commit = || sku::Commit {
                 order: id,
                 event: event.clone(),
             };
-            if addr.send(commit()).await.is_ok() {
+            let sent = addr.send(commit()).await;
+            // Done here either way: a successor is started only once no
+            // placement is in flight on this SKU, this one included.
+            inflight.done(sku);
+            if sent.is_ok() {
                 continue;
             }
             tracing::warn!(%sku, order = %id, "sku actor gone after the order was logged; its successor takes the order from the log");
@@ -227,6 +243,52 @@ impl Surge {
             // Its replacement starts from the durable state, where the
             // order is placed and not "being placed".
             tracing::warn!(order = %id, "order actor gone after the order was logged");
+        }
+    }
+}
+
+/// An order's placement in flight: its SKUs (until each has committed or
+/// aborted) and, once logged, the order itself (until every SKU has it).
+/// Dropping it ends whatever is left, on every path out of `place`.
+struct InFlight<'a> {
+    surge: &'a Surge,
+    order: OrderId,
+    skus: Vec<SkuId>,
+    recorded: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn new(surge: &'a Surge, order: OrderId, skus: impl Iterator<Item = &'a SkuId>) -> Self {
+        let skus: Vec<SkuId> = skus.cloned().collect();
+        surge.directory.begin_placing(skus.iter());
+        Self {
+            surge,
+            order,
+            skus,
+            recorded: false,
+        }
+    }
+
+    fn recorded(&mut self) {
+        self.surge.directory.begin_committing(self.order);
+        self.recorded = true;
+    }
+
+    fn done(&mut self, sku: &SkuId) {
+        if let Some(i) = self.skus.iter().position(|s| s == sku) {
+            self.skus.swap_remove(i);
+            self.surge.directory.end_placing(sku);
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        for sku in self.skus.drain(..) {
+            self.surge.directory.end_placing(&sku);
+        }
+        if self.recorded {
+            self.surge.directory.end_committing(self.order);
         }
     }
 }
