@@ -135,7 +135,7 @@ echo "checker self-test: a made-up trace's blob, late write and early rename are
 
 tmp=$(mktemp -d)
 data="$tmp/data"
-port=$((20000 + RANDOM % 20000))
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 SURGE_SNAPSHOT_EVERY_EVENTS=5000 SURGE_SNAPSHOT_CHUNK_ENTRIES=1000 \
   strace -f -qq -y -e trace=openat,write,pwrite64,pwritev,fsync,fdatasync,sync_file_range,rename,renameat,renameat2 \

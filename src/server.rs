@@ -94,8 +94,8 @@ async fn serve(
     .backlog(config.http_backlog)
     .client_request_timeout(Duration::from_millis(config.http_request_timeout_ms))
     .keep_alive(Duration::from_millis(config.http_keep_alive_ms))
-    // In-flight requests get half the shutdown budget (in whole seconds,
-    // rounded down).
+    // In-flight requests get half the shutdown budget, in whole seconds
+    // rounded down (actix counts seconds): none below 2000 ms.
     .shutdown_timeout(config.shutdown_timeout_ms / 2 / 1000)
     .disable_signals()
     .listen(listener)?
@@ -126,7 +126,7 @@ async fn serve(
             loop {
                 tick.tick().await;
                 if let Err(e) = surge.sweep_retention().await {
-                    tracing::debug!(error = %e, "retention sweep skipped");
+                    tracing::warn!(error = %e, "retention sweep skipped; memory is not freed until a sweep runs");
                 }
             }
         })

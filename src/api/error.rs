@@ -365,3 +365,54 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
         other => ApiError::new(ErrorCode::MalformedJson, other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    /// `ALL` lists every code once: a new variant does not compile here
+    /// until it is added to this match, and then fails until it is in `ALL`.
+    #[test]
+    fn all_lists_every_code_once() {
+        fn listed(c: ErrorCode) -> bool {
+            match c {
+                ErrorCode::MalformedJson
+                | ErrorCode::InvalidField
+                | ErrorCode::InvalidIdempotencyKey
+                | ErrorCode::InvalidPath
+                | ErrorCode::WebsocketRequired
+                | ErrorCode::NotFound
+                | ErrorCode::WarehouseNotFound
+                | ErrorCode::SkuNotFound
+                | ErrorCode::ReservationNotFound
+                | ErrorCode::OrderNotFound
+                | ErrorCode::InsufficientStock
+                | ErrorCode::StockChanged
+                | ErrorCode::StockBelowCommitted
+                | ErrorCode::ReservationNotActive
+                | ErrorCode::ReservationInUse
+                | ErrorCode::OrderNotCancellable
+                | ErrorCode::IdempotencyKeyInFlight
+                | ErrorCode::PayloadTooLarge
+                | ErrorCode::UnsupportedMediaType
+                | ErrorCode::PurchaseLimitExceeded
+                | ErrorCode::QuantityTooLarge
+                | ErrorCode::ReservationMismatch
+                | ErrorCode::ReservationNotFoundInOrder
+                | ErrorCode::IdempotencyKeyReused
+                | ErrorCode::Overloaded
+                | ErrorCode::StorageUnavailable
+                | ErrorCode::TooManyConnections
+                | ErrorCode::Unavailable => ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1,
+            }
+        }
+        for c in ErrorCode::ALL {
+            assert!(listed(*c), "{c:?}");
+        }
+        let names: std::collections::HashSet<(u16, &str)> = ErrorCode::ALL
+            .iter()
+            .map(|c| (c.status().as_u16(), c.as_str()))
+            .collect();
+        assert_eq!(names.len(), ErrorCode::ALL.len(), "a code and status twice");
+    }
+}

@@ -32,6 +32,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 pub use topic::Topic;
 
+/// Order ids an `orders` snapshot looks at, newest first, at most: the walk
+/// holds the writer's lock, so it is bounded whatever the gaps.
+const RECENT_ORDER_IDS_SCANNED: usize = 4096;
+
 #[derive(Debug, Clone)]
 pub struct FeedConfig {
     pub window_events: usize,
@@ -454,11 +458,14 @@ impl Hub {
                     .map(|o| OrderView::from(o.value())),
             },
             Topic::Orders => {
-                // The most recent orders, newest first.
+                // The most recent orders, newest first, among the last
+                // `RECENT_ORDER_IDS_SCANNED` ids: ids of forgotten or failed
+                // orders are gaps, and this runs under the writer's lock.
                 let top = projection.max_order.load(Ordering::Acquire);
                 TopicSnapshot::Orders {
                     recent: (1..=top)
                         .rev()
+                        .take(RECENT_ORDER_IDS_SCANNED)
                         .filter_map(|n| projection.orders.get(&OrderId(n)))
                         .take(max.min(100))
                         .map(|o| OrderView::from(o.value()))

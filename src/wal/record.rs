@@ -1,4 +1,6 @@
-//! The log record: one per group commit, holding every event of the batch.
+//! The log record: a run of consecutive events of one group commit (a group
+//! is cut into records of at most `wal_record_bytes_max` bytes, between
+//! events; seqs run on from one record to the next).
 //!
 //! ```text
 //! [version: u8][crc32: u32 LE][payload]
