@@ -7,7 +7,7 @@
 #   ROUNDS   runs of each case; medians are reported (default 3)
 #   SECONDS  length of each run (default 10)
 #   RATE     target reservations/s, open loop (default 10000)
-# Env: SURGE_PORT (default 18081)
+# Env: SURGE_PORT (default: a free port)
 #
 # Cases (all: durability=fsync, 50 connections of load, 1,000 subscribers):
 #   product-pages  1,000 SKUs, one subscriber per SKU on sku:<id>
@@ -18,7 +18,7 @@ rounds=${1:-3}
 seconds=${2:-10}
 rate=${3:-10000}
 root=$(cd "$(dirname "$0")/.." && pwd)
-port=${SURGE_PORT:-18081}
+port=${SURGE_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 command -v python3 >/dev/null || { echo "needs python3" >&2; exit 2; }
 . "$root/scripts/lib.sh"
 

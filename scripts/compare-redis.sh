@@ -5,7 +5,7 @@
 #   ROUNDS   runs of each case; medians are reported (default 3)
 #   SECONDS  length of each Surge run (default 10)
 # Env: PEERS_DIR  the peer scripts (default: ../shared/peers next to the repo)
-#      SURGE_PORT (default 18080), REDIS_PORT (default 6390)
+#      SURGE_PORT, REDIS_PORT (default: free ports)
 #
 # Cases (50 connections, one hot SKU, everything on this machine):
 #   durable    Surge durability=fsync, 1 reservation/request  vs Redis appendfsync always, no pipelining
@@ -17,7 +17,9 @@ rounds=${1:-3}
 seconds=${2:-10}
 root=$(cd "$(dirname "$0")/.." && pwd)
 peers=${PEERS_DIR:-$root/../shared/peers}
-port=${SURGE_PORT:-18080}
+port=${SURGE_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+# The peer script starts Redis on REDIS_PORT: a free one unless given.
+export REDIS_PORT=${REDIS_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 [ -x "$peers/redis-reserve-bench.sh" ] || [ -f "$peers/redis-reserve-bench.sh" ] || {
   echo "peer scripts not found in $peers (set PEERS_DIR)" >&2; exit 2; }
 command -v redis-server >/dev/null || { echo "needs redis-server (apt-get install -y redis-server redis-tools)" >&2; exit 2; }
