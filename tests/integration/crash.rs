@@ -6,12 +6,13 @@
 //! stops the server with SIGTERM instead and expects a clean exit.
 //! The seed is printed; rerun one with SURGE_TEST_SEED=<seed>.
 
+use crate::child::{spawn, Server};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ROUNDS: usize = 5;
 const WORKERS: usize = 12;
@@ -32,65 +33,15 @@ impl Rng {
     }
 }
 
-struct Server {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
-}
-
+/// The server under test: two HTTP workers, actor threads per core, and
+/// snapshots with log truncation during the rounds too.
 fn start(dir: &std::path::Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = dir.join(format!("server-{port}.log"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_surge"));
-    // The server reads every SURGE_* variable as config and refuses unknown
-    // ones: keep the test's own (SURGE_TEST_SEED, SURGE_REQUIRE_BROWSER,
-    // ...) and any of the caller's away from it.
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("SURGE_")) {
-        cmd.env_remove(key);
-    }
-    let child = cmd
-        .args(["serve", "--data-dir"])
-        .arg(dir.join("data"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("SURGE_LOG", "info")
-        .env("SURGE_HTTP_WORKERS", "2")
-        // Snapshots and log truncation happen during the rounds too.
-        .env("SURGE_SNAPSHOT_EVERY_EVENTS", "50")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        log,
-    }
-}
-
-async fn ready(client: &reqwest::Client, s: &mut Server) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("{}/healthz", s.base)).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        if let Ok(Some(status)) = s.child.try_wait() {
-            panic!(
-                "server exited with {status}: {}",
-                std::fs::read_to_string(&s.log).unwrap_or_default()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!(
-        "server did not become ready: {}",
-        std::fs::read_to_string(&s.log).unwrap_or_default()
-    );
+    let env = [
+        ("SURGE_HTTP_WORKERS", "2"),
+        ("SURGE_ACTOR_THREADS", "0"),
+        ("SURGE_SNAPSHOT_EVERY_EVENTS", "50"),
+    ];
+    spawn(&dir.join("data"), dir, &env, None)
 }
 
 #[derive(Clone, Debug)]
@@ -396,7 +347,7 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         .unwrap();
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut server = start(dir.path());
-    ready(&client, &mut server).await;
+    server.ready(&client).await;
     setup(&client, &server.base).await;
 
     for round in 0..=ROUNDS {
@@ -420,15 +371,11 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
                 .unwrap()
                 .success());
             let status = server.child.wait().unwrap();
-            assert!(
-                status.success(),
-                "SIGTERM exit: {status}: {}",
-                std::fs::read_to_string(&server.log).unwrap_or_default()
-            );
+            assert!(status.success(), "SIGTERM exit: {status}: {}", server.log());
         }
         load.await.unwrap();
         server = start(dir.path());
-        ready(&client, &mut server).await;
+        server.ready(&client).await;
         settle_and_verify(&client, &server.base, &ledger).await;
     }
     let l = ledger.lock().unwrap();

@@ -11,12 +11,14 @@
 //!   skipped with a message elsewhere, required where
 //!   `SURGE_REQUIRE_TMPFS=1`, as in CI).
 
+use crate::child::{spawn, Server};
 use crate::common::Srv;
+use crate::holds::eventually;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use surge::wal::store::MemStore;
@@ -30,18 +32,6 @@ fn client() -> reqwest::Client {
         .pool_max_idle_per_host(8)
         .build()
         .unwrap()
-}
-
-/// Polls `check` until it holds or `within` has passed.
-async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    check()
 }
 
 #[tokio::test]
@@ -135,7 +125,7 @@ async fn a_failing_snapshot_is_retried_and_never_touches_the_log() {
     let stats = srv.bg().surge.checkpoint_stats();
     let mut n = 0;
     assert!(
-        eventually(Duration::from_secs(10), || stats
+        eventually(Duration::from_secs(10), async || stats
             .failures
             .load(Ordering::Acquire)
             >= 3)
@@ -154,7 +144,7 @@ async fn a_failing_snapshot_is_retried_and_never_touches_the_log() {
     assert_eq!(stats.snapshots.load(Ordering::Acquire), 0);
     store.faults.fail_snapshot.store(false, Ordering::SeqCst);
     assert!(
-        eventually(Duration::from_secs(10), || stats
+        eventually(Duration::from_secs(10), async || stats
             .snapshots
             .load(Ordering::Acquire)
             >= 1)
@@ -167,78 +157,7 @@ async fn a_failing_snapshot_is_retried_and_never_touches_the_log() {
     assert_eq!(sku["reserved"], n, "{sku}");
 }
 
-/// The real binary as a child process.
-struct Server {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-/// Starts `surge serve` on `data`, with `env` as config, under `prlimit
-/// --nofile=N:N` when `nofile` is given.
-fn spawn(data: &Path, log_dir: &Path, env: &[(&str, &str)], nofile: Option<u64>) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = log_dir.join(format!("server-{port}.log"));
-    let bin = env!("CARGO_BIN_EXE_surge");
-    let mut cmd = match nofile {
-        Some(n) => {
-            let mut c = Command::new("prlimit");
-            c.arg(format!("--nofile={n}:{n}")).arg("--").arg(bin);
-            c
-        }
-        None => Command::new(bin),
-    };
-    // The server reads every SURGE_* variable as config and refuses unknown
-    // ones: keep the test's own away from it.
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("SURGE_")) {
-        cmd.env_remove(key);
-    }
-    cmd.args(["serve", "--data-dir"])
-        .arg(data)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("SURGE_LOG", "info")
-        .env("SURGE_HTTP_WORKERS", "1")
-        .env("SURGE_ACTOR_THREADS", "1");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        log,
-    }
-}
-
 impl Server {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn ready(&mut self, client: &reqwest::Client) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(r) = client.get(format!("{}/healthz", self.base)).send().await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("server exited with {status}: {}", self.log());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("server did not become ready: {}", self.log());
-    }
-
     fn open_fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map_or(0, |d| d.count())
     }
@@ -277,13 +196,6 @@ impl Server {
         }
         let _ = self.child.kill();
         panic!("no exit within {bound:?} of {signal}; log:\n{}", self.log());
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -434,7 +346,7 @@ async fn fd_exhaustion_during_snapshots_never_hangs_and_loses_nothing() {
             idle.push(std::net::TcpStream::connect(&addr).unwrap());
         }
         let before = server.fds_below(limit);
-        eventually(Duration::from_millis(200), || {
+        eventually(Duration::from_millis(200), async || {
             server.fds_below(limit) > before
         })
         .await;

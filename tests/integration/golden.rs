@@ -184,6 +184,17 @@ async fn check_recorded(srv: &Server, expected: &Value, name: &str) {
     }
 }
 
+/// The highest id number among the keys of a recorded map of answers.
+fn max_id(answers: &Value) -> u64 {
+    answers
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| id_number(k))
+        .max()
+        .unwrap_or(0)
+}
+
 fn id_number(id: &str) -> u64 {
     id.rsplit('_').next().unwrap().parse().unwrap()
 }
@@ -205,13 +216,7 @@ async fn write_new(srv: &Server, expected: &Value, name: &str) -> Vec<(String, V
         )
         .await;
     let hold_id = hold["id"].as_str().unwrap().to_owned();
-    let max_hold = expected["reservations"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(|k| id_number(k))
-        .max()
-        .unwrap_or(0);
+    let max_hold = max_id(&expected["reservations"]);
     assert!(
         id_number(&hold_id) > max_hold,
         "{name}: {hold_id} reuses an old id"
@@ -231,13 +236,7 @@ async fn write_new(srv: &Server, expected: &Value, name: &str) -> Vec<(String, V
         )
         .await;
     let order_id = order["id"].as_str().unwrap().to_owned();
-    let max_order = expected["orders"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(|k| id_number(k))
-        .max()
-        .unwrap_or(0);
+    let max_order = max_id(&expected["orders"]);
     assert!(
         id_number(&order_id) > max_order,
         "{name}: {order_id} reuses an old id"

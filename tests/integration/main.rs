@@ -3,6 +3,7 @@
 
 mod api;
 mod batch;
+mod child;
 mod common;
 mod core_props;
 mod crash;

@@ -4,83 +4,28 @@
 //! retention in every copy of the state, by one rule.
 
 use crate::common::Srv;
-use crossbeam_channel::{Receiver, Sender};
 use reqwest::StatusCode;
 use serde_json::json;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use surge::clock::ManualClock;
 use surge::core::SkuId;
 use surge::projection::Projection;
 use surge::wal::snapshot;
-use surge::wal::store::{LogStore, MemStore, StoreError};
-
-/// A store whose `sync`, once armed, says so and waits for the test.
-struct Gate {
-    inner: MemStore,
-    armed: AtomicBool,
-    entered: Sender<()>,
-    open: Receiver<()>,
-}
-
-impl LogStore for Gate {
-    fn append(&self, key: u64, record: &[u8]) -> Result<(), StoreError> {
-        self.inner.append(key, record)
-    }
-    fn sync(&self) -> Result<(), StoreError> {
-        if self.armed.swap(false, Ordering::SeqCst) {
-            let _ = self.entered.send(());
-            let _ = self.open.recv_timeout(Duration::from_secs(30));
-        }
-        self.inner.sync()
-    }
-    fn scan_from(
-        &self,
-        from: u64,
-        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
-    ) -> Result<(), StoreError> {
-        self.inner.scan_from(from, visit)
-    }
-    fn truncate_before(&self, key: u64) -> Result<(), StoreError> {
-        self.inner.truncate_before(key)
-    }
-    fn put_chunk(&self, generation: u64, index: u32, bytes: &[u8]) -> Result<(), StoreError> {
-        self.inner.put_chunk(generation, index, bytes)
-    }
-    fn commit_snapshot(&self, generation: u64, meta: &[u8]) -> Result<(), StoreError> {
-        self.inner.commit_snapshot(generation, meta)
-    }
-    fn snapshot_meta(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.snapshot_meta()
-    }
-    fn chunks(&self, generation: u64, visit: &mut dyn FnMut(u32, &[u8])) -> Result<(), StoreError> {
-        self.inner.chunks(generation, visit)
-    }
-}
+use surge::wal::store::MemStore;
 
 #[tokio::test]
 async fn an_order_durable_before_its_sku_actor_stopped_is_placed_and_cancellable() {
-    let (entered_tx, entered) = crossbeam_channel::unbounded();
-    let (open, open_rx) = crossbeam_channel::unbounded();
-    let gate = Arc::new(Gate {
-        inner: MemStore::new(),
-        armed: AtomicBool::new(false),
-        entered: entered_tx,
-        open: open_rx,
-    });
-    let srv = Srv::start_custom(
-        gate.clone(),
-        Arc::new(surge::clock::SystemClock::default()),
-        |_| {},
-    );
+    let store = MemStore::new();
+    let srv = Srv::start_mem(store.clone(), |_| {});
     srv.warehouse("w1", 1).await;
     srv.sku("a", None, &[("w1", 10)]).await;
     srv.sku("b", None, &[("w1", 10)]).await;
 
-    // Phase one runs; the order's record is being synced when the gate
-    // holds it.
-    gate.armed.store(true, Ordering::SeqCst);
+    // Phase one runs; the order's record is being synced while the store's
+    // sync hangs.
+    store.faults.hang_sync.store(true, Ordering::SeqCst);
     let placing = {
         let (client, url) = (srv.client.clone(), srv.url("/v1/orders"));
         tokio::spawn(async move {
@@ -95,10 +40,13 @@ async fn an_order_durable_before_its_sku_actor_stopped_is_placed_and_cancellable
             (status, res.json::<serde_json::Value>().await.unwrap())
         })
     };
-    tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(30)))
-        .await
-        .unwrap()
-        .expect("the order's record reached the sync");
+    assert!(
+        crate::holds::eventually(Duration::from_secs(30), async || {
+            store.faults.sync_hung.load(Ordering::SeqCst)
+        })
+        .await,
+        "the order's record reached the sync"
+    );
     // Between the phases, SKU a's actor goes away with its pending part.
     let surge = srv.bg().surge.clone();
     surge
@@ -120,7 +68,7 @@ async fn an_order_durable_before_its_sku_actor_stopped_is_placed_and_cancellable
             (status, res.json::<serde_json::Value>().await.unwrap())
         })
     };
-    open.send(()).unwrap();
+    store.faults.hang_sync.store(false, Ordering::SeqCst);
 
     let (status, order) = placing.await.unwrap();
     assert_eq!(status, StatusCode::CREATED, "{order}");
@@ -156,6 +104,28 @@ async fn an_order_durable_before_its_sku_actor_stopped_is_placed_and_cancellable
 }
 
 const RETAIN_MS: u64 = 60_000;
+
+/// The number of a server id (`ord_12` -> 12).
+fn id_number(id: &str) -> u64 {
+    id.trim_start_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .unwrap()
+}
+
+/// Waits for the server's first snapshot and reads it into a copy.
+async fn snapshot_copy(srv: &Srv, store: &MemStore) -> Projection {
+    let stats = srv.bg().surge.checkpoint_stats();
+    assert!(
+        crate::holds::eventually(Duration::from_secs(20), async || {
+            stats.snapshots.load(Ordering::Acquire) > 0
+        })
+        .await,
+        "a snapshot was written"
+    );
+    let copy = Projection::new();
+    snapshot::load(store, &copy).unwrap().expect("a snapshot");
+    copy
+}
 
 #[tokio::test]
 async fn closed_orders_holds_and_keys_leave_every_copy_after_their_retention() {
@@ -262,21 +232,8 @@ async fn closed_orders_holds_and_keys_leave_every_copy_after_their_retention() {
         c.snapshot_every_ms = 1;
     });
     srv.post("/v1/reservations", hold(RETAIN_MS)).await;
-    let stats = srv.bg().surge.checkpoint_stats();
-    assert!(
-        crate::holds::eventually(Duration::from_secs(20), async || {
-            stats.snapshots.load(Ordering::Acquire) > 0
-        })
-        .await,
-        "a snapshot was written"
-    );
-    let copy = Projection::new();
-    snapshot::load(&store, &copy).unwrap().expect("a snapshot");
-    let ids = |p: &str| {
-        p.trim_start_matches(|c: char| !c.is_ascii_digit())
-            .parse::<u64>()
-            .unwrap()
-    };
+    let copy = snapshot_copy(&srv, &store).await;
+    let ids = |p: &str| id_number(p);
     assert!(copy
         .orders
         .get(&surge::core::OrderId(ids(&closed)))
@@ -317,14 +274,7 @@ async fn ids_stay_unique_after_the_highest_were_forgotten_and_snapshotted() {
     srv.warehouse("w1", 1).await;
     srv.sku("a", None, &[("w1", 100)]).await;
     let order = json!({"channel": "web", "customer_id": "c1", "ship_to": {"lat": 1.0, "lon": 1.0}, "lines": [{"sku": "a", "qty": 1}]});
-    let num = |v: &serde_json::Value| {
-        v["id"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches(|c: char| !c.is_ascii_digit())
-            .parse::<u64>()
-            .unwrap()
-    };
+    let num = |v: &serde_json::Value| id_number(v["id"].as_str().unwrap());
     srv.post("/v1/orders", order.clone()).await;
     let (_, last_order) = srv.post("/v1/orders", order.clone()).await;
     srv.post(
@@ -360,16 +310,7 @@ async fn ids_stay_unique_after_the_highest_were_forgotten_and_snapshotted() {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    let stats = srv.bg().surge.checkpoint_stats();
-    assert!(
-        crate::holds::eventually(Duration::from_secs(20), async || {
-            stats.snapshots.load(Ordering::Acquire) > 0
-        })
-        .await,
-        "a snapshot was written"
-    );
-    let copy = Projection::new();
-    snapshot::load(&store, &copy).unwrap().expect("a snapshot");
+    let copy = snapshot_copy(&srv, &store).await;
     assert!(
         copy.orders.len() == 1 && copy.holds.len() == 1,
         "the closed ones are not in it"
