@@ -136,21 +136,12 @@ impl Projection {
     /// Applies the retention rule (`core::retention`): forgets closed holds,
     /// closed orders and idempotency keys past their horizon, and closes the
     /// door on remembering any more closed holds from before it (replay
-    /// included). The live read model runs it on the log writer's thread,
-    /// the checkpointer on its copy before each snapshot, start-up after
-    /// replay. Returns how many holds, orders and keys were forgotten.
+    /// included), in one go: the checkpointer on its copy before each
+    /// snapshot, start-up after replay. (The live read model does the same
+    /// in two steps: `retention_candidates` off the writer's thread, then
+    /// `forget` on it.) Returns how many holds, orders and keys went.
     pub fn apply_retention(&self, horizon: &Horizon) -> (usize, usize, usize) {
-        self.history_horizon
-            .fetch_max(horizon.holds_closed_before, Ordering::AcqRel);
-        let (holds, orders, keys) = (self.holds.len(), self.orders.len(), self.idempotency.len());
-        self.holds.retain(|_, h| horizon.keeps_hold(h.closed_at));
-        self.orders.retain(|_, o| horizon.keeps_order(o));
-        self.idempotency.retain(|_, e| horizon.keeps_key(e.at));
-        (
-            holds - self.holds.len(),
-            orders - self.orders.len(),
-            keys - self.idempotency.len(),
-        )
+        self.forget(horizon, &self.retention_candidates(horizon))
     }
 
     /// What the retention rule would forget at `horizon`: a read, safe on

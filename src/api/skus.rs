@@ -13,8 +13,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn stock_view(app: &App, sku: &SkuId) -> Result<StockView, ApiError> {
-    let state = app.sku_stock(sku)?;
-    Ok(StockView::from(&state))
+    Ok(app.sku_stock(sku)?)
 }
 
 async fn put(

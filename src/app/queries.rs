@@ -5,6 +5,7 @@ use super::Surge;
 use crate::actors::{sku, CmdError};
 use crate::core::{routing, HoldId, Order, OrderId, SkuId, SkuState, Warehouse, WarehouseId};
 use crate::projection::{HoldRecord, Projection};
+use crate::wire::StockView;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -25,12 +26,13 @@ impl Surge {
             .ok_or(CmdError::UnknownOrder(id))
     }
 
-    /// A SKU's durable stock in every warehouse.
-    pub fn sku_stock(&self, sku: &SkuId) -> Result<SkuState, CmdError> {
+    /// A SKU's durable stock in every warehouse, read in place (a hot
+    /// SKU's state holds millions of holds: never copied for a read).
+    pub fn sku_stock(&self, sku: &SkuId) -> Result<StockView, CmdError> {
         self.projection
             .skus
             .get(sku)
-            .map(|s| s.value().clone())
+            .map(|s| StockView::from(s.value()))
             .ok_or_else(|| CmdError::UnknownSku(sku.clone()))
     }
 
