@@ -60,6 +60,7 @@ fn actor_path(c: &mut Criterion) {
             Position::START,
             &WalConfig {
                 channel_capacity: 16_384,
+                apply_queue_groups: 64,
                 batch_entries_max: 4_096,
                 durability: Durability::None,
                 group_delay: Duration::ZERO,

@@ -37,6 +37,7 @@ fn group_commit(c: &mut Criterion) {
         Position::START,
         &WalConfig {
             channel_capacity: 16_384,
+            apply_queue_groups: 64,
             batch_entries_max: 4_096,
             durability: Durability::Fsync,
             group_delay: Duration::ZERO,

@@ -510,7 +510,7 @@ impl Conn {
             msgs
         };
         for m in msgs {
-            self.send(m.json.clone()).await?;
+            self.send(m.json()).await?;
         }
         Ok(self.cursor <= self.hub.head())
     }

@@ -76,7 +76,7 @@ async fn create(
 }
 
 async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let order = app.order(order_id(&path)?)?;
+    let order = app.order(order_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(OrderView::from(&order)))
 }
 

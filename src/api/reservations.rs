@@ -119,7 +119,7 @@ async fn create_batch(
 }
 
 async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let record = app.hold(hold_id(&path)?)?;
+    let record = app.hold(hold_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(ReservationView::from(&record)))
 }
 

@@ -12,8 +12,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/stock/adjustments", web::post().to(adjust));
 }
 
-fn stock_view(app: &App, sku: &SkuId) -> Result<StockView, ApiError> {
-    Ok(app.sku_stock(sku)?)
+async fn stock_view(app: &App, sku: &SkuId) -> Result<StockView, ApiError> {
+    Ok(app.sku_stock(sku).await?)
 }
 
 async fn put(
@@ -34,13 +34,13 @@ async fn put(
     }
     app.put_sku(sku.clone(), body.name, body.per_customer_limit)
         .await?;
-    Ok(HttpResponse::Ok().json(stock_view(&app, &sku)?))
+    Ok(HttpResponse::Ok().json(stock_view(&app, &sku).await?))
 }
 
 async fn stock(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let sku = SkuId::parse(&path)
         .map_err(|_| ApiError::new(ErrorCode::SkuNotFound, format!("sku {path} not found")))?;
-    Ok(HttpResponse::Ok().json(stock_view(&app, &sku)?))
+    Ok(HttpResponse::Ok().json(stock_view(&app, &sku).await?))
 }
 
 async fn adjust(app: App, body: web::Json<AdjustmentBody>) -> Result<HttpResponse, ApiError> {
@@ -73,5 +73,5 @@ async fn adjust(app: App, body: web::Json<AdjustmentBody>) -> Result<HttpRespons
     };
     app.adjust(sku.clone(), warehouse, adjustment, b.reason)
         .await?;
-    Ok(HttpResponse::Ok().json(stock_view(&app, &sku)?))
+    Ok(HttpResponse::Ok().json(stock_view(&app, &sku).await?))
 }

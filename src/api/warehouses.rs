@@ -41,21 +41,26 @@ async fn put(
 }
 
 async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let w = WarehouseId::parse(&path)
-        .ok()
-        .and_then(|wid| app.warehouse(&wid).ok())
-        .map(|w| WarehouseView::from(&w))
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::WarehouseNotFound,
-                format!("warehouse {path} not found"),
-            )
-        })?;
+    let found = match WarehouseId::parse(&path) {
+        Ok(wid) => app.warehouse(&wid).await.ok(),
+        Err(_) => None,
+    };
+    let w = found.map(|w| WarehouseView::from(&w)).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::WarehouseNotFound,
+            format!("warehouse {path} not found"),
+        )
+    })?;
     Ok(HttpResponse::Ok().json(w))
 }
 
 async fn list(app: App) -> HttpResponse {
     HttpResponse::Ok().json(WarehouseList {
-        warehouses: app.warehouses().iter().map(WarehouseView::from).collect(),
+        warehouses: app
+            .warehouses()
+            .await
+            .iter()
+            .map(WarehouseView::from)
+            .collect(),
     })
 }

@@ -45,6 +45,7 @@ impl Surge {
             at,
             &WalConfig {
                 channel_capacity: config.wal_channel_capacity,
+                apply_queue_groups: config.wal_apply_queue_groups,
                 batch_entries_max: config.wal_batch_entries_max,
                 durability: config.durability,
                 group_delay: std::time::Duration::from_micros(config.wal_group_delay_us_max),
@@ -88,6 +89,7 @@ impl Surge {
             directory,
             checkpointer,
             keys: idempotency::Keys::default(),
+            warehouses_changed: AtomicU64::new(0),
         }))
     }
 }

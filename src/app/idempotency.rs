@@ -55,11 +55,13 @@ impl Surge {
     }
 
     /// What a key already produced, if it is remembered and not too old.
-    pub(super) fn recall(
+    pub(super) async fn recall(
         &self,
         idem: &Option<Idempotency>,
     ) -> Result<Option<IdemTarget>, CmdError> {
         let Some(i) = idem else { return Ok(None) };
+        // A retry right after the first answer must find the key.
+        self.wal.caught_up().await;
         let Some(e) = self.projection.idempotency.get(&i.key).map(|e| e.clone()) else {
             return Ok(None);
         };

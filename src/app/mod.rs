@@ -58,6 +58,9 @@ pub struct Surge {
     keys: idempotency::Keys,
     next_hold: AtomicU64,
     next_order: AtomicU64,
+    /// A seq at or after the last acknowledged warehouse change: reads of
+    /// the warehouse list wait until the read model has applied it.
+    warehouses_changed: AtomicU64,
 }
 
 impl Surge {

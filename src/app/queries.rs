@@ -1,5 +1,10 @@
 //! Reads. Every one comes from the durable read model (the projection), so
 //! no answer shows a change before it is on disk; none decides anything.
+//!
+//! The read model is applied just after the writers are answered, so each
+//! read first waits until it has caught up with what was synced when the
+//! read began: a client sees its own acknowledged writes. (No wait at all
+//! unless a group is being applied at that very moment.)
 
 use super::Surge;
 use crate::actors::{sku, CmdError};
@@ -10,7 +15,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl Surge {
-    pub fn hold(&self, id: HoldId) -> Result<HoldRecord, CmdError> {
+    pub async fn hold(&self, id: HoldId) -> Result<HoldRecord, CmdError> {
+        self.wal.caught_up().await;
         self.projection
             .holds
             .get(&id)
@@ -18,7 +24,8 @@ impl Surge {
             .ok_or(CmdError::UnknownHold(id))
     }
 
-    pub fn order(&self, id: OrderId) -> Result<Order, CmdError> {
+    pub async fn order(&self, id: OrderId) -> Result<Order, CmdError> {
+        self.wal.caught_up().await;
         self.projection
             .orders
             .get(&id)
@@ -28,7 +35,8 @@ impl Surge {
 
     /// A SKU's durable stock in every warehouse, read in place (a hot
     /// SKU's state holds millions of holds: never copied for a read).
-    pub fn sku_stock(&self, sku: &SkuId) -> Result<StockView, CmdError> {
+    pub async fn sku_stock(&self, sku: &SkuId) -> Result<StockView, CmdError> {
+        self.wal.caught_up().await;
         self.projection
             .skus
             .get(sku)
@@ -36,7 +44,8 @@ impl Surge {
             .ok_or_else(|| CmdError::UnknownSku(sku.clone()))
     }
 
-    pub fn warehouse(&self, id: &WarehouseId) -> Result<Warehouse, CmdError> {
+    pub async fn warehouse(&self, id: &WarehouseId) -> Result<Warehouse, CmdError> {
+        self.wal.caught_up().await;
         self.projection
             .warehouses
             .get(id)
@@ -45,7 +54,8 @@ impl Surge {
     }
 
     /// Every warehouse, by priority then id.
-    pub fn warehouses(&self) -> Vec<Warehouse> {
+    pub async fn warehouses(&self) -> Vec<Warehouse> {
+        self.wal.caught_up().await;
         let mut all: Vec<Warehouse> = self
             .projection
             .warehouses
@@ -54,6 +64,15 @@ impl Surge {
             .collect();
         routing::by_priority(&mut all);
         all
+    }
+
+    /// Warehouse ids in routing preference, with every acknowledged
+    /// warehouse change in them.
+    pub(super) async fn warehouse_preference(&self) -> Arc<Vec<WarehouseId>> {
+        self.wal
+            .caught_up_to(self.warehouses_changed.load(Ordering::Acquire))
+            .await;
+        self.projection.warehouses_by_priority()
     }
 
     /// Seq of the last event the read model holds.

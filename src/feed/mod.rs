@@ -1,16 +1,20 @@
 //! The live feed: every durable change, as sequenced messages on topics.
 //!
-//! The WAL writer calls [`Hub::apply_durable`] for each event once it is
-//! synced; the hub applies it to the projection and turns it into feed
-//! messages (typed [`wire::FeedEvent`]s: stock rows, holds, orders, sold out
-//! / back in stock), each with the next global `seq`, rendered once, in one
-//! step under `cut`. So a topic snapshot copied under `cut` reflects exactly
-//! the messages up to its `seq`; it is rendered after `cut` is released, so
-//! a snapshot never holds up the writer. Every JSON shape is a view from
-//! [`crate::wire`]; nothing here builds JSON by hand.
+//! The WAL's applier thread calls [`Hub::apply_durable`] for each event
+//! once it is synced (after its writer is answered); the hub applies it to
+//! the projection and turns it into feed messages (typed
+//! [`wire::FeedEvent`]s: stock rows, holds, orders, sold out / back in
+//! stock), each with the next global `seq`, in one step under `cut`. So a
+//! topic snapshot copied under `cut` reflects exactly the messages up to its
+//! `seq`; it is rendered after `cut` is released, so a snapshot never holds
+//! up the applier. A message is kept typed and rendered to JSON lazily, by
+//! the first connection that sends it, once for all of them: with nobody
+//! listening nothing is rendered, and a resume from the window still finds
+//! every message. Every JSON shape is a view from [`crate::wire`]; nothing
+//! here builds JSON by hand.
 //!
 //! Messages go into one bounded window (a ring of the last
-//! `feed_window_events` messages), never into per-client queues: the writer
+//! `feed_window_events` messages), never into per-client queues: the applier
 //! does O(1) work per message whatever the number of clients. Each
 //! connection pulls from the window at its own pace with its own cursor; a
 //! cursor that falls out of the window (or too far behind) is the client's
@@ -29,11 +33,11 @@ use crate::wire::{
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 pub use topic::Topic;
 
 /// Order ids an `orders` snapshot looks at, newest first, at most: the walk
-/// holds the writer's lock, so it is bounded whatever the gaps.
+/// holds the applier's lock, so it is bounded whatever the gaps.
 const RECENT_ORDER_IDS_SCANNED: usize = 4096;
 
 #[derive(Debug, Clone)]
@@ -42,7 +46,7 @@ pub struct FeedConfig {
     pub snapshot_items_max: usize,
 }
 
-/// One feed message, rendered once for every client.
+/// One feed message, rendered at most once for every client.
 #[derive(Debug)]
 pub struct FeedMsg {
     pub seq: u64,
@@ -51,8 +55,34 @@ pub struct FeedMsg {
     pub keys: Vec<u64>,
     /// For conflation: the stock row this message is the latest value of.
     pub row: Option<(SkuId, WarehouseId)>,
-    /// Shared by every client it goes to (a clone is a reference count).
-    pub json: bytestring::ByteString,
+    log_seq: u64,
+    t_us: u64,
+    event: FeedEvent,
+    /// Rendered by the first reader that sends it.
+    json: OnceLock<bytestring::ByteString>,
+}
+
+impl FeedMsg {
+    /// The message as JSON: rendered on first use, then shared by every
+    /// client it goes to (a clone is a reference count).
+    pub fn json(&self) -> bytestring::ByteString {
+        self.json
+            .get_or_init(|| {
+                wire::to_json(&ServerMsg::Event {
+                    seq: self.seq,
+                    log_seq: self.log_seq,
+                    t_us: self.t_us,
+                    event: &self.event,
+                })
+                .into()
+            })
+            .clone()
+    }
+
+    /// Whether it has been rendered (tests).
+    pub fn is_rendered(&self) -> bool {
+        self.json.get().is_some()
+    }
 }
 
 /// A topic name's key: FNV-1a, so matching a message against a
@@ -125,20 +155,17 @@ impl Pending {
         }
     }
 
-    /// Renders it as the message with this `seq`, once for every client.
-    fn render(self, seq: u64, log_seq: u64, t_us: u64) -> FeedMsg {
-        let json = wire::to_json(&ServerMsg::Event {
-            seq,
-            log_seq,
-            t_us,
-            event: &self.event,
-        });
+    /// Makes it the message with this `seq` (not rendered yet).
+    fn sequence(self, seq: u64, log_seq: u64, t_us: u64) -> FeedMsg {
         FeedMsg {
             seq,
             keys: self.topics.iter().map(|t| topic_key(t)).collect(),
             topics: self.topics,
             row: self.row,
-            json: json.into(),
+            log_seq,
+            t_us,
+            event: self.event,
+            json: OnceLock::new(),
         }
     }
 }
@@ -281,7 +308,7 @@ impl Hub {
     }
 
     /// Applies a durable event to the projection and publishes what it
-    /// changed. Called by the WAL writer only, in log order.
+    /// changed. Called by the WAL's applier only, in log order.
     ///
     /// Three steps, all under `cut` (a snapshot sees all of an event or
     /// none of it): apply; turn the event into typed messages
@@ -298,9 +325,9 @@ impl Hub {
         }
     }
 
-    /// Gives each message the next seq, renders it, appends it to the
-    /// window, then moves the head and wakes readers. Only the WAL writer
-    /// calls it (through `apply_durable`, under `cut`).
+    /// Gives each message the next seq, appends it to the window, then
+    /// moves the head and wakes readers. Only the WAL's applier calls it
+    /// (through `apply_durable`, under `cut`).
     fn publish(&self, log_seq: u64, msgs: Vec<Pending>) {
         let t = now_us();
         let first = self.head.load(Ordering::Acquire) + 1;
@@ -313,7 +340,7 @@ impl Hub {
                     None => touched.push((t.clone(), seq)),
                 }
             }
-            rendered.push(Arc::new(m.render(seq, log_seq, t)));
+            rendered.push(Arc::new(m.sequence(seq, log_seq, t)));
         }
         let seq = first + rendered.len() as u64 - 1;
         {
@@ -417,7 +444,7 @@ impl Hub {
     /// Copies the state of `topic` under `cut` (typed views, at most
     /// `feed_snapshot_items_max` items), lets go of `cut`, and only then
     /// hands the copy to `render`: however long rendering and sending take,
-    /// the writer never waits for them.
+    /// the applier never waits for them.
     pub fn snapshot_with<R>(
         &self,
         projection: &Projection,
@@ -460,7 +487,7 @@ impl Hub {
             Topic::Orders => {
                 // The most recent orders, newest first, among the last
                 // `RECENT_ORDER_IDS_SCANNED` ids: ids of forgotten or failed
-                // orders are gaps, and this runs under the writer's lock.
+                // orders are gaps, and this runs under the applier's lock.
                 let top = projection.max_order.load(Ordering::Acquire);
                 TopicSnapshot::Orders {
                     recent: (1..=top)
@@ -491,7 +518,7 @@ impl Hub {
                 }
             }
             // A stream of hold events; their effect on stock is in `stock`.
-            // (Counting millions of holds here would stall the writer.)
+            // (Counting millions of holds here would stall the applier.)
             Topic::Holds => TopicSnapshot::Holds {},
         };
         (self.head(), data)

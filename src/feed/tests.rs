@@ -167,9 +167,9 @@ fn hub() -> Hub {
 /// One line per message: its topics, its conflation row and its JSON (with
 /// `t_us`, a clock reading, checked and then left out).
 fn describe(m: &FeedMsg) -> String {
-    let mut v: Value = serde_json::from_str(&m.json).unwrap();
+    let mut v: Value = serde_json::from_str(&m.json()).unwrap();
     let t = v.as_object_mut().unwrap().remove("t_us");
-    assert!(t.and_then(|t| t.as_u64()).is_some(), "t_us: {}", m.json);
+    assert!(t.and_then(|t| t.as_u64()).is_some(), "t_us: {}", m.json());
     let row = m
         .row
         .as_ref()
@@ -339,9 +339,36 @@ fn rendering_a_snapshot_never_holds_up_the_writer() {
         panic!("the window lost messages");
     };
     assert!(!after.is_empty());
-    let v: Value = serde_json::from_str(&after[0].json).unwrap();
+    let v: Value = serde_json::from_str(&after[0].json()).unwrap();
     assert_eq!(
         (v["event"].as_str(), v["on_hand"].as_u64()),
         (Some("stock_changed"), Some(5))
     );
+}
+
+#[test]
+fn messages_are_rendered_only_when_read_and_then_once() {
+    let projection = Projection::new();
+    let hub = hub();
+    for (i, e) in history().iter().enumerate() {
+        hub.apply_durable(&projection, i as u64 + 1, e);
+    }
+    let Read::Msgs(msgs, _) = hub.read(1, usize::MAX, |_| true) else {
+        panic!("the window lost messages");
+    };
+    // Nobody has sent them: nothing was rendered, yet a resume finds all.
+    assert_eq!(
+        msgs.len(),
+        MESSAGES.lines().filter(|l| !l.is_empty()).count()
+    );
+    assert!(msgs.iter().all(|m| !m.is_rendered()));
+    let first = msgs[0].json();
+    assert!(msgs[0].is_rendered());
+    assert!(msgs[1..].iter().all(|m| !m.is_rendered()));
+    // Every later reader shares the same bytes.
+    let again = hub.read(1, 1, |_| true);
+    let Read::Msgs(again, _) = again else {
+        panic!("the window lost messages");
+    };
+    assert!(std::ptr::eq(first.as_ptr(), again[0].json().as_ptr()));
 }

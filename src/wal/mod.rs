@@ -4,10 +4,18 @@
 //! crossbeam channel without blocking (a full channel is an `Overloaded`
 //! refusal, decided before any state changes). One writer thread drains the
 //! channel, writes everything it found as records of at most
-//! `record_bytes_max` bytes each, syncs once, hands each event to the
-//! `on_durable` hook (projections, later the feed) in log order, and only
-//! then completes the submitters' [`Durable`] futures. A lone entry is
-//! written at once: group commit never waits to fill a batch.
+//! `record_bytes_max` bytes each, syncs once and completes the submitters'
+//! [`Durable`] futures — nothing else. A lone entry is written at once:
+//! group commit never waits to fill a batch.
+//!
+//! Publishing comes after, on a second thread (the applier): the writer
+//! hands each synced group, in log order, through a bounded queue to the
+//! applier, which gives every event to the `on_durable` hook (the read
+//! model and the feed), then runs the tasks and completes the barriers that
+//! came with the group. So group N+1 is written while group N is applied,
+//! and nothing is visible before it is on disk. A reader that must see
+//! every acknowledged write waits for [`Wal::caught_up`] (the applier has
+//! applied everything synced when the wait began).
 //!
 //! Fail-stop: the first append or sync error marks the log failed; every
 //! entry in flight and every later one completes with `Failed`, and the
@@ -47,18 +55,35 @@ pub type Seq = u64;
 
 type Done = oneshot::Sender<Result<Seq, WalError>>;
 
-/// Work for the writer thread, run after the group it arrives with is
-/// durable and published: the only way anything but the log's own events
-/// touches what the writer owns (the read model's retention sweep).
-pub type WriterTask = Box<dyn FnOnce() + Send>;
+/// Work for the applier thread, run after the group it arrives with is
+/// durable and applied: the only way anything but the log's own events
+/// touches what the applier owns (the read model's retention sweep).
+pub type ApplierTask = Box<dyn FnOnce() + Send>;
 
 enum Msg {
     Entry {
         events: Vec<Event>,
         done: Option<Done>,
     },
-    Task(WriterTask),
+    Task(ApplierTask),
     Shutdown,
+}
+
+/// What the applier does after a group's events are applied.
+enum After {
+    /// A barrier: answered once everything before it is applied.
+    Barrier(Done, Seq),
+    Task(ApplierTask),
+}
+
+/// One synced group, from the writer to the applier.
+struct Applied {
+    first_seq: Seq,
+    /// Each entry's events, in log order.
+    events: Vec<Vec<Event>>,
+    after: Vec<After>,
+    /// Entries in the group (with or without events).
+    entries: u64,
 }
 
 /// Resolves once the entry's events are durable, or with `Failed` as soon
@@ -131,6 +156,8 @@ impl Durability {
 
 pub struct WalConfig {
     pub channel_capacity: usize,
+    /// Synced groups the writer may run ahead of the applier.
+    pub apply_queue_groups: usize,
     pub batch_entries_max: usize,
     pub durability: Durability,
     pub group_delay: std::time::Duration,
@@ -181,8 +208,15 @@ pub struct Wal {
     durable_key: Arc<AtomicU64>,
     health: Arc<Health>,
     submitted: AtomicU64,
-    durable: Arc<AtomicU64>,
+    /// Entries answered and, when written, applied: a barrier with nothing
+    /// outstanding resolves at once.
+    settled: Arc<AtomicU64>,
+    /// Seq of the last event synced (stored before its writer is answered).
+    synced_seq: Arc<AtomicU64>,
+    /// Seq of the last event the applier has applied.
+    applied: Arc<watch::Sender<Seq>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    applier: Mutex<Option<JoinHandle<()>>>,
     /// Disconnected when the writer thread ends.
     writer_gone: Receiver<()>,
     /// Dropping it stops the watchdog.
@@ -211,8 +245,11 @@ impl Wal {
         on_durable: OnDurable,
     ) -> std::io::Result<Self> {
         let (tx, rx) = crossbeam_channel::bounded(config.channel_capacity);
+        let (apply_tx, apply_rx) = crossbeam_channel::bounded(config.apply_queue_groups.max(1));
         let health = Arc::new(Health::new());
-        let durable = Arc::new(AtomicU64::new(0));
+        let settled = Arc::new(AtomicU64::new(0));
+        let synced_seq = Arc::new(AtomicU64::new(at.next_seq - 1));
+        let applied = Arc::new(watch::Sender::new(at.next_seq - 1));
         let durable_key = Arc::new(AtomicU64::new(at.next_key));
         let busy = Arc::new(Busy::new());
         let (gone_tx, writer_gone) = crossbeam_channel::bounded::<()>(0);
@@ -225,11 +262,23 @@ impl Wal {
             durability: config.durability,
             group_delay: config.group_delay,
             record_bytes_max: limits.record_bytes_max.max(1),
-            on_durable,
+            apply: apply_tx,
             health: health.clone(),
             busy: busy.clone(),
-            durable: durable.clone(),
+            settled: settled.clone(),
+            synced_seq: synced_seq.clone(),
         };
+        let mut applier = Applier {
+            rx: apply_rx,
+            on_durable,
+            applied: applied.clone(),
+            settled: settled.clone(),
+        };
+        // The applier first: the writer's thread ends by dropping the
+        // applier's queue, which stops it.
+        let applier = std::thread::Builder::new()
+            .name("surge-apply".into())
+            .spawn(move || applier.run())?;
         let handle = std::thread::Builder::new()
             .name("surge-wal".into())
             .spawn(move || {
@@ -246,8 +295,11 @@ impl Wal {
             durable_key,
             health,
             submitted: AtomicU64::new(0),
-            durable,
+            settled,
+            synced_seq,
+            applied,
             writer: Mutex::new(Some(handle)),
+            applier: Mutex::new(Some(applier)),
             writer_gone,
             watchdog_stop: Mutex::new(Some(stop_tx)),
         })
@@ -295,9 +347,10 @@ impl Wal {
         self.send(events, None)
     }
 
-    /// Runs `task` on the writer thread, in log order, after the group it
-    /// joins is written. Refused like an entry when the queue is full.
-    pub fn run_on_writer(&self, task: WriterTask) -> Result<(), WalError> {
+    /// Runs `task` on the applier thread, in log order, after the group it
+    /// joins is written and applied. Refused like an entry when the queue
+    /// is full.
+    pub fn run_on_applier(&self, task: ApplierTask) -> Result<(), WalError> {
         if self.is_failed() {
             return Err(WalError::Failed);
         }
@@ -308,18 +361,47 @@ impl Wal {
         }
     }
 
-    /// Resolves once everything submitted before it is durable: a refusal
-    /// decided on state that is not yet on disk waits for this.
+    /// Resolves once everything submitted before it is durable and applied:
+    /// a refusal decided on state that is not yet on disk waits for this,
+    /// and so does a reader of the read model that must see it.
     pub fn barrier(&self) -> Result<Durable, WalError> {
         if self.is_failed() {
             return Err(WalError::Failed);
         }
-        if self.durable.load(Ordering::Acquire) == self.submitted.load(Ordering::Acquire) {
+        if self.settled.load(Ordering::Acquire) == self.submitted.load(Ordering::Acquire) {
             let (done, rx) = oneshot::channel();
             let _ = done.send(Ok(0));
             return Ok(self.durable_handle(rx));
         }
         self.submit(Vec::new())
+    }
+
+    /// Resolves once the applier has applied every event that was synced
+    /// when it was called: a read of the read model after it sees every
+    /// write acknowledged before the call. At once in the common case.
+    pub async fn caught_up(&self) {
+        self.caught_up_to(self.synced_seq()).await;
+    }
+
+    /// Resolves once the applier has applied the event with seq `target`
+    /// (or the log stops).
+    pub async fn caught_up_to(&self, target: Seq) {
+        if *self.applied.borrow() >= target {
+            return;
+        }
+        let mut applied = self.applied.subscribe();
+        // An error means the applier is gone (shutdown): nothing more comes.
+        let _ = applied.wait_for(|a| *a >= target).await;
+    }
+
+    /// Seq of the last event synced.
+    pub fn synced_seq(&self) -> Seq {
+        self.synced_seq.load(Ordering::Acquire)
+    }
+
+    /// Seq of the last event applied to the read model.
+    pub fn applied_seq(&self) -> Seq {
+        *self.applied.borrow()
     }
 
     /// Records with a key below the returned value are synced.
@@ -361,6 +443,18 @@ impl Wal {
                 }
             }
         }
+        // The writer is gone (or stuck in storage, in which case it sends
+        // nothing more): the applier drains what it was given, then stops.
+        let applier = self
+            .applier
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(applier) = applier {
+            if self.writer_gone.try_recv() != Err(crossbeam_channel::TryRecvError::Empty) {
+                let _ = applier.join();
+            }
+        }
         self.watchdog_stop
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -383,10 +477,47 @@ struct Writer {
     durability: Durability,
     group_delay: std::time::Duration,
     record_bytes_max: usize,
-    on_durable: OnDurable,
+    apply: Sender<Applied>,
     health: Arc<Health>,
     busy: Arc<Busy>,
-    durable: Arc<AtomicU64>,
+    settled: Arc<AtomicU64>,
+    synced_seq: Arc<AtomicU64>,
+}
+
+/// Applies synced groups in log order, then runs what came with them.
+struct Applier {
+    rx: Receiver<Applied>,
+    on_durable: OnDurable,
+    applied: Arc<watch::Sender<Seq>>,
+    settled: Arc<AtomicU64>,
+}
+
+impl Applier {
+    fn run(&mut self) {
+        while let Ok(group) = self.rx.recv() {
+            let mut seq = group.first_seq;
+            for events in &group.events {
+                for e in events {
+                    (self.on_durable)(seq, e);
+                    seq += 1;
+                }
+            }
+            // Counted before any barrier or reader is answered (see
+            // `Wal::barrier`).
+            self.settled.fetch_add(group.entries, Ordering::AcqRel);
+            if seq > group.first_seq {
+                self.applied.send_replace(seq - 1);
+            }
+            for after in group.after {
+                match after {
+                    After::Barrier(done, seq) => {
+                        let _ = done.send(Ok(seq));
+                    }
+                    After::Task(task) => task(),
+                }
+            }
+        }
+    }
 }
 
 /// When the writer's current store call started (0: not in one), in µs
@@ -486,7 +617,7 @@ fn split_records(
 impl Writer {
     fn run(&mut self) {
         let mut batch: Vec<(Vec<Event>, Option<Done>)> = Vec::with_capacity(self.batch_max);
-        let mut tasks: Vec<WriterTask> = Vec::new();
+        let mut tasks: Vec<ApplierTask> = Vec::new();
         loop {
             let mut stop = false;
             match self.rx.recv() {
@@ -529,24 +660,42 @@ impl Writer {
                     WalError::Failed
                 })
             };
-            // Counted before anyone is answered, so a waiter that was just
-            // answered never finds its own entry outstanding.
-            self.durable.fetch_add(n, Ordering::AcqRel);
             // Seqs were given out in batch order by `commit`: entry by entry,
-            // each is answered with the seq of its last event.
+            // each is answered with the seq of its last event. A barrier (an
+            // entry without events) is answered by the applier instead, once
+            // everything before it is applied too.
+            let mut group = Applied {
+                first_seq,
+                events: Vec::with_capacity(batch.len()),
+                after: Vec::new(),
+                entries: n,
+            };
             let mut next = first_seq;
             for (events, done) in batch.drain(..) {
                 next += events.len() as u64;
-                if let Some(done) = done {
-                    let _ = done.send(outcome.map(|()| next - 1));
+                match (done, outcome) {
+                    (Some(done), Ok(())) if events.is_empty() => {
+                        group.after.push(After::Barrier(done, next - 1));
+                    }
+                    (Some(done), _) => {
+                        let _ = done.send(outcome.map(|()| next - 1));
+                    }
+                    (None, _) => {}
+                }
+                if !events.is_empty() && outcome.is_ok() {
+                    group.events.push(events);
                 }
             }
             if outcome.is_ok() {
-                for task in tasks.drain(..) {
-                    task();
+                group.after.extend(tasks.drain(..).map(After::Task));
+                // Waits when the applier is `apply_queue_groups` behind: the
+                // writer never runs further ahead of what is visible.
+                if self.apply.send(group).is_err() {
+                    return;
                 }
             } else {
                 tasks.clear();
+                self.settled.fetch_add(n, Ordering::AcqRel);
             }
             if stop {
                 return;
@@ -554,8 +703,7 @@ impl Writer {
         }
     }
 
-    /// Writes the whole batch as records of bounded size, syncs once, then
-    /// publishes its events.
+    /// Writes the whole batch as records of bounded size and syncs once.
     fn commit(&mut self, batch: &[(Vec<Event>, Option<Done>)]) -> Result<(), StoreError> {
         let events: Vec<&Event> = batch.iter().flat_map(|(e, _)| e.iter()).collect();
         if events.is_empty() {
@@ -575,10 +723,9 @@ impl Writer {
         }
         self.at.next_key += records.len() as u64;
         self.durable_key.store(self.at.next_key, Ordering::Release);
-        for (i, e) in events.iter().enumerate() {
-            (self.on_durable)(first + i as u64, e);
-        }
         self.at.next_seq += events.len() as u64;
+        self.synced_seq
+            .store(self.at.next_seq - 1, Ordering::Release);
         Ok(())
     }
 
@@ -874,6 +1021,7 @@ mod tests {
             },
             &WalConfig {
                 channel_capacity: capacity,
+                apply_queue_groups: 64,
                 batch_entries_max: 100,
                 durability: Durability::Fsync,
                 group_delay: std::time::Duration::ZERO,
@@ -904,6 +1052,7 @@ mod tests {
         // Entries 2 and 3 went out as one group commit.
         assert_eq!(second.wait().await, Ok(3));
         assert_eq!(third.wait().await, Ok(4));
+        wal.caught_up().await;
         assert_eq!(*seen.lock().unwrap(), vec![1, 2, 3, 4]);
         assert_eq!(mem.synced_records(), 2);
         let barrier = wal.barrier().unwrap();
@@ -943,6 +1092,7 @@ mod tests {
             },
             &WalConfig {
                 channel_capacity: 8,
+                apply_queue_groups: 64,
                 batch_entries_max: 8,
                 durability: Durability::Fsync,
                 group_delay: std::time::Duration::ZERO,
@@ -961,12 +1111,12 @@ mod tests {
         mem.faults.fail_sync.store(false, Ordering::SeqCst);
         assert!(wal.is_failed());
         assert_eq!(wal.submit(vec![ev(3)]).err(), Some(WalError::Failed));
+        wal.shutdown();
         assert_eq!(
             published.load(Ordering::SeqCst),
             1,
             "only the synced event was published"
         );
-        wal.shutdown();
         assert_eq!(mem.reopen().synced_records(), 1);
     }
 
@@ -1127,6 +1277,7 @@ mod tests {
             Position::START,
             &WalConfig {
                 channel_capacity: 64,
+                apply_queue_groups: 64,
                 batch_entries_max: 64,
                 durability: Durability::Fsync,
                 group_delay: std::time::Duration::ZERO,
@@ -1151,6 +1302,7 @@ mod tests {
         let events: Vec<Event> = (1..=200).map(ev).collect();
         assert_eq!(wal.submit(events.clone()).unwrap().wait().await, Ok(200));
         assert_eq!(mem.faults.syncs.load(Ordering::SeqCst), 1, "one sync");
+        wal.caught_up().await;
         assert_eq!(published.load(Ordering::SeqCst), 200);
         let mut sizes = Vec::new();
         mem.scan(&mut |_, v| sizes.push(v.len())).unwrap();
@@ -1226,5 +1378,84 @@ mod tests {
             "the late sync returned"
         );
         assert_eq!(published.load(Ordering::SeqCst), 1);
+    }
+
+    /// A log whose applier waits for a token per event before applying it.
+    fn held_applier(mem: &MemStore, groups: usize) -> (Wal, Sender<()>, Arc<AtomicU64>) {
+        let (token, tokens) = crossbeam_channel::unbounded::<()>();
+        let applied = Arc::new(AtomicU64::new(0));
+        let seen = applied.clone();
+        let wal = Wal::start(
+            Arc::new(mem.clone()),
+            Position::START,
+            &WalConfig {
+                channel_capacity: 64,
+                apply_queue_groups: groups,
+                batch_entries_max: 1,
+                durability: Durability::Fsync,
+                group_delay: std::time::Duration::ZERO,
+            },
+            Box::new(move |seq, _| {
+                let _ = tokens.recv();
+                seen.store(seq, Ordering::SeqCst);
+            }),
+        )
+        .unwrap();
+        (wal, token, applied)
+    }
+
+    #[tokio::test]
+    async fn writers_are_answered_before_the_read_model_applies_and_readers_wait_for_it() {
+        use futures_util::FutureExt;
+        let mem = MemStore::new();
+        let (wal, token, applied) = held_applier(&mem, 64);
+        // Answered once synced, while the applier has not applied it.
+        assert_eq!(wal.submit(vec![ev(1)]).unwrap().wait().await, Ok(1));
+        assert_eq!(mem.faults.syncs.load(Ordering::SeqCst), 1);
+        assert_eq!(applied.load(Ordering::SeqCst), 0);
+        assert_eq!(wal.applied_seq(), 0);
+        assert_eq!(wal.synced_seq(), 1);
+        // A reader that must see it, and a barrier, wait for the applier.
+        let mut reader = Box::pin(wal.caught_up());
+        assert!((&mut reader).now_or_never().is_none());
+        let barrier = wal.barrier().unwrap();
+        token.send(()).unwrap();
+        reader.await;
+        assert_eq!(applied.load(Ordering::SeqCst), 1);
+        assert_eq!(barrier.wait().await, Ok(1));
+        assert_eq!(wal.applied_seq(), 1);
+        // Nothing outstanding: a barrier resolves at once.
+        assert!(wal.barrier().unwrap().wait().now_or_never().is_some());
+        drop(token);
+        wal.shutdown();
+    }
+
+    #[tokio::test]
+    async fn the_writer_runs_at_most_apply_queue_groups_ahead_of_the_applier() {
+        let mem = MemStore::new();
+        // The applier holds group 1; group 2 waits in the queue (1 place);
+        // the writer answers group 3 and then waits to hand it over.
+        let (wal, token, applied) = held_applier(&mem, 1);
+        let waits: Vec<Durable> = (1..=4).map(|i| wal.submit(vec![ev(i)]).unwrap()).collect();
+        let mut waits = waits.into_iter();
+        for seq in 1..=3 {
+            assert_eq!(waits.next().unwrap().wait().await, Ok(seq));
+        }
+        let fourth = waits.next().unwrap();
+        let held = tokio::time::timeout(std::time::Duration::from_millis(300), fourth.wait());
+        let mut fourth = Box::pin(held);
+        assert!(
+            (&mut fourth).await.is_err(),
+            "written while the applier was 2 groups behind"
+        );
+        assert_eq!(mem.faults.syncs.load(Ordering::SeqCst), 3);
+        assert_eq!(applied.load(Ordering::SeqCst), 0);
+        for _ in 0..4 {
+            token.send(()).unwrap();
+        }
+        wal.caught_up_to(4).await;
+        assert_eq!(applied.load(Ordering::SeqCst), 4);
+        assert_eq!(mem.faults.syncs.load(Ordering::SeqCst), 4);
+        wal.shutdown();
     }
 }

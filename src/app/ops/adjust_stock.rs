@@ -17,7 +17,7 @@ impl Surge {
     ) -> Result<(), CmdError> {
         self.detached(move |this| async move {
             let addr = this.directory.sku(&sku).await?;
-            this.warehouse(&warehouse)?;
+            this.warehouse(&warehouse).await?;
             addr.send(sku::Adjust {
                 warehouse,
                 adjustment,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 impl Surge {
     pub async fn extend(self: &Arc<Self>, id: HoldId, ttl_ms: u64) -> Result<HoldRecord, CmdError> {
         self.detached(move |this| async move {
-            let sku = this.hold(id)?.hold.sku;
+            let sku = this.hold(id).await?.hold.sku;
             let expires_at = this.now().saturating_add(ttl_ms);
             this.directory
                 .sku(&sku)
@@ -19,7 +19,7 @@ impl Surge {
                     expires_at,
                 })
                 .await??;
-            this.hold(id)
+            this.hold(id).await
         })
         .await
     }

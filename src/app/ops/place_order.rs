@@ -44,8 +44,10 @@ impl Surge {
     ) -> Result<(Order, Outcome), CmdError> {
         self.detached(move |this| async move {
             let _guard = this.begin(&req.idempotency)?;
-            match this.recall(&req.idempotency)? {
-                Some(IdemTarget::Order(id)) => return Ok((this.order(id)?, Outcome::Replayed)),
+            match this.recall(&req.idempotency).await? {
+                Some(IdemTarget::Order(id)) => {
+                    return Ok((this.order(id).await?, Outcome::Replayed))
+                }
                 Some(IdemTarget::Hold(_)) => return Err(CmdError::IdempotencyKeyReused),
                 None => {}
             }
@@ -94,7 +96,10 @@ impl Surge {
             let addr = self.directory.sku(&line.sku).await?;
             let pin = match line.reservation {
                 Some(h) => {
-                    let rec = self.hold(h).map_err(|_| CmdError::UnknownHoldInOrder(h))?;
+                    let rec = self
+                        .hold(h)
+                        .await
+                        .map_err(|_| CmdError::UnknownHoldInOrder(h))?;
                     if rec.hold.sku != line.sku {
                         return Err(Rejection::ReservationMismatch(format!(
                             "reservation {h} is for sku {}, not {}",
@@ -128,7 +133,7 @@ impl Surge {
             .collect();
         let projection = &self.projection;
         let preference = Arc::new(routing::order_preference(
-            &projection.warehouses_by_priority(),
+            &self.warehouse_preference().await,
             &route_lines,
             |sku, wh| {
                 projection

@@ -9,13 +9,13 @@ use std::sync::Arc;
 impl Surge {
     pub async fn release(self: &Arc<Self>, id: HoldId) -> Result<HoldRecord, CmdError> {
         self.detached(move |this| async move {
-            let sku = this.hold(id)?.hold.sku;
+            let sku = this.hold(id).await?.hold.sku;
             this.directory
                 .sku(&sku)
                 .await?
                 .send(sku::Release { hold: id })
                 .await??;
-            this.hold(id)
+            this.hold(id).await
         })
         .await
     }

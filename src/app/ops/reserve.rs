@@ -33,15 +33,15 @@ impl Surge {
     ) -> Result<(HoldRecord, Outcome), CmdError> {
         self.detached(move |this| async move {
             let _guard = this.begin(&req.idempotency)?;
-            match this.recall(&req.idempotency)? {
-                Some(IdemTarget::Hold(id)) => return Ok((this.hold(id)?, Outcome::Replayed)),
+            match this.recall(&req.idempotency).await? {
+                Some(IdemTarget::Hold(id)) => return Ok((this.hold(id).await?, Outcome::Replayed)),
                 Some(IdemTarget::Order(_)) => return Err(CmdError::IdempotencyKeyReused),
                 None => {}
             }
             let addr = this.directory.sku(&req.sku).await?;
             let idempotency = this.key_record(&req.idempotency);
             let cmd = this.reserve_cmd(req, this.now(), idempotency);
-            let preference = this.projection.warehouses_by_priority();
+            let preference = this.warehouse_preference().await;
             let hold: Hold = addr
                 .send(sku::Reserve { cmd, preference })
                 .await??

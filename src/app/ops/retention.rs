@@ -1,7 +1,7 @@
 //! The retention sweep: closed holds, closed orders and idempotency keys
 //! past their retention leave memory, by the one rule of
 //! `core::retention`, in the read model and in every order actor. The read
-//! model is scanned off the log writer's thread; the writer, its only
+//! model is scanned off the log's applier thread; the applier, its only
 //! writer, removes what the scan found in bounded steps.
 
 use crate::actors::order::Retain;
@@ -14,9 +14,9 @@ impl Surge {
     /// every order actor have swept.
     pub async fn sweep_retention(self: &Arc<Self>) -> Result<(), CmdError> {
         let horizon = self.config.retention().horizon(self.now());
-        // The scan is a read, off the writer's thread; the writer only
+        // The scan is a read, off the applier's thread; the applier only
         // removes what it finds, at most `retention_sweep_batch_max` records
-        // per task, between its group commits.
+        // per task, between the groups it applies.
         let projection = self.projection.clone();
         let candidates =
             tokio::task::spawn_blocking(move || projection.retention_candidates(&horizon))
@@ -26,10 +26,10 @@ impl Surge {
         for chunk in candidates.chunks(self.config.retention_sweep_batch_max) {
             let (projection, chunk) = (self.projection.clone(), chunk.to_vec());
             let (swept, done) = tokio::sync::oneshot::channel();
-            self.wal.run_on_writer(Box::new(move || {
+            self.wal.run_on_applier(Box::new(move || {
                 let _ = swept.send(projection.forget(&horizon, &chunk));
             }))?;
-            // The writer drops a task unrun only when storage failed.
+            // The log drops a task unrun only when storage failed.
             let (h, o, k) = done
                 .await
                 .map_err(|_| CmdError::Wal(crate::wal::WalError::Failed))?;

@@ -4,13 +4,18 @@ use crate::actors::warehouse::UpsertWarehouse;
 use crate::actors::CmdError;
 use crate::app::Surge;
 use crate::core::Warehouse;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl Surge {
     pub async fn put_warehouse(self: &Arc<Self>, w: Warehouse) -> Result<Warehouse, CmdError> {
         self.detached(move |this| async move {
             let addr = this.directory.warehouse_or_new(&w.id);
-            addr.send(UpsertWarehouse(w)).await?
+            let w = addr.send(UpsertWarehouse(w)).await??;
+            // Answered after its sync, so the synced seq covers it.
+            this.warehouses_changed
+                .fetch_max(this.wal.synced_seq(), Ordering::AcqRel);
+            Ok(w)
         })
         .await
     }
