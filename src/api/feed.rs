@@ -13,7 +13,6 @@
 use super::error::{ApiError, ErrorCode};
 use super::App;
 use crate::feed::{FeedMsg, Hub, Read, Subs, Topic};
-use crate::projection::Projection;
 use crate::wire::{self, ServerMsg};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
@@ -34,6 +33,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn stats(app: App) -> HttpResponse {
+    app.caught_up().await;
     HttpResponse::Ok().json(app.feed().stats())
 }
 
@@ -119,7 +119,7 @@ async fn connect(
         .max_continuation_size(c.feed_inbound_bytes_max);
     let conn = Conn {
         hub,
-        projection: app.read_model().clone(),
+        app: app.clone(),
         session,
         limits: Limits {
             topics_max: c.feed_topics_max,
@@ -180,7 +180,7 @@ fn close(code: CloseCode, why: &str) -> End {
 
 struct Conn {
     hub: Arc<Hub>,
-    projection: Arc<Projection>,
+    app: App,
     session: Session,
     limits: Limits,
     /// Topic name → deliver only messages with a seq above this (the seq
@@ -458,9 +458,11 @@ impl Conn {
 
     /// Sends a snapshot of each topic; its messages follow from its seq.
     async fn snapshots(&mut self, topics: &[Topic]) -> Result<(), End> {
+        // Reflecting every write acknowledged before the subscription.
+        self.app.caught_up().await;
         for t in topics {
             // Rendered outside the hub's lock (see `Hub::snapshot_with`).
-            let (seq, msg) = self.hub.snapshot_msg(&self.projection, t);
+            let (seq, msg) = self.hub.snapshot_msg(self.app.read_model(), t);
             self.add_sub(t.name(), seq);
             self.send(msg).await?;
         }

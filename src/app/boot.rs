@@ -54,7 +54,7 @@ impl Surge {
                 record_bytes_max: config.wal_record_bytes_max,
                 sync_timeout,
             },
-            Box::new(move |seq, e| hub.apply_durable(&sink, seq, e)),
+            Box::new(crate::feed::Publisher::new(hub, sink)),
         )?);
         let checkpointer = Checkpointer::start(
             store,

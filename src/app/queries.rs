@@ -75,6 +75,12 @@ impl Surge {
         self.projection.warehouses_by_priority()
     }
 
+    /// Resolves once the read model (and the feed) has applied every write
+    /// acknowledged before the call.
+    pub async fn caught_up(&self) {
+        self.wal.caught_up().await;
+    }
+
     /// Seq of the last event the read model holds.
     pub fn durable_seq(&self) -> u64 {
         self.projection.seq.load(Ordering::Acquire)

@@ -170,6 +170,29 @@ impl Pending {
     }
 }
 
+/// The applier's hook: applies each synced event to the read model and the
+/// feed, and wakes the feed's readers once per group.
+pub struct Publisher {
+    hub: Arc<Hub>,
+    projection: Arc<Projection>,
+}
+
+impl Publisher {
+    pub fn new(hub: Arc<Hub>, projection: Arc<Projection>) -> Self {
+        Self { hub, projection }
+    }
+}
+
+impl crate::wal::ApplyDurable for Publisher {
+    fn event(&mut self, seq: u64, event: &Event) {
+        self.hub.publish_durable(&self.projection, seq, event);
+    }
+
+    fn group_done(&mut self) {
+        self.hub.wake();
+    }
+}
+
 /// What a read of the window found.
 pub enum Read {
     /// Messages from the cursor on (filtered), and the next cursor.
@@ -199,6 +222,8 @@ pub struct Hub {
     /// topics (`stock`, `orders`, `holds`, `all`) wake through `notify`.
     /// Per watched topic: the seq of its newest message and its watchers.
     narrow: Mutex<HashMap<String, Watched>>,
+    /// Narrow watchers with news since the last `wake`.
+    to_wake: Mutex<Vec<Arc<tokio::sync::Notify>>>,
     /// Whether each SKU had stock available after its last change; filled
     /// as SKUs change (from the state just before), so a start with a
     /// million SKUs does not pay for it.
@@ -230,6 +255,7 @@ impl Hub {
             closing: tokio::sync::watch::channel(false).0,
             in_stock: Mutex::new(HashMap::new()),
             narrow: Mutex::new(HashMap::new()),
+            to_wake: Mutex::new(Vec::new()),
             connections: AtomicUsize::new(0),
             registrations: AtomicU64::new(0),
             cut_off_slow: AtomicU64::new(0),
@@ -312,10 +338,17 @@ impl Hub {
     ///
     /// Three steps, all under `cut` (a snapshot sees all of an event or
     /// none of it): apply; turn the event into typed messages
-    /// (`Hub::messages`, reading the state just applied); sequence and
-    /// render them (`Hub::publish`). Work per message is O(1) whatever the
-    /// number of clients.
+    /// (`Hub::messages`, reading the state just applied); sequence them
+    /// (`Hub::publish`). Work per message is O(1) whatever the number of
+    /// clients. Readers are woken at once.
     pub fn apply_durable(&self, projection: &Projection, log_seq: u64, event: &Event) {
+        self.publish_durable(projection, log_seq, event);
+        self.wake();
+    }
+
+    /// `apply_durable` without waking readers: the applier wakes them once
+    /// per group ([`Hub::wake`]).
+    pub fn publish_durable(&self, projection: &Projection, log_seq: u64, event: &Event) {
         let _cut = self.cut.write().unwrap_or_else(|p| p.into_inner());
         self.remember_stock_before(projection, event);
         projection.apply(log_seq, event);
@@ -354,9 +387,9 @@ impl Hub {
             }
         }
         // Topic seqs before the head: a reader that sees the head sees them.
-        let mut wake = Vec::new();
         {
             let mut narrow = self.narrow.lock().unwrap_or_else(|p| p.into_inner());
+            let mut wake = self.to_wake.lock().unwrap_or_else(|p| p.into_inner());
             for (t, last) in touched {
                 if let Some(entry) = narrow.get_mut(&t) {
                     entry.last = last;
@@ -374,9 +407,26 @@ impl Hub {
             }
         }
         self.head.store(seq, Ordering::Release);
-        self.notify.send_replace(seq);
-        for n in wake {
-            n.notify_one();
+    }
+
+    /// Wakes the readers of everything published since the last wake: the
+    /// broad topics' watch (only if anyone holds it: a reader subscribes
+    /// before it reads the head, so it cannot miss a head stored before)
+    /// and each narrow topic's watchers, once each.
+    pub fn wake(&self) {
+        let head = self.head();
+        if self.notify.receiver_count() > 0 && *self.notify.borrow() != head {
+            self.notify.send_replace(head);
+        }
+        let wake = std::mem::take(&mut *self.to_wake.lock().unwrap_or_else(|p| p.into_inner()));
+        // A hot topic's watchers come in runs: one wake per run. (A repeat
+        // elsewhere costs one more permit store, never a lost wake.)
+        let mut last: Option<&Arc<tokio::sync::Notify>> = None;
+        for n in &wake {
+            if !last.is_some_and(|l| Arc::ptr_eq(l, n)) {
+                n.notify_one();
+            }
+            last = Some(n);
         }
     }
 

@@ -199,7 +199,25 @@ impl Position {
     };
 }
 
-pub type OnDurable = Box<dyn FnMut(Seq, &Event) + Send>;
+/// What the applier does with synced events: each event in log order, then
+/// once per group (e.g. wake readers once, not once per event).
+pub trait ApplyDurable: Send {
+    fn event(&mut self, seq: Seq, event: &Event);
+    fn group_done(&mut self) {}
+}
+
+impl<F: FnMut(Seq, &Event) + Send> ApplyDurable for F {
+    fn event(&mut self, seq: Seq, event: &Event) {
+        self(seq, event)
+    }
+}
+
+pub type OnDurable = Box<dyn ApplyDurable>;
+
+/// An [`OnDurable`] that calls `f` for each event.
+pub fn on_each(f: impl FnMut(Seq, &Event) + Send + 'static) -> OnDurable {
+    Box::new(f)
+}
 
 pub struct Wal {
     tx: Sender<Msg>,
@@ -498,10 +516,11 @@ impl Applier {
             let mut seq = group.first_seq;
             for events in &group.events {
                 for e in events {
-                    (self.on_durable)(seq, e);
+                    self.on_durable.event(seq, e);
                     seq += 1;
                 }
             }
+            self.on_durable.group_done();
             // Counted before any barrier or reader is answered (see
             // `Wal::barrier`).
             self.settled.fetch_add(group.entries, Ordering::AcqRel);
@@ -1026,7 +1045,7 @@ mod tests {
                 durability: Durability::Fsync,
                 group_delay: std::time::Duration::ZERO,
             },
-            Box::new(move |seq, _| sink.lock().unwrap().push(seq)),
+            on_each(move |seq, _| sink.lock().unwrap().push(seq)),
         )
         .unwrap();
         (wal, mem, entered, open, seen)
@@ -1097,7 +1116,7 @@ mod tests {
                 durability: Durability::Fsync,
                 group_delay: std::time::Duration::ZERO,
             },
-            Box::new(move |_, _| {
+            on_each(move |_, _| {
                 sink.fetch_add(1, Ordering::SeqCst);
             }),
         )
@@ -1283,7 +1302,7 @@ mod tests {
                 group_delay: std::time::Duration::ZERO,
             },
             limits,
-            Box::new(move |_, _| {
+            on_each(move |_, _| {
                 published.fetch_add(1, Ordering::SeqCst);
             }),
         )
@@ -1395,7 +1414,7 @@ mod tests {
                 durability: Durability::Fsync,
                 group_delay: std::time::Duration::ZERO,
             },
-            Box::new(move |seq, _| {
+            on_each(move |seq, _| {
                 let _ = tokens.recv();
                 seen.store(seq, Ordering::SeqCst);
             }),
