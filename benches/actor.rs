@@ -65,7 +65,7 @@ fn actor_path(c: &mut Criterion) {
                 durability: Durability::None,
                 group_delay: Duration::ZERO,
             },
-            Box::new(|_, _| {}),
+            surge::wal::on_each(|_, _| {}),
         )
         .unwrap(),
     );

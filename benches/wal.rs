@@ -42,7 +42,7 @@ fn group_commit(c: &mut Criterion) {
             durability: Durability::Fsync,
             group_delay: Duration::ZERO,
         },
-        Box::new(|_, _| {}),
+        surge::wal::on_each(|_, _| {}),
     )
     .unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
