@@ -19,7 +19,10 @@
 #   - context switches (voluntary + involuntary, summed over
 #     /proc/PID/task/*/status) per request and per reservation;
 #   - syscalls per request, from `perf stat -e raw_syscalls:sys_enter -p PID`
-#     when perf works here (it is skipped, and said so, when it does not);
+#     when perf works here (it is skipped, and said so, when it does not),
+#     and group commits (the log's fdatasync calls), so each thread's cost
+#     is also shown per group commit;
+#   - bytes the server wrote to disk (/proc/PID/io write_bytes) per reservation;
 #   - the same by thread name: CPU from /proc/PID/task/*/schedstat (ns), or
 #     from task stat ticks where schedstat is missing; `sled-io-N` threads
 #     summed as `sled-io-*`, threads sharing a name told apart by start order.
@@ -68,6 +71,8 @@ for tid in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
     switches_all += sw
     print(f"{tid}\t{name}\t{ns}\t{sw}")
 print(f"total\t-\t{ticks_ns(open(f'/proc/{pid}/stat').read())}\t{switches_all}")
+io = dict(l.split(": ") for l in open(f"/proc/{pid}/io").read().split("\n") if ": " in l)
+print(f"disk\t-\t{io['write_bytes']}\t0")
 PY
 }
 
@@ -82,7 +87,8 @@ measure() {
   snapshot "$server" >"$work/before"
   local perf_pid=""
   if [ "$perf_ok" = 1 ]; then
-    perf stat -x, -e raw_syscalls:sys_enter -p "$server" -o "$work/perf" &
+    perf stat -x, -e raw_syscalls:sys_enter,syscalls:sys_enter_fdatasync,syscalls:sys_enter_futex \
+      -p "$server" -o "$work/perf" &
     perf_pid=$!
   fi
   "$loadgen" loadgen --target "http://127.0.0.1:$port" --connections 50 --duration-s "$seconds" \
@@ -111,7 +117,7 @@ cpu_ns = after["total"][1] - before["total"][1]
 groups, order, gone = {}, [], []
 seen = {}
 for tid, (name, ns, sw) in after.items():
-    if tid == "total":
+    if tid in ("total", "disk"):
         continue
     b = before.get(tid, (name, 0, 0))
     if re.fullmatch(r"sled-io-\d+", name):
@@ -123,17 +129,22 @@ for tid, (name, ns, sw) in after.items():
     if key not in order:
         order.append(key)
     g[0] += ns - b[1]; g[1] += sw - b[2]; g[2] += 1
-gone = [t for t in before if t != "total" and t not in after]
+gone = [t for t in before if t not in ("total", "disk") and t not in after]
+disk_bytes = after["disk"][1] - before["disk"][1]
 switches = sum(g[1] for g in groups.values())
-syscalls = None
+counts = {}
 if perf_ok:
     try:
         for line in open(f"{work}/perf"):
             parts = line.strip().split(",")
-            if len(parts) > 2 and parts[2].startswith("raw_syscalls:sys_enter") and parts[0].isdigit():
-                syscalls = int(parts[0])
+            if len(parts) > 2 and parts[0].isdigit():
+                counts[parts[2]] = int(parts[0])
     except OSError:
         pass
+syscalls = counts.get("raw_syscalls:sys_enter")
+# One fdatasync of the log per group commit (snapshots add a few).
+commits = counts.get("syscalls:sys_enter_fdatasync")
+futex = counts.get("syscalls:sys_enter_futex")
 errs = sum(r["errors"].values())
 lat = next(iter(r["latency"].values()), {"p50": 0, "p99": 0})
 us_res = cpu_ns / 1000 / max(items, 1)
@@ -145,16 +156,23 @@ print(f"{mode} round {rnd}: {r['items_per_s']:.0f} reservations/s, {reqs} reques
       file=sys.stderr)
 print(f"  server CPU {cpu_ns / 1e9:.2f} s = {us_res:.1f} µs per reservation; "
       f"context switches {switches} = {sw_req:.2f} per request, {sw_res:.3f} per reservation; "
-      + (f"syscalls {sc_req:.1f} per request" if syscalls is not None else "syscalls: not measured"),
+      + (f"syscalls {sc_req:.1f} per request" if syscalls is not None else "syscalls: not measured")
+      + f"; {disk_bytes / max(items, 1):.0f} bytes written to disk per reservation",
       file=sys.stderr)
-print(f"  {'thread':<20} {'threads':>7} {'µs CPU/res':>10} {'share':>6} {'switches/req':>12}", file=sys.stderr)
+if commits:
+    print(f"  group commits (fdatasync calls) {commits} = {items / commits:.1f} reservations, "
+          f"{reqs / commits:.1f} requests each; futex calls {futex / max(reqs, 1):.2f} per request",
+          file=sys.stderr)
+per_commit = f" {'µs/commit':>9} {'sw/commit':>9}" if commits else ""
+print(f"  {'thread':<20} {'threads':>7} {'µs CPU/res':>10} {'share':>6} {'switches/req':>12}{per_commit}", file=sys.stderr)
 tot_threads_ns = sum(g[0] for g in groups.values()) or 1
 for key in sorted(order, key=lambda k: -groups[k][0]):
     ns, sw, n = groups[key]
     if ns == 0 and sw == 0:
         continue
+    pc = f" {ns / 1000 / commits:>9.1f} {sw / commits:>9.2f}" if commits else ""
     print(f"  {key:<20} {n:>7} {ns / 1000 / max(items, 1):>10.2f} {100 * ns / tot_threads_ns:>5.1f}% "
-          f"{sw / max(reqs, 1):>12.3f}", file=sys.stderr)
+          f"{sw / max(reqs, 1):>12.3f}{pc}", file=sys.stderr)
 if gone:
     print(f"  ({len(gone)} threads exited during the run: their switches are not counted)", file=sys.stderr)
 # Summary for medians: reservations/s, µs/res, switches/req, switches/res, syscalls/req, ok
