@@ -25,7 +25,9 @@
 #   - bytes the server wrote to disk (/proc/PID/io write_bytes) per reservation;
 #   - the same by thread name: CPU from /proc/PID/task/*/schedstat (ns), or
 #     from task stat ticks where schedstat is missing; `sled-io-N` threads
-#     summed as `sled-io-*`, threads sharing a name told apart by start order.
+#     summed as `sled-io-*`, threads sharing a name told apart by start order
+#     (today's server starts the actor arbiters, then the HTTP workers: all
+#     `actix-rt|system`, the name cut to 15 characters by the kernel).
 # The window is the whole loadgen run (its setup and final check are a few
 # requests) plus 0.3 s after it, so work deferred past the last reply (the
 # checkpointer's) is counted. Targets: <= 30 µs CPU per reservation, <= 0.5
