@@ -37,7 +37,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-}
 seconds=${2:-10}
 rounds=${3:-1}
-[ -n "$bin" ] && SURGE_BIN=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+[ -n "$bin" ] && surge_bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 # shellcheck source=lib.sh
 . "$root/scripts/lib.sh"
 loadgen=${LOADGEN:-$surge}

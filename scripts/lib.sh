@@ -1,10 +1,10 @@
 # Shared by the benchmark scripts (sourced, not run). Expects $root, $port.
-# Builds the release binary (or takes $SURGE_BIN, an existing build, as is)
-# and sets up a scratch directory; a private server on 127.0.0.1:$port is
-# stopped on exit.
+# Builds the release binary (or takes $surge_bin, set by the caller to an
+# existing build, as is) and sets up a scratch directory; a private server
+# on 127.0.0.1:$port is stopped on exit.
 
-if [ -n "${SURGE_BIN:-}" ]; then
-  surge=$SURGE_BIN
+if [ -n "${surge_bin:-}" ]; then
+  surge=$surge_bin
 else
   cargo build --release --quiet --manifest-path "$root/Cargo.toml"
   surge=$root/target/release/surge

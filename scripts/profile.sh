@@ -23,7 +23,7 @@ mode=${3:-reserve}
 top=${4:-40}
 command -v perf >/dev/null || { echo "perf is not installed (apt-get install linux-perf)"; exit 2; }
 perf record -o /dev/null -- true >/dev/null 2>&1 || { echo "perf record does not work here (perf_event_paranoid, or no permission)"; exit 2; }
-[ -n "$bin" ] && SURGE_BIN=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+[ -n "$bin" ] && surge_bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 # shellcheck source=lib.sh
 . "$root/scripts/lib.sh"
 loadgen=${LOADGEN:-$surge}
