@@ -6,13 +6,15 @@
 #   SECONDS  length of each load run (default 10)
 #   ROUNDS   runs of each case; medians reported when more than one (default 1)
 # Env: LOADGEN=binary whose `surge loadgen` drives the load (default BINARY),
-#      PERF=0 to skip `perf stat` (syscalls per request).
+#      PERF=0 to skip `perf stat` (syscalls per request),
+#      DURABILITY=fsync|batch (default fsync; `batch` lets a group commit wait
+#      up to wal_group_delay_us_max for more writers).
 #
-# For each case (50 keep-alive connections, one hot SKU, durability=fsync;
-# `reserve`: one reservation per request, `batch`: 16 per request) it starts
-# a fresh server (free port, empty data directory), reads its threads'
-# counters from /proc before and after a `surge loadgen` run, and divides by
-# what the load generator completed:
+# For each case (50 keep-alive connections, one hot SKU, durability=fsync or
+# DURABILITY; `reserve`: one reservation per request, `batch`: 16 per
+# request) it starts a fresh server (free port, empty data directory), reads
+# its threads' counters from /proc before and after a `surge loadgen` run,
+# and divides by what the load generator completed:
 #   - µs of server CPU per reservation: utime+stime of /proc/PID/stat (every
 #     thread of the server, those that exited included; the load generator is
 #     another process and is not counted);
@@ -41,6 +43,7 @@ rounds=${3:-1}
 # shellcheck source=lib.sh
 . "$root/scripts/lib.sh"
 loadgen=${LOADGEN:-$surge}
+durability=${DURABILITY:-fsync}
 perf_ok=0
 if [ "${PERF:-1}" != 0 ] && command -v perf >/dev/null &&
   perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then
@@ -83,7 +86,7 @@ measure() {
   local mode=$1 round=$2 extra=""
   [ "$mode" = batch ] && extra="--batch 16"
   port=$(free_port)
-  start_surge SURGE_DURABILITY=fsync
+  start_surge SURGE_DURABILITY="$durability"
   # Setup traffic (warehouse, SKU, stock) is part of the loadgen run; the
   # server is idle before it.
   snapshot "$server" >"$work/before"
@@ -192,7 +195,7 @@ for mode in reserve batch; do
   done
 done
 echo
-echo "medians of $rounds run(s), durability=fsync, 50 connections, one hot SKU (targets: <= 30 µs CPU per reservation, <= 0.5 switches per request)"
+echo "medians of $rounds run(s), durability=$durability, 50 connections, one hot SKU (targets: <= 30 µs CPU per reservation, <= 0.5 switches per request)"
 printf '%-8s %14s %12s %13s %13s %13s %s\n' mode reservations/s µs_cpu/res switches/req switches/res syscalls/req checks
 for mode in reserve batch; do
   col() { for r in $(seq 1 "$rounds"); do echo "${res[$mode,$r]}" | cut -d' ' -f"$1"; done | median; }
