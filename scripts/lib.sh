@@ -1,9 +1,14 @@
 # Shared by the benchmark scripts (sourced, not run). Expects $root, $port.
-# Builds the release binary and sets up a scratch directory; a private
-# server on 127.0.0.1:$port is stopped on exit.
+# Builds the release binary (or takes $surge_bin, set by the caller to an
+# existing build, as is) and sets up a scratch directory; a private server
+# on 127.0.0.1:$port is stopped on exit.
 
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-surge=$root/target/release/surge
+if [ -n "${surge_bin:-}" ]; then
+  surge=$surge_bin
+else
+  cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+  surge=$root/target/release/surge
+fi
 work=$(mktemp -d)
 server=""
 cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
@@ -23,6 +28,9 @@ start_surge() {
 }
 
 stop_surge() { kill -TERM "$server"; wait "$server" || true; server=""; }
+
+# A TCP port free on 127.0.0.1 right now.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # The median of the numbers on stdin, one per line.
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }

@@ -88,6 +88,14 @@ const PARTS_MARKER: u8 = 0xFF;
 /// disk's write cache nor file metadata; so `sync` follows it with an
 /// `fdatasync` of sled's data file. `strace -f -e trace=fsync,fdatasync,sync_file_range`
 /// shows one of each per group commit (`scripts/check-durability.sh`).
+///
+/// sled's configuration stays at its defaults but for the cache, on
+/// measurement (`scripts/cpu-per-request.sh`, BENCHMARKS.md "What sled
+/// costs"): its background flusher costs nothing measurable and is what
+/// bounds the loss under `durability = "none"`; compression is off; the
+/// segment size is recorded in the data directory and cannot change. What
+/// remains is upstream: every buffer sled writes goes to its I/O pool, whose
+/// `notify_all` wakes all seven idle threads per group commit.
 pub struct SledStore {
     db: sled::Db,
     wal: sled::Tree,
