@@ -71,12 +71,16 @@ async fn serve(
     let data = web::Data::new(surge.clone());
     let app_config = config.clone();
     let server = HttpServer::new(move || {
+        // Runs once on each worker's own arbiter: SKU actors live there.
+        data.register_home();
         let cfg = app_config.clone();
         App::new()
             .app_data(data.clone())
             .wrap_fn(|req, srv| {
+                // A debug span: at the default level it is disabled, and a
+                // disabled span formats and allocates nothing.
                 let span =
-                    tracing::info_span!("request", method = %req.method(), path = %req.path());
+                    tracing::debug_span!("request", method = %req.method(), path = %req.path());
                 let fut = srv.call(req);
                 async move {
                     let res = fut.await;
