@@ -432,3 +432,99 @@ impl Directory {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::wal::store::MemStore;
+    use crate::wal::{Durability, Position, WalConfig};
+    use std::thread::ThreadId;
+
+    /// The thread `handle`'s arbiter runs on.
+    async fn thread_of(handle: &ArbiterHandle) -> Option<ThreadId> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        handle.spawn_fn(move || {
+            let _ = tx.send(std::thread::current().id());
+        });
+        rx.await.ok()
+    }
+
+    fn directory(workers: usize) -> Directory {
+        let mut config = Config::default_config();
+        config.http_workers = workers;
+        config.actor_threads = 1;
+        let wal = Wal::start(
+            Arc::new(MemStore::new()),
+            Position::START,
+            &WalConfig {
+                channel_capacity: 16,
+                batch_entries_max: 16,
+                durability: Durability::Fsync,
+                group_delay: std::time::Duration::ZERO,
+            },
+            Box::new(|_, _| {}),
+        )
+        .unwrap();
+        Directory::start(
+            Arc::new(config),
+            Arc::new(ManualClock::new(0)),
+            Arc::new(wal),
+            Arc::new(Projection::new()),
+        )
+    }
+
+    #[test]
+    fn a_sku_lives_on_its_home_worker_once_registered_and_on_an_actor_thread_otherwise() {
+        actix_rt::System::new().block_on(async {
+            let dir = directory(2);
+            let actor_thread = thread_of(&dir.handles[0]).await.unwrap();
+            let skus: Vec<SkuId> = (0..16)
+                .map(|i| SkuId::parse(&format!("sku-{i}")).unwrap())
+                .collect();
+            // No worker yet: every SKU goes to the actor thread.
+            for sku in &skus {
+                assert_eq!(thread_of(&dir.home_for(sku)).await, Some(actor_thread));
+            }
+            let workers = [Arbiter::new(), Arbiter::new()];
+            let worker_threads = [
+                thread_of(&workers[0].handle()).await.unwrap(),
+                thread_of(&workers[1].handle()).await.unwrap(),
+            ];
+            for w in &workers {
+                dir.register_home(w.handle());
+            }
+            let mut on = [0, 0];
+            for sku in &skus {
+                let t = thread_of(&dir.home_for(sku)).await.unwrap();
+                let i = worker_threads.iter().position(|w| *w == t).unwrap();
+                on[i] += 1;
+                // Stable: the same SKU, the same home.
+                assert_eq!(thread_of(&dir.home_for(sku)).await, Some(t));
+            }
+            assert!(on[0] > 0 && on[1] > 0, "16 SKUs over 2 homes: {on:?}");
+            // A worker that stopped is no home: its SKUs fall back, and a
+            // worker registered later takes its slot.
+            workers[0].stop();
+            let mut gone = workers;
+            let stopped = std::mem::replace(&mut gone[0], Arbiter::new());
+            stopped.join().unwrap();
+            for sku in &skus {
+                let t = thread_of(&dir.home_for(sku)).await.unwrap();
+                assert!(t == actor_thread || t == worker_threads[1]);
+            }
+            let replacement = thread_of(&gone[0].handle()).await.unwrap();
+            dir.register_home(gone[0].handle());
+            let mut used = std::collections::HashSet::new();
+            for sku in &skus {
+                used.insert(thread_of(&dir.home_for(sku)).await.unwrap());
+            }
+            assert_eq!(used, [replacement, worker_threads[1]].into_iter().collect());
+            for w in gone {
+                w.stop();
+            }
+            dir.stop();
+        });
+    }
+}
