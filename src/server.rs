@@ -71,7 +71,8 @@ async fn serve(
     let data = web::Data::new(surge.clone());
     let app_config = config.clone();
     let server = HttpServer::new(move || {
-        // Runs once on each worker's own arbiter: SKU actors live there.
+        // Runs on each worker's own arbiter, once per listener (we have
+        // one) and again if the worker is restarted: SKU actors live there.
         data.register_home();
         let cfg = app_config.clone();
         App::new()
