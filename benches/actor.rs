@@ -1,7 +1,12 @@
 //! The actor path in process: reserve and release messages to one SKU
-//! actor on its own arbiter (as in the server), with many in flight, its
-//! WAL writing to a store that keeps nothing (so this measures messaging,
-//! deciding and the WAL hand-off, not the disk).
+//! actor, with many in flight, its WAL writing to a store that keeps
+//! nothing (so this measures messaging, deciding and the WAL hand-off, not
+//! the disk). Each reservation waits until its entry is durable, as a
+//! request does. Two cases:
+//! - `same arbiter`: the sender runs on the actor's own arbiter, as an HTTP
+//!   worker does for the SKUs homed on it (the server's path);
+//! - `other thread`: the sender is on another thread (a request for a SKU
+//!   homed on another worker).
 //!
 //!     cargo bench --bench actor
 
@@ -10,6 +15,7 @@
 use actix::prelude::*;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures_util::future::join_all;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use surge::actors::sku::{Adjust, Release, Reserve, SkuActor};
@@ -52,6 +58,33 @@ impl LogStore for NullStore {
 /// Messages in flight at once.
 const IN_FLIGHT: u64 = 256;
 
+/// One round: `IN_FLIGHT` reservations, each answered once durable, then
+/// their releases.
+async fn round(addr: &Addr<SkuActor>, preference: &Arc<Vec<WarehouseId>>, next: &AtomicU64) {
+    let first = next.fetch_add(IN_FLIGHT, Ordering::Relaxed);
+    let ids = first..first + IN_FLIGHT;
+    let reserves = ids.clone().map(|id| {
+        let sent = addr.send(Reserve {
+            cmd: ReserveCmd {
+                id: HoldId(id),
+                qty: 1,
+                customer: None,
+                channel: None,
+                now: 1_000,
+                expires_at: u64::MAX / 2,
+                idempotency: None,
+            },
+            preference: preference.clone(),
+        });
+        async move { sent.await.unwrap().unwrap().finish().await.unwrap() }
+    });
+    join_all(reserves).await;
+    let releases = ids.map(|id| addr.send(Release { hold: HoldId(id) }));
+    for r in join_all(releases).await {
+        r.unwrap().unwrap();
+    }
+}
+
 fn actor_path(c: &mut Criterion) {
     let sys = actix_rt::System::new();
     let wal = Arc::new(
@@ -91,43 +124,32 @@ fn actor_path(c: &mut Criterion) {
         .unwrap();
         addr
     });
-    let mut next = 0u64;
+    let next = Arc::new(AtomicU64::new(1));
     let mut g = c.benchmark_group("actor");
     g.throughput(Throughput::Elements(2 * IN_FLIGHT));
-    g.bench_function("reserve+release messages, 256 in flight", |b| {
+    g.bench_function("reserve+release, 256 in flight, same arbiter", |b| {
+        b.iter_custom(|iters| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (addr, preference, next) = (addr.clone(), preference.clone(), next.clone());
+            // The sender runs on the actor's arbiter, as a worker does.
+            arbiter.spawn_fn(move || {
+                actix_rt::spawn(async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        round(&addr, &preference, &next).await;
+                    }
+                    tx.send(start.elapsed()).unwrap();
+                });
+            });
+            rx.recv().unwrap()
+        })
+    });
+    g.bench_function("reserve+release, 256 in flight, other thread", |b| {
         b.iter_custom(|iters| {
             sys.block_on(async {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    let ids: Vec<u64> = (0..IN_FLIGHT)
-                        .map(|_| {
-                            next += 1;
-                            next
-                        })
-                        .collect();
-                    let reserves = ids.iter().map(|id| {
-                        addr.send(Reserve {
-                            cmd: ReserveCmd {
-                                id: HoldId(*id),
-                                qty: 1,
-                                customer: None,
-                                channel: None,
-                                now: 1_000,
-                                expires_at: u64::MAX / 2,
-                                idempotency: None,
-                            },
-                            preference: preference.clone(),
-                        })
-                    });
-                    for r in join_all(reserves).await {
-                        r.unwrap().unwrap().finish().await.unwrap();
-                    }
-                    let releases = ids
-                        .iter()
-                        .map(|id| addr.send(Release { hold: HoldId(*id) }));
-                    for r in join_all(releases).await {
-                        r.unwrap().unwrap();
-                    }
+                    round(&addr, &preference, &next).await;
                 }
                 start.elapsed()
             })

@@ -297,9 +297,13 @@ impl Config {
         }
     }
 
+    /// Actor threads: `actor_threads`, or one per four cores (at least
+    /// one) when 0. SKU actors live on the HTTP workers; these threads run
+    /// warehouse and order actors, and SKU actors only while their home
+    /// worker is not running.
     pub fn actor_threads(&self) -> usize {
         if self.actor_threads == 0 {
-            cores()
+            (cores() / 4).max(1)
         } else {
             self.actor_threads
         }

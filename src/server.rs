@@ -71,12 +71,17 @@ async fn serve(
     let data = web::Data::new(surge.clone());
     let app_config = config.clone();
     let server = HttpServer::new(move || {
+        // Runs on each worker's own arbiter, once per listener (we have
+        // one) and again if the worker is restarted: SKU actors live there.
+        data.register_home();
         let cfg = app_config.clone();
         App::new()
             .app_data(data.clone())
             .wrap_fn(|req, srv| {
+                // A debug span: at the default level it is disabled, and a
+                // disabled span formats and allocates nothing.
                 let span =
-                    tracing::info_span!("request", method = %req.method(), path = %req.path());
+                    tracing::debug_span!("request", method = %req.method(), path = %req.path());
                 let fut = srv.call(req);
                 async move {
                     let res = fut.await;

@@ -14,6 +14,7 @@ mod warehouses;
 use crate::app::{Idempotency, Outcome, Surge};
 use crate::config::Config;
 use crate::core::IdError;
+use actix_web::http::header::ContentType;
 use actix_web::{web, HttpRequest, HttpResponse};
 use error::{ApiError, ErrorCode};
 use serde::Serialize;
@@ -41,7 +42,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
     .route("/healthz", web::get().to(healthz))
     .configure(dashboard::routes)
     .service(
+        // Resources are tried in order, and a path with `{..}` segments is
+        // matched by a regex: the hot routes (`POST /v1/reservations`,
+        // `/v1/reservations:batch`, static paths) go first, so they match
+        // by a string compare before any regex is tried.
         web::scope("/v1")
+            .configure(reservations::hot_routes)
             .configure(warehouses::routes)
             .configure(skus::routes)
             .configure(reservations::routes)
@@ -158,4 +164,24 @@ fn created(outcome: Outcome, body: impl Serialize) -> HttpResponse {
             .insert_header(("Idempotent-Replayed", "true"))
             .json(body),
     }
+}
+
+/// `created` with a body already rendered as JSON.
+fn created_json(outcome: Outcome, json: Vec<u8>) -> HttpResponse {
+    let mut res = match outcome {
+        Outcome::Created => HttpResponse::Created(),
+        Outcome::Replayed => {
+            let mut r = HttpResponse::Ok();
+            r.insert_header(("Idempotent-Replayed", "true"));
+            r
+        }
+    };
+    res.content_type(ContentType::json()).body(json)
+}
+
+/// 200 with a body already rendered as JSON.
+fn ok_json(json: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(json)
 }

@@ -1,16 +1,23 @@
-use super::dto::{BatchResponse, BatchResult, ExtendBody, ReserveBatchBody, ReserveBody};
+use super::dto::{
+    batch_json, reservation_bytes, BatchItemReply, ExtendBody, ReserveBatchBody, ReserveBody,
+};
 use super::error::{ApiError, ErrorCode};
-use super::{created, id, idempotency, idempotency_key, qty, ttl, App};
+use super::{created_json, id, idempotency, idempotency_key, ok_json, qty, ttl, App};
 use crate::app::{Idempotency, Outcome, ReserveRequest};
 use crate::config::Config;
 use crate::core::{ChannelId, CustomerId, HoldId, SkuId};
-use crate::wire::ReservationView;
+use crate::projection::HoldRecord;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// The static reservation routes; registered before every route with a
+/// path parameter (see `api::configure`).
+pub fn hot_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/reservations", web::post().to(create))
-        .route("/reservations:batch", web::post().to(create_batch))
-        .route("/reservations/{id}", web::get().to(get))
+        .route("/reservations:batch", web::post().to(create_batch));
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/reservations/{id}", web::get().to(get))
         .route("/reservations/{id}", web::delete().to(release))
         .route("/reservations/{id}/extend", web::post().to(extend));
 }
@@ -33,7 +40,7 @@ async fn create(
     let idem = idempotency(&req, "reservations", &b)?;
     let request = reserve_request(app.config(), &b, idem)?;
     let (record, outcome) = app.reserve(request).await?;
-    Ok(created(outcome, ReservationView::from(&record)))
+    Ok(created_json(outcome, reservation_bytes(&record)))
 }
 
 fn reserve_request(
@@ -92,35 +99,35 @@ async fn create_batch(
             .map_err(at)?;
         requests.push(reserve_request(app.config(), &b, idem).map_err(at)?);
     }
-    let results = app
-        .reserve_batch(requests)
-        .await?
-        .into_iter()
+    let results = app.reserve_batch(requests).await?;
+    // Each answer's status, and its error body (built once, borrowed below).
+    let replies: Vec<(u16, Result<&HoldRecord, serde_json::Value>)> = results
+        .iter()
         .map(|r| match r {
-            Ok((record, outcome)) => BatchResult {
-                status: match outcome {
-                    Outcome::Created => 201,
-                    Outcome::Replayed => 200,
-                },
-                reservation: Some(ReservationView::from(&record)),
-                error: None,
-            },
+            Ok((record, Outcome::Created)) => (201, Ok(record)),
+            Ok((record, Outcome::Replayed)) => (200, Ok(record)),
             Err(e) => {
-                let e = ApiError::from(e);
-                BatchResult {
-                    status: e.status.as_u16(),
-                    reservation: None,
-                    error: Some(e.body()),
-                }
+                let e = ApiError::from(e.clone());
+                (e.status.as_u16(), Err(e.body()))
             }
         })
-        .collect::<Vec<_>>();
-    Ok(HttpResponse::Ok().json(BatchResponse { results }))
+        .collect();
+    let json = batch_json(replies.iter().map(|(status, r)| match r {
+        Ok(record) => BatchItemReply::Reservation {
+            status: *status,
+            record,
+        },
+        Err(body) => BatchItemReply::Error {
+            status: *status,
+            body,
+        },
+    }));
+    Ok(ok_json(json))
 }
 
 async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let record = app.hold(hold_id(&path)?).await?;
-    Ok(HttpResponse::Ok().json(ReservationView::from(&record)))
+    Ok(ok_json(reservation_bytes(&record)))
 }
 
 async fn extend(
@@ -131,10 +138,10 @@ async fn extend(
     let hold = hold_id(&path)?;
     let ttl_ms = ttl(app.config(), Some(body.ttl_ms))?;
     let record = app.extend(hold, ttl_ms).await?;
-    Ok(HttpResponse::Ok().json(ReservationView::from(&record)))
+    Ok(ok_json(reservation_bytes(&record)))
 }
 
 async fn release(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let record = app.release(hold_id(&path)?).await?;
-    Ok(HttpResponse::Ok().json(ReservationView::from(&record)))
+    Ok(ok_json(reservation_bytes(&record)))
 }

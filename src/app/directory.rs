@@ -1,6 +1,18 @@
 //! Where each actor lives: SKU actors (started on first use, from their
-//! durable state), warehouse actors, and order actors sharded by order id,
-//! spread over a fixed set of arbiter threads.
+//! durable state) on the HTTP workers' own arbiters, sharded by SKU; and
+//! warehouse actors and order actors (sharded by order id) on a small set
+//! of actor threads.
+//!
+//! *Homes.* Each HTTP worker is a single-threaded arbiter; it registers
+//! itself ([`Directory::register_home`]) when its app is built. A SKU's home
+//! is slot `hash(sku) % http_workers`, so a request for a SKU that lands on
+//! its home worker never leaves that thread: the message to the actor, the
+//! decision and the wait for the log all run there. Until its slot is
+//! registered (the server is starting, or `Surge` runs without a server),
+//! or once that worker is gone (shutdown), a SKU actor starts on an actor
+//! thread instead. An actor stays where it started until it stops.
+//! SKU actors with open holds (their expiry timers must run) start once
+//! every home is registered; one used before that starts on first use.
 //!
 //! A SKU or order actor that is not running has nothing in flight, so its
 //! durable state is its whole state — except right after one stopped (a
@@ -33,6 +45,9 @@ pub(super) struct Directory {
     projection: Arc<Projection>,
     arbiters: Mutex<Vec<Arbiter>>,
     handles: Vec<ArbiterHandle>,
+    /// The HTTP workers' arbiters, one slot per worker; a SKU's slot is
+    /// `hash % len`.
+    homes: Mutex<Homes>,
     skus: DashMap<SkuId, Addr<SkuActor>, ClientKeys>,
     warehouses: DashMap<WarehouseId, Addr<WarehouseActor>, ClientKeys>,
     /// One order actor per shard; an order's shard is `id % shards`.
@@ -46,6 +61,31 @@ pub(super) struct Directory {
     committing: DashMap<OrderId, ()>,
     /// Woken whenever a placement leaves `placing`.
     settled: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Homes {
+    slots: Vec<Option<ArbiterHandle>>,
+    /// SKUs with open holds waiting for every slot to be registered.
+    waiting: Option<Vec<SkuId>>,
+}
+
+impl Homes {
+    fn complete(&self) -> bool {
+        self.slots.iter().all(Option::is_some)
+    }
+}
+
+/// Whether the arbiter behind `handle` still runs (a stopped one refuses
+/// work).
+fn alive(handle: &ArbiterHandle) -> bool {
+    handle.spawn(std::future::ready(()))
+}
+
+fn hash_of(key: &impl Hash) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
 }
 
 /// Longest a stopped SKU actor's replacement waits for the placements in
@@ -66,6 +106,10 @@ impl Directory {
             .collect();
         let handles = arbiters.iter().map(|a| a.handle()).collect();
         let shards = config.order_shards();
+        let homes = Homes {
+            slots: vec![None; config.http_workers()],
+            waiting: None,
+        };
         let dir = Self {
             config,
             clock,
@@ -73,6 +117,7 @@ impl Directory {
             projection,
             arbiters: Mutex::new(arbiters),
             handles,
+            homes: Mutex::new(homes),
             skus: DashMap::default(),
             warehouses: DashMap::default(),
             orders: DashMap::new(),
@@ -104,9 +149,65 @@ impl Directory {
     }
 
     fn arbiter_for(&self, key: &impl Hash) -> ArbiterHandle {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        self.handles[(h.finish() % self.handles.len() as u64) as usize].clone()
+        self.handles[(hash_of(key) % self.handles.len() as u64) as usize].clone()
+    }
+
+    fn homes(&self) -> std::sync::MutexGuard<'_, Homes> {
+        self.homes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The SKU's home worker if it is registered and running, else an
+    /// actor thread.
+    fn home_for(&self, sku: &SkuId) -> ArbiterHandle {
+        let h = hash_of(sku);
+        let home = {
+            let homes = self.homes();
+            match homes.slots.len() {
+                0 => None,
+                n => homes.slots[(h % n as u64) as usize].clone(),
+            }
+        };
+        match home {
+            Some(home) if alive(&home) => home,
+            _ => self.handles[(h % self.handles.len() as u64) as usize].clone(),
+        }
+    }
+
+    /// Registers the calling HTTP worker's arbiter as a home for SKU
+    /// actors: the first free slot, or one whose worker has stopped (a
+    /// worker restarted after a panic). Once every slot is registered, the
+    /// SKU actors with open holds start, each on its home.
+    pub fn register_home(&self, arbiter: ArbiterHandle) {
+        let start = {
+            let mut homes = self.homes();
+            let free = homes
+                .slots
+                .iter()
+                .position(|s| s.as_ref().is_none_or(|h| !alive(h)));
+            let Some(free) = free else { return };
+            homes.slots[free] = Some(arbiter);
+            if homes.complete() {
+                homes.waiting.take()
+            } else {
+                None
+            }
+        };
+        for sku in start.into_iter().flatten() {
+            self.start_from_read_model(&sku);
+        }
+    }
+
+    /// Starts the SKU's actor from the read model unless it has one (a
+    /// stopped one is replaced on its next use, after the checks `sku`
+    /// makes).
+    fn start_from_read_model(&self, sku: &SkuId) {
+        if self.skus.contains_key(sku) {
+            return;
+        }
+        let state = self.projection.skus.get(sku).map(|s| s.value().clone());
+        if let Some(state) = state {
+            self.install_sku(sku, state);
+        }
     }
 
     fn start_sku_actor(&self, state: SkuState) -> Addr<SkuActor> {
@@ -115,7 +216,7 @@ impl Directory {
             self.config.sku_mailbox_capacity,
             self.config.hold_expiry_batch_max,
         );
-        let arbiter = self.arbiter_for(&state.sku);
+        let arbiter = self.home_for(&state.sku);
         SkuActor::start_in_arbiter(&arbiter, move |_| {
             SkuActor::new(state, wal, clock, cap, batch)
         })
@@ -149,19 +250,25 @@ impl Directory {
 
     /// Starts the actors of SKUs that have open holds: their expiry timers
     /// must run. The rest start on first use, so a restart does not start a
-    /// million actors.
+    /// million actors. With homes to wait for (a server is starting), they
+    /// start once every home is registered, each on its own.
     pub fn start_skus_with_holds(&self) {
-        let with_holds: Vec<SkuState> = self
+        let with_holds: Vec<SkuId> = self
             .projection
             .skus
             .iter()
             .filter(|s| !s.value().holds.is_empty())
-            .map(|s| s.value().clone())
+            .map(|s| s.key().clone())
             .collect();
-        for state in with_holds {
-            let id = state.sku.clone();
-            let addr = self.start_sku_actor(state);
-            self.skus.insert(id, addr);
+        {
+            let mut homes = self.homes();
+            if !homes.complete() {
+                homes.waiting = Some(with_holds);
+                return;
+            }
+        }
+        for sku in with_holds {
+            self.start_from_read_model(&sku);
         }
     }
 
@@ -323,5 +430,102 @@ impl Directory {
         for a in arbiters {
             let _ = a.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::wal::store::MemStore;
+    use crate::wal::{Durability, Position, WalConfig};
+    use std::thread::ThreadId;
+
+    /// The thread `handle`'s arbiter runs on.
+    async fn thread_of(handle: &ArbiterHandle) -> Option<ThreadId> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        handle.spawn_fn(move || {
+            let _ = tx.send(std::thread::current().id());
+        });
+        rx.await.ok()
+    }
+
+    fn directory(workers: usize) -> Directory {
+        let mut config = Config::default_config();
+        config.http_workers = workers;
+        config.actor_threads = 1;
+        let wal = Wal::start(
+            Arc::new(MemStore::new()),
+            Position::START,
+            &WalConfig {
+                channel_capacity: 16,
+                apply_queue_groups: 16,
+                batch_entries_max: 16,
+                durability: Durability::Fsync,
+                group_delay: std::time::Duration::ZERO,
+            },
+            crate::wal::on_each(|_, _| {}),
+        )
+        .unwrap();
+        Directory::start(
+            Arc::new(config),
+            Arc::new(ManualClock::new(0)),
+            Arc::new(wal),
+            Arc::new(Projection::new()),
+        )
+    }
+
+    #[test]
+    fn a_sku_lives_on_its_home_worker_once_registered_and_on_an_actor_thread_otherwise() {
+        actix_rt::System::new().block_on(async {
+            let dir = directory(2);
+            let actor_thread = thread_of(&dir.handles[0]).await.unwrap();
+            let skus: Vec<SkuId> = (0..16)
+                .map(|i| SkuId::parse(&format!("sku-{i}")).unwrap())
+                .collect();
+            // No worker yet: every SKU goes to the actor thread.
+            for sku in &skus {
+                assert_eq!(thread_of(&dir.home_for(sku)).await, Some(actor_thread));
+            }
+            let workers = [Arbiter::new(), Arbiter::new()];
+            let worker_threads = [
+                thread_of(&workers[0].handle()).await.unwrap(),
+                thread_of(&workers[1].handle()).await.unwrap(),
+            ];
+            for w in &workers {
+                dir.register_home(w.handle());
+            }
+            let mut on = [0, 0];
+            for sku in &skus {
+                let t = thread_of(&dir.home_for(sku)).await.unwrap();
+                let i = worker_threads.iter().position(|w| *w == t).unwrap();
+                on[i] += 1;
+                // Stable: the same SKU, the same home.
+                assert_eq!(thread_of(&dir.home_for(sku)).await, Some(t));
+            }
+            assert!(on[0] > 0 && on[1] > 0, "16 SKUs over 2 homes: {on:?}");
+            // A worker that stopped is no home: its SKUs fall back, and a
+            // worker registered later takes its slot.
+            workers[0].stop();
+            let mut gone = workers;
+            let stopped = std::mem::replace(&mut gone[0], Arbiter::new());
+            stopped.join().unwrap();
+            for sku in &skus {
+                let t = thread_of(&dir.home_for(sku)).await.unwrap();
+                assert!(t == actor_thread || t == worker_threads[1]);
+            }
+            let replacement = thread_of(&gone[0].handle()).await.unwrap();
+            dir.register_home(gone[0].handle());
+            let mut used = std::collections::HashSet::new();
+            for sku in &skus {
+                used.insert(thread_of(&dir.home_for(sku)).await.unwrap());
+            }
+            assert_eq!(used, [replacement, worker_threads[1]].into_iter().collect());
+            for w in gone {
+                w.stop();
+            }
+            dir.stop();
+        });
     }
 }

@@ -4,17 +4,20 @@
 //! - `boot.rs`: opening — snapshot, replay, the log writer, the
 //!   checkpointer and the actors, wired together.
 //! - `directory.rs`: where each actor lives (SKU actors started on first
-//!   use, warehouse actors, order actors sharded by order id) and the
-//!   arbiter threads they run on.
+//!   use, on the HTTP workers' arbiters; warehouse actors and order actors
+//!   sharded by order id on the actor threads).
 //! - `idempotency.rs`: keys in flight, and what a remembered key produced.
 //! - `ops/`: one module per write — `reserve`, `reserve_batch`, `extend`,
 //!   `release`, `place_order` (a small process manager), `cancel_order`,
 //!   `adjust_stock`, `upsert_sku`, `upsert_warehouse`, `retention`.
 //! - `queries.rs`: every read, all from the durable read model.
 //!
-//! Each write runs in a task of its own, detached from the HTTP request, so
-//! a client that hangs up can never cut a multi-step operation in half; the
-//! request only waits for the task's answer.
+//! Each write of more than one step runs in a task of its own, detached
+//! from the HTTP request, so a client that hangs up can never cut it in
+//! half; the request only waits for the task's answer. A write of one step
+//! (a reservation without an idempotency key, and a batch of them) runs in
+//! the request itself: dropped before the actor takes its message, nothing
+//! happened; after, it completes all the same.
 
 mod boot;
 mod directory;
@@ -108,6 +111,12 @@ impl Surge {
         actix_rt::spawn(async move { f(this).await })
             .await
             .unwrap_or(Err(CmdError::Unavailable))
+    }
+
+    /// Registers the calling HTTP worker's arbiter as a home for SKU actors
+    /// (see `directory`). Called once by each worker as its app is built.
+    pub fn register_home(&self) {
+        self.directory.register_home(actix_rt::Arbiter::current());
     }
 
     /// Stops the actors, then writes what is queued and stops the writer.

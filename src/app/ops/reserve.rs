@@ -31,25 +31,40 @@ impl Surge {
         self: &Arc<Self>,
         req: ReserveRequest,
     ) -> Result<(HoldRecord, Outcome), CmdError> {
-        self.detached(move |this| async move {
-            let _guard = this.begin(&req.idempotency)?;
-            match this.recall(&req.idempotency).await? {
-                Some(IdemTarget::Hold(id)) => return Ok((this.hold(id).await?, Outcome::Replayed)),
-                Some(IdemTarget::Order(_)) => return Err(CmdError::IdempotencyKeyReused),
-                None => {}
-            }
-            let addr = this.directory.sku(&req.sku).await?;
-            let idempotency = this.key_record(&req.idempotency);
-            let cmd = this.reserve_cmd(req, this.now(), idempotency);
-            let preference = this.warehouse_preference().await;
-            let hold: Hold = addr
-                .send(sku::Reserve { cmd, preference })
-                .await??
-                .finish()
-                .await?;
-            Ok((active(hold), Outcome::Created))
-        })
-        .await
+        if req.idempotency.is_some() {
+            // Two steps around the key (in flight, then remembered once
+            // durable): never cut short by a client that hangs up.
+            return self
+                .detached(move |this| async move { this.reserve_now(req).await })
+                .await;
+        }
+        // One step: a client that hangs up before the actor takes the
+        // message leaves nothing; after, the hold is logged all the same.
+        // No task of its own, so a request for a SKU homed on its worker
+        // stays on that thread.
+        self.reserve_now(req).await
+    }
+
+    async fn reserve_now(
+        self: &Arc<Self>,
+        req: ReserveRequest,
+    ) -> Result<(HoldRecord, Outcome), CmdError> {
+        let _guard = self.begin(&req.idempotency)?;
+        match self.recall(&req.idempotency).await? {
+            Some(IdemTarget::Hold(id)) => return Ok((self.hold(id).await?, Outcome::Replayed)),
+            Some(IdemTarget::Order(_)) => return Err(CmdError::IdempotencyKeyReused),
+            None => {}
+        }
+        let addr = self.directory.sku(&req.sku).await?;
+        let idempotency = self.key_record(&req.idempotency);
+        let cmd = self.reserve_cmd(req, self.now(), idempotency);
+        let preference = self.warehouse_preference().await;
+        let hold: Hold = addr
+            .send(sku::Reserve { cmd, preference })
+            .await??
+            .finish()
+            .await?;
+        Ok((active(hold), Outcome::Created))
     }
 
     /// A reservation command with the next hold id.
