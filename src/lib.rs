@@ -15,8 +15,8 @@
 //!   actors sharded by order id (each owns its orders' status).
 //! - [`app`]: a small facade: boot (snapshot, replay, wiring), the actor
 //!   directory, idempotency, one module per use case under `ops/`, and the
-//!   reads in `queries`; runs each write in a task detached from the HTTP
-//!   request.
+//!   reads in `queries`; runs each write of more than one step in a task
+//!   detached from the HTTP request.
 //! - [`wire`]: the JSON shapes HTTP responses and the feed share (stock,
 //!   reservations, orders, warehouses, the feed's messages), typed views
 //!   each built from core types by one function and written once.
