@@ -155,7 +155,7 @@ impl Directory {
             .projection
             .skus
             .iter()
-            .filter(|s| !s.value().holds.is_empty())
+            .filter(|s| s.value().hold_count() > 0)
             .map(|s| s.value().clone())
             .collect();
         for state in with_holds {

@@ -7,8 +7,10 @@
 //! between `prepare_order` and `commit_pending`/`abort_pending`.
 
 use super::event::Event;
-use super::ids::{ChannelId, CustomerId, HoldId, OrderId, SeqIdMap, SkuId, WarehouseId};
-use super::model::{Hold, IdempotencyRecord, Millis, ReleaseReason, SkuAllocation, StockRow};
+use super::ids::{ChannelId, CustomerId, HoldId, OrderId, SkuId, WarehouseId};
+use super::model::{
+    Hold, IdempotencyRecord, Millis, OpenHold, ReleaseReason, SkuAllocation, StockRow,
+};
 use super::Rejection;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -50,22 +52,28 @@ pub struct Prepared {
 /// Snapshots keep its facts ([`SkuFacts`]) and [`SkuState::from_facts`]
 /// rebuilds the rest; what is in flight (`pending` and what goes with it)
 /// is never durable.
+///
+/// Every collection that grows with holds, customers or orders is a
+/// B-tree: a hot SKU holds millions of holds, and a hash map that outgrows
+/// its table rehashes all of them at once, on the actor's thread, while
+/// requests wait. A B-tree grows a node at a time (O(log n) per change,
+/// no step that touches every entry).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SkuState {
     pub sku: SkuId,
     pub name: Option<String>,
     pub per_customer_limit: Option<u64>,
     pub rows: BTreeMap<WarehouseId, StockRow>,
-    pub holds: SeqIdMap<HoldId, Hold>,
+    holds: BTreeMap<HoldId, OpenHold>,
     expiries: BTreeSet<(Millis, HoldId)>,
     /// Units each customer has in open holds and live orders.
     pub usage: UsageMap,
     /// Allocations of orders that are not cancelled.
-    pub allocations: SeqIdMap<OrderId, SkuAllocation>,
+    pub allocations: BTreeMap<OrderId, SkuAllocation>,
     #[serde(skip)]
-    pending: SeqIdMap<OrderId, Prepared>,
+    pending: BTreeMap<OrderId, Prepared>,
     #[serde(skip)]
-    locked_holds: SeqIdMap<HoldId, OrderId>,
+    locked_holds: BTreeMap<HoldId, OrderId>,
     #[serde(skip)]
     pending_usage: UsageMap,
 }
@@ -102,9 +110,9 @@ pub struct FactsError {
     pub reason: String,
 }
 
-/// Units per customer. Customer ids are chosen by clients, so the hasher
-/// is seeded per process (foldhash), not a fixed function.
-pub type UsageMap = HashMap<CustomerId, u64, foldhash::fast::RandomState>;
+/// Units per customer: one entry per customer with open holds or live
+/// orders, so millions in a big sale (ordered, so it never rehashes).
+pub type UsageMap = BTreeMap<CustomerId, u64>;
 
 fn add_usage(map: &mut UsageMap, c: &CustomerId, q: u64) {
     if q > 0 {
@@ -129,12 +137,12 @@ impl SkuState {
             name: None,
             per_customer_limit: None,
             rows: BTreeMap::new(),
-            holds: SeqIdMap::default(),
+            holds: BTreeMap::new(),
             expiries: BTreeSet::new(),
             usage: UsageMap::default(),
-            allocations: SeqIdMap::default(),
-            pending: SeqIdMap::default(),
-            locked_holds: SeqIdMap::default(),
+            allocations: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            locked_holds: BTreeMap::new(),
             pending_usage: UsageMap::default(),
         }
     }
@@ -181,8 +189,8 @@ impl SkuState {
                 add_usage(&mut s.usage, c, hold.qty);
             }
             s.expiries.insert((hold.expires_at, hold.id));
-            if let Some(old) = s.holds.insert(hold.id, hold) {
-                return Err(fail(&s, format!("hold {} appears twice", old.id)));
+            if s.holds.insert(hold.id, OpenHold::from(&hold)).is_some() {
+                return Err(fail(&s, format!("hold {} appears twice", hold.id)));
             }
         }
         for (order, a) in facts.allocations {
@@ -220,6 +228,25 @@ impl SkuState {
 
     fn sku_id(&self) -> SkuId {
         self.sku.clone()
+    }
+
+    /// The open hold `id`, whole.
+    pub fn hold(&self, id: HoldId) -> Option<Hold> {
+        self.holds.get(&id).map(|h| h.to_hold(id, &self.sku))
+    }
+
+    /// Open holds in id order, as the SKU keeps them.
+    pub fn open_holds(&self) -> impl Iterator<Item = (HoldId, &OpenHold)> + '_ {
+        self.holds.iter().map(|(id, h)| (*id, h))
+    }
+
+    /// Open holds in id order, whole.
+    pub fn holds(&self) -> impl Iterator<Item = Hold> + '_ {
+        self.open_holds().map(|(id, h)| h.to_hold(id, &self.sku))
+    }
+
+    pub fn hold_count(&self) -> usize {
+        self.holds.len()
     }
 
     pub fn row(&self, warehouse: &WarehouseId) -> StockRow {
@@ -360,7 +387,7 @@ impl SkuState {
         Err(Rejection::InsufficientStock { available: best })
     }
 
-    fn open_hold(&self, id: HoldId) -> Result<&Hold, Rejection> {
+    fn open_hold(&self, id: HoldId) -> Result<&OpenHold, Rejection> {
         let hold = self.holds.get(&id).ok_or(Rejection::HoldNotActive(id))?;
         if self.locked_holds.contains_key(&id) {
             return Err(Rejection::HoldInUse(id));
@@ -393,18 +420,18 @@ impl SkuState {
     }
 
     pub fn decide_extend(&self, id: HoldId, expires_at: Millis) -> Result<Event, Rejection> {
-        let hold = self.open_hold(id)?;
+        self.open_hold(id)?;
         Ok(Event::HoldExtended {
-            sku: hold.sku.clone(),
+            sku: self.sku_id(),
             hold: id,
             expires_at,
         })
     }
 
     pub fn decide_release(&self, id: HoldId, now: Millis) -> Result<Event, Rejection> {
-        let hold = self.open_hold(id)?;
+        self.open_hold(id)?;
         Ok(Event::HoldReleased {
-            sku: hold.sku.clone(),
+            sku: self.sku_id(),
             hold: id,
             reason: ReleaseReason::Released,
             at: now,
@@ -599,15 +626,15 @@ impl SkuState {
                     add_usage(&mut self.usage, c, hold.qty);
                 }
                 self.expiries.insert((hold.expires_at, hold.id));
-                self.holds.insert(hold.id, hold.clone());
+                self.holds.insert(hold.id, OpenHold::from(hold));
             }
             Event::HoldExtended {
                 hold, expires_at, ..
             } => {
                 if let Some(h) = self.holds.get_mut(hold) {
-                    self.expiries.remove(&(h.expires_at, h.id));
+                    self.expiries.remove(&(h.expires_at, *hold));
                     h.expires_at = *expires_at;
-                    self.expiries.insert((h.expires_at, h.id));
+                    self.expiries.insert((h.expires_at, *hold));
                 }
             }
             Event::HoldReleased { hold, .. } => self.remove_hold(*hold),
@@ -662,13 +689,13 @@ impl SkuState {
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut reserved: BTreeMap<&WarehouseId, u64> = BTreeMap::new();
         let mut usage: HashMap<&CustomerId, u64> = HashMap::new();
-        for h in self.holds.values() {
+        for (id, h) in &self.holds {
             *reserved.entry(&h.warehouse).or_default() += h.qty;
             if let Some(c) = &h.customer {
                 *usage.entry(c).or_default() += h.qty;
             }
-            if !self.expiries.contains(&(h.expires_at, h.id)) {
-                return Err(format!("hold {} missing from the expiry index", h.id));
+            if !self.expiries.contains(&(h.expires_at, *id)) {
+                return Err(format!("hold {id} missing from the expiry index"));
             }
         }
         if self.expiries.len() != self.holds.len() {
