@@ -6,7 +6,9 @@
 # Usage: scripts/tail-with-holds.sh [HOLDS] [SECONDS]
 #   HOLDS    open holds made on the hot SKU between the two runs (default 5000000)
 #   SECONDS  length of each measuring run (default 10)
-# Env: SURGE_PORT (default: a free port). Needs python3 and curl.
+# Env: SURGE_PORT (default: a free port); TAIL_BIN (default: this tree's
+#      release build), to measure another build the same way. Needs python3
+#      and curl.
 #
 # A durable release server on fresh data. Run 1: one reservation per request,
 # 50 connections, on the empty hot SKU. Then HOLDS day-long holds through the
@@ -22,12 +24,13 @@ seconds=${2:-10}
 root=$(cd "$(dirname "$0")/.." && pwd)
 port=${SURGE_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 . "$root/scripts/lib.sh"
+surge=${TAIL_BIN:-$surge}
 
 start_surge SURGE_HOLD_TTL_MS_MAX=86400000 SURGE_SNAPSHOT_EVERY_EVENTS=1000000000
 target=http://127.0.0.1:$port
 run_id=tail$$
 
-# measure NAME -> "p50 p99 reservations_per_s"
+# measure NAME -> "p50 p99 p99.9 max reservations_per_s"
 measure() {
   "$surge" loadgen --target "$target" --run-id "$run_id" --connections 50 \
     --duration-s "$seconds" --mode reserve --stock 100000000 --quiet \
@@ -36,14 +39,14 @@ measure() {
 import json, sys
 r = json.load(open(sys.argv[1]))
 lat = next(iter(r["latency"].values()))
-print(f'{lat["p50"]:.3f} {lat["p99"]:.3f} {r["items_per_s"]:.0f}')
+print(f'{lat["p50"]:.3f} {lat["p99"]:.3f} {lat["p999"]:.3f} {lat["max"]:.3f} {r["items_per_s"]:.0f}')
 PY
 }
 
 rss_mib() { awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$server/status"; }
 
-read -r e50 e99 erate <<<"$(measure empty)"
-echo "empty hot SKU: p50 $e50 ms, p99 $e99 ms, $erate reservations/s (RSS $(rss_mib) MiB)" >&2
+read -r e50 e99 e999 emax erate <<<"$(measure empty)"
+echo "empty hot SKU: p50 $e50 ms, p99 $e99 ms, p99.9 $e999 ms, max $emax ms, $erate reservations/s (RSS $(rss_mib) MiB)" >&2
 
 start=$(date +%s)
 "$surge" loadgen --target "$target" --run-id "$run_id" --connections 4 --duration-s 100000 \
@@ -52,8 +55,8 @@ start=$(date +%s)
 open=$(curl -fs "$target/v1/skus/$run_id-s0/stock" | python3 -c 'import json,sys; print(json.load(sys.stdin)["reserved"])')
 echo "filled: $open units reserved on $run_id-s0 in $(( $(date +%s) - start )) s (RSS $(rss_mib) MiB)" >&2
 
-read -r f50 f99 frate <<<"$(measure full)"
-echo "with holds:    p50 $f50 ms, p99 $f99 ms, $frate reservations/s (RSS $(rss_mib) MiB)" >&2
+read -r f50 f99 f999 fmax frate <<<"$(measure full)"
+echo "with holds:    p50 $f50 ms, p99 $f99 ms, p99.9 $f999 ms, max $fmax ms, $frate reservations/s (RSS $(rss_mib) MiB)" >&2
 stop_surge
 
 awk -v h="$open" -v a="$e99" -v b="$f99" -v ea="$erate" -v fb="$frate" 'BEGIN {
