@@ -12,8 +12,10 @@ use super::model::{
     Hold, IdempotencyRecord, Millis, OpenHold, ReleaseReason, SkuAllocation, StockRow,
 };
 use super::Rejection;
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use chunked::ChunkMap;
+use std::collections::{BTreeMap, HashMap};
+
+pub mod chunked;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Adjustment {
@@ -53,28 +55,26 @@ pub struct Prepared {
 /// rebuilds the rest; what is in flight (`pending` and what goes with it)
 /// is never durable.
 ///
-/// Every collection that grows with holds, customers or orders is a
-/// B-tree: a hot SKU holds millions of holds, and a hash map that outgrows
-/// its table rehashes all of them at once, on the actor's thread, while
-/// requests wait. A B-tree grows a node at a time (O(log n) per change,
-/// no step that touches every entry).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Every collection that grows with holds, customers or orders is ordered
+/// and grows a piece at a time: a hot SKU holds millions of holds, and a
+/// hash map that outgrows its table rehashes all of them at once, on the
+/// actor's thread, while requests wait. Holds and their expiry order are
+/// [`ChunkMap`]s (keys arrive mostly ascending; see there), the rest
+/// B-trees: O(log n) per change, no step that touches every entry.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SkuState {
     pub sku: SkuId,
     pub name: Option<String>,
     pub per_customer_limit: Option<u64>,
     pub rows: BTreeMap<WarehouseId, StockRow>,
-    holds: BTreeMap<HoldId, OpenHold>,
-    expiries: BTreeSet<(Millis, HoldId)>,
+    holds: ChunkMap<HoldId, OpenHold>,
+    expiries: ChunkMap<(Millis, HoldId), ()>,
     /// Units each customer has in open holds and live orders.
     pub usage: UsageMap,
     /// Allocations of orders that are not cancelled.
     pub allocations: BTreeMap<OrderId, SkuAllocation>,
-    #[serde(skip)]
     pending: BTreeMap<OrderId, Prepared>,
-    #[serde(skip)]
     locked_holds: BTreeMap<HoldId, OrderId>,
-    #[serde(skip)]
     pending_usage: UsageMap,
 }
 
@@ -137,8 +137,8 @@ impl SkuState {
             name: None,
             per_customer_limit: None,
             rows: BTreeMap::new(),
-            holds: BTreeMap::new(),
-            expiries: BTreeSet::new(),
+            holds: ChunkMap::new(),
+            expiries: ChunkMap::new(),
             usage: UsageMap::default(),
             allocations: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -188,7 +188,7 @@ impl SkuState {
             if let Some(c) = &hold.customer {
                 add_usage(&mut s.usage, c, hold.qty);
             }
-            s.expiries.insert((hold.expires_at, hold.id));
+            s.expiries.insert((hold.expires_at, hold.id), ());
             if s.holds.insert(hold.id, OpenHold::from(&hold)).is_some() {
                 return Err(fail(&s, format!("hold {} appears twice", hold.id)));
             }
@@ -288,7 +288,7 @@ impl SkuState {
     /// unlocks it and the timer is set again.)
     pub fn next_expiry(&self) -> Option<Millis> {
         self.expiries
-            .iter()
+            .keys()
             .find(|(_, id)| !self.locked_holds.contains_key(id))
             .map(|(t, _)| *t)
     }
@@ -442,7 +442,7 @@ impl SkuState {
     /// consuming right now are left to the order.
     pub fn expire_due(&self, now: Millis, max: usize) -> Vec<Event> {
         self.expiries
-            .iter()
+            .keys()
             .take_while(|(t, _)| *t <= now)
             .filter(|(_, id)| !self.locked_holds.contains_key(id))
             .take(max)
@@ -625,7 +625,7 @@ impl SkuState {
                 if let Some(c) = &hold.customer {
                     add_usage(&mut self.usage, c, hold.qty);
                 }
-                self.expiries.insert((hold.expires_at, hold.id));
+                self.expiries.insert((hold.expires_at, hold.id), ());
                 self.holds.insert(hold.id, OpenHold::from(hold));
             }
             Event::HoldExtended {
@@ -634,7 +634,7 @@ impl SkuState {
                 if let Some(h) = self.holds.get_mut(hold) {
                     self.expiries.remove(&(h.expires_at, *hold));
                     h.expires_at = *expires_at;
-                    self.expiries.insert((h.expires_at, *hold));
+                    self.expiries.insert((h.expires_at, *hold), ());
                 }
             }
             Event::HoldReleased { hold, .. } => self.remove_hold(*hold),
@@ -694,7 +694,7 @@ impl SkuState {
             if let Some(c) = &h.customer {
                 *usage.entry(c).or_default() += h.qty;
             }
-            if !self.expiries.contains(&(h.expires_at, *id)) {
+            if !self.expiries.contains_key(&(h.expires_at, *id)) {
                 return Err(format!("hold {id} missing from the expiry index"));
             }
         }
