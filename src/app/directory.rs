@@ -151,14 +151,14 @@ impl Directory {
     /// must run. The rest start on first use, so a restart does not start a
     /// million actors.
     pub fn start_skus_with_holds(&self) {
-        let with_holds: Vec<SkuState> = self
-            .projection
-            .skus
-            .iter()
-            .filter(|s| s.value().hold_count() > 0)
-            .map(|s| s.value().clone())
-            .collect();
-        for state in with_holds {
+        for state in self.projection.sku_states_with_holds() {
+            let state = match state {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "sku not started");
+                    continue;
+                }
+            };
             let id = state.sku.clone();
             let addr = self.start_sku_actor(state);
             self.skus.insert(id, addr);
@@ -185,10 +185,12 @@ impl Directory {
         }
         let state = self
             .projection
-            .skus
-            .get(sku)
-            .map(|s| s.value().clone())
-            .ok_or_else(|| CmdError::UnknownSku(sku.clone()))?;
+            .sku_state(sku)
+            .ok_or_else(|| CmdError::UnknownSku(sku.clone()))?
+            .map_err(|e| {
+                tracing::error!(error = %e, "sku not started");
+                CmdError::Unavailable
+            })?;
         Ok(self.install_sku(sku, state))
     }
 

@@ -215,6 +215,61 @@ impl SkuState {
         Ok(s)
     }
 
+    /// The read model's form of a SKU: its numbers (rows with `reserved`,
+    /// allocations), not its holds, which its hold records already keep.
+    /// [`SkuState::facts_with`] makes the whole state again from them.
+    pub fn into_numbers(mut self) -> Self {
+        self.holds = ChunkMap::new();
+        self.expiries = ChunkMap::new();
+        self.usage = UsageMap::new();
+        for a in self.allocations.values() {
+            add_usage(&mut self.usage, &a.customer, a.qty());
+        }
+        self
+    }
+
+    /// A hold opened in `warehouse`, for a SKU kept as numbers only.
+    pub fn add_reserved(&mut self, warehouse: &WarehouseId, qty: u64) {
+        self.with_row(warehouse, |row| {
+            row.reserved = row.reserved.saturating_add(qty)
+        });
+    }
+
+    /// A hold closed in `warehouse`, for a SKU kept as numbers only.
+    pub fn sub_reserved(&mut self, warehouse: &WarehouseId, qty: u64) {
+        if let Some(row) = self.rows.get_mut(warehouse) {
+            row.reserved = row.reserved.saturating_sub(qty);
+        }
+    }
+
+    /// This SKU's facts with `holds` as its open holds (for a SKU kept as
+    /// numbers only, from its hold records).
+    pub fn facts_with(&self, holds: Vec<Hold>) -> SkuFacts {
+        SkuFacts {
+            sku: self.sku.clone(),
+            name: self.name.clone(),
+            per_customer_limit: self.per_customer_limit,
+            rows: self
+                .rows
+                .iter()
+                .map(|(w, r)| {
+                    let facts = RowFacts {
+                        on_hand: r.on_hand,
+                        allocated: r.allocated,
+                        safety_stock: r.safety_stock,
+                    };
+                    (w.clone(), facts)
+                })
+                .collect(),
+            holds,
+            allocations: self
+                .allocations
+                .iter()
+                .map(|(o, a)| (*o, a.clone()))
+                .collect(),
+        }
+    }
+
     /// Changes the row of `warehouse`, created empty if missing (without
     /// cloning the id when it exists: this is on the replay hot path).
     fn with_row(&mut self, warehouse: &WarehouseId, f: impl FnOnce(&mut StockRow)) {
