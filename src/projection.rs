@@ -1,14 +1,20 @@
 //! Read-only views of durable state, for GETs and routing.
 //!
-//! The WAL writer applies each event here after it is synced and before the
-//! request that caused it is answered, in log order; replay at start goes
-//! through the same `apply`. So a projection is exactly "the log so far":
-//! it may lag the actors (which run ahead of the disk) but never shows what
-//! is not durable. It is never the source of truth for a decision.
+//! The log's applier thread applies each event here after it is synced (and
+//! after the request that caused it is answered: readers wait for
+//! `Wal::caught_up`), in log order; replay at start goes through the same
+//! `apply`. So a projection is exactly "the log so far": it may lag the
+//! actors (which run ahead of the disk) but never shows what is not
+//! durable. It is never the source of truth for a decision.
+//!
+//! A SKU here is kept as numbers (`SkuState::into_numbers`): rows and
+//! allocations, not a second copy of its open holds, which the hold
+//! records have. `sku_state` makes the whole state (for an actor) from both.
 //!
 //! DashMap rule: never hold a guard of one map while touching the same map,
 //! and never across an `.await`; copy values out.
 
+use crate::core::sku::FactsError;
 use crate::core::{
     order, routing, Event, HoldId, HoldStatus, Millis, Order, OrderId, ReleaseReason, SkuId,
     SkuState, Warehouse, WarehouseId,
@@ -16,6 +22,7 @@ use crate::core::{
 use crate::core::{Hold, Horizon, IdempotencyRecord};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -47,6 +54,9 @@ pub struct IdemEntry {
 pub enum SnapEntry {
     Warehouse(Warehouse),
     Sku(Box<SkuState>),
+    /// An open hold of the SKU written just before (the export of a SKU
+    /// kept as numbers streams its holds from the hold records).
+    SkuHold(Hold),
     Hold(HoldRecord),
     Order(Order),
     Idempotency(String, IdemEntry),
@@ -76,7 +86,10 @@ pub struct Projection {
     pub warehouses: DashMap<WarehouseId, Warehouse, ClientKeys>,
     by_priority: RwLock<Arc<Vec<WarehouseId>>>,
     pub skus: DashMap<SkuId, SkuState, ClientKeys>,
-    pub holds: DashMap<HoldId, HoldRecord, SeqKeys>,
+    /// Boxed: a table slot is then 16 bytes, not 144, so the table of
+    /// millions of holds takes a ninth of the room (most of it empty
+    /// slots) and a growing table moves a ninth of the bytes.
+    pub holds: DashMap<HoldId, Box<HoldRecord>, SeqKeys>,
     pub orders: DashMap<OrderId, Order, SeqKeys>,
     pub idempotency: DashMap<String, IdemEntry, ClientKeys>,
     /// Seq of the last event applied.
@@ -123,14 +136,77 @@ impl Projection {
         }
     }
 
-    fn close_hold(&self, id: HoldId, status: HoldStatus, order: Option<OrderId>, at: Millis) {
-        if at < self.history_horizon.load(Ordering::Relaxed) {
-            self.holds.remove(&id);
-        } else if let Some(mut h) = self.holds.get_mut(&id) {
-            h.status = status;
-            h.order = order;
-            h.closed_at = Some(at);
+    fn unreserve(&self, sku: &SkuId, closed: Option<(WarehouseId, u64)>) {
+        if let Some((wh, qty)) = closed {
+            if let Some(mut s) = self.skus.get_mut(sku) {
+                s.sub_reserved(&wh, qty);
+            }
         }
+    }
+
+    /// Closes an open hold's record; returns where it was and how much it
+    /// held, for the SKU's row.
+    fn close_hold(
+        &self,
+        id: HoldId,
+        status: HoldStatus,
+        order: Option<OrderId>,
+        at: Millis,
+    ) -> Option<(WarehouseId, u64)> {
+        let open = |h: &HoldRecord| h.status == HoldStatus::Active;
+        if at < self.history_horizon.load(Ordering::Relaxed) {
+            let (_, h) = self.holds.remove_if(&id, |_, h| open(h))?;
+            return Some((h.hold.warehouse, h.hold.qty));
+        }
+        let mut h = self.holds.get_mut(&id)?;
+        if !open(&h) {
+            return None;
+        }
+        h.status = status;
+        h.order = order;
+        h.closed_at = Some(at);
+        Some((h.hold.warehouse.clone(), h.hold.qty))
+    }
+
+    /// The whole state of a SKU, holds included (to start its actor):
+    /// its numbers and its open hold records, checked like a snapshot's.
+    /// With units reserved it reads every hold record (restarting a stopped
+    /// actor); a SKU with none reads none.
+    pub fn sku_state(&self, sku: &SkuId) -> Option<Result<SkuState, FactsError>> {
+        let numbers = self.skus.get(sku)?.value().clone();
+        // Nothing reserved: no open hold, and no scan of every record (the
+        // first use of a cold SKU must not cost O(all holds)).
+        if numbers.rows.values().all(|r| r.reserved == 0) {
+            return Some(SkuState::from_facts(numbers.facts_with(Vec::new())));
+        }
+        let holds: Vec<Hold> = self
+            .holds
+            .iter()
+            .filter(|h| h.status == HoldStatus::Active && h.hold.sku == *sku)
+            .map(|h| h.hold.clone())
+            .collect();
+        Some(SkuState::from_facts(numbers.facts_with(holds)))
+    }
+
+    /// The whole states of the SKUs with open holds (their actors start
+    /// at once: expiry timers must run), in one pass over the records.
+    pub fn sku_states_with_holds(&self) -> Vec<Result<SkuState, FactsError>> {
+        let mut by_sku: HashMap<SkuId, Vec<Hold>> = HashMap::new();
+        for h in self.holds.iter() {
+            if h.status == HoldStatus::Active {
+                by_sku
+                    .entry(h.hold.sku.clone())
+                    .or_default()
+                    .push(h.hold.clone());
+            }
+        }
+        by_sku
+            .into_iter()
+            .filter_map(|(sku, holds)| {
+                let numbers = self.skus.get(&sku)?.value().clone();
+                Some(SkuState::from_facts(numbers.facts_with(holds)))
+            })
+            .collect()
     }
 
     /// Applies the retention rule (`core::retention`): forgets closed holds,
@@ -138,7 +214,7 @@ impl Projection {
     /// door on remembering any more closed holds from before it (replay
     /// included), in one go: the checkpointer on its copy before each
     /// snapshot, start-up after replay. (The live read model does the same
-    /// in two steps: `retention_candidates` off the writer's thread, then
+    /// in two steps: `retention_candidates` off the applier's thread, then
     /// `forget` on it.) Returns how many holds, orders and keys went.
     pub fn apply_retention(&self, horizon: &Horizon) -> (usize, usize, usize) {
         self.forget(horizon, &self.retention_candidates(horizon))
@@ -146,7 +222,7 @@ impl Projection {
 
     /// What the retention rule would forget at `horizon`: a read, safe on
     /// any thread, so the scan of millions of records never runs on the
-    /// log writer's thread.
+    /// log's applier thread.
     pub fn retention_candidates(&self, horizon: &Horizon) -> Vec<Forgettable> {
         let mut out: Vec<Forgettable> = self
             .holds
@@ -170,8 +246,8 @@ impl Projection {
     }
 
     /// Forgets those of `list` still past `horizon` (checked again: the log
-    /// writer owns the read model, the list was made elsewhere), and closes
-    /// the door on remembering closed holds from before it. Writer thread
+    /// applier owns the read model, the list was made elsewhere), and closes
+    /// the door on remembering closed holds from before it. Applier thread
     /// only; costs O(list). Returns how many holds, orders and keys went.
     pub fn forget(&self, horizon: &Horizon, list: &[Forgettable]) -> (usize, usize, usize) {
         self.history_horizon
@@ -210,9 +286,10 @@ impl Projection {
         self.apply_records(seq, event);
     }
 
-    /// The part of `apply` that touches warehouses and SKU state only.
-    /// With `apply_records` it makes `apply`; the two touch disjoint maps,
-    /// so replay runs them on two threads, each in log order.
+    /// The part of `apply` that touches warehouses, SKU numbers and hold
+    /// records (a hold's record says which row it leaves). With
+    /// `apply_records` it makes `apply`; the two touch disjoint maps, so
+    /// replay runs them on two threads, each in log order.
     pub fn apply_stock(&self, event: &Event) {
         match event {
             Event::WarehouseUpserted { warehouse } => {
@@ -226,13 +303,55 @@ impl Projection {
                     .or_insert_with(|| SkuState::new(sku.clone()))
                     .apply(event);
             }
-            Event::StockAdjusted { sku, .. }
-            | Event::SafetyStockSet { sku, .. }
-            | Event::HoldExtended { sku, .. }
-            | Event::HoldReleased { sku, .. } => self.apply_to_sku(sku, event),
-            Event::HoldCreated { hold, .. } => self.apply_to_sku(&hold.sku, event),
-            Event::OrderPlaced { allocations, .. } => {
+            Event::StockAdjusted { sku, .. } | Event::SafetyStockSet { sku, .. } => {
+                self.apply_to_sku(sku, event)
+            }
+            Event::HoldCreated { hold, .. } => {
+                self.holds.insert(
+                    hold.id,
+                    Box::new(HoldRecord {
+                        hold: hold.clone(),
+                        status: HoldStatus::Active,
+                        order: None,
+                        closed_at: None,
+                    }),
+                );
+                if let Some(mut s) = self.skus.get_mut(&hold.sku) {
+                    s.add_reserved(&hold.warehouse, hold.qty);
+                }
+            }
+            Event::HoldExtended {
+                hold, expires_at, ..
+            } => {
+                if let Some(mut h) = self.holds.get_mut(hold) {
+                    h.hold.expires_at = *expires_at;
+                }
+            }
+            Event::HoldReleased {
+                sku,
+                hold,
+                reason,
+                at,
+            } => {
+                let status = match reason {
+                    ReleaseReason::Released => HoldStatus::Released,
+                    ReleaseReason::Expired => HoldStatus::Expired,
+                };
+                self.unreserve(sku, self.close_hold(*hold, status, None, *at));
+            }
+            Event::OrderPlaced {
+                order, allocations, ..
+            } => {
                 for a in allocations {
+                    for h in &a.consumed_holds {
+                        let closed = self.close_hold(
+                            *h,
+                            HoldStatus::Consumed,
+                            Some(order.id),
+                            order.created_at,
+                        );
+                        self.unreserve(&a.sku, closed);
+                    }
                     self.apply_to_sku(&a.sku, event);
                 }
             }
@@ -253,44 +372,13 @@ impl Projection {
             | Event::StockAdjusted { .. }
             | Event::SafetyStockSet { .. } => {}
             Event::HoldCreated { hold, idempotency } => {
-                self.holds.insert(
-                    hold.id,
-                    HoldRecord {
-                        hold: hold.clone(),
-                        status: HoldStatus::Active,
-                        order: None,
-                        closed_at: None,
-                    },
-                );
                 self.max_hold.fetch_max(hold.id.0, Ordering::AcqRel);
                 self.remember(idempotency, IdemTarget::Hold(hold.id));
             }
-            Event::HoldExtended {
-                hold, expires_at, ..
-            } => {
-                if let Some(mut h) = self.holds.get_mut(hold) {
-                    h.hold.expires_at = *expires_at;
-                }
-            }
-            Event::HoldReleased {
-                hold, reason, at, ..
-            } => {
-                let status = match reason {
-                    ReleaseReason::Released => HoldStatus::Released,
-                    ReleaseReason::Expired => HoldStatus::Expired,
-                };
-                self.close_hold(*hold, status, None, *at);
-            }
+            Event::HoldExtended { .. } | Event::HoldReleased { .. } => {}
             Event::OrderPlaced {
-                order,
-                allocations,
-                idempotency,
+                order, idempotency, ..
             } => {
-                for a in allocations {
-                    for h in &a.consumed_holds {
-                        self.close_hold(*h, HoldStatus::Consumed, Some(order.id), order.created_at);
-                    }
-                }
                 self.orders.insert(order.id, order.clone());
                 self.max_order.fetch_max(order.id.0, Ordering::AcqRel);
                 self.remember(idempotency, IdemTarget::Order(order.id));
@@ -314,11 +402,25 @@ impl Projection {
         for w in self.warehouses.iter() {
             out(SnapEntry::Warehouse(w.value().clone()));
         }
+        // Each SKU's open holds follow it, in id order, from the records.
+        let mut open: HashMap<SkuId, Vec<HoldId>> = HashMap::new();
+        for h in self.holds.iter() {
+            if h.status == HoldStatus::Active {
+                open.entry(h.hold.sku.clone()).or_default().push(*h.key());
+            }
+        }
         for s in self.skus.iter() {
             out(SnapEntry::Sku(Box::new(s.value().clone())));
+            let mut ids = open.remove(s.key()).unwrap_or_default();
+            ids.sort_unstable();
+            for id in ids {
+                if let Some(h) = self.holds.get(&id) {
+                    out(SnapEntry::SkuHold(h.hold.clone()));
+                }
+            }
         }
         for h in self.holds.iter() {
-            out(SnapEntry::Hold(h.value().clone()));
+            out(SnapEntry::Hold(h.value().as_ref().clone()));
         }
         for o in self.orders.iter() {
             out(SnapEntry::Order(o.value().clone()));
@@ -335,11 +437,13 @@ impl Projection {
                 self.warehouses.insert(w.id.clone(), w);
             }
             SnapEntry::Sku(s) => {
-                self.skus.insert(s.sku.clone(), *s);
+                self.skus.insert(s.sku.clone(), s.into_numbers());
             }
+            // The hold records have them.
+            SnapEntry::SkuHold(_) => {}
             SnapEntry::Hold(h) => {
                 self.max_hold.fetch_max(h.hold.id.0, Ordering::AcqRel);
-                self.holds.insert(h.hold.id, h);
+                self.holds.insert(h.hold.id, Box::new(h));
             }
             SnapEntry::Order(o) => {
                 self.max_order.fetch_max(o.id.0, Ordering::AcqRel);
@@ -369,5 +473,133 @@ impl Projection {
         routing::by_priority(&mut all);
         *self.by_priority.write().unwrap_or_else(|p| p.into_inner()) =
             Arc::new(all.into_iter().map(|w| w.id).collect());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::sku::{LineRequest, ReserveCmd};
+    use crate::core::{CustomerId, Location, OrderLine, ShipTo};
+    use crate::wal::snapshot;
+    use crate::wal::store::MemStore;
+    use crate::wal::Position;
+
+    /// A SKU through holds (with and without customers), an extension, a
+    /// release, an expiry and an order that consumes a hold: every event
+    /// applied both to a `SkuState` and to a read model.
+    fn history() -> (SkuState, Projection, u64) {
+        let sku = SkuId::parse("hot").unwrap();
+        let (w1, w2) = (
+            WarehouseId::parse("w1").unwrap(),
+            WarehouseId::parse("w2").unwrap(),
+        );
+        let mut s = SkuState::new(sku.clone());
+        let p = Projection::new();
+        let mut seq = 0;
+        let mut log = |s: &mut SkuState, e: Event| {
+            seq += 1;
+            s.apply(&e);
+            p.apply(seq, &e);
+        };
+        let e = s.upsert(Some("hot".into()), Some(5));
+        log(&mut s, e);
+        for (w, n) in [(&w1, 10), (&w2, 4)] {
+            let e = s.decide_adjust(w, &crate::core::sku::Adjustment::Delta(n), "r", 100);
+            log(&mut s, e.unwrap());
+        }
+        for i in 1..=6u64 {
+            let cmd = ReserveCmd {
+                id: HoldId(i),
+                qty: 1 + i % 2,
+                customer: (i % 3 != 0).then(|| CustomerId::parse(&format!("c{}", i % 2)).unwrap()),
+                channel: None,
+                now: 100,
+                expires_at: 1_000 + i,
+                idempotency: None,
+            };
+            let e = s.decide_reserve(cmd, &[w1.clone(), w2.clone()]).unwrap();
+            log(&mut s, e);
+        }
+        let e = s.decide_extend(HoldId(2), 5_000).unwrap();
+        log(&mut s, e);
+        let e = s.decide_release(HoldId(3), 200).unwrap();
+        log(&mut s, e);
+        let due = s.expire_due(1_001, 1);
+        assert_eq!(due.len(), 1);
+        for e in due {
+            log(&mut s, e);
+        }
+        let customer = CustomerId::parse("c0").unwrap();
+        let lines = [
+            LineRequest {
+                qty: 1,
+                hold: Some(HoldId(4)),
+            },
+            LineRequest { qty: 2, hold: None },
+        ];
+        let prepared = s
+            .prepare_order(&customer, &lines, std::slice::from_ref(&w1), 300)
+            .unwrap();
+        let order = Order {
+            id: OrderId(1),
+            channel: crate::core::ChannelId::parse("web").unwrap(),
+            customer,
+            ship_to: ShipTo {
+                location: Location { lat: 0.0, lon: 0.0 },
+                country: None,
+            },
+            lines: vec![OrderLine {
+                sku: sku.clone(),
+                qty: 3,
+                reservation: Some(HoldId(4)),
+            }],
+            shipments: vec![],
+            status: crate::core::OrderStatus::Placed,
+            created_at: 300,
+            updated_at: 300,
+        };
+        let placed = Event::OrderPlaced {
+            order,
+            allocations: vec![prepared.allocation],
+            idempotency: None,
+        };
+        log(&mut s, placed);
+        (s, p, seq)
+    }
+
+    #[test]
+    fn the_read_model_keeps_numbers_and_rebuilds_the_whole_sku() {
+        let (s, p, _) = history();
+        assert_eq!(s.hold_count(), 3, "three holds left open");
+        let numbers = p.skus.get(&s.sku).unwrap().value().clone();
+        assert_eq!(
+            numbers.hold_count(),
+            0,
+            "the read model keeps no second copy"
+        );
+        assert_eq!(numbers.rows, s.rows, "reserved and allocated agree");
+        let rebuilt = p.sku_state(&s.sku).unwrap().unwrap();
+        assert_eq!(rebuilt, s);
+        rebuilt.check_invariants().unwrap();
+        let started = p.sku_states_with_holds();
+        assert_eq!(started.len(), 1);
+        assert_eq!(started[0].as_ref().unwrap(), &s);
+    }
+
+    #[test]
+    fn a_snapshot_of_the_read_model_rebuilds_the_whole_sku() {
+        let (s, p, seq) = history();
+        let mem = MemStore::new();
+        let at = Position {
+            next_key: 0,
+            next_seq: seq + 1,
+        };
+        let never = std::sync::atomic::AtomicBool::new(false);
+        snapshot::write(&mem, &p, at, 1, 3, &never).unwrap();
+        let back = Projection::new();
+        snapshot::load(&mem, &back).unwrap();
+        assert_eq!(back.skus.get(&s.sku).unwrap().rows, s.rows);
+        assert_eq!(back.sku_state(&s.sku).unwrap().unwrap(), s);
     }
 }

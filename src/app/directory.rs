@@ -66,8 +66,8 @@ pub(super) struct Directory {
 #[derive(Default)]
 struct Homes {
     slots: Vec<Option<ArbiterHandle>>,
-    /// SKUs with open holds waiting for every slot to be registered.
-    waiting: Option<Vec<SkuId>>,
+    /// The SKUs with open holds wait for every slot to be registered.
+    waiting: bool,
 }
 
 impl Homes {
@@ -108,7 +108,7 @@ impl Directory {
         let shards = config.order_shards();
         let homes = Homes {
             slots: vec![None; config.http_workers()],
-            waiting: None,
+            waiting: false,
         };
         let dir = Self {
             config,
@@ -186,27 +186,27 @@ impl Directory {
                 .position(|s| s.as_ref().is_none_or(|h| !alive(h)));
             let Some(free) = free else { return };
             homes.slots[free] = Some(arbiter);
-            if homes.complete() {
-                homes.waiting.take()
-            } else {
-                None
-            }
+            homes.complete() && std::mem::take(&mut homes.waiting)
         };
-        for sku in start.into_iter().flatten() {
-            self.start_from_read_model(&sku);
+        if start {
+            self.start_all_with_holds();
         }
     }
 
-    /// Starts the SKU's actor from the read model unless it has one (a
-    /// stopped one is replaced on its next use, after the checks `sku`
-    /// makes).
-    fn start_from_read_model(&self, sku: &SkuId) {
-        if self.skus.contains_key(sku) {
-            return;
-        }
-        let state = self.projection.skus.get(sku).map(|s| s.value().clone());
-        if let Some(state) = state {
-            self.install_sku(sku, state);
+    /// Starts the actor of each SKU with open holds from the read model
+    /// (one pass over the hold records), unless it has one already (one
+    /// used before is running; a stopped one is replaced on its next use,
+    /// after the checks `sku` makes).
+    fn start_all_with_holds(&self) {
+        for state in self.projection.sku_states_with_holds() {
+            match state {
+                Ok(state) if !self.skus.contains_key(&state.sku) => {
+                    let id = state.sku.clone();
+                    self.install_sku(&id, state);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "sku not started"),
+            }
         }
     }
 
@@ -253,23 +253,14 @@ impl Directory {
     /// million actors. With homes to wait for (a server is starting), they
     /// start once every home is registered, each on its own.
     pub fn start_skus_with_holds(&self) {
-        let with_holds: Vec<SkuId> = self
-            .projection
-            .skus
-            .iter()
-            .filter(|s| !s.value().holds.is_empty())
-            .map(|s| s.key().clone())
-            .collect();
         {
             let mut homes = self.homes();
             if !homes.complete() {
-                homes.waiting = Some(with_holds);
+                homes.waiting = true;
                 return;
             }
         }
-        for sku in with_holds {
-            self.start_from_read_model(&sku);
-        }
+        self.start_all_with_holds();
     }
 
     /// Waits until everything submitted so far is durable and in the read
@@ -292,10 +283,12 @@ impl Directory {
         }
         let state = self
             .projection
-            .skus
-            .get(sku)
-            .map(|s| s.value().clone())
-            .ok_or_else(|| CmdError::UnknownSku(sku.clone()))?;
+            .sku_state(sku)
+            .ok_or_else(|| CmdError::UnknownSku(sku.clone()))?
+            .map_err(|e| {
+                tracing::error!(error = %e, "sku not started");
+                CmdError::Unavailable
+            })?;
         Ok(self.install_sku(sku, state))
     }
 

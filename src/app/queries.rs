@@ -20,7 +20,7 @@ impl Surge {
         self.projection
             .holds
             .get(&id)
-            .map(|h| h.clone())
+            .map(|h| h.value().as_ref().clone())
             .ok_or(CmdError::UnknownHold(id))
     }
 

@@ -73,6 +73,47 @@ pub struct Hold {
     pub expires_at: Millis,
 }
 
+/// An open hold as its SKU keeps it: the id is the key and the SKU is the
+/// owner's, so neither is stored again (72 bytes instead of `Hold`'s 96).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenHold {
+    pub warehouse: WarehouseId,
+    pub qty: u64,
+    pub customer: Option<CustomerId>,
+    pub channel: Option<ChannelId>,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
+impl OpenHold {
+    /// The whole hold, given its id and SKU.
+    pub fn to_hold(&self, id: HoldId, sku: &SkuId) -> Hold {
+        Hold {
+            id,
+            sku: sku.clone(),
+            warehouse: self.warehouse.clone(),
+            qty: self.qty,
+            customer: self.customer.clone(),
+            channel: self.channel.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+impl From<&Hold> for OpenHold {
+    fn from(h: &Hold) -> Self {
+        OpenHold {
+            warehouse: h.warehouse.clone(),
+            qty: h.qty,
+            customer: h.customer.clone(),
+            channel: h.channel.clone(),
+            created_at: h.created_at,
+            expires_at: h.expires_at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HoldStatus {
     Active,

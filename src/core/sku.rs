@@ -7,11 +7,15 @@
 //! between `prepare_order` and `commit_pending`/`abort_pending`.
 
 use super::event::Event;
-use super::ids::{ChannelId, CustomerId, HoldId, OrderId, SeqIdMap, SkuId, WarehouseId};
-use super::model::{Hold, IdempotencyRecord, Millis, ReleaseReason, SkuAllocation, StockRow};
+use super::ids::{ChannelId, CustomerId, HoldId, OrderId, SkuId, WarehouseId};
+use super::model::{
+    Hold, IdempotencyRecord, Millis, OpenHold, ReleaseReason, SkuAllocation, StockRow,
+};
 use super::Rejection;
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use chunked::ChunkMap;
+use std::collections::{BTreeMap, HashMap};
+
+pub mod chunked;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Adjustment {
@@ -50,23 +54,27 @@ pub struct Prepared {
 /// Snapshots keep its facts ([`SkuFacts`]) and [`SkuState::from_facts`]
 /// rebuilds the rest; what is in flight (`pending` and what goes with it)
 /// is never durable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Every collection that grows with holds, customers or orders is ordered
+/// and grows a piece at a time: a hot SKU holds millions of holds, and a
+/// hash map that outgrows its table rehashes all of them at once, on the
+/// actor's thread, while requests wait. Holds and their expiry order are
+/// [`ChunkMap`]s (keys arrive mostly ascending; see there), the rest
+/// B-trees: O(log n) per change, no step that touches every entry.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SkuState {
     pub sku: SkuId,
     pub name: Option<String>,
     pub per_customer_limit: Option<u64>,
     pub rows: BTreeMap<WarehouseId, StockRow>,
-    pub holds: SeqIdMap<HoldId, Hold>,
-    expiries: BTreeSet<(Millis, HoldId)>,
+    holds: ChunkMap<HoldId, OpenHold>,
+    expiries: ChunkMap<(Millis, HoldId), ()>,
     /// Units each customer has in open holds and live orders.
     pub usage: UsageMap,
     /// Allocations of orders that are not cancelled.
-    pub allocations: SeqIdMap<OrderId, SkuAllocation>,
-    #[serde(skip)]
-    pending: SeqIdMap<OrderId, Prepared>,
-    #[serde(skip)]
-    locked_holds: SeqIdMap<HoldId, OrderId>,
-    #[serde(skip)]
+    pub allocations: BTreeMap<OrderId, SkuAllocation>,
+    pending: BTreeMap<OrderId, Prepared>,
+    locked_holds: BTreeMap<HoldId, OrderId>,
     pending_usage: UsageMap,
 }
 
@@ -102,9 +110,9 @@ pub struct FactsError {
     pub reason: String,
 }
 
-/// Units per customer. Customer ids are chosen by clients, so the hasher
-/// is seeded per process (foldhash), not a fixed function.
-pub type UsageMap = HashMap<CustomerId, u64, foldhash::fast::RandomState>;
+/// Units per customer: one entry per customer with open holds or live
+/// orders, so millions in a big sale (ordered, so it never rehashes).
+pub type UsageMap = BTreeMap<CustomerId, u64>;
 
 fn add_usage(map: &mut UsageMap, c: &CustomerId, q: u64) {
     if q > 0 {
@@ -129,12 +137,12 @@ impl SkuState {
             name: None,
             per_customer_limit: None,
             rows: BTreeMap::new(),
-            holds: SeqIdMap::default(),
-            expiries: BTreeSet::new(),
+            holds: ChunkMap::new(),
+            expiries: ChunkMap::new(),
             usage: UsageMap::default(),
-            allocations: SeqIdMap::default(),
-            pending: SeqIdMap::default(),
-            locked_holds: SeqIdMap::default(),
+            allocations: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            locked_holds: BTreeMap::new(),
             pending_usage: UsageMap::default(),
         }
     }
@@ -180,9 +188,9 @@ impl SkuState {
             if let Some(c) = &hold.customer {
                 add_usage(&mut s.usage, c, hold.qty);
             }
-            s.expiries.insert((hold.expires_at, hold.id));
-            if let Some(old) = s.holds.insert(hold.id, hold) {
-                return Err(fail(&s, format!("hold {} appears twice", old.id)));
+            s.expiries.insert((hold.expires_at, hold.id), ());
+            if s.holds.insert(hold.id, OpenHold::from(&hold)).is_some() {
+                return Err(fail(&s, format!("hold {} appears twice", hold.id)));
             }
         }
         for (order, a) in facts.allocations {
@@ -207,6 +215,61 @@ impl SkuState {
         Ok(s)
     }
 
+    /// The read model's form of a SKU: its numbers (rows with `reserved`,
+    /// allocations), not its holds, which its hold records already keep.
+    /// [`SkuState::facts_with`] makes the whole state again from them.
+    pub fn into_numbers(mut self) -> Self {
+        self.holds = ChunkMap::new();
+        self.expiries = ChunkMap::new();
+        self.usage = UsageMap::new();
+        for a in self.allocations.values() {
+            add_usage(&mut self.usage, &a.customer, a.qty());
+        }
+        self
+    }
+
+    /// A hold opened in `warehouse`, for a SKU kept as numbers only.
+    pub fn add_reserved(&mut self, warehouse: &WarehouseId, qty: u64) {
+        self.with_row(warehouse, |row| {
+            row.reserved = row.reserved.saturating_add(qty)
+        });
+    }
+
+    /// A hold closed in `warehouse`, for a SKU kept as numbers only.
+    pub fn sub_reserved(&mut self, warehouse: &WarehouseId, qty: u64) {
+        if let Some(row) = self.rows.get_mut(warehouse) {
+            row.reserved = row.reserved.saturating_sub(qty);
+        }
+    }
+
+    /// This SKU's facts with `holds` as its open holds (for a SKU kept as
+    /// numbers only, from its hold records).
+    pub fn facts_with(&self, holds: Vec<Hold>) -> SkuFacts {
+        SkuFacts {
+            sku: self.sku.clone(),
+            name: self.name.clone(),
+            per_customer_limit: self.per_customer_limit,
+            rows: self
+                .rows
+                .iter()
+                .map(|(w, r)| {
+                    let facts = RowFacts {
+                        on_hand: r.on_hand,
+                        allocated: r.allocated,
+                        safety_stock: r.safety_stock,
+                    };
+                    (w.clone(), facts)
+                })
+                .collect(),
+            holds,
+            allocations: self
+                .allocations
+                .iter()
+                .map(|(o, a)| (*o, a.clone()))
+                .collect(),
+        }
+    }
+
     /// Changes the row of `warehouse`, created empty if missing (without
     /// cloning the id when it exists: this is on the replay hot path).
     fn with_row(&mut self, warehouse: &WarehouseId, f: impl FnOnce(&mut StockRow)) {
@@ -220,6 +283,25 @@ impl SkuState {
 
     fn sku_id(&self) -> SkuId {
         self.sku.clone()
+    }
+
+    /// The open hold `id`, whole.
+    pub fn hold(&self, id: HoldId) -> Option<Hold> {
+        self.holds.get(&id).map(|h| h.to_hold(id, &self.sku))
+    }
+
+    /// Open holds in id order, as the SKU keeps them.
+    pub fn open_holds(&self) -> impl Iterator<Item = (HoldId, &OpenHold)> + '_ {
+        self.holds.iter().map(|(id, h)| (*id, h))
+    }
+
+    /// Open holds in id order, whole.
+    pub fn holds(&self) -> impl Iterator<Item = Hold> + '_ {
+        self.open_holds().map(|(id, h)| h.to_hold(id, &self.sku))
+    }
+
+    pub fn hold_count(&self) -> usize {
+        self.holds.len()
     }
 
     pub fn row(&self, warehouse: &WarehouseId) -> StockRow {
@@ -261,7 +343,7 @@ impl SkuState {
     /// unlocks it and the timer is set again.)
     pub fn next_expiry(&self) -> Option<Millis> {
         self.expiries
-            .iter()
+            .keys()
             .find(|(_, id)| !self.locked_holds.contains_key(id))
             .map(|(t, _)| *t)
     }
@@ -360,7 +442,7 @@ impl SkuState {
         Err(Rejection::InsufficientStock { available: best })
     }
 
-    fn open_hold(&self, id: HoldId) -> Result<&Hold, Rejection> {
+    fn open_hold(&self, id: HoldId) -> Result<&OpenHold, Rejection> {
         let hold = self.holds.get(&id).ok_or(Rejection::HoldNotActive(id))?;
         if self.locked_holds.contains_key(&id) {
             return Err(Rejection::HoldInUse(id));
@@ -393,18 +475,18 @@ impl SkuState {
     }
 
     pub fn decide_extend(&self, id: HoldId, expires_at: Millis) -> Result<Event, Rejection> {
-        let hold = self.open_hold(id)?;
+        self.open_hold(id)?;
         Ok(Event::HoldExtended {
-            sku: hold.sku.clone(),
+            sku: self.sku_id(),
             hold: id,
             expires_at,
         })
     }
 
     pub fn decide_release(&self, id: HoldId, now: Millis) -> Result<Event, Rejection> {
-        let hold = self.open_hold(id)?;
+        self.open_hold(id)?;
         Ok(Event::HoldReleased {
-            sku: hold.sku.clone(),
+            sku: self.sku_id(),
             hold: id,
             reason: ReleaseReason::Released,
             at: now,
@@ -415,7 +497,7 @@ impl SkuState {
     /// consuming right now are left to the order.
     pub fn expire_due(&self, now: Millis, max: usize) -> Vec<Event> {
         self.expiries
-            .iter()
+            .keys()
             .take_while(|(t, _)| *t <= now)
             .filter(|(_, id)| !self.locked_holds.contains_key(id))
             .take(max)
@@ -598,16 +680,16 @@ impl SkuState {
                 if let Some(c) = &hold.customer {
                     add_usage(&mut self.usage, c, hold.qty);
                 }
-                self.expiries.insert((hold.expires_at, hold.id));
-                self.holds.insert(hold.id, hold.clone());
+                self.expiries.insert((hold.expires_at, hold.id), ());
+                self.holds.insert(hold.id, OpenHold::from(hold));
             }
             Event::HoldExtended {
                 hold, expires_at, ..
             } => {
                 if let Some(h) = self.holds.get_mut(hold) {
-                    self.expiries.remove(&(h.expires_at, h.id));
+                    self.expiries.remove(&(h.expires_at, *hold));
                     h.expires_at = *expires_at;
-                    self.expiries.insert((h.expires_at, h.id));
+                    self.expiries.insert((h.expires_at, *hold), ());
                 }
             }
             Event::HoldReleased { hold, .. } => self.remove_hold(*hold),
@@ -662,13 +744,13 @@ impl SkuState {
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut reserved: BTreeMap<&WarehouseId, u64> = BTreeMap::new();
         let mut usage: HashMap<&CustomerId, u64> = HashMap::new();
-        for h in self.holds.values() {
+        for (id, h) in &self.holds {
             *reserved.entry(&h.warehouse).or_default() += h.qty;
             if let Some(c) = &h.customer {
                 *usage.entry(c).or_default() += h.qty;
             }
-            if !self.expiries.contains(&(h.expires_at, h.id)) {
-                return Err(format!("hold {} missing from the expiry index", h.id));
+            if !self.expiries.contains_key(&(h.expires_at, *id)) {
+                return Err(format!("hold {id} missing from the expiry index"));
             }
         }
         if self.expiries.len() != self.holds.len() {

@@ -608,7 +608,7 @@ impl Hub {
                         reservation: projection
                             .holds
                             .get(&hold.id)
-                            .map(|h| ReservationView::from(h.value())),
+                            .map(|h| ReservationView::from(h.value().as_ref())),
                     },
                 ));
                 rows.push((hold.sku.clone(), Some(hold.warehouse.clone())));
@@ -628,7 +628,7 @@ impl Hub {
                 at,
             } => {
                 let record = projection.holds.get(hold);
-                let closed = HoldClosed::new(sku, *hold, record.as_deref(), *at);
+                let closed = HoldClosed::new(sku, *hold, record.as_deref().map(|r| &**r), *at);
                 let warehouse = record.map(|r| r.hold.warehouse.clone());
                 out.push(Pending::new(
                     vec!["holds".into(), format!("sku:{sku}")],

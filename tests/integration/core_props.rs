@@ -259,6 +259,23 @@ fn run(cmds: Vec<Cmd>) -> Result<(), TestCaseError> {
             Cmd::Advance(ms) => {
                 now += ms;
                 let events = s.expire_due(now, usize::MAX);
+                // Oldest first, ties by id; `max` takes a prefix.
+                let mut due: Vec<(u64, u64)> = m
+                    .holds
+                    .iter()
+                    .filter(|(_, h)| h.expires <= now)
+                    .map(|(id, h)| (h.expires, *id))
+                    .collect();
+                due.sort();
+                let expired: Vec<u64> = events
+                    .iter()
+                    .map(|e| match e {
+                        Event::HoldReleased { hold, .. } => hold.0,
+                        other => panic!("expiry gave {other:?}"),
+                    })
+                    .collect();
+                prop_assert_eq!(&expired, &due.iter().map(|(_, id)| *id).collect::<Vec<_>>());
+                prop_assert_eq!(s.expire_due(now, 2).len(), due.len().min(2));
                 m.holds.retain(|_, h| h.expires > now);
                 commit!(events);
             }
@@ -343,6 +360,13 @@ fn run(cmds: Vec<Cmd>) -> Result<(), TestCaseError> {
             }
         }
         s.check_invariants().map_err(TestCaseError::fail)?;
+        let open: Vec<(u64, u64, u64)> = s.holds().map(|h| (h.id.0, h.qty, h.expires_at)).collect();
+        let model: Vec<(u64, u64, u64)> = m
+            .holds
+            .iter()
+            .map(|(id, h)| (*id, h.qty, h.expires))
+            .collect();
+        prop_assert_eq!(open, model, "open holds in id order");
         for w in 0..WH {
             let row = s.row(&wid(w));
             prop_assert_eq!(

@@ -193,6 +193,7 @@ pub fn entries_of<'a>(e: &'a SnapEntry, out: &mut impl FnMut(v2::SnapEntry<'a>))
     match e {
         SnapEntry::Warehouse(w) => out(v2::SnapEntry::Warehouse(w.into())),
         SnapEntry::Sku(state) => v2::sku_entries(state, out),
+        SnapEntry::SkuHold(h) => out(v2::SnapEntry::SkuHold(h.into())),
         SnapEntry::Hold(h) => out(v2::SnapEntry::Hold(h.into())),
         SnapEntry::Order(o) => out(v2::SnapEntry::Order(o.into())),
         SnapEntry::Idempotency(key, entry) => out(v2::SnapEntry::Idempotency(

@@ -397,8 +397,7 @@ mod to_v1 {
     /// The whole in-memory state, derived indexes included, as v1 kept it.
     pub fn sku_state(st: &core::SkuState) -> v1::SkuState {
         let mut expiries: Vec<(u64, v1::HoldId)> = st
-            .holds
-            .values()
+            .holds()
             .map(|h| (h.expires_at, v1::HoldId(h.id.0)))
             .collect();
         expiries.sort_by_key(|(t, h)| (*t, h.0));
@@ -421,11 +420,7 @@ mod to_v1 {
                     )
                 })
                 .collect(),
-            holds: st
-                .holds
-                .iter()
-                .map(|(id, h)| (v1::HoldId(id.0), hold(h)))
-                .collect(),
+            holds: st.holds().map(|h| (v1::HoldId(h.id.0), hold(&h))).collect(),
             expiries,
             usage: st.usage.iter().map(|(c, q)| (cust(c), *q)).collect(),
             allocations: st
@@ -562,7 +557,7 @@ proptest! {
                 allocated: r.allocated,
                 safety_stock: r.safety_stock,
             })).collect(),
-            holds: state.holds.values().cloned().collect(),
+            holds: state.holds().collect(),
             allocations: state.allocations.iter().map(|(o, a)| (*o, a.clone())).collect(),
         };
         prop_assert_eq!(crate::core::SkuState::from_facts(facts).unwrap(), state);

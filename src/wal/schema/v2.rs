@@ -536,6 +536,22 @@ impl<'a> From<&'a core::Hold> for Hold<'a> {
     }
 }
 
+impl<'a> Hold<'a> {
+    /// An open hold as its SKU keeps it.
+    pub fn of_open(id: core::HoldId, sku: &'a core::SkuId, h: &'a core::OpenHold) -> Self {
+        Hold {
+            id: id.0,
+            sku: s(sku.as_str()),
+            warehouse: s(h.warehouse.as_str()),
+            qty: h.qty,
+            customer: h.customer.as_ref().map(|c| s(c.as_str())),
+            channel: h.channel.as_ref().map(|c| s(c.as_str())),
+            created_at: h.created_at,
+            expires_at: h.expires_at,
+        }
+    }
+}
+
 impl From<core::ReleaseReason> for ReleaseReason {
     fn from(r: core::ReleaseReason) -> Self {
         match r {
@@ -744,15 +760,10 @@ pub fn sku_entries<'a>(state: &'a core::SkuState, out: &mut impl FnMut(SnapEntry
             })
             .collect(),
     }));
-    let mut holds: Vec<&core::Hold> = state.holds.values().collect();
-    holds.sort_by_key(|h| h.id);
-    for h in holds {
-        out(SnapEntry::SkuHold(h.into()));
+    for (id, h) in state.open_holds() {
+        out(SnapEntry::SkuHold(Hold::of_open(id, &state.sku, h)));
     }
-    let mut allocations: Vec<(&core::OrderId, &core::SkuAllocation)> =
-        state.allocations.iter().collect();
-    allocations.sort_by_key(|(o, _)| **o);
-    for (o, a) in allocations {
+    for (o, a) in &state.allocations {
         out(SnapEntry::SkuAllocation(LiveAllocation {
             order: o.0,
             allocation: a.into(),
