@@ -363,8 +363,9 @@ impl Projection {
         }
     }
 
-    /// The part of `apply` that touches holds, orders, idempotency keys,
-    /// the id counters and `seq`.
+    /// The part of `apply` that touches hold ids, orders, idempotency keys,
+    /// the id counters and `seq` (never the hold records or SKUs: replay
+    /// runs it on another thread than `apply_stock`).
     pub fn apply_records(&self, seq: u64, event: &Event) {
         match event {
             Event::WarehouseUpserted { .. }

@@ -121,7 +121,7 @@ async fn serve(
         handle.stop(true).await;
     });
     // Closed records past their retention leave memory (the sweep itself
-    // runs on the log writer's thread and in the order actors).
+    // runs on the log's applier thread and in the order actors).
     let sweeper = {
         let surge = surge.clone();
         let every = Duration::from_millis(config.retention_sweep_ms);

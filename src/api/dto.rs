@@ -5,9 +5,10 @@
 //! bodies refuse unknown fields.
 
 use crate::projection::HoldRecord;
+pub use crate::wire::hold::reservation_bytes;
+use crate::wire::hold::{json_u64, reservation_json, RESERVATION_JSON_BYTES};
 use crate::wire::{LineView, LocationView, ReservationView, ShipToView, WarehouseView};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,64 +102,6 @@ pub struct BatchResult {
     pub reservation: Option<ReservationView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<serde_json::Value>,
-}
-
-/// Bytes of a reservation's JSON, about: the buffer is sized once.
-const RESERVATION_JSON_BYTES: usize = 256;
-
-/// A JSON string (escaped as serde_json escapes it).
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    // Writing to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
-}
-
-fn json_u64(out: &mut Vec<u8>, n: u64) {
-    let _ = serde_json::to_writer(&mut *out, &n);
-}
-
-fn json_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => json_str(out, s),
-        None => out.extend_from_slice(b"null"),
-    }
-}
-
-/// Appends the JSON of `ReservationView::from(r)`, byte for byte, without
-/// building the view (its five strings) first: the reply of every
-/// reservation. A test compares the two over every field's cases.
-pub fn reservation_json(out: &mut Vec<u8>, r: &HoldRecord) {
-    let h = &r.hold;
-    out.extend_from_slice(b"{\"id\":\"");
-    let _ = write!(out, "{}", h.id);
-    out.extend_from_slice(b"\",\"sku\":");
-    json_str(out, h.sku.as_str());
-    out.extend_from_slice(b",\"qty\":");
-    json_u64(out, h.qty);
-    out.extend_from_slice(b",\"warehouse\":");
-    json_str(out, h.warehouse.as_str());
-    out.extend_from_slice(b",\"customer_id\":");
-    json_opt_str(out, h.customer.as_ref().map(|c| c.as_str()));
-    out.extend_from_slice(b",\"channel\":");
-    json_opt_str(out, h.channel.as_ref().map(|c| c.as_str()));
-    out.extend_from_slice(b",\"status\":");
-    json_str(out, r.status.as_str());
-    out.extend_from_slice(b",\"created_at\":");
-    json_u64(out, h.created_at);
-    out.extend_from_slice(b",\"expires_at\":");
-    json_u64(out, h.expires_at);
-    if let Some(o) = r.order {
-        out.extend_from_slice(b",\"order_id\":\"");
-        let _ = write!(out, "{o}");
-        out.push(b'"');
-    }
-    out.push(b'}');
-}
-
-/// `reservation_json` into a buffer of its own.
-pub fn reservation_bytes(r: &HoldRecord) -> Vec<u8> {
-    let mut out = Vec::with_capacity(RESERVATION_JSON_BYTES);
-    reservation_json(&mut out, r);
-    out
 }
 
 /// One item of a batch's answer, as the JSON of `BatchResult`, with the

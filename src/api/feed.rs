@@ -32,9 +32,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/feed/stats", web::get().to(stats));
 }
 
-async fn stats(app: App) -> HttpResponse {
-    app.caught_up().await;
-    HttpResponse::Ok().json(app.feed().stats())
+async fn stats(app: App) -> Result<HttpResponse, ApiError> {
+    app.caught_up().await?;
+    Ok(HttpResponse::Ok().json(app.feed().stats()))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -458,8 +458,10 @@ impl Conn {
 
     /// Sends a snapshot of each topic; its messages follow from its seq.
     async fn snapshots(&mut self, topics: &[Topic]) -> Result<(), End> {
-        // Reflecting every write acknowledged before the subscription.
-        self.app.caught_up().await;
+        // Reflecting every write acknowledged before the subscription. (Once
+        // storage has failed nothing more is applied: the snapshot is the
+        // last durable state, and the server answers 503 elsewhere.)
+        let _ = self.app.caught_up().await;
         for t in topics {
             // Rendered outside the hub's lock (see `Hub::snapshot_with`).
             let (seq, msg) = self.hub.snapshot_msg(self.app.read_model(), t);

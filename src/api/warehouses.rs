@@ -42,7 +42,11 @@ async fn put(
 
 async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let found = match WarehouseId::parse(&path) {
-        Ok(wid) => app.warehouse(&wid).await.ok(),
+        Ok(wid) => match app.warehouse(&wid).await {
+            Ok(w) => Some(w),
+            Err(crate::actors::CmdError::UnknownWarehouse(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
         Err(_) => None,
     };
     let w = found.map(|w| WarehouseView::from(&w)).ok_or_else(|| {
@@ -54,13 +58,13 @@ async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError
     Ok(HttpResponse::Ok().json(w))
 }
 
-async fn list(app: App) -> HttpResponse {
-    HttpResponse::Ok().json(WarehouseList {
+async fn list(app: App) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(WarehouseList {
         warehouses: app
             .warehouses()
-            .await
+            .await?
             .iter()
             .map(WarehouseView::from)
             .collect(),
-    })
+    }))
 }

@@ -12,7 +12,10 @@
 //! or once that worker is gone (shutdown), a SKU actor starts on an actor
 //! thread instead. An actor stays where it started until it stops.
 //! SKU actors with open holds (their expiry timers must run) start once
-//! every home is registered; one used before that starts on first use.
+//! every home is registered; one used before that starts on first use (and
+//! with no server at all, each starts on first use). A worker that takes
+//! the slot of one that stopped restarts the stopped SKU actors with open
+//! holds.
 //!
 //! A SKU or order actor that is not running has nothing in flight, so its
 //! durable state is its whole state — except right after one stopped (a
@@ -61,6 +64,16 @@ pub(super) struct Directory {
     committing: DashMap<OrderId, ()>,
     /// Woken whenever a placement leaves `placing`.
     settled: tokio::sync::Notify,
+}
+
+/// What a worker's registration asks of its caller.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Registered {
+    /// Every home is in: start the SKU actors with open holds.
+    pub start_all_with_holds: bool,
+    /// It took the slot of a worker that stopped, whose SKU actors stopped
+    /// with it: restart those with open holds.
+    pub replaced_stopped: bool,
 }
 
 #[derive(Default)]
@@ -176,20 +189,52 @@ impl Directory {
     /// Registers the calling HTTP worker's arbiter as a home for SKU
     /// actors: the first free slot, or one whose worker has stopped (a
     /// worker restarted after a panic). Once every slot is registered, the
-    /// SKU actors with open holds start, each on its home.
-    pub fn register_home(&self, arbiter: ArbiterHandle) {
-        let start = {
+    /// SKU actors with open holds are to start, each on its home
+    /// (`start_all_with_holds`, by the caller, off the worker's thread).
+    pub fn register_home(&self, arbiter: ArbiterHandle) -> Registered {
+        let (start, replaced) = {
             let mut homes = self.homes();
             let free = homes
                 .slots
                 .iter()
                 .position(|s| s.as_ref().is_none_or(|h| !alive(h)));
-            let Some(free) = free else { return };
+            let Some(free) = free else {
+                return Registered::default();
+            };
+            let replaced = homes.slots[free].is_some();
             homes.slots[free] = Some(arbiter);
-            homes.complete() && std::mem::take(&mut homes.waiting)
+            (
+                homes.complete() && std::mem::take(&mut homes.waiting),
+                replaced,
+            )
         };
-        if start {
-            self.start_all_with_holds();
+        Registered {
+            start_all_with_holds: start,
+            replaced_stopped: replaced,
+        }
+    }
+
+    /// Restarts the stopped actors of SKUs with units reserved (a worker
+    /// that stopped took its SKUs' actors with it: their holds' expiry
+    /// timers must run again), each the way `sku` restarts one.
+    pub async fn restart_stopped_with_holds(&self) {
+        let stopped: Vec<SkuId> = self
+            .skus
+            .iter()
+            .filter(|a| !a.value().connected())
+            .map(|a| a.key().clone())
+            .collect();
+        for sku in stopped {
+            let reserved = self
+                .projection
+                .skus
+                .get(&sku)
+                .is_some_and(|s| s.rows.values().any(|r| r.reserved > 0));
+            if reserved {
+                if let Err(e) = self.sku(&sku).await {
+                    tracing::error!(%sku, error = %e, "sku actor not restarted");
+                }
+            }
         }
     }
 
@@ -197,7 +242,7 @@ impl Directory {
     /// (one pass over the hold records), unless it has one already (one
     /// used before is running; a stopped one is replaced on its next use,
     /// after the checks `sku` makes).
-    fn start_all_with_holds(&self) {
+    pub fn start_all_with_holds(&self) {
         for state in self.projection.sku_states_with_holds() {
             match state {
                 Ok(state) if !self.skus.contains_key(&state.sku) => {
@@ -353,14 +398,17 @@ impl Directory {
     /// Puts a running actor for `sku` in the directory unless one is
     /// already there, and returns the one that is.
     fn install_sku(&self, sku: &SkuId, state: SkuState) -> Addr<SkuActor> {
-        let mut entry = self
-            .skus
-            .entry(sku.clone())
-            .or_insert_with(|| self.start_sku_actor(state.clone()));
-        if !entry.connected() {
-            *entry = self.start_sku_actor(state);
+        // The state is moved, never copied: a hot SKU's is millions of
+        // holds, and the map's shard is locked meanwhile.
+        match self.skus.entry(sku.clone()) {
+            dashmap::Entry::Occupied(mut e) => {
+                if !e.get().connected() {
+                    e.insert(self.start_sku_actor(state));
+                }
+                e.get().clone()
+            }
+            dashmap::Entry::Vacant(e) => e.insert(self.start_sku_actor(state)).clone(),
         }
-        entry.clone()
     }
 
     /// Stops a SKU's actor (memory of a cold SKU; tests). The next use
@@ -373,7 +421,19 @@ impl Directory {
         Ok(())
     }
 
-    pub fn warehouse_or_new(&self, id: &WarehouseId) -> Addr<WarehouseActor> {
+    pub async fn warehouse_or_new(
+        &self,
+        id: &WarehouseId,
+    ) -> Result<Addr<WarehouseActor>, CmdError> {
+        let stopped = match self.warehouses.get(id) {
+            Some(a) if a.connected() => return Ok(a.value().clone()),
+            Some(_) => true,
+            None => false,
+        };
+        if stopped {
+            // Its last change may still be on its way to the read model.
+            self.settle().await?;
+        }
         let mut entry = self
             .warehouses
             .entry(id.clone())
@@ -386,7 +446,7 @@ impl Directory {
                 .map(|w| w.value().clone());
             *entry = self.start_warehouse(current);
         }
-        entry.clone()
+        Ok(entry.clone())
     }
 
     /// The order actor of the order's shard.

@@ -61,7 +61,7 @@ impl Surge {
     ) -> Result<Option<IdemTarget>, CmdError> {
         let Some(i) = idem else { return Ok(None) };
         // A retry right after the first answer must find the key.
-        self.wal.caught_up().await;
+        self.wal.caught_up().await?;
         let Some(e) = self.projection.idempotency.get(&i.key).map(|e| e.clone()) else {
             return Ok(None);
         };

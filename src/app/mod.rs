@@ -53,7 +53,7 @@ pub struct Surge {
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
     wal: Arc<Wal>,
-    /// The durable read model: written only by the log writer's thread.
+    /// The durable read model: written only by the log's applier thread.
     projection: Arc<Projection>,
     feed: Arc<Hub>,
     directory: Directory,
@@ -114,9 +114,20 @@ impl Surge {
     }
 
     /// Registers the calling HTTP worker's arbiter as a home for SKU actors
-    /// (see `directory`). Called once by each worker as its app is built.
-    pub fn register_home(&self) {
-        self.directory.register_home(actix_rt::Arbiter::current());
+    /// (see `directory`). Called once by each worker as its app is built;
+    /// a worker that replaces one that stopped restarts its SKU actors
+    /// with open holds.
+    pub fn register_home(self: &Arc<Self>) {
+        let r = self.directory.register_home(actix_rt::Arbiter::current());
+        if r.start_all_with_holds {
+            // One pass over every hold record: not on the worker's thread.
+            let this = self.clone();
+            actix_rt::task::spawn_blocking(move || this.directory.start_all_with_holds());
+        }
+        if r.replaced_stopped {
+            let this = self.clone();
+            actix_rt::spawn(async move { this.directory.restart_stopped_with_holds().await });
+        }
     }
 
     /// Stops the actors, then writes what is queued and stops the writer.

@@ -3,8 +3,9 @@
 //!
 //! The read model is applied just after the writers are answered, so each
 //! read first waits until it has caught up with what was synced when the
-//! read began: a client sees its own acknowledged writes. (No wait at all
-//! unless a group is being applied at that very moment.)
+//! read began: a client sees its own acknowledged writes. (Usually no wait;
+//! at most the groups queued for the applier, `wal_apply_queue_groups`.)
+//! Once storage has failed, a read that would have to wait is refused.
 
 use super::Surge;
 use crate::actors::{sku, CmdError};
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 impl Surge {
     pub async fn hold(&self, id: HoldId) -> Result<HoldRecord, CmdError> {
-        self.wal.caught_up().await;
+        self.wal.caught_up().await?;
         self.projection
             .holds
             .get(&id)
@@ -25,7 +26,7 @@ impl Surge {
     }
 
     pub async fn order(&self, id: OrderId) -> Result<Order, CmdError> {
-        self.wal.caught_up().await;
+        self.wal.caught_up().await?;
         self.projection
             .orders
             .get(&id)
@@ -36,7 +37,7 @@ impl Surge {
     /// A SKU's durable stock in every warehouse, read in place (a hot
     /// SKU's state holds millions of holds: never copied for a read).
     pub async fn sku_stock(&self, sku: &SkuId) -> Result<StockView, CmdError> {
-        self.wal.caught_up().await;
+        self.wal.caught_up().await?;
         self.projection
             .skus
             .get(sku)
@@ -45,7 +46,7 @@ impl Surge {
     }
 
     pub async fn warehouse(&self, id: &WarehouseId) -> Result<Warehouse, CmdError> {
-        self.wal.caught_up().await;
+        self.wal.caught_up().await?;
         self.projection
             .warehouses
             .get(id)
@@ -54,8 +55,8 @@ impl Surge {
     }
 
     /// Every warehouse, by priority then id.
-    pub async fn warehouses(&self) -> Vec<Warehouse> {
-        self.wal.caught_up().await;
+    pub async fn warehouses(&self) -> Result<Vec<Warehouse>, CmdError> {
+        self.wal.caught_up().await?;
         let mut all: Vec<Warehouse> = self
             .projection
             .warehouses
@@ -63,22 +64,22 @@ impl Surge {
             .map(|w| w.value().clone())
             .collect();
         routing::by_priority(&mut all);
-        all
+        Ok(all)
     }
 
     /// Warehouse ids in routing preference, with every acknowledged
     /// warehouse change in them.
-    pub(super) async fn warehouse_preference(&self) -> Arc<Vec<WarehouseId>> {
+    pub(super) async fn warehouse_preference(&self) -> Result<Arc<Vec<WarehouseId>>, CmdError> {
         self.wal
             .caught_up_to(self.warehouses_changed.load(Ordering::Acquire))
-            .await;
-        self.projection.warehouses_by_priority()
+            .await?;
+        Ok(self.projection.warehouses_by_priority())
     }
 
     /// Resolves once the read model (and the feed) has applied every write
     /// acknowledged before the call.
-    pub async fn caught_up(&self) {
-        self.wal.caught_up().await;
+    pub async fn caught_up(&self) -> Result<(), CmdError> {
+        Ok(self.wal.caught_up().await?)
     }
 
     /// Seq of the last event the read model holds.

@@ -1,7 +1,8 @@
 //! The live feed: every durable change, as sequenced messages on topics.
 //!
-//! The WAL's applier thread calls [`Hub::apply_durable`] for each event
-//! once it is synced (after its writer is answered); the hub applies it to
+//! The WAL's applier thread calls [`Hub::publish_durable`] for each event
+//! once it is synced (after its writer is answered), and [`Hub::wake`] once
+//! per group (through [`Publisher`]); the hub applies each event to
 //! the projection and turns it into feed messages (typed
 //! [`wire::FeedEvent`]s: stock rows, holds, orders, sold out / back in
 //! stock), each with the next global `seq`, in one step under `cut`. So a
@@ -222,8 +223,8 @@ pub struct Hub {
     /// topics (`stock`, `orders`, `holds`, `all`) wake through `notify`.
     /// Per watched topic: the seq of its newest message and its watchers.
     narrow: Mutex<HashMap<String, Watched>>,
-    /// Narrow watchers with news since the last `wake`.
-    to_wake: Mutex<Vec<Arc<tokio::sync::Notify>>>,
+    /// Watched narrow topics with news since the last `wake`.
+    to_wake: Mutex<std::collections::HashSet<String>>,
     /// Whether each SKU had stock available after its last change; filled
     /// as SKUs change (from the state just before), so a start with a
     /// million SKUs does not pay for it.
@@ -255,7 +256,7 @@ impl Hub {
             closing: tokio::sync::watch::channel(false).0,
             in_stock: Mutex::new(HashMap::new()),
             narrow: Mutex::new(HashMap::new()),
-            to_wake: Mutex::new(Vec::new()),
+            to_wake: Mutex::new(std::collections::HashSet::new()),
             connections: AtomicUsize::new(0),
             registrations: AtomicU64::new(0),
             cut_off_slow: AtomicU64::new(0),
@@ -359,8 +360,9 @@ impl Hub {
     }
 
     /// Gives each message the next seq, appends it to the window, then
-    /// moves the head and wakes readers. Only the WAL's applier calls it
-    /// (through `apply_durable`, under `cut`).
+    /// moves the head and notes which watched topics have news (readers are
+    /// woken by `wake`). Only the WAL's applier calls it (through
+    /// `publish_durable`, under `cut`).
     fn publish(&self, log_seq: u64, msgs: Vec<Pending>) {
         let t = now_us();
         let first = self.head.load(Ordering::Acquire) + 1;
@@ -393,15 +395,8 @@ impl Hub {
             for (t, last) in touched {
                 if let Some(entry) = narrow.get_mut(&t) {
                     entry.last = last;
-                    entry.watchers.retain(|w| match w.upgrade() {
-                        Some(n) => {
-                            wake.push(n);
-                            true
-                        }
-                        None => false,
-                    });
-                    if entry.watchers.is_empty() {
-                        narrow.remove(&t);
+                    if !wake.contains(&t) {
+                        wake.insert(t);
                     }
                 }
             }
@@ -418,15 +413,35 @@ impl Hub {
         if self.notify.receiver_count() > 0 && *self.notify.borrow() != head {
             self.notify.send_replace(head);
         }
-        let wake = std::mem::take(&mut *self.to_wake.lock().unwrap_or_else(|p| p.into_inner()));
-        // A hot topic's watchers come in runs: one wake per run. (A repeat
-        // elsewhere costs one more permit store, never a lost wake.)
-        let mut last: Option<&Arc<tokio::sync::Notify>> = None;
-        for n in &wake {
-            if !last.is_some_and(|l| Arc::ptr_eq(l, n)) {
-                n.notify_one();
+        let topics = std::mem::take(&mut *self.to_wake.lock().unwrap_or_else(|p| p.into_inner()));
+        if topics.is_empty() {
+            return;
+        }
+        // Each watcher once, however many of its topics had news.
+        let mut wake: Vec<Arc<tokio::sync::Notify>> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        {
+            let mut narrow = self.narrow.lock().unwrap_or_else(|p| p.into_inner());
+            for t in &topics {
+                let Some(entry) = narrow.get_mut(t) else {
+                    continue;
+                };
+                entry.watchers.retain(|w| match w.upgrade() {
+                    Some(n) => {
+                        if seen.insert(Arc::as_ptr(&n) as usize) {
+                            wake.push(n);
+                        }
+                        true
+                    }
+                    None => false,
+                });
+                if entry.watchers.is_empty() {
+                    narrow.remove(t);
+                }
             }
-            last = Some(n);
+        }
+        for n in wake {
+            n.notify_one();
         }
     }
 

@@ -281,6 +281,7 @@ impl Wal {
             group_delay: config.group_delay,
             record_bytes_max: limits.record_bytes_max.max(1),
             apply: apply_tx,
+            apply_timeout: limits.sync_timeout,
             health: health.clone(),
             busy: busy.clone(),
             settled: settled.clone(),
@@ -291,6 +292,7 @@ impl Wal {
             on_durable,
             applied: applied.clone(),
             settled: settled.clone(),
+            health: health.clone(),
         };
         // The applier first: the writer's thread ends by dropping the
         // applier's queue, which stops it.
@@ -397,19 +399,30 @@ impl Wal {
     /// Resolves once the applier has applied every event that was synced
     /// when it was called: a read of the read model after it sees every
     /// write acknowledged before the call. At once in the common case.
-    pub async fn caught_up(&self) {
-        self.caught_up_to(self.synced_seq()).await;
+    pub async fn caught_up(&self) -> Result<(), WalError> {
+        self.caught_up_to(self.synced_seq()).await
     }
 
     /// Resolves once the applier has applied the event with seq `target`
     /// (or the log stops).
-    pub async fn caught_up_to(&self, target: Seq) {
+    /// `Failed` if the log fails first (the applier may never get there).
+    pub async fn caught_up_to(&self, target: Seq) -> Result<(), WalError> {
         if *self.applied.borrow() >= target {
-            return;
+            return Ok(());
         }
         let mut applied = self.applied.subscribe();
-        // An error means the applier is gone (shutdown): nothing more comes.
-        let _ = applied.wait_for(|a| *a >= target).await;
+        let mut failed = self.health.signal.subscribe();
+        tokio::select! {
+            biased;
+            Ok(_) = applied.wait_for(|a| *a >= target) => Ok(()),
+            Ok(_) = failed.wait_for(|f| *f) => {
+                if *self.applied.borrow() >= target {
+                    Ok(())
+                } else {
+                    Err(WalError::Failed)
+                }
+            }
+        }
     }
 
     /// Seq of the last event synced.
@@ -496,6 +509,8 @@ struct Writer {
     group_delay: std::time::Duration,
     record_bytes_max: usize,
     apply: Sender<Applied>,
+    /// Longest wait for room in the applier's queue.
+    apply_timeout: Duration,
     health: Arc<Health>,
     busy: Arc<Busy>,
     settled: Arc<AtomicU64>,
@@ -508,10 +523,25 @@ struct Applier {
     on_durable: OnDurable,
     applied: Arc<watch::Sender<Seq>>,
     settled: Arc<AtomicU64>,
+    health: Arc<Health>,
+}
+
+/// Fails the log if the applier's thread ends in a panic: nothing would
+/// ever be applied again, so every waiter is told, and writes stop.
+struct FailOnPanic(Arc<Health>);
+
+impl Drop for FailOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!("the log's applier failed; writes are stopped");
+            self.0.fail();
+        }
+    }
 }
 
 impl Applier {
     fn run(&mut self) {
+        let _guard = FailOnPanic(self.health.clone());
         while let Ok(group) = self.rx.recv() {
             let mut seq = group.first_seq;
             for events in &group.events {
@@ -708,9 +738,15 @@ impl Writer {
             if outcome.is_ok() {
                 group.after.extend(tasks.drain(..).map(After::Task));
                 // Waits when the applier is `apply_queue_groups` behind: the
-                // writer never runs further ahead of what is visible.
-                if self.apply.send(group).is_err() {
-                    return;
+                // writer never runs further ahead of what is visible. An
+                // applier that takes nothing for `sync_timeout`, or is gone,
+                // fails the log like a stuck disk: later writes are refused
+                // and every waiter is answered.
+                if let Err(e) = self.apply.send_timeout(group, self.apply_timeout) {
+                    if !self.health.is_failed() {
+                        tracing::error!(error = %e, "the log's applier stopped taking groups; writes are stopped");
+                        self.health.fail();
+                    }
                 }
             } else {
                 tasks.clear();
@@ -1071,7 +1107,7 @@ mod tests {
         // Entries 2 and 3 went out as one group commit.
         assert_eq!(second.wait().await, Ok(3));
         assert_eq!(third.wait().await, Ok(4));
-        wal.caught_up().await;
+        wal.caught_up().await.unwrap();
         assert_eq!(*seen.lock().unwrap(), vec![1, 2, 3, 4]);
         assert_eq!(mem.synced_records(), 2);
         let barrier = wal.barrier().unwrap();
@@ -1321,7 +1357,7 @@ mod tests {
         let events: Vec<Event> = (1..=200).map(ev).collect();
         assert_eq!(wal.submit(events.clone()).unwrap().wait().await, Ok(200));
         assert_eq!(mem.faults.syncs.load(Ordering::SeqCst), 1, "one sync");
-        wal.caught_up().await;
+        wal.caught_up().await.unwrap();
         assert_eq!(published.load(Ordering::SeqCst), 200);
         let mut sizes = Vec::new();
         mem.scan(&mut |_, v| sizes.push(v.len())).unwrap();
@@ -1439,7 +1475,7 @@ mod tests {
         assert!((&mut reader).now_or_never().is_none());
         let barrier = wal.barrier().unwrap();
         token.send(()).unwrap();
-        reader.await;
+        reader.await.unwrap();
         assert_eq!(applied.load(Ordering::SeqCst), 1);
         assert_eq!(barrier.wait().await, Ok(1));
         assert_eq!(wal.applied_seq(), 1);
@@ -1472,9 +1508,34 @@ mod tests {
         for _ in 0..4 {
             token.send(()).unwrap();
         }
-        wal.caught_up_to(4).await;
+        wal.caught_up_to(4).await.unwrap();
         assert_eq!(applied.load(Ordering::SeqCst), 4);
         assert_eq!(mem.faults.syncs.load(Ordering::SeqCst), 4);
+        wal.shutdown();
+    }
+
+    #[tokio::test]
+    async fn an_applier_that_panics_fails_the_log_and_readers_are_told() {
+        let mem = MemStore::new();
+        let wal = Wal::start(
+            Arc::new(mem.clone()),
+            Position::START,
+            &WalConfig {
+                channel_capacity: 8,
+                apply_queue_groups: 4,
+                batch_entries_max: 1,
+                durability: Durability::Fsync,
+                group_delay: std::time::Duration::ZERO,
+            },
+            on_each(|_, _| panic!("a bug in the read model")),
+        )
+        .unwrap();
+        // Durable, so answered; then nothing can ever be applied.
+        assert_eq!(wal.submit(vec![ev(1)]).unwrap().wait().await, Ok(1));
+        assert_eq!(wal.caught_up().await, Err(WalError::Failed));
+        assert!(wal.is_failed());
+        assert_eq!(wal.submit(vec![ev(2)]).err(), Some(WalError::Failed));
+        assert_eq!(wal.barrier().err(), Some(WalError::Failed));
         wal.shutdown();
     }
 }

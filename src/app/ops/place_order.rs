@@ -133,7 +133,7 @@ impl Surge {
             .collect();
         let projection = &self.projection;
         let preference = Arc::new(routing::order_preference(
-            &self.warehouse_preference().await,
+            &self.warehouse_preference().await?,
             &route_lines,
             |sku, wh| {
                 projection

@@ -58,7 +58,7 @@ impl Surge {
         let addr = self.directory.sku(&req.sku).await?;
         let idempotency = self.key_record(&req.idempotency);
         let cmd = self.reserve_cmd(req, self.now(), idempotency);
-        let preference = self.warehouse_preference().await;
+        let preference = self.warehouse_preference().await?;
         let hold: Hold = addr
             .send(sku::Reserve { cmd, preference })
             .await??

@@ -36,7 +36,7 @@ impl Surge {
             group.0.push(i);
             group.1.push(this.reserve_cmd(req, now, None));
         }
-        let preference = this.warehouse_preference().await;
+        let preference = this.warehouse_preference().await?;
         let grouped = groups.into_iter().map(|(sku, (at, cmds))| {
             let this = this.clone();
             let preference = preference.clone();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 impl Surge {
     pub async fn put_warehouse(self: &Arc<Self>, w: Warehouse) -> Result<Warehouse, CmdError> {
         self.detached(move |this| async move {
-            let addr = this.directory.warehouse_or_new(&w.id);
+            let addr = this.directory.warehouse_or_new(&w.id).await?;
             let w = addr.send(UpsertWarehouse(w)).await??;
             // Answered after its sync, so the synced seq covers it.
             this.warehouses_changed
