@@ -109,6 +109,10 @@ impl Durable {
 struct Health {
     failed: AtomicBool,
     signal: watch::Sender<bool>,
+    /// Set when a synced group will never be applied (the applier died or
+    /// stopped taking groups): readers waiting for it give up. A failed
+    /// store alone does not set it: what was synced is still applied.
+    applier_lost: watch::Sender<bool>,
 }
 
 impl Health {
@@ -116,7 +120,15 @@ impl Health {
         Self {
             failed: AtomicBool::new(false),
             signal: watch::Sender::new(false),
+            applier_lost: watch::Sender::new(false),
         }
+    }
+
+    /// A synced group will never be applied: fails the log and lets the
+    /// readers waiting for the applier go.
+    fn lose_applier(&self) {
+        self.fail();
+        self.applier_lost.send_replace(true);
     }
 
     fn is_failed(&self) -> bool {
@@ -403,19 +415,20 @@ impl Wal {
         self.caught_up_to(self.synced_seq()).await
     }
 
-    /// Resolves once the applier has applied the event with seq `target`
-    /// (or the log stops).
-    /// `Failed` if the log fails first (the applier may never get there).
+    /// Resolves once the applier has applied the event with seq `target`.
+    /// `Failed` if the applier will never get there (it died, or stopped
+    /// taking groups); a failed store alone does not stop it from applying
+    /// what was synced before.
     pub async fn caught_up_to(&self, target: Seq) -> Result<(), WalError> {
         if *self.applied.borrow() >= target {
             return Ok(());
         }
         let mut applied = self.applied.subscribe();
-        let mut failed = self.health.signal.subscribe();
+        let mut lost = self.health.applier_lost.subscribe();
         tokio::select! {
             biased;
             Ok(_) = applied.wait_for(|a| *a >= target) => Ok(()),
-            Ok(_) = failed.wait_for(|f| *f) => {
+            Ok(_) = lost.wait_for(|l| *l) => {
                 if *self.applied.borrow() >= target {
                     Ok(())
                 } else {
@@ -534,7 +547,7 @@ impl Drop for FailOnPanic {
     fn drop(&mut self) {
         if std::thread::panicking() {
             tracing::error!("the log's applier failed; writes are stopped");
-            self.0.fail();
+            self.0.lose_applier();
         }
     }
 }
@@ -743,10 +756,8 @@ impl Writer {
                 // fails the log like a stuck disk: later writes are refused
                 // and every waiter is answered.
                 if let Err(e) = self.apply.send_timeout(group, self.apply_timeout) {
-                    if !self.health.is_failed() {
-                        tracing::error!(error = %e, "the log's applier stopped taking groups; writes are stopped");
-                        self.health.fail();
-                    }
+                    tracing::error!(error = %e, "the log's applier stopped taking groups; writes are stopped");
+                    self.health.lose_applier();
                 }
             } else {
                 tasks.clear();
@@ -1536,6 +1547,29 @@ mod tests {
         assert!(wal.is_failed());
         assert_eq!(wal.submit(vec![ev(2)]).err(), Some(WalError::Failed));
         assert_eq!(wal.barrier().err(), Some(WalError::Failed));
+        wal.shutdown();
+    }
+
+    #[tokio::test]
+    async fn after_a_store_failure_what_was_synced_is_still_applied_and_read() {
+        use futures_util::FutureExt;
+        let mem = MemStore::new();
+        let (wal, token, applied) = held_applier(&mem, 64);
+        assert_eq!(wal.submit(vec![ev(1)]).unwrap().wait().await, Ok(1));
+        mem.faults.fail_sync.store(true, Ordering::SeqCst);
+        assert_eq!(
+            wal.submit(vec![ev(2)]).unwrap().wait().await,
+            Err(WalError::Failed)
+        );
+        assert!(wal.is_failed());
+        // The applier has not applied seq 1 yet: a reader waits for it,
+        // and is not refused because the store failed meanwhile.
+        let mut reader = Box::pin(wal.caught_up());
+        assert!((&mut reader).now_or_never().is_none());
+        token.send(()).unwrap();
+        assert_eq!(reader.await, Ok(()));
+        assert_eq!(applied.load(Ordering::SeqCst), 1);
+        drop(token);
         wal.shutdown();
     }
 }
