@@ -5,7 +5,9 @@
 //! read first waits until it has caught up with what was synced when the
 //! read began: a client sees its own acknowledged writes. (Usually no wait;
 //! at most the groups queued for the applier, `wal_apply_queue_groups`.)
-//! Once storage has failed, a read that would have to wait is refused.
+//! Once the applier is lost (it panicked, or stopped taking groups), a
+//! read that would have to wait is refused; a failed store alone does not
+//! stop what was synced before from being applied and read.
 
 use super::Surge;
 use crate::actors::{sku, CmdError};
