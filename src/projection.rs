@@ -176,7 +176,7 @@ impl Projection {
         let numbers = self.skus.get(sku)?.value().clone();
         // Nothing reserved: no open hold, and no scan of every record (the
         // first use of a cold SKU must not cost O(all holds)).
-        if numbers.rows.values().all(|r| r.reserved == 0) {
+        if numbers.totals().reserved == 0 {
             return Some(SkuState::from_facts(numbers.facts_with(Vec::new())));
         }
         let holds: Vec<Hold> = self

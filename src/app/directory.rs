@@ -229,7 +229,7 @@ impl Directory {
                 .projection
                 .skus
                 .get(&sku)
-                .is_some_and(|s| s.rows.values().any(|r| r.reserved > 0));
+                .is_some_and(|s| s.totals().reserved > 0);
             if reserved {
                 if let Err(e) = self.sku(&sku).await {
                     tracing::error!(%sku, error = %e, "sku actor not restarted");
