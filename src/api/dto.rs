@@ -9,8 +9,22 @@ pub use crate::wire::hold::reservation_bytes;
 use crate::wire::hold::{json_u64, reservation_json, RESERVATION_JSON_BYTES};
 use crate::wire::{LineView, LocationView, ReservationView, ShipToView, WarehouseView};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize, Deserialize)]
+/// `GET /healthz`. Fields in the order they have always been written.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// The configured durability mode.
+    pub durability: &'static str,
+    /// The last synced log seq.
+    pub seq: u64,
+    /// `ok` or `degraded`.
+    pub status: &'static str,
+    /// `ok` or `failed`.
+    pub storage: &'static str,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WarehouseBody {
     pub name: String,
@@ -20,19 +34,19 @@ pub struct WarehouseBody {
 }
 
 /// `GET /v1/warehouses`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WarehouseList {
     pub warehouses: Vec<WarehouseView>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SkuBody {
     pub name: Option<String>,
     pub per_customer_limit: Option<u64>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentBody {
     pub sku: String,
@@ -44,7 +58,7 @@ pub struct AdjustmentBody {
     pub reason: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReserveBody {
     pub sku: String,
@@ -54,14 +68,14 @@ pub struct ReserveBody {
     pub ttl_ms: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReserveBatchBody {
     pub reservations: Vec<BatchItem>,
 }
 
 /// One reservation of a batch: `ReserveBody` plus its own idempotency key.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchItem {
     pub sku: String,
@@ -88,19 +102,21 @@ impl BatchItem {
 }
 
 /// `POST /v1/reservations:batch`: one result per item, in order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BatchResponse {
     pub results: Vec<BatchResult>,
 }
 
 /// One answer of a batch: the status the single request would have had,
 /// and its body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BatchResult {
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reservation: Option<ReservationView>,
+    /// The error body the single request would have had.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::openapi::ErrorBody>)]
     pub error: Option<serde_json::Value>,
 }
 
@@ -145,13 +161,13 @@ pub fn batch_json<'a>(items: impl ExactSizeIterator<Item = BatchItemReply<'a>>) 
     out
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendBody {
     pub ttl_ms: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderBody {
     pub channel: String,
@@ -160,7 +176,7 @@ pub struct OrderBody {
     pub lines: Vec<LineView>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
     pub reason: Option<String>,
