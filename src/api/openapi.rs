@@ -101,13 +101,27 @@ pub fn document() -> utoipa::openapi::OpenApi {
 )]
 struct ApiDoc;
 
+/// The details an error may carry besides `code` and `message`: name,
+/// whether a string (else a non-negative integer), meaning.
+const ERROR_DETAILS: &[(&str, bool, &str)] = &[
+    ("field", true, "`invalid_field`: the field at fault"),
+    ("index", false, "`reservations:batch`: the item at fault"),
+    ("available", false, "`insufficient_stock`: what is available"),
+    ("limit", false, "`purchase_limit_exceeded`: the per-customer limit; `payload_too_large`: the body limit in bytes"),
+    ("used", false, "`purchase_limit_exceeded`: what the customer already holds or bought"),
+    ("on_hand", false, "`stock_changed`, `stock_below_committed`: the row's on_hand"),
+    ("committed", false, "`stock_below_committed`: reserved plus allocated"),
+    ("max", false, "`quantity_too_large`: qty_max"),
+    ("status", true, "`order_not_cancellable`: the order's status"),
+];
+
 /// Every error: `{code, message}` and, depending on the code, details such
 /// as `field`, `index`, `available`, `limit`, `used`, `on_hand`, `max`.
 pub struct ErrorBody;
 
 impl PartialSchema for ErrorBody {
     fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
+        let mut body = ObjectBuilder::new()
             .description(Some(
                 "An error: a stable `code` (see `ErrorCode`), a human-readable `message`, \
                  and details that depend on the code (`field`, `index`, `available`, `limit`, \
@@ -122,8 +136,22 @@ impl PartialSchema for ErrorBody {
                 ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
             )
             .required("code")
-            .required("message")
-            .into()
+            .required("message");
+        for (name, is_string, description) in ERROR_DETAILS {
+            let schema_type = if *is_string {
+                Type::String
+            } else {
+                Type::Integer
+            };
+            let mut detail = ObjectBuilder::new()
+                .schema_type(SchemaType::Type(schema_type))
+                .description(Some(*description));
+            if !*is_string {
+                detail = detail.minimum(Some(0));
+            }
+            body = body.property(*name, detail);
+        }
+        body.into()
     }
 }
 
