@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::{ContentBuilder, RefOr, Schema};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
@@ -89,7 +89,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         wire::FeedEvent,
         wire::TopicSnapshot,
     )),
-    modifiers(&Errors, &OptionalBodies),
+    modifiers(&Errors, &OptionalBodies, &Untagged),
     tags(
         (name = "meta", description = "Health and this document"),
         (name = "warehouses"),
@@ -225,6 +225,32 @@ impl Modify for OptionalBodies {
                         body.required = Some(utoipa::openapi::Required::False);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Untagged enums whose variants can overlap (`TopicSnapshot`: `holds` is
+/// an empty object): utoipa writes them as `oneOf`, which a message that
+/// fits two variants breaks; `anyOf` says what serde does.
+const UNTAGGED: &[&str] = &["TopicSnapshot"];
+
+struct Untagged;
+
+impl Modify for Untagged {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = doc.components.as_mut() else {
+            return;
+        };
+        for name in UNTAGGED {
+            if let Some(RefOr::T(Schema::OneOf(one))) = components.schemas.get(*name) {
+                let mut any = AnyOfBuilder::new().description(one.description.clone());
+                for item in &one.items {
+                    any = any.item(item.clone());
+                }
+                components
+                    .schemas
+                    .insert((*name).to_owned(), RefOr::T(Schema::AnyOf(any.build())));
             }
         }
     }

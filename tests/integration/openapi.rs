@@ -6,6 +6,9 @@
 use crate::common::Srv;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use surge::feedclient;
 
 struct Doc(Value);
 
@@ -56,7 +59,12 @@ impl Doc {
         status: StatusCode,
         body: &Value,
     ) -> Result<(), String> {
-        let schema = self.schema(method, template, status);
+        self.validate(self.schema(method, template, status), body)
+    }
+
+    /// Whether `body` matches `schema` (resolved in this document) and has
+    /// no field the document does not declare.
+    fn validate(&self, schema: &Value, body: &Value) -> Result<(), String> {
         let mut root = schema.clone();
         root["components"] = self.0["components"].clone();
         let validator = jsonschema::validator_for(&root).unwrap();
@@ -489,4 +497,72 @@ async fn the_feed_is_documented_as_an_upgrade() {
         assert!(params.contains(&(name, "query")), "{name}: {params:?}");
     }
     assert!(doc.0["components"]["schemas"]["ServerMsg"].is_object());
+}
+
+/// Every kind of message the feed sent while a SKU was held, extended,
+/// released, ordered and cancelled matches the document's `ServerMsg`.
+#[tokio::test]
+async fn feed_messages_match_the_document() {
+    let srv = Srv::start();
+    let doc = Doc::fetch(&srv).await;
+    let server_msg = json!({"$ref": "#/components/schemas/ServerMsg"});
+    srv.warehouse("w1", 1).await;
+    srv.sku("tee", None, &[("w1", 10)]).await;
+    let topics = "all,stock,holds,orders,sku:tee,warehouse:w1,order:ord_1";
+    let mut ws = feedclient::connect(&srv.url(""), &format!("topics={topics}"))
+        .await
+        .unwrap();
+    let (st, r) = srv
+        .post(
+            "/v1/reservations",
+            json!({"sku": "tee", "qty": 10, "customer_id": "c1"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{r}");
+    let hold = format!("/v1/reservations/{}", r["id"].as_str().unwrap());
+    let (st, _) = srv
+        .post(&format!("{hold}/extend"), json!({"ttl_ms": 60000}))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(srv.delete(&hold).await.0, StatusCode::OK);
+    let order = json!({"channel": "web", "customer_id": "c1", "ship_to": {"lat": 48.1, "lon": 11.5},
+                       "lines": [{"sku": "tee", "qty": 10}]});
+    let (st, o) = srv.post("/v1/orders", order).await;
+    assert_eq!(st, StatusCode::CREATED, "{o}");
+    let cancel = format!("/v1/orders/{}/cancel", o["id"].as_str().unwrap());
+    assert_eq!(srv.post(&cancel, json!({})).await.0, StatusCode::OK);
+    let mut kinds = BTreeSet::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), feedclient::next_json(&mut ws))
+            .await
+            .expect("a feed message in time")
+            .unwrap()
+            .expect("the connection is open");
+        if let Err(e) = doc.validate(&server_msg, &msg) {
+            panic!("a feed message disagrees with ServerMsg: {e}\n{msg}");
+        }
+        let kind = match msg["type"].as_str().unwrap() {
+            "event" => msg["event"].as_str().unwrap().to_owned(),
+            other => other.to_owned(),
+        };
+        let done = kind == "order_status_changed";
+        kinds.insert(kind);
+        if done {
+            break;
+        }
+    }
+    for kind in [
+        "hello",
+        "snapshot",
+        "hold_created",
+        "hold_extended",
+        "hold_released",
+        "stock_changed",
+        "sold_out",
+        "back_in_stock",
+        "order_created",
+        "order_routed",
+    ] {
+        assert!(kinds.contains(kind), "no {kind} seen: {kinds:?}");
+    }
 }
