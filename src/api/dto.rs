@@ -49,7 +49,9 @@ pub struct SkuBody {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentBody {
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub sku: String,
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub warehouse: String,
     pub delta: Option<i64>,
     pub set_on_hand: Option<u64>,
@@ -61,9 +63,13 @@ pub struct AdjustmentBody {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReserveBody {
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub sku: String,
+    #[schema(minimum = 1)]
     pub qty: u64,
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub customer_id: Option<String>,
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub channel: Option<String>,
     pub ttl_ms: Option<u64>,
 }
@@ -71,6 +77,7 @@ pub struct ReserveBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReserveBatchBody {
+    #[schema(min_items = 1)]
     pub reservations: Vec<BatchItem>,
 }
 
@@ -78,9 +85,13 @@ pub struct ReserveBatchBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchItem {
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub sku: String,
+    #[schema(minimum = 1)]
     pub qty: u64,
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub customer_id: Option<String>,
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub channel: Option<String>,
     pub ttl_ms: Option<u64>,
     pub idempotency_key: Option<String>,
@@ -164,15 +175,19 @@ pub fn batch_json<'a>(items: impl ExactSizeIterator<Item = BatchItemReply<'a>>) 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendBody {
+    #[schema(minimum = 1)]
     pub ttl_ms: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderBody {
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub channel: String,
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub customer_id: String,
     pub ship_to: ShipToView,
+    #[schema(min_items = 1)]
     pub lines: Vec<LineView>,
 }
 

@@ -99,7 +99,7 @@ pub(super) async fn create(
     path = "/v1/orders/{id}",
     operation_id = "get_order",
     tag = "orders",
-    params(("id" = String, Path, description = "Order id (`ord_N`)")),
+    params(("id" = String, Path, description = "Order id (`ord_N`)", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
     responses(
         (status = 200, description = "The order", body = OrderView),
         (status = 404, description = "`order_not_found`", body = ErrorBody),
@@ -117,7 +117,7 @@ pub(super) async fn get(app: App, path: web::Path<String>) -> Result<HttpRespons
     path = "/v1/orders/{id}/cancel",
     operation_id = "cancel_order",
     tag = "orders",
-    params(("id" = String, Path, description = "Order id (`ord_N`)")),
+    params(("id" = String, Path, description = "Order id (`ord_N`)", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
     request_body(content = CancelBody, description = "Optional: why", content_type = "application/json"),
     responses(
         (status = 200, description = "The cancelled order", body = OrderView),

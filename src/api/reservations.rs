@@ -164,7 +164,7 @@ pub(super) async fn create_batch(
     path = "/v1/reservations/{id}",
     operation_id = "get_reservation",
     tag = "reservations",
-    params(("id" = String, Path, description = "Reservation id (`res_N`)")),
+    params(("id" = String, Path, description = "Reservation id (`res_N`)", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
     responses(
         (status = 200, description = "The reservation", body = ReservationView),
         (status = 404, description = "`reservation_not_found`", body = ErrorBody),
@@ -181,7 +181,7 @@ pub(super) async fn get(app: App, path: web::Path<String>) -> Result<HttpRespons
     path = "/v1/reservations/{id}/extend",
     operation_id = "extend_reservation",
     tag = "reservations",
-    params(("id" = String, Path, description = "Reservation id (`res_N`)")),
+    params(("id" = String, Path, description = "Reservation id (`res_N`)", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
     request_body = ExtendBody,
     responses(
         (status = 200, description = "The reservation", body = ReservationView),
@@ -206,7 +206,7 @@ pub(super) async fn extend(
     path = "/v1/reservations/{id}",
     operation_id = "release_reservation",
     tag = "reservations",
-    params(("id" = String, Path, description = "Reservation id (`res_N`)")),
+    params(("id" = String, Path, description = "Reservation id (`res_N`)", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
     responses(
         (status = 200, description = "The released reservation", body = ReservationView),
         (status = 404, description = "`reservation_not_found`", body = ErrorBody),

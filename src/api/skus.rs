@@ -25,7 +25,7 @@ async fn stock_view(app: &App, sku: &SkuId) -> Result<StockView, ApiError> {
     path = "/v1/skus/{sku}",
     operation_id = "put_sku",
     tag = "skus",
-    params(("sku" = String, Path, description = "SKU id")),
+    params(("sku" = String, Path, description = "SKU id", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
     request_body = SkuBody,
     responses(
         (status = 200, description = "The SKU's stock", body = StockView),
@@ -59,7 +59,7 @@ pub(super) async fn put(
     path = "/v1/skus/{sku}/stock",
     operation_id = "get_sku_stock",
     tag = "skus",
-    params(("sku" = String, Path, description = "SKU id")),
+    params(("sku" = String, Path, description = "SKU id", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
     responses(
         (status = 200, description = "The SKU's stock", body = StockView),
         (status = 404, description = "`sku_not_found`", body = ErrorBody),

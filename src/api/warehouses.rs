@@ -19,7 +19,7 @@ pub fn routes(r: &mut Routes<'_>) {
     path = "/v1/warehouses/{id}",
     operation_id = "put_warehouse",
     tag = "warehouses",
-    params(("id" = String, Path, description = "Warehouse id")),
+    params(("id" = String, Path, description = "Warehouse id", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
     request_body = WarehouseBody,
     responses(
         (status = 200, description = "The warehouse as stored", body = WarehouseView),
@@ -61,7 +61,7 @@ pub(super) async fn put(
     path = "/v1/warehouses/{id}",
     operation_id = "get_warehouse",
     tag = "warehouses",
-    params(("id" = String, Path, description = "Warehouse id")),
+    params(("id" = String, Path, description = "Warehouse id", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
     responses(
         (status = 200, description = "The warehouse", body = WarehouseView),
         (status = 404, description = "`warehouse_not_found`", body = ErrorBody),

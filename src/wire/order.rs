@@ -19,7 +19,9 @@ pub struct ShipToView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineView {
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub sku: String,
+    #[schema(minimum = 1)]
     pub qty: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<String>,
