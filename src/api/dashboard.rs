@@ -2,8 +2,9 @@
 //! step); the page itself talks to `/v1/feed`. Charts are uPlot (MIT,
 //! vendored unmodified in `src/dashboard/vendor`).
 
+use super::routes::Routes;
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 
 const INDEX: &str = include_str!("../dashboard/index.html");
 const JS: &str = include_str!("../dashboard/dashboard.js");
@@ -28,9 +29,9 @@ const FILES: [(&str, &str, &str); 5] = [
     ),
 ];
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub fn routes(r: &mut Routes<'_>) {
     for (path, body, content_type) in FILES {
-        cfg.route(path, web::get().to(move || file(body, content_type)));
+        r.asset(path, move || file(body, content_type));
     }
 }
 

@@ -9,8 +9,22 @@ pub use crate::wire::hold::reservation_bytes;
 use crate::wire::hold::{json_u64, reservation_json, RESERVATION_JSON_BYTES};
 use crate::wire::{LineView, LocationView, ReservationView, ShipToView, WarehouseView};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize, Deserialize)]
+/// `GET /healthz`. Fields in the order they have always been written.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// The configured durability mode.
+    pub durability: &'static str,
+    /// The last synced log seq.
+    pub seq: u64,
+    /// `ok` or `degraded`.
+    pub status: &'static str,
+    /// `ok` or `failed`.
+    pub storage: &'static str,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WarehouseBody {
     pub name: String,
@@ -20,22 +34,24 @@ pub struct WarehouseBody {
 }
 
 /// `GET /v1/warehouses`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WarehouseList {
     pub warehouses: Vec<WarehouseView>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SkuBody {
     pub name: Option<String>,
     pub per_customer_limit: Option<u64>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentBody {
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub sku: String,
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub warehouse: String,
     pub delta: Option<i64>,
     pub set_on_hand: Option<u64>,
@@ -44,29 +60,38 @@ pub struct AdjustmentBody {
     pub reason: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReserveBody {
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub sku: String,
+    #[schema(minimum = 1)]
     pub qty: u64,
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub customer_id: Option<String>,
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub channel: Option<String>,
     pub ttl_ms: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReserveBatchBody {
+    #[schema(min_items = 1)]
     pub reservations: Vec<BatchItem>,
 }
 
 /// One reservation of a batch: `ReserveBody` plus its own idempotency key.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchItem {
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub sku: String,
+    #[schema(minimum = 1)]
     pub qty: u64,
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub customer_id: Option<String>,
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub channel: Option<String>,
     pub ttl_ms: Option<u64>,
     pub idempotency_key: Option<String>,
@@ -88,19 +113,21 @@ impl BatchItem {
 }
 
 /// `POST /v1/reservations:batch`: one result per item, in order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BatchResponse {
     pub results: Vec<BatchResult>,
 }
 
 /// One answer of a batch: the status the single request would have had,
 /// and its body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BatchResult {
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reservation: Option<ReservationView>,
+    /// The error body the single request would have had.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::openapi::ErrorBody>)]
     pub error: Option<serde_json::Value>,
 }
 
@@ -145,22 +172,26 @@ pub fn batch_json<'a>(items: impl ExactSizeIterator<Item = BatchItemReply<'a>>) 
     out
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendBody {
+    #[schema(minimum = 1)]
     pub ttl_ms: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderBody {
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub channel: String,
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub customer_id: String,
     pub ship_to: ShipToView,
+    #[schema(min_items = 1)]
     pub lines: Vec<LineView>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
     pub reason: Option<String>,

@@ -11,9 +11,11 @@
 //!   `resync_required`, `error`.
 
 use super::error::{ApiError, ErrorCode};
+use super::openapi::ErrorBody;
+use super::routes::Routes;
 use super::App;
 use crate::feed::{FeedMsg, Hub, Read, Subs, Topic};
-use crate::wire::{self, ServerMsg};
+use crate::wire::{self, FeedStats, ServerMsg};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
 use serde::Deserialize;
@@ -21,18 +23,26 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use utoipa::IntoParams;
 
 /// Close code for a client too slow to keep up (4000–4999: application).
 pub const CLOSE_TOO_SLOW: u16 = 4008;
 /// Messages read from the window per wake-up at most.
 const READ_BATCH: usize = 1024;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/feed", web::get().to(connect))
-        .route("/feed/stats", web::get().to(stats));
+pub fn routes(r: &mut Routes<'_>) {
+    r.get("/feed", connect).get("/feed/stats", stats);
 }
 
-async fn stats(app: App) -> Result<HttpResponse, ApiError> {
+/// The feed's counters.
+#[utoipa::path(
+    get,
+    path = "/v1/feed/stats",
+    operation_id = "feed_stats",
+    tag = "feed",
+    responses((status = 200, description = "The feed's counters", body = FeedStats))
+)]
+pub(super) async fn stats(app: App) -> Result<HttpResponse, ApiError> {
     app.caught_up().await?;
     Ok(HttpResponse::Ok().json(app.feed().stats()))
 }
@@ -47,12 +57,19 @@ struct Subscribe {
     conflate_ms: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The query string of `GET /v1/feed`: the first subscription.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct Query {
+#[into_params(parameter_in = Query)]
+pub(super) struct Query {
+    /// Topics to subscribe to at once, comma-separated: `all`, `stock`,
+    /// `holds`, `orders`, `sku:<id>`, `warehouse:<id>`, `order:<id>`.
     topics: Option<String>,
+    /// Resume after this feed seq (with `epoch`) instead of from snapshots.
     since: Option<u64>,
+    /// The epoch `since` belongs to (from `hello`).
     epoch: Option<u64>,
+    /// Send at most one update per topic per this many milliseconds.
     conflate_ms: Option<u64>,
 }
 
@@ -72,7 +89,24 @@ impl Drop for Slot {
     }
 }
 
-async fn connect(
+/// The live feed: a WebSocket upgrade (`Connection: Upgrade`, `Upgrade:
+/// websocket`). Topics given here are subscribed at once; more can be
+/// subscribed with `{"op":"subscribe","topics":[..],"since"?,"epoch"?,"conflate_ms"?}`
+/// and dropped with `{"op":"unsubscribe","topics":[..]}`. Every server
+/// message is a `ServerMsg` (JSON text frames), tagged by `type`.
+#[utoipa::path(
+    get,
+    path = "/v1/feed",
+    operation_id = "feed",
+    tag = "feed",
+    params(Query),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol; messages are `ServerMsg`"),
+        (status = 400, description = "`invalid_field` (a bad topic or `conflate_ms`) or `websocket_required` (no upgrade)", body = ErrorBody),
+        (status = 503, description = "`too_many_connections`", body = ErrorBody),
+    )
+)]
+pub(super) async fn connect(
     app: App,
     req: HttpRequest,
     body: web::Payload,

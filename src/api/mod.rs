@@ -6,8 +6,10 @@ mod dashboard;
 pub mod dto;
 pub mod error;
 mod feed;
+pub mod openapi;
 mod orders;
 mod reservations;
+pub mod routes;
 mod skus;
 mod warehouses;
 
@@ -17,6 +19,7 @@ use crate::core::IdError;
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpRequest, HttpResponse};
 use error::{ApiError, ErrorCode};
+use routes::{Registered, Routes};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -28,6 +31,11 @@ pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 255;
 
 /// Registers every route, the JSON limits and the error mapping.
 pub fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
+    register(cfg, config);
+}
+
+/// [`configure`], returning the table of the routes it registered.
+pub fn register(cfg: &mut web::ServiceConfig, config: &Config) -> Vec<Registered> {
     let limit = config.http_body_bytes_max;
     cfg.app_data(
         web::JsonConfig::default()
@@ -39,22 +47,25 @@ pub fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
         web::PathConfig::default()
             .error_handler(|e, _| ApiError::new(ErrorCode::InvalidPath, e.to_string()).into()),
     )
-    .route("/healthz", web::get().to(healthz))
-    .configure(dashboard::routes)
-    .service(
-        // Resources are tried in order, and a path with `{..}` segments is
-        // matched by a regex: the hot routes (`POST /v1/reservations`,
-        // `/v1/reservations:batch`, static paths) go first, so they match
-        // by a string compare before any regex is tried.
-        web::scope("/v1")
-            .configure(reservations::hot_routes)
-            .configure(warehouses::routes)
-            .configure(skus::routes)
-            .configure(reservations::routes)
-            .configure(orders::routes)
-            .configure(feed::routes),
-    )
     .default_service(web::to(not_found));
+    let mut table = Vec::new();
+    let mut r = Routes::new(cfg, &mut table);
+    r.get("/healthz", healthz);
+    dashboard::routes(&mut r);
+    // Resources are tried in order, and a path with `{..}` segments is
+    // matched by a regex: the hot routes (`POST /v1/reservations`,
+    // `/v1/reservations:batch`, static paths) go first, so they match by a
+    // string compare before any regex is tried.
+    r.scope("/v1", |r| {
+        reservations::hot_routes(r);
+        warehouses::routes(r);
+        skus::routes(r);
+        reservations::routes(r);
+        orders::routes(r);
+        feed::routes(r);
+        openapi::routes(r);
+    });
+    table
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -64,14 +75,25 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     ))
 }
 
-async fn healthz(app: App) -> HttpResponse {
+/// Whether the server can take writes.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "meta",
+    responses(
+        (status = 200, description = "Storage works", body = dto::Health),
+        (status = 503, description = "Storage failed: writes are stopped", body = dto::Health),
+    )
+)]
+pub(super) async fn healthz(app: App) -> HttpResponse {
     let failed = app.storage_failed();
-    let body = serde_json::json!({
-        "status": if failed { "degraded" } else { "ok" },
-        "storage": if failed { "failed" } else { "ok" },
-        "durability": app.config().durability.as_str(),
-        "seq": app.durable_seq(),
-    });
+    let body = dto::Health {
+        durability: app.config().durability.as_str(),
+        seq: app.durable_seq(),
+        status: if failed { "degraded" } else { "ok" },
+        storage: if failed { "failed" } else { "ok" },
+    };
     if failed {
         HttpResponse::ServiceUnavailable().json(body)
     } else {

@@ -1,15 +1,17 @@
 use super::dto::{CancelBody, OrderBody};
 use super::error::{ApiError, ErrorCode};
+use super::openapi::ErrorBody;
+use super::routes::Routes;
 use super::{created, id, idempotency, qty, text, App};
 use crate::app::OrderRequest;
 use crate::core::{ChannelId, CustomerId, HoldId, Location, OrderId, OrderLine, ShipTo, SkuId};
 use crate::wire::OrderView;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/orders", web::post().to(create))
-        .route("/orders/{id}", web::get().to(get))
-        .route("/orders/{id}/cancel", web::post().to(cancel));
+pub fn routes(r: &mut Routes<'_>) {
+    r.post("/orders", create)
+        .get("/orders/{id}", get)
+        .post("/orders/{id}/cancel", cancel);
 }
 
 fn order_id(raw: &str) -> Result<OrderId, ApiError> {
@@ -17,7 +19,23 @@ fn order_id(raw: &str) -> Result<OrderId, ApiError> {
         .map_err(|_| ApiError::new(ErrorCode::OrderNotFound, format!("order {raw} not found")))
 }
 
-async fn create(
+/// Places an order: each line uses its reservation, or stock directly, and
+/// the order is routed to warehouses.
+#[utoipa::path(
+    post,
+    path = "/v1/orders",
+    operation_id = "place_order",
+    tag = "orders",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body answer the first answer again")),
+    request_body = OrderBody,
+    responses(
+        (status = 201, description = "Placed", body = OrderView),
+        (status = 200, description = "A retry with the same Idempotency-Key: the first answer, with `Idempotent-Replayed: true`", body = OrderView),
+        (status = 409, description = "`insufficient_stock`, `reservation_not_active`, `reservation_in_use`, `idempotency_key_in_flight`", body = ErrorBody),
+        (status = 422, description = "`reservation_mismatch`, `reservation_not_found`, `purchase_limit_exceeded`, `idempotency_key_reused`", body = ErrorBody),
+    )
+)]
+pub(super) async fn create(
     app: App,
     req: HttpRequest,
     body: web::Json<OrderBody>,
@@ -75,13 +93,39 @@ async fn create(
     Ok(created(outcome, OrderView::from(&order)))
 }
 
-async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// One order.
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{id}",
+    operation_id = "get_order",
+    tag = "orders",
+    params(("id" = String, Path, description = "Order id (`ord_N`)", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 404, description = "`order_not_found`", body = ErrorBody),
+    )
+)]
+pub(super) async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let order = app.order(order_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(OrderView::from(&order)))
 }
 
-/// The body is optional; when present it must be a valid `CancelBody`.
-async fn cancel(
+/// Cancels an order; its stock is available again. The body is optional;
+/// when present it must be a valid `CancelBody`.
+#[utoipa::path(
+    post,
+    path = "/v1/orders/{id}/cancel",
+    operation_id = "cancel_order",
+    tag = "orders",
+    params(("id" = String, Path, description = "Order id (`ord_N`)", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
+    request_body(content = CancelBody, description = "Optional: why", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The cancelled order", body = OrderView),
+        (status = 404, description = "`order_not_found`", body = ErrorBody),
+        (status = 409, description = "`order_not_cancellable`", body = ErrorBody),
+    )
+)]
+pub(super) async fn cancel(
     app: App,
     path: web::Path<String>,
     body: web::Bytes,

@@ -1,25 +1,29 @@
 use super::dto::{
-    batch_json, reservation_bytes, BatchItemReply, ExtendBody, ReserveBatchBody, ReserveBody,
+    batch_json, reservation_bytes, BatchItemReply, BatchResponse, ExtendBody, ReserveBatchBody,
+    ReserveBody,
 };
 use super::error::{ApiError, ErrorCode};
+use super::openapi::ErrorBody;
+use super::routes::Routes;
 use super::{created_json, id, idempotency, idempotency_key, ok_json, qty, ttl, App};
 use crate::app::{Idempotency, Outcome, ReserveRequest};
 use crate::config::Config;
 use crate::core::{ChannelId, CustomerId, HoldId, SkuId};
 use crate::projection::HoldRecord;
+use crate::wire::ReservationView;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 /// The static reservation routes; registered before every route with a
 /// path parameter (see `api::configure`).
-pub fn hot_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/reservations", web::post().to(create))
-        .route("/reservations:batch", web::post().to(create_batch));
+pub fn hot_routes(r: &mut Routes<'_>) {
+    r.post("/reservations", create)
+        .post("/reservations:batch", create_batch);
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/reservations/{id}", web::get().to(get))
-        .route("/reservations/{id}", web::delete().to(release))
-        .route("/reservations/{id}/extend", web::post().to(extend));
+pub fn routes(r: &mut Routes<'_>) {
+    r.get("/reservations/{id}", get)
+        .delete("/reservations/{id}", release)
+        .post("/reservations/{id}/extend", extend);
 }
 
 fn hold_id(raw: &str) -> Result<HoldId, ApiError> {
@@ -31,7 +35,23 @@ fn hold_id(raw: &str) -> Result<HoldId, ApiError> {
     })
 }
 
-async fn create(
+/// Holds stock for a while (a reservation).
+#[utoipa::path(
+    post,
+    path = "/v1/reservations",
+    operation_id = "reserve",
+    tag = "reservations",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body answer the first answer again")),
+    request_body = ReserveBody,
+    responses(
+        (status = 201, description = "Held", body = ReservationView),
+        (status = 200, description = "A retry with the same Idempotency-Key: the first answer, with `Idempotent-Replayed: true`", body = ReservationView),
+        (status = 404, description = "`sku_not_found`", body = ErrorBody),
+        (status = 409, description = "`insufficient_stock`, `idempotency_key_in_flight`", body = ErrorBody),
+        (status = 422, description = "`purchase_limit_exceeded`, `quantity_too_large`, `idempotency_key_reused`", body = ErrorBody),
+    )
+)]
+pub(super) async fn create(
     app: App,
     req: HttpRequest,
     body: web::Json<ReserveBody>,
@@ -70,7 +90,20 @@ fn reserve_request(
 /// refuses the whole batch, nothing applied); then each is decided on its
 /// own and answered in order with the status it would have had alone. The
 /// reply comes once every accepted item is durable.
-async fn create_batch(
+/// Many reservations in one request: each answered in order with the status
+/// it would have had alone. One invalid item refuses the whole batch.
+#[utoipa::path(
+    post,
+    path = "/v1/reservations:batch",
+    operation_id = "reserve_batch",
+    tag = "reservations",
+    request_body = ReserveBatchBody,
+    responses(
+        (status = 200, description = "One result per reservation, in order", body = BatchResponse),
+        (status = 400, description = "An item is invalid (`index` names it)", body = ErrorBody),
+    )
+)]
+pub(super) async fn create_batch(
     app: App,
     req: HttpRequest,
     body: web::Json<ReserveBatchBody>,
@@ -125,12 +158,38 @@ async fn create_batch(
     Ok(ok_json(json))
 }
 
-async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// One reservation.
+#[utoipa::path(
+    get,
+    path = "/v1/reservations/{id}",
+    operation_id = "get_reservation",
+    tag = "reservations",
+    params(("id" = String, Path, description = "Reservation id (`res_N`)", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
+    responses(
+        (status = 200, description = "The reservation", body = ReservationView),
+        (status = 404, description = "`reservation_not_found`", body = ErrorBody),
+    )
+)]
+pub(super) async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let record = app.hold(hold_id(&path)?).await?;
     Ok(ok_json(reservation_bytes(&record)))
 }
 
-async fn extend(
+/// Gives an active reservation a new time to live, from now.
+#[utoipa::path(
+    post,
+    path = "/v1/reservations/{id}/extend",
+    operation_id = "extend_reservation",
+    tag = "reservations",
+    params(("id" = String, Path, description = "Reservation id (`res_N`)", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
+    request_body = ExtendBody,
+    responses(
+        (status = 200, description = "The reservation", body = ReservationView),
+        (status = 404, description = "`reservation_not_found`", body = ErrorBody),
+        (status = 409, description = "`reservation_not_active`, `reservation_in_use`", body = ErrorBody),
+    )
+)]
+pub(super) async fn extend(
     app: App,
     path: web::Path<String>,
     body: web::Json<ExtendBody>,
@@ -141,7 +200,20 @@ async fn extend(
     Ok(ok_json(reservation_bytes(&record)))
 }
 
-async fn release(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// Releases a reservation: its stock is available again.
+#[utoipa::path(
+    delete,
+    path = "/v1/reservations/{id}",
+    operation_id = "release_reservation",
+    tag = "reservations",
+    params(("id" = String, Path, description = "Reservation id (`res_N`)", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
+    responses(
+        (status = 200, description = "The released reservation", body = ReservationView),
+        (status = 404, description = "`reservation_not_found`", body = ErrorBody),
+        (status = 409, description = "`reservation_not_active`, `reservation_in_use`", body = ErrorBody),
+    )
+)]
+pub(super) async fn release(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let record = app.release(hold_id(&path)?).await?;
     Ok(ok_json(reservation_bytes(&record)))
 }

@@ -1,22 +1,38 @@
 use super::dto::{AdjustmentBody, SkuBody};
 use super::error::{ApiError, ErrorCode};
+use super::openapi::ErrorBody;
+use super::routes::Routes;
 use super::{id, text, App};
 use crate::core::sku::Adjustment;
 use crate::core::{SkuId, WarehouseId};
 use crate::wire::StockView;
 use actix_web::{web, HttpResponse};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/skus/{sku}", web::put().to(put))
-        .route("/skus/{sku}/stock", web::get().to(stock))
-        .route("/stock/adjustments", web::post().to(adjust));
+pub fn routes(r: &mut Routes<'_>) {
+    r.put("/skus/{sku}", put)
+        .get("/skus/{sku}/stock", stock)
+        .post("/stock/adjustments", adjust);
 }
 
 async fn stock_view(app: &App, sku: &SkuId) -> Result<StockView, ApiError> {
     Ok(app.sku_stock(sku).await?)
 }
 
-async fn put(
+/// Creates a SKU or replaces its name and per-customer limit (a field left
+/// out is cleared).
+#[utoipa::path(
+    put,
+    path = "/v1/skus/{sku}",
+    operation_id = "put_sku",
+    tag = "skus",
+    params(("sku" = String, Path, description = "SKU id", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
+    request_body = SkuBody,
+    responses(
+        (status = 200, description = "The SKU's stock", body = StockView),
+        (status = 400, description = "A field or the id is invalid", body = ErrorBody),
+    )
+)]
+pub(super) async fn put(
     app: App,
     path: web::Path<String>,
     body: web::Json<SkuBody>,
@@ -37,13 +53,43 @@ async fn put(
     Ok(HttpResponse::Ok().json(stock_view(&app, &sku).await?))
 }
 
-async fn stock(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// A SKU's stock: totals and one row per warehouse.
+#[utoipa::path(
+    get,
+    path = "/v1/skus/{sku}/stock",
+    operation_id = "get_sku_stock",
+    tag = "skus",
+    params(("sku" = String, Path, description = "SKU id", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
+    responses(
+        (status = 200, description = "The SKU's stock", body = StockView),
+        (status = 404, description = "`sku_not_found`", body = ErrorBody),
+    )
+)]
+pub(super) async fn stock(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let sku = SkuId::parse(&path)
         .map_err(|_| ApiError::new(ErrorCode::SkuNotFound, format!("sku {path} not found")))?;
     Ok(HttpResponse::Ok().json(stock_view(&app, &sku).await?))
 }
 
-async fn adjust(app: App, body: web::Json<AdjustmentBody>) -> Result<HttpResponse, ApiError> {
+/// Adjusts one stock row: exactly one of `delta`, `set_on_hand` (with an
+/// optional `expected_on_hand`, compare-and-set) or `set_safety_stock`.
+#[utoipa::path(
+    post,
+    path = "/v1/stock/adjustments",
+    operation_id = "adjust_stock",
+    tag = "skus",
+    request_body = AdjustmentBody,
+    responses(
+        (status = 200, description = "The SKU's stock after the change", body = StockView),
+        (status = 400, description = "A field is invalid", body = ErrorBody),
+        (status = 404, description = "`sku_not_found` or `warehouse_not_found`", body = ErrorBody),
+        (status = 409, description = "`stock_changed` or `stock_below_committed`", body = ErrorBody),
+    )
+)]
+pub(super) async fn adjust(
+    app: App,
+    body: web::Json<AdjustmentBody>,
+) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let sku = id("sku", &b.sku, SkuId::parse)?;
     let warehouse = id("warehouse", &b.warehouse, WarehouseId::parse)?;

@@ -1,17 +1,32 @@
 use super::dto::{WarehouseBody, WarehouseList};
 use super::error::{ApiError, ErrorCode};
+use super::openapi::ErrorBody;
+use super::routes::Routes;
 use super::{id, text, App};
 use crate::core::{Location, Warehouse, WarehouseId};
 use crate::wire::WarehouseView;
 use actix_web::{web, HttpResponse};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/warehouses", web::get().to(list))
-        .route("/warehouses/{id}", web::put().to(put))
-        .route("/warehouses/{id}", web::get().to(get));
+pub fn routes(r: &mut Routes<'_>) {
+    r.get("/warehouses", list)
+        .put("/warehouses/{id}", put)
+        .get("/warehouses/{id}", get);
 }
 
-async fn put(
+/// Creates or replaces a warehouse.
+#[utoipa::path(
+    put,
+    path = "/v1/warehouses/{id}",
+    operation_id = "put_warehouse",
+    tag = "warehouses",
+    params(("id" = String, Path, description = "Warehouse id", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
+    request_body = WarehouseBody,
+    responses(
+        (status = 200, description = "The warehouse as stored", body = WarehouseView),
+        (status = 400, description = "A field or the id is invalid", body = ErrorBody),
+    )
+)]
+pub(super) async fn put(
     app: App,
     path: web::Path<String>,
     body: web::Json<WarehouseBody>,
@@ -40,7 +55,19 @@ async fn put(
     Ok(HttpResponse::Ok().json(WarehouseView::from(&w)))
 }
 
-async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// One warehouse.
+#[utoipa::path(
+    get,
+    path = "/v1/warehouses/{id}",
+    operation_id = "get_warehouse",
+    tag = "warehouses",
+    params(("id" = String, Path, description = "Warehouse id", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
+    responses(
+        (status = 200, description = "The warehouse", body = WarehouseView),
+        (status = 404, description = "`warehouse_not_found`", body = ErrorBody),
+    )
+)]
+pub(super) async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let found = match WarehouseId::parse(&path) {
         Ok(wid) => match app.warehouse(&wid).await {
             Ok(w) => Some(w),
@@ -58,7 +85,15 @@ async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError
     Ok(HttpResponse::Ok().json(w))
 }
 
-async fn list(app: App) -> Result<HttpResponse, ApiError> {
+/// Every warehouse.
+#[utoipa::path(
+    get,
+    path = "/v1/warehouses",
+    operation_id = "list_warehouses",
+    tag = "warehouses",
+    responses((status = 200, description = "Every warehouse", body = WarehouseList))
+)]
+pub(super) async fn list(app: App) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(WarehouseList {
         warehouses: app
             .warehouses()

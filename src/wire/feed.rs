@@ -9,9 +9,10 @@ use super::{
 };
 use crate::core::{HoldId, OrderId, ReleaseReason, SkuId};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Every message the server sends on a feed connection.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg<'a> {
     /// First message of a connection: this run's epoch and the head seq.
@@ -54,7 +55,7 @@ pub enum ServerMsg<'a> {
 }
 
 /// What one durable change tells feed clients.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum FeedEvent {
     WarehouseUpdated {
@@ -164,7 +165,7 @@ impl FeedEvent {
 }
 
 /// A topic's state, as its `snapshot` message carries it in `data`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum TopicSnapshot {
     /// `sku:<id>`: null if the SKU does not exist.
@@ -191,7 +192,7 @@ pub enum TopicSnapshot {
 }
 
 /// `GET /v1/feed/stats`.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, ToSchema)]
 pub struct FeedStats {
     pub epoch: u64,
     pub seq: u64,

@@ -4,8 +4,9 @@ use crate::core::{HoldId, SkuId};
 use crate::projection::HoldRecord;
 use serde::Serialize;
 use std::io::Write;
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReservationView {
     pub id: String,
     pub sku: String,
@@ -13,6 +14,8 @@ pub struct ReservationView {
     pub warehouse: String,
     pub customer_id: Option<String>,
     pub channel: Option<String>,
+    /// One of: active, released, expired or consumed.
+    #[schema(example = "active")]
     pub status: &'static str,
     pub created_at: u64,
     pub expires_at: u64,
@@ -41,7 +44,7 @@ impl From<&HoldRecord> for ReservationView {
 
 /// A hold released or expired (feed `hold_released`, `hold_expired`).
 /// `qty` and `warehouse` are null if its record is already forgotten.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HoldClosed {
     pub reservation_id: String,
     pub sku: String,

@@ -2,9 +2,10 @@
 
 use crate::core::{Order, Shipment};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Where an order goes. Also the shape of `ship_to` in request bodies.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShipToView {
     pub lat: f64,
@@ -15,23 +16,25 @@ pub struct ShipToView {
 
 /// One line as the client asked for it. Also the shape of a line in
 /// request bodies.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineView {
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub sku: String,
+    #[schema(minimum = 1)]
     pub qty: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ShipmentLineView {
     pub sku: String,
     pub qty: u64,
 }
 
 /// What one warehouse sends.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ShipmentView {
     pub warehouse: String,
     pub lines: Vec<ShipmentLineView>,
@@ -53,9 +56,11 @@ impl From<&Shipment> for ShipmentView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OrderView {
     pub id: String,
+    /// One of: placed or cancelled.
+    #[schema(example = "placed")]
     pub status: &'static str,
     pub channel: String,
     pub customer_id: String,

@@ -4,10 +4,11 @@
 
 use crate::core::{SkuId, SkuState, StockRow, WarehouseId};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The numbers of one stock row (or of a SKU's total), as every stock
 /// shape carries them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 pub struct RowNumbers {
     pub on_hand: u64,
     pub reserved: u64,
@@ -29,7 +30,7 @@ impl From<&StockRow> for RowNumbers {
 }
 
 /// One warehouse's row of a SKU (in [`StockView`]).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StockRowView {
     pub warehouse: String,
     #[serde(flatten)]
@@ -37,7 +38,7 @@ pub struct StockRowView {
 }
 
 /// One SKU's row in a warehouse (the `warehouse:<id>` snapshot).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SkuRowView {
     pub sku: String,
     #[serde(flatten)]
@@ -55,7 +56,7 @@ impl SkuRowView {
 }
 
 /// A SKU's stock: totals, and one row per warehouse.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StockView {
     pub sku: String,
     pub name: Option<String>,
@@ -90,7 +91,7 @@ impl From<&SkuState> for StockView {
 
 /// A stock row changed (feed `stock_changed`): the row's numbers and the
 /// SKU's total available.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StockChanged {
     pub sku: String,
     pub warehouse: String,
@@ -113,7 +114,7 @@ impl StockChanged {
 
 /// A SKU sold out or came back in stock (feed `sold_out`,
 /// `back_in_stock`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SkuAvailability {
     pub sku: String,
     pub sku_available: u64,

@@ -2,10 +2,11 @@
 
 use crate::core::{Location, Warehouse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A point on the map. Also the shape of a location in request bodies,
 /// which is why it refuses unknown fields.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocationView {
     pub lat: f64,
@@ -21,7 +22,7 @@ impl From<&Location> for LocationView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WarehouseView {
     pub id: String,
     pub name: String,

@@ -144,3 +144,45 @@ fn readme_error_table_matches_the_error_codes() {
         "README error table out of date: missing {missing:?}, not an error code {unknown:?}"
     );
 }
+
+/// Routes are registered only through `api::routes::Routes`, which records
+/// them: a route registered around it would be served undocumented, and
+/// the OpenAPI test, which walks that record, would not see it.
+#[test]
+fn routes_are_registered_only_through_the_route_table() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let table = root.join("src/api/routes.rs");
+    let mut files = vec![];
+    rust_files(&root.join("src"), &mut files);
+    let direct = [
+        "web::get()",
+        "web::post()",
+        "web::put()",
+        "web::delete()",
+        "web::patch()",
+        "web::head()",
+        "web::method(",
+        "web::resource(",
+        "web::scope(",
+        "web::route()",
+        ".service(",
+    ];
+    let mut found = vec![];
+    for f in files.iter().filter(|f| **f != table) {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            for d in direct {
+                if line.contains(d) {
+                    found.push(format!("{}:{}: {d}", f.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "register routes through api::routes::Routes: {found:#?}"
+    );
+}
