@@ -4,7 +4,7 @@ use super::{id, text, App};
 use crate::core::sku::Adjustment;
 use crate::core::{SkuId, WarehouseId};
 use crate::wire::StockView;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/skus/{sku}", web::put().to(put))
@@ -43,8 +43,14 @@ async fn stock(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiErr
     Ok(HttpResponse::Ok().json(stock_view(&app, &sku).await?))
 }
 
-async fn adjust(app: App, body: web::Json<AdjustmentBody>) -> Result<HttpResponse, ApiError> {
+async fn adjust(
+    app: App,
+    req: HttpRequest,
+    body: web::Json<AdjustmentBody>,
+) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
+    // A `warehouse:<id>` key adjusts only its own warehouse.
+    super::auth::check_warehouse(&req, &b.warehouse)?;
     let sku = id("sku", &b.sku, SkuId::parse)?;
     let warehouse = id("warehouse", &b.warehouse, WarehouseId::parse)?;
     text(app.config(), "reason", &b.reason)?;
