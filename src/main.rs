@@ -114,6 +114,11 @@ fn loadgen(options: surge::loadgen::Options) -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
+    // Refuses a non-loopback address without keys before binding it or
+    // opening the data directory (`server::run` checks again).
+    if let Ok(addr) = config.listen.parse() {
+        surge::api::auth::Guard::new(&config, addr)?;
+    }
     let listener = std::net::TcpListener::bind(&config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let store = surge::server::open_store(&config)

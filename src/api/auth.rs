@@ -65,6 +65,20 @@ pub const ROUTES: &[(&str, &str, &[Allow])] = {
     ]
 };
 
+/// Whether the table has a row for `method` and `pattern` (parameter names
+/// aside): the tidy test that walks the registered routes asks.
+pub fn has_row(method: &str, pattern: &str) -> bool {
+    fn shape(p: &str) -> String {
+        p.split('/')
+            .map(|s| if s.starts_with('{') { "{}" } else { s })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+    ROUTES
+        .iter()
+        .any(|(m, p, _)| m.eq_ignore_ascii_case(method) && shape(p) == shape(pattern))
+}
+
 /// Who needs admin: a route the table does not know.
 const ADMIN_ONLY: &[Allow] = &[];
 
