@@ -498,68 +498,86 @@ fn serve_refuses_a_non_loopback_listen_without_keys() {
     assert!(!data.exists(), "nothing opened");
 }
 
-/// A dummy network interface with an address of its own, removed on drop.
-struct DummyIf {
-    name: String,
+/// A non-loopback address the test adds, removed on drop: on a dummy
+/// interface of its own, or, where the kernel has no dummy driver, on `lo`
+/// (an address outside 127.0.0.0/8 is not loopback wherever it lives).
+struct TestAddr {
+    ip: std::net::Ipv4Addr,
+    /// The dummy interface, when one was made.
+    dummy: Option<String>,
 }
 
-impl DummyIf {
-    /// None (with the reason) when it cannot be made: not root, no `ip`,
-    /// no dummy driver.
-    fn create() -> Result<(DummyIf, std::net::Ipv4Addr), String> {
-        let pid = std::process::id();
-        let name = format!("sgauth{}", pid % 100_000);
-        // 198.18.0.0/15 is for benchmarking, never routed publicly.
-        let ip = std::net::Ipv4Addr::new(198, 18, (pid >> 8) as u8, (pid as u8).max(1));
-        let ip_cmd = |args: &[&str]| -> Result<(), String> {
-            let out = std::process::Command::new("ip")
-                .args(args)
-                .output()
-                .map_err(|e| format!("ip: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "ip {}: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
-            }
-        };
-        ip_cmd(&["link", "add", &name, "type", "dummy"])?;
-        let iface = DummyIf { name: name.clone() };
-        ip_cmd(&["addr", "add", &format!("{ip}/32"), "dev", &name])?;
-        ip_cmd(&["link", "set", &name, "up"])?;
-        Ok((iface, ip))
+fn ip_cmd(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
-impl Drop for DummyIf {
+impl TestAddr {
+    /// The reason when none can be made (not root, no `ip`).
+    fn create() -> Result<TestAddr, String> {
+        let pid = std::process::id();
+        // 198.18.0.0/15 is for benchmarking, never routed publicly; the
+        // process id keeps parallel runs apart.
+        let ip = std::net::Ipv4Addr::new(198, 18, (pid >> 8) as u8, (pid as u8).max(1));
+        let cidr = format!("{ip}/32");
+        let name = format!("sgauth{}", pid % 100_000);
+        let dummy = match ip_cmd(&["link", "add", &name, "type", "dummy"]) {
+            Ok(()) => Some(name),
+            Err(why) => {
+                eprintln!("no dummy interface ({why}); adding {ip} to lo instead");
+                None
+            }
+        };
+        let addr = TestAddr { ip, dummy };
+        match &addr.dummy {
+            Some(name) => {
+                ip_cmd(&["addr", "add", &cidr, "dev", name])?;
+                ip_cmd(&["link", "set", name, "up"])?;
+            }
+            None => ip_cmd(&["addr", "add", &cidr, "dev", "lo"])?,
+        }
+        Ok(addr)
+    }
+}
+
+impl Drop for TestAddr {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &self.name])
-            .output();
+        let _ = match &self.dummy {
+            Some(name) => ip_cmd(&["link", "del", name]),
+            None => ip_cmd(&["addr", "del", &format!("{}/32", self.ip), "dev", "lo"]),
+        };
     }
 }
 
 /// Protected mode refuses a client that is not on loopback: the server
-/// listens on the address of a dummy interface the test creates, and the
-/// test connects to it, so the client's address is that one. Needs root;
-/// skipped otherwise unless `SURGE_REQUIRE_NETNS=1`.
+/// listens on a non-loopback address the test adds ([`TestAddr`]), and the
+/// test connects to it, so the client's address is that one too. Needs
+/// root; skipped otherwise unless `SURGE_REQUIRE_NETNS=1`.
 #[tokio::test]
 async fn protected_mode_refuses_a_non_loopback_client_and_keys_let_it_in() {
-    let (iface, ip) = match DummyIf::create() {
+    let addr = match TestAddr::create() {
         Ok(x) => x,
         Err(why) => {
             assert!(
                 std::env::var("SURGE_REQUIRE_NETNS").as_deref() != Ok("1"),
-                "SURGE_REQUIRE_NETNS=1 but no dummy interface: {why}"
+                "SURGE_REQUIRE_NETNS=1 but no test address: {why}"
             );
             eprintln!("SKIPPED protected_mode_refuses_a_non_loopback_client: {why}");
             return;
         }
     };
-    let listen = format!("{ip}:0");
+    let listen = format!("{}:0", addr.ip);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     {
         let srv = Srv::start_with(|c| {
@@ -588,5 +606,5 @@ async fn protected_mode_refuses_a_non_loopback_client_and_keys_let_it_in() {
         let res = client.get(&url).bearer_auth(READER).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
     }
-    drop(iface);
+    drop(addr);
 }
