@@ -198,24 +198,29 @@ impl Guard {
     /// Lets the request through (with any limit for its handler in its
     /// extensions) or answers 401/403.
     pub fn check(&self, req: &ServiceRequest) -> Result<(), ApiError> {
+        // Without keys, a loopback client (the default set-up) passes
+        // before any route is looked up.
+        let loopback = || req.peer_addr().is_some_and(|a| is_loopback(a.ip()));
+        match self.mode {
+            Mode::Unprotected => return Ok(()),
+            Mode::LoopbackOnly if loopback() => return Ok(()),
+            _ => {}
+        }
         let (allow, param) = rule(req.method(), req.path());
         if allow.contains(&Allow::Open) {
             return Ok(());
         }
         match self.mode {
             Mode::Unprotected => return Ok(()),
+            // A remote client: loopback ones passed above.
             Mode::LoopbackOnly => {
-                return if req.peer_addr().is_some_and(|a| is_loopback(a.ip())) {
-                    Ok(())
-                } else {
-                    Err(ApiError::new(
-                        ErrorCode::Unauthenticated,
-                        "no API keys are configured, so only clients on this machine (loopback) \
-                         are served. Make a key with `surge keys new --name NAME --scope SCOPE`, \
-                         add the printed [[keys]] lines to the server's config and restart; then \
-                         send `Authorization: Bearer <key>`",
-                    ))
-                };
+                return Err(ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "no API keys are configured, so only clients on this machine (loopback) \
+                     are served. Make a key with `surge keys new --name NAME --scope SCOPE`, \
+                     add the printed [[keys]] lines to the server's config and restart; then \
+                     send `Authorization: Bearer <key>`",
+                ));
             }
             Mode::Keys => {}
         }
