@@ -70,6 +70,12 @@ pub struct Config {
     pub feed_inbound_bytes_max: usize,
     pub feed_snapshot_items_max: usize,
     pub feed_conflate_ms_max: u64,
+    /// API keys: `[[keys]]` of the config file, `SURGE_KEYS`, then those of
+    /// `keys_file`, appended at load.
+    pub keys: Vec<crate::auth::KeyConfig>,
+    pub keys_file: String,
+    pub protected_mode: bool,
+    pub allow_non_loopback_without_keys: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +151,17 @@ impl Config {
                     .parse::<bool>()
                     .map(toml::Value::Boolean)
                     .map_err(|e| invalid(name.as_str(), format!("`{raw}`: {e}")))?,
+                Some(toml::Value::Array(_)) => format!("v = {raw}")
+                    .parse::<toml::Table>()
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .filter(toml::Value::is_array)
+                    .ok_or_else(|| {
+                        invalid(
+                            name.as_str(),
+                            "expected a TOML array, e.g. [{ name = \"web\", sha256 = \"...\", scopes = [\"storefront\"] }]",
+                        )
+                    })?,
                 Some(_) => toml::Value::String(raw.clone()),
                 None => return Err(invalid(name.as_str(), format!("unknown key `{key}`"))),
             };
@@ -159,11 +176,40 @@ impl Config {
                 toml::Value::String(dir.display().to_string()),
             );
         }
-        let config: Config = toml::Value::Table(table)
+        let mut config: Config = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| invalid("merged", e))?;
+        config.load_keys_file()?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Appends the keys of `keys_file` (a TOML file of `[[keys]]` tables
+    /// and nothing else), so keys can live apart from the other settings.
+    fn load_keys_file(&mut self) -> Result<(), ConfigError> {
+        if self.keys_file.is_empty() {
+            return Ok(());
+        }
+        let path = PathBuf::from(&self.keys_file);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let origin = path.display().to_string();
+        let mut table = parse_table(&text, &origin)?;
+        if let Some(k) = table.keys().find(|k| *k != "keys") {
+            return Err(invalid(
+                origin,
+                format!("unknown key `{k}` (only [[keys]] here)"),
+            ));
+        }
+        if let Some(keys) = table.remove("keys") {
+            let keys: Vec<crate::auth::KeyConfig> = keys
+                .try_into()
+                .map_err(|e: toml::de::Error| invalid(&origin, e))?;
+            self.keys.extend(keys);
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -261,6 +307,7 @@ impl Config {
         if self.on_hand_max > i64::MAX as u64 {
             return Err(invalid("on_hand_max", "must fit in a signed 64-bit delta"));
         }
+        crate::auth::Keyring::from_config(&self.keys).map_err(|e| invalid("keys", e))?;
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
                 "listen",

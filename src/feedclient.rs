@@ -42,12 +42,21 @@ pub fn feed_url(target: &str, query: &str) -> String {
 }
 
 pub async fn connect(target: &str, query: &str) -> Result<Ws, WsError> {
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(
-        feed_url(target, query),
-        Some(ws_config()),
-        true,
-    )
-    .await?;
+    connect_with_key(target, query, None).await
+}
+
+/// `connect`, sending `key` as `Authorization: Bearer` if given.
+pub async fn connect_with_key(target: &str, query: &str, key: Option<&str>) -> Result<Ws, WsError> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = feed_url(target, query).into_client_request()?;
+    if let Some(key) = key {
+        let value =
+            tokio_tungstenite::tungstenite::http::HeaderValue::from_str(&format!("Bearer {key}"))
+                .map_err(|e| WsError::HttpFormat(e.into()))?;
+        request.headers_mut().insert("authorization", value);
+    }
+    let (ws, _) =
+        tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true).await?;
     Ok(ws)
 }
 
@@ -106,6 +115,9 @@ pub struct WatchOptions {
     /// Reconnect (and resume) this many times after a disconnect.
     #[arg(long, default_value_t = 10)]
     pub reconnects: u32,
+    /// API key (a `feed` scope), sent as `Authorization: Bearer`.
+    #[arg(long)]
+    pub key: Option<String>,
 }
 
 pub async fn watch(o: WatchOptions, mut out: impl std::io::Write) -> anyhow::Result<()> {
@@ -124,7 +136,7 @@ pub async fn watch(o: WatchOptions, mut out: impl std::io::Write) -> anyhow::Res
         if let Some(c) = o.conflate_ms {
             q.push(format!("conflate_ms={c}"));
         }
-        let ended = match connect(&o.target, &q.join("&")).await {
+        let ended = match connect_with_key(&o.target, &q.join("&"), o.key.as_deref()).await {
             Ok(mut ws) => loop {
                 match next_json(&mut ws).await {
                     Ok(Some(v)) => {

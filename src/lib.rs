@@ -25,12 +25,16 @@
 //!   lock and rendered outside it.
 //! - [`api`]: HTTP API v1: routes, request bodies, the one error table,
 //!   the feed's WebSocket endpoint.
+//! - [`auth`]: API keys and scopes without HTTP: keys configured as
+//!   SHA-256 hashes, found in constant time, made by `surge keys new`
+//!   (`api::auth` maps routes to scopes and runs protected mode).
 //! - [`config`], [`clock`], [`telemetry`], [`server`]: settings with their
 //!   precedence, injected time, logging, and the server's run loop.
 
 pub mod actors;
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod core;

@@ -31,6 +31,24 @@ enum Command {
     Loadgen(surge::loadgen::Options),
     /// Print a live feed's messages, one JSON object per line.
     Watch(surge::feedclient::WatchOptions),
+    /// API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new key: prints it once, then the config lines to paste
+    /// (which hold only its SHA-256).
+    New {
+        /// Who holds the key; shown in logs and refusals instead of it.
+        #[arg(long)]
+        name: String,
+        /// admin, storefront, warehouse:<id>, feed, feed:<topic prefix> or
+        /// read; repeat for several.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,7 +69,29 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(surge::feedclient::watch(options, std::io::stdout().lock())),
+        Command::Keys(KeysCommand::New { name, scopes }) => {
+            let (key, config) = surge::auth::new_key(&name, &scopes).map_err(anyhow::Error::msg)?;
+            print!("{}", new_key_text(&key, &config));
+            Ok(())
+        }
     }
+}
+
+/// The key on the first line, alone; then TOML to paste (comments and one
+/// `[[keys]]` table).
+fn new_key_text(key: &str, config: &surge::auth::KeyConfig) -> String {
+    format!(
+        "{key}\n\n\
+         # The key above is shown only now: give it to `{name}`, who sends it as\n\
+         # `Authorization: Bearer <key>`. The server keeps only its SHA-256.\n\
+         # Paste these lines at the end of the server's config file (or of its\n\
+         # keys_file), or set SURGE_KEYS='[{inline}]',\n\
+         # then restart the server.\n\
+         {toml}",
+        name = config.name,
+        inline = config.to_inline_toml(),
+        toml = config.to_toml(),
+    )
 }
 
 /// Exits 1 when the run was set up but the oversell check failed.
@@ -74,6 +114,11 @@ fn loadgen(options: surge::loadgen::Options) -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
+    // Refuses a non-loopback address without keys before binding it or
+    // opening the data directory (`server::run` checks again).
+    if let Ok(addr) = config.listen.parse() {
+        surge::api::auth::Guard::new(&config, addr)?;
+    }
     let listener = std::net::TcpListener::bind(&config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let store = surge::server::open_store(&config)

@@ -28,6 +28,8 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Open(#[from] OpenError),
+    #[error(transparent)]
+    Auth(#[from] api::auth::GuardError),
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
     #[error("storage failed; stopped without closing the log (acknowledged writes are synced)")]
@@ -65,6 +67,14 @@ async fn serve(
     shutdown: impl Future<Output = ()> + 'static,
     ready: Option<std::sync::mpsc::Sender<Arc<Surge>>>,
 ) -> Result<(), ServerError> {
+    // Who may call what; refuses a non-loopback listener without keys
+    // before anything is opened.
+    let guard = api::auth::Guard::new(&config, listener.local_addr()?)?;
+    tracing::info!(
+        mode = guard.mode().as_str(),
+        keys = guard.key_count(),
+        "auth"
+    );
     // Kept so the store can be left open (never dropped) after a failure.
     let store_handle = store.clone();
     let surge = Surge::open(config.clone(), clock, store)?;
@@ -75,8 +85,22 @@ async fn serve(
         // one) and again if the worker is restarted: SKU actors live there.
         data.register_home();
         let cfg = app_config.clone();
+        let guard = guard.clone();
         App::new()
             .app_data(data.clone())
+            // Before routing: protected mode, API keys and scopes.
+            .wrap_fn(move |req, srv| {
+                let call = match guard.check(&req) {
+                    Ok(()) => Ok(srv.call(req)),
+                    Err(e) => Err(req.error_response(e)),
+                };
+                async move {
+                    match call {
+                        Ok(fut) => fut.await,
+                        Err(refused) => Ok(refused),
+                    }
+                }
+            })
             .wrap_fn(|req, srv| {
                 // A debug span: at the default level it is disabled, and a
                 // disabled span formats and allocates nothing.

@@ -20,6 +20,11 @@ pub enum ErrorCode {
     InvalidIdempotencyKey,
     InvalidPath,
     WebsocketRequired,
+    /// No API key, an unknown one, or (in protected mode) a client that is
+    /// not on this machine.
+    Unauthenticated,
+    /// The API key's scopes do not allow this request.
+    Forbidden,
     NotFound,
     WarehouseNotFound,
     SkuNotFound,
@@ -54,6 +59,8 @@ impl ErrorCode {
         Self::InvalidIdempotencyKey,
         Self::InvalidPath,
         Self::WebsocketRequired,
+        Self::Unauthenticated,
+        Self::Forbidden,
         Self::NotFound,
         Self::WarehouseNotFound,
         Self::SkuNotFound,
@@ -107,6 +114,16 @@ impl ErrorCode {
                 "websocket_required",
                 S::BAD_REQUEST,
                 "the feed needs a WebSocket upgrade",
+            ),
+            Self::Unauthenticated => (
+                "unauthenticated",
+                S::UNAUTHORIZED,
+                "no API key, an unknown one, or a remote client in protected mode",
+            ),
+            Self::Forbidden => (
+                "forbidden",
+                S::FORBIDDEN,
+                "the API key's scopes do not allow this request",
             ),
             Self::NotFound => ("not_found", S::NOT_FOUND, "no such route"),
             Self::WarehouseNotFound => ("warehouse_not_found", S::NOT_FOUND, "no such warehouse"),
@@ -282,7 +299,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(self.body())
+        let mut res = HttpResponse::build(self.status);
+        if self.code == ErrorCode::Unauthenticated {
+            res.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        res.json(self.body())
     }
 }
 
@@ -381,6 +402,8 @@ mod tests {
                 | ErrorCode::InvalidIdempotencyKey
                 | ErrorCode::InvalidPath
                 | ErrorCode::WebsocketRequired
+                | ErrorCode::Unauthenticated
+                | ErrorCode::Forbidden
                 | ErrorCode::NotFound
                 | ErrorCode::WarehouseNotFound
                 | ErrorCode::SkuNotFound

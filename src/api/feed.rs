@@ -130,7 +130,17 @@ pub(super) async fn connect(
     };
     let c = app.config();
     // Check what can be checked before the upgrade, as a plain HTTP error.
-    parse_topics(&first.topics, c.feed_topics_max).map_err(|e| ApiError::invalid("topics", e))?;
+    let topics = parse_topics(&first.topics, c.feed_topics_max)
+        .map_err(|e| ApiError::invalid("topics", e))?;
+    let allowed = super::auth::feed_topics(&req);
+    if let Some(allowed) = &allowed {
+        if let Some(t) = topics.iter().find(|t| !allowed.permits(&t.name())) {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("this key may not subscribe to {}", t.name()),
+            ));
+        }
+    }
     check_conflate(first.conflate_ms, c.feed_conflate_ms_max)
         .map_err(|e| ApiError::invalid("conflate_ms", e))?;
     let hub = app.feed().clone();
@@ -163,6 +173,7 @@ pub(super) async fn connect(
             idle_timeout: Duration::from_millis(c.feed_idle_timeout_ms),
             conflate_ms_max: c.feed_conflate_ms_max,
         },
+        allowed,
         subs: Subs::default(),
         cursor: 0,
         conflate: None,
@@ -217,6 +228,8 @@ struct Conn {
     app: App,
     session: Session,
     limits: Limits,
+    /// The topic prefixes its API key is limited to (`feed:<prefix>`).
+    allowed: Option<super::auth::FeedTopics>,
     /// Topic name → deliver only messages with a seq above this (the seq
     /// its snapshot or resume point reflects).
     subs: Subs,
@@ -418,6 +431,12 @@ impl Conn {
             }
             Err(e) => return self.error("invalid_topic", e).await.map(|_| false),
         };
+        if let Some(allowed) = &self.allowed {
+            if let Some(t) = topics.iter().find(|t| !allowed.permits(&t.name())) {
+                let message = format!("this key may not subscribe to {}", t.name());
+                return self.error("forbidden", message).await.map(|_| false);
+            }
+        }
         let new: Vec<&Topic> = topics
             .iter()
             .filter(|t| !self.subs.contains(&t.name()))

@@ -2,6 +2,7 @@
 //! validate, call one [`Surge`] operation, and render the answer; errors go
 //! through the single table in [`error`].
 
+pub mod auth;
 mod dashboard;
 pub mod dto;
 pub mod error;

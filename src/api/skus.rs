@@ -6,7 +6,7 @@ use super::{id, text, App};
 use crate::core::sku::Adjustment;
 use crate::core::{SkuId, WarehouseId};
 use crate::wire::StockView;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 pub fn routes(r: &mut Routes<'_>) {
     r.put("/skus/{sku}", put)
@@ -88,9 +88,12 @@ pub(super) async fn stock(app: App, path: web::Path<String>) -> Result<HttpRespo
 )]
 pub(super) async fn adjust(
     app: App,
+    req: HttpRequest,
     body: web::Json<AdjustmentBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
+    // A `warehouse:<id>` key adjusts only its own warehouse.
+    super::auth::check_warehouse(&req, &b.warehouse)?;
     let sku = id("sku", &b.sku, SkuId::parse)?;
     let warehouse = id("warehouse", &b.warehouse, WarehouseId::parse)?;
     text(app.config(), "reason", &b.reason)?;

@@ -28,17 +28,23 @@ pub struct Response {
 pub struct Conn {
     stream: TcpStream,
     host: String,
+    /// `Authorization: Bearer <key>\r\n`, or empty.
+    auth: Vec<u8>,
     buf: Vec<u8>,
     out: Vec<u8>,
 }
 
 impl Conn {
-    pub async fn connect(addr: &str) -> io::Result<Conn> {
+    /// Connects; every request sends `key` as a bearer token, if given.
+    pub async fn connect(addr: &str, key: Option<&str>) -> io::Result<Conn> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Conn {
             stream,
             host: addr.to_owned(),
+            auth: key
+                .map(|k| format!("Authorization: Bearer {k}\r\n").into_bytes())
+                .unwrap_or_default(),
             buf: Vec::with_capacity(4096),
             out: Vec::with_capacity(1024),
         })
@@ -57,6 +63,7 @@ impl Conn {
         self.out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         self.out.extend_from_slice(self.host.as_bytes());
         self.out.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(&self.auth);
         if let Some(b) = body {
             self.out
                 .extend_from_slice(b"Content-Type: application/json\r\nContent-Length: ");

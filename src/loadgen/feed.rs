@@ -60,6 +60,7 @@ impl Subscribers {
     /// Connects `n` subscribers, the i-th to `topic(i)`; returns once all
     /// are subscribed.
     pub async fn start(
+        key: Option<&str>,
         target: &str,
         n: usize,
         topic: impl Fn(usize) -> String,
@@ -74,7 +75,7 @@ impl Subscribers {
             if conflate_ms > 0 {
                 query.push_str(&format!("&conflate_ms={conflate_ms}"));
             }
-            let mut ws = feedclient::connect(target, &query)
+            let mut ws = feedclient::connect_with_key(target, &query, key)
                 .await
                 .map_err(|e| e.to_string())?;
             loop {

@@ -113,6 +113,12 @@ pub struct Options {
     #[arg(long)]
     #[serde(skip)]
     pub quiet: bool,
+    /// API key sent as `Authorization: Bearer` on every request and feed
+    /// connection (the key `admin`: the run creates its warehouses and SKUs). Never
+    /// written to the report.
+    #[arg(long)]
+    #[serde(skip)]
+    pub key: Option<String>,
 }
 
 impl Options {
@@ -456,6 +462,7 @@ pub async fn run(opts: Options) -> Result<Report, LoadgenError> {
     let subscribers = if opts.subscribers > 0 {
         Some(
             feed::Subscribers::start(
+                opts.key.as_deref(),
                 &opts.target,
                 opts.subscribers,
                 |i| opts.subscribe_topic.replace("{sku}", &skus[i % skus.len()]),
@@ -499,7 +506,7 @@ pub async fn run(opts: Options) -> Result<Report, LoadgenError> {
         eprintln!();
     }
     let feed = match subscribers {
-        Some(s) => Some(s.finish(feed_head(&addr).await?).await),
+        Some(s) => Some(s.finish(feed_head(&addr, opts.key.as_deref()).await?).await),
         None => None,
     };
     let mut check = check(&shared, &mut tally).await?;
@@ -566,7 +573,7 @@ async fn setup(
     skus: &[String],
 ) -> Result<(), LoadgenError> {
     let connect = || async {
-        Conn::connect(addr)
+        Conn::connect(addr, opts.key.as_deref())
             .await
             .map_err(|e| LoadgenError::Setup(format!("cannot connect to {addr}: {e}")))
     };
@@ -655,7 +662,7 @@ async fn worker(shared: Arc<Shared>, index: usize) -> Tally {
             None => Instant::now(),
         };
         if conn.is_none() {
-            match Conn::connect(&shared.addr).await {
+            match Conn::connect(&shared.addr, shared.opts.key.as_deref()).await {
                 Ok(c) => conn = Some(c),
                 Err(_) => {
                     tally.error("connect");
@@ -890,13 +897,15 @@ async fn maybe_cancel(
 }
 
 /// The feed's newest seq, once the load has stopped.
-async fn feed_head(addr: &str) -> Result<u64, LoadgenError> {
+async fn feed_head(addr: &str, key: Option<&str>) -> Result<u64, LoadgenError> {
     #[derive(Deserialize)]
     struct Stats {
         seq: u64,
     }
     let fail = |e: String| LoadgenError::Setup(format!("reading /v1/feed/stats: {e}"));
-    let mut conn = Conn::connect(addr).await.map_err(|e| fail(e.to_string()))?;
+    let mut conn = Conn::connect(addr, key)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
     let r = conn
         .request("GET", "/v1/feed/stats", None)
         .await
@@ -923,7 +932,7 @@ struct RowView {
 /// Reads every SKU back and checks the accounting.
 async fn check(shared: &Shared, tally: &mut Tally) -> Result<Check, LoadgenError> {
     let o = &shared.opts;
-    let mut conn = Conn::connect(&shared.addr)
+    let mut conn = Conn::connect(&shared.addr, o.key.as_deref())
         .await
         .map_err(|e| LoadgenError::Setup(format!("cannot connect for the check: {e}")))?;
     // Requests that got no answer may or may not have taken effect.

@@ -518,6 +518,7 @@ async fn surge_watch_prints_snapshots_and_events_as_json_lines() {
         conflate_ms: None,
         count: 2,
         reconnects: 0,
+        key: None,
     };
     let watcher = tokio::spawn(async move {
         let mut out = Vec::new();

@@ -2,6 +2,7 @@
 //! One integration binary; one module per feature.
 
 mod api;
+mod auth;
 mod batch;
 mod child;
 mod common;
