@@ -25,6 +25,8 @@
 //!   lock and rendered outside it.
 //! - [`api`]: HTTP API v1: routes, request bodies, the one error table,
 //!   the feed's WebSocket endpoint.
+//! - [`metrics`]: counters and histograms of atomics that requests and the
+//!   log writer update, rendered in Prometheus text format at scrape time.
 //! - [`config`], [`clock`], [`telemetry`], [`server`]: settings with their
 //!   precedence, injected time, logging, and the server's run loop.
 
@@ -37,6 +39,7 @@ pub mod core;
 pub mod feed;
 pub mod feedclient;
 pub mod loadgen;
+pub mod metrics;
 pub mod projection;
 pub mod server;
 pub mod telemetry;

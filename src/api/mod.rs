@@ -6,6 +6,8 @@ mod dashboard;
 pub mod dto;
 pub mod error;
 mod feed;
+pub mod monitor;
+pub mod observe;
 mod orders;
 mod reservations;
 mod skus;
@@ -40,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
             .error_handler(|e, _| ApiError::new(ErrorCode::InvalidPath, e.to_string()).into()),
     )
     .route("/healthz", web::get().to(healthz))
+    .configure(monitor::routes)
     .configure(dashboard::routes)
     .service(
         // Resources are tried in order, and a path with `{..}` segments is
