@@ -97,21 +97,23 @@ impl Histogram {
         self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 
-    /// (sum in the exported unit, count, cumulative buckets).
+    /// (sum in the exported unit, count, buckets each with its own count:
+    /// the encoder makes them cumulative).
     fn export(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let mut cumulative = 0;
+        let mut count = 0;
         let mut buckets = Vec::with_capacity(self.counts.len());
         for (i, c) in self.counts.iter().enumerate() {
-            cumulative += c.load(Ordering::Relaxed);
+            let n = c.load(Ordering::Relaxed);
+            count += n;
             let bound = self
                 .bounds_exported
                 .get(i)
                 .copied()
                 .unwrap_or(f64::INFINITY);
-            buckets.push((bound, cumulative));
+            buckets.push((bound, n));
         }
         let sum = self.sum.load(Ordering::Relaxed) as f64 * self.scale;
-        (sum, cumulative, buckets)
+        (sum, count, buckets)
     }
 }
 
@@ -495,7 +497,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_histogram_counts_each_value_in_its_bucket_and_exports_them_cumulated() {
+    fn a_histogram_counts_each_value_in_its_bucket() {
         let h = Histogram::sizes(&[1.0, 4.0]);
         for v in [0, 1, 2, 4, 5, 100] {
             h.observe(v);
@@ -503,7 +505,7 @@ mod tests {
         let (sum, count, buckets) = h.export();
         assert_eq!(count, 6);
         assert_eq!(sum, 112.0);
-        assert_eq!(buckets, vec![(1.0, 2), (4.0, 4), (f64::INFINITY, 6)]);
+        assert_eq!(buckets, vec![(1.0, 2), (4.0, 2), (f64::INFINITY, 2)]);
     }
 
     #[test]
@@ -537,6 +539,9 @@ mod tests {
             r#"surge_reservations_refused_total{code="insufficient_stock"} 1"#,
             "surge_rate_limited_total 0",
             "surge_wal_group_entries_count 0",
+            r#"surge_http_request_duration_seconds_bucket{method="POST",route="/v1/reservations",le="0.0001"} 0"#,
+            r#"surge_http_request_duration_seconds_bucket{method="POST",route="/v1/reservations",le="0.00025"} 1"#,
+            r#"surge_http_request_duration_seconds_bucket{method="POST",route="/v1/reservations",le="+Inf"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }

@@ -16,6 +16,7 @@ mod golden;
 mod holds;
 mod limits;
 mod loadgen;
+mod metrics;
 mod orders;
 mod snapshots;
 mod tidy;
