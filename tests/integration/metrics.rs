@@ -188,6 +188,13 @@ async fn every_named_series_is_exposed_and_moves_under_load() {
     assert!(moved("surge_wal_group_entries_count") >= 6.0);
     assert!(moved("surge_wal_sync_duration_seconds_count") >= 6.0);
     assert!(moved("surge_feed_messages_total") > 0.0);
+
+    // The counts are rebuilt from the log at start.
+    let srv = srv.restart();
+    let m = scrape(&srv).await;
+    assert_eq!(at(&m, "surge_holds_open"), 4.0, "{m:?}");
+    assert_eq!(at(&m, r#"surge_orders{status="placed"}"#), 1.0);
+    assert_eq!(at(&m, r#"surge_orders{status="cancelled"}"#), 1.0);
 }
 
 #[tokio::test]
@@ -407,4 +414,31 @@ async fn json_log_format_writes_one_json_object_per_line_with_request_ids() {
     assert!(lines
         .iter()
         .any(|l| l["fields"]["message"] == "surge serving"));
+}
+
+#[tokio::test]
+async fn counts_and_snapshot_age_come_back_from_a_snapshot() {
+    let srv = Srv::start_with(|c| c.snapshot_every_events = 1);
+    srv.warehouse("w1", 1).await;
+    srv.sku("tee", None, &[("w1", 5)]).await;
+    for _ in 0..3 {
+        let (s, b) = srv
+            .post("/v1/reservations", json!({"sku": "tee", "qty": 1}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let stats = srv.bg().surge.checkpoint_stats();
+    let covered = eventually(Duration::from_secs(10), async || {
+        stats.last_seq.load(Ordering::Acquire) >= 5
+    })
+    .await;
+    assert!(covered, "no snapshot of every event");
+    let m = scrape(&srv).await;
+    assert!(at(&m, "surge_snapshots_total") >= 1.0);
+    assert!(at(&m, "surge_snapshot_age_seconds") < 10.0, "{m:?}");
+    // Started again with the log truncated: the holds come from the
+    // snapshot alone.
+    let srv = srv.restart();
+    let m = scrape(&srv).await;
+    assert_eq!(at(&m, "surge_holds_open"), 3.0, "{m:?}");
 }
