@@ -171,6 +171,7 @@ async fn open_while_starting(
 ) -> Result<Arc<Surge>, ServerError> {
     let stand_in = HttpServer::new(|| App::new().configure(api::monitor::starting_routes))
         .workers(1)
+        .shutdown_timeout(1)
         .client_request_timeout(Duration::from_millis(config.http_request_timeout_ms))
         .disable_signals()
         .listen(listener.try_clone()?)?
@@ -180,7 +181,11 @@ async fn open_while_starting(
     let (c, k, s) = (config.clone(), clock.clone(), store.clone());
     let replayed =
         actix_rt::task::spawn_blocking(move || Surge::replay(&c, k.as_ref(), s.as_ref())).await;
-    handle.stop(false).await;
+    // Paused first, so its accept thread lets go of the listener before its
+    // worker stops (a connection accepted by a stopped worker is dropped);
+    // what is queued meanwhile waits in the backlog for the real server.
+    handle.pause().await;
+    handle.stop(true).await;
     let _ = running.await;
     let replayed = replayed.map_err(|_| std::io::Error::other("replay panicked"))??;
     Ok(Surge::start(config.clone(), clock, store, replayed)?)
