@@ -20,6 +20,7 @@ pub struct Config {
     pub listen: String,
     pub data_dir: PathBuf,
     pub log: String,
+    pub log_format: crate::telemetry::LogFormat,
     pub http_workers: usize,
     pub http_connections_max: usize,
     pub http_backlog: u32,

@@ -28,6 +28,8 @@
 //! - [`auth`]: API keys and scopes without HTTP: keys configured as
 //!   SHA-256 hashes, found in constant time, made by `surge keys new`
 //!   (`api::auth` maps routes to scopes and runs protected mode).
+//! - [`metrics`]: counters and histograms of atomics that requests and the
+//!   log writer update, rendered in Prometheus text format at scrape time.
 //! - [`config`], [`clock`], [`telemetry`], [`server`]: settings with their
 //!   precedence, injected time, logging, and the server's run loop.
 
@@ -41,6 +43,7 @@ pub mod core;
 pub mod feed;
 pub mod feedclient;
 pub mod loadgen;
+pub mod metrics;
 pub mod projection;
 pub mod server;
 pub mod telemetry;

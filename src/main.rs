@@ -61,7 +61,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             let env: HashMap<String, String> = std::env::vars().collect();
             let config = Config::load(config.as_deref(), &env, &Overrides { listen, data_dir })?;
-            surge::telemetry::init(&config.log);
+            surge::telemetry::init(&config.log, config.log_format);
             serve(config)
         }
         Command::Loadgen(options) => loadgen(options),

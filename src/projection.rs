@@ -16,8 +16,8 @@
 
 use crate::core::sku::FactsError;
 use crate::core::{
-    order, routing, Event, HoldId, HoldStatus, Millis, Order, OrderId, ReleaseReason, SkuId,
-    SkuState, Warehouse, WarehouseId,
+    order, routing, Event, HoldId, HoldStatus, Millis, Order, OrderId, OrderStatus, ReleaseReason,
+    SkuId, SkuState, Warehouse, WarehouseId,
 };
 use crate::core::{Hold, Horizon, IdempotencyRecord};
 use dashmap::DashMap;
@@ -102,6 +102,42 @@ pub struct Projection {
     /// (0 keeps them all). Set by the owner from the clock and
     /// `closed_hold_retention_ms`; see `apply_retention`.
     pub history_horizon: AtomicU64,
+    /// Open holds and orders by status, kept as records change.
+    pub counts: RecordCounts,
+}
+
+/// Records by status, counted as the read model changes (for `/metrics`,
+/// so a scrape reads three numbers, not millions of records).
+#[derive(Debug, Default)]
+pub struct RecordCounts {
+    pub holds_open: AtomicU64,
+    pub orders_placed: AtomicU64,
+    pub orders_cancelled: AtomicU64,
+}
+
+impl RecordCounts {
+    fn order(&self, status: OrderStatus) -> &AtomicU64 {
+        match status {
+            OrderStatus::Placed => &self.orders_placed,
+            OrderStatus::Cancelled => &self.orders_cancelled,
+        }
+    }
+
+    /// Orders in memory, by status name.
+    pub fn orders(&self) -> Vec<(&'static str, u64)> {
+        [OrderStatus::Placed, OrderStatus::Cancelled]
+            .into_iter()
+            .map(|s| (s.as_str(), self.order(s).load(Ordering::Relaxed)))
+            .collect()
+    }
+}
+
+fn incr(n: &AtomicU64) {
+    n.fetch_add(1, Ordering::Relaxed);
+}
+
+fn decr(n: &AtomicU64) {
+    let _ = n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
 }
 
 impl Projection {
@@ -156,12 +192,14 @@ impl Projection {
         let open = |h: &HoldRecord| h.status == HoldStatus::Active;
         if at < self.history_horizon.load(Ordering::Relaxed) {
             let (_, h) = self.holds.remove_if(&id, |_, h| open(h))?;
+            decr(&self.counts.holds_open);
             return Some((h.hold.warehouse, h.hold.qty));
         }
         let mut h = self.holds.get_mut(&id)?;
         if !open(&h) {
             return None;
         }
+        decr(&self.counts.holds_open);
         h.status = status;
         h.order = order;
         h.closed_at = Some(at);
@@ -263,11 +301,11 @@ impl Projection {
                     );
                 }
                 Forgettable::Order(id) => {
-                    orders += usize::from(
-                        self.orders
-                            .remove_if(id, |_, o| !horizon.keeps_order(o))
-                            .is_some(),
-                    );
+                    if let Some((_, o)) = self.orders.remove_if(id, |_, o| !horizon.keeps_order(o))
+                    {
+                        decr(self.counts.order(o.status));
+                        orders += 1;
+                    }
                 }
                 Forgettable::Key(k) => {
                     keys += usize::from(
@@ -307,7 +345,7 @@ impl Projection {
                 self.apply_to_sku(sku, event)
             }
             Event::HoldCreated { hold, .. } => {
-                self.holds.insert(
+                let old = self.holds.insert(
                     hold.id,
                     Box::new(HoldRecord {
                         hold: hold.clone(),
@@ -316,6 +354,9 @@ impl Projection {
                         closed_at: None,
                     }),
                 );
+                if old.is_none_or(|h| h.status != HoldStatus::Active) {
+                    incr(&self.counts.holds_open);
+                }
                 if let Some(mut s) = self.skus.get_mut(&hold.sku) {
                     s.add_reserved(&hold.warehouse, hold.qty);
                 }
@@ -380,13 +421,21 @@ impl Projection {
             Event::OrderPlaced {
                 order, idempotency, ..
             } => {
-                self.orders.insert(order.id, order.clone());
+                if let Some(old) = self.orders.insert(order.id, order.clone()) {
+                    decr(self.counts.order(old.status));
+                }
+                incr(self.counts.order(order.status));
                 self.max_order.fetch_max(order.id.0, Ordering::AcqRel);
                 self.remember(idempotency, IdemTarget::Order(order.id));
             }
             Event::OrderCancelled { order: id, .. } => {
                 if let Some(mut o) = self.orders.get_mut(id) {
+                    let before = o.status;
                     order::apply(&mut o, event);
+                    if o.status != before {
+                        decr(self.counts.order(before));
+                        incr(self.counts.order(o.status));
+                    }
                 }
             }
         }
@@ -444,10 +493,14 @@ impl Projection {
             SnapEntry::SkuHold(_) => {}
             SnapEntry::Hold(h) => {
                 self.max_hold.fetch_max(h.hold.id.0, Ordering::AcqRel);
+                if h.status == HoldStatus::Active {
+                    incr(&self.counts.holds_open);
+                }
                 self.holds.insert(h.hold.id, Box::new(h));
             }
             SnapEntry::Order(o) => {
                 self.max_order.fetch_max(o.id.0, Ordering::AcqRel);
+                incr(self.counts.order(o.status));
                 self.orders.insert(o.id, o);
             }
             SnapEntry::Idempotency(k, e) => {

@@ -77,15 +77,17 @@ async fn serve(
     );
     // Kept so the store can be left open (never dropped) after a failure.
     let store_handle = store.clone();
-    let surge = Surge::open(config.clone(), clock, store)?;
+    let surge = open_while_starting(&listener, &config, clock, store).await?;
     let data = web::Data::new(surge.clone());
     let app_config = config.clone();
+    let request_ids = Arc::new(api::observe::RequestIds::default());
     let server = HttpServer::new(move || {
         // Runs on each worker's own arbiter, once per listener (we have
         // one) and again if the worker is restarted: SKU actors live there.
         data.register_home();
         let cfg = app_config.clone();
         let guard = guard.clone();
+        let (metrics, ids) = (data.metrics().clone(), request_ids.clone());
         App::new()
             .app_data(data.clone())
             // Before routing: protected mode, API keys and scopes.
@@ -101,16 +103,16 @@ async fn serve(
                     }
                 }
             })
-            .wrap_fn(|req, srv| {
-                // A debug span: at the default level it is disabled, and a
-                // disabled span formats and allocates nothing.
-                let span =
-                    tracing::debug_span!("request", method = %req.method(), path = %req.path());
-                let fut = srv.call(req);
+            // Outermost (registered last): every request, refused or not,
+            // gets an id, a span and its count and latency.
+            .wrap_fn(move |req, srv| {
+                let (observed, span) = api::observe::begin(&ids, &req);
+                let fut = span.in_scope(|| srv.call(req));
+                let metrics = metrics.clone();
                 async move {
-                    let res = fut.await;
-                    if let Ok(r) = &res {
-                        tracing::debug!(status = r.status().as_u16(), "done");
+                    let mut res = fut.await;
+                    if let Ok(r) = &mut res {
+                        api::observe::finish(observed, &metrics, r);
                     }
                     res
                 }
@@ -181,6 +183,38 @@ async fn serve(
     }
     tracing::info!("stopped");
     Ok(served?)
+}
+
+/// Opens the application. While the log is replayed (on a blocking
+/// thread), a stand-in server on the same listener answers `/readyz`,
+/// `/healthz` and every other request with 503; it stops before the real
+/// one starts.
+async fn open_while_starting(
+    listener: &TcpListener,
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    store: Arc<dyn LogStore>,
+) -> Result<Arc<Surge>, ServerError> {
+    let stand_in = HttpServer::new(|| App::new().configure(api::monitor::starting_routes))
+        .workers(1)
+        .shutdown_timeout(1)
+        .client_request_timeout(Duration::from_millis(config.http_request_timeout_ms))
+        .disable_signals()
+        .listen(listener.try_clone()?)?
+        .run();
+    let handle = stand_in.handle();
+    let running = actix_rt::spawn(stand_in);
+    let (c, k, s) = (config.clone(), clock.clone(), store.clone());
+    let replayed =
+        actix_rt::task::spawn_blocking(move || Surge::replay(&c, k.as_ref(), s.as_ref())).await;
+    // Paused first, so its accept thread lets go of the listener before its
+    // worker stops (a connection accepted by a stopped worker is dropped);
+    // what is queued meanwhile waits in the backlog for the real server.
+    handle.pause().await;
+    handle.stop(true).await;
+    let _ = running.await;
+    let replayed = replayed.map_err(|_| std::io::Error::other("replay panicked"))??;
+    Ok(Surge::start(config.clone(), clock, store, replayed)?)
 }
 
 /// Stops the actors and drains the log on a thread of its own, waiting for

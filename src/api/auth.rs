@@ -43,6 +43,7 @@ pub const ROUTES: &[(&str, &str, &[Allow])] = {
     &[
         ("GET", "/healthz", &[Open]),
         ("GET", "/readyz", &[Open]),
+        ("GET", "/metrics", &[Read]),
         // The dashboard's static files (its data comes from the feed).
         ("GET", "/", &[AnyKey]),
         ("GET", "/assets/{file}", &[AnyKey]),

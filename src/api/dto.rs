@@ -24,6 +24,21 @@ pub struct Health {
     pub storage: &'static str,
 }
 
+/// `GET /readyz` (and `GET /healthz` while the log is replayed).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// Whether the server takes traffic.
+    pub ready: bool,
+    /// `running` while the log is replayed at start, then `done`.
+    pub replay: &'static str,
+    /// `ok` or `failed`; absent while the log is replayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<&'static str>,
+    /// `starting` while the log is replayed; absent after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WarehouseBody {

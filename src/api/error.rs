@@ -50,6 +50,7 @@ pub enum ErrorCode {
     StorageUnavailable,
     TooManyConnections,
     Unavailable,
+    Starting,
 }
 
 impl ErrorCode {
@@ -84,6 +85,7 @@ impl ErrorCode {
         Self::StorageUnavailable,
         Self::TooManyConnections,
         Self::Unavailable,
+        Self::Starting,
     ];
 
     /// The table: wire name, HTTP status, meaning.
@@ -228,11 +230,21 @@ impl ErrorCode {
                 S::SERVICE_UNAVAILABLE,
                 "an internal component is not running",
             ),
+            Self::Starting => (
+                "starting",
+                S::SERVICE_UNAVAILABLE,
+                "the server is replaying its log at start: retry",
+            ),
         }
     }
 
     pub fn as_str(self) -> &'static str {
         self.row().0
+    }
+
+    /// Its position in [`ErrorCode::ALL`] (for tables indexed by code).
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|c| *c == self).unwrap_or(0)
     }
 
     pub fn status(self) -> StatusCode {
@@ -426,7 +438,8 @@ mod tests {
                 | ErrorCode::Overloaded
                 | ErrorCode::StorageUnavailable
                 | ErrorCode::TooManyConnections
-                | ErrorCode::Unavailable => ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1,
+                | ErrorCode::Unavailable
+                | ErrorCode::Starting => ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1,
             }
         }
         for c in ErrorCode::ALL {

@@ -7,6 +7,8 @@ mod dashboard;
 pub mod dto;
 pub mod error;
 mod feed;
+pub mod monitor;
+pub mod observe;
 pub mod openapi;
 mod orders;
 mod reservations;
@@ -52,6 +54,7 @@ pub fn register(cfg: &mut web::ServiceConfig, config: &Config) -> Vec<Registered
     let mut table = Vec::new();
     let mut r = Routes::new(cfg, &mut table);
     r.get("/healthz", healthz);
+    monitor::routes(&mut r);
     dashboard::routes(&mut r);
     // Resources are tried in order, and a path with `{..}` segments is
     // matched by a regex: the hot routes (`POST /v1/reservations`,

@@ -64,6 +64,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     ),
     paths(
         super::healthz,
+        super::monitor::readyz,
+        super::monitor::metrics,
         serve,
         warehouses::list,
         warehouses::get,

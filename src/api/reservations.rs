@@ -137,10 +137,17 @@ pub(super) async fn create_batch(
     let replies: Vec<(u16, Result<&HoldRecord, serde_json::Value>)> = results
         .iter()
         .map(|r| match r {
-            Ok((record, Outcome::Created)) => (201, Ok(record)),
-            Ok((record, Outcome::Replayed)) => (200, Ok(record)),
+            Ok((record, Outcome::Created)) => {
+                app.metrics().reservation_accepted(1);
+                (201, Ok(record))
+            }
+            Ok((record, Outcome::Replayed)) => {
+                app.metrics().reservation_accepted(1);
+                (200, Ok(record))
+            }
             Err(e) => {
                 let e = ApiError::from(e.clone());
+                app.metrics().reservation_refused(e.code);
                 (e.status.as_u16(), Err(e.body()))
             }
         })

@@ -13,6 +13,12 @@ use crate::wal::{self, snapshot, ReplayError, Wal, WalConfig};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// The durable state read at start, before anything runs on it.
+pub struct Replayed {
+    projection: Projection,
+    at: wal::Position,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error(transparent)]
@@ -28,8 +34,31 @@ impl Surge {
         clock: Arc<dyn Clock>,
         store: Arc<dyn LogStore>,
     ) -> Result<Arc<Self>, OpenError> {
+        let replayed = Self::replay(&config, clock.as_ref(), store.as_ref())?;
+        Self::start(config, clock, store, replayed)
+    }
+
+    /// The first half of `open`: the snapshot and the log, read into a
+    /// read model. Touches no actor, so it may run on any thread.
+    pub fn replay(
+        config: &Config,
+        clock: &dyn Clock,
+        store: &dyn LogStore,
+    ) -> Result<Replayed, OpenError> {
+        let (projection, at) = replay(config, clock, store)?;
+        Ok(Replayed { projection, at })
+    }
+
+    /// The second half of `open`: starts the log writer, the checkpointer
+    /// and the actors on what `replay` read.
+    pub fn start(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn LogStore>,
+        replayed: Replayed,
+    ) -> Result<Arc<Self>, OpenError> {
         let config = Arc::new(config);
-        let (projection, at) = replay(&config, clock.as_ref(), store.as_ref())?;
+        let Replayed { projection, at } = replayed;
         let projection = Arc::new(projection);
         if config.durability == crate::wal::Durability::None {
             tracing::warn!("durability = \"none\": writes are acknowledged before they are synced; a crash loses them. Load tests only.");
@@ -90,6 +119,7 @@ impl Surge {
             checkpointer,
             keys: idempotency::Keys::default(),
             warehouses_changed: AtomicU64::new(0),
+            metrics: Arc::default(),
         }))
     }
 }

@@ -25,7 +25,7 @@ mod idempotency;
 mod ops;
 mod queries;
 
-pub use boot::OpenError;
+pub use boot::{OpenError, Replayed};
 pub use idempotency::Idempotency;
 pub use ops::place_order::OrderRequest;
 pub use ops::reserve::ReserveRequest;
@@ -64,6 +64,8 @@ pub struct Surge {
     /// A seq at or after the last acknowledged warehouse change: reads of
     /// the warehouse list wait until the read model has applied it.
     warehouses_changed: AtomicU64,
+    /// Counters the HTTP layer updates (`/metrics`).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Surge {
@@ -83,6 +85,41 @@ impl Surge {
     /// True once storage failed: nothing more is written (fail-stop).
     pub fn storage_failed(&self) -> bool {
         self.wal.is_failed()
+    }
+
+    /// Counters and histograms of requests (`/metrics`).
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// The log writer's group sizes and sync latencies (`/metrics`).
+    pub fn wal_stats(&self) -> &Arc<crate::metrics::WalStats> {
+        self.wal.stats()
+    }
+
+    /// What `/metrics` reports of the state, read now from its owners.
+    pub fn gauges(&self) -> crate::metrics::Gauges {
+        let counts = &self.projection.counts;
+        let snapshots = &self.checkpointer.stats;
+        let feed = self.feed.stats();
+        let since_ms = self
+            .now()
+            .saturating_sub(snapshots.last_at_ms.load(Ordering::Acquire));
+        let failed = self.storage_failed();
+        crate::metrics::Gauges {
+            ready: !failed,
+            storage_failed: failed,
+            durable_seq: self.wal.synced_seq(),
+            holds_open: counts.holds_open.load(Ordering::Relaxed),
+            orders: counts.orders(),
+            snapshots: snapshots.snapshots.load(Ordering::Relaxed),
+            snapshot_failures: snapshots.failures.load(Ordering::Relaxed),
+            snapshot_age_s: since_ms as f64 / 1000.0,
+            feed_clients: feed.connections as u64,
+            feed_messages: feed.seq,
+            feed_cut_off_slow: feed.cut_off_slow,
+            feed_resyncs: feed.resyncs,
+        }
     }
 
     /// What the checkpointer has done (tests, logs).

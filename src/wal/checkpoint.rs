@@ -54,6 +54,9 @@ pub struct CheckpointStats {
     pub last_seq: AtomicU64,
     /// Snapshots that failed.
     pub failures: AtomicU64,
+    /// Clock time (ms) of the last snapshot written, or of the start until
+    /// one is: the snapshot age `/metrics` reports runs from it.
+    pub last_at_ms: AtomicU64,
 }
 
 pub struct Checkpointer {
@@ -75,7 +78,10 @@ impl Checkpointer {
         clock: Arc<dyn Clock>,
     ) -> std::io::Result<Self> {
         let (stop, stopped) = crossbeam_channel::bounded(1);
-        let stats = Arc::new(CheckpointStats::default());
+        let stats = Arc::new(CheckpointStats {
+            last_at_ms: AtomicU64::new(clock.now_ms()),
+            ..CheckpointStats::default()
+        });
         let cancel = Arc::new(AtomicBool::new(false));
         let (s, c) = (stats.clone(), cancel.clone());
         let (gone_tx, gone) = crossbeam_channel::bounded::<()>(0);
@@ -184,6 +190,7 @@ fn run(
                 last_snapshot_at = Instant::now();
                 stats.snapshots.fetch_add(1, Ordering::AcqRel);
                 stats.last_seq.store(last_snapshot_seq, Ordering::Release);
+                stats.last_at_ms.store(clock.now_ms(), Ordering::Release);
                 tracing::info!(
                     seq = last_snapshot_seq,
                     entries = meta.entries,

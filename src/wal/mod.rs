@@ -251,6 +251,8 @@ pub struct Wal {
     writer_gone: Receiver<()>,
     /// Dropping it stops the watchdog.
     watchdog_stop: Mutex<Option<Sender<()>>>,
+    /// Group sizes and sync latencies (`/metrics`).
+    stats: Arc<crate::metrics::WalStats>,
 }
 
 /// How often a shutdown waiting on the writer looks at the log's health.
@@ -282,6 +284,7 @@ impl Wal {
         let applied = Arc::new(watch::Sender::new(at.next_seq - 1));
         let durable_key = Arc::new(AtomicU64::new(at.next_key));
         let busy = Arc::new(Busy::new());
+        let stats = Arc::new(crate::metrics::WalStats::default());
         let (gone_tx, writer_gone) = crossbeam_channel::bounded::<()>(0);
         let mut writer = Writer {
             durable_key: durable_key.clone(),
@@ -298,6 +301,7 @@ impl Wal {
             busy: busy.clone(),
             settled: settled.clone(),
             synced_seq: synced_seq.clone(),
+            stats: stats.clone(),
         };
         let mut applier = Applier {
             rx: apply_rx,
@@ -334,7 +338,13 @@ impl Wal {
             applier: Mutex::new(Some(applier)),
             writer_gone,
             watchdog_stop: Mutex::new(Some(stop_tx)),
+            stats,
         })
+    }
+
+    /// The writer's group sizes and sync latencies.
+    pub fn stats(&self) -> &Arc<crate::metrics::WalStats> {
+        &self.stats
     }
 
     fn durable_handle(&self, done: oneshot::Receiver<Result<Seq, WalError>>) -> Durable {
@@ -528,6 +538,7 @@ struct Writer {
     busy: Arc<Busy>,
     settled: Arc<AtomicU64>,
     synced_seq: Arc<AtomicU64>,
+    stats: Arc<crate::metrics::WalStats>,
 }
 
 /// Applies synced groups in log order, then runs what came with them.
@@ -779,9 +790,12 @@ impl Writer {
         let records = split_records(first, &events, self.record_bytes_max)
             .map_err(|e| StoreError::Io(e.to_string()))?;
         self.busy.enter();
+        let started = Instant::now();
         let written = self.write(&records);
         self.busy.leave();
         written?;
+        self.stats.sync_latency.observe_duration(started.elapsed());
+        self.stats.group_entries.observe(batch.len() as u64);
         // The watchdog gave up on this sync while it ran: its waiters were
         // told the write failed, so nothing of it is published.
         if self.health.is_failed() {

@@ -17,6 +17,7 @@ mod golden;
 mod holds;
 mod limits;
 mod loadgen;
+mod metrics;
 mod openapi;
 mod orders;
 mod snapshots;
