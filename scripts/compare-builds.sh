@@ -10,6 +10,11 @@
 # Cases (50 connections, one hot SKU, durability=fsync): `reserve` (one
 # reservation per request) and `batch` (batches of 16). Each server gets a
 # free port and a fresh data directory.
+#
+# NEW_KEYED=1: the new build runs with an API key configured (so every
+# request is authenticated and checked against its scopes) and the load
+# generator sends it on every request, to both builds (a build without
+# keys ignores the header): the cost of authentication, side by side.
 set -euo pipefail
 old=${1:?usage: compare-builds.sh OLD_BINARY [NEW_BINARY] [ROUNDS] [SECONDS]}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,12 +30,22 @@ server=""
 cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+key=""; keys_new=""
+if [ "${NEW_KEYED:-0}" = 1 ]; then
+  key=$(python3 -c 'import secrets; print("sk_" + secrets.token_hex(24))')
+  hash=$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)
+  keys_new="[{ name = \"bench\", sha256 = \"$hash\", scopes = [\"admin\"] }]"
+fi
 
 # run BINARY MODE -> "items_per_s p50 p99 check"
 run() {
   local port; port=$(free_port)
   rm -rf "$work/data"
-  SURGE_LOG=warn "$1" serve --data-dir "$work/data" --listen "127.0.0.1:$port" &
+  # Only the new build is given the key: an older build refuses unknown
+  # settings.
+  local env=()
+  [ "$1" = "$new" ] && [ -n "$keys_new" ] && env=("SURGE_KEYS=$keys_new")
+  env SURGE_LOG=warn "${env[@]}" "$1" serve --data-dir "$work/data" --listen "127.0.0.1:$port" &
   server=$!
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
@@ -38,6 +53,7 @@ run() {
   done
   local extra=""
   [ "$2" = batch ] && extra="--batch 16"
+  [ -n "$key" ] && extra="$extra --key $key"
   "$new" loadgen --target "http://127.0.0.1:$port" --connections 50 --duration-s "$seconds" \
     --mode "$2" $extra --stock 100000000 --quiet --json "$work/report.json" >/dev/null || true
   kill -TERM "$server"; wait "$server" || true; server=""
