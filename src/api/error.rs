@@ -426,9 +426,12 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
             ErrorCode::UnsupportedMediaType,
             "expected Content-Type: application/json",
         ),
-        J::Payload(actix_web::error::PayloadError::Overflow) => ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            "body exceeds the limit".to_string(),
+        J::Payload(actix_web::error::PayloadError::Overflow) => {
+            ApiError::new(ErrorCode::PayloadTooLarge, "body exceeds the limit")
+        }
+        J::Payload(e) => ApiError::new(
+            ErrorCode::BadRequest,
+            format!("the body could not be read: {e}"),
         ),
         J::Deserialize(e) if e.is_data() => ApiError::new(ErrorCode::InvalidField, e.to_string()),
         J::Deserialize(e) => ApiError::new(ErrorCode::MalformedJson, e.to_string()),
