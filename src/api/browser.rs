@@ -392,6 +392,32 @@ mod tests {
     }
 
     #[test]
+    fn config_refuses_bad_entries_and_takes_good_ones() {
+        use crate::config::{Config, Overrides};
+        let load = |k: &str, v: &str| {
+            let env = [(k.to_string(), v.to_string())].into();
+            Config::load(None, &env, &Overrides::default())
+        };
+        let c = load(
+            "SURGE_HTTP_ALLOWED_HOSTS",
+            r#"["shop.example", "127.0.0.1:8080"]"#,
+        )
+        .unwrap();
+        assert_eq!(c.http_allowed_hosts.len(), 2);
+        assert!(load("SURGE_HTTP_ALLOWED_HOSTS", r#"["http://shop.example"]"#).is_err());
+        let c = load("SURGE_FEED_ALLOWED_ORIGINS", r#"["*"]"#).unwrap();
+        assert_eq!(c.feed_allowed_origins, ["*"]);
+        assert!(load("SURGE_FEED_ALLOWED_ORIGINS", r#"["shop.example"]"#).is_err());
+        assert_eq!(
+            load("SURGE_LOG_CLIENT_ERRORS_PER_S", "0")
+                .unwrap()
+                .log_client_errors_per_s,
+            0
+        );
+        assert!(load("SURGE_LOG_CLIENT_ERRORS_PER_S", "-1").is_err());
+    }
+
+    #[test]
     fn json_media_types() {
         for ok in [
             "application/json",
