@@ -77,6 +77,14 @@ pub struct Config {
     pub keys_file: String,
     pub protected_mode: bool,
     pub allow_non_loopback_without_keys: bool,
+    // --- browsers and the open web
+    /// Hosts a request's `Host` may name (`name` or `name:port`); empty = any.
+    pub http_allowed_hosts: Vec<String>,
+    /// Origins a browser's feed handshake may come from; empty = the
+    /// server's own, `"*"` = any.
+    pub feed_allowed_origins: Vec<String>,
+    /// Log lines clients cause, per kind, per second at most.
+    pub log_client_errors_per_s: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -309,6 +317,10 @@ impl Config {
             return Err(invalid("on_hand_max", "must fit in a signed 64-bit delta"));
         }
         crate::auth::Keyring::from_config(&self.keys).map_err(|e| invalid("keys", e))?;
+        crate::api::browser::validate_hosts(&self.http_allowed_hosts)
+            .map_err(|e| invalid("http_allowed_hosts", e))?;
+        crate::api::browser::validate_origins(&self.feed_allowed_origins)
+            .map_err(|e| invalid("feed_allowed_origins", e))?;
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
                 "listen",

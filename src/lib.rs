@@ -32,6 +32,8 @@
 //!   log writer update, rendered in Prometheus text format at scrape time.
 //! - [`config`], [`clock`], [`telemetry`], [`server`]: settings with their
 //!   precedence, injected time, logging, and the server's run loop.
+//! - [`log_limit`]: token buckets for the log lines clients cause, so
+//!   hostile input cannot flood the log.
 
 pub mod actors;
 pub mod api;
@@ -43,6 +45,7 @@ pub mod core;
 pub mod feed;
 pub mod feedclient;
 pub mod loadgen;
+pub mod log_limit;
 pub mod metrics;
 pub mod projection;
 pub mod server;

@@ -61,7 +61,11 @@ fn main() -> anyhow::Result<()> {
         } => {
             let env: HashMap<String, String> = std::env::vars().collect();
             let config = Config::load(config.as_deref(), &env, &Overrides { listen, data_dir })?;
-            surge::telemetry::init(&config.log, config.log_format);
+            surge::telemetry::init(
+                &config.log,
+                config.log_format,
+                config.log_client_errors_per_s,
+            );
             serve(config)
         }
         Command::Loadgen(options) => loadgen(options),

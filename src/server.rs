@@ -88,8 +88,27 @@ async fn serve(
         let cfg = app_config.clone();
         let guard = guard.clone();
         let (metrics, ids) = (data.metrics().clone(), request_ids.clone());
+        let web_checks = api::browser::Browser::new(&cfg);
         App::new()
             .app_data(data.clone())
+            // After the guard (an unauthenticated request gets its 401
+            // first): Host, media type, encoding and size of every request;
+            // the framework's own errors made JSON (`api/browser.rs`).
+            .wrap_fn(move |req, srv| {
+                let call = match web_checks.check(&req) {
+                    Ok(()) => Ok(srv.call(req)),
+                    Err(e) => Err(req.error_response(e)),
+                };
+                async move {
+                    match call {
+                        Ok(fut) => fut
+                            .await
+                            .map(api::browser::framework_error)
+                            .map_err(api::browser::framework_err),
+                        Err(refused) => Ok(refused),
+                    }
+                }
+            })
             // Before routing: protected mode, API keys and scopes.
             .wrap_fn(move |req, srv| {
                 let call = match guard.check(&req) {

@@ -51,6 +51,15 @@ pub enum ErrorCode {
     TooManyConnections,
     Unavailable,
     Starting,
+    /// The HTTP layer could not read the request (a malformed query string
+    /// or body it refused before any handler ran).
+    BadRequest,
+    /// An error raised by the HTTP framework itself, not by Surge.
+    InternalError,
+    /// A feed handshake from a browser page whose `Origin` is not allowed.
+    OriginNotAllowed,
+    /// The request's `Host` is not in `http_allowed_hosts`.
+    HostNotAllowed,
 }
 
 impl ErrorCode {
@@ -86,6 +95,10 @@ impl ErrorCode {
         Self::TooManyConnections,
         Self::Unavailable,
         Self::Starting,
+        Self::BadRequest,
+        Self::InternalError,
+        Self::OriginNotAllowed,
+        Self::HostNotAllowed,
     ];
 
     /// The table: wire name, HTTP status, meaning.
@@ -234,6 +247,26 @@ impl ErrorCode {
                 "starting",
                 S::SERVICE_UNAVAILABLE,
                 "the server is replaying its log at start: retry",
+            ),
+            Self::BadRequest => (
+                "bad_request",
+                S::BAD_REQUEST,
+                "the HTTP layer could not read the request (query string, body or header)",
+            ),
+            Self::InternalError => (
+                "internal_error",
+                S::INTERNAL_SERVER_ERROR,
+                "the HTTP layer failed on its own; not caused by the request",
+            ),
+            Self::OriginNotAllowed => (
+                "origin_not_allowed",
+                S::FORBIDDEN,
+                "the feed's Origin is not in feed_allowed_origins",
+            ),
+            Self::HostNotAllowed => (
+                "host_not_allowed",
+                S::MISDIRECTED_REQUEST,
+                "the Host header is not in http_allowed_hosts",
             ),
         }
     }
@@ -393,6 +426,13 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
             ErrorCode::UnsupportedMediaType,
             "expected Content-Type: application/json",
         ),
+        J::Payload(actix_web::error::PayloadError::Overflow) => {
+            ApiError::new(ErrorCode::PayloadTooLarge, "body exceeds the limit")
+        }
+        J::Payload(e) => ApiError::new(
+            ErrorCode::BadRequest,
+            format!("the body could not be read: {e}"),
+        ),
         J::Deserialize(e) if e.is_data() => ApiError::new(ErrorCode::InvalidField, e.to_string()),
         J::Deserialize(e) => ApiError::new(ErrorCode::MalformedJson, e.to_string()),
         other => ApiError::new(ErrorCode::MalformedJson, other.to_string()),
@@ -439,7 +479,13 @@ mod tests {
                 | ErrorCode::StorageUnavailable
                 | ErrorCode::TooManyConnections
                 | ErrorCode::Unavailable
-                | ErrorCode::Starting => ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1,
+                | ErrorCode::Starting
+                | ErrorCode::BadRequest
+                | ErrorCode::InternalError
+                | ErrorCode::OriginNotAllowed
+                | ErrorCode::HostNotAllowed => {
+                    ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1
+                }
             }
         }
         for c in ErrorCode::ALL {

@@ -103,6 +103,7 @@ impl Drop for Slot {
     responses(
         (status = 101, description = "Switching to the WebSocket protocol; messages are `ServerMsg`"),
         (status = 400, description = "`invalid_field` (a bad topic or `conflate_ms`) or `websocket_required` (no upgrade)", body = ErrorBody),
+        (status = 403, description = "`origin_not_allowed` (a browser page's `Origin` not in `feed_allowed_origins`) or `forbidden`", body = ErrorBody),
         (status = 503, description = "`too_many_connections`", body = ErrorBody),
     )
 )]
@@ -112,6 +113,7 @@ pub(super) async fn connect(
     body: web::Payload,
     query: web::Query<Query>,
 ) -> Result<HttpResponse, ApiError> {
+    super::browser::check_origin(&req, &app.config().feed_allowed_origins)?;
     let q = query.into_inner();
     let first = Subscribe {
         topics: q

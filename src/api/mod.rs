@@ -3,6 +3,7 @@
 //! through the single table in [`error`].
 
 pub mod auth;
+pub mod browser;
 mod dashboard;
 pub mod dto;
 pub mod error;
@@ -46,6 +47,11 @@ pub fn register(cfg: &mut web::ServiceConfig, config: &Config) -> Vec<Registered
             .error_handler(|e, _| error::json_error(e).into()),
     )
     .app_data(web::PayloadConfig::new(limit))
+    .app_data(web::QueryConfig::default().error_handler(|e, _| {
+        ApiError::new(ErrorCode::InvalidField, format!("query string: {e}"))
+            .with("field", "query")
+            .into()
+    }))
     .app_data(
         web::PathConfig::default()
             .error_handler(|e, _| ApiError::new(ErrorCode::InvalidPath, e.to_string()).into()),

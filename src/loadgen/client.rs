@@ -70,6 +70,10 @@ impl Conn {
             self.out.extend_from_slice(b.len().to_string().as_bytes());
             self.out.extend_from_slice(b"\r\n\r\n");
             self.out.extend_from_slice(b);
+        } else if matches!(method, "POST" | "PUT" | "PATCH") {
+            // Writes are JSON only, even without a body.
+            self.out
+                .extend_from_slice(b"Content-Type: application/json\r\nContent-Length: 0\r\n\r\n");
         } else {
             self.out.extend_from_slice(b"\r\n");
         }

@@ -432,6 +432,7 @@ async fn malformed_and_unknown_requests() {
     let res = srv
         .client
         .post(srv.url("/v1/orders/ord_1/cancel"))
+        .header("content-type", "application/json")
         .body("{nope")
         .send()
         .await

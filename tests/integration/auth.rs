@@ -37,12 +37,14 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut req = srv.client.request(method, srv.url(path));
+    let mut req = srv.client.request(method.clone(), srv.url(path));
     if let Some(k) = bearer {
         req = req.bearer_auth(k);
     }
     if let Some(b) = body {
         req = req.json(&b);
+    } else if crate::common::json_method(&method) {
+        req = req.header(reqwest::header::CONTENT_TYPE, "application/json");
     }
     let res = req.send().await.unwrap();
     let status = res.status();

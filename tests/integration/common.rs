@@ -20,6 +20,17 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     c
 }
 
+/// Whether the server insists on `Content-Type: application/json` for
+/// `method` even without a body.
+pub fn json_method(method: &reqwest::Method) -> bool {
+    [
+        reqwest::Method::POST,
+        reqwest::Method::PUT,
+        reqwest::Method::PATCH,
+    ]
+    .contains(method)
+}
+
 pub struct Srv {
     pub bg: Option<Background>,
     pub dir: tempfile::TempDir,
@@ -111,9 +122,12 @@ impl Srv {
         body: Option<Value>,
         idem: Option<&str>,
     ) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, self.url(path));
+        let mut req = self.client.request(method.clone(), self.url(path));
         if let Some(b) = body {
             req = req.json(&b);
+        } else if json_method(&method) {
+            // The server takes writes as JSON only, body or not.
+            req = req.header(reqwest::header::CONTENT_TYPE, "application/json");
         }
         if let Some(k) = idem {
             req = req.header("Idempotency-Key", k);

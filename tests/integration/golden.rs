@@ -103,9 +103,11 @@ impl Server {
         body: Option<&Value>,
         key: Option<&str>,
     ) -> (StatusCode, Option<String>, Value) {
-        let mut req = self.client.request(method, self.bg().url(path));
+        let mut req = self.client.request(method.clone(), self.bg().url(path));
         if let Some(b) = body {
             req = req.json(b);
+        } else if crate::common::json_method(&method) {
+            req = req.header(reqwest::header::CONTENT_TYPE, "application/json");
         }
         if let Some(k) = key {
             req = req.header("Idempotency-Key", k);

@@ -22,3 +22,4 @@ mod openapi;
 mod orders;
 mod snapshots;
 mod tidy;
+mod web;
