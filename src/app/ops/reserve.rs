@@ -14,6 +14,8 @@ pub struct ReserveRequest {
     pub channel: Option<ChannelId>,
     pub ttl_ms: u64,
     pub idempotency: Option<Idempotency>,
+    /// The API key asking, by name (recorded in the hold).
+    pub created_by: Option<String>,
 }
 
 /// A hold just created, as the read model will show it.
@@ -51,7 +53,14 @@ impl Surge {
     ) -> Result<(HoldRecord, Outcome), CmdError> {
         let _guard = self.begin(&req.idempotency)?;
         match self.recall(&req.idempotency).await? {
-            Some(IdemTarget::Hold(id)) => return Ok((self.hold(id).await?, Outcome::Replayed)),
+            Some(IdemTarget::Hold(id)) => {
+                let record = self.hold(id).await?;
+                // Another key's idempotency key is not this one's to replay.
+                if record.hold.created_by != req.created_by {
+                    return Err(CmdError::IdempotencyKeyReused);
+                }
+                return Ok((record, Outcome::Replayed));
+            }
             Some(IdemTarget::Order(_)) => return Err(CmdError::IdempotencyKeyReused),
             None => {}
         }
@@ -82,6 +91,7 @@ impl Surge {
             now,
             expires_at: now.saturating_add(req.ttl_ms),
             idempotency,
+            created_by: req.created_by,
         }
     }
 }
