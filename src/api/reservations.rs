@@ -6,7 +6,7 @@ use super::error::{ApiError, ErrorCode};
 use super::openapi::ErrorBody;
 use super::routes::Routes;
 use super::{created_json, id, idempotency, idempotency_key, ok_json, qty, ttl, App};
-use crate::app::{Idempotency, Outcome, ReserveRequest};
+use crate::app::{Caller, Idempotency, Outcome, ReserveRequest};
 use crate::config::Config;
 use crate::core::{ChannelId, CustomerId, HoldId, SkuId};
 use crate::projection::HoldRecord;
@@ -59,7 +59,7 @@ pub(super) async fn create(
     let b = body.into_inner();
     let idem = idempotency(&req, "reservations", &b)?;
     let mut request = reserve_request(app.config(), &b, idem)?;
-    request.created_by = super::auth::caller(&req).key;
+    request.caller = super::auth::caller(&req);
     let (record, outcome) = app.reserve(request).await?;
     Ok(created_json(outcome, reservation_bytes(&record)))
 }
@@ -84,7 +84,7 @@ fn reserve_request(
             .transpose()?,
         ttl_ms: ttl(config, b.ttl_ms)?,
         idempotency,
-        created_by: None,
+        caller: Caller::anyone(),
     })
 }
 
@@ -125,7 +125,7 @@ pub(super) async fn create_batch(
         ));
     }
     let mut requests = Vec::with_capacity(items.len());
-    let created_by = super::auth::caller(&req).key;
+    let caller = super::auth::caller(&req);
     for (i, item) in items.into_iter().enumerate() {
         let (b, key) = item.split();
         let at = |e: ApiError| e.with("index", i);
@@ -134,7 +134,7 @@ pub(super) async fn create_batch(
             .transpose()
             .map_err(at)?;
         let mut request = reserve_request(app.config(), &b, idem).map_err(at)?;
-        request.created_by = created_by.clone();
+        request.caller = caller.clone();
         requests.push(request);
     }
     let results = app.reserve_batch(requests).await?;

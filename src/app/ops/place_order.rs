@@ -50,9 +50,9 @@ impl Surge {
             match this.recall(&req.idempotency).await? {
                 Some(IdemTarget::Order(id)) => {
                     let order = this.order(id).await?;
-                    // Another key's idempotency key is not this one's to
-                    // replay.
-                    if order.created_by != req.caller.key {
+                    // What this key may not see, its idempotency key does
+                    // not show it either.
+                    if !req.caller.may_see(order.created_by.as_deref()) {
                         return Err(CmdError::IdempotencyKeyReused);
                     }
                     return Ok((order, Outcome::Replayed));

@@ -1,7 +1,7 @@
 //! `POST /v1/reservations`: hold stock of one SKU for a while.
 
 use crate::actors::{sku, CmdError};
-use crate::app::{Idempotency, Outcome, Surge};
+use crate::app::{Caller, Idempotency, Outcome, Surge};
 use crate::core::sku::ReserveCmd;
 use crate::core::{ChannelId, CustomerId, Hold, HoldStatus, IdempotencyRecord, Millis, SkuId};
 use crate::projection::{HoldRecord, IdemTarget};
@@ -14,8 +14,8 @@ pub struct ReserveRequest {
     pub channel: Option<ChannelId>,
     pub ttl_ms: u64,
     pub idempotency: Option<Idempotency>,
-    /// The API key asking, by name (recorded in the hold).
-    pub created_by: Option<String>,
+    /// The API key asking: recorded in the hold as its creator.
+    pub caller: Caller,
 }
 
 /// A hold just created, as the read model will show it.
@@ -55,8 +55,9 @@ impl Surge {
         match self.recall(&req.idempotency).await? {
             Some(IdemTarget::Hold(id)) => {
                 let record = self.hold(id).await?;
-                // Another key's idempotency key is not this one's to replay.
-                if record.hold.created_by != req.created_by {
+                // What this key may not see, its idempotency key does not
+                // show it either.
+                if !req.caller.may_see(record.hold.created_by.as_deref()) {
                     return Err(CmdError::IdempotencyKeyReused);
                 }
                 return Ok((record, Outcome::Replayed));
@@ -91,7 +92,7 @@ impl Surge {
             now,
             expires_at: now.saturating_add(req.ttl_ms),
             idempotency,
-            created_by: req.created_by,
+            created_by: req.caller.key,
         }
     }
 }
