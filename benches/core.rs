@@ -51,6 +51,7 @@ fn reserve_release(c: &mut Criterion) {
                         now: 1_000,
                         expires_at: 1_000 + next,
                         idempotency: None,
+                        created_by: None,
                     },
                     &pref,
                 )
@@ -97,6 +98,7 @@ fn order_decide_apply(c: &mut Criterion) {
                         reservation: None,
                     }],
                     now: 1_000,
+                    created_by: None,
                 },
                 std::slice::from_ref(&allocation),
             );

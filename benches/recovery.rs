@@ -127,6 +127,7 @@ fn sale_events(total: u64) -> impl Iterator<Item = Event> {
                     channel: None,
                     created_at: now,
                     expires_at: now + 86_400_000,
+                    created_by: None,
                 },
                 idempotency: None,
             }

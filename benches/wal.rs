@@ -28,6 +28,7 @@ fn event(i: u64, sku: &SkuId, wh: &WarehouseId) -> Event {
             channel: None,
             created_at: 1_000,
             expires_at: 901_000,
+            created_by: None,
         },
         idempotency: None,
     }

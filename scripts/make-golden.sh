@@ -19,6 +19,12 @@
 #                Idempotency-Key: key again answers 200 with GET target
 #
 # Usage: scripts/make-golden.sh BINARY NAME     e.g. /tmp/surge-base v1
+#
+# From v3 on holds and orders record the API key that created them: give
+# the server a key in SURGE_KEYS and the same key in GOLDEN_KEY (sent
+# as a bearer token with every request), e.g.
+#   SURGE_KEYS='[{ name = "golden", sha256 = "<sha256 of k>", scopes = ["admin"] }]' \
+#   GOLDEN_KEY=k scripts/make-golden.sh target/debug/surge v3
 # Needs curl, jq and python3 (to find a free port).
 set -euo pipefail
 bin=${1:?usage: make-golden.sh BINARY NAME}
@@ -74,6 +80,7 @@ call() {
   local method=$1 path=$2 body=$3 want=$4 key=${5:-}
   local args=(-s -o "$work/body" -w '%{http_code}' -X "$method" -H 'content-type: application/json')
   [ -n "$key" ] && args+=(-H "Idempotency-Key: $key")
+  [ -n "${GOLDEN_KEY:-}" ] && args+=(-H "Authorization: Bearer $GOLDEN_KEY")
   [ -n "$body" ] && args+=(-d "$body")
   local got
   got=$(curl "${args[@]}" "$base$path")

@@ -64,8 +64,8 @@ fn quote(s: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     Admin,
-    /// Reservations, placing and cancelling orders, reading stock, holds
-    /// and orders.
+    /// Reservations, placing and cancelling orders, reading stock, and the
+    /// holds and orders it created (`app::Caller`).
     Storefront,
     /// One warehouse's stock adjustments and its own record.
     Warehouse(String),

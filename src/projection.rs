@@ -571,6 +571,7 @@ mod tests {
                 now: 100,
                 expires_at: 1_000 + i,
                 idempotency: None,
+                created_by: None,
             };
             let e = s.decide_reserve(cmd, &[w1.clone(), w2.clone()]).unwrap();
             log(&mut s, e);
@@ -612,6 +613,7 @@ mod tests {
             status: crate::core::OrderStatus::Placed,
             created_at: 300,
             updated_at: 300,
+            created_by: None,
         };
         let placed = Event::OrderPlaced {
             order,

@@ -9,13 +9,28 @@
 //! key may adjust only that warehouse's stock ([`check_warehouse`], the
 //! warehouse is in the body) and a `feed:<prefix>` key may subscribe only to
 //! topics under its prefixes ([`FeedTopics`], also in-band subscriptions).
+//!
+//! Every keyed request also carries its key as an [`app::Caller`]: its name
+//! is recorded as the creator of the holds and orders it makes, and a key
+//! let in through `storefront` alone (not `read`, not `admin`) sees and
+//! uses only its own ([`caller`]).
+//!
+//! A browser cannot send `Authorization: Bearer` when it loads the
+//! dashboard or opens its WebSocket, so those routes ([`BASIC_ROUTES`])
+//! also take HTTP Basic with the key as the password (any user name): a
+//! 401 on the dashboard's files asks with `WWW-Authenticate: Basic
+//! realm="surge"`, the browser prompts, then resends the credentials with
+//! every request to the server, the feed's WebSocket handshake included.
+//! Because it resends them to any request, cross-site ones too, no route
+//! that changes anything takes Basic.
 
 use super::error::{ApiError, ErrorCode};
-use crate::auth::{Key, Keyring};
+use crate::app::Caller;
+use crate::auth::{Key, Keyring, Scope};
 use crate::config::Config;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::{header, Method};
-use actix_web::{HttpMessage, HttpRequest};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -67,6 +82,19 @@ pub const ROUTES: &[(&str, &str, &[Allow])] = {
     ]
 };
 
+/// The routes that also take HTTP Basic (the key as the password): the
+/// dashboard's files and the feed it opens. Only GETs: a browser attaches
+/// Basic credentials it remembers to cross-site requests too.
+pub const BASIC_ROUTES: &[(&str, &str)] =
+    &[("GET", "/"), ("GET", "/assets/{file}"), ("GET", "/v1/feed")];
+
+/// Of those, the ones whose 401 asks a browser to log in (a WebSocket
+/// cannot show a login prompt; the page it is opened from did).
+const LOGIN_ROUTES: &[(&str, &str)] = &[("GET", "/"), ("GET", "/assets/{file}")];
+
+/// The realm of the dashboard's login.
+pub const REALM: &str = "surge";
+
 /// Whether the table has a row for `method` and `pattern` (parameter names
 /// aside): the tidy test that walks the registered routes asks.
 pub fn has_row(method: &str, pattern: &str) -> bool {
@@ -100,24 +128,42 @@ pub fn rule<'p>(method: &Method, path: &'p str) -> (&'static [Allow], Option<&'p
     } else {
         method.as_str()
     };
-    'rows: for (m, pattern, allow) in ROUTES {
+    for (m, pattern, allow) in ROUTES {
         if *m != method {
             continue;
         }
-        let mut param = None;
-        let mut segments = path.split('/');
-        for want in pattern.split('/') {
-            match segments.next() {
-                Some(seg) if want.starts_with('{') && !seg.is_empty() => param = Some(seg),
-                Some(seg) if seg == want => {}
-                _ => continue 'rows,
-            }
-        }
-        if segments.next().is_none() {
+        if let Some(param) = matches(pattern, path) {
             return (allow, param);
         }
     }
     (ADMIN_ONLY, None)
+}
+
+/// Whether `path` matches `pattern` (`{..}` is one non-empty segment):
+/// `Some` with the last `{..}` segment, if any.
+fn matches<'p>(pattern: &str, path: &'p str) -> Option<Option<&'p str>> {
+    let mut param = None;
+    let mut segments = path.split('/');
+    for want in pattern.split('/') {
+        match segments.next() {
+            Some(seg) if want.starts_with('{') && !seg.is_empty() => param = Some(seg),
+            Some(seg) if seg == want => {}
+            _ => return None,
+        }
+    }
+    segments.next().is_none().then_some(param)
+}
+
+/// Whether a request is one of `routes` (`HEAD` as `GET`).
+fn listed(routes: &[(&str, &str)], method: &Method, path: &str) -> bool {
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    routes
+        .iter()
+        .any(|(m, p)| *m == method && matches(p, path).is_some())
 }
 
 /// How requests are let in.
@@ -168,6 +214,46 @@ pub struct Guard {
 #[error("{0}")]
 pub struct GuardError(String);
 
+/// A request the guard refuses: the error, and on the dashboard's files a
+/// 401 that asks a browser to log in with Basic.
+#[derive(Debug)]
+pub struct Refusal {
+    pub error: ApiError,
+    login: bool,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Refusal {
+            error,
+            login: false,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl ResponseError for Refusal {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        self.error.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = self.error.error_response();
+        if self.login && self.error.code == ErrorCode::Unauthenticated {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static(r#"Basic realm="surge", charset="UTF-8""#),
+            );
+        }
+        res
+    }
+}
+
 impl Guard {
     /// The guard for `config`, for a server listening on `listen`; refuses
     /// a non-loopback address without keys unless the config allows it.
@@ -205,9 +291,9 @@ impl Guard {
         self.keys.len()
     }
 
-    /// Lets the request through (with any limit for its handler in its
-    /// extensions) or answers 401/403.
-    pub fn check(&self, req: &ServiceRequest) -> Result<(), ApiError> {
+    /// Lets the request through (with its [`Caller`] and any limit for its
+    /// handler in its extensions) or answers 401/403.
+    pub fn check(&self, req: &ServiceRequest) -> Result<(), Refusal> {
         // Without keys, a loopback client (the default set-up) passes
         // before any route is looked up.
         let loopback = || req.peer_addr().is_some_and(|a| is_loopback(a.ip()));
@@ -224,26 +310,40 @@ impl Guard {
             Mode::Unprotected => return Ok(()),
             // A remote client: loopback ones passed above.
             Mode::LoopbackOnly => {
-                return Err(ApiError::new(
+                return Err(Refusal::from(ApiError::new(
                     ErrorCode::Unauthenticated,
                     "no API keys are configured, so only clients on this machine (loopback) \
                      are served. Make a key with `surge keys new --name NAME --scope SCOPE`, \
                      add the printed [[keys]] lines to the server's config and restart; then \
                      send `Authorization: Bearer <key>`",
-                ));
+                )));
             }
             Mode::Keys => {}
         }
-        let key = self.authenticate(req)?;
+        let basic = listed(BASIC_ROUTES, req.method(), req.path());
+        let key = self.authenticate(req, basic).map_err(|error| Refusal {
+            error,
+            login: listed(LOGIN_ROUTES, req.method(), req.path()),
+        })?;
+        let caller = |own_only| Caller {
+            key: Some(key.name.clone()),
+            own_only,
+        };
         if key.is_admin() {
+            req.extensions_mut().insert(caller(false));
             return Ok(());
         }
         let mut ok = false;
         for a in allow {
             match a {
                 Allow::Open | Allow::AnyKey => ok = true,
-                Allow::Storefront => ok |= key.has(&crate::auth::Scope::Storefront),
-                Allow::Read => ok |= key.has(&crate::auth::Scope::Read),
+                // Let in as a storefront (not as a reader): its own only.
+                Allow::Storefront if key.has(&Scope::Storefront) => {
+                    req.extensions_mut().insert(caller(true));
+                    return Ok(());
+                }
+                Allow::Storefront => {}
+                Allow::Read => ok |= key.has(&Scope::Read),
                 Allow::Feed if key.has_feed() => {
                     if let Some(prefixes) = key.feed_prefixes() {
                         req.extensions_mut().insert(FeedTopics(prefixes));
@@ -261,11 +361,12 @@ impl Guard {
                 Allow::Feed | Allow::WarehouseInBody => {}
             }
             if ok {
+                req.extensions_mut().insert(caller(false));
                 return Ok(());
             }
         }
         let scopes: Vec<String> = key.scopes.iter().map(|s| s.to_string()).collect();
-        Err(ApiError::new(
+        Err(Refusal::from(ApiError::new(
             ErrorCode::Forbidden,
             format!(
                 "key `{}` (scopes: {}) may not {} {}",
@@ -274,14 +375,21 @@ impl Guard {
                 req.method(),
                 req.path()
             ),
-        ))
+        )))
     }
 
-    fn authenticate(&self, req: &ServiceRequest) -> Result<&Key, ApiError> {
+    /// The key of `Authorization: Bearer <key>`, or with `basic` also of
+    /// `Authorization: Basic` (the key is the password).
+    fn authenticate(&self, req: &ServiceRequest, basic: bool) -> Result<&Key, ApiError> {
+        let expected = if basic {
+            "`Bearer <key>`, or Basic with the key as the password"
+        } else {
+            "`Bearer <key>`"
+        };
         let header = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::Unauthenticated,
-                "this route needs an API key: send `Authorization: Bearer <key>`",
+                format!("this route needs an API key: send `Authorization: {expected}`"),
             )
         })?;
         let presented = header
@@ -289,19 +397,45 @@ impl Guard {
             .ok()
             .and_then(|h| {
                 let (scheme, rest) = h.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+                if scheme.eq_ignore_ascii_case("bearer") {
+                    Some(rest.trim().to_owned())
+                } else if basic && scheme.eq_ignore_ascii_case("basic") {
+                    basic_password(rest.trim())
+                } else {
+                    None
+                }
             })
             .ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::Unauthenticated,
-                    "the Authorization header must be `Bearer <key>`",
+                    format!("the Authorization header must be {expected}"),
                 )
             })?;
         // The key itself never appears in a message or a log line.
         self.keys
-            .find(presented)
+            .find(&presented)
             .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "unknown API key"))
     }
+}
+
+/// The password of Basic credentials (`base64(user ":" password)`).
+fn basic_password(credentials: &str) -> Option<String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(credentials)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (_user, password) = text.split_once(':')?;
+    Some(password.to_owned())
+}
+
+/// The key behind the request, as the application sees it (no key: sees
+/// everything, records no creator).
+pub fn caller(req: &HttpRequest) -> Caller {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_else(Caller::anyone)
 }
 
 /// Refuses a `warehouse:<id>` key (limited by the guard) on any other
@@ -317,6 +451,14 @@ pub fn check_warehouse(req: &HttpRequest, warehouse: &str) -> Result<(), ApiErro
         )),
         _ => Ok(()),
     }
+}
+
+/// The warehouses the request's key is limited to (a `warehouse:<id>` key
+/// on a `WarehouseInBody` route), if any.
+pub fn warehouse_limit(req: &HttpRequest) -> Option<Vec<String>> {
+    req.extensions()
+        .get::<WarehouseLimit>()
+        .map(|WarehouseLimit(mine)| mine.clone())
 }
 
 /// The topic prefixes the request's key is limited to, if any.

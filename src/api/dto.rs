@@ -220,7 +220,13 @@ mod tests {
         ChannelId, CustomerId, Hold, HoldId, HoldStatus, OrderId, SkuId, WarehouseId,
     };
 
-    fn record(customer: bool, channel: bool, order: bool, status: HoldStatus) -> HoldRecord {
+    fn record(
+        customer: bool,
+        channel: bool,
+        order: bool,
+        by: bool,
+        status: HoldStatus,
+    ) -> HoldRecord {
         HoldRecord {
             hold: Hold {
                 id: HoldId(u64::MAX),
@@ -231,6 +237,7 @@ mod tests {
                 channel: channel.then(|| ChannelId::parse("web").unwrap()),
                 created_at: 0,
                 expires_at: 1_700_000_000_123,
+                created_by: by.then(|| "web \"shop\"".to_string()),
             },
             status,
             order: order.then_some(OrderId(12)),
@@ -246,8 +253,14 @@ mod tests {
             HoldStatus::Expired,
             HoldStatus::Consumed,
         ] {
-            for bits in 0..8u8 {
-                all.push(record(bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, status));
+            for bits in 0..16u8 {
+                all.push(record(
+                    bits & 1 != 0,
+                    bits & 2 != 0,
+                    bits & 4 != 0,
+                    bits & 8 != 0,
+                    status,
+                ));
             }
         }
         all

@@ -88,6 +88,7 @@ pub(super) async fn create(
         },
         lines,
         idempotency: idem,
+        caller: super::auth::caller(&req),
     };
     let (order, outcome) = app.place_order(request).await?;
     Ok(created(outcome, OrderView::from(&order)))
@@ -102,11 +103,16 @@ pub(super) async fn create(
     params(("id" = String, Path, description = "Order id (`ord_N`)", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
     responses(
         (status = 200, description = "The order", body = OrderView),
-        (status = 404, description = "`order_not_found`", body = ErrorBody),
+        (status = 404, description = "`order_not_found` (also one another `storefront` key placed)", body = ErrorBody),
     )
 )]
-pub(super) async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let order = app.order(order_id(&path)?).await?;
+pub(super) async fn get(
+    app: App,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = super::auth::caller(&req);
+    let order = app.order_seen_by(order_id(&path)?, &caller).await?;
     Ok(HttpResponse::Ok().json(OrderView::from(&order)))
 }
 
@@ -127,6 +133,7 @@ pub(super) async fn get(app: App, path: web::Path<String>) -> Result<HttpRespons
 )]
 pub(super) async fn cancel(
     app: App,
+    req: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
@@ -145,6 +152,8 @@ pub(super) async fn cancel(
     };
     let reason = body.reason.unwrap_or_else(|| "cancelled".into());
     text(app.config(), "reason", &reason)?;
-    let order = app.cancel_order(id, reason).await?;
+    let order = app
+        .cancel_order(id, reason, super::auth::caller(&req))
+        .await?;
     Ok(HttpResponse::Ok().json(OrderView::from(&order)))
 }

@@ -6,7 +6,7 @@ use super::error::{ApiError, ErrorCode};
 use super::openapi::ErrorBody;
 use super::routes::Routes;
 use super::{created_json, id, idempotency, idempotency_key, ok_json, qty, ttl, App};
-use crate::app::{Idempotency, Outcome, ReserveRequest};
+use crate::app::{Caller, Idempotency, Outcome, ReserveRequest};
 use crate::config::Config;
 use crate::core::{ChannelId, CustomerId, HoldId, SkuId};
 use crate::projection::HoldRecord;
@@ -58,7 +58,8 @@ pub(super) async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let idem = idempotency(&req, "reservations", &b)?;
-    let request = reserve_request(app.config(), &b, idem)?;
+    let mut request = reserve_request(app.config(), &b, idem)?;
+    request.caller = super::auth::caller(&req);
     let (record, outcome) = app.reserve(request).await?;
     Ok(created_json(outcome, reservation_bytes(&record)))
 }
@@ -83,6 +84,7 @@ fn reserve_request(
             .transpose()?,
         ttl_ms: ttl(config, b.ttl_ms)?,
         idempotency,
+        caller: Caller::anyone(),
     })
 }
 
@@ -123,6 +125,7 @@ pub(super) async fn create_batch(
         ));
     }
     let mut requests = Vec::with_capacity(items.len());
+    let caller = super::auth::caller(&req);
     for (i, item) in items.into_iter().enumerate() {
         let (b, key) = item.split();
         let at = |e: ApiError| e.with("index", i);
@@ -130,7 +133,9 @@ pub(super) async fn create_batch(
             .map(|k| idempotency_key(Some(&k), "reservations", &b))
             .transpose()
             .map_err(at)?;
-        requests.push(reserve_request(app.config(), &b, idem).map_err(at)?);
+        let mut request = reserve_request(app.config(), &b, idem).map_err(at)?;
+        request.caller = caller.clone();
+        requests.push(request);
     }
     let results = app.reserve_batch(requests).await?;
     // Each answer's status, and its error body (built once, borrowed below).
@@ -174,11 +179,16 @@ pub(super) async fn create_batch(
     params(("id" = String, Path, description = "Reservation id (`res_N`)", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
     responses(
         (status = 200, description = "The reservation", body = ReservationView),
-        (status = 404, description = "`reservation_not_found`", body = ErrorBody),
+        (status = 404, description = "`reservation_not_found` (also one another `storefront` key created)", body = ErrorBody),
     )
 )]
-pub(super) async fn get(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let record = app.hold(hold_id(&path)?).await?;
+pub(super) async fn get(
+    app: App,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = super::auth::caller(&req);
+    let record = app.hold_seen_by(hold_id(&path)?, &caller).await?;
     Ok(ok_json(reservation_bytes(&record)))
 }
 
@@ -198,12 +208,13 @@ pub(super) async fn get(app: App, path: web::Path<String>) -> Result<HttpRespons
 )]
 pub(super) async fn extend(
     app: App,
+    req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<ExtendBody>,
 ) -> Result<HttpResponse, ApiError> {
     let hold = hold_id(&path)?;
     let ttl_ms = ttl(app.config(), Some(body.ttl_ms))?;
-    let record = app.extend(hold, ttl_ms).await?;
+    let record = app.extend(hold, ttl_ms, super::auth::caller(&req)).await?;
     Ok(ok_json(reservation_bytes(&record)))
 }
 
@@ -220,7 +231,13 @@ pub(super) async fn extend(
         (status = 409, description = "`reservation_not_active`, `reservation_in_use`", body = ErrorBody),
     )
 )]
-pub(super) async fn release(app: App, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let record = app.release(hold_id(&path)?).await?;
+pub(super) async fn release(
+    app: App,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let record = app
+        .release(hold_id(&path)?, super::auth::caller(&req))
+        .await?;
     Ok(ok_json(reservation_bytes(&record)))
 }

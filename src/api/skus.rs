@@ -80,7 +80,7 @@ pub(super) async fn stock(app: App, path: web::Path<String>) -> Result<HttpRespo
     tag = "skus",
     request_body = AdjustmentBody,
     responses(
-        (status = 200, description = "The SKU's stock after the change", body = StockView),
+        (status = 200, description = "The SKU's stock after the change (to a `warehouse:<id>` key: its own rows, totals over them)", body = StockView),
         (status = 400, description = "A field is invalid", body = ErrorBody),
         (status = 404, description = "`sku_not_found` or `warehouse_not_found`", body = ErrorBody),
         (status = 409, description = "`stock_changed` or `stock_below_committed`", body = ErrorBody),
@@ -122,5 +122,11 @@ pub(super) async fn adjust(
     };
     app.adjust(sku.clone(), warehouse, adjustment, b.reason)
         .await?;
-    Ok(HttpResponse::Ok().json(stock_view(&app, &sku).await?))
+    let view = stock_view(&app, &sku).await?;
+    // A `warehouse:<id>` key sees its own rows only.
+    let view = match super::auth::warehouse_limit(&req) {
+        Some(mine) => view.only(&mine),
+        None => view,
+    };
+    Ok(HttpResponse::Ok().json(view))
 }

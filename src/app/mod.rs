@@ -7,6 +7,8 @@
 //!   use, on the HTTP workers' arbiters; warehouse actors and order actors
 //!   sharded by order id on the actor threads).
 //! - `idempotency.rs`: keys in flight, and what a remembered key produced.
+//! - `caller.rs`: the API key behind a request: recorded as the creator of
+//!   holds and orders; a `storefront` key sees only its own.
 //! - `ops/`: one module per write — `reserve`, `reserve_batch`, `extend`,
 //!   `release`, `place_order` (a small process manager), `cancel_order`,
 //!   `adjust_stock`, `upsert_sku`, `upsert_warehouse`, `retention`.
@@ -20,12 +22,14 @@
 //! happened; after, it completes all the same.
 
 mod boot;
+mod caller;
 mod directory;
 mod idempotency;
 mod ops;
 mod queries;
 
 pub use boot::{OpenError, Replayed};
+pub use caller::Caller;
 pub use idempotency::Idempotency;
 pub use ops::place_order::OrderRequest;
 pub use ops::reserve::ReserveRequest;

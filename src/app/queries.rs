@@ -9,7 +9,7 @@
 //! read that would have to wait is refused; a failed store alone does not
 //! stop what was synced before from being applied and read.
 
-use super::Surge;
+use super::{Caller, Surge};
 use crate::actors::{sku, CmdError};
 use crate::core::{routing, HoldId, Order, OrderId, SkuId, SkuState, Warehouse, WarehouseId};
 use crate::projection::{HoldRecord, Projection};
@@ -25,6 +25,25 @@ impl Surge {
             .get(&id)
             .map(|h| h.value().as_ref().clone())
             .ok_or(CmdError::UnknownHold(id))
+    }
+
+    /// Hold `id` as `caller` may see it: one another key created is not
+    /// found, as if it did not exist.
+    pub async fn hold_seen_by(&self, id: HoldId, caller: &Caller) -> Result<HoldRecord, CmdError> {
+        let record = self.hold(id).await?;
+        if !caller.may_see(record.hold.created_by.as_deref()) {
+            return Err(CmdError::UnknownHold(id));
+        }
+        Ok(record)
+    }
+
+    /// Order `id` as `caller` may see it (see [`Surge::hold_seen_by`]).
+    pub async fn order_seen_by(&self, id: OrderId, caller: &Caller) -> Result<Order, CmdError> {
+        let order = self.order(id).await?;
+        if !caller.may_see(order.created_by.as_deref()) {
+            return Err(CmdError::UnknownOrder(id));
+        }
+        Ok(order)
     }
 
     pub async fn order(&self, id: OrderId) -> Result<Order, CmdError> {

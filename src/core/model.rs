@@ -71,10 +71,15 @@ pub struct Hold {
     pub channel: Option<ChannelId>,
     pub created_at: Millis,
     pub expires_at: Millis,
+    /// The name of the API key that created it; `None` without keys (and
+    /// in logs written before keys named one).
+    pub created_by: Option<String>,
 }
 
 /// An open hold as its SKU keeps it: the id is the key and the SKU is the
-/// owner's, so neither is stored again (72 bytes instead of `Hold`'s 96).
+/// owner's, so neither is stored again (72 bytes instead of `Hold`'s 120).
+/// Nor is its creator: no decision of the SKU needs it, and the hold's
+/// record in the read model keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenHold {
     pub warehouse: WarehouseId,
@@ -86,7 +91,7 @@ pub struct OpenHold {
 }
 
 impl OpenHold {
-    /// The whole hold, given its id and SKU.
+    /// The whole hold, given its id and SKU (without its creator).
     pub fn to_hold(&self, id: HoldId, sku: &SkuId) -> Hold {
         Hold {
             id,
@@ -97,6 +102,7 @@ impl OpenHold {
             channel: self.channel.clone(),
             created_at: self.created_at,
             expires_at: self.expires_at,
+            created_by: None,
         }
     }
 }
@@ -188,6 +194,9 @@ pub struct Order {
     pub status: OrderStatus,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// The name of the API key that placed it; `None` without keys (and in
+    /// logs written before keys named one).
+    pub created_by: Option<String>,
 }
 
 /// What one SKU gives to one order: where from, and which holds it uses up.

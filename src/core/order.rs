@@ -15,6 +15,8 @@ pub struct NewOrder {
     pub ship_to: ShipTo,
     pub lines: Vec<OrderLine>,
     pub now: Millis,
+    /// The API key placing it, by name.
+    pub created_by: Option<String>,
 }
 
 /// Groups the SKUs' allocations into one shipment per warehouse.
@@ -45,6 +47,7 @@ pub fn build(new: NewOrder, allocations: &[SkuAllocation]) -> Order {
         status: OrderStatus::Placed,
         created_at: new.now,
         updated_at: new.now,
+        created_by: new.created_by,
     }
 }
 

@@ -33,6 +33,8 @@ pub struct ReserveCmd {
     pub now: Millis,
     pub expires_at: Millis,
     pub idempotency: Option<IdempotencyRecord>,
+    /// The API key asking, by name: recorded in the hold.
+    pub created_by: Option<String>,
 }
 
 /// One line of an order as one SKU sees it.
@@ -433,6 +435,7 @@ impl SkuState {
                         channel: cmd.channel,
                         created_at: cmd.now,
                         expires_at: cmd.expires_at,
+                        created_by: cmd.created_by,
                     },
                     idempotency: cmd.idempotency,
                 });

@@ -27,21 +27,29 @@ let dirty = true;
 
 const $ = (id) => document.getElementById(id);
 
-function setConn(s) {
+function setConn(s, text) {
   const el = $("conn");
   el.dataset.state = s;
-  el.textContent = s;
+  el.textContent = text || s;
 }
 
 function connect() {
   let q = `topics=${TOPICS}&conflate_ms=${CONFLATE_MS}`;
   if (state.seq !== null && state.epoch !== null) q += `&since=${state.seq}&epoch=${state.epoch}`;
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  // With API keys the browser logged in to this page (HTTP Basic, the key
+  // as the password) and sends the same credentials with this handshake by
+  // itself: no key is ever in a URL or in this script.
   ws = new WebSocket(`${proto}//${location.host}/v1/feed?${q}`);
-  ws.onopen = () => { retry = 0; setConn("live"); };
+  let opened = false;
+  ws.onopen = () => { opened = true; retry = 0; setConn("live"); };
   ws.onmessage = (e) => handle(JSON.parse(e.data));
   ws.onclose = () => {
-    setConn("reconnecting");
+    // Refused before it opened, again and again: most likely a key without
+    // the `feed` scope (the server says which in its answer, which a
+    // WebSocket cannot show).
+    const hint = !opened && retry >= 3 ? "reconnecting (refused: does the key have the feed scope?)" : "";
+    setConn("reconnecting", hint);
     retry = Math.min(retry + 1, 10);
     setTimeout(connect, 200 * retry);
   };

@@ -27,6 +27,7 @@ fn hold(n: u64, warehouse: &str, qty: u64, customer: bool) -> crate::core::Hold 
         channel: customer.then(|| ChannelId::parse("web").unwrap()),
         created_at: 1000,
         expires_at: 2000,
+        created_by: None,
     }
 }
 
@@ -78,6 +79,7 @@ fn order() -> Order {
         status: OrderStatus::Placed,
         created_at: 4000,
         updated_at: 4000,
+        created_by: None,
     }
 }
 

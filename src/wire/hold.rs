@@ -22,6 +22,9 @@ pub struct ReservationView {
     /// The order that consumed it, once one has.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    /// The name of the API key that created it (absent without keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
 }
 
 impl From<&HoldRecord> for ReservationView {
@@ -38,6 +41,7 @@ impl From<&HoldRecord> for ReservationView {
             created_at: h.created_at,
             expires_at: h.expires_at,
             order_id: r.order.map(|o| o.to_string()),
+            created_by: h.created_by.clone(),
         }
     }
 }
@@ -113,6 +117,10 @@ pub fn reservation_json(out: &mut Vec<u8>, r: &HoldRecord) {
         out.extend_from_slice(b",\"order_id\":\"");
         let _ = write!(out, "{o}");
         out.push(b'"');
+    }
+    if let Some(by) = &h.created_by {
+        out.extend_from_slice(b",\"created_by\":");
+        json_str(out, by);
     }
     out.push(b'}');
 }

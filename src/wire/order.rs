@@ -69,6 +69,9 @@ pub struct OrderView {
     pub shipments: Vec<ShipmentView>,
     pub created_at: u64,
     pub updated_at: u64,
+    /// The name of the API key that placed it (absent without keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
 }
 
 impl From<&Order> for OrderView {
@@ -95,6 +98,7 @@ impl From<&Order> for OrderView {
             shipments: o.shipments.iter().map(ShipmentView::from).collect(),
             created_at: o.created_at,
             updated_at: o.updated_at,
+            created_by: o.created_by.clone(),
         }
     }
 }

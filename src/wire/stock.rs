@@ -89,6 +89,32 @@ impl From<&SkuState> for StockView {
     }
 }
 
+impl StockView {
+    /// The rows of `warehouses` only, and totals over those rows: what a
+    /// `warehouse:<id>` key sees of a SKU (nothing of other warehouses).
+    pub fn only(mut self, warehouses: &[String]) -> Self {
+        self.warehouses
+            .retain(|r| warehouses.contains(&r.warehouse));
+        let mut t = RowNumbers {
+            on_hand: 0,
+            reserved: 0,
+            allocated: 0,
+            safety_stock: 0,
+            available: 0,
+        };
+        for r in &self.warehouses {
+            let r = &r.row;
+            t.on_hand = t.on_hand.saturating_add(r.on_hand);
+            t.reserved = t.reserved.saturating_add(r.reserved);
+            t.allocated = t.allocated.saturating_add(r.allocated);
+            t.safety_stock = t.safety_stock.saturating_add(r.safety_stock);
+            t.available = t.available.saturating_add(r.available);
+        }
+        self.totals = t;
+        self
+    }
+}
+
 /// A stock row changed (feed `stock_changed`): the row's numbers and the
 /// SKU's total available.
 #[derive(Debug, Clone, Serialize, ToSchema)]

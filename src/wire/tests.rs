@@ -82,6 +82,7 @@ fn hold() -> Hold {
         channel: None,
         created_at: 1000,
         expires_at: 61000,
+        created_by: None,
     }
 }
 
@@ -109,6 +110,7 @@ fn order() -> Order {
         status: OrderStatus::Placed,
         created_at: 2000,
         updated_at: 2500,
+        created_by: None,
     }
 }
 

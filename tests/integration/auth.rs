@@ -580,3 +580,420 @@ async fn protected_mode_refuses_a_non_loopback_client_and_keys_let_it_in() {
     }
     drop(addr);
 }
+
+const APP: &str = "k-app";
+
+/// `keyed`, plus a second storefront key.
+fn two_storefronts(c: &mut Config) {
+    keyed(c);
+    c.keys.push(key("app", APP, &["storefront"]));
+}
+
+async fn stocked(srv: &Srv) {
+    let (s, b) = call(
+        srv,
+        Some(ADMIN),
+        Method::POST,
+        "/v1/stock/adjustments",
+        Some(adjustment("berlin", 20)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+}
+
+fn order_body(reservation: Option<&str>) -> Value {
+    let mut line = json!({"sku": "a", "qty": 1});
+    if let Some(r) = reservation {
+        line["reservation_id"] = json!(r);
+    }
+    json!({"channel": "web", "customer_id": "c1", "ship_to": {"lat": 50.0, "lon": 8.0},
+           "lines": [line]})
+}
+
+/// A storefront key reads, extends, releases and orders from its own holds
+/// only, and reads and cancels its own orders only: another key's are 404,
+/// exactly like ids that do not exist. Admin and read keys see all, with
+/// `created_by`.
+#[tokio::test]
+async fn a_storefront_key_sees_only_its_own_holds_and_orders() {
+    let srv = Srv::start_with(two_storefronts);
+    for (w, p) in [("berlin", 1), ("paris", 2)] {
+        let (s, _) = call(
+            &srv,
+            Some(ADMIN),
+            Method::PUT,
+            &format!("/v1/warehouses/{w}"),
+            Some(json!({"name": w, "location": {"lat": 50.0, "lon": 8.0}, "priority": p})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let (s, _) = call(
+        &srv,
+        Some(ADMIN),
+        Method::PUT,
+        "/v1/skus/a",
+        Some(json!({"name": "a"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    stocked(&srv).await;
+    let reserve = |bearer: &'static str| {
+        call(
+            &srv,
+            Some(bearer),
+            Method::POST,
+            "/v1/reservations",
+            Some(json!({"sku": "a", "qty": 1})),
+        )
+    };
+    let (s, hold) = reserve(WEB).await;
+    assert_eq!(s, StatusCode::CREATED, "{hold}");
+    assert_eq!(hold["created_by"], "web", "{hold}");
+    let id = hold["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/reservations/{id}");
+    let unknown = "/v1/reservations/res_999999";
+
+    // Another storefront key: 404, the same answer as for no such hold.
+    for p in [path.as_str(), unknown] {
+        let (s, b) = call(&srv, Some(APP), Method::GET, p, None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{p}: {b}");
+        assert_eq!(b["code"], "reservation_not_found");
+        let (s, b) = call(
+            &srv,
+            Some(APP),
+            Method::POST,
+            &format!("{p}/extend"),
+            Some(json!({"ttl_ms": 60_000})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{p}: {b}");
+        let (s, b) = call(&srv, Some(APP), Method::DELETE, p, None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{p}: {b}");
+    }
+    for r in [id.as_str(), "res_999999"] {
+        let (s, b) = call(
+            &srv,
+            Some(APP),
+            Method::POST,
+            "/v1/orders",
+            Some(order_body(Some(r))),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{r}: {b}");
+        assert_eq!(b["code"], "reservation_not_found", "{b}");
+    }
+    // Nothing happened to it; admin and read keys see it, and who made it.
+    for k in [ADMIN, READER, WEB] {
+        let (s, b) = call(&srv, Some(k), Method::GET, &path, None).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(b["status"], "active");
+        assert_eq!(b["created_by"], "web");
+    }
+    // Its own key extends it and orders from it.
+    let (s, b) = call(
+        &srv,
+        Some(WEB),
+        Method::POST,
+        &format!("{path}/extend"),
+        Some(json!({"ttl_ms": 60_000})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, order) = call(
+        &srv,
+        Some(WEB),
+        Method::POST,
+        "/v1/orders",
+        Some(order_body(Some(&id))),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{order}");
+    assert_eq!(order["created_by"], "web");
+    let order_path = format!("/v1/orders/{}", order["id"].as_str().unwrap());
+    for p in [order_path.as_str(), "/v1/orders/ord_999999"] {
+        let (s, b) = call(&srv, Some(APP), Method::GET, p, None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{p}: {b}");
+        assert_eq!(b["code"], "order_not_found");
+        let (s, b) = call(
+            &srv,
+            Some(APP),
+            Method::POST,
+            &format!("{p}/cancel"),
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{p}: {b}");
+        assert_eq!(b["code"], "order_not_found");
+    }
+    for k in [ADMIN, READER, WEB] {
+        let (s, b) = call(&srv, Some(k), Method::GET, &order_path, None).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(b["status"], "placed", "not cancelled by the other key");
+        assert_eq!(b["created_by"], "web");
+    }
+    let (s, b) = call(
+        &srv,
+        Some(WEB),
+        Method::POST,
+        &format!("{order_path}/cancel"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["status"], "cancelled");
+
+    // A hold an admin key made is not a storefront's either.
+    let (s, b) = reserve(ADMIN).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(b["created_by"], "ops");
+    let admins = format!("/v1/reservations/{}", b["id"].as_str().unwrap());
+    let (s, _) = call(&srv, Some(WEB), Method::GET, &admins, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = call(&srv, Some(WEB), Method::DELETE, &admins, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, b) = call(&srv, Some(ADMIN), Method::DELETE, &admins, None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["status"], "released");
+
+    // Another key's idempotency key replays nothing of it.
+    let body = json!({"sku": "a", "qty": 1});
+    let mut first = None;
+    for k in [WEB, APP] {
+        let res = srv
+            .client
+            .post(srv.url("/v1/reservations"))
+            .bearer_auth(k)
+            .header("idempotency-key", "same-key")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let b: Value = res.json().await.unwrap();
+        match first {
+            None => {
+                assert_eq!(status, StatusCode::CREATED, "{b}");
+                first = Some(b);
+            }
+            Some(_) => {
+                assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+                assert_eq!(b["code"], "idempotency_key_reused");
+                assert!(b.get("id").is_none(), "{b}");
+            }
+        }
+    }
+}
+
+/// Creators survive a restart (they are in the log and in snapshots).
+#[tokio::test]
+async fn creators_survive_a_restart() {
+    let srv = keyed_server().await;
+    stocked(&srv).await;
+    let (s, hold) = call(
+        &srv,
+        Some(WEB),
+        Method::POST,
+        "/v1/reservations",
+        Some(json!({"sku": "a", "qty": 1})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, order) = call(
+        &srv,
+        Some(WEB),
+        Method::POST,
+        "/v1/orders",
+        Some(order_body(None)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{order}");
+    let srv = srv.restart();
+    for path in [
+        format!("/v1/reservations/{}", hold["id"].as_str().unwrap()),
+        format!("/v1/orders/{}", order["id"].as_str().unwrap()),
+    ] {
+        let (s, b) = call(&srv, Some(READER), Method::GET, &path, None).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(b["created_by"], "web", "{path}: {b}");
+        let (s, _) = call(&srv, Some(WEB), Method::GET, &path, None).await;
+        assert_eq!(s, StatusCode::OK, "{path}");
+    }
+}
+
+/// Without keys nothing is recorded, and the views have no `created_by`.
+#[tokio::test]
+async fn without_keys_no_creator_is_recorded() {
+    let srv = Srv::start();
+    srv.warehouse("w1", 1).await;
+    srv.sku("a", None, &[("w1", 5)]).await;
+    let (s, b) = srv
+        .post("/v1/reservations", json!({"sku": "a", "qty": 1}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert!(b.get("created_by").is_none(), "{b}");
+    let (s, b) = srv
+        .get(&format!("/v1/reservations/{}", b["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(b.get("created_by").is_none(), "{b}");
+}
+
+/// A warehouse key's adjustment answers with its own warehouse's row only,
+/// totals over that row; it cannot read or change another warehouse.
+#[tokio::test]
+async fn a_warehouse_key_sees_nothing_of_other_warehouses() {
+    let srv = keyed_server().await;
+    let (s, b) = call(
+        &srv,
+        Some(ADMIN),
+        Method::POST,
+        "/v1/stock/adjustments",
+        Some(adjustment("paris", 7)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["warehouses"].as_array().unwrap().len(), 1);
+    let (s, b) = call(
+        &srv,
+        Some(BERLIN),
+        Method::POST,
+        "/v1/stock/adjustments",
+        Some(adjustment("berlin", 3)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let rows = b["warehouses"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{b}");
+    assert_eq!(rows[0]["warehouse"], "berlin");
+    assert_eq!(
+        (b["on_hand"].as_u64(), b["available"].as_u64()),
+        (Some(3), Some(3)),
+        "{b}"
+    );
+    assert!(!b.to_string().contains("paris"), "{b}");
+    // The admin sees both.
+    let (s, b) = call(&srv, Some(ADMIN), Method::GET, "/v1/skus/a/stock", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["on_hand"], 10, "{b}");
+    // Nothing else of paris: not its record, not its stock, not the list.
+    for (m, path, body) in [
+        (Method::GET, "/v1/warehouses/paris", None),
+        (Method::GET, "/v1/warehouses", None),
+        (Method::GET, "/v1/skus/a/stock", None),
+        (
+            Method::POST,
+            "/v1/stock/adjustments",
+            Some(adjustment("paris", -1)),
+        ),
+        (
+            Method::PUT,
+            "/v1/warehouses/paris",
+            Some(json!({"name": "p", "location": {"lat": 1.0, "lon": 1.0}, "priority": 0})),
+        ),
+        (Method::GET, "/v1/feed/stats", None),
+    ] {
+        let (s, b) = call(&srv, Some(BERLIN), m, path, body).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {b}");
+        assert!(!b.to_string().contains("\"on_hand\""), "{b}");
+    }
+    let (s, _) = call(
+        &srv,
+        Some(BERLIN),
+        Method::GET,
+        "/v1/feed?topics=warehouse:paris",
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, b) = call(&srv, Some(ADMIN), Method::GET, "/v1/skus/a/stock", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        b["on_hand"], 10,
+        "the refused adjustment changed nothing: {b}"
+    );
+}
+
+fn basic(user: &str, key: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{key}"))
+    )
+}
+
+/// With keys, `/` asks a browser to log in (HTTP Basic, the key as the
+/// password); with the credentials the page and the feed's WebSocket work.
+/// No other route takes Basic.
+#[tokio::test]
+async fn the_dashboard_logs_in_with_basic_and_its_feed_follows() {
+    let srv = keyed_server().await;
+    for path in ["/", "/assets/dashboard.js"] {
+        let res = srv.client.get(srv.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+        assert!(
+            challenge.starts_with(r#"Basic realm="surge""#),
+            "{path}: {challenge}"
+        );
+        let res = srv
+            .client
+            .get(srv.url(path))
+            .header("authorization", basic("anyone", "k-wrong"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let res = srv
+            .client
+            .get(srv.url(path))
+            .header("authorization", basic("me", SKU_FEED))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+    }
+    // The API takes Bearer only (a browser would resend Basic to any
+    // request, cross-site ones too).
+    for (m, path) in [
+        (Method::GET, "/v1/warehouses"),
+        (Method::POST, "/v1/orders/ord_1/cancel"),
+    ] {
+        let res = srv
+            .client
+            .request(m, srv.url(path))
+            .header("authorization", basic("ops", ADMIN))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(res.headers()["www-authenticate"], "Bearer");
+    }
+    // The feed: the handshake with Basic, as a browser resends it.
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let handshake = |key: &str, topics: &str| {
+        let mut request = surge::feedclient::feed_url(&srv.url(""), topics)
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", basic("me", key).parse().unwrap());
+        tokio_tungstenite::connect_async_with_config(
+            request,
+            Some(surge::feedclient::ws_config()),
+            true,
+        )
+    };
+    let (mut ws, _) = handshake(ADMIN, "topics=stock").await.unwrap();
+    let m = surge::feedclient::next_json(&mut ws)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m["type"], "hello", "{m}");
+    // Scopes still hold: a feed key's prefixes, a key with no feed scope.
+    assert!(handshake(SKU_FEED, "topics=sku:a").await.is_ok());
+    assert!(handshake(SKU_FEED, "topics=orders").await.is_err());
+    assert!(handshake(READER, "topics=stock").await.is_err());
+    assert!(handshake("k-wrong", "topics=stock").await.is_err());
+}

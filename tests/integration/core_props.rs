@@ -150,6 +150,7 @@ fn dummy_order(id: u64, cust: u8) -> Order {
         status: OrderStatus::Placed,
         created_at: 0,
         updated_at: 0,
+        created_by: None,
     }
 }
 
@@ -210,6 +211,7 @@ fn run(cmds: Vec<Cmd>) -> Result<(), TestCaseError> {
                         now,
                         expires_at: now + ttl,
                         idempotency: None,
+                        created_by: None,
                     },
                     &pref,
                 );
@@ -424,6 +426,7 @@ fn batch_case(
             now: 1_000,
             expires_at: 2_000,
             idempotency: None,
+            created_by: None,
         })
         .collect();
     let mut one_by_one = s.clone();
@@ -509,6 +512,7 @@ fn book_order(id: u64, now: u64) -> surge::core::Order {
             },
             lines: vec![],
             now,
+            created_by: None,
         },
         &[],
     )

@@ -162,24 +162,81 @@ impl Page {
     }
 }
 
-#[tokio::test]
-async fn the_dashboard_shows_live_numbers_in_a_browser() {
-    let Some(bin) = chromium() else {
+/// Chromium, or `None` (and the test says it was skipped) where it is not
+/// installed and not required.
+fn chromium_or_skip(test: &str) -> Option<String> {
+    let bin = chromium();
+    if bin.is_none() {
         assert!(
             std::env::var("SURGE_REQUIRE_BROWSER").is_err(),
             "SURGE_REQUIRE_BROWSER is set but Chromium is not installed"
         );
-        eprintln!("SKIPPED the_dashboard_shows_live_numbers_in_a_browser: Chromium is not installed (apt-get install -y chromium)");
+        eprintln!("SKIPPED {test}: Chromium is not installed (apt-get install -y chromium)");
+    }
+    bin
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_live_numbers_in_a_browser() {
+    let Some(bin) = chromium_or_skip("the_dashboard_shows_live_numbers_in_a_browser") else {
         return;
     };
     let srv = Srv::start();
+    let url = srv.url("/");
+    shows_live_numbers(&bin, &srv, &url).await;
+}
+
+/// With keys, the browser logs in as a user would at the Basic prompt (the
+/// key as the password, here given in the URL the test opens), then sends
+/// those credentials with the feed's WebSocket handshake by itself.
+#[tokio::test]
+async fn the_dashboard_works_in_a_browser_with_keys() {
+    let Some(bin) = chromium_or_skip("the_dashboard_works_in_a_browser_with_keys") else {
+        return;
+    };
+    use surge::auth::{hash_hex, KeyConfig};
+    const ADMIN: &str = "k-admin";
+    const DASHBOARD: &str = "k-dashboard";
+    let mut srv = Srv::start_with(|c| {
+        c.keys = vec![
+            KeyConfig {
+                name: "ops".into(),
+                sha256: hash_hex(ADMIN),
+                scopes: vec!["admin".into()],
+            },
+            KeyConfig {
+                name: "dashboard".into(),
+                sha256: hash_hex(DASHBOARD),
+                scopes: vec!["feed".into()],
+            },
+        ]
+    });
+    // The test's own API calls use the admin key.
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {ADMIN}").parse().unwrap(),
+    );
+    srv.client = reqwest::Client::builder()
+        .default_headers(headers)
+        .no_proxy()
+        .build()
+        .unwrap();
+    let url = srv
+        .url("/")
+        .replacen("http://", &format!("http://dash:{DASHBOARD}@"), 1);
+    shows_live_numbers(&bin, &srv, &url).await;
+}
+
+/// Opens `url` (the dashboard of `srv`) in Chromium and checks it shows
+/// the live numbers as the API changes them.
+async fn shows_live_numbers(bin: &str, srv: &Srv, url: &str) {
     srv.warehouse("w1", 1).await;
     srv.warehouse("w2", 2).await;
     srv.sku("hot", None, &[("w1", 6), ("w2", 4)]).await;
-    let (_browser, port) = launch(&bin);
+    let (_browser, port) = launch(bin);
     let mut page = Page::open(port).await;
-    page.call("Page.navigate", json!({"url": srv.url("/")}))
-        .await;
+    page.call("Page.navigate", json!({"url": url})).await;
 
     let total = r#"tr.total[data-sku="hot"] td.available"#;
     page.shows(total, "10").await.unwrap();

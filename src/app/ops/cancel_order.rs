@@ -3,7 +3,7 @@
 
 use crate::actors::order::Cancel;
 use crate::actors::{sku, CmdError};
-use crate::app::Surge;
+use crate::app::{Caller, Surge};
 use crate::core::{Event, Order, OrderId};
 use std::sync::Arc;
 
@@ -12,8 +12,13 @@ impl Surge {
         self: &Arc<Self>,
         id: OrderId,
         reason: String,
+        caller: Caller,
     ) -> Result<Order, CmdError> {
         self.detached(move |this| async move {
+            if caller.own_only {
+                // Who placed it never changes: the read model knows.
+                this.order_seen_by(id, &caller).await?;
+            }
             // Its placement is logged but not yet in every SKU actor: a
             // cancellation now could reach a SKU before the placement does.
             if this.directory.is_committing(id) {

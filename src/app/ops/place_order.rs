@@ -15,7 +15,7 @@
 use crate::actors::order::{Forget, Placed, Record};
 use crate::actors::sku::{self, SkuActor};
 use crate::actors::CmdError;
-use crate::app::{Idempotency, Outcome, Surge};
+use crate::app::{Caller, Idempotency, Outcome, Surge};
 use crate::core::sku::LineRequest;
 use crate::core::{
     order, routing, ChannelId, CustomerId, Event, Order, OrderId, OrderLine, Rejection, ShipTo,
@@ -32,6 +32,9 @@ pub struct OrderRequest {
     pub ship_to: ShipTo,
     pub lines: Vec<OrderLine>,
     pub idempotency: Option<Idempotency>,
+    /// The API key placing it: recorded in the order; a key limited to its
+    /// own may use only the holds it created.
+    pub caller: Caller,
 }
 
 /// The SKUs of one order, each with its actor and its lines.
@@ -46,7 +49,13 @@ impl Surge {
             let _guard = this.begin(&req.idempotency)?;
             match this.recall(&req.idempotency).await? {
                 Some(IdemTarget::Order(id)) => {
-                    return Ok((this.order(id).await?, Outcome::Replayed))
+                    let order = this.order(id).await?;
+                    // What this key may not see, its idempotency key does
+                    // not show it either.
+                    if !req.caller.may_see(order.created_by.as_deref()) {
+                        return Err(CmdError::IdempotencyKeyReused);
+                    }
+                    return Ok((order, Outcome::Replayed));
                 }
                 Some(IdemTarget::Hold(_)) => return Err(CmdError::IdempotencyKeyReused),
                 None => {}
@@ -72,6 +81,7 @@ impl Surge {
                 ship_to: req.ship_to,
                 lines: req.lines,
                 now: self.now(),
+                created_by: req.caller.key,
             },
             &allocations,
         );
@@ -99,7 +109,9 @@ impl Surge {
                     let rec = self
                         .hold(h)
                         .await
-                        .map_err(|_| CmdError::UnknownHoldInOrder(h))?;
+                        .ok()
+                        .filter(|r| req.caller.may_see(r.hold.created_by.as_deref()))
+                        .ok_or(CmdError::UnknownHoldInOrder(h))?;
                     if rec.hold.sku != line.sku {
                         return Err(Rejection::ReservationMismatch(format!(
                             "reservation {h} is for sku {}, not {}",

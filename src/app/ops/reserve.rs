@@ -1,7 +1,7 @@
 //! `POST /v1/reservations`: hold stock of one SKU for a while.
 
 use crate::actors::{sku, CmdError};
-use crate::app::{Idempotency, Outcome, Surge};
+use crate::app::{Caller, Idempotency, Outcome, Surge};
 use crate::core::sku::ReserveCmd;
 use crate::core::{ChannelId, CustomerId, Hold, HoldStatus, IdempotencyRecord, Millis, SkuId};
 use crate::projection::{HoldRecord, IdemTarget};
@@ -14,6 +14,8 @@ pub struct ReserveRequest {
     pub channel: Option<ChannelId>,
     pub ttl_ms: u64,
     pub idempotency: Option<Idempotency>,
+    /// The API key asking: recorded in the hold as its creator.
+    pub caller: Caller,
 }
 
 /// A hold just created, as the read model will show it.
@@ -51,7 +53,15 @@ impl Surge {
     ) -> Result<(HoldRecord, Outcome), CmdError> {
         let _guard = self.begin(&req.idempotency)?;
         match self.recall(&req.idempotency).await? {
-            Some(IdemTarget::Hold(id)) => return Ok((self.hold(id).await?, Outcome::Replayed)),
+            Some(IdemTarget::Hold(id)) => {
+                let record = self.hold(id).await?;
+                // What this key may not see, its idempotency key does not
+                // show it either.
+                if !req.caller.may_see(record.hold.created_by.as_deref()) {
+                    return Err(CmdError::IdempotencyKeyReused);
+                }
+                return Ok((record, Outcome::Replayed));
+            }
             Some(IdemTarget::Order(_)) => return Err(CmdError::IdempotencyKeyReused),
             None => {}
         }
@@ -82,6 +92,7 @@ impl Surge {
             now,
             expires_at: now.saturating_add(req.ttl_ms),
             idempotency,
+            created_by: req.caller.key,
         }
     }
 }

@@ -6,11 +6,13 @@
 //!
 //! - `v1.rs`: FROZEN. The first release wrote the core's structs as
 //!   positional postcard; these are copies of them, as encoded.
-//! - `v2.rs`: what this build writes. Each event and snapshot entry is a
-//!   stable numeric kind and its own body.
+//! - `v2.rs`: FROZEN. Each event and snapshot entry is a stable numeric
+//!   kind and its own body.
+//! - `v3.rs`: what this build writes: v2 with the creator (`created_by`,
+//!   an API key's name) of holds and orders; every other body is v2's.
 //!
 //! Reading always upcasts step by step, oldest to newest, then converts to
-//! the core: v1 → v2 → core. A newer server reads every older version; an
+//! the core: v1 → v2 → v3 → core. A newer server reads every older version; an
 //! older one refuses a newer version with [`Newer`], never taking it for
 //! damage or a torn write.
 //!
@@ -37,6 +39,7 @@
 
 pub mod v1;
 pub mod v2;
+pub mod v3;
 
 #[cfg(test)]
 mod tests;
@@ -45,7 +48,7 @@ use crate::core::{self, SkuState};
 use crate::projection::SnapEntry;
 
 /// The format this build writes, and the newest it reads.
-pub const CURRENT: u8 = v2::VERSION;
+pub const CURRENT: u8 = v3::VERSION;
 
 /// Data this build cannot read because a newer one wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -133,7 +136,7 @@ pub fn write_record(
     let mut bodies = Vec::with_capacity(events.len() * 64);
     let mut index = Vec::with_capacity(events.len());
     for e in events {
-        let e = v2::Event::from(*e);
+        let e = v3::Event::from(*e);
         e.write(&mut bodies)?;
         index.push((e.kind(), bodies.len()));
     }
@@ -149,7 +152,7 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
             let events = rec
                 .events
                 .into_iter()
-                .map(|e| core::Event::try_from(v2::Event::from(e)))
+                .map(|e| core::Event::try_from(v3::Event::from(v2::Event::from(e))))
                 .collect::<Result<_, _>>()?;
             Ok((rec.first_seq, events))
         }
@@ -160,6 +163,20 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
                 .into_iter()
                 .map(|t| {
                     v2::Event::read(t.kind, t.body)
+                        .map(v3::Event::from)
+                        .and_then(core::Event::try_from)
+                        .map_err(|e| e.at_version(version))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok((rec.first_seq, events))
+        }
+        v3::VERSION => {
+            let rec: v2::Record<'_> = whole(payload)?;
+            let events = rec
+                .events
+                .into_iter()
+                .map(|t| {
+                    v3::Event::read(t.kind, t.body)
                         .and_then(core::Event::try_from)
                         .map_err(|e| e.at_version(version))
                 })
@@ -189,23 +206,24 @@ fn whole<'a, T: serde::Deserialize<'a>>(payload: &'a [u8]) -> Result<T, SchemaEr
 
 /// The facts of one in-memory snapshot entry, as current-format entries
 /// (a SKU becomes several: its header, its open holds, its allocations).
-pub fn entries_of<'a>(e: &'a SnapEntry, out: &mut impl FnMut(v2::SnapEntry<'a>)) {
+pub fn entries_of<'a>(e: &'a SnapEntry, out: &mut impl FnMut(v3::SnapEntry<'a>)) {
+    let same = v3::SnapEntry::Same;
     match e {
-        SnapEntry::Warehouse(w) => out(v2::SnapEntry::Warehouse(w.into())),
-        SnapEntry::Sku(state) => v2::sku_entries(state, out),
-        SnapEntry::SkuHold(h) => out(v2::SnapEntry::SkuHold(h.into())),
-        SnapEntry::Hold(h) => out(v2::SnapEntry::Hold(h.into())),
-        SnapEntry::Order(o) => out(v2::SnapEntry::Order(o.into())),
-        SnapEntry::Idempotency(key, entry) => out(v2::SnapEntry::Idempotency(
+        SnapEntry::Warehouse(w) => out(same(v2::SnapEntry::Warehouse(w.into()))),
+        SnapEntry::Sku(state) => v2::sku_entries(state, &mut |e| out(same(e))),
+        SnapEntry::SkuHold(h) => out(same(v2::SnapEntry::SkuHold(h.into()))),
+        SnapEntry::Hold(h) => out(v3::SnapEntry::Hold(h.into())),
+        SnapEntry::Order(o) => out(v3::SnapEntry::Order(o.into())),
+        SnapEntry::Idempotency(key, entry) => out(same(v2::SnapEntry::Idempotency(
             v2::Idempotency::from_core(key, entry),
-        )),
+        ))),
         SnapEntry::IdCounters {
             max_hold,
             max_order,
-        } => out(v2::SnapEntry::IdCounters(v2::IdCounters {
+        } => out(same(v2::SnapEntry::IdCounters(v2::IdCounters {
             max_hold: *max_hold,
             max_order: *max_order,
-        })),
+        }))),
     }
 }
 
@@ -224,7 +242,7 @@ const CHUNK_OVERHEAD_BYTES: usize = 10;
 
 impl ChunkBuilder {
     /// Encodes `e` on its own: `(kind, body)`.
-    pub fn encode(e: &v2::SnapEntry<'_>, body: &mut Vec<u8>) -> Result<u16, SchemaError> {
+    pub fn encode(e: &v3::SnapEntry<'_>, body: &mut Vec<u8>) -> Result<u16, SchemaError> {
         body.clear();
         e.write(body)?;
         Ok(e.kind())
@@ -267,7 +285,7 @@ impl ChunkBuilder {
 pub fn read_chunk(
     version: u8,
     payload: &[u8],
-    out: &mut dyn FnMut(v2::SnapEntry<'_>) -> Result<(), SchemaError>,
+    out: &mut dyn FnMut(v3::SnapEntry<'_>) -> Result<(), SchemaError>,
 ) -> Result<u64, SchemaError> {
     match version {
         v1::VERSION => {
@@ -277,7 +295,7 @@ pub fn read_chunk(
             for e in list {
                 v2::upcast_entry(e, &mut |e| {
                     if failed.is_ok() {
-                        failed = out(e);
+                        failed = out(e.into());
                     }
                 });
             }
@@ -288,6 +306,15 @@ pub fn read_chunk(
             let n = chunk.entries.len() as u64;
             for t in chunk.entries {
                 let e = v2::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
+                out(e.into())?;
+            }
+            Ok(n)
+        }
+        v3::VERSION => {
+            let chunk: v2::Chunk<'_> = whole(payload)?;
+            let n = chunk.entries.len() as u64;
+            for t in chunk.entries {
+                let e = v3::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
                 out(e)?;
             }
             Ok(n)
@@ -311,9 +338,22 @@ pub struct Assembler {
 impl Assembler {
     pub fn push(
         &mut self,
-        e: v2::SnapEntry<'_>,
+        e: v3::SnapEntry<'_>,
         out: &mut impl FnMut(SnapEntry),
     ) -> Result<(), SchemaError> {
+        let e = match e {
+            v3::SnapEntry::Hold(h) => {
+                self.finish(out)?;
+                out(SnapEntry::Hold(h.try_into()?));
+                return Ok(());
+            }
+            v3::SnapEntry::Order(o) => {
+                self.finish(out)?;
+                out(SnapEntry::Order(o.try_into()?));
+                return Ok(());
+            }
+            v3::SnapEntry::Same(e) => e,
+        };
         match e {
             v2::SnapEntry::SkuHold(h) => {
                 let hold = core::Hold::try_from(h)?;

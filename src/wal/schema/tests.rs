@@ -43,7 +43,14 @@ fn warehouse() -> impl Strategy<Value = Warehouse> {
         priority,
     })
 }
+/// A key's name, as `created_by` records it, or none.
+fn creator() -> impl Strategy<Value = Option<String>> {
+    prop::option::of(".{1,20}")
+}
 fn hold() -> impl Strategy<Value = Hold> {
+    (hold_without_creator(), creator()).prop_map(|(h, created_by)| Hold { created_by, ..h })
+}
+fn hold_without_creator() -> impl Strategy<Value = Hold> {
     (
         any::<u64>(),
         sku(),
@@ -64,6 +71,7 @@ fn hold() -> impl Strategy<Value = Hold> {
                 channel,
                 created_at,
                 expires_at,
+                created_by: None,
             },
         )
 }
@@ -77,6 +85,9 @@ fn idem() -> impl Strategy<Value = IdempotencyRecord> {
     })
 }
 fn order() -> impl Strategy<Value = Order> {
+    (order_without_creator(), creator()).prop_map(|(o, created_by)| Order { created_by, ..o })
+}
+fn order_without_creator() -> impl Strategy<Value = Order> {
     (
         any::<u64>(),
         channel(),
@@ -117,6 +128,7 @@ fn order() -> impl Strategy<Value = Order> {
                     },
                     created_at: c,
                     updated_at: u,
+                    created_by: None,
                 }
             },
         )
@@ -445,6 +457,70 @@ mod to_v1 {
     }
 }
 
+/// What a format without creators (v1, v2) holds of `e`.
+fn without_creator(e: Event) -> Event {
+    match e {
+        Event::HoldCreated { hold, idempotency } => Event::HoldCreated {
+            hold: Hold {
+                created_by: None,
+                ..hold
+            },
+            idempotency,
+        },
+        Event::OrderPlaced {
+            order,
+            allocations,
+            idempotency,
+        } => Event::OrderPlaced {
+            order: Order {
+                created_by: None,
+                ..order
+            },
+            allocations,
+            idempotency,
+        },
+        other => other,
+    }
+}
+
+/// `[version][crc32 of version and payload]`, then the payload: v2's
+/// framing (and v3's).
+fn framed_as(version: u8, payload: &[u8]) -> Vec<u8> {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&[version]);
+    h.update(payload);
+    let mut out = vec![version];
+    out.extend_from_slice(&h.finalize().to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A v2 record of `events`, as a v2 build wrote it.
+fn v2_record(first_seq: u64, events: &[Event]) -> Vec<u8> {
+    let disk: Vec<v2::Event> = events.iter().map(v2::Event::from).collect();
+    let bodies: Vec<Vec<u8>> = disk
+        .iter()
+        .map(|e| {
+            let mut b = Vec::new();
+            e.write(&mut b).unwrap();
+            b
+        })
+        .collect();
+    let payload = postcard::to_stdvec(&v2::Record {
+        first_seq,
+        events: disk
+            .iter()
+            .zip(&bodies)
+            .map(|(e, b)| v2::Tagged {
+                kind: e.kind(),
+                body: b,
+            })
+            .collect(),
+    })
+    .unwrap();
+    framed_as(2, &payload)
+}
+
 /// A v1 record: `[1][crc32 of the payload]`, then v1's payload.
 fn v1_record(first_seq: u64, events: &[Event]) -> Vec<u8> {
     let payload = postcard::to_stdvec(&v1::Record {
@@ -465,10 +541,10 @@ proptest! {
     fn every_event_round_trips(first_seq in any::<u64>(), events in prop::collection::vec(event(), 0..12)) {
         // core -> on-disk -> core
         for e in &events {
-            let disk = v2::Event::from(e);
+            let disk = v3::Event::from(e);
             let mut body = Vec::new();
             disk.write(&mut body).unwrap();
-            let back = v2::Event::read(disk.kind(), &body).unwrap();
+            let back = v3::Event::read(disk.kind(), &body).unwrap();
             prop_assert_eq!(&back, &disk);
             prop_assert_eq!(&Event::try_from(back).unwrap(), e);
         }
@@ -481,8 +557,40 @@ proptest! {
         prop_assert_eq!(rec.events, events);
     }
 
+    /// v2 logs (written before creators) keep loading: every event as it
+    /// was, with no creator.
+    #[test]
+    fn v2_bytes_read_as_the_values_they_were_written_from_without_creators(first_seq in any::<u64>(), events in prop::collection::vec(event(), 0..12)) {
+        let rec = record::decode(&v2_record(first_seq, &events)).unwrap();
+        prop_assert_eq!(rec.first_seq, first_seq);
+        let want: Vec<Event> = events.into_iter().map(without_creator).collect();
+        prop_assert_eq!(rec.events, want);
+    }
+
+    /// v2 snapshot chunks: hold records and orders with no creator.
+    #[test]
+    fn v2_snapshot_chunks_read_without_creators(hold in hold(), o in order()) {
+        let record = HoldRecord { hold: hold.clone(), status: HoldStatus::Active, order: None, closed_at: None };
+        let entries = [v2::SnapEntry::Hold((&record).into()), v2::SnapEntry::Order((&o).into())];
+        let bodies: Vec<Vec<u8>> = entries.iter().map(|e| { let mut b = Vec::new(); e.write(&mut b).unwrap(); b }).collect();
+        let payload = postcard::to_stdvec(&v2::Chunk {
+            entries: entries.iter().zip(&bodies).map(|(e, b)| v2::Tagged { kind: e.kind(), body: b }).collect(),
+        }).unwrap();
+        let mut back = Vec::new();
+        let mut assembler = Assembler::default();
+        let n = read_chunk(2, &payload, &mut |e| assembler.push(e, &mut |x| back.push(x))).unwrap();
+        assembler.finish(&mut |x| back.push(x)).unwrap();
+        prop_assert_eq!(n, 2);
+        prop_assert_eq!(back, vec![
+            SnapEntry::Hold(HoldRecord { hold: Hold { created_by: None, ..hold }, ..record }),
+            SnapEntry::Order(Order { created_by: None, ..o }),
+        ]);
+    }
+
     #[test]
     fn v1_bytes_read_as_the_values_they_were_written_from(first_seq in any::<u64>(), events in prop::collection::vec(event(), 0..12)) {
+        // v1 had no creators.
+        let events: Vec<Event> = events.into_iter().map(without_creator).collect();
         let rec = record::decode(&v1_record(first_seq, &events)).unwrap();
         prop_assert_eq!(rec.first_seq, first_seq);
         prop_assert_eq!(rec.events, events);
@@ -564,7 +672,7 @@ proptest! {
     }
 
     #[test]
-    fn v1_snapshot_chunks_read_as_facts(state in sku_state(), hold in hold(), o in order()) {
+    fn v1_snapshot_chunks_read_as_facts(state in sku_state(), hold in hold_without_creator(), o in order_without_creator()) {
         // A v1 chunk: a SKU's whole in-memory state, derived indexes
         // included, as the first release wrote it.
         let record = HoldRecord { hold: hold.clone(), status: HoldStatus::Consumed, order: Some(o.id), closed_at: Some(7) };
@@ -636,6 +744,7 @@ fn sku_state() -> impl Strategy<Value = crate::core::SkuState> {
                     now: 10,
                     expires_at: 10 + ttl,
                     idempotency: None,
+                    created_by: None,
                 };
                 if let Ok(e) = s.decide_reserve(cmd, &whs) {
                     s.apply(&e);
@@ -670,6 +779,7 @@ fn sku_state() -> impl Strategy<Value = crate::core::SkuState> {
                         },
                         lines: Vec::new(),
                         now: 10,
+                        created_by: None,
                     },
                     std::slice::from_ref(&p.allocation),
                 );
@@ -784,6 +894,7 @@ fn facts_that_disagree_are_refused() {
         channel: None,
         created_at: 0,
         expires_at: 1,
+        created_by: None,
     });
     assert!(crate::core::SkuState::from_facts(other).is_err());
 }
@@ -811,6 +922,7 @@ fn v1_types_encode_as_the_first_release_did() {
                 channel: None,
                 created_at: 1,
                 expires_at: 1000,
+                created_by: None,
             },
             idempotency: Some(IdempotencyRecord {
                 key: "reservations:k".into(),

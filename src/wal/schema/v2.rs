@@ -1,13 +1,14 @@
-//! Format v2: what this build writes. Its types are separate from the
+//! Format v2: FROZEN (v3 is written now). Its types are separate from the
 //! core's and converted explicitly (`From<&core>` to write, `TryFrom` to
 //! read, which checks ids again); `From<v1::…>` upcasts the old format.
+//! v3 reuses every body here that did not change; it upcasts the rest.
 //!
 //! Each event and each snapshot entry is written as a stable numeric kind
 //! ([`kind`], [`entry`]) and its own postcard body, so a new event or entry
 //! type is a new kind number, not a new format version. Kind numbers are
-//! never reused or renumbered. Once released, the bodies here are frozen
-//! like `v1.rs`: a field added to any of them is a new version module (see
-//! the rules in `schema/mod.rs`).
+//! never reused or renumbered. The bodies here are frozen like `v1.rs`: a
+//! field added to any of them is a new version module (see the rules in
+//! `schema/mod.rs`).
 //!
 //! Strings are `Cow`: written borrowed from the core's values, read
 //! borrowed from the record's bytes where serde can, so neither direction
@@ -282,7 +283,7 @@ pub enum Event<'a> {
     OrderCancelled(OrderCancelled<'a>),
 }
 
-fn put<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), SchemaError> {
+pub(super) fn put<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), SchemaError> {
     postcard::to_io(value, out)
         .map(|_| ())
         .map_err(|e| SchemaError::Payload(e.to_string()))
@@ -290,7 +291,7 @@ fn put<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), SchemaError> {
 
 /// Decodes a whole body: bytes left over mean the kind and the body
 /// disagree, which is damage, not a format to guess at.
-fn take<'a, T: Deserialize<'a>>(body: &'a [u8], what: &str) -> Result<T, SchemaError> {
+pub(super) fn take<'a, T: Deserialize<'a>>(body: &'a [u8], what: &str) -> Result<T, SchemaError> {
     match postcard::take_from_bytes(body) {
         Ok((v, [])) => Ok(v),
         Ok((_, rest)) => Err(SchemaError::Payload(format!(
@@ -497,7 +498,7 @@ pub struct Meta {
 
 // --- core -> v2 (writing) ----------------------------------------------------------
 
-fn s(v: &str) -> Str<'_> {
+pub(super) fn s(v: &str) -> Str<'_> {
     Cow::Borrowed(v)
 }
 
@@ -823,6 +824,8 @@ impl TryFrom<Hold<'_>> for core::Hold {
             channel: h.channel.as_deref().map(channel_id).transpose()?,
             created_at: h.created_at,
             expires_at: h.expires_at,
+            // v2 has no creator (v3 adds it).
+            created_by: None,
         })
     }
 }
@@ -884,6 +887,8 @@ impl TryFrom<Order<'_>> for core::Order {
             status: o.status.into(),
             created_at: o.created_at,
             updated_at: o.updated_at,
+            // v2 has no creator (v3 adds it).
+            created_by: None,
         })
     }
 }
