@@ -77,7 +77,21 @@ pub struct Config {
     pub keys_file: String,
     pub protected_mode: bool,
     pub allow_non_loopback_without_keys: bool,
+    // Slow clients, headers, connections per client, entities.
+    pub http_body_timeout_ms: u64,
+    pub http_body_rate_min_bytes_per_sec: u64,
+    pub http_body_rate_grace_ms: u64,
+    pub http_headers_max: usize,
+    pub http_header_bytes_max: usize,
+    pub http_connections_per_client_max: usize,
+    pub skus_max: usize,
+    pub warehouses_max: usize,
 }
+
+/// actix-http's own limits on a request head (`h1/decoder.rs`): it refuses
+/// more header fields, or a longer head, at parser level with an empty 431.
+pub const ACTIX_HEADERS_MAX: usize = 96;
+pub const ACTIX_HEAD_BYTES_MAX: usize = 131_072;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -264,6 +278,15 @@ impl Config {
                 self.feed_snapshot_items_max as u64,
             ),
             ("text_len_max", self.text_len_max as u64),
+            ("http_body_timeout_ms", self.http_body_timeout_ms),
+            ("http_headers_max", self.http_headers_max as u64),
+            ("http_header_bytes_max", self.http_header_bytes_max as u64),
+            (
+                "http_connections_per_client_max",
+                self.http_connections_per_client_max as u64,
+            ),
+            ("skus_max", self.skus_max as u64),
+            ("warehouses_max", self.warehouses_max as u64),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -307,6 +330,18 @@ impl Config {
         }
         if self.on_hand_max > i64::MAX as u64 {
             return Err(invalid("on_hand_max", "must fit in a signed 64-bit delta"));
+        }
+        if self.http_headers_max > ACTIX_HEADERS_MAX {
+            return Err(invalid(
+                "http_headers_max",
+                format!("must be at most {ACTIX_HEADERS_MAX}: actix-http refuses more on its own"),
+            ));
+        }
+        if self.http_header_bytes_max > ACTIX_HEAD_BYTES_MAX {
+            return Err(invalid(
+                "http_header_bytes_max",
+                format!("must be at most {ACTIX_HEAD_BYTES_MAX}: actix-http refuses a longer head on its own"),
+            ));
         }
         crate::auth::Keyring::from_config(&self.keys).map_err(|e| invalid("keys", e))?;
         if self.listen.parse::<std::net::SocketAddr>().is_err() {

@@ -51,6 +51,15 @@ pub enum ErrorCode {
     TooManyConnections,
     Unavailable,
     Starting,
+    /// The request body did not arrive within `http_body_timeout_ms`, or
+    /// came slower than `http_body_rate_min_bytes_per_sec`.
+    BodyTimeout,
+    /// More headers than `http_headers_max`, or more bytes of them than
+    /// `http_header_bytes_max`.
+    HeadersTooLarge,
+    /// Creating one more SKU or warehouse would pass `skus_max` or
+    /// `warehouses_max`.
+    EntityLimitReached,
 }
 
 impl ErrorCode {
@@ -86,6 +95,9 @@ impl ErrorCode {
         Self::TooManyConnections,
         Self::Unavailable,
         Self::Starting,
+        Self::BodyTimeout,
+        Self::HeadersTooLarge,
+        Self::EntityLimitReached,
     ];
 
     /// The table: wire name, HTTP status, meaning.
@@ -223,7 +235,7 @@ impl ErrorCode {
             Self::TooManyConnections => (
                 "too_many_connections",
                 S::SERVICE_UNAVAILABLE,
-                "the feed is at feed_connections_max",
+                "too many open connections: the feed's feed_connections_max, or this client address's http_connections_per_client_max",
             ),
             Self::Unavailable => (
                 "unavailable",
@@ -234,6 +246,21 @@ impl ErrorCode {
                 "starting",
                 S::SERVICE_UNAVAILABLE,
                 "the server is replaying its log at start: retry",
+            ),
+            Self::BodyTimeout => (
+                "body_timeout",
+                S::REQUEST_TIMEOUT,
+                "the body did not arrive within http_body_timeout_ms or came slower than http_body_rate_min_bytes_per_sec",
+            ),
+            Self::HeadersTooLarge => (
+                "headers_too_large",
+                S::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "more headers than http_headers_max or more bytes of them than http_header_bytes_max",
+            ),
+            Self::EntityLimitReached => (
+                "entity_limit_reached",
+                S::CONFLICT,
+                "creating one more SKU or warehouse would pass skus_max or warehouses_max",
             ),
         }
     }
@@ -371,6 +398,11 @@ impl From<CmdError> for ApiError {
             CmdError::IdempotencyKeyReused => ApiError::new(ErrorCode::IdempotencyKeyReused, msg),
             CmdError::IdempotencyInFlight => ApiError::new(ErrorCode::IdempotencyKeyInFlight, msg),
             CmdError::Unavailable => ApiError::new(ErrorCode::Unavailable, msg),
+            CmdError::EntityLimit { entity, max, .. } => {
+                ApiError::new(ErrorCode::EntityLimitReached, msg)
+                    .with("entity", entity)
+                    .with("limit", max)
+            }
         }
     }
 }
@@ -439,7 +471,10 @@ mod tests {
                 | ErrorCode::StorageUnavailable
                 | ErrorCode::TooManyConnections
                 | ErrorCode::Unavailable
-                | ErrorCode::Starting => ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1,
+                | ErrorCode::Starting
+                | ErrorCode::BodyTimeout
+                | ErrorCode::HeadersTooLarge
+                | ErrorCode::EntityLimitReached => ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1,
             }
         }
         for c in ErrorCode::ALL {

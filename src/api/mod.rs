@@ -7,6 +7,7 @@ mod dashboard;
 pub mod dto;
 pub mod error;
 mod feed;
+pub mod limits;
 pub mod monitor;
 pub mod observe;
 pub mod openapi;
@@ -14,6 +15,7 @@ mod orders;
 mod reservations;
 pub mod routes;
 mod skus;
+pub mod slow;
 mod warehouses;
 
 use crate::app::{Idempotency, Outcome, Surge};

@@ -22,6 +22,7 @@
 mod boot;
 mod directory;
 mod idempotency;
+pub mod limits;
 mod ops;
 mod queries;
 
@@ -66,6 +67,7 @@ pub struct Surge {
     warehouses_changed: AtomicU64,
     /// Counters the HTTP layer updates (`/metrics`).
     metrics: Arc<crate::metrics::Metrics>,
+    creations: limits::Creations,
 }
 
 impl Surge {
