@@ -112,10 +112,14 @@ async fn serve(
             // Connections per client, header limits, then the body read
             // behind a deadline (408 body_timeout when it is cut off).
             .wrap_fn(move |req, srv| {
-                let call = api::limits::check(req, head_limits).map(|mut req| {
-                    let watch = api::slow::watch_body(&mut req, body_limits);
-                    (watch, srv.call(req))
-                });
+                let call = match api::limits::refusal(&req, head_limits) {
+                    Some(refused) => Err(req.into_response(refused)),
+                    None => {
+                        let mut req = req;
+                        let watch = api::slow::watch_body(&mut req, body_limits);
+                        Ok((watch, srv.call(req)))
+                    }
+                };
                 async move {
                     match call {
                         Ok((watch, fut)) => api::slow::finish(watch, fut.await),

@@ -474,7 +474,9 @@ mod tests {
                 | ErrorCode::Starting
                 | ErrorCode::BodyTimeout
                 | ErrorCode::HeadersTooLarge
-                | ErrorCode::EntityLimitReached => ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1,
+                | ErrorCode::EntityLimitReached => {
+                    ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1
+                }
             }
         }
         for c in ErrorCode::ALL {

@@ -12,9 +12,9 @@
 
 use crate::api::error::{ApiError, ErrorCode};
 use crate::config::Config;
-use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Extensions, ServiceRequest};
 use actix_web::http::ConnectionType;
-use actix_web::ResponseError;
+use actix_web::{HttpResponse, ResponseError};
 use dashmap::DashMap;
 use std::any::Any;
 use std::net::IpAddr;
@@ -75,12 +75,10 @@ impl Clients {
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        self.clients
-            .open
-            .remove_if_mut(&self.ip, |_, n| {
-                *n = n.saturating_sub(1);
-                *n == 0
-            });
+        self.clients.open.remove_if_mut(&self.ip, |_, n| {
+            *n = n.saturating_sub(1);
+            *n == 0
+        });
     }
 }
 
@@ -108,9 +106,9 @@ pub fn header_bytes(req: &ServiceRequest) -> usize {
         .sum()
 }
 
-/// Checks the connection's client and the request's headers; a refusal
-/// closes the connection.
-pub fn check(req: ServiceRequest, head: HeadLimits) -> Result<ServiceRequest, ServiceResponse> {
+/// Checks the connection's client and the request's headers: the refusal,
+/// which closes the connection, if any.
+pub fn refusal(req: &ServiceRequest, head: HeadLimits) -> Option<HttpResponse> {
     let refused = if req.conn_data::<ClientSlot>().is_some_and(|s| s.over) {
         Some(ApiError::new(
             ErrorCode::TooManyConnections,
@@ -124,7 +122,7 @@ pub fn check(req: ServiceRequest, head: HeadLimits) -> Result<ServiceRequest, Se
             )
             .with("limit", head.headers_max),
         )
-    } else if header_bytes(&req) > head.header_bytes_max {
+    } else if header_bytes(req) > head.header_bytes_max {
         Some(
             ApiError::new(
                 ErrorCode::HeadersTooLarge,
@@ -135,13 +133,10 @@ pub fn check(req: ServiceRequest, head: HeadLimits) -> Result<ServiceRequest, Se
     } else {
         None
     };
-    match refused {
-        None => Ok(req),
-        Some(e) => {
-            tracing::debug!(code = e.code.as_str(), "request refused before routing");
-            let mut res = e.error_response();
-            res.head_mut().set_connection_type(ConnectionType::Close);
-            Err(req.into_response(res))
-        }
-    }
+    refused.map(|e| {
+        tracing::debug!(code = e.code.as_str(), "request refused before routing");
+        let mut res = e.error_response();
+        res.head_mut().set_connection_type(ConnectionType::Close);
+        res
+    })
 }

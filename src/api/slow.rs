@@ -14,13 +14,14 @@
 
 use crate::api::error::{ApiError, ErrorCode};
 use crate::config::Config;
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
-use actix_web::{HttpMessage, ResponseError};
 use actix_web::web::Bytes;
+use actix_web::{HttpMessage, ResponseError};
 use futures_util::Stream;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -46,11 +47,17 @@ impl BodyLimits {
     }
 }
 
-/// What the request's body reader saw, shared with the response side.
-#[derive(Default)]
+/// The request's body, and what its reader saw, shared with the response
+/// side. The body is kept alive until the response is written: actix-http
+/// closes a connection whose body is unread and still referenced, but
+/// drains one whose reader is gone, and a chunked body that never ends
+/// would be drained forever.
 pub struct Watch {
+    payload: RefCell<Payload>,
     cut: Cell<Option<&'static str>>,
     disarmed: Cell<bool>,
+    /// The body was read to its end.
+    eof: Cell<bool>,
 }
 
 /// Puts the request's body (if it has one) behind a deadline.
@@ -59,10 +66,14 @@ pub fn watch_body(req: &mut ServiceRequest, limits: BodyLimits) -> Option<Rc<Wat
     if matches!(payload, Payload::None) {
         return None;
     }
-    let watch = Rc::new(Watch::default());
+    let watch = Rc::new(Watch {
+        payload: RefCell::new(payload),
+        cut: Cell::new(None),
+        disarmed: Cell::new(false),
+        eof: Cell::new(false),
+    });
     let start = Instant::now();
     let deadline = Deadline {
-        inner: payload,
         start,
         limits,
         received: 0,
@@ -88,7 +99,10 @@ pub fn finish(
         return Ok(res);
     }
     let Some(why) = watch.cut.get() else {
-        return Ok(res);
+        if watch.eof.get() {
+            return Ok(res);
+        }
+        return Ok(res.map_body(|_, body| hold(body, watch)));
     };
     tracing::debug!(why, "request body cut off");
     let (req, _) = res.into_parts();
@@ -96,12 +110,45 @@ pub fn finish(
     refused
         .head_mut()
         .set_connection_type(actix_web::http::ConnectionType::Close);
-    Ok(ServiceResponse::new(req, refused))
+    Ok(ServiceResponse::new(req, refused).map_body(|_, body| hold(body, watch)))
+}
+
+/// `body`, keeping the request's unread body referenced until the
+/// response's last byte is written, so actix-http closes the connection
+/// instead of draining what is left of the request (an empty body is sent
+/// at once and keeps nothing).
+fn hold(body: BoxBody, watch: Rc<Watch>) -> BoxBody {
+    if matches!(body.size(), BodySize::None) {
+        return body;
+    }
+    BoxBody::new(Holding {
+        body,
+        _watch: watch,
+    })
+}
+
+struct Holding {
+    body: BoxBody,
+    _watch: Rc<Watch>,
+}
+
+impl MessageBody for Holding {
+    type Error = <BoxBody as MessageBody>::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
 }
 
 /// The request payload, cut off at the deadline or below the rate.
 struct Deadline {
-    inner: Payload,
     start: Instant,
     limits: BodyLimits,
     received: u64,
@@ -117,7 +164,10 @@ impl Deadline {
         let deadline = self.start + self.limits.timeout;
         let rate = self.limits.rate_min_bytes_per_sec;
         if rate == 0 {
-            return (deadline, "the body did not arrive within http_body_timeout_ms");
+            return (
+                deadline,
+                "the body did not arrive within http_body_timeout_ms",
+            );
         }
         // received / elapsed >= rate  <=>  elapsed <= received / rate.
         let ok_for_ms = self.received.saturating_mul(1000) / rate;
@@ -132,7 +182,10 @@ impl Deadline {
                 "the body came slower than http_body_rate_min_bytes_per_sec",
             )
         } else {
-            (deadline, "the body did not arrive within http_body_timeout_ms")
+            (
+                deadline,
+                "the body did not arrive within http_body_timeout_ms",
+            )
         }
     }
 
@@ -150,8 +203,10 @@ impl Stream for Deadline {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if this.watch.disarmed.get() {
-            return Pin::new(&mut this.inner).poll_next(cx);
+        let watch = this.watch.clone();
+        let mut inner = watch.payload.borrow_mut();
+        if watch.disarmed.get() {
+            return Pin::new(&mut *inner).poll_next(cx);
         }
         if let Some(why) = this.watch.cut.get() {
             return this.cut(why);
@@ -160,7 +215,7 @@ impl Stream for Deadline {
         if Instant::now() >= at {
             return this.cut(why);
         }
-        match Pin::new(&mut this.inner).poll_next(cx) {
+        match Pin::new(&mut *inner).poll_next(cx) {
             Poll::Ready(Some(Ok(bytes))) => {
                 this.received = this.received.saturating_add(bytes.len() as u64);
                 Poll::Ready(Some(Ok(bytes)))
@@ -172,7 +227,11 @@ impl Stream for Deadline {
                     Poll::Pending => Poll::Pending,
                 }
             }
-            done => done,
+            Poll::Ready(None) => {
+                watch.eof.set(true);
+                Poll::Ready(None)
+            }
+            err => err,
         }
     }
 }

@@ -51,7 +51,12 @@ pub(crate) struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut n = self.surge.creations.count(self.entity).lock().unwrap_or_else(|p| p.into_inner());
+        let mut n = self
+            .surge
+            .creations
+            .count(self.entity)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         *n = n.saturating_sub(1);
     }
 }
@@ -82,7 +87,11 @@ impl Surge {
             Entity::Sku => (self.projection.skus.len(), self.config.skus_max),
             Entity::Warehouse => (self.projection.warehouses.len(), self.config.warehouses_max),
         };
-        let mut in_flight = self.creations.count(entity).lock().unwrap_or_else(|p| p.into_inner());
+        let mut in_flight = self
+            .creations
+            .count(entity)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if existing.saturating_add(*in_flight) >= max {
             return Err(CmdError::EntityLimit {
                 entity: entity.as_str(),
