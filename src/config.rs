@@ -448,6 +448,12 @@ mod tests {
             &none
         )
         .is_err());
+        // Header limits at most actix-http's own.
+        assert!(Config::load(None, &env("SURGE_HTTP_HEADERS_MAX", "96"), &none).is_ok());
+        assert!(Config::load(None, &env("SURGE_HTTP_HEADERS_MAX", "97"), &none).is_err());
+        assert!(Config::load(None, &env("SURGE_HTTP_HEADER_BYTES_MAX", "131072"), &none).is_ok());
+        assert!(Config::load(None, &env("SURGE_HTTP_HEADER_BYTES_MAX", "131073"), &none).is_err());
+        assert!(Config::load(None, &env("SURGE_SKUS_MAX", "0"), &none).is_err());
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "qyt_max = 7\n").unwrap();
