@@ -85,7 +85,21 @@ pub struct Config {
     pub feed_allowed_origins: Vec<String>,
     /// Log lines clients cause, per kind, per second at most.
     pub log_client_errors_per_s: u32,
+    // Slow clients, headers, connections per client, entities.
+    pub http_body_timeout_ms: u64,
+    pub http_body_rate_min_bytes_per_sec: u64,
+    pub http_body_rate_grace_ms: u64,
+    pub http_headers_max: usize,
+    pub http_header_bytes_max: usize,
+    pub http_connections_per_client_max: usize,
+    pub skus_max: usize,
+    pub warehouses_max: usize,
 }
+
+/// actix-http's own limits on a request head (`h1/decoder.rs`): it refuses
+/// more header fields, or a longer head, at parser level with an empty 431.
+pub const ACTIX_HEADERS_MAX: usize = 96;
+pub const ACTIX_HEAD_BYTES_MAX: usize = 131_072;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -272,6 +286,15 @@ impl Config {
                 self.feed_snapshot_items_max as u64,
             ),
             ("text_len_max", self.text_len_max as u64),
+            ("http_body_timeout_ms", self.http_body_timeout_ms),
+            ("http_headers_max", self.http_headers_max as u64),
+            ("http_header_bytes_max", self.http_header_bytes_max as u64),
+            (
+                "http_connections_per_client_max",
+                self.http_connections_per_client_max as u64,
+            ),
+            ("skus_max", self.skus_max as u64),
+            ("warehouses_max", self.warehouses_max as u64),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -315,6 +338,18 @@ impl Config {
         }
         if self.on_hand_max > i64::MAX as u64 {
             return Err(invalid("on_hand_max", "must fit in a signed 64-bit delta"));
+        }
+        if self.http_headers_max > ACTIX_HEADERS_MAX {
+            return Err(invalid(
+                "http_headers_max",
+                format!("must be at most {ACTIX_HEADERS_MAX}: actix-http refuses more on its own"),
+            ));
+        }
+        if self.http_header_bytes_max > ACTIX_HEAD_BYTES_MAX {
+            return Err(invalid(
+                "http_header_bytes_max",
+                format!("must be at most {ACTIX_HEAD_BYTES_MAX}: actix-http refuses a longer head on its own"),
+            ));
         }
         crate::auth::Keyring::from_config(&self.keys).map_err(|e| invalid("keys", e))?;
         crate::api::browser::validate_hosts(&self.http_allowed_hosts)
@@ -425,6 +460,12 @@ mod tests {
             &none
         )
         .is_err());
+        // Header limits at most actix-http's own.
+        assert!(Config::load(None, &env("SURGE_HTTP_HEADERS_MAX", "96"), &none).is_ok());
+        assert!(Config::load(None, &env("SURGE_HTTP_HEADERS_MAX", "97"), &none).is_err());
+        assert!(Config::load(None, &env("SURGE_HTTP_HEADER_BYTES_MAX", "131072"), &none).is_ok());
+        assert!(Config::load(None, &env("SURGE_HTTP_HEADER_BYTES_MAX", "131073"), &none).is_err());
+        assert!(Config::load(None, &env("SURGE_SKUS_MAX", "0"), &none).is_err());
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "qyt_max = 7\n").unwrap();

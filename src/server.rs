@@ -81,6 +81,12 @@ async fn serve(
     let data = web::Data::new(surge.clone());
     let app_config = config.clone();
     let request_ids = Arc::new(api::observe::RequestIds::default());
+    // Limits before routing: connections per client, headers, slow bodies.
+    let clients = api::limits::Clients::new(&config);
+    let (head_limits, body_limits) = (
+        api::limits::HeadLimits::new(&config),
+        api::slow::BodyLimits::new(&config),
+    );
     let server = HttpServer::new(move || {
         // Runs on each worker's own arbiter, once per listener (we have
         // one) and again if the worker is restarted: SKU actors live there.
@@ -122,6 +128,24 @@ async fn serve(
                     }
                 }
             })
+            // Connections per client, header limits, then the body read
+            // behind a deadline (408 body_timeout when it is cut off).
+            .wrap_fn(move |req, srv| {
+                let call = match api::limits::refusal(&req, head_limits) {
+                    Some(refused) => Err(req.into_response(refused)),
+                    None => {
+                        let mut req = req;
+                        let watch = api::slow::watch_body(&mut req, body_limits);
+                        Ok((watch, srv.call(req)))
+                    }
+                };
+                async move {
+                    match call {
+                        Ok((watch, fut)) => api::slow::finish(watch, fut.await),
+                        Err(refused) => Ok(refused),
+                    }
+                }
+            })
             // Outermost (registered last): every request, refused or not,
             // gets an id, a span and its count and latency.
             .wrap_fn(move |req, srv| {
@@ -139,6 +163,7 @@ async fn serve(
             })
             .configure(|c| api::configure(c, &cfg))
     })
+    .on_connect(move |conn, ext| clients.on_connect(conn, ext))
     .workers(config.http_workers())
     .max_connections(config.http_connections_max)
     .backlog(config.http_backlog)

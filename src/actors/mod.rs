@@ -38,6 +38,13 @@ pub enum CmdError {
     IdempotencyInFlight,
     #[error("an internal component is not running")]
     Unavailable,
+    /// Creating one more would pass `skus_max` or `warehouses_max`.
+    #[error("{entity} limit reached: at most {max} ({key})")]
+    EntityLimit {
+        entity: &'static str,
+        key: &'static str,
+        max: usize,
+    },
 }
 
 impl From<actix::MailboxError> for CmdError {

@@ -60,6 +60,15 @@ pub enum ErrorCode {
     OriginNotAllowed,
     /// The request's `Host` is not in `http_allowed_hosts`.
     HostNotAllowed,
+    /// The request body did not arrive within `http_body_timeout_ms`, or
+    /// came slower than `http_body_rate_min_bytes_per_sec`.
+    BodyTimeout,
+    /// More headers than `http_headers_max`, or more bytes of them than
+    /// `http_header_bytes_max`.
+    HeadersTooLarge,
+    /// Creating one more SKU or warehouse would pass `skus_max` or
+    /// `warehouses_max`.
+    EntityLimitReached,
 }
 
 impl ErrorCode {
@@ -99,6 +108,9 @@ impl ErrorCode {
         Self::InternalError,
         Self::OriginNotAllowed,
         Self::HostNotAllowed,
+        Self::BodyTimeout,
+        Self::HeadersTooLarge,
+        Self::EntityLimitReached,
     ];
 
     /// The table: wire name, HTTP status, meaning.
@@ -236,7 +248,7 @@ impl ErrorCode {
             Self::TooManyConnections => (
                 "too_many_connections",
                 S::SERVICE_UNAVAILABLE,
-                "the feed is at feed_connections_max",
+                "too many open connections: the feed's feed_connections_max, or this client address's http_connections_per_client_max",
             ),
             Self::Unavailable => (
                 "unavailable",
@@ -267,6 +279,21 @@ impl ErrorCode {
                 "host_not_allowed",
                 S::MISDIRECTED_REQUEST,
                 "the Host header is not in http_allowed_hosts",
+            ),
+            Self::BodyTimeout => (
+                "body_timeout",
+                S::REQUEST_TIMEOUT,
+                "the body did not arrive within http_body_timeout_ms or came slower than http_body_rate_min_bytes_per_sec",
+            ),
+            Self::HeadersTooLarge => (
+                "headers_too_large",
+                S::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "more headers than http_headers_max or more bytes of them than http_header_bytes_max",
+            ),
+            Self::EntityLimitReached => (
+                "entity_limit_reached",
+                S::CONFLICT,
+                "creating one more SKU or warehouse would pass skus_max or warehouses_max",
             ),
         }
     }
@@ -404,6 +431,11 @@ impl From<CmdError> for ApiError {
             CmdError::IdempotencyKeyReused => ApiError::new(ErrorCode::IdempotencyKeyReused, msg),
             CmdError::IdempotencyInFlight => ApiError::new(ErrorCode::IdempotencyKeyInFlight, msg),
             CmdError::Unavailable => ApiError::new(ErrorCode::Unavailable, msg),
+            CmdError::EntityLimit { entity, max, .. } => {
+                ApiError::new(ErrorCode::EntityLimitReached, msg)
+                    .with("entity", entity)
+                    .with("limit", max)
+            }
         }
     }
 }
@@ -483,7 +515,10 @@ mod tests {
                 | ErrorCode::BadRequest
                 | ErrorCode::InternalError
                 | ErrorCode::OriginNotAllowed
-                | ErrorCode::HostNotAllowed => {
+                | ErrorCode::HostNotAllowed
+                | ErrorCode::BodyTimeout
+                | ErrorCode::HeadersTooLarge
+                | ErrorCode::EntityLimitReached => {
                     ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1
                 }
             }

@@ -8,6 +8,7 @@ mod dashboard;
 pub mod dto;
 pub mod error;
 mod feed;
+pub mod limits;
 pub mod monitor;
 pub mod observe;
 pub mod openapi;
@@ -15,6 +16,7 @@ mod orders;
 mod reservations;
 pub mod routes;
 mod skus;
+pub mod slow;
 mod warehouses;
 
 use crate::app::{Idempotency, Outcome, Surge};

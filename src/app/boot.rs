@@ -119,6 +119,7 @@ impl Surge {
             checkpointer,
             keys: idempotency::Keys::default(),
             warehouses_changed: AtomicU64::new(0),
+            creations: Default::default(),
             metrics: Arc::default(),
         }))
     }

@@ -25,6 +25,7 @@ mod boot;
 mod caller;
 mod directory;
 mod idempotency;
+pub mod limits;
 mod ops;
 mod queries;
 
@@ -70,6 +71,7 @@ pub struct Surge {
     warehouses_changed: AtomicU64,
     /// Counters the HTTP layer updates (`/metrics`).
     metrics: Arc<crate::metrics::Metrics>,
+    creations: limits::Creations,
 }
 
 impl Surge {

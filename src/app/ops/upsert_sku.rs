@@ -1,6 +1,7 @@
 //! `PUT /v1/skus/{sku}`: create a SKU or change its name and purchase limit.
 
 use crate::actors::{sku, CmdError};
+use crate::app::limits::Entity;
 use crate::app::Surge;
 use crate::core::SkuId;
 use std::sync::Arc;
@@ -13,14 +14,23 @@ impl Surge {
         per_customer_limit: Option<u64>,
     ) -> Result<(), CmdError> {
         self.detached(move |this| async move {
+            // A new SKU counts against `skus_max`; an existing one does not.
+            let slot = this
+                .creation_slot(Entity::Sku, |s| s.projection.skus.contains_key(&sku))
+                .await?;
             // An existing SKU keeps its state (its actor may not be running
             // yet after a restart); only an unknown one starts empty.
-            let addr = this.directory.sku_or_new(&sku).await?;
-            addr.send(sku::Upsert {
-                name,
-                per_customer_limit,
-            })
-            .await?
+            let done = async {
+                let addr = this.directory.sku_or_new(&sku).await?;
+                addr.send(sku::Upsert {
+                    name,
+                    per_customer_limit,
+                })
+                .await?
+            }
+            .await;
+            this.release_slot(slot).await;
+            done
         })
         .await
     }
