@@ -73,6 +73,7 @@ async fn round(addr: &Addr<SkuActor>, preference: &Arc<Vec<WarehouseId>>, next: 
                 now: 1_000,
                 expires_at: u64::MAX / 2,
                 idempotency: None,
+                require_customer: false,
             },
             preference: preference.clone(),
         });

@@ -49,6 +49,7 @@ fn apply(c: &mut Criterion) {
                         now: 1_000,
                         expires_at: 1_000_000 + next,
                         idempotency: None,
+                        require_customer: false,
                     },
                     &pref,
                 )

@@ -51,6 +51,7 @@ fn reserve_release(c: &mut Criterion) {
                         now: 1_000,
                         expires_at: 1_000 + next,
                         idempotency: None,
+                        require_customer: false,
                     },
                     &pref,
                 )

@@ -571,6 +571,7 @@ mod tests {
                 now: 100,
                 expires_at: 1_000 + i,
                 idempotency: None,
+                require_customer: false,
             };
             let e = s.decide_reserve(cmd, &[w1.clone(), w2.clone()]).unwrap();
             log(&mut s, e);

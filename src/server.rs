@@ -81,6 +81,7 @@ async fn serve(
     let data = web::Data::new(surge.clone());
     let app_config = config.clone();
     let request_ids = Arc::new(api::observe::RequestIds::default());
+    let limits = web::Data::new(crate::ratelimit::RateLimits::from_config(&config));
     let server = HttpServer::new(move || {
         // Runs on each worker's own arbiter, once per listener (we have
         // one) and again if the worker is restarted: SKU actors live there.
@@ -88,8 +89,24 @@ async fn serve(
         let cfg = app_config.clone();
         let guard = guard.clone();
         let (metrics, ids) = (data.metrics().clone(), request_ids.clone());
+        let (limits, limit_metrics) = (limits.clone(), metrics.clone());
         App::new()
             .app_data(data.clone())
+            .app_data(limits.clone())
+            // After the guard (registered before it, so inside it): the
+            // rate limit of the request's key or remote address.
+            .wrap_fn(move |req, srv| {
+                let call = match api::ratelimit::check_client(&limits, &limit_metrics, &req) {
+                    Ok(()) => Ok(srv.call(req)),
+                    Err(e) => Err(req.error_response(e)),
+                };
+                async move {
+                    match call {
+                        Ok(fut) => fut.await,
+                        Err(refused) => Ok(refused),
+                    }
+                }
+            })
             // Before routing: protected mode, API keys and scopes.
             .wrap_fn(move |req, srv| {
                 let call = match guard.check(&req) {

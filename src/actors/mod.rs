@@ -38,6 +38,8 @@ pub enum CmdError {
     IdempotencyInFlight,
     #[error("an internal component is not running")]
     Unavailable,
+    #[error("too many requests are waiting for this SKU: retry")]
+    MailboxFull,
 }
 
 impl From<actix::MailboxError> for CmdError {

@@ -157,6 +157,10 @@ impl FeedTopics {
     }
 }
 
+/// The name of the API key a request authenticated with; set by the guard.
+#[derive(Debug, Clone)]
+pub struct KeyName(pub Arc<str>);
+
 /// Checks every request before routing.
 #[derive(Debug, Clone)]
 pub struct Guard {
@@ -235,6 +239,9 @@ impl Guard {
             Mode::Keys => {}
         }
         let key = self.authenticate(req)?;
+        // For the per-key rate limit, which runs after this check.
+        req.extensions_mut()
+            .insert(KeyName(Arc::from(key.name.as_str())));
         if key.is_admin() {
             return Ok(());
         }

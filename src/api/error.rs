@@ -51,6 +51,11 @@ pub enum ErrorCode {
     TooManyConnections,
     Unavailable,
     Starting,
+    /// A reservation without a customer on a SKU with a per-customer limit.
+    CustomerRequired,
+    /// A rate limit (per key, address or customer): retry after
+    /// `Retry-After` seconds.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -86,6 +91,8 @@ impl ErrorCode {
         Self::TooManyConnections,
         Self::Unavailable,
         Self::Starting,
+        Self::CustomerRequired,
+        Self::RateLimited,
     ];
 
     /// The table: wire name, HTTP status, meaning.
@@ -213,7 +220,7 @@ impl ErrorCode {
             Self::Overloaded => (
                 "overloaded",
                 S::SERVICE_UNAVAILABLE,
-                "the log's queue is full: retry",
+                "the log's queue or the SKU's mailbox is full: retry",
             ),
             Self::StorageUnavailable => (
                 "storage_unavailable",
@@ -234,6 +241,16 @@ impl ErrorCode {
                 "starting",
                 S::SERVICE_UNAVAILABLE,
                 "the server is replaying its log at start: retry",
+            ),
+            Self::CustomerRequired => (
+                "customer_required",
+                S::UNPROCESSABLE_ENTITY,
+                "the SKU has a per-customer limit: a customer_id is required",
+            ),
+            Self::RateLimited => (
+                "rate_limited",
+                S::TOO_MANY_REQUESTS,
+                "a rate limit (per key, address or customer) was hit: retry after Retry-After seconds",
             ),
         }
     }
@@ -315,6 +332,9 @@ impl ResponseError for ApiError {
         if self.code == ErrorCode::Unauthenticated {
             res.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
         }
+        if let Some(s) = self.details.get("retry_after_s").and_then(Value::as_u64) {
+            res.insert_header((actix_web::http::header::RETRY_AFTER, s.to_string()));
+        }
         res.json(self.body())
     }
 }
@@ -348,6 +368,9 @@ impl From<Rejection> for ApiError {
             Rejection::NotCancellable { status } => {
                 ApiError::new(ErrorCode::OrderNotCancellable, msg).with("status", status)
             }
+            Rejection::CustomerRequired { limit } => {
+                ApiError::new(ErrorCode::CustomerRequired, msg).with("limit", limit)
+            }
         }
     }
 }
@@ -371,6 +394,7 @@ impl From<CmdError> for ApiError {
             CmdError::IdempotencyKeyReused => ApiError::new(ErrorCode::IdempotencyKeyReused, msg),
             CmdError::IdempotencyInFlight => ApiError::new(ErrorCode::IdempotencyKeyInFlight, msg),
             CmdError::Unavailable => ApiError::new(ErrorCode::Unavailable, msg),
+            CmdError::MailboxFull => ApiError::new(ErrorCode::Overloaded, msg),
         }
     }
 }
@@ -439,7 +463,9 @@ mod tests {
                 | ErrorCode::StorageUnavailable
                 | ErrorCode::TooManyConnections
                 | ErrorCode::Unavailable
-                | ErrorCode::Starting => ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1,
+                | ErrorCode::Starting
+                | ErrorCode::CustomerRequired
+                | ErrorCode::RateLimited => ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1,
             }
         }
         for c in ErrorCode::ALL {

@@ -11,6 +11,7 @@ pub mod monitor;
 pub mod observe;
 pub mod openapi;
 mod orders;
+pub mod ratelimit;
 mod reservations;
 pub mod routes;
 mod skus;

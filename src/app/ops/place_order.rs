@@ -13,7 +13,7 @@
 //!    from the durable state, which holds the order.
 
 use crate::actors::order::{Forget, Placed, Record};
-use crate::actors::sku::{self, SkuActor};
+use crate::actors::sku::{self, SkuHandle};
 use crate::actors::CmdError;
 use crate::app::{Idempotency, Outcome, Surge};
 use crate::core::sku::LineRequest;
@@ -22,7 +22,6 @@ use crate::core::{
     SkuAllocation, SkuId, WarehouseId,
 };
 use crate::projection::IdemTarget;
-use actix::Addr;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -35,7 +34,7 @@ pub struct OrderRequest {
 }
 
 /// The SKUs of one order, each with its actor and its lines.
-type BySku = BTreeMap<SkuId, (Addr<SkuActor>, Vec<LineRequest>)>;
+type BySku = BTreeMap<SkuId, (SkuHandle, Vec<LineRequest>)>;
 
 impl Surge {
     pub async fn place_order(
@@ -154,8 +153,10 @@ impl Surge {
         customer: &CustomerId,
         preference: Arc<Vec<WarehouseId>>,
     ) -> Result<Vec<SkuAllocation>, CmdError> {
+        // A full mailbox refuses at once (503 `overloaded`); those
+        // already prepared are aborted below like any refusal.
         let prepares = by_sku.values().map(|(addr, lines)| {
-            addr.send(sku::Prepare {
+            addr.ask(sku::Prepare {
                 order: id,
                 customer: customer.clone(),
                 lines: lines.clone(),
@@ -166,7 +167,7 @@ impl Surge {
         let mut allocations: Vec<SkuAllocation> = Vec::with_capacity(results.len());
         let mut failure = None;
         for r in results {
-            match r.map_err(CmdError::from).and_then(|r| r) {
+            match r.and_then(|r| r) {
                 Ok(a) => allocations.push(a),
                 Err(e) => {
                     failure.get_or_insert(e);

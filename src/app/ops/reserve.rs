@@ -60,7 +60,7 @@ impl Surge {
         let cmd = self.reserve_cmd(req, self.now(), idempotency);
         let preference = self.warehouse_preference().await?;
         let hold: Hold = addr
-            .send(sku::Reserve { cmd, preference })
+            .ask(sku::Reserve { cmd, preference })
             .await??
             .finish()
             .await?;
@@ -82,6 +82,7 @@ impl Surge {
             now,
             expires_at: now.saturating_add(req.ttl_ms),
             idempotency,
+            require_customer: self.config.require_customer_on_limited_skus,
         }
     }
 }

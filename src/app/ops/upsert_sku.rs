@@ -16,7 +16,7 @@ impl Surge {
             // An existing SKU keeps its state (its actor may not be running
             // yet after a restart); only an unknown one starts empty.
             let addr = this.directory.sku_or_new(&sku).await?;
-            addr.send(sku::Upsert {
+            addr.ask(sku::Upsert {
                 name,
                 per_customer_limit,
             })

@@ -636,6 +636,7 @@ fn sku_state() -> impl Strategy<Value = crate::core::SkuState> {
                     now: 10,
                     expires_at: 10 + ttl,
                     idempotency: None,
+                    require_customer: false,
                 };
                 if let Ok(e) = s.decide_reserve(cmd, &whs) {
                     s.apply(&e);
