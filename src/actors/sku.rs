@@ -142,6 +142,22 @@ impl Handler<Upsert> for SkuActor {
     }
 }
 
+/// A partial update of the name and purchase limit (see `SkuState::patch`).
+#[derive(Message)]
+#[rtype(result = "Result<(), CmdError>")]
+pub struct Patch {
+    pub name: Option<Option<String>>,
+    pub per_customer_limit: Option<Option<u64>>,
+}
+
+impl Handler<Patch> for SkuActor {
+    type Result = Reply<()>;
+    fn handle(&mut self, m: Patch, _: &mut Context<Self>) -> Reply<()> {
+        let event = self.state.patch(m.name, m.per_customer_limit);
+        self.commit(Ok((vec![event], ())))
+    }
+}
+
 #[derive(Message)]
 #[rtype(result = "Result<(), CmdError>")]
 pub struct Adjust {
@@ -506,6 +522,7 @@ macro_rules! gated {
 
 gated!(
     Upsert,
+    Patch,
     Adjust,
     Reserve,
     ReserveMany,

@@ -51,6 +51,7 @@ pub const ROUTES: &[(&str, &str, &[Allow])] = {
         ("PUT", "/v1/warehouses/{id}", &[]),
         ("GET", "/v1/warehouses/{id}", &[Read, WarehouseInPath]),
         ("PUT", "/v1/skus/{sku}", &[]),
+        ("PATCH", "/v1/skus/{sku}", &[]),
         ("GET", "/v1/skus/{sku}/stock", &[Read, Storefront]),
         ("POST", "/v1/stock/adjustments", &[WarehouseInBody]),
         ("POST", "/v1/reservations", &[Storefront]),

@@ -361,6 +361,21 @@ impl SkuState {
         }
     }
 
+    /// A partial update merged into the SKU as it is: a field `None` keeps
+    /// its value, `Some(None)` clears it, `Some(Some(v))` sets it. Logged as
+    /// the whole result (the event a replacement logs), so the merge is
+    /// decided here, by the SKU's owner, and replay needs no merge.
+    pub fn patch(
+        &self,
+        name: Option<Option<String>>,
+        per_customer_limit: Option<Option<u64>>,
+    ) -> Event {
+        self.upsert(
+            name.unwrap_or_else(|| self.name.clone()),
+            per_customer_limit.unwrap_or(self.per_customer_limit),
+        )
+    }
+
     pub fn decide_adjust(
         &self,
         warehouse: &WarehouseId,

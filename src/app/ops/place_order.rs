@@ -153,8 +153,9 @@ impl Surge {
         customer: &CustomerId,
         preference: Arc<Vec<WarehouseId>>,
     ) -> Result<Vec<SkuAllocation>, CmdError> {
-        // A full mailbox refuses at once (503 `overloaded`); those
-        // already prepared are aborted below like any refusal.
+        // A full mailbox refuses at once (503 `overloaded`); the SKUs that
+        // prepared are aborted below like after any refusal, and only
+        // they: one that refused holds nothing, and may be stuck.
         let prepares = by_sku.values().map(|(addr, lines)| {
             addr.ask(sku::Prepare {
                 order: id,
@@ -166,11 +167,16 @@ impl Surge {
         let results = futures_util::future::join_all(prepares).await;
         let mut allocations: Vec<SkuAllocation> = Vec::with_capacity(results.len());
         let mut failure = None;
+        let mut prepared = Vec::with_capacity(results.len());
         for r in results {
             match r.and_then(|r| r) {
-                Ok(a) => allocations.push(a),
+                Ok(a) => {
+                    allocations.push(a);
+                    prepared.push(true);
+                }
                 Err(e) => {
                     failure.get_or_insert(e);
+                    prepared.push(false);
                 }
             }
         }
@@ -182,7 +188,7 @@ impl Surge {
         }
         match failure {
             Some(e) => {
-                abort(by_sku, id).await;
+                abort_prepared(by_sku, id, &prepared).await;
                 Err(e)
             }
             None => Ok(allocations),
@@ -296,6 +302,14 @@ impl Drop for InFlight<'_> {
         if self.recorded {
             self.surge.directory.end_committing(self.order);
         }
+    }
+}
+
+/// `abort` for the SKUs (in `by_sku` order) whose `prepared` is true.
+async fn abort_prepared(by_sku: &BySku, order: OrderId, prepared: &[bool]) {
+    for ((addr, _), _) in by_sku.values().zip(prepared).filter(|(_, p)| **p) {
+        // Best effort: an actor that is gone holds nothing.
+        let _ = addr.send(sku::Abort { order }).await;
     }
 }
 
