@@ -294,6 +294,37 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_of_zero_is_refused_while_its_rate_is_on() {
+        use crate::config::Overrides;
+        use std::collections::HashMap;
+        let load = |pairs: &[(&str, &str)]| {
+            let env: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Config::load(None, &env, &Overrides::default())
+        };
+        let e = load(&[("SURGE_RATE_LIMIT_CUSTOMER_BURST", "0")]).unwrap_err();
+        assert!(e.to_string().contains("rate_limit_customer_burst"), "{e}");
+        let e = load(&[("SURGE_RATE_LIMIT_KEY_BURST", "0")]).unwrap_err();
+        assert!(e.to_string().contains("rate_limit_key_burst"), "{e}");
+        // Off: its burst does not matter.
+        load(&[
+            ("SURGE_RATE_LIMIT_CUSTOMER_PER_SEC", "0"),
+            ("SURGE_RATE_LIMIT_CUSTOMER_BURST", "0"),
+        ])
+        .unwrap();
+        load(&[("SURGE_RATE_LIMIT_CUSTOMER_BURST", "1")]).unwrap();
+        assert!(load(&[("SURGE_RATE_LIMIT_TRACKED_MAX", "0")]).is_err());
+        assert!(load(&[("SURGE_RATE_LIMIT_SWEEP_MS", "0")]).is_err());
+        load(&[
+            ("SURGE_RATE_LIMIT_TRACKED_MAX", "1"),
+            ("SURGE_RATE_LIMIT_SWEEP_MS", "1"),
+        ])
+        .unwrap();
+    }
+
+    #[test]
     fn a_rate_of_zero_is_off() {
         let limits = RateLimits::with_clock(
             &config(|c| {
