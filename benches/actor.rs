@@ -74,6 +74,7 @@ async fn round(addr: &Addr<SkuActor>, preference: &Arc<Vec<WarehouseId>>, next: 
                 expires_at: u64::MAX / 2,
                 idempotency: None,
                 created_by: None,
+                require_customer: false,
             },
             preference: preference.clone(),
         });

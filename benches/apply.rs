@@ -50,6 +50,7 @@ fn apply(c: &mut Criterion) {
                         expires_at: 1_000_000 + next,
                         idempotency: None,
                         created_by: None,
+                        require_customer: false,
                     },
                     &pref,
                 )

@@ -52,6 +52,7 @@ fn reserve_release(c: &mut Criterion) {
                         expires_at: 1_000 + next,
                         idempotency: None,
                         created_by: None,
+                        require_customer: false,
                     },
                     &pref,
                 )

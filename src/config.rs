@@ -94,6 +94,14 @@ pub struct Config {
     pub http_connections_per_client_max: usize,
     pub skus_max: usize,
     pub warehouses_max: usize,
+    // Abuse: rules and rate limits.
+    pub require_customer_on_limited_skus: bool,
+    pub rate_limit_key_per_sec: u32,
+    pub rate_limit_key_burst: u32,
+    pub rate_limit_customer_per_sec: u32,
+    pub rate_limit_customer_burst: u32,
+    pub rate_limit_tracked_max: usize,
+    pub rate_limit_sweep_ms: u64,
 }
 
 /// actix-http's own limits on a request head (`h1/decoder.rs`): it refuses
@@ -361,6 +369,36 @@ impl Config {
                 "listen",
                 format!("`{}` is not an address", self.listen),
             ));
+        }
+        self.validate_rate_limits()?;
+        Ok(())
+    }
+
+    /// Rate limits: a bucket of 0 would refuse everything (its rate's 0
+    /// means off instead).
+    fn validate_rate_limits(&self) -> Result<(), ConfigError> {
+        let pairs = [
+            (
+                "rate_limit_key_burst",
+                self.rate_limit_key_per_sec,
+                self.rate_limit_key_burst,
+            ),
+            (
+                "rate_limit_customer_burst",
+                self.rate_limit_customer_per_sec,
+                self.rate_limit_customer_burst,
+            ),
+        ];
+        for (key, rate, burst) in pairs {
+            if rate > 0 && burst == 0 {
+                return Err(invalid(key, "must be at least 1 while its rate is on"));
+            }
+        }
+        if self.rate_limit_tracked_max == 0 {
+            return Err(invalid("rate_limit_tracked_max", "must be greater than 0"));
+        }
+        if self.rate_limit_sweep_ms == 0 {
+            return Err(invalid("rate_limit_sweep_ms", "must be greater than 0"));
         }
         Ok(())
     }

@@ -30,6 +30,8 @@
 //!   (`api::auth` maps routes to scopes and runs protected mode).
 //! - [`metrics`]: counters and histograms of atomics that requests and the
 //!   log writer update, rendered in Prometheus text format at scrape time.
+//! - [`ratelimit`]: token buckets per client (API key or remote address)
+//!   and per customer, with a bounded table; the API answers 429 from it.
 //! - [`config`], [`clock`], [`telemetry`], [`server`]: settings with their
 //!   precedence, injected time, logging, and the server's run loop.
 //! - [`log_limit`]: token buckets for the log lines clients cause, so
@@ -48,6 +50,7 @@ pub mod loadgen;
 pub mod log_limit;
 pub mod metrics;
 pub mod projection;
+pub mod ratelimit;
 pub mod server;
 pub mod telemetry;
 pub mod wal;

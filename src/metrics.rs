@@ -11,6 +11,7 @@
 //! crate (`prometheus-client`) only encodes, at scrape time.
 
 use crate::api::error::ErrorCode;
+use crate::ratelimit::LimitKind;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -213,8 +214,9 @@ pub struct Metrics {
     pub reservations_accepted: AtomicU64,
     /// Reservations refused, by `ErrorCode` (indexed as `ErrorCode::ALL`).
     reservations_refused: Box<[AtomicU64]>,
-    /// Requests refused by a rate limit.
-    pub rate_limited: AtomicU64,
+    /// Requests (or batch items) refused by a rate limit, by limit
+    /// (indexed as `LimitKind::ALL`).
+    rate_limited: [AtomicU64; 3],
 }
 
 impl Default for Metrics {
@@ -223,7 +225,7 @@ impl Default for Metrics {
             http: HttpMetrics::default(),
             reservations_accepted: AtomicU64::new(0),
             reservations_refused: ErrorCode::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
-            rate_limited: AtomicU64::new(0),
+            rate_limited: Default::default(),
         }
     }
 }
@@ -245,9 +247,13 @@ impl Metrics {
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
-    /// A request refused by a rate limit (429).
-    pub fn rate_limit_refused(&self) {
-        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    /// A request (or batch item) refused by a rate limit (429).
+    pub fn rate_limit_refused(&self, kind: LimitKind) {
+        self.rate_limited[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn rate_limited(&self, kind: LimitKind) -> u64 {
+        self.rate_limited[kind as usize].load(Ordering::Relaxed)
     }
 }
 
@@ -397,12 +403,18 @@ impl Collector for Scrape {
                 }
             }
         }
-        counter(
-            &mut e,
-            "rate_limited",
-            "Requests refused by a rate limit (429).",
-            m.rate_limited.load(Ordering::Relaxed),
-        )?;
+        {
+            let mut family = e.encode_descriptor(
+                "rate_limited",
+                "Requests (and batch items) refused by a rate limit (429), by limit.",
+                None,
+                MetricType::Counter,
+            )?;
+            for kind in LimitKind::ALL {
+                let labels = [("limit", kind.as_str())];
+                ConstCounter::new(m.rate_limited(kind)).encode(family.encode_family(&labels)?)?;
+            }
+        }
         gauge(
             &mut e,
             "holds_open",
@@ -537,7 +549,8 @@ mod tests {
             r#"surge_http_request_duration_seconds_count{method="POST",route="/v1/reservations"} 1"#,
             "surge_reservations_accepted_total 3",
             r#"surge_reservations_refused_total{code="insufficient_stock"} 1"#,
-            "surge_rate_limited_total 0",
+            r#"surge_rate_limited_total{limit="customer"} 0"#,
+            r#"surge_rate_limited_total{limit="key"} 0"#,
             "surge_wal_group_entries_count 0",
             r#"surge_http_request_duration_seconds_bucket{method="POST",route="/v1/reservations",le="0.0001"} 0"#,
             r#"surge_http_request_duration_seconds_bucket{method="POST",route="/v1/reservations",le="0.00025"} 1"#,

@@ -572,6 +572,7 @@ mod tests {
                 expires_at: 1_000 + i,
                 idempotency: None,
                 created_by: None,
+                require_customer: false,
             };
             let e = s.decide_reserve(cmd, &[w1.clone(), w2.clone()]).unwrap();
             log(&mut s, e);

@@ -87,6 +87,7 @@ async fn serve(
         api::limits::HeadLimits::new(&config),
         api::slow::BodyLimits::new(&config),
     );
+    let limits = web::Data::new(crate::ratelimit::RateLimits::from_config(&config));
     let server = HttpServer::new(move || {
         // Runs on each worker's own arbiter, once per listener (we have
         // one) and again if the worker is restarted: SKU actors live there.
@@ -95,11 +96,14 @@ async fn serve(
         let guard = guard.clone();
         let (metrics, ids) = (data.metrics().clone(), request_ids.clone());
         let web_checks = api::browser::Browser::new(&cfg);
+        let (limits, limit_metrics) = (limits.clone(), metrics.clone());
         App::new()
             .app_data(data.clone())
-            // After the guard (an unauthenticated request gets its 401
-            // first): Host, media type, encoding and size of every request;
-            // the framework's own errors made JSON (`api/browser.rs`).
+            .app_data(limits.clone())
+            // After the guard and the rate limit (an unauthenticated
+            // request gets its 401 first): Host, media type, encoding and
+            // size of every request; the framework's own errors made JSON
+            // (`api/browser.rs`).
             .wrap_fn(move |req, srv| {
                 let call = match web_checks.check(&req) {
                     Ok(()) => Ok(srv.call(req)),
@@ -111,6 +115,20 @@ async fn serve(
                             .await
                             .map(api::browser::framework_error)
                             .map_err(api::browser::framework_err),
+                        Err(refused) => Ok(refused),
+                    }
+                }
+            })
+            // After the guard (registered before it, so inside it): the
+            // rate limit of the request's key or remote address.
+            .wrap_fn(move |req, srv| {
+                let call = match api::ratelimit::check_client(&limits, &limit_metrics, &req) {
+                    Ok(()) => Ok(srv.call(req)),
+                    Err(e) => Err(req.error_response(e)),
+                };
+                async move {
+                    match call {
+                        Ok(fut) => fut.await,
                         Err(refused) => Ok(refused),
                     }
                 }

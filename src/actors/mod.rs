@@ -45,6 +45,8 @@ pub enum CmdError {
         key: &'static str,
         max: usize,
     },
+    #[error("too many requests are waiting for this SKU: retry")]
+    MailboxFull,
 }
 
 impl From<actix::MailboxError> for CmdError {

@@ -11,6 +11,7 @@ use crate::core::{
 };
 use crate::wal::{Wal, WalError};
 use actix::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,6 +138,22 @@ impl Handler<Upsert> for SkuActor {
     type Result = Reply<()>;
     fn handle(&mut self, m: Upsert, _: &mut Context<Self>) -> Reply<()> {
         let event = self.state.upsert(m.name, m.per_customer_limit);
+        self.commit(Ok((vec![event], ())))
+    }
+}
+
+/// A partial update of the name and purchase limit (see `SkuState::patch`).
+#[derive(Message)]
+#[rtype(result = "Result<(), CmdError>")]
+pub struct Patch {
+    pub name: Option<Option<String>>,
+    pub per_customer_limit: Option<Option<u64>>,
+}
+
+impl Handler<Patch> for SkuActor {
+    type Result = Reply<()>;
+    fn handle(&mut self, m: Patch, _: &mut Context<Self>) -> Reply<()> {
+        let event = self.state.patch(m.name, m.per_customer_limit);
         self.commit(Ok((vec![event], ())))
     }
 }
@@ -367,6 +384,21 @@ impl Handler<Inspect> for SkuActor {
     }
 }
 
+/// Holds the actor: it takes no other message until the sender of the
+/// receiver fires or is dropped (tests and tools: a SKU actor that is stuck).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Pause(pub tokio::sync::oneshot::Receiver<()>);
+
+impl Handler<Pause> for SkuActor {
+    type Result = ();
+    fn handle(&mut self, m: Pause, ctx: &mut Context<Self>) {
+        ctx.wait(actix::fut::wrap_future(async move {
+            let _ = m.0.await;
+        }));
+    }
+}
+
 /// Stops the actor. Its SKU's next use starts a new one from the durable
 /// state (see `app::directory`).
 #[derive(Message)]
@@ -379,3 +411,122 @@ impl Handler<Stop> for SkuActor {
         ctx.stop();
     }
 }
+
+/// A SKU actor's address with a bound on the client requests waiting in
+/// its mailbox. actix's own bound is per sender (each clone of an `Addr`
+/// may always queue one more, and requests each clone it), so it does not
+/// bound the mailbox; this count does. [`SkuHandle::ask`] refuses at once
+/// with [`CmdError::MailboxFull`] (503 `overloaded`) when
+/// `sku_mailbox_capacity` requests are already waiting or being handled,
+/// instead of queueing them; the messages that finish work already begun
+/// (an order's commit or abort, a cancellation's release of stock) go by
+/// `send` (through `Deref`), uncounted, and are never refused.
+#[derive(Clone)]
+pub struct SkuHandle {
+    addr: Addr<SkuActor>,
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+impl SkuHandle {
+    pub fn new(addr: Addr<SkuActor>, capacity: usize) -> Self {
+        Self {
+            addr,
+            queued: Arc::new(AtomicUsize::new(0)),
+            capacity,
+        }
+    }
+
+    /// Sends a client request, or refuses it at once if the mailbox is full.
+    pub async fn ask<M>(&self, msg: M) -> Result<M::Result, CmdError>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        SkuActor: Handler<Gated<M>>,
+    {
+        let ticket = Ticket::take(&self.queued);
+        if ticket.ahead >= self.capacity {
+            return Err(CmdError::MailboxFull);
+        }
+        Ok(self
+            .addr
+            .send(Gated {
+                msg,
+                _ticket: ticket,
+            })
+            .await?)
+    }
+
+    /// Client requests waiting in the mailbox or being handled.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+}
+
+impl std::ops::Deref for SkuHandle {
+    type Target = Addr<SkuActor>;
+    fn deref(&self) -> &Addr<SkuActor> {
+        &self.addr
+    }
+}
+
+/// One client request counted in its SKU's mailbox until the actor takes
+/// it (or it is dropped unhandled: the client went away, the actor stopped).
+pub struct Ticket {
+    queued: Arc<AtomicUsize>,
+    /// Requests counted before this one.
+    ahead: usize,
+}
+
+impl Ticket {
+    fn take(queued: &Arc<AtomicUsize>) -> Self {
+        let ahead = queued.fetch_add(1, Ordering::AcqRel);
+        Ticket {
+            queued: queued.clone(),
+            ahead,
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A client request with its ticket; handled as the request itself.
+pub struct Gated<M> {
+    msg: M,
+    _ticket: Ticket,
+}
+
+impl<M: Message> Message for Gated<M> {
+    type Result = M::Result;
+}
+
+/// Each client request, gated: handled as the request itself once out of
+/// the mailbox (a blanket impl over every message would recurse).
+macro_rules! gated {
+    ($($m:ty),* $(,)?) => {$(
+        impl Handler<Gated<$m>> for SkuActor {
+            type Result = <SkuActor as Handler<$m>>::Result;
+            fn handle(&mut self, g: Gated<$m>, ctx: &mut Context<Self>) -> Self::Result {
+                // Taken out of the mailbox: no longer counted.
+                let Gated { msg, _ticket } = g;
+                drop(_ticket);
+                <Self as Handler<$m>>::handle(self, msg, ctx)
+            }
+        }
+    )*};
+}
+
+gated!(
+    Upsert,
+    Patch,
+    Adjust,
+    Reserve,
+    ReserveMany,
+    Extend,
+    Release,
+    Prepare
+);

@@ -66,6 +66,7 @@ pub const ROUTES: &[(&str, &str, &[Allow])] = {
         ("PUT", "/v1/warehouses/{id}", &[]),
         ("GET", "/v1/warehouses/{id}", &[Read, WarehouseInPath]),
         ("PUT", "/v1/skus/{sku}", &[]),
+        ("PATCH", "/v1/skus/{sku}", &[]),
         ("GET", "/v1/skus/{sku}/stock", &[Read, Storefront]),
         ("POST", "/v1/stock/adjustments", &[WarehouseInBody]),
         ("POST", "/v1/reservations", &[Storefront]),
@@ -203,6 +204,10 @@ impl FeedTopics {
     }
 }
 
+/// The name of the API key a request authenticated with; set by the guard.
+#[derive(Debug, Clone)]
+pub struct KeyName(pub Arc<str>);
+
 /// Checks every request before routing.
 #[derive(Debug, Clone)]
 pub struct Guard {
@@ -329,6 +334,9 @@ impl Guard {
             key: Some(key.name.clone()),
             own_only,
         };
+        // For the per-key rate limit, which runs after this check.
+        req.extensions_mut()
+            .insert(KeyName(Arc::from(key.name.as_str())));
         if key.is_admin() {
             req.extensions_mut().insert(caller(false));
             return Ok(());

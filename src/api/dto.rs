@@ -61,6 +61,30 @@ pub struct SkuBody {
     pub per_customer_limit: Option<u64>,
 }
 
+/// `PATCH /v1/skus/{sku}`: only the fields present change; `null` clears
+/// one.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SkuPatchBody {
+    /// Absent: unchanged; `null`: cleared.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    /// Absent: unchanged; `null`: no limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>, minimum = 1)]
+    pub per_customer_limit: Option<Option<u64>>,
+}
+
+/// A field that is present, `null` or not: `Some(None)` for `null`.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentBody {

@@ -69,6 +69,11 @@ pub enum ErrorCode {
     /// Creating one more SKU or warehouse would pass `skus_max` or
     /// `warehouses_max`.
     EntityLimitReached,
+    /// A reservation without a customer on a SKU with a per-customer limit.
+    CustomerRequired,
+    /// A rate limit (per key, address or customer): retry after
+    /// `Retry-After` seconds.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -111,6 +116,8 @@ impl ErrorCode {
         Self::BodyTimeout,
         Self::HeadersTooLarge,
         Self::EntityLimitReached,
+        Self::CustomerRequired,
+        Self::RateLimited,
     ];
 
     /// The table: wire name, HTTP status, meaning.
@@ -238,7 +245,7 @@ impl ErrorCode {
             Self::Overloaded => (
                 "overloaded",
                 S::SERVICE_UNAVAILABLE,
-                "the log's queue is full: retry",
+                "the log's queue or the SKU's mailbox is full: retry",
             ),
             Self::StorageUnavailable => (
                 "storage_unavailable",
@@ -294,6 +301,16 @@ impl ErrorCode {
                 "entity_limit_reached",
                 S::CONFLICT,
                 "creating one more SKU or warehouse would pass skus_max or warehouses_max",
+            ),
+            Self::CustomerRequired => (
+                "customer_required",
+                S::UNPROCESSABLE_ENTITY,
+                "the SKU has a per-customer limit: a customer_id is required",
+            ),
+            Self::RateLimited => (
+                "rate_limited",
+                S::TOO_MANY_REQUESTS,
+                "a rate limit (per key, address or customer) was hit: retry after Retry-After seconds",
             ),
         }
     }
@@ -375,6 +392,9 @@ impl ResponseError for ApiError {
         if self.code == ErrorCode::Unauthenticated {
             res.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
         }
+        if let Some(s) = self.details.get("retry_after_s").and_then(Value::as_u64) {
+            res.insert_header((actix_web::http::header::RETRY_AFTER, s.to_string()));
+        }
         res.json(self.body())
     }
 }
@@ -408,6 +428,9 @@ impl From<Rejection> for ApiError {
             Rejection::NotCancellable { status } => {
                 ApiError::new(ErrorCode::OrderNotCancellable, msg).with("status", status)
             }
+            Rejection::CustomerRequired { limit } => {
+                ApiError::new(ErrorCode::CustomerRequired, msg).with("limit", limit)
+            }
         }
     }
 }
@@ -436,6 +459,7 @@ impl From<CmdError> for ApiError {
                     .with("entity", entity)
                     .with("limit", max)
             }
+            CmdError::MailboxFull => ApiError::new(ErrorCode::Overloaded, msg),
         }
     }
 }
@@ -518,9 +542,9 @@ mod tests {
                 | ErrorCode::HostNotAllowed
                 | ErrorCode::BodyTimeout
                 | ErrorCode::HeadersTooLarge
-                | ErrorCode::EntityLimitReached => {
-                    ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1
-                }
+                | ErrorCode::EntityLimitReached
+                | ErrorCode::CustomerRequired
+                | ErrorCode::RateLimited => ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1,
             }
         }
         for c in ErrorCode::ALL {

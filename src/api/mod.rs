@@ -13,6 +13,7 @@ pub mod monitor;
 pub mod observe;
 pub mod openapi;
 mod orders;
+pub mod ratelimit;
 mod reservations;
 pub mod routes;
 mod skus;

@@ -71,6 +71,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         warehouses::get,
         warehouses::put,
         skus::put,
+        skus::patch,
         skus::stock,
         skus::adjust,
         reservations::create,

@@ -33,6 +33,8 @@ fn order_id(raw: &str) -> Result<OrderId, ApiError> {
         (status = 200, description = "A retry with the same Idempotency-Key: the first answer, with `Idempotent-Replayed: true`", body = OrderView),
         (status = 409, description = "`insufficient_stock`, `reservation_not_active`, `reservation_in_use`, `idempotency_key_in_flight`", body = ErrorBody),
         (status = 422, description = "`reservation_mismatch`, `reservation_not_found`, `purchase_limit_exceeded`, `idempotency_key_reused`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (the customer's or the key's rate limit; `Retry-After` says when to retry)", body = ErrorBody),
+        (status = 503, description = "`overloaded` (a SKU's mailbox or the log's queue is full: retry), `storage_unavailable`", body = ErrorBody),
     )
 )]
 pub(super) async fn create(
@@ -90,6 +92,7 @@ pub(super) async fn create(
         idempotency: idem,
         caller: super::auth::caller(&req),
     };
+    super::ratelimit::check_customer(&req, app.metrics(), request.customer.as_str())?;
     let (order, outcome) = app.place_order(request).await?;
     Ok(created(outcome, OrderView::from(&order)))
 }

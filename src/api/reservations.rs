@@ -6,6 +6,7 @@ use super::error::{ApiError, ErrorCode};
 use super::openapi::ErrorBody;
 use super::routes::Routes;
 use super::{created_json, id, idempotency, idempotency_key, ok_json, qty, ttl, App};
+use crate::actors::CmdError;
 use crate::app::{Caller, Idempotency, Outcome, ReserveRequest};
 use crate::config::Config;
 use crate::core::{ChannelId, CustomerId, HoldId, SkuId};
@@ -48,7 +49,9 @@ fn hold_id(raw: &str) -> Result<HoldId, ApiError> {
         (status = 200, description = "A retry with the same Idempotency-Key: the first answer, with `Idempotent-Replayed: true`", body = ReservationView),
         (status = 404, description = "`sku_not_found`", body = ErrorBody),
         (status = 409, description = "`insufficient_stock`, `idempotency_key_in_flight`", body = ErrorBody),
-        (status = 422, description = "`purchase_limit_exceeded`, `quantity_too_large`, `idempotency_key_reused`", body = ErrorBody),
+        (status = 422, description = "`purchase_limit_exceeded`, `customer_required` (the SKU has a per-customer limit and no `customer_id` was given), `quantity_too_large`, `idempotency_key_reused`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (the customer's or the key's rate limit; `Retry-After` says when to retry)", body = ErrorBody),
+        (status = 503, description = "`overloaded` (the SKU's mailbox or the log's queue is full: retry), `storage_unavailable`", body = ErrorBody),
     )
 )]
 pub(super) async fn create(
@@ -60,6 +63,9 @@ pub(super) async fn create(
     let idem = idempotency(&req, "reservations", &b)?;
     let mut request = reserve_request(app.config(), &b, idem)?;
     request.caller = super::auth::caller(&req);
+    if let Some(c) = &request.customer {
+        super::ratelimit::check_customer(&req, app.metrics(), c.as_str())?;
+    }
     let (record, outcome) = app.reserve(request).await?;
     Ok(created_json(outcome, reservation_bytes(&record)))
 }
@@ -103,6 +109,7 @@ fn reserve_request(
     responses(
         (status = 200, description = "One result per reservation, in order", body = BatchResponse),
         (status = 400, description = "An item is invalid (`index` names it)", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (the key's rate limit; an item over its customer's limit is answered 429 in `results`)", body = ErrorBody),
     )
 )]
 pub(super) async fn create_batch(
@@ -137,7 +144,31 @@ pub(super) async fn create_batch(
         request.caller = caller.clone();
         requests.push(request);
     }
-    let results = app.reserve_batch(requests).await?;
+    // An item over its customer's rate limit is answered 429 in its place
+    // and not tried; the others go on.
+    let mut limited: Vec<Option<ApiError>> = Vec::with_capacity(requests.len());
+    let mut tried = Vec::with_capacity(requests.len());
+    for r in requests {
+        let refused = r
+            .customer
+            .as_ref()
+            .and_then(|c| super::ratelimit::check_customer(&req, app.metrics(), c.as_str()).err());
+        if refused.is_none() {
+            tried.push(r);
+        }
+        limited.push(refused);
+    }
+    let mut answers = app.reserve_batch(tried).await?.into_iter();
+    let results: Vec<Result<_, ApiError>> = limited
+        .into_iter()
+        .map(|refused| match refused {
+            Some(e) => Err(e),
+            None => answers
+                .next()
+                .unwrap_or(Err(CmdError::Unavailable))
+                .map_err(ApiError::from),
+        })
+        .collect();
     // Each answer's status, and its error body (built once, borrowed below).
     let replies: Vec<(u16, Result<&HoldRecord, serde_json::Value>)> = results
         .iter()
@@ -151,7 +182,6 @@ pub(super) async fn create_batch(
                 (200, Ok(record))
             }
             Err(e) => {
-                let e = ApiError::from(e.clone());
                 app.metrics().reservation_refused(e.code);
                 (e.status.as_u16(), Err(e.body()))
             }

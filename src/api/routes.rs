@@ -109,6 +109,15 @@ impl<'a> Routes<'a> {
         self.add(Method::PUT, path, handler)
     }
 
+    pub fn patch<F, Args>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(Method::PATCH, path, handler)
+    }
+
     pub fn delete<F, Args>(&mut self, path: &str, handler: F) -> &mut Self
     where
         F: Handler<Args>,

@@ -1,8 +1,9 @@
-use super::dto::{AdjustmentBody, SkuBody};
+use super::dto::{AdjustmentBody, SkuBody, SkuPatchBody};
 use super::error::{ApiError, ErrorCode};
 use super::openapi::ErrorBody;
 use super::routes::Routes;
 use super::{id, text, App};
+use crate::app::SkuPatch;
 use crate::core::sku::Adjustment;
 use crate::core::{SkuId, WarehouseId};
 use crate::wire::StockView;
@@ -10,6 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 pub fn routes(r: &mut Routes<'_>) {
     r.put("/skus/{sku}", put)
+        .patch("/skus/{sku}", patch)
         .get("/skus/{sku}/stock", stock)
         .post("/stock/adjustments", adjust);
 }
@@ -18,8 +20,8 @@ async fn stock_view(app: &App, sku: &SkuId) -> Result<StockView, ApiError> {
     Ok(app.sku_stock(sku).await?)
 }
 
-/// Creates a SKU or replaces its name and per-customer limit (a field left
-/// out is cleared).
+/// Creates a SKU or replaces its name and per-customer limit: a field left
+/// out is cleared (use PATCH to change one field). Answers the SKU after.
 #[utoipa::path(
     put,
     path = "/v1/skus/{sku}",
@@ -28,8 +30,9 @@ async fn stock_view(app: &App, sku: &SkuId) -> Result<StockView, ApiError> {
     params(("sku" = String, Path, description = "SKU id", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
     request_body = SkuBody,
     responses(
-        (status = 200, description = "The SKU's stock", body = StockView),
+        (status = 200, description = "The SKU after the replacement, with its stock", body = StockView),
         (status = 400, description = "A field or the id is invalid", body = ErrorBody),
+        (status = 503, description = "`overloaded` (the SKU's mailbox or the log's queue is full: retry), `storage_unavailable`", body = ErrorBody),
     )
 )]
 pub(super) async fn put(
@@ -50,6 +53,47 @@ pub(super) async fn put(
     }
     app.put_sku(sku.clone(), body.name, body.per_customer_limit)
         .await?;
+    Ok(HttpResponse::Ok().json(stock_view(&app, &sku).await?))
+}
+
+/// Changes some of an existing SKU's fields: only those present change,
+/// `null` clears one, unknown fields are refused. Answers the SKU after.
+#[utoipa::path(
+    patch,
+    path = "/v1/skus/{sku}",
+    operation_id = "patch_sku",
+    tag = "skus",
+    params(("sku" = String, Path, description = "SKU id", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
+    request_body = SkuPatchBody,
+    responses(
+        (status = 200, description = "The SKU after the change, with its stock", body = StockView),
+        (status = 400, description = "A field or the id is invalid, or unknown", body = ErrorBody),
+        (status = 404, description = "`sku_not_found`", body = ErrorBody),
+        (status = 503, description = "`overloaded` (the SKU's mailbox or the log's queue is full: retry), `storage_unavailable`", body = ErrorBody),
+    )
+)]
+pub(super) async fn patch(
+    app: App,
+    path: web::Path<String>,
+    body: web::Json<SkuPatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let sku = SkuId::parse(&path)
+        .map_err(|_| ApiError::new(ErrorCode::SkuNotFound, format!("sku {path} not found")))?;
+    let body = body.into_inner();
+    if let Some(Some(name)) = &body.name {
+        text(app.config(), "name", name)?;
+    }
+    if body.per_customer_limit == Some(Some(0)) {
+        return Err(ApiError::invalid(
+            "per_customer_limit",
+            "must be at least 1 (null for no limit)",
+        ));
+    }
+    let patch = SkuPatch {
+        name: body.name,
+        per_customer_limit: body.per_customer_limit,
+    };
+    app.patch_sku(sku.clone(), patch).await?;
     Ok(HttpResponse::Ok().json(stock_view(&app, &sku).await?))
 }
 

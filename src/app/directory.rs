@@ -27,7 +27,7 @@
 //! every event submitted before.
 
 use crate::actors::order::OrderActor;
-use crate::actors::sku::{self, SkuActor};
+use crate::actors::sku::{self, SkuActor, SkuHandle};
 use crate::actors::warehouse::WarehouseActor;
 use crate::actors::CmdError;
 use crate::clock::Clock;
@@ -51,7 +51,7 @@ pub(super) struct Directory {
     /// The HTTP workers' arbiters, one slot per worker; a SKU's slot is
     /// `hash % len`.
     homes: Mutex<Homes>,
-    skus: DashMap<SkuId, Addr<SkuActor>, ClientKeys>,
+    skus: DashMap<SkuId, SkuHandle, ClientKeys>,
     warehouses: DashMap<WarehouseId, Addr<WarehouseActor>, ClientKeys>,
     /// One order actor per shard; an order's shard is `id % shards`.
     orders: DashMap<usize, Addr<OrderActor>>,
@@ -255,16 +255,17 @@ impl Directory {
         }
     }
 
-    fn start_sku_actor(&self, state: SkuState) -> Addr<SkuActor> {
+    fn start_sku_actor(&self, state: SkuState) -> SkuHandle {
         let (wal, clock) = (self.wal.clone(), self.clock.clone());
         let (cap, batch) = (
             self.config.sku_mailbox_capacity,
             self.config.hold_expiry_batch_max,
         );
         let arbiter = self.home_for(&state.sku);
-        SkuActor::start_in_arbiter(&arbiter, move |_| {
+        let addr = SkuActor::start_in_arbiter(&arbiter, move |_| {
             SkuActor::new(state, wal, clock, cap, batch)
-        })
+        });
+        SkuHandle::new(addr, cap)
     }
 
     fn start_warehouse(&self, w: Option<Warehouse>) -> Addr<WarehouseActor> {
@@ -316,7 +317,7 @@ impl Directory {
     }
 
     /// The SKU's actor, started from its durable state on first use.
-    pub async fn sku(&self, sku: &SkuId) -> Result<Addr<SkuActor>, CmdError> {
+    pub async fn sku(&self, sku: &SkuId) -> Result<SkuHandle, CmdError> {
         let stopped = match self.skus.get(sku) {
             Some(a) if a.connected() => return Ok(a.value().clone()),
             Some(_) => true,
@@ -388,7 +389,7 @@ impl Directory {
     }
 
     /// The SKU's actor; an unknown SKU gets one with empty state.
-    pub async fn sku_or_new(&self, sku: &SkuId) -> Result<Addr<SkuActor>, CmdError> {
+    pub async fn sku_or_new(&self, sku: &SkuId) -> Result<SkuHandle, CmdError> {
         match self.sku(sku).await {
             Err(CmdError::UnknownSku(_)) => Ok(self.install_sku(sku, SkuState::new(sku.clone()))),
             other => other,
@@ -397,7 +398,7 @@ impl Directory {
 
     /// Puts a running actor for `sku` in the directory unless one is
     /// already there, and returns the one that is.
-    fn install_sku(&self, sku: &SkuId, state: SkuState) -> Addr<SkuActor> {
+    fn install_sku(&self, sku: &SkuId, state: SkuState) -> SkuHandle {
         // The state is moved, never copied: a hot SKU's is millions of
         // holds, and the map's shard is locked meanwhile.
         match self.skus.entry(sku.clone()) {
@@ -419,6 +420,12 @@ impl Directory {
             addr.send(sku::Stop).await?;
         }
         Ok(())
+    }
+
+    /// Client requests waiting in the SKU actor's mailbox or being handled
+    /// (0 without a running actor).
+    pub fn sku_requests_queued(&self, sku: &SkuId) -> usize {
+        self.skus.get(sku).map_or(0, |a| a.value().queued())
     }
 
     pub async fn warehouse_or_new(

@@ -32,6 +32,7 @@ mod queries;
 pub use boot::{OpenError, Replayed};
 pub use caller::Caller;
 pub use idempotency::Idempotency;
+pub use ops::patch_sku::SkuPatch;
 pub use ops::place_order::OrderRequest;
 pub use ops::reserve::ReserveRequest;
 

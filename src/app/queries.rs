@@ -118,4 +118,21 @@ impl Surge {
     pub async fn inspect_sku(&self, sku: &SkuId) -> Result<SkuState, CmdError> {
         Ok(self.directory.sku(sku).await?.send(sku::Inspect).await?)
     }
+
+    /// Holds a SKU's actor until the returned sender fires or is dropped:
+    /// it handles nothing meanwhile (tests of a stuck actor).
+    pub async fn pause_sku(
+        &self,
+        sku: &SkuId,
+    ) -> Result<tokio::sync::oneshot::Sender<()>, CmdError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.directory.sku(sku).await?.send(sku::Pause(rx)).await?;
+        Ok(tx)
+    }
+
+    /// Client requests waiting for a SKU's actor (its mailbox, bounded by
+    /// `sku_mailbox_capacity`).
+    pub fn sku_requests_queued(&self, sku: &SkuId) -> usize {
+        self.directory.sku_requests_queued(sku)
+    }
 }

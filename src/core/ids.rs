@@ -84,10 +84,17 @@ macro_rules! seq_id {
         impl $name {
             pub const PREFIX: &'static str = $prefix;
 
+            /// Only the canonical form (what `Display` writes) parses: the
+            /// prefix, then decimal digits with no leading zero (`res_0001`,
+            /// `res_+1` and `res_ 1` are not `res_1`), so one id has one
+            /// spelling in URLs, logs and idempotency checks.
             pub fn parse(s: &str) -> Result<Self, IdError> {
                 s.strip_prefix($prefix)
                     .filter(|n| {
-                        !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit())
+                        !n.is_empty()
+                            && n.len() <= 20
+                            && n.bytes().all(|b| b.is_ascii_digit())
+                            && (n.len() == 1 || !n.starts_with('0'))
                     })
                     .and_then(|n| n.parse().ok())
                     .map(Self)
@@ -157,5 +164,22 @@ mod tests {
         assert!(HoldId::parse("res_-1").is_err());
         assert!(HoldId::parse("res_99999999999999999999").is_err());
         assert_eq!(OrderId::parse("ord_7"), Ok(OrderId(7)));
+    }
+
+    #[test]
+    fn seq_ids_parse_only_their_canonical_form() {
+        assert_eq!(HoldId::parse("res_1"), Ok(HoldId(1)));
+        assert_eq!(HoldId::parse("res_0"), Ok(HoldId(0)));
+        assert_eq!(HoldId::parse("res_10"), Ok(HoldId(10)));
+        for bad in [
+            "res_01", "res_0001", "res_00", "res_+1", "res_ 1", "res_1 ", " res_1", "res_1\n",
+            "RES_1", "res_1_", "res_0x1",
+        ] {
+            assert!(HoldId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(OrderId::parse("ord_07").is_err());
+        assert!(OrderId::parse("ord_+7").is_err());
+        let max = HoldId(u64::MAX);
+        assert_eq!(HoldId::parse(&max.to_string()), Ok(max));
     }
 }

@@ -45,4 +45,6 @@ pub enum Rejection {
     ReservationMismatch(String),
     #[error("order is {status} and cannot be cancelled")]
     NotCancellable { status: &'static str },
+    #[error("this SKU has a purchase limit of {limit} per customer: a customer_id is required")]
+    CustomerRequired { limit: u64 },
 }

@@ -35,6 +35,11 @@ pub struct ReserveCmd {
     pub idempotency: Option<IdempotencyRecord>,
     /// The API key asking, by name: recorded in the hold.
     pub created_by: Option<String>,
+    /// Whether a SKU with a per-customer limit refuses a reservation that
+    /// names no customer (`require_customer_on_limited_skus`): without one
+    /// the limit cannot be counted. A rule for new commands only; replay
+    /// applies logged holds as they are.
+    pub require_customer: bool,
 }
 
 /// One line of an order as one SKU sees it.
@@ -358,6 +363,21 @@ impl SkuState {
         }
     }
 
+    /// A partial update merged into the SKU as it is: a field `None` keeps
+    /// its value, `Some(None)` clears it, `Some(Some(v))` sets it. Logged as
+    /// the whole result (the event a replacement logs), so the merge is
+    /// decided here, by the SKU's owner, and replay needs no merge.
+    pub fn patch(
+        &self,
+        name: Option<Option<String>>,
+        per_customer_limit: Option<Option<u64>>,
+    ) -> Event {
+        self.upsert(
+            name.unwrap_or_else(|| self.name.clone()),
+            per_customer_limit.unwrap_or(self.per_customer_limit),
+        )
+    }
+
     pub fn decide_adjust(
         &self,
         warehouse: &WarehouseId,
@@ -415,8 +435,12 @@ impl SkuState {
         cmd: ReserveCmd,
         preference: &[WarehouseId],
     ) -> Result<Event, Rejection> {
-        if let Some(c) = &cmd.customer {
-            self.check_limit(c, cmd.qty)?;
+        match (&cmd.customer, self.per_customer_limit) {
+            (Some(c), _) => self.check_limit(c, cmd.qty)?,
+            (None, Some(limit)) if cmd.require_customer => {
+                return Err(Rejection::CustomerRequired { limit })
+            }
+            (None, _) => {}
         }
         let mut best = 0;
         for wh in preference {
@@ -806,5 +830,95 @@ impl SkuState {
             s.abort_pending(o);
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sku_with_stock(limit: Option<u64>) -> SkuState {
+        let mut s = SkuState::new(SkuId::parse("s").unwrap());
+        let wh = WarehouseId::parse("w1").unwrap();
+        let e = s
+            .decide_adjust(&wh, &Adjustment::Delta(100), "t", 1_000)
+            .unwrap();
+        s.apply(&e);
+        s.apply(&s.upsert(None, limit));
+        s
+    }
+
+    fn cmd(id: u64, qty: u64, customer: Option<&str>, require_customer: bool) -> ReserveCmd {
+        ReserveCmd {
+            id: HoldId(id),
+            qty,
+            customer: customer.map(|c| CustomerId::parse(c).unwrap()),
+            channel: None,
+            now: 1_000,
+            expires_at: 2_000,
+            idempotency: None,
+            created_by: None,
+            require_customer,
+        }
+    }
+
+    #[test]
+    fn a_limited_sku_refuses_an_anonymous_hold_when_customers_are_required() {
+        let pref = [WarehouseId::parse("w1").unwrap()];
+        let limited = sku_with_stock(Some(2));
+        assert_eq!(
+            limited.decide_reserve(cmd(1, 1, None, true), &pref),
+            Err(Rejection::CustomerRequired { limit: 2 })
+        );
+        // Refused before the limit or the stock is looked at: 50 is over both.
+        assert_eq!(
+            limited.decide_reserve(cmd(1, 50, None, true), &pref),
+            Err(Rejection::CustomerRequired { limit: 2 })
+        );
+        // With a customer the limit applies as before.
+        assert!(limited
+            .decide_reserve(cmd(1, 2, Some("c"), true), &pref)
+            .is_ok());
+        assert!(matches!(
+            limited.decide_reserve(cmd(1, 3, Some("c"), true), &pref),
+            Err(Rejection::PurchaseLimitExceeded { limit: 2, used: 0 })
+        ));
+        // The rule switched off: held anonymously, as before the rule.
+        assert!(limited
+            .decide_reserve(cmd(1, 50, None, false), &pref)
+            .is_ok());
+        // A SKU without a limit never needs a customer.
+        let open = sku_with_stock(None);
+        assert!(open.decide_reserve(cmd(1, 50, None, true), &pref).is_ok());
+    }
+
+    #[test]
+    fn anonymous_holds_already_logged_still_apply_on_a_limited_sku() {
+        // Replay never judges: a hold logged before the rule (or with it
+        // off) applies to a SKU that has a limit now.
+        let pref = [WarehouseId::parse("w1").unwrap()];
+        let mut s = sku_with_stock(None);
+        let e = s.decide_reserve(cmd(1, 50, None, false), &pref).unwrap();
+        s.apply(&s.upsert(None, Some(2)));
+        s.apply(&e);
+        assert_eq!(s.totals().reserved, 50);
+        assert!(s.check_invariants().is_ok());
+    }
+
+    #[test]
+    fn a_batch_refuses_only_its_anonymous_items_on_a_limited_sku() {
+        let pref = [WarehouseId::parse("w1").unwrap()];
+        let mut s = sku_with_stock(Some(2));
+        let out = s.reserve_many(
+            vec![
+                cmd(1, 1, Some("a"), true),
+                cmd(2, 1, None, true),
+                cmd(3, 1, Some("b"), true),
+            ],
+            &pref,
+        );
+        assert!(out[0].is_ok() && out[2].is_ok());
+        assert_eq!(out[1], Err(Rejection::CustomerRequired { limit: 2 }));
+        assert_eq!(s.totals().reserved, 2);
     }
 }

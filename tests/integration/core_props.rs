@@ -8,8 +8,8 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 use surge::core::sku::{Adjustment, LineRequest, ReserveCmd};
 use surge::core::{
-    ChannelId, CustomerId, Event, HoldId, Location, Order, OrderId, OrderStatus, ShipTo, SkuId,
-    SkuState, WarehouseId,
+    ChannelId, CustomerId, Event, HoldId, Location, Order, OrderId, OrderStatus, Rejection, ShipTo,
+    SkuId, SkuState, WarehouseId,
 };
 
 const WH: usize = 3;
@@ -24,6 +24,8 @@ enum Cmd {
         qty: u64,
         cust: Option<u8>,
         ttl: u64,
+        /// `require_customer_on_limited_skus`.
+        strict: bool,
     },
     Release(usize),
     Extend(usize, u64),
@@ -41,8 +43,8 @@ fn cmd() -> impl Strategy<Value = Cmd> {
         3 => (0..WH, -8i64..20).prop_map(|(w, d)| Cmd::Adjust(w, d)),
         1 => (0..WH, 0u64..4).prop_map(|(w, s)| Cmd::Safety(w, s)),
         1 => prop::option::of(1u64..8).prop_map(Cmd::Limit),
-        5 => (1u64..7, prop::option::of(0u8..3), 1u64..60)
-            .prop_map(|(qty, cust, ttl)| Cmd::Reserve { qty, cust, ttl }),
+        5 => (1u64..7, prop::option::of(0u8..3), 1u64..60, any::<bool>())
+            .prop_map(|(qty, cust, ttl, strict)| Cmd::Reserve { qty, cust, ttl, strict }),
         2 => (0usize..16).prop_map(Cmd::Release),
         1 => (0usize..16, 1u64..60).prop_map(|(i, t)| Cmd::Extend(i, t)),
         2 => (0u64..40).prop_map(Cmd::Advance),
@@ -199,7 +201,12 @@ fn run(cmds: Vec<Cmd>) -> Result<(), TestCaseError> {
                 m.limit = l;
                 commit!([s.upsert(None, l)]);
             }
-            Cmd::Reserve { qty, cust, ttl } => {
+            Cmd::Reserve {
+                qty,
+                cust,
+                ttl,
+                strict,
+            } => {
                 let id = next_id;
                 next_id += 1;
                 let r = s.decide_reserve(
@@ -212,12 +219,27 @@ fn run(cmds: Vec<Cmd>) -> Result<(), TestCaseError> {
                         expires_at: now + ttl,
                         idempotency: None,
                         created_by: None,
+                        require_customer: strict,
                     },
                     &pref,
                 );
                 let limited = cust.is_some_and(|c| m.over_limit(c, qty));
+                let anonymous_refused = strict && cust.is_none() && m.limit.is_some();
                 let wh = (0..WH).find(|w| m.available(*w) >= qty);
-                prop_assert_eq!(r.is_ok(), !limited && wh.is_some(), "reserve {}", qty);
+                prop_assert_eq!(
+                    r.is_ok(),
+                    !anonymous_refused && !limited && wh.is_some(),
+                    "reserve {}",
+                    qty
+                );
+                if anonymous_refused {
+                    prop_assert_eq!(
+                        &r,
+                        &Err(Rejection::CustomerRequired {
+                            limit: m.limit.unwrap()
+                        })
+                    );
+                }
                 if let Ok(e) = r {
                     let Event::HoldCreated { hold, .. } = &e else {
                         panic!("wrong event")
@@ -427,6 +449,7 @@ fn batch_case(
             expires_at: 2_000,
             idempotency: None,
             created_by: None,
+            require_customer: false,
         })
         .collect();
     let mut one_by_one = s.clone();

@@ -51,7 +51,8 @@ async fn two_hundred_shoppers_one_hundred_units() {
 
 #[tokio::test]
 async fn purchase_limit_holds_across_channels_under_concurrency() {
-    let srv = Srv::start();
+    // The purchase limit, not the customer's rate limit, is under test.
+    let srv = Srv::start_with(|c| c.rate_limit_customer_per_sec = 0);
     srv.warehouse("w1", 1).await;
     srv.sku("ltd", Some(3), &[("w1", 1000)]).await;
     // 40 concurrent attempts by one customer over two channels, reservations

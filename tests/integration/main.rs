@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! One integration binary; one module per feature.
 
+mod abuse;
 mod api;
 mod auth;
 mod batch;

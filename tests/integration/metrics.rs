@@ -51,7 +51,7 @@ async fn every_named_series_is_exposed_and_moves_under_load() {
     let before = scrape(&srv).await;
     for name in [
         "surge_reservations_accepted_total",
-        "surge_rate_limited_total",
+        r#"surge_rate_limited_total{limit="customer"}"#,
         "surge_holds_open",
         r#"surge_orders{status="placed"}"#,
         r#"surge_orders{status="cancelled"}"#,

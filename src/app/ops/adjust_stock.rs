@@ -18,7 +18,7 @@ impl Surge {
         self.detached(move |this| async move {
             let addr = this.directory.sku(&sku).await?;
             this.warehouse(&warehouse).await?;
-            addr.send(sku::Adjust {
+            addr.ask(sku::Adjust {
                 warehouse,
                 adjustment,
                 reason,

@@ -19,7 +19,7 @@ impl Surge {
             this.directory
                 .sku(&sku)
                 .await?
-                .send(sku::Extend {
+                .ask(sku::Extend {
                     hold: id,
                     expires_at,
                 })

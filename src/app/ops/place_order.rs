@@ -13,7 +13,7 @@
 //!    from the durable state, which holds the order.
 
 use crate::actors::order::{Forget, Placed, Record};
-use crate::actors::sku::{self, SkuActor};
+use crate::actors::sku::{self, SkuHandle};
 use crate::actors::CmdError;
 use crate::app::{Caller, Idempotency, Outcome, Surge};
 use crate::core::sku::LineRequest;
@@ -22,7 +22,6 @@ use crate::core::{
     SkuAllocation, SkuId, WarehouseId,
 };
 use crate::projection::IdemTarget;
-use actix::Addr;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -38,7 +37,7 @@ pub struct OrderRequest {
 }
 
 /// The SKUs of one order, each with its actor and its lines.
-type BySku = BTreeMap<SkuId, (Addr<SkuActor>, Vec<LineRequest>)>;
+type BySku = BTreeMap<SkuId, (SkuHandle, Vec<LineRequest>)>;
 
 impl Surge {
     pub async fn place_order(
@@ -166,8 +165,11 @@ impl Surge {
         customer: &CustomerId,
         preference: Arc<Vec<WarehouseId>>,
     ) -> Result<Vec<SkuAllocation>, CmdError> {
+        // A full mailbox refuses at once (503 `overloaded`); the SKUs that
+        // prepared are aborted below like after any refusal, and only
+        // they: one that refused holds nothing, and may be stuck.
         let prepares = by_sku.values().map(|(addr, lines)| {
-            addr.send(sku::Prepare {
+            addr.ask(sku::Prepare {
                 order: id,
                 customer: customer.clone(),
                 lines: lines.clone(),
@@ -177,11 +179,16 @@ impl Surge {
         let results = futures_util::future::join_all(prepares).await;
         let mut allocations: Vec<SkuAllocation> = Vec::with_capacity(results.len());
         let mut failure = None;
+        let mut prepared = Vec::with_capacity(results.len());
         for r in results {
-            match r.map_err(CmdError::from).and_then(|r| r) {
-                Ok(a) => allocations.push(a),
+            match r.and_then(|r| r) {
+                Ok(a) => {
+                    allocations.push(a);
+                    prepared.push(true);
+                }
                 Err(e) => {
                     failure.get_or_insert(e);
+                    prepared.push(false);
                 }
             }
         }
@@ -193,7 +200,7 @@ impl Surge {
         }
         match failure {
             Some(e) => {
-                abort(by_sku, id).await;
+                abort_prepared(by_sku, id, &prepared).await;
                 Err(e)
             }
             None => Ok(allocations),
@@ -307,6 +314,14 @@ impl Drop for InFlight<'_> {
         if self.recorded {
             self.surge.directory.end_committing(self.order);
         }
+    }
+}
+
+/// `abort` for the SKUs (in `by_sku` order) whose `prepared` is true.
+async fn abort_prepared(by_sku: &BySku, order: OrderId, prepared: &[bool]) {
+    for ((addr, _), _) in by_sku.values().zip(prepared).filter(|(_, p)| **p) {
+        // Best effort: an actor that is gone holds nothing.
+        let _ = addr.send(sku::Abort { order }).await;
     }
 }
 

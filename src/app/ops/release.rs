@@ -17,7 +17,7 @@ impl Surge {
             this.directory
                 .sku(&sku)
                 .await?
-                .send(sku::Release { hold: id })
+                .ask(sku::Release { hold: id })
                 .await??;
             this.hold(id).await
         })

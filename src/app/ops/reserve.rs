@@ -70,7 +70,7 @@ impl Surge {
         let cmd = self.reserve_cmd(req, self.now(), idempotency);
         let preference = self.warehouse_preference().await?;
         let hold: Hold = addr
-            .send(sku::Reserve { cmd, preference })
+            .ask(sku::Reserve { cmd, preference })
             .await??
             .finish()
             .await?;
@@ -93,6 +93,7 @@ impl Surge {
             expires_at: now.saturating_add(req.ttl_ms),
             idempotency,
             created_by: req.caller.key,
+            require_customer: self.config.require_customer_on_limited_skus,
         }
     }
 }

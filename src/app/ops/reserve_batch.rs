@@ -43,11 +43,11 @@ impl Surge {
             async move {
                 let answers = match this.directory.sku(&sku).await {
                     Ok(addr) => {
-                        let sent = addr.send(sku::ReserveMany { cmds, preference }).await;
+                        let sent = addr.ask(sku::ReserveMany { cmds, preference }).await;
                         let answers = match sent {
                             Ok(Ok(decided)) => decided.finish().await,
                             Ok(Err(e)) => Err(e),
-                            Err(e) => Err(e.into()),
+                            Err(e) => Err(e),
                         };
                         answers.unwrap_or_else(|e| vec![Err(e); at.len()])
                     }

@@ -22,7 +22,7 @@ impl Surge {
             // yet after a restart); only an unknown one starts empty.
             let done = async {
                 let addr = this.directory.sku_or_new(&sku).await?;
-                addr.send(sku::Upsert {
+                addr.ask(sku::Upsert {
                     name,
                     per_customer_limit,
                 })

@@ -745,6 +745,7 @@ fn sku_state() -> impl Strategy<Value = crate::core::SkuState> {
                     expires_at: 10 + ttl,
                     idempotency: None,
                     created_by: None,
+                    require_customer: false,
                 };
                 if let Ok(e) = s.decide_reserve(cmd, &whs) {
                     s.apply(&e);
