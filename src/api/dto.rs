@@ -58,6 +58,7 @@ pub struct WarehouseList {
 #[serde(deny_unknown_fields)]
 pub struct SkuBody {
     pub name: Option<String>,
+    #[schema(minimum = 1)]
     pub per_customer_limit: Option<u64>,
 }
 
@@ -72,6 +73,7 @@ pub struct AdjustmentBody {
     pub set_on_hand: Option<u64>,
     pub expected_on_hand: Option<u64>,
     pub set_safety_stock: Option<u64>,
+    #[schema(min_length = 1)]
     pub reason: String,
 }
 
@@ -86,6 +88,7 @@ pub struct ReserveBody {
     pub customer_id: Option<String>,
     #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub channel: Option<String>,
+    #[schema(minimum = 1)]
     pub ttl_ms: Option<u64>,
 }
 
@@ -108,7 +111,9 @@ pub struct BatchItem {
     pub customer_id: Option<String>,
     #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub channel: Option<String>,
+    #[schema(minimum = 1)]
     pub ttl_ms: Option<u64>,
+    #[schema(pattern = "^[!-~]{1,255}$")]
     pub idempotency_key: Option<String>,
 }
 

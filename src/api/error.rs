@@ -51,6 +51,9 @@ pub enum ErrorCode {
     TooManyConnections,
     Unavailable,
     Starting,
+    /// The path is served, but not with this method (`Allow` lists those
+    /// that are).
+    MethodNotAllowed,
 }
 
 impl ErrorCode {
@@ -86,6 +89,7 @@ impl ErrorCode {
         Self::TooManyConnections,
         Self::Unavailable,
         Self::Starting,
+        Self::MethodNotAllowed,
     ];
 
     /// The table: wire name, HTTP status, meaning.
@@ -234,6 +238,11 @@ impl ErrorCode {
                 "starting",
                 S::SERVICE_UNAVAILABLE,
                 "the server is replaying its log at start: retry",
+            ),
+            Self::MethodNotAllowed => (
+                "method_not_allowed",
+                S::METHOD_NOT_ALLOWED,
+                "the path is served, but not with this method (see the Allow header)",
             ),
         }
     }
@@ -439,7 +448,10 @@ mod tests {
                 | ErrorCode::StorageUnavailable
                 | ErrorCode::TooManyConnections
                 | ErrorCode::Unavailable
-                | ErrorCode::Starting => ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1,
+                | ErrorCode::Starting
+                | ErrorCode::MethodNotAllowed => {
+                    ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1
+                }
             }
         }
         for c in ErrorCode::ALL {
