@@ -44,11 +44,32 @@ pub fn json() -> &'static [u8] {
     static JSON: OnceLock<Vec<u8>> = OnceLock::new();
     JSON.get_or_init(|| {
         // A document of plain maps and strings always serializes.
-        serde_json::to_vec(&document()).unwrap_or_default()
+        let mut doc = serde_json::to_value(document()).unwrap_or_default();
+        unsigned_formats(&mut doc);
+        serde_json::to_vec(&doc).unwrap_or_default()
     })
 }
 
-/// The document.
+/// utoipa names the formats of unsigned integers `u-int64` (and `u-int32`,
+/// ...); the name schema tools know is `uint64`.
+fn unsigned_formats(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, item) in map.iter_mut() {
+                match item {
+                    serde_json::Value::String(f) if k == "format" && f.starts_with("u-int") => {
+                        *f = f.replacen("u-int", "uint", 1);
+                    }
+                    _ => unsigned_formats(item),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(unsigned_formats),
+        _ => {}
+    }
+}
+
+/// The document (`json()` is what is served).
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }

@@ -64,7 +64,10 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Records and snapshot chunks of every golden data directory.
+/// Log records as released builds wrote them (the golden data
+/// directories), the same events as records of the current format, and
+/// snapshot chunks of every format: the golden directories' and one of
+/// the state those events build, written now.
 fn from_golden() -> (Seeds, Seeds) {
     let (mut records, mut chunks) = (Vec::new(), Vec::new());
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(root().join("tests/golden"))
@@ -73,7 +76,8 @@ fn from_golden() -> (Seeds, Seeds) {
         .filter(|p| p.join("data").is_dir())
         .collect();
     dirs.sort();
-    for dir in dirs {
+    let mut events = Vec::new();
+    for (d, dir) in dirs.into_iter().enumerate() {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let tmp = tempfile::tempdir().unwrap();
         copy_dir(&dir.join("data"), tmp.path());
@@ -81,6 +85,10 @@ fn from_golden() -> (Seeds, Seeds) {
         let mut n = 0;
         store
             .scan(&mut |key, bytes| {
+                // The first directory's whole log (`-log`: no snapshot).
+                if let (0, Ok(rec)) = (d, record::decode(bytes)) {
+                    events.push((rec.first_seq, rec.events));
+                }
                 if n < RECORDS_PER_DIR && bytes.len() <= SEED_BYTES_MAX {
                     records.push((format!("{name}-record-{key}"), bytes.to_vec()));
                     n += 1;
@@ -89,26 +97,58 @@ fn from_golden() -> (Seeds, Seeds) {
             .unwrap();
         if let Some(meta) = store.snapshot_meta().unwrap() {
             chunks.push((format!("{name}-meta"), meta));
-            for generation in 0..16 {
+            let mut n = 0;
+            for generation in 0..256 {
                 store
                     .chunks(generation, &mut |index, bytes| {
-                        let taken = chunks.iter().filter(|(n, _)| n.starts_with(&name)).count();
-                        if taken <= CHUNKS_PER_DIR && bytes.len() <= SEED_BYTES_MAX {
+                        if n < CHUNKS_PER_DIR && bytes.len() <= SEED_BYTES_MAX {
                             chunks.push((
                                 format!("{name}-chunk-{generation}-{index}"),
                                 bytes.to_vec(),
                             ));
+                            n += 1;
                         }
                     })
                     .unwrap();
             }
         }
     }
+    // The same events in the current format, and a snapshot of what they
+    // build.
+    let state = Projection::new();
+    let mut next_seq = 1;
+    for (i, (first_seq, evs)) in events.iter().enumerate() {
+        let refs: Vec<&surge::core::Event> = evs.iter().collect();
+        let bytes = record::encode(*first_seq, &refs).unwrap();
+        if i < RECORDS_PER_DIR && bytes.len() <= SEED_BYTES_MAX {
+            records.push((format!("current-record-{first_seq}"), bytes));
+        }
+        for (j, e) in evs.iter().enumerate() {
+            state.apply(first_seq + j as u64, e);
+        }
+        next_seq = first_seq + evs.len() as u64;
+    }
+    let mem = surge::wal::store::MemStore::new();
+    let at = surge::wal::Position {
+        next_key: 0,
+        next_seq,
+    };
+    let never = std::sync::atomic::AtomicBool::new(false);
+    // One chunk: a chunk alone may start in the middle of a SKU.
+    surge::wal::snapshot::write(&mem, &state, at, 1, 100_000, &never).unwrap();
+    chunks.push(("current-meta".into(), mem.snapshot_meta().unwrap().unwrap()));
+    mem.chunks(1, &mut |index, bytes| {
+        if (index as usize) < CHUNKS_PER_DIR && bytes.len() <= SEED_BYTES_MAX {
+            chunks.push((format!("current-chunk-{index}"), bytes.to_vec()));
+        }
+    })
+    .unwrap();
     (records, chunks)
 }
 
 fn write(target: &str, seeds: &[(String, Vec<u8>)]) {
     let dir = root().join("fuzz/seeds").join(target);
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     for (name, bytes) in seeds {
         std::fs::write(dir.join(name), bytes).unwrap();
@@ -133,7 +173,7 @@ fn log_and_snapshot_seeds_decode() {
         usize::from(schema::CURRENT),
         "a seed of every format version"
     );
-    let mut decoded = 0;
+    let mut chunk_versions = std::collections::BTreeSet::new();
     for (name, bytes) in seeds("snapshot_chunk") {
         if name.ends_with("-meta") {
             continue;
@@ -147,9 +187,13 @@ fn log_and_snapshot_seeds_decode() {
             .unwrap_or_else(|e| panic!("snapshot_chunk/{name}: {e}"));
         assembler.finish(&mut import).unwrap();
         assert!(n > 0, "snapshot_chunk/{name}");
-        decoded += 1;
+        chunk_versions.insert(version);
     }
-    assert!(decoded >= 2, "chunks of every golden snapshot");
+    assert_eq!(
+        chunk_versions.len(),
+        usize::from(schema::CURRENT),
+        "a chunk of every format version"
+    );
 }
 
 /// Every request-body seed is a body its handler accepts: the first byte
