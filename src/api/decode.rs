@@ -199,6 +199,40 @@ mod tests {
         }
     }
 
+    /// A body is an object: serde would also read a struct from an array of
+    /// its fields (found by schemathesis: `PUT /v1/skus/{sku}` took
+    /// `[null, null]`).
+    #[test]
+    fn arrays_are_not_objects() {
+        let c = config();
+        for (which, text) in [
+            (Body::Sku, "[null, null]"),
+            (Body::Reserve, r#"["s", 1, null, null, null]"#),
+            (Body::Extend, "[1000]"),
+            (Body::Cancel, "[]"),
+            (
+                Body::ReserveBatch,
+                r#"[[["s", 1, null, null, null, null]]]"#,
+            ),
+            (
+                Body::ReserveBatch,
+                r#"{"reservations":[["s", 1, null, null, null, null]]}"#,
+            ),
+            (Body::Warehouse, r#"{"name":"B","location":[1, 2]}"#),
+            (
+                Body::Order,
+                r#"{"channel":"web","customer_id":"c","ship_to":[1, 2, null],"lines":[{"sku":"s","qty":1}]}"#,
+            ),
+            (
+                Body::Order,
+                r#"{"channel":"web","customer_id":"c","ship_to":{"lat":1,"lon":2},"lines":[["s", 1, null]]}"#,
+            ),
+        ] {
+            let e = body(&c, which, text.as_bytes()).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidField, "{which:?} {text}: {e}");
+        }
+    }
+
     #[test]
     fn feed_frames_and_queries() {
         let c = config();

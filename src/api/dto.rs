@@ -40,7 +40,7 @@ pub struct Ready {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct WarehouseBody {
     pub name: String,
     pub location: LocationView,
@@ -55,7 +55,7 @@ pub struct WarehouseList {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct SkuBody {
     pub name: Option<String>,
     #[schema(minimum = 1)]
@@ -63,7 +63,7 @@ pub struct SkuBody {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct AdjustmentBody {
     #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub sku: String,
@@ -78,7 +78,7 @@ pub struct AdjustmentBody {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct ReserveBody {
     #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub sku: String,
@@ -93,7 +93,7 @@ pub struct ReserveBody {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct ReserveBatchBody {
     #[schema(min_items = 1)]
     pub reservations: Vec<BatchItem>,
@@ -101,7 +101,7 @@ pub struct ReserveBatchBody {
 
 /// One reservation of a batch: `ReserveBody` plus its own idempotency key.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct BatchItem {
     #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub sku: String,
@@ -193,14 +193,14 @@ pub fn batch_json<'a>(items: impl ExactSizeIterator<Item = BatchItemReply<'a>>) 
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct ExtendBody {
     #[schema(minimum = 1)]
     pub ttl_ms: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct OrderBody {
     #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub channel: String,
@@ -212,10 +212,20 @@ pub struct OrderBody {
 }
 
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct CancelBody {
     pub reason: Option<String>,
 }
+
+crate::wire::object_only!(WarehouseBody, serialize);
+crate::wire::object_only!(SkuBody, serialize);
+crate::wire::object_only!(AdjustmentBody, serialize);
+crate::wire::object_only!(ReserveBody, serialize);
+crate::wire::object_only!(ExtendBody, serialize);
+crate::wire::object_only!(OrderBody, serialize);
+crate::wire::object_only!(CancelBody, serialize);
+crate::wire::object_only!(ReserveBatchBody);
+crate::wire::object_only!(BatchItem);
 
 #[cfg(test)]
 mod tests {

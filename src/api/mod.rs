@@ -51,6 +51,10 @@ pub fn register(cfg: &mut web::ServiceConfig, config: &Config) -> Vec<Registered
     .app_data(
         web::PathConfig::default()
             .error_handler(|e, _| ApiError::new(ErrorCode::InvalidPath, e.to_string()).into()),
+    )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|e, _| ApiError::new(ErrorCode::InvalidField, e.to_string()).into()),
     );
     let mut table = Vec::new();
     let mut r = Routes::new(cfg, &mut table);

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 /// Where an order goes. Also the shape of `ship_to` in request bodies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct ShipToView {
     #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
@@ -21,7 +21,7 @@ pub struct ShipToView {
 /// One line as the client asked for it. Also the shape of a line in
 /// request bodies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct LineView {
     #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub sku: String,
@@ -102,3 +102,6 @@ impl From<&Order> for OrderView {
         }
     }
 }
+
+crate::wire::object_only!(ShipToView, serialize);
+crate::wire::object_only!(LineView, serialize);

@@ -97,3 +97,18 @@ async fn an_unknown_path_is_404_whatever_the_method() {
         }
     }
 }
+
+/// A query string the feed cannot read is a JSON error, like every other
+/// (found by schemathesis: it was a `text/plain` 400).
+#[tokio::test]
+async fn a_bad_feed_query_is_a_json_error() {
+    let srv = Srv::start();
+    for query in ["since=-1", "x-unknown=42", "conflate_ms=abc"] {
+        let (s, e) = srv.get(&format!("/v1/feed?{query}")).await;
+        assert_eq!(
+            (s, e["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_field")),
+            "{query}: {e}"
+        );
+    }
+}
