@@ -40,7 +40,7 @@ pub struct Ready {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct WarehouseBody {
     pub name: String,
     pub location: LocationView,
@@ -55,9 +55,10 @@ pub struct WarehouseList {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct SkuBody {
     pub name: Option<String>,
+    #[schema(minimum = 1)]
     pub per_customer_limit: Option<u64>,
 }
 
@@ -86,7 +87,7 @@ where
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct AdjustmentBody {
     #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub sku: String,
@@ -96,11 +97,12 @@ pub struct AdjustmentBody {
     pub set_on_hand: Option<u64>,
     pub expected_on_hand: Option<u64>,
     pub set_safety_stock: Option<u64>,
+    #[schema(min_length = 1)]
     pub reason: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct ReserveBody {
     #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub sku: String,
@@ -110,11 +112,12 @@ pub struct ReserveBody {
     pub customer_id: Option<String>,
     #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub channel: Option<String>,
+    #[schema(minimum = 1)]
     pub ttl_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct ReserveBatchBody {
     #[schema(min_items = 1)]
     pub reservations: Vec<BatchItem>,
@@ -122,7 +125,7 @@ pub struct ReserveBatchBody {
 
 /// One reservation of a batch: `ReserveBody` plus its own idempotency key.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct BatchItem {
     #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub sku: String,
@@ -132,7 +135,9 @@ pub struct BatchItem {
     pub customer_id: Option<String>,
     #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub channel: Option<String>,
+    #[schema(minimum = 1)]
     pub ttl_ms: Option<u64>,
+    #[schema(pattern = "^[!-~]{1,255}$")]
     pub idempotency_key: Option<String>,
 }
 
@@ -212,14 +217,14 @@ pub fn batch_json<'a>(items: impl ExactSizeIterator<Item = BatchItemReply<'a>>) 
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct ExtendBody {
     #[schema(minimum = 1)]
     pub ttl_ms: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct OrderBody {
     #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub channel: String,
@@ -231,10 +236,20 @@ pub struct OrderBody {
 }
 
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct CancelBody {
     pub reason: Option<String>,
 }
+
+crate::wire::object_only!(WarehouseBody, serialize);
+crate::wire::object_only!(SkuBody, serialize);
+crate::wire::object_only!(AdjustmentBody, serialize);
+crate::wire::object_only!(ReserveBody, serialize);
+crate::wire::object_only!(ExtendBody, serialize);
+crate::wire::object_only!(OrderBody, serialize);
+crate::wire::object_only!(CancelBody, serialize);
+crate::wire::object_only!(ReserveBatchBody);
+crate::wire::object_only!(BatchItem);
 
 #[cfg(test)]
 mod tests {

@@ -74,6 +74,9 @@ pub enum ErrorCode {
     /// A rate limit (per key, address or customer): retry after
     /// `Retry-After` seconds.
     RateLimited,
+    /// The path is served, but not with this method (`Allow` lists those
+    /// that are).
+    MethodNotAllowed,
 }
 
 impl ErrorCode {
@@ -118,6 +121,7 @@ impl ErrorCode {
         Self::EntityLimitReached,
         Self::CustomerRequired,
         Self::RateLimited,
+        Self::MethodNotAllowed,
     ];
 
     /// The table: wire name, HTTP status, meaning.
@@ -311,6 +315,11 @@ impl ErrorCode {
                 "rate_limited",
                 S::TOO_MANY_REQUESTS,
                 "a rate limit (per key, address or customer) was hit: retry after Retry-After seconds",
+            ),
+            Self::MethodNotAllowed => (
+                "method_not_allowed",
+                S::METHOD_NOT_ALLOWED,
+                "the path is served, but not with this method (see the Allow header)",
             ),
         }
     }
@@ -544,7 +553,10 @@ mod tests {
                 | ErrorCode::HeadersTooLarge
                 | ErrorCode::EntityLimitReached
                 | ErrorCode::CustomerRequired
-                | ErrorCode::RateLimited => ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1,
+                | ErrorCode::RateLimited
+                | ErrorCode::MethodNotAllowed => {
+                    ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1
+                }
             }
         }
         for c in ErrorCode::ALL {

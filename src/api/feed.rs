@@ -188,6 +188,51 @@ pub(super) async fn connect(
     Ok(response)
 }
 
+/// A client's text frame as the connection parses and checks it before
+/// acting on it (topics, `conflate_ms`): the fuzz targets' entry.
+pub(super) fn check_inbound(
+    text: &str,
+    topics_max: usize,
+    conflate_ms_max: u64,
+) -> Result<(), String> {
+    match serde_json::from_str::<Inbound>(text).map_err(|e| e.to_string())? {
+        Inbound::Subscribe(s) => {
+            parse_topics(&s.topics, topics_max)?;
+            check_conflate(s.conflate_ms, conflate_ms_max)
+        }
+        Inbound::Unsubscribe { topics } => {
+            for t in topics {
+                Topic::parse(&t)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The query string of `GET /v1/feed` as the handler parses and checks
+/// it before the upgrade: the fuzz targets' entry.
+pub(super) fn check_query(
+    query: &str,
+    topics_max: usize,
+    conflate_ms_max: u64,
+) -> Result<(), ApiError> {
+    let q = web::Query::<Query>::from_query(query)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidField, e.to_string()))?
+        .into_inner();
+    let topics: Vec<String> = q
+        .topics
+        .as_deref()
+        .map(|t| {
+            t.split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    parse_topics(&topics, topics_max).map_err(|e| ApiError::invalid("topics", e))?;
+    check_conflate(q.conflate_ms, conflate_ms_max).map_err(|e| ApiError::invalid("conflate_ms", e))
+}
+
 fn parse_topics(names: &[String], max: usize) -> Result<Vec<Topic>, String> {
     if names.len() > max {
         return Err(format!("at most {max} topics per connection"));

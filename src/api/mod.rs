@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod browser;
 mod dashboard;
+pub mod decode;
 pub mod dto;
 pub mod error;
 mod feed;
@@ -24,6 +25,7 @@ use crate::app::{Idempotency, Outcome, Surge};
 use crate::config::Config;
 use crate::core::IdError;
 use actix_web::http::header::ContentType;
+use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use error::{ApiError, ErrorCode};
 use routes::{Registered, Routes};
@@ -58,8 +60,7 @@ pub fn register(cfg: &mut web::ServiceConfig, config: &Config) -> Vec<Registered
     .app_data(
         web::PathConfig::default()
             .error_handler(|e, _| ApiError::new(ErrorCode::InvalidPath, e.to_string()).into()),
-    )
-    .default_service(web::to(not_found));
+    );
     let mut table = Vec::new();
     let mut r = Routes::new(cfg, &mut table);
     r.get("/healthz", healthz);
@@ -78,14 +79,44 @@ pub fn register(cfg: &mut web::ServiceConfig, config: &Config) -> Vec<Registered
         feed::routes(r);
         openapi::routes(r);
     });
+    // What no route takes: 405 with `Allow` for a known path, else 404.
+    let methods = routes::Methods::of(&table);
+    cfg.default_service(web::to(move |req: HttpRequest| {
+        let methods = methods.clone();
+        async move { unrouted(&req, &methods) }
+    }));
     table
 }
 
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        ErrorCode::NotFound,
-        format!("no route for {} {}", req.method(), req.path()),
-    ))
+/// The answer to a request no route took.
+fn unrouted(req: &HttpRequest, methods: &routes::Methods) -> HttpResponse {
+    use actix_web::ResponseError;
+    let allowed = methods.allowed(req.path());
+    if allowed.is_empty() {
+        return ApiError::new(
+            ErrorCode::NotFound,
+            format!("no route for {} {}", req.method(), req.path()),
+        )
+        .error_response();
+    }
+    let allow = allowed
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut res = ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!(
+            "{} {} is not served; allowed: {allow}",
+            req.method(),
+            req.path()
+        ),
+    )
+    .error_response();
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        res.headers_mut().insert(actix_web::http::header::ALLOW, v);
+    }
+    res
 }
 
 /// Whether the server can take writes.

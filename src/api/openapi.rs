@@ -44,11 +44,32 @@ pub fn json() -> &'static [u8] {
     static JSON: OnceLock<Vec<u8>> = OnceLock::new();
     JSON.get_or_init(|| {
         // A document of plain maps and strings always serializes.
-        serde_json::to_vec(&document()).unwrap_or_default()
+        let mut doc = serde_json::to_value(document()).unwrap_or_default();
+        unsigned_formats(&mut doc);
+        serde_json::to_vec(&doc).unwrap_or_default()
     })
 }
 
-/// The document.
+/// utoipa names the formats of unsigned integers `u-int64` (and `u-int32`,
+/// ...); the name schema tools know is `uint64`.
+fn unsigned_formats(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, item) in map.iter_mut() {
+                match item {
+                    serde_json::Value::String(f) if k == "format" && f.starts_with("u-int") => {
+                        *f = f.replacen("u-int", "uint", 1);
+                    }
+                    _ => unsigned_formats(item),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(unsigned_formats),
+        _ => {}
+    }
+}
+
+/// The document (`json()` is what is served).
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
@@ -92,7 +113,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         wire::FeedEvent,
         wire::TopicSnapshot,
     )),
-    modifiers(&Errors, &OptionalBodies, &Untagged),
+    modifiers(&Errors, &OptionalBodies, &Untagged, &Security, &GenericErrors),
     tags(
         (name = "meta", description = "Health and this document"),
         (name = "warehouses"),
@@ -259,6 +280,109 @@ impl Modify for Untagged {
     }
 }
 
+/// The routes anyone may call, with or without a key.
+const OPEN_PATHS: &[&str] = &["/healthz", "/readyz"];
+
+/// `bearerAuth` (`Authorization: Bearer <key>`), required by every
+/// operation but the open ones. With no keys configured the server runs in
+/// protected mode and takes loopback clients without one (see the README).
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearerAuth",
+            utoipa::openapi::security::SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key (`surge keys new`), sent as `Authorization: Bearer <key>`",
+                    ))
+                    .build(),
+            ),
+        );
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if OPEN_PATHS.contains(&path.as_str()) {
+                continue;
+            }
+            for op in operations(item) {
+                op.security = Some(vec![SecurityRequirement::new(
+                    "bearerAuth",
+                    Vec::<String>::new(),
+                )]);
+            }
+        }
+    }
+}
+
+/// Which operations an error answer that is not theirs alone applies to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Applies {
+    /// Every operation.
+    All,
+    /// Operations that need a key.
+    Secured,
+    /// Operations that take a body.
+    WithBody,
+}
+
+/// The answers any operation may give before (or besides) its handler: a
+/// refused key, a body too large or not JSON, a request too slow, too many
+/// requests, headers too large, the server overloaded or starting. Listed
+/// on every operation they apply to, so clients and checkers know them;
+/// an operation's own description of a status is kept.
+const GENERIC_ERRORS: &[(&str, Applies, &str)] = &[
+    ("401", Applies::Secured, "`unauthenticated`: no API key or an unknown one (with no keys configured: a client not on this machine)"),
+    ("403", Applies::Secured, "`forbidden`: the key's scopes do not allow this request"),
+    ("408", Applies::All, "The request or its body did not arrive in time"),
+    ("413", Applies::WithBody, "`payload_too_large`: the body exceeds `http_body_bytes_max`"),
+    ("415", Applies::WithBody, "`unsupported_media_type`: the body is not `application/json`"),
+    ("429", Applies::All, "Too many requests: retry after `Retry-After` seconds"),
+    ("431", Applies::All, "The request's headers are too large or too many"),
+    ("503", Applies::All, "`overloaded`, `storage_unavailable`, `starting` or another refusal to take work now: retry"),
+];
+
+struct GenericErrors;
+
+impl Modify for GenericErrors {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                            ErrorBody::name(),
+                        ))))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let open = OPEN_PATHS.contains(&path.as_str());
+            for op in operations(item) {
+                let with_body = op.request_body.is_some();
+                for (status, applies, description) in GENERIC_ERRORS {
+                    let applies = match applies {
+                        Applies::All => true,
+                        Applies::Secured => !open,
+                        Applies::WithBody => with_body,
+                    };
+                    if applies {
+                        op.responses
+                            .responses
+                            .entry((*status).to_owned())
+                            .or_insert_with(|| RefOr::T(error(description)));
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
     [
         item.get.as_mut(),
@@ -353,6 +477,84 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every operation but the open ones needs `bearerAuth`; every one
+    /// lists the answers that do not depend on its handler.
+    #[test]
+    fn security_and_generic_errors_are_on_every_operation() {
+        let doc = doc();
+        let scheme = &doc["components"]["securitySchemes"]["bearerAuth"];
+        assert_eq!(scheme["type"], "http");
+        assert_eq!(scheme["scheme"], "bearer");
+        let mut secured = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for m in METHODS {
+                let Some(op) = item.get(m) else { continue };
+                let open = OPEN_PATHS.contains(&path.as_str());
+                let security = &op["security"];
+                if open {
+                    assert!(security.is_null(), "{m} {path} is open");
+                } else {
+                    assert_eq!(
+                        security,
+                        &serde_json::json!([{"bearerAuth": []}]),
+                        "{m} {path}"
+                    );
+                    secured += 1;
+                }
+                let responses = &op["responses"];
+                for status in ["408", "429", "431", "503"] {
+                    assert!(responses.get(status).is_some(), "{m} {path} {status}");
+                }
+                for status in ["401", "403"] {
+                    assert_eq!(
+                        responses.get(status).is_some(),
+                        !open,
+                        "{m} {path} {status}"
+                    );
+                }
+                let body = op.get("requestBody").is_some();
+                for status in ["413", "415"] {
+                    assert_eq!(responses.get(status).is_some(), body, "{m} {path} {status}");
+                }
+            }
+        }
+        assert!(secured > 10, "{secured}");
+        // A status an operation describes itself keeps its description.
+        assert_eq!(
+            doc["paths"]["/healthz"]["get"]["responses"]["503"]["content"]["application/json"]
+                ["schema"]["$ref"],
+            "#/components/schemas/Health"
+        );
+    }
+
+    /// Unsigned integers say so, so generated values fit what the server
+    /// reads (a `u64` goes past `int64`).
+    #[test]
+    fn unsigned_integers_are_uint64_and_not_negative() {
+        let doc = doc();
+        let schemas = &doc["components"]["schemas"];
+        for (schema, field) in [
+            ("ReserveBody", "qty"),
+            ("ExtendBody", "ttl_ms"),
+            ("SkuBody", "per_customer_limit"),
+            ("AdjustmentBody", "set_on_hand"),
+            ("LineView", "qty"),
+        ] {
+            let f = &schemas[schema]["properties"][field];
+            assert_eq!(f["format"], "uint64", "{schema}.{field}: {f}");
+            assert!(f["minimum"].as_u64().is_some(), "{schema}.{field}: {f}");
+            let t = &f["type"];
+            assert!(
+                t == "integer" || t.as_array().is_some_and(|a| a.contains(&"integer".into())),
+                "{schema}.{field}: {f}"
+            );
+        }
+        assert_eq!(
+            schemas["AdjustmentBody"]["properties"]["delta"]["format"],
+            "int64"
+        );
     }
 
     /// The error schema names every code, and its description every

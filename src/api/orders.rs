@@ -3,7 +3,8 @@ use super::error::{ApiError, ErrorCode};
 use super::openapi::ErrorBody;
 use super::routes::Routes;
 use super::{created, id, idempotency, qty, text, App};
-use crate::app::OrderRequest;
+use crate::app::{Idempotency, OrderRequest};
+use crate::config::Config;
 use crate::core::{ChannelId, CustomerId, HoldId, Location, OrderId, OrderLine, ShipTo, SkuId};
 use crate::wire::OrderView;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -26,7 +27,7 @@ fn order_id(raw: &str) -> Result<OrderId, ApiError> {
     path = "/v1/orders",
     operation_id = "place_order",
     tag = "orders",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body answer the first answer again")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes a retry safe: the same key and body answer the first answer again")),
     request_body = OrderBody,
     responses(
         (status = 201, description = "Placed", body = OrderView),
@@ -44,7 +45,19 @@ pub(super) async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let idem = idempotency(&req, "orders", &b)?;
-    let config = app.config();
+    let mut request = order_request(app.config(), &b, idem)?;
+    request.caller = super::auth::caller(&req);
+    super::ratelimit::check_customer(&req, app.metrics(), request.customer.as_str())?;
+    let (order, outcome) = app.place_order(request).await?;
+    Ok(created(outcome, OrderView::from(&order)))
+}
+
+/// Checks an order's body and turns it into the request the app takes.
+pub(super) fn order_request(
+    config: &Config,
+    b: &OrderBody,
+    idem: Option<Idempotency>,
+) -> Result<OrderRequest, ApiError> {
     if b.lines.is_empty() || b.lines.len() > config.order_lines_max {
         return Err(ApiError::invalid(
             "lines",
@@ -81,7 +94,7 @@ pub(super) async fn create(
                 .transpose()?,
         });
     }
-    let request = OrderRequest {
+    Ok(OrderRequest {
         channel: id("channel", &b.channel, ChannelId::parse)?,
         customer: id("customer_id", &b.customer_id, CustomerId::parse)?,
         ship_to: ShipTo {
@@ -90,11 +103,8 @@ pub(super) async fn create(
         },
         lines,
         idempotency: idem,
-        caller: super::auth::caller(&req),
-    };
-    super::ratelimit::check_customer(&req, app.metrics(), request.customer.as_str())?;
-    let (order, outcome) = app.place_order(request).await?;
-    Ok(created(outcome, OrderView::from(&order)))
+        caller: Default::default(),
+    })
 }
 
 /// One order.

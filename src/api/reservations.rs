@@ -42,7 +42,7 @@ fn hold_id(raw: &str) -> Result<HoldId, ApiError> {
     path = "/v1/reservations",
     operation_id = "reserve",
     tag = "reservations",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body answer the first answer again")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes a retry safe: the same key and body answer the first answer again")),
     request_body = ReserveBody,
     responses(
         (status = 201, description = "Held", body = ReservationView),
@@ -70,7 +70,7 @@ pub(super) async fn create(
     Ok(created_json(outcome, reservation_bytes(&record)))
 }
 
-fn reserve_request(
+pub(super) fn reserve_request(
     config: &Config,
     b: &ReserveBody,
     idempotency: Option<Idempotency>,

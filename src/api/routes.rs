@@ -2,10 +2,16 @@
 //! remembers its method and full path as it registers it. The OpenAPI test
 //! walks that record, so a route cannot be served without being documented
 //! (and the document cannot name a route that is not served).
+//!
+//! A `GET` route also answers `HEAD` (same status and headers, no body);
+//! the record keeps it as one `GET` operation. [`Methods`], built from the
+//! record, tells a path the server knows (405 with `Allow`) from one it
+//! does not (404).
 
-use actix_web::dev::Handler;
+use actix_web::dev::{Handler, ResourceDef};
 use actix_web::http::Method;
-use actix_web::{web, FromRequest, Responder};
+use actix_web::{guard, web, FromRequest, Responder};
+use std::sync::Arc;
 
 /// What a registered route is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +144,86 @@ impl<'a> Routes<'a> {
             path: format!("{}{path}", self.prefix),
             kind,
         });
-        self.cfg.route(path, web::method(method).to(handler));
+        let route = if method == Method::GET {
+            // HEAD is GET without the body: actix-http leaves the body out
+            // of the answer to a HEAD request.
+            web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+        } else {
+            web::method(method)
+        };
+        self.cfg.route(path, route.to(handler));
         self
+    }
+}
+
+/// The methods each registered path pattern answers: the `Allow` of a 405.
+#[derive(Clone)]
+pub struct Methods(Arc<Vec<(ResourceDef, Method)>>);
+
+impl Methods {
+    pub fn of(table: &[Registered]) -> Self {
+        Self(Arc::new(
+            table
+                .iter()
+                .map(|r| (ResourceDef::new(r.path.as_str()), r.method.clone()))
+                .collect(),
+        ))
+    }
+
+    /// Every method some route with a pattern matching `path` answers
+    /// (`HEAD` with `GET`), sorted; empty when no route has such a path.
+    pub fn allowed(&self, path: &str) -> Vec<Method> {
+        let mut out: Vec<Method> = Vec::new();
+        for (def, method) in self.0.iter() {
+            if def.is_match(path) {
+                out.push(method.clone());
+                if *method == Method::GET {
+                    out.push(Method::HEAD);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        out.dedup();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Vec<Registered> {
+        [
+            (Method::GET, "/v1/warehouses"),
+            (Method::PUT, "/v1/warehouses/{id}"),
+            (Method::GET, "/v1/warehouses/{id}"),
+            (Method::POST, "/v1/reservations"),
+            (Method::DELETE, "/v1/reservations/{id}"),
+        ]
+        .into_iter()
+        .map(|(method, path)| Registered {
+            method,
+            path: path.into(),
+            kind: Kind::Api,
+        })
+        .collect()
+    }
+
+    #[test]
+    fn allowed_methods_of_a_path() {
+        let m = Methods::of(&table());
+        let names = |p: &str| {
+            m.allowed(p)
+                .iter()
+                .map(|m| m.as_str().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("/v1/warehouses"), ["GET", "HEAD"]);
+        assert_eq!(names("/v1/warehouses/w1"), ["GET", "HEAD", "PUT"]);
+        assert_eq!(names("/v1/reservations"), ["POST"]);
+        assert_eq!(names("/v1/reservations/res_1"), ["DELETE"]);
+        assert!(names("/v1/reservations/res_1/x").is_empty());
+        assert!(names("/v1/nothing").is_empty());
+        assert!(names("/v1/warehouses/").is_empty());
     }
 }

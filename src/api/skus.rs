@@ -4,6 +4,7 @@ use super::openapi::ErrorBody;
 use super::routes::Routes;
 use super::{id, text, App};
 use crate::app::SkuPatch;
+use crate::config::Config;
 use crate::core::sku::Adjustment;
 use crate::core::{SkuId, WarehouseId};
 use crate::wire::StockView;
@@ -138,13 +139,30 @@ pub(super) async fn adjust(
     let b = body.into_inner();
     // A `warehouse:<id>` key adjusts only its own warehouse.
     super::auth::check_warehouse(&req, &b.warehouse)?;
+    let (sku, warehouse, adjustment) = adjustment(app.config(), &b)?;
+    app.adjust(sku.clone(), warehouse, adjustment, b.reason)
+        .await?;
+    let view = stock_view(&app, &sku).await?;
+    // A `warehouse:<id>` key sees its own rows only.
+    let view = match super::auth::warehouse_limit(&req) {
+        Some(mine) => view.only(&mine),
+        None => view,
+    };
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Checks an adjustment's body: its SKU, warehouse and change.
+pub(super) fn adjustment(
+    config: &Config,
+    b: &AdjustmentBody,
+) -> Result<(SkuId, WarehouseId, Adjustment), ApiError> {
     let sku = id("sku", &b.sku, SkuId::parse)?;
     let warehouse = id("warehouse", &b.warehouse, WarehouseId::parse)?;
-    text(app.config(), "reason", &b.reason)?;
+    text(config, "reason", &b.reason)?;
     if b.reason.trim().is_empty() {
         return Err(ApiError::invalid("reason", "must not be empty"));
     }
-    let max = app.config().on_hand_max;
+    let max = config.on_hand_max;
     let adjustment = match (b.delta, b.set_on_hand, b.set_safety_stock) {
         (Some(d), None, None) if b.expected_on_hand.is_none() => {
             if d == 0 || d.unsigned_abs() > max {
@@ -164,13 +182,5 @@ pub(super) async fn adjust(
             ))
         }
     };
-    app.adjust(sku.clone(), warehouse, adjustment, b.reason)
-        .await?;
-    let view = stock_view(&app, &sku).await?;
-    // A `warehouse:<id>` key sees its own rows only.
-    let view = match super::auth::warehouse_limit(&req) {
-        Some(mine) => view.only(&mine),
-        None => view,
-    };
-    Ok(HttpResponse::Ok().json(view))
+    Ok((sku, warehouse, adjustment))
 }

@@ -17,6 +17,43 @@
 //! - `feed.rs`: the feed's envelope ([`ServerMsg`]), event payloads
 //!   ([`FeedEvent`]), topic snapshots and the feed's counters.
 
+/// Makes a request shape deserialize from a JSON object only. serde's
+/// derive also reads a struct from an array of its fields in order, so
+/// `[null, null]` was a valid SKU body: the type derives with
+/// `#[serde(remote = "Self")]` (which makes the derived code inherent
+/// functions) and this implements the traits over them, reading a map.
+macro_rules! object_only {
+    ($t:ty) => {
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Object;
+                impl<'de> serde::de::Visitor<'de> for Object {
+                    type Value = $t;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a JSON object")
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        map: A,
+                    ) -> Result<$t, A::Error> {
+                        <$t>::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    }
+                }
+                d.deserialize_map(Object)
+            }
+        }
+    };
+    ($t:ty, serialize) => {
+        $crate::wire::object_only!($t);
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                <$t>::serialize(self, s)
+            }
+        }
+    };
+}
+pub(crate) use object_only;
+
 pub mod feed;
 pub mod hold;
 pub mod order;

@@ -6,18 +6,22 @@ use utoipa::ToSchema;
 
 /// Where an order goes. Also the shape of `ship_to` in request bodies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct ShipToView {
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub lon: f64,
+    /// ISO 3166-1 alpha-2, e.g. `DE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Z]{2}$")]
     pub country: Option<String>,
 }
 
 /// One line as the client asked for it. Also the shape of a line in
 /// request bodies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct LineView {
     #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub sku: String,
@@ -102,3 +106,6 @@ impl From<&Order> for OrderView {
         }
     }
 }
+
+crate::wire::object_only!(ShipToView, serialize);
+crate::wire::object_only!(LineView, serialize);

@@ -7,9 +7,11 @@ use utoipa::ToSchema;
 /// A point on the map. Also the shape of a location in request bodies,
 /// which is why it refuses unknown fields.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct LocationView {
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub lon: f64,
 }
 
@@ -40,3 +42,5 @@ impl From<&Warehouse> for WarehouseView {
         }
     }
 }
+
+crate::wire::object_only!(LocationView, serialize);
