@@ -7,6 +7,7 @@
 #   scripts/fuzz.sh                    # 20 s per target (CI)
 #   scripts/fuzz.sh 600                # ten minutes per target
 #   scripts/fuzz.sh 3600 wal_record    # one target, an hour
+#   FUZZ_RELEASE=1 scripts/fuzz.sh 600 # optimized build, for long runs
 #
 # With a nightly toolchain cargo-fuzz runs as usual; without one it runs on
 # stable with no sanitizer (`-s none`): the coverage instrumentation
@@ -30,9 +31,12 @@ fi
 echo "fuzz: ${targets[*]}, ${secs}s each, cargo $toolchain"
 
 cd "$root/fuzz"
-# Debug assertions on: overflow is a finding, not a wrap.
+# Debug assertions on: overflow is a finding, not a wrap. Unoptimized by
+# default (a cold build takes minutes, not tens of minutes, on 2 cores);
+# FUZZ_RELEASE=1 builds optimized, for long runs (more executions a second).
 fuzz=(cargo "$toolchain" fuzz)
 opts=(--sanitizer none --debug-assertions)
+[ "${FUZZ_RELEASE:-0}" = 1 ] || opts+=(--dev)
 "${fuzz[@]}" build "${opts[@]}"
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
