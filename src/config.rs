@@ -107,6 +107,8 @@ pub struct Config {
 /// actix-http's own limits on a request head (`h1/decoder.rs`): it refuses
 /// more header fields, or a longer head, at parser level with an empty 431.
 pub const ACTIX_HEADERS_MAX: usize = 96;
+/// Longest request-body deadline or grace period, in ms (one day).
+pub const DEADLINE_MS_MAX: u64 = 86_400_000;
 pub const ACTIX_HEAD_BYTES_MAX: usize = 131_072;
 
 #[derive(Debug, thiserror::Error)]
@@ -364,6 +366,29 @@ impl Config {
             .map_err(|e| invalid("http_allowed_hosts", e))?;
         crate::api::browser::validate_origins(&self.feed_allowed_origins)
             .map_err(|e| invalid("feed_allowed_origins", e))?;
+        // With keys, a browser resends remembered dashboard credentials
+        // (HTTP Basic) on a cross-site WebSocket handshake: only the Origin
+        // check keeps another site's page from reading the feed.
+        if !self.keys.is_empty() && self.feed_allowed_origins.iter().any(|o| o == "*") {
+            return Err(invalid(
+                "feed_allowed_origins",
+                "\"*\" is refused while API keys are configured: any page the operator \
+                 visits could open the feed with the dashboard's remembered credentials; \
+                 list the origins instead",
+            ));
+        }
+        // Deadlines are added to the current instant for every request.
+        for (key, value) in [
+            ("http_body_timeout_ms", self.http_body_timeout_ms),
+            ("http_body_rate_grace_ms", self.http_body_rate_grace_ms),
+        ] {
+            if value > DEADLINE_MS_MAX {
+                return Err(invalid(
+                    key,
+                    format!("must be at most {DEADLINE_MS_MAX} (one day)"),
+                ));
+            }
+        }
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
                 "listen",
@@ -481,6 +506,34 @@ mod tests {
         assert_eq!(c.order_lines_max, 3, "file beats default");
         assert_eq!(c.qty_max, 9, "env beats file");
         assert_eq!(c.listen, "127.0.0.1:9002", "flag beats env");
+    }
+
+    #[test]
+    fn body_deadlines_are_bounded_and_any_origin_needs_no_keys() {
+        let load = |pairs: &[(&str, &str)]| {
+            let env: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Config::load(None, &env, &Overrides::default())
+        };
+        let day = DEADLINE_MS_MAX.to_string();
+        let past = (DEADLINE_MS_MAX + 1).to_string();
+        for key in [
+            "SURGE_HTTP_BODY_TIMEOUT_MS",
+            "SURGE_HTTP_BODY_RATE_GRACE_MS",
+        ] {
+            assert!(load(&[(key, &day)]).is_ok(), "{key} at the edge");
+            assert!(load(&[(key, &past)]).is_err(), "{key} past the edge");
+        }
+        let any = ("SURGE_FEED_ALLOWED_ORIGINS", r#"["*"]"#);
+        assert!(load(&[any]).is_ok(), "no keys: \"*\" is allowed");
+        let key = (
+            "SURGE_KEYS",
+            r#"[{ name = "a", sha256 = "0000000000000000000000000000000000000000000000000000000000000000", scopes = ["admin"] }]"#,
+        );
+        assert!(load(&[key]).is_ok());
+        assert!(load(&[key, any]).is_err(), "keys and \"*\" are refused");
     }
 
     #[test]

@@ -148,20 +148,21 @@ async fn serve(
             })
             // Connections per client, header limits, then the body read
             // behind a deadline (408 body_timeout when it is cut off).
-            .wrap_fn(move |req, srv| {
+            // A refused request's body is watched too: its response then
+            // keeps the unread body referenced, so actix-http closes the
+            // connection instead of draining a chunked body that never ends.
+            .wrap_fn(move |mut req, srv| {
+                let watch = api::slow::watch_body(&mut req, body_limits);
                 let call = match api::limits::refusal(&req, head_limits) {
                     Some(refused) => Err(req.into_response(refused)),
-                    None => {
-                        let mut req = req;
-                        let watch = api::slow::watch_body(&mut req, body_limits);
-                        Ok((watch, srv.call(req)))
-                    }
+                    None => Ok(srv.call(req)),
                 };
                 async move {
-                    match call {
-                        Ok((watch, fut)) => api::slow::finish(watch, fut.await),
+                    let res = match call {
+                        Ok(fut) => fut.await,
                         Err(refused) => Ok(refused),
-                    }
+                    };
+                    api::slow::finish(watch, res)
                 }
             })
             // Outermost (registered last): every request, refused or not,

@@ -42,6 +42,9 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct Browser {
     hosts: Arc<[Host]>,
+    /// Protected mode with no allow-list: a dotted name other than
+    /// `localhost` is refused (see [`Browser::new`]).
+    local_names_only: bool,
     body_bytes_max: u64,
 }
 
@@ -49,6 +52,13 @@ pub struct Browser {
 const HOST_EXEMPT: &[&str] = &["/healthz", "/readyz"];
 
 impl Browser {
+    /// In protected mode (no keys: loopback clients let in by address
+    /// alone) with no `http_allowed_hosts`, a browser on this machine is a
+    /// loopback client whatever page it runs: a page on `evil.example` that
+    /// re-points its name at 127.0.0.1 would be served as its own origin.
+    /// So there a `Host` must be an address, `localhost` (or a name under
+    /// it), or a single-label machine name; a dotted name, the kind an
+    /// attacker can point anywhere, is refused unless listed.
     pub fn new(config: &Config) -> Browser {
         Browser {
             hosts: config
@@ -56,6 +66,9 @@ impl Browser {
                 .iter()
                 .filter_map(|h| Host::parse(h))
                 .collect(),
+            local_names_only: config.http_allowed_hosts.is_empty()
+                && config.keys.is_empty()
+                && config.protected_mode,
             body_bytes_max: config.http_body_bytes_max as u64,
         }
     }
@@ -80,6 +93,18 @@ impl Browser {
                     ErrorCode::HostNotAllowed,
                     "this server does not answer for that Host (http_allowed_hosts)",
                 ));
+            }
+        }
+        if self.local_names_only && !HOST_EXEMPT.contains(&req.path()) {
+            if let Some(h) = request_host(req.request()) {
+                if !h.is_local_name() {
+                    return Err(ApiError::new(
+                        ErrorCode::HostNotAllowed,
+                        "protected mode (no API keys) answers only for localhost, addresses \
+                         and single-label names: list this Host in http_allowed_hosts, or \
+                         configure API keys",
+                    ));
+                }
             }
         }
         content_encoding(headers)?;
@@ -216,6 +241,17 @@ impl Host {
             }
         };
         valid.then_some(Host { name, port })
+    }
+
+    /// An address, `localhost` or a name under it, or a single-label
+    /// machine name: none of them a name in a domain someone else controls.
+    fn is_local_name(&self) -> bool {
+        let n = self.name.as_str();
+        n.starts_with('[')
+            || n.parse::<std::net::Ipv4Addr>().is_ok()
+            || n == "localhost"
+            || n.ends_with(".localhost")
+            || !n.contains('.')
     }
 
     /// Whether this allow-list entry lets `req` (a request's Host) in.

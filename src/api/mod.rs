@@ -194,7 +194,18 @@ fn idempotency(
     let Some(raw) = req.headers().get("idempotency-key") else {
         return Ok(None);
     };
-    idempotency_key(raw.to_str().ok(), scope, body).map(Some)
+    idempotency_key(raw.to_str().ok(), scope, body).map(|i| Some(per_key(i, req)))
+}
+
+/// Each API key has idempotency keys of its own: another key cannot take
+/// one first (or learn that it was used). A space never occurs in a
+/// client's key, so the key's name after one cannot run into it.
+fn per_key(mut idem: Idempotency, req: &HttpRequest) -> Idempotency {
+    if let Some(name) = auth::caller(req).key {
+        idem.key.push(' ');
+        idem.key.push_str(&name);
+    }
+    idem
 }
 
 /// Checks a client's idempotency key and scopes it, with the request's hash.

@@ -5,7 +5,7 @@ use super::dto::{
 use super::error::{ApiError, ErrorCode};
 use super::openapi::ErrorBody;
 use super::routes::Routes;
-use super::{created_json, id, idempotency, idempotency_key, ok_json, qty, ttl, App};
+use super::{created_json, id, idempotency, idempotency_key, ok_json, per_key, qty, ttl, App};
 use crate::actors::CmdError;
 use crate::app::{Caller, Idempotency, Outcome, ReserveRequest};
 use crate::config::Config;
@@ -137,7 +137,7 @@ pub(super) async fn create_batch(
         let (b, key) = item.split();
         let at = |e: ApiError| e.with("index", i);
         let idem = key
-            .map(|k| idempotency_key(Some(&k), "reservations", &b))
+            .map(|k| idempotency_key(Some(&k), "reservations", &b).map(|i| per_key(i, &req)))
             .transpose()
             .map_err(at)?;
         let mut request = reserve_request(app.config(), &b, idem).map_err(at)?;

@@ -220,6 +220,16 @@ async fn connections_per_client_address_are_limited() {
     );
     assert!(res.closes(), "{res:?}");
     assert!(closed_within(&mut s, Duration::from_secs(5)).await);
+    // A refused connection whose chunked body never ends is closed too,
+    // not drained for as long as the client keeps it open.
+    let endless =
+        b"POST /v1/reservations HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
+    let (res, mut s) = exchange(addr, endless).await;
+    assert_eq!(res.map(|r| r.status), Some(503));
+    assert!(
+        closed_within(&mut s, Duration::from_secs(5)).await,
+        "a refused endless body kept its connection open"
+    );
     // The three are still served.
     for s in open.iter_mut() {
         s.write_all(health).await.unwrap();

@@ -392,6 +392,60 @@ async fn feed_origin_allow_list_and_wildcard() {
     );
 }
 
+/// Protected mode (no keys) with no allow-list: a browser on this machine
+/// is a loopback client whatever page it runs, so a dotted name that could
+/// be re-pointed at 127.0.0.1 (DNS rebinding) is refused; addresses and
+/// localhost are served. With keys, the key is what protects.
+#[tokio::test]
+async fn protected_mode_refuses_rebound_names() {
+    let srv = Srv::start();
+    let port = srv.bg().addr.port();
+    for (host, want) in [
+        (
+            format!("evil.example:{port}"),
+            StatusCode::MISDIRECTED_REQUEST,
+        ),
+        ("evil.example".to_owned(), StatusCode::MISDIRECTED_REQUEST),
+        (
+            "127.0.0.1.nip.io".to_owned(),
+            StatusCode::MISDIRECTED_REQUEST,
+        ),
+        (format!("127.0.0.1:{port}"), StatusCode::OK),
+        (format!("localhost:{port}"), StatusCode::OK),
+        ("shop.localhost".to_owned(), StatusCode::OK),
+        ("[::1]".to_owned(), StatusCode::OK),
+        ("myhost".to_owned(), StatusCode::OK),
+    ] {
+        let got = raw_req(
+            &srv,
+            Method::GET,
+            "/v1/warehouses",
+            &[(HOST, host.as_str())],
+            "",
+        )
+        .await;
+        assert_eq!(got.0, want, "{host}: {:?}", got.2);
+        if want != StatusCode::OK {
+            assert_eq!(got.2["code"], "host_not_allowed", "{host}");
+        }
+    }
+    // A write from a rebound page changes nothing.
+    let res = srv
+        .client
+        .put(srv.url("/v1/warehouses/x"))
+        .header(HOST, "evil.example")
+        .json(&json!({"name": "x", "location": {"lat": 1.0, "lon": 1.0}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::MISDIRECTED_REQUEST);
+    let (_, list) = srv.get("/v1/warehouses").await;
+    assert_eq!(list["warehouses"], json!([]));
+    // Probes are exempt.
+    let got = raw_req(&srv, Method::GET, "/healthz", &[(HOST, "evil.example")], "").await;
+    assert_eq!(got.0, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn host_allow_list() {
     let srv =
