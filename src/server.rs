@@ -88,6 +88,7 @@ async fn serve(
         api::slow::BodyLimits::new(&config),
     );
     let limits = web::Data::new(crate::ratelimit::RateLimits::from_config(&config));
+    let methods = api::route_methods(&config);
     let server = HttpServer::new(move || {
         // Runs on each worker's own arbiter, once per listener (we have
         // one) and again if the worker is restarted: SKU actors live there.
@@ -95,7 +96,7 @@ async fn serve(
         let cfg = app_config.clone();
         let guard = guard.clone();
         let (metrics, ids) = (data.metrics().clone(), request_ids.clone());
-        let web_checks = api::browser::Browser::new(&cfg);
+        let web_checks = api::browser::Browser::new(&cfg).with_routes(methods.clone());
         let (limits, limit_metrics) = (limits.clone(), metrics.clone());
         App::new()
             .app_data(data.clone())

@@ -46,6 +46,9 @@ pub struct Browser {
     /// `localhost` is refused (see [`Browser::new`]).
     local_names_only: bool,
     body_bytes_max: u64,
+    /// The routes' methods: a request no route serves skips the body rules
+    /// below, so routing answers it 405 (or 404) rather than 415 or 413.
+    methods: Option<super::routes::Methods>,
 }
 
 /// Paths the Host allow-list does not apply to.
@@ -70,7 +73,14 @@ impl Browser {
                 && config.keys.is_empty()
                 && config.protected_mode,
             body_bytes_max: config.http_body_bytes_max as u64,
+            methods: None,
         }
+    }
+
+    /// With the served routes' methods (see `methods`).
+    pub fn with_routes(mut self, methods: super::routes::Methods) -> Browser {
+        self.methods = Some(methods);
+        self
     }
 
     /// Lets the request through or says why not.
@@ -85,7 +95,6 @@ impl Browser {
     }
 
     fn refusal(&self, req: &ServiceRequest) -> Result<(), ApiError> {
-        let headers = req.headers();
         if !self.hosts.is_empty() && !HOST_EXEMPT.contains(&req.path()) {
             let host = request_host(req.request());
             if !host.is_some_and(|h| self.hosts.iter().any(|a| a.allows(&h))) {
@@ -107,6 +116,21 @@ impl Browser {
                 }
             }
         }
+        let body_rules = self.body_rules(req);
+        // Looked up only for a request the rules refuse: no cost to others.
+        if body_rules.is_err() {
+            if let Some(m) = &self.methods {
+                if !m.allowed(req.path()).contains(req.method()) {
+                    return Ok(());
+                }
+            }
+        }
+        body_rules
+    }
+
+    /// Encoding, media type and declared length of the request's body.
+    fn body_rules(&self, req: &ServiceRequest) -> Result<(), ApiError> {
+        let headers = req.headers();
         content_encoding(headers)?;
         let method = req.method();
         let needs_json = method == Method::POST

@@ -65,7 +65,7 @@ pub struct SkuBody {
 /// `PATCH /v1/skus/{sku}`: only the fields present change; `null` clears
 /// one.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct SkuPatchBody {
     /// Absent: unchanged; `null`: cleared.
     #[serde(default, deserialize_with = "present")]
@@ -243,6 +243,7 @@ pub struct CancelBody {
 
 crate::wire::object_only!(WarehouseBody, serialize);
 crate::wire::object_only!(SkuBody, serialize);
+crate::wire::object_only!(SkuPatchBody);
 crate::wire::object_only!(AdjustmentBody, serialize);
 crate::wire::object_only!(ReserveBody, serialize);
 crate::wire::object_only!(ExtendBody, serialize);

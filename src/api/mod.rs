@@ -43,6 +43,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
     register(cfg, config);
 }
 
+/// The methods of every route [`configure`] registers (for checks made
+/// before routing).
+pub fn route_methods(config: &Config) -> routes::Methods {
+    let mut table = Vec::new();
+    let _app = actix_web::App::new().configure(|cfg| table = register(cfg, config));
+    routes::Methods::of(&table)
+}
+
 /// [`configure`], returning the table of the routes it registered.
 pub fn register(cfg: &mut web::ServiceConfig, config: &Config) -> Vec<Registered> {
     let limit = config.http_body_bytes_max;

@@ -132,6 +132,8 @@ const ERROR_DETAILS: &[(&str, bool, &str)] = &[
     ("index", false, "`reservations:batch`: the item at fault"),
     ("available", false, "`insufficient_stock`: what is available"),
     ("limit", false, "`purchase_limit_exceeded`: the per-customer limit; `payload_too_large`: the body limit in bytes"),
+    ("limit_by", true, "`rate_limited`: the limit hit: `key`, `client_ip` or `customer`"),
+    ("retry_after_s", false, "`rate_limited`: seconds to wait, also sent as `Retry-After`"),
     ("used", false, "`purchase_limit_exceeded`: what the customer already holds or bought"),
     ("on_hand", false, "`stock_changed`, `stock_below_committed`: the row's on_hand"),
     ("committed", false, "`stock_below_committed`: reserved plus allocated"),

@@ -25,7 +25,7 @@ pub fn refusal(limited: Limited, metrics: &Metrics) -> ApiError {
             limited.kind.as_str().replace('_', " ")
         ),
     )
-    .with("limit", limited.kind.as_str())
+    .with("limit_by", limited.kind.as_str())
     .with("retry_after_s", s)
 }
 

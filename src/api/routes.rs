@@ -157,7 +157,7 @@ impl<'a> Routes<'a> {
 }
 
 /// The methods each registered path pattern answers: the `Allow` of a 405.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Methods(Arc<Vec<(ResourceDef, Method)>>);
 
 impl Methods {

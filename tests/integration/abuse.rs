@@ -341,7 +341,7 @@ async fn a_customer_past_its_burst_gets_429_with_retry_after_and_others_do_not()
     assert!((1..=1).contains(&retry), "Retry-After {retry}");
     let b: Value = res.json().await.unwrap();
     assert_eq!(
-        (b["code"].as_str(), b["limit"].as_str()),
+        (b["code"].as_str(), b["limit_by"].as_str()),
         (Some("rate_limited"), Some("customer")),
         "{b}"
     );
@@ -377,7 +377,7 @@ async fn a_customer_past_its_burst_gets_429_with_retry_after_and_others_do_not()
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["results"][0]["status"], 429, "{b}");
     assert_eq!(b["results"][0]["error"]["code"], "rate_limited");
-    assert_eq!(b["results"][0]["error"]["limit"], "customer");
+    assert_eq!(b["results"][0]["error"]["limit_by"], "customer");
     assert_eq!(b["results"][1]["status"], 201, "{b}");
     // Only what was accepted is held: 3 + shopper + anonymous + other.
     assert_eq!(srv.stock("hot").await["reserved"], 6);
@@ -429,7 +429,7 @@ async fn a_key_past_its_burst_gets_429_on_any_route_and_other_keys_do_not() {
     assert_eq!(res.headers()["retry-after"], "1");
     let b: Value = res.json().await.unwrap();
     assert_eq!(
-        (b["code"].as_str(), b["limit"].as_str()),
+        (b["code"].as_str(), b["limit_by"].as_str()),
         (Some("rate_limited"), Some("key")),
         "{b}"
     );

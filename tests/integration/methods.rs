@@ -119,3 +119,49 @@ async fn a_bad_feed_query_is_a_json_error() {
         );
     }
 }
+
+/// A method no route serves is 405 even without a JSON body: the
+/// media-type check before routing steps aside for it.
+#[tokio::test]
+async fn an_unserved_method_is_405_before_the_media_type_check() {
+    let srv = Srv::start();
+    for (method, path) in [
+        ("PUT", "/healthz"),
+        ("PUT", "/metrics"),
+        ("POST", "/v1/warehouses/w1"),
+    ] {
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let res = srv.client.request(m, srv.url(path)).send().await.unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+    }
+    // A served method still needs JSON.
+    let res = srv
+        .client
+        .put(srv.url("/v1/skus/x"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+/// A PATCH body is an object, never an array of its fields.
+#[tokio::test]
+async fn a_patch_body_must_be_an_object() {
+    let srv = Srv::start();
+    srv.sku("x", Some(2), &[]).await;
+    let res = srv
+        .client
+        .patch(srv.url("/v1/skus/x"))
+        .header("content-type", "application/json")
+        .body("[null, null]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(srv.stock("x").await["per_customer_limit"], 2);
+}
