@@ -51,19 +51,6 @@ fn seeds(target: &str) -> Seeds {
     out
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 /// Log records as released builds wrote them (the golden data
 /// directories), the same events as records of the current format, and
 /// snapshot chunks of every format: the golden directories' and one of
@@ -80,7 +67,7 @@ fn from_golden() -> (Seeds, Seeds) {
     for (d, dir) in dirs.into_iter().enumerate() {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let tmp = tempfile::tempdir().unwrap();
-        copy_dir(&dir.join("data"), tmp.path());
+        crate::golden::copy_dir(&dir.join("data"), tmp.path());
         let store = SledStore::open(tmp.path(), 8 << 20).unwrap();
         let mut n = 0;
         store

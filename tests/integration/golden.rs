@@ -32,7 +32,8 @@ fn golden_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// Copies a directory tree (a golden data directory into a scratch one).
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
