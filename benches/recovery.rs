@@ -75,6 +75,7 @@ fn warehouses(n: usize) -> impl Iterator<Item = Event> {
                 lon: 8.0,
             },
             priority: i as i32,
+            routing: Default::default(),
         },
     })
 }

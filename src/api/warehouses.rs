@@ -50,6 +50,7 @@ pub(super) async fn put(
             name: body.name,
             location,
             priority: body.priority,
+            routing: Default::default(),
         })
         .await?;
     Ok(HttpResponse::Ok().json(WarehouseView::from(&w)))

@@ -28,6 +28,8 @@ pub struct Warehouse {
     pub location: Location,
     /// Lower is preferred.
     pub priority: i32,
+    /// Whom it serves, its capacity, cut-off and shipping cost.
+    pub routing: super::routing::WarehouseRouting,
 }
 
 /// Stock of one SKU in one warehouse.

@@ -38,6 +38,7 @@ fn warehouse(id: &str, name: &str, lat: f64, lon: f64, priority: i32) -> Event {
             name: name.into(),
             location: Location { lat, lon },
             priority,
+            routing: Default::default(),
         },
     }
 }

@@ -31,6 +31,7 @@ fn warehouse() -> Warehouse {
             lon: 13.25,
         },
         priority: -1,
+        routing: Default::default(),
     }
 }
 

@@ -41,6 +41,7 @@ fn warehouse() -> impl Strategy<Value = Warehouse> {
         name,
         location,
         priority,
+        routing: Default::default(),
     })
 }
 /// A key's name, as `created_by` records it, or none.

@@ -808,6 +808,8 @@ impl TryFrom<Warehouse<'_>> for core::Warehouse {
             name: w.name.into_owned(),
             location: w.location.into(),
             priority: w.priority,
+            // Written before warehouses had routing attributes.
+            routing: Default::default(),
         })
     }
 }

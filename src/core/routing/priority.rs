@@ -5,8 +5,8 @@
 //! the highest-priority warehouse that can ship every line on its own, so an
 //! order splits only when no single warehouse can fill it.
 
-use super::ids::{SkuId, WarehouseId};
-use super::model::Warehouse;
+use crate::core::ids::{SkuId, WarehouseId};
+use crate::core::model::Warehouse;
 
 /// Warehouses sorted by priority, then id.
 pub fn by_priority(warehouses: &mut [Warehouse]) {

@@ -1,0 +1,16 @@
+//! Which warehouses an order or a hold comes from.
+//!
+//! Each warehouse carries [`WarehouseRouting`] attributes (whom it serves,
+//! its daily capacity, its cut-off and its shipping cost). A [`Chain`] of
+//! [`Rule`]s, applied in order, filters the warehouses and ranks candidate
+//! plans, ties falling to the next rule; its [`SplitPolicy`] bounds the
+//! shipments a plan may have. [`plan`] returns the best [`Plan`] with a
+//! [`RoutingTrace`] that explains it, or says which lines no plan places.
+//!
+//! Pure: stock, workload and the time come in as arguments.
+
+mod priority;
+mod types;
+
+pub use priority::{by_priority, order_preference, RouteLine};
+pub use types::*;
