@@ -222,14 +222,23 @@ impl Keyring {
     /// configured hash in constant time and never stops early, so the time
     /// taken says nothing about which key matched or how closely.
     pub fn find(&self, presented: &str) -> Option<&Key> {
+        self.find_index(presented).map(|i| &self.keys[i])
+    }
+
+    /// `find`, as an index for [`Keyring::get`].
+    pub fn find_index(&self, presented: &str) -> Option<usize> {
         let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found = None;
-        for key in &self.keys {
+        for (i, key) in self.keys.iter().enumerate() {
             if constant_time_eq(&key.hash, &hash) {
-                found = Some(key);
+                found = Some(i);
             }
         }
         found
+    }
+
+    pub fn get(&self, index: usize) -> Option<&Key> {
+        self.keys.get(index)
     }
 }
 

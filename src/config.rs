@@ -21,6 +21,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub log: String,
     pub log_format: crate::telemetry::LogFormat,
+    pub metrics_http: bool,
     pub http_workers: usize,
     pub http_connections_max: usize,
     pub http_backlog: u32,

@@ -14,13 +14,11 @@ use crate::app::{OpenError, Surge};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::wal::store::{LogStore, SledStore, StoreError};
-use actix_web::dev::Service;
 use actix_web::{web, App, HttpServer};
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracing::Instrument;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -81,7 +79,7 @@ async fn serve(
     let data = web::Data::new(surge.clone());
     let app_config = config.clone();
     let request_ids = Arc::new(api::observe::RequestIds::default());
-    // Limits before routing: connections per client, headers, slow bodies.
+    // Connections per client, counted as they are accepted.
     let clients = api::limits::Clients::new(&config);
     let (head_limits, body_limits) = (
         api::limits::HeadLimits::new(&config),
@@ -94,96 +92,27 @@ async fn serve(
         // one) and again if the worker is restarted: SKU actors live there.
         data.register_home();
         let cfg = app_config.clone();
-        let guard = guard.clone();
-        let (metrics, ids) = (data.metrics().clone(), request_ids.clone());
-        let web_checks = api::browser::Browser::new(&cfg).with_routes(methods.clone());
-        let (limits, limit_metrics) = (limits.clone(), metrics.clone());
+        // Everything before the handler, in one layer (`api/front.rs`).
+        let front = api::front::Front {
+            ids: request_ids.clone(),
+            metrics: data.metrics().clone(),
+            count: cfg.metrics_http,
+            head: head_limits,
+            body: body_limits,
+            guard: guard.clone(),
+            rates: limits.clone(),
+            browser: api::browser::Browser::new(&cfg).with_routes(methods.clone()),
+        };
         App::new()
             .app_data(data.clone())
             .app_data(limits.clone())
-            // After the guard and the rate limit (an unauthenticated
-            // request gets its 401 first): Host, media type, encoding and
-            // size of every request; the framework's own errors made JSON
-            // (`api/browser.rs`).
-            .wrap_fn(move |req, srv| {
-                let call = match web_checks.check(&req) {
-                    Ok(()) => Ok(srv.call(req)),
-                    Err(e) => Err(req.error_response(e)),
-                };
-                async move {
-                    match call {
-                        Ok(fut) => fut
-                            .await
-                            .map(api::browser::framework_error)
-                            .map_err(api::browser::framework_err),
-                        Err(refused) => Ok(refused),
-                    }
-                }
-            })
-            // After the guard (registered before it, so inside it): the
-            // rate limit of the request's key or remote address.
-            .wrap_fn(move |req, srv| {
-                let call = match api::ratelimit::check_client(&limits, &limit_metrics, &req) {
-                    Ok(()) => Ok(srv.call(req)),
-                    Err(e) => Err(req.error_response(e)),
-                };
-                async move {
-                    match call {
-                        Ok(fut) => fut.await,
-                        Err(refused) => Ok(refused),
-                    }
-                }
-            })
-            // Before routing: protected mode, API keys and scopes.
-            .wrap_fn(move |req, srv| {
-                let call = match guard.check(&req) {
-                    Ok(()) => Ok(srv.call(req)),
-                    Err(e) => Err(req.error_response(e)),
-                };
-                async move {
-                    match call {
-                        Ok(fut) => fut.await,
-                        Err(refused) => Ok(refused),
-                    }
-                }
-            })
-            // Connections per client, header limits, then the body read
-            // behind a deadline (408 body_timeout when it is cut off).
-            // A refused request's body is watched too: its response then
-            // keeps the unread body referenced, so actix-http closes the
-            // connection instead of draining a chunked body that never ends.
-            .wrap_fn(move |mut req, srv| {
-                let watch = api::slow::watch_body(&mut req, body_limits);
-                let call = match api::limits::refusal(&req, head_limits) {
-                    Some(refused) => Err(req.into_response(refused)),
-                    None => Ok(srv.call(req)),
-                };
-                async move {
-                    let res = match call {
-                        Ok(fut) => fut.await,
-                        Err(refused) => Ok(refused),
-                    };
-                    api::slow::finish(watch, res)
-                }
-            })
-            // Outermost (registered last): every request, refused or not,
-            // gets an id, a span and its count and latency.
-            .wrap_fn(move |req, srv| {
-                let (observed, span) = api::observe::begin(&ids, &req);
-                let fut = span.in_scope(|| srv.call(req));
-                let metrics = metrics.clone();
-                async move {
-                    let mut res = fut.await;
-                    if let Ok(r) = &mut res {
-                        api::observe::finish(observed, &metrics, r);
-                    }
-                    res
-                }
-                .instrument(span)
-            })
+            .wrap_fn(move |req, srv| front.call(req, srv))
             .configure(|c| api::configure(c, &cfg))
     })
-    .on_connect(move |conn, ext| clients.on_connect(conn, ext))
+    .on_connect(move |conn, ext| {
+        clients.on_connect(conn, ext);
+        ext.insert(api::auth::KeyCache::default());
+    })
     .workers(config.http_workers())
     .max_connections(config.http_connections_max)
     .backlog(config.http_backlog)

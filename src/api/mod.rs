@@ -9,6 +9,7 @@ pub mod decode;
 pub mod dto;
 pub mod error;
 mod feed;
+pub mod front;
 pub mod limits;
 pub mod monitor;
 pub mod observe;

@@ -85,8 +85,18 @@ pub fn begin(ids: &RequestIds, req: &ServiceRequest) -> (Observed, tracing::Span
     (Observed { started, id, hot }, span)
 }
 
-/// Counts the answer and gives it the request id.
-pub fn finish<B>(obs: Observed, metrics: &Metrics, res: &mut ServiceResponse<B>) {
+/// Counts the answer (unless `metrics` is `None`: `metrics_http` off) and
+/// gives it the request id.
+pub fn finish<B>(obs: Observed, metrics: Option<&Metrics>, res: &mut ServiceResponse<B>) {
+    let status = res.status();
+    if let Some(metrics) = metrics {
+        count(&obs, metrics, res);
+    }
+    tracing::debug!(status = status.as_u16(), "done");
+    res.headers_mut().insert(REQUEST_ID, obs.id);
+}
+
+fn count<B>(obs: &Observed, metrics: &Metrics, res: &ServiceResponse<B>) {
     let status = res.status();
     let elapsed = obs.started.elapsed();
     match obs.hot.and_then(|i| metrics.http.hot(i).map(|s| (i, s))) {
@@ -115,8 +125,6 @@ pub fn finish<B>(obs: Observed, metrics: &Metrics, res: &mut ServiceResponse<B>)
                 .record(status.as_u16(), elapsed);
         }
     }
-    tracing::debug!(status = status.as_u16(), "done");
-    res.headers_mut().insert(REQUEST_ID, obs.id);
 }
 
 /// A bounded label for a method.

@@ -1005,3 +1005,65 @@ async fn the_dashboard_logs_in_with_basic_and_its_feed_follows() {
     assert!(handshake(READER, "topics=stock").await.is_err());
     assert!(handshake("k-wrong", "topics=stock").await.is_err());
 }
+
+/// Each request on a kept-alive connection is judged by its own key, also
+/// when the connection presented another key before (the server remembers
+/// the last key a connection presented).
+#[tokio::test]
+async fn one_connection_changing_keys_is_judged_by_each_request_key() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let srv = keyed_server().await;
+    let addr = srv.url("").trim_start_matches("http://").to_owned();
+    let mut conn = BufReader::new(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    let body = r#"{"name":"Lyon","location":{"lat":45.7,"lon":4.8},"priority":3}"#;
+    // A refused request with a body closes its connection: the refusals
+    // here have none.
+    let steps: [(&str, &str, &str, u16); 7] = [
+        ("PUT", "lyon", ADMIN, 200),
+        ("GET", "lyon", BERLIN, 403),
+        ("GET", "lyon", "k-unknown", 401),
+        ("GET", "lyon", READER, 200),
+        ("PUT", "lyon", ADMIN, 200),
+        ("GET", "berlin", BERLIN, 200),
+        ("GET", "paris", BERLIN, 403),
+    ];
+    for (method, wh, bearer, want) in steps {
+        let body = if method == "PUT" { body } else { "" };
+        let req = format!(
+            "{method} /v1/warehouses/{wh} HTTP/1.1\r\nHost: {addr}\r\n\
+             Authorization: Bearer {bearer}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        conn.get_mut().write_all(req.as_bytes()).await.unwrap();
+        let mut status = String::new();
+        conn.read_line(&mut status).await.unwrap();
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            conn.read_line(&mut line).await.unwrap();
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap();
+                }
+                assert!(
+                    !(k.eq_ignore_ascii_case("connection") && v.trim() == "close"),
+                    "{method} with {bearer}: the connection was closed"
+                );
+            }
+        }
+        let mut payload = vec![0; len];
+        conn.read_exact(&mut payload).await.unwrap();
+        let code: u16 = status.split(' ').nth(1).unwrap().parse().unwrap();
+        assert_eq!(
+            code,
+            want,
+            "{method} with {bearer}: {}",
+            String::from_utf8_lossy(&payload)
+        );
+    }
+}

@@ -198,6 +198,37 @@ async fn every_named_series_is_exposed_and_moves_under_load() {
 }
 
 #[tokio::test]
+async fn metrics_http_off_counts_no_request_but_keeps_the_other_series() {
+    let srv = Srv::start_with(|c| c.metrics_http = false);
+    srv.warehouse("w1", 1).await;
+    srv.sku("tee", None, &[("w1", 5)]).await;
+    let res = srv
+        .client
+        .post(srv.url("/v1/reservations"))
+        .json(&json!({"sku": "tee", "qty": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert!(res.headers().contains_key("x-request-id"));
+    // The rest is still there and moving (gauges follow the answers).
+    let mut m = HashMap::new();
+    let settled = eventually(Duration::from_secs(5), async || {
+        m = scrape(&srv).await;
+        at(&m, "surge_holds_open") == 1.0
+    })
+    .await;
+    assert!(settled, "{m:?}");
+    assert!(at(&m, "surge_wal_group_entries_count") >= 3.0);
+    let counted: f64 = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("surge_http_requests_total{"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(counted, 0.0, "{m:?}");
+}
+
+#[tokio::test]
 async fn responses_carry_a_request_id_the_client_may_choose() {
     let srv = Srv::start();
     let id_of = |res: &reqwest::Response| {
