@@ -15,6 +15,11 @@
 # request is authenticated and checked against its scopes) and the load
 # generator sends it on every request, to both builds (a build without
 # keys ignores the header): the cost of authentication, side by side.
+#
+# OLD_ENV / NEW_ENV: settings for one build's server only, as space-separated
+# NAME=VALUE (e.g. OLD_ENV=SURGE_METRICS_HTTP=false to run one build with
+# request counting off). Copy a binary under another name to compare one
+# build with itself.
 set -euo pipefail
 old=${1:?usage: compare-builds.sh OLD_BINARY [NEW_BINARY] [ROUNDS] [SECONDS]}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,6 +50,10 @@ run() {
   # settings.
   local env=()
   [ "$1" = "$new" ] && [ -n "$keys_new" ] && env=("SURGE_KEYS=$keys_new")
+  local side=${OLD_ENV:-}
+  [ "$1" = "$new" ] && side=${NEW_ENV:-}
+  # shellcheck disable=SC2206 # split on spaces on purpose
+  [ -n "$side" ] && env+=($side)
   env SURGE_LOG=warn "${env[@]}" "$1" serve --data-dir "$work/data" --listen "127.0.0.1:$port" &
   server=$!
   for _ in $(seq 1 100); do
@@ -54,16 +63,21 @@ run() {
   local extra=""
   [ "$2" = batch ] && extra="--batch 16"
   [ -n "$key" ] && extra="$extra --key $key"
+  local cpu0; cpu0=$(cpu_ticks "$server")
   "$new" loadgen --target "http://127.0.0.1:$port" --connections 50 --duration-s "$seconds" \
     --mode "$2" $extra --stock 100000000 --quiet --json "$work/report.json" >/dev/null || true
+  local cpu1; cpu1=$(cpu_ticks "$server")
   kill -TERM "$server"; wait "$server" || true; server=""
-  python3 - "$work/report.json" <<'PY'
+  python3 - "$work/report.json" "$((cpu1 - cpu0))" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 lat = next(iter(r["latency"].values()))
-print(f'{r["items_per_s"]:.0f} {lat["p50"]:.3f} {lat["p99"]:.3f} {"ok" if r["check"]["ok"] else "OVERSOLD"}')
+cpu_us = int(sys.argv[2]) / int(sys.argv[3]) * 1e6 / max(r["items"], 1)
+print(f'{r["items_per_s"]:.0f} {lat["p50"]:.3f} {lat["p99"]:.3f} {cpu_us:.2f} {"ok" if r["check"]["ok"] else "OVERSOLD"}')
 PY
 }
+# User + system CPU a process has used, in clock ticks.
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 declare -A res
@@ -76,11 +90,13 @@ for mode in reserve batch; do
 done
 echo
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); medians of $rounds interleaved rounds"
-printf '%-8s %12s %9s %9s %12s %9s %9s %7s %s\n' mode old/s p50_ms p99_ms new/s p50_ms p99_ms new/old checks
+echo "cpu_us: the server's user + system CPU per item decided (less noisy than throughput on a shared machine)"
+printf '%-8s %10s %8s %8s %8s %10s %8s %8s %8s %7s %7s %s\n' mode old/s p50_ms p99_ms cpu_us new/s p50_ms p99_ms cpu_us new/old cpu_n/o checks
 for mode in reserve batch; do
   col() { for r in $(seq 1 "$rounds"); do echo "${res[$mode,$1,$r]}" | cut -d' ' -f"$2"; done | median; }
   checks=$(for r in $(seq 1 "$rounds"); do echo "${res[$mode,old,$r]##* }/${res[$mode,new,$r]##* }"; done | sort -u | xargs)
-  o=$(col old 1); n=$(col new 1)
-  printf '%-8s %12s %9s %9s %12s %9s %9s %7s %s\n' "$mode" "$o" "$(col old 2)" "$(col old 3)" \
-    "$n" "$(col new 2)" "$(col new 3)" "$(awk -v a="$n" -v b="$o" 'BEGIN { printf "%.2f", a / b }')" "$checks"
+  o=$(col old 1); n=$(col new 1); oc=$(col old 4); nc=$(col new 4)
+  printf '%-8s %10s %8s %8s %8s %10s %8s %8s %8s %7s %7s %s\n' "$mode" "$o" "$(col old 2)" "$(col old 3)" "$oc" \
+    "$n" "$(col new 2)" "$(col new 3)" "$nc" "$(awk -v a="$n" -v b="$o" 'BEGIN { printf "%.2f", a / b }')" \
+    "$(awk -v a="$nc" -v b="$oc" 'BEGIN { printf "%.2f", a / b }')" "$checks"
 done
