@@ -81,6 +81,7 @@ fn order() -> Order {
         created_at: 4000,
         updated_at: 4000,
         created_by: None,
+        routing: None,
     }
 }
 

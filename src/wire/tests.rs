@@ -112,6 +112,7 @@ fn order() -> Order {
         created_at: 2000,
         updated_at: 2500,
         created_by: None,
+        routing: None,
     }
 }
 
