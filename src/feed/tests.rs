@@ -361,7 +361,12 @@ fn rendering_a_snapshot_never_holds_up_the_writer() {
     let projection = Projection::new();
     let hub = hub();
     let events = history();
-    for (i, e) in events.iter().take(4).enumerate() {
+    // Up to the first delivery: the SKU has 3 on hand.
+    let upto = 1 + events
+        .iter()
+        .position(|e| matches!(e, Event::StockAdjusted { .. }))
+        .unwrap();
+    for (i, e) in events.iter().take(upto).enumerate() {
         hub.apply_durable(&projection, i as u64 + 1, e);
     }
     let head = hub.head();
@@ -375,7 +380,7 @@ fn rendering_a_snapshot_never_holds_up_the_writer() {
     let (seq, (writer_done, on_hand)) = std::thread::scope(|scope| {
         hub.snapshot_with(&projection, &Topic::Sku(sku("tee")), |_, data| {
             scope.spawn(|| {
-                hub.apply_durable(&projection, 5, &more);
+                hub.apply_durable(&projection, upto as u64 + 1, &more);
                 let _ = done_tx.send(());
             });
             let writer_done = done_rx
