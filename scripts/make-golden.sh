@@ -26,6 +26,8 @@
 # as a bearer token with every request), e.g.
 #   SURGE_KEYS='[{ name = "golden", sha256 = "<sha256 of k>", scopes = ["admin"] }]' \
 #   GOLDEN_KEY=k scripts/make-golden.sh target/debug/surge v3
+# v4 was written without keys: idempotency keys are scoped to the API key
+# that sent them, and tests/integration/golden.rs replays them without one.
 # From v4 on (a binary that serves /v1/routing/rules) warehouses carry
 # routing attributes and the run changes the rule chains at run time.
 # Needs curl, jq and python3 (to find a free port).
@@ -170,7 +172,7 @@ drive() {
   # A batch, one item with its own idempotency key.
   local item batch
   item="{\"sku\":\"$b\",\"qty\":1,\"customer_id\":\"$p-c7\",\"channel\":\"app\",\"ttl_ms\":$long}"
-  batch=$(call POST '/v1/reservations:batch' "{\"reservations\":[{\"sku\":\"$a\",\"qty\":1,\"ttl_ms\":$long},$(jq -c --arg k "$p-batch-key" '. + {idempotency_key: $k}' <<<"$item")]}" 200)
+  batch=$(call POST '/v1/reservations:batch' "{\"reservations\":[{\"sku\":\"$a\",\"qty\":1,\"customer_id\":\"$p-c9\",\"ttl_ms\":$long},$(jq -c --arg k "$p-batch-key" '. + {idempotency_key: $k}' <<<"$item")]}" 200)
   jq -r '.results[].reservation.id' <<<"$batch" >>"$work/holds"
   remember_idem /v1/reservations "$p-batch-key" "$item" "/v1/reservations/$(jq -r '.results[1].reservation.id' <<<"$batch")"
 
