@@ -710,4 +710,53 @@ mod tests {
         assert_eq!(back.skus.get(&s.sku).unwrap().rows, s.rows);
         assert_eq!(back.sku_state(&s.sku).unwrap().unwrap(), s);
     }
+
+    /// `OrderRerouted` moves the order's allocation between rows exactly
+    /// (minus `from`, plus `to`), once: applied again it changes nothing.
+    #[test]
+    fn a_reroute_moves_the_allocation_exactly_and_applies_once() {
+        use crate::core::routing::{RoutingTrace, Rule, SplitPolicy};
+        let (mut s, p, seq) = history();
+        let from = s.allocations[&OrderId(1)].clone();
+        let moved = from.lines[0].0.clone();
+        let other = WarehouseId::parse(if moved.as_str() == "w1" { "w2" } else { "w1" }).unwrap();
+        let mut to = from.clone();
+        to.lines[0].1 -= 1;
+        to.lines.retain(|(_, q)| *q > 0);
+        to.lines.push((other.clone(), 1));
+        let trace = RoutingTrace {
+            rules: vec![Rule::Nearest],
+            split: SplitPolicy::Allow,
+            excluded: vec![],
+            candidates: vec![],
+            deciding_rule: None,
+            attempts: 1,
+        };
+        let e = Event::OrderRerouted {
+            order: OrderId(1),
+            from: vec![from.clone()],
+            to: vec![to.clone()],
+            shipments: crate::core::order::shipments(std::slice::from_ref(&to)),
+            routing: trace.clone(),
+            reason: "test".into(),
+            at: 400,
+        };
+        let allocated = |s: &SkuState, w: &WarehouseId| s.rows.get(w).unwrap().allocated;
+        let before = (allocated(&s, &moved), allocated(&s, &other));
+        s.apply(&e);
+        p.apply(seq + 1, &e);
+        assert_eq!(allocated(&s, &moved), before.0 - 1);
+        assert_eq!(allocated(&s, &other), before.1 + 1);
+        assert_eq!(s.allocations[&OrderId(1)], to);
+        s.check_invariants().unwrap();
+        let rows = s.rows.clone();
+        s.apply(&e);
+        p.apply(seq + 2, &e);
+        assert_eq!(s.rows, rows, "applied twice, it moves nothing more");
+        assert_eq!(p.skus.get(&s.sku).unwrap().rows, s.rows);
+        let order = p.orders.get(&OrderId(1)).unwrap().clone();
+        assert_eq!(order.routing, Some(trace));
+        assert_eq!(order.updated_at, 400);
+        assert_eq!(order.shipments, crate::core::order::shipments(&[to]));
+    }
 }
