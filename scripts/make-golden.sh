@@ -17,6 +17,7 @@
 #   orders       id -> GET /v1/orders/{id} (placed and cancelled)
 #   idempotency  [{path, key, body, target}]: POSTing body to path with
 #                Idempotency-Key: key again answers 200 with GET target
+#   routing_rules GET /v1/routing/rules (from v4 on; absent before)
 #
 # Usage: scripts/make-golden.sh BINARY NAME     e.g. /tmp/surge-base v1
 #
@@ -25,6 +26,10 @@
 # as a bearer token with every request), e.g.
 #   SURGE_KEYS='[{ name = "golden", sha256 = "<sha256 of k>", scopes = ["admin"] }]' \
 #   GOLDEN_KEY=k scripts/make-golden.sh target/debug/surge v3
+# v4 was written without keys: idempotency keys are scoped to the API key
+# that sent them, and tests/integration/golden.rs replays them without one.
+# From v4 on (a binary that serves /v1/routing/rules) warehouses carry
+# routing attributes and the run changes the rule chains at run time.
 # Needs curl, jq and python3 (to find a free port).
 set -euo pipefail
 bin=${1:?usage: make-golden.sh BINARY NAME}
@@ -140,6 +145,17 @@ drive() {
   done
   call POST /v1/stock/adjustments "{\"sku\":\"$a\",\"warehouse\":\"$w2\",\"set_on_hand\":48,\"expected_on_hand\":50,\"reason\":\"count\"}" 200 >/dev/null
   call POST /v1/stock/adjustments "{\"sku\":\"$a\",\"warehouse\":\"$w1\",\"set_safety_stock\":5,\"reason\":\"buffer\"}" 200 >/dev/null
+  if [ "$routing" = 1 ]; then
+    # Routing attributes (every one), then changed; rule chains set at run
+    # time for a channel and for the default, one of them set back.
+    call PUT "/v1/warehouses/$p-w3" '{"name":"West","location":{"lat":50.94,"lon":6.96},"priority":3,"enabled":false,"countries":["de","AT"],"channels":["web","app"],"capacity_per_day":500,"cutoff":{"time":"15:00","tz":"Europe/Berlin"},"shipping_cost":{"fixed":500,"per_km":2,"by_country":{"DE":{"fixed":300,"per_km":1}}}}' 200 >/dev/null
+    call PUT "/v1/warehouses/$p-w3" '{"name":"West","location":{"lat":50.94,"lon":6.96},"priority":3,"enabled":true,"countries":["DE","AT","CH"],"channels":["web"],"capacity_per_day":800,"cutoff":{"time":"16:30","tz":"Europe/Berlin"},"shipping_cost":{"fixed":450,"per_km":2,"by_country":{"CH":{"fixed":900,"per_km":3}}}}' 200 >/dev/null
+    call PUT "/v1/warehouses/$w1" '{"name":"North","location":{"lat":53.55,"lon":9.99},"priority":1,"countries":["DE"],"cutoff":{"time":"14:00","tz":"America/New_York"}}' 200 >/dev/null
+    call PUT /v1/routing/rules "{\"channel\":\"$p-web\",\"rules\":[\"enabled\",\"serves_destination\",\"same_day\",\"nearest\"],\"split\":\"max_shipments:2\"}" 200 >/dev/null
+    call PUT /v1/routing/rules "{\"channel\":\"$p-app\",\"rules\":[\"capacity:rank\",\"lowest_cost\"],\"split\":\"forbid\"}" 200 >/dev/null
+    call DELETE "/v1/routing/rules?channel=$p-app" "" 200 >/dev/null
+    call PUT /v1/routing/rules '{"rules":["enabled","fewest_shipments","balance_stock","priority"],"split":"allow"}' 200 >/dev/null
+  fi
 
   # A hold that expires: a short ttl, then wait until the server says so.
   local expiring
@@ -156,7 +172,7 @@ drive() {
   # A batch, one item with its own idempotency key.
   local item batch
   item="{\"sku\":\"$b\",\"qty\":1,\"customer_id\":\"$p-c7\",\"channel\":\"app\",\"ttl_ms\":$long}"
-  batch=$(call POST '/v1/reservations:batch' "{\"reservations\":[{\"sku\":\"$a\",\"qty\":1,\"ttl_ms\":$long},$(jq -c --arg k "$p-batch-key" '. + {idempotency_key: $k}' <<<"$item")]}" 200)
+  batch=$(call POST '/v1/reservations:batch' "{\"reservations\":[{\"sku\":\"$a\",\"qty\":1,\"customer_id\":\"$p-c9\",\"ttl_ms\":$long},$(jq -c --arg k "$p-batch-key" '. + {idempotency_key: $k}' <<<"$item")]}" 200)
   jq -r '.results[].reservation.id' <<<"$batch" >>"$work/holds"
   remember_idem /v1/reservations "$p-batch-key" "$item" "/v1/reservations/$(jq -r '.results[1].reservation.id' <<<"$batch")"
 
@@ -239,7 +255,9 @@ record() {
       first=0
       echo "\"$o\": $(call GET "/v1/orders/$o" "" 200)"
     done <"$work/orders"
-    echo "}, \"idempotency\": $(jq -s . "$work/idem")}"
+    echo "}, \"idempotency\": $(jq -s . "$work/idem")"
+    if [ "$routing" = 1 ]; then echo ", \"routing_rules\": $(call GET /v1/routing/rules "" 200)"; fi
+    echo "}"
   } | jq -S . >"$dir/expected.json"
   # Every recorded replay answers as promised, with this binary too.
   jq -c '.idempotency[]' "$dir/expected.json" | while read -r i; do
@@ -273,6 +291,8 @@ finish() { # DIR
 # 1. The log only.
 fresh "$name-log"
 start "$work/$name-log/data" "$work/$name-log.server.log" "${no_snapshots[@]}"
+routing=0
+if curl -fs -o /dev/null ${GOLDEN_KEY:+-H "Authorization: Bearer $GOLDEN_KEY"} "$base/v1/routing/rules"; then routing=1; fi
 drive p
 read -r hold order_id <"$work/carry"
 drive q

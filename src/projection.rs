@@ -14,15 +14,16 @@
 //! DashMap rule: never hold a guard of one map while touching the same map,
 //! and never across an `.await`; copy values out.
 
+use crate::core::routing::Chain;
 use crate::core::sku::FactsError;
 use crate::core::{
     order, routing, Event, HoldId, HoldStatus, Millis, Order, OrderId, OrderStatus, ReleaseReason,
     SkuId, SkuState, Warehouse, WarehouseId,
 };
-use crate::core::{Hold, Horizon, IdempotencyRecord};
+use crate::core::{ChannelId, Hold, Horizon, IdempotencyRecord};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -66,6 +67,11 @@ pub enum SnapEntry {
         max_hold: u64,
         max_order: u64,
     },
+    /// A chain set at run time, for a channel (`None`: the default chain).
+    RoutingRules {
+        channel: Option<ChannelId>,
+        chain: Chain,
+    },
 }
 
 /// A record the retention rule may forget.
@@ -104,6 +110,9 @@ pub struct Projection {
     pub history_horizon: AtomicU64,
     /// Open holds and orders by status, kept as records change.
     pub counts: RecordCounts,
+    /// Routing chains set at run time (`RoutingRulesSet`), by channel
+    /// (`None`: the default chain); what config says is not here.
+    pub routing_rules: RwLock<BTreeMap<Option<ChannelId>, Chain>>,
 }
 
 /// Records by status, counted as the read model changes (for `/metrics`,
@@ -401,6 +410,38 @@ impl Projection {
                     self.apply_to_sku(sku, event);
                 }
             }
+            Event::OrderRerouted { from, to, .. } => {
+                let mut skus: Vec<&SkuId> = from.iter().chain(to).map(|a| &a.sku).collect();
+                skus.sort();
+                skus.dedup();
+                for sku in skus {
+                    self.apply_to_sku(sku, event);
+                }
+            }
+            Event::RoutingRulesSet { .. } => {}
+        }
+    }
+
+    /// The chains set at run time, by channel (`None`: the default).
+    pub fn routing_overrides(&self) -> BTreeMap<Option<ChannelId>, Chain> {
+        self.routing_rules
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_routing_override(&self, channel: &Option<ChannelId>, chain: &Option<Chain>) {
+        let mut rules = self
+            .routing_rules
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        match chain {
+            Some(c) => {
+                rules.insert(channel.clone(), c.clone());
+            }
+            None => {
+                rules.remove(channel);
+            }
         }
     }
 
@@ -428,7 +469,10 @@ impl Projection {
                 self.max_order.fetch_max(order.id.0, Ordering::AcqRel);
                 self.remember(idempotency, IdemTarget::Order(order.id));
             }
-            Event::OrderCancelled { order: id, .. } => {
+            Event::RoutingRulesSet { channel, chain, .. } => {
+                self.set_routing_override(channel, chain)
+            }
+            Event::OrderCancelled { order: id, .. } | Event::OrderRerouted { order: id, .. } => {
                 if let Some(mut o) = self.orders.get_mut(id) {
                     let before = o.status;
                     order::apply(&mut o, event);
@@ -478,6 +522,9 @@ impl Projection {
         for i in self.idempotency.iter() {
             out(SnapEntry::Idempotency(i.key().clone(), i.value().clone()));
         }
+        for (channel, chain) in self.routing_overrides() {
+            out(SnapEntry::RoutingRules { channel, chain });
+        }
     }
 
     /// Takes one entity back from a snapshot; `finish_import` after the last.
@@ -512,6 +559,9 @@ impl Projection {
             } => {
                 self.max_hold.fetch_max(max_hold, Ordering::AcqRel);
                 self.max_order.fetch_max(max_order, Ordering::AcqRel);
+            }
+            SnapEntry::RoutingRules { channel, chain } => {
+                self.set_routing_override(&channel, &Some(chain))
             }
         }
     }
@@ -615,6 +665,7 @@ mod tests {
             created_at: 300,
             updated_at: 300,
             created_by: None,
+            routing: None,
         };
         let placed = Event::OrderPlaced {
             order,
@@ -658,5 +709,54 @@ mod tests {
         snapshot::load(&mem, &back).unwrap();
         assert_eq!(back.skus.get(&s.sku).unwrap().rows, s.rows);
         assert_eq!(back.sku_state(&s.sku).unwrap().unwrap(), s);
+    }
+
+    /// `OrderRerouted` moves the order's allocation between rows exactly
+    /// (minus `from`, plus `to`), once: applied again it changes nothing.
+    #[test]
+    fn a_reroute_moves_the_allocation_exactly_and_applies_once() {
+        use crate::core::routing::{RoutingTrace, Rule, SplitPolicy};
+        let (mut s, p, seq) = history();
+        let from = s.allocations[&OrderId(1)].clone();
+        let moved = from.lines[0].0.clone();
+        let other = WarehouseId::parse(if moved.as_str() == "w1" { "w2" } else { "w1" }).unwrap();
+        let mut to = from.clone();
+        to.lines[0].1 -= 1;
+        to.lines.retain(|(_, q)| *q > 0);
+        to.lines.push((other.clone(), 1));
+        let trace = RoutingTrace {
+            rules: vec![Rule::Nearest],
+            split: SplitPolicy::Allow,
+            excluded: vec![],
+            candidates: vec![],
+            deciding_rule: None,
+            attempts: 1,
+        };
+        let e = Event::OrderRerouted {
+            order: OrderId(1),
+            from: vec![from.clone()],
+            to: vec![to.clone()],
+            shipments: crate::core::order::shipments(std::slice::from_ref(&to)),
+            routing: trace.clone(),
+            reason: "test".into(),
+            at: 400,
+        };
+        let allocated = |s: &SkuState, w: &WarehouseId| s.rows.get(w).unwrap().allocated;
+        let before = (allocated(&s, &moved), allocated(&s, &other));
+        s.apply(&e);
+        p.apply(seq + 1, &e);
+        assert_eq!(allocated(&s, &moved), before.0 - 1);
+        assert_eq!(allocated(&s, &other), before.1 + 1);
+        assert_eq!(s.allocations[&OrderId(1)], to);
+        s.check_invariants().unwrap();
+        let rows = s.rows.clone();
+        s.apply(&e);
+        p.apply(seq + 2, &e);
+        assert_eq!(s.rows, rows, "applied twice, it moves nothing more");
+        assert_eq!(p.skus.get(&s.sku).unwrap().rows, s.rows);
+        let order = p.orders.get(&OrderId(1)).unwrap().clone();
+        assert_eq!(order.routing, Some(trace));
+        assert_eq!(order.updated_at, 400);
+        assert_eq!(order.shipments, crate::core::order::shipments(&[to]));
     }
 }

@@ -13,7 +13,9 @@ async fn warehouses_put_get_list() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         w,
-        json!({"id": "a", "name": "a", "location": {"lat": 50.0, "lon": 8.0}, "priority": 1})
+        json!({"id": "a", "name": "a", "location": {"lat": 50.0, "lon": 8.0}, "priority": 1,
+               "enabled": true, "countries": [], "channels": [], "capacity_per_day": null,
+               "cutoff": null, "shipping_cost": null})
     );
     let (_, list) = srv.get("/v1/warehouses").await;
     let ids: Vec<&str> = list["warehouses"]

@@ -151,6 +151,14 @@ async fn check_recorded(srv: &Server, expected: &Value, name: &str) {
         &expected["warehouses"],
         &format!("{name}: warehouses"),
     );
+    // From v4 on: the rule chains set at run time.
+    if let Some(want) = expected.get("routing_rules") {
+        assert_matches(
+            &srv.get("/v1/routing/rules").await,
+            want,
+            &format!("{name}: routing rules"),
+        );
+    }
     for (sku, want) in expected["stock"].as_object().unwrap() {
         let got = srv.get(&format!("/v1/skus/{sku}/stock")).await;
         assert_matches(&got, want, &format!("{name}: stock of {sku}"));

@@ -461,8 +461,9 @@ async fn real_answers_match_the_document() {
 async fn the_checks_catch_a_shape_that_disagrees() {
     let srv = Srv::start();
     let doc = Doc::fetch(&srv).await;
-    let view =
-        json!({"id": "w1", "name": "W", "location": {"lat": 1.0, "lon": 2.0}, "priority": 0});
+    let view = json!({"id": "w1", "name": "W", "location": {"lat": 1.0, "lon": 2.0}, "priority": 0,
+                      "enabled": true, "countries": [], "channels": [], "capacity_per_day": null,
+                      "cutoff": null, "shipping_cost": null});
     let check = |v: Value| {
         doc.verify(&Method::GET, "/v1/warehouses/{id}", StatusCode::OK, &v)
             .is_ok()
