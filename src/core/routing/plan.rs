@@ -136,7 +136,7 @@ impl Ctx<'_, '_> {
                         alloc.push((i as u16, w as u16, l.qty));
                     }
                 } else {
-                    need[i] = l.qty.max(1);
+                    need[i] = l.qty;
                 }
             }
         }
@@ -274,9 +274,10 @@ impl Ctx<'_, '_> {
                 }
                 Key(u64::MAX - least, 0.0)
             }
-            Rule::Capacity(CapacityMode::Rank) => {
-                Key(u64::MAX - ws.map(|w| w.capacity_left).min().unwrap_or(u64::MAX), 0.0)
-            }
+            Rule::Capacity(CapacityMode::Rank) => Key(
+                u64::MAX - ws.map(|w| w.capacity_left).min().unwrap_or(u64::MAX),
+                0.0,
+            ),
             Rule::Priority => Key(0, ws.map(|w| f64::from(w.c.warehouse.priority)).sum()),
             // Filters do not rank.
             Rule::Enabled
@@ -429,7 +430,7 @@ pub fn plan(
         let distance_km = dest.map(|d| distance_km(c.warehouse.location, d));
         let pinned = lines
             .iter()
-            .any(|l| l.pinned.as_ref() == Some(&c.warehouse.id));
+            .any(|l| l.qty > 0 && l.pinned.as_ref() == Some(&c.warehouse.id));
         let needed = excluded.is_none() || pinned;
         let same_day = match &r.cutoff {
             Some(cut) if needs_same_day && needed => Some(before_cutoff(cut, req.now)),
@@ -454,6 +455,8 @@ pub fn plan(
             chain_pos: 0,
         });
     }
+
+    trace.excluded.sort_by(|a, b| a.warehouse.cmp(&b.warehouse));
 
     // SKUs of the unpinned lines, and what each may take where.
     let mut skus: Vec<&SkuId> = Vec::new();
@@ -551,11 +554,7 @@ pub fn plan(
             return;
         }
         let keys = ranking.iter().map(|&r| ctx.plan_key(r, &f)).collect();
-        ranked.push(Ranked {
-            fill: f,
-            keys,
-            ids,
-        });
+        ranked.push(Ranked { fill: f, keys, ids });
     };
 
     let extra = ctx.max_shipments.saturating_sub(ctx.pinned.len());
@@ -570,7 +569,7 @@ pub fn plan(
         // 2. Greedy fills.
         if extra >= 2 {
             consider(&ctx, ctx.fill(useful.iter().copied()));
-            for i in 0..ranking.len() {
+            for (i, _) in ranking.iter().enumerate() {
                 let mut order = useful.clone();
                 order.sort_by(|&a, &b| {
                     wh_keys[a][i]
@@ -593,7 +592,6 @@ pub fn plan(
             }
         }
     }
-    drop(consider);
 
     if ranked.is_empty() {
         let lines = match best_partial {
@@ -706,3 +704,7 @@ fn verdict_score(rule: Rule, k: Key) -> f64 {
         _ => k.0 as f64 + k.1,
     }
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
