@@ -10,8 +10,7 @@ const SECONDS_PER_DAY: i64 = 86_400;
 
 /// Local (days since 1970-01-01, seconds since local midnight) at `now` in
 /// `tz`. A zone name jiff does not know (names are checked when a cut-off
-/// is set, so only data older than a zone's removal) counts as UTC; so does
-/// a `now` beyond jiff's range (year 9999).
+/// is set) counts as UTC; so does a `now` beyond jiff's range (year 9999).
 fn local(tz: Option<&str>, now: Millis) -> (i32, i64) {
     let ms = i64::try_from(now).unwrap_or(i64::MAX);
     let offset = match (tz, Timestamp::from_millisecond(ms)) {

@@ -9,8 +9,14 @@
 //!
 //! Pure: stock, workload and the time come in as arguments.
 
+mod geo;
+mod local_time;
+mod plan;
 mod priority;
 mod types;
 
+pub use geo::distance_km;
+pub use local_time::{before_cutoff, local_day};
+pub use plan::{plan, PAIR_POOL, UNKNOWN_COST_SCORE};
 pub use priority::{by_priority, order_preference, RouteLine};
 pub use types::*;
