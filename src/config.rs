@@ -5,7 +5,7 @@
 //! the same validation and unknown keys are refused everywhere.
 
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -103,6 +103,62 @@ pub struct Config {
     pub rate_limit_customer_burst: u32,
     pub rate_limit_tracked_max: usize,
     pub rate_limit_sweep_ms: u64,
+    /// `[routing]`: the rule chains and routing's bounds.
+    pub routing: RoutingConfig,
+}
+
+/// `[routing]`: the chain in force by default and per channel, and
+/// routing's bounds. Chains set at run time (`PUT /v1/routing/rules`)
+/// override these until deleted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// The default chain's rules, by name, in order.
+    pub rules: Vec<String>,
+    /// The default chain's split policy: `allow`, `forbid` or
+    /// `max_shipments:N`.
+    pub split: String,
+    /// Chains of their own, by channel (`[routing.channels.<name>]`).
+    #[serde(default)]
+    pub channels: BTreeMap<String, ChannelChainConfig>,
+    pub replan_attempts_max: u32,
+    pub reroute_on_disable: bool,
+    pub trace_candidates_max: usize,
+    pub warehouse_countries_max: usize,
+    pub warehouse_channels_max: usize,
+    pub shipping_cost_countries_max: usize,
+}
+
+/// `[routing.channels.<name>]`: one channel's chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelChainConfig {
+    pub rules: Vec<String>,
+    /// `allow` when absent.
+    #[serde(default = "split_allow")]
+    pub split: String,
+}
+
+fn split_allow() -> String {
+    "allow".into()
+}
+
+impl RoutingConfig {
+    /// The configured chains, checked: every rule known and named once,
+    /// every split policy valid, every channel name a valid channel id.
+    pub fn rules(&self) -> Result<crate::core::routing::RoutingRules, String> {
+        use crate::wire::routing::parse_chain;
+        let default = parse_chain(&self.rules, &self.split).map_err(|e| format!("rules: {e}"))?;
+        let mut channels = BTreeMap::new();
+        for (name, c) in &self.channels {
+            let id =
+                crate::core::ChannelId::parse(name).map_err(|e| format!("channels.{name}: {e}"))?;
+            let chain =
+                parse_chain(&c.rules, &c.split).map_err(|e| format!("channels.{name}: {e}"))?;
+            channels.insert(id, chain);
+        }
+        Ok(crate::core::routing::RoutingRules { default, channels })
+    }
 }
 
 /// actix-http's own limits on a request head (`h1/decoder.rs`): it refuses
@@ -163,10 +219,17 @@ impl Config {
             })?;
             let origin = path.display().to_string();
             for (k, v) in parse_table(&text, &origin)? {
-                if !table.contains_key(&k) {
-                    return Err(invalid(origin, format!("unknown key `{k}`")));
+                match (table.get_mut(&k), v) {
+                    (None, _) => return Err(invalid(origin, format!("unknown key `{k}`"))),
+                    // A section (`[routing]`) merges key by key: a file
+                    // names only what it changes.
+                    (Some(toml::Value::Table(section)), toml::Value::Table(v)) => {
+                        section.extend(v);
+                    }
+                    (Some(_), v) => {
+                        table.insert(k, v);
+                    }
                 }
-                table.insert(k, v);
             }
         }
         let mut env_keys: Vec<&String> = env.keys().filter(|k| k.starts_with("SURGE_")).collect();
@@ -397,6 +460,27 @@ impl Config {
             ));
         }
         self.validate_rate_limits()?;
+        self.validate_routing()?;
+        Ok(())
+    }
+
+    /// `[routing]`: chains valid (`Chain::check`), bounds at least 1.
+    fn validate_routing(&self) -> Result<(), ConfigError> {
+        let r = &self.routing;
+        r.rules().map_err(|e| invalid("routing", e))?;
+        for (key, v) in [
+            ("routing.trace_candidates_max", r.trace_candidates_max),
+            ("routing.warehouse_countries_max", r.warehouse_countries_max),
+            ("routing.warehouse_channels_max", r.warehouse_channels_max),
+            (
+                "routing.shipping_cost_countries_max",
+                r.shipping_cost_countries_max,
+            ),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
         Ok(())
     }
 
@@ -562,5 +646,59 @@ mod tests {
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "qyt_max = 7\n").unwrap();
         assert!(Config::load(Some(&file), &HashMap::new(), &none).is_err());
+    }
+
+    fn with_file(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("surge.toml");
+        std::fs::write(&file, text).unwrap();
+        Config::load(Some(&file), &HashMap::new(), &Overrides::default())
+    }
+
+    #[test]
+    fn routing_defaults_to_the_documented_chain() {
+        use crate::core::routing::{Chain, RoutingRules};
+        let c = Config::default_config();
+        assert_eq!(
+            c.routing.rules(),
+            Ok(RoutingRules {
+                default: Chain::default_chain(),
+                channels: BTreeMap::new(),
+            })
+        );
+        assert_eq!(c.routing.replan_attempts_max, 3);
+        assert!(c.routing.reroute_on_disable);
+        assert_eq!(c.routing.trace_candidates_max, 5);
+    }
+
+    #[test]
+    fn routing_chains_merge_from_a_file_and_are_checked() {
+        use crate::core::routing::{Rule, SplitPolicy};
+        let c = with_file(
+            "[routing]\nsplit = \"max_shipments:2\"\n\
+             [routing.channels.wholesale]\nrules = [\"enabled\", \"lowest_cost\"]\nsplit = \"forbid\"\n",
+        )
+        .unwrap();
+        let rules = c.routing.rules().unwrap();
+        // Only `split` changed: the rest of the section is the default's.
+        assert_eq!(rules.default.rules.len(), 6);
+        assert_eq!(rules.default.split, SplitPolicy::MaxShipments(2));
+        let w = &rules.channels[&crate::core::ChannelId::parse("wholesale").unwrap()];
+        assert_eq!(w.rules, vec![Rule::Enabled, Rule::LowestCost]);
+        assert_eq!(w.split, SplitPolicy::Forbid);
+        for bad in [
+            "[routing]\nrules = [\"nearest\", \"closest\"]\n",
+            "[routing]\nrules = [\"nearest\", \"nearest\"]\n",
+            "[routing]\nsplit = \"max_shipments:0\"\n",
+            "[routing]\nsplit = \"sometimes\"\n",
+            "[routing]\nspilt = \"allow\"\n",
+            "[routing]\ntrace_candidates_max = 0\n",
+            "[routing]\nwarehouse_countries_max = 0\n",
+            "[routing.channels.\"bad channel\"]\nrules = []\n",
+            "[routing.channels.web]\nrules = [\"capacity\", \"capacity:rank\"]\n",
+        ] {
+            assert!(with_file(bad).is_err(), "{bad}");
+        }
+        assert!(with_file("[routing]\ntrace_candidates_max = 1\n").is_ok());
     }
 }

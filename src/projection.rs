@@ -14,15 +14,16 @@
 //! DashMap rule: never hold a guard of one map while touching the same map,
 //! and never across an `.await`; copy values out.
 
+use crate::core::routing::Chain;
 use crate::core::sku::FactsError;
 use crate::core::{
     order, routing, Event, HoldId, HoldStatus, Millis, Order, OrderId, OrderStatus, ReleaseReason,
     SkuId, SkuState, Warehouse, WarehouseId,
 };
-use crate::core::{Hold, Horizon, IdempotencyRecord};
+use crate::core::{ChannelId, Hold, Horizon, IdempotencyRecord};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -66,6 +67,11 @@ pub enum SnapEntry {
         max_hold: u64,
         max_order: u64,
     },
+    /// A chain set at run time, for a channel (`None`: the default chain).
+    RoutingRules {
+        channel: Option<ChannelId>,
+        chain: Chain,
+    },
 }
 
 /// A record the retention rule may forget.
@@ -104,6 +110,9 @@ pub struct Projection {
     pub history_horizon: AtomicU64,
     /// Open holds and orders by status, kept as records change.
     pub counts: RecordCounts,
+    /// Routing chains set at run time (`RoutingRulesSet`), by channel
+    /// (`None`: the default chain); what config says is not here.
+    pub routing_rules: RwLock<BTreeMap<Option<ChannelId>, Chain>>,
 }
 
 /// Records by status, counted as the read model changes (for `/metrics`,
@@ -401,6 +410,38 @@ impl Projection {
                     self.apply_to_sku(sku, event);
                 }
             }
+            Event::OrderRerouted { from, to, .. } => {
+                let mut skus: Vec<&SkuId> = from.iter().chain(to).map(|a| &a.sku).collect();
+                skus.sort();
+                skus.dedup();
+                for sku in skus {
+                    self.apply_to_sku(sku, event);
+                }
+            }
+            Event::RoutingRulesSet { .. } => {}
+        }
+    }
+
+    /// The chains set at run time, by channel (`None`: the default).
+    pub fn routing_overrides(&self) -> BTreeMap<Option<ChannelId>, Chain> {
+        self.routing_rules
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_routing_override(&self, channel: &Option<ChannelId>, chain: &Option<Chain>) {
+        let mut rules = self
+            .routing_rules
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        match chain {
+            Some(c) => {
+                rules.insert(channel.clone(), c.clone());
+            }
+            None => {
+                rules.remove(channel);
+            }
         }
     }
 
@@ -428,7 +469,10 @@ impl Projection {
                 self.max_order.fetch_max(order.id.0, Ordering::AcqRel);
                 self.remember(idempotency, IdemTarget::Order(order.id));
             }
-            Event::OrderCancelled { order: id, .. } => {
+            Event::RoutingRulesSet { channel, chain, .. } => {
+                self.set_routing_override(channel, chain)
+            }
+            Event::OrderCancelled { order: id, .. } | Event::OrderRerouted { order: id, .. } => {
                 if let Some(mut o) = self.orders.get_mut(id) {
                     let before = o.status;
                     order::apply(&mut o, event);
@@ -478,6 +522,9 @@ impl Projection {
         for i in self.idempotency.iter() {
             out(SnapEntry::Idempotency(i.key().clone(), i.value().clone()));
         }
+        for (channel, chain) in self.routing_overrides() {
+            out(SnapEntry::RoutingRules { channel, chain });
+        }
     }
 
     /// Takes one entity back from a snapshot; `finish_import` after the last.
@@ -512,6 +559,9 @@ impl Projection {
             } => {
                 self.max_hold.fetch_max(max_hold, Ordering::AcqRel);
                 self.max_order.fetch_max(max_order, Ordering::AcqRel);
+            }
+            SnapEntry::RoutingRules { channel, chain } => {
+                self.set_routing_override(&channel, &Some(chain))
             }
         }
     }
@@ -615,6 +665,7 @@ mod tests {
             created_at: 300,
             updated_at: 300,
             created_by: None,
+            routing: None,
         };
         let placed = Event::OrderPlaced {
             order,

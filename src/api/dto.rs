@@ -7,7 +7,10 @@
 use crate::projection::HoldRecord;
 pub use crate::wire::hold::reservation_bytes;
 use crate::wire::hold::{json_u64, reservation_json, RESERVATION_JSON_BYTES};
-use crate::wire::{LineView, LocationView, ReservationView, ShipToView, WarehouseView};
+use crate::wire::{
+    CutoffView, LineView, LocationView, ReservationView, ShipToView, ShippingCostView,
+    WarehouseView,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -46,6 +49,53 @@ pub struct WarehouseBody {
     pub location: LocationView,
     #[serde(default)]
     pub priority: i32,
+    /// Routing attributes, all optional: absent means the default
+    /// (enabled, serves every destination and channel, no limit, no
+    /// cut-off, no shipping cost).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// ISO 3166-1 alpha-2 codes (upper-cased, sorted, deduplicated);
+    /// empty = every destination.
+    #[serde(default)]
+    #[schema(example = json!(["DE", "AT"]))]
+    pub countries: Option<Vec<String>>,
+    /// Channel ids (sorted, deduplicated); empty = every channel.
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
+    /// Orders routed to it per local day; null = unlimited.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub capacity_per_day: Option<u64>,
+    #[serde(default)]
+    pub cutoff: Option<CutoffView>,
+    #[serde(default)]
+    pub shipping_cost: Option<ShippingCostView>,
+}
+
+/// `PUT /v1/routing/rules`: a chain for a channel, or (without `channel`)
+/// the default chain; `rules: null` goes back to the configured one.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, remote = "Self")]
+pub struct RoutingRulesBody {
+    #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
+    pub channel: Option<String>,
+    /// Rule names in order; `null` returns to the configured chain.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>, example = json!(["enabled", "serves_destination", "nearest", "priority"]))]
+    pub rules: Option<Option<Vec<String>>>,
+    /// `allow` (the default), `forbid` or `max_shipments:N`.
+    #[serde(default)]
+    #[schema(example = "allow")]
+    pub split: Option<String>,
+}
+
+/// `DELETE /v1/routing/rules`: which chain goes back to the configured one.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingRulesQuery {
+    /// The channel; absent: the default chain.
+    pub channel: Option<String>,
 }
 
 /// `GET /v1/warehouses`.
@@ -243,6 +293,7 @@ pub struct CancelBody {
 
 crate::wire::object_only!(WarehouseBody, serialize);
 crate::wire::object_only!(SkuBody, serialize);
+crate::wire::object_only!(RoutingRulesBody, serialize);
 crate::wire::object_only!(SkuPatchBody);
 crate::wire::object_only!(AdjustmentBody, serialize);
 crate::wire::object_only!(ReserveBody, serialize);

@@ -18,6 +18,7 @@ mod orders;
 pub mod ratelimit;
 mod reservations;
 pub mod routes;
+mod routing;
 mod skus;
 pub mod slow;
 mod warehouses;
@@ -85,6 +86,7 @@ pub fn register(cfg: &mut web::ServiceConfig, config: &Config) -> Vec<Registered
         skus::routes(r);
         reservations::routes(r);
         orders::routes(r);
+        routing::routes(r);
         feed::routes(r);
         openapi::routes(r);
     });

@@ -9,7 +9,7 @@
 
 use super::error::ErrorCode;
 use super::routes::Routes;
-use super::{feed, orders, reservations, skus, warehouses};
+use super::{feed, orders, reservations, routing, skus, warehouses};
 use crate::wire;
 use actix_web::http::header::ContentType;
 use actix_web::HttpResponse;
@@ -103,6 +103,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
         orders::create,
         orders::get,
         orders::cancel,
+        routing::get,
+        routing::put,
+        routing::delete,
         feed::connect,
         feed::stats,
     ),
@@ -120,6 +123,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         (name = "skus", description = "SKUs and their stock"),
         (name = "reservations", description = "Holds on stock, with a time to live"),
         (name = "orders"),
+        (name = "routing", description = "Which warehouses orders come from: the rule chains in force"),
         (name = "feed", description = "The live feed over a WebSocket"),
     )
 )]

@@ -107,7 +107,20 @@ impl Surge {
             projection.clone(),
         );
         directory.start_skus_with_holds();
+        // Checked when the config was loaded.
+        let configured = config.routing.rules().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "invalid routing rules: the default chain instead");
+            crate::core::routing::RoutingRules {
+                default: crate::core::routing::Chain::default_chain(),
+                channels: Default::default(),
+            }
+        });
+        let routing = super::ops::routing_rules::RoutingState::new(
+            configured,
+            projection.routing_overrides(),
+        );
         Ok(Arc::new(Self {
+            routing,
             next_hold: AtomicU64::new(projection.max_hold.load(Ordering::Acquire) + 1),
             next_order: AtomicU64::new(projection.max_order.load(Ordering::Acquire) + 1),
             config,

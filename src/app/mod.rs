@@ -11,7 +11,8 @@
 //!   holds and orders; a `storefront` key sees only its own.
 //! - `ops/`: one module per write — `reserve`, `reserve_batch`, `extend`,
 //!   `release`, `place_order` (a small process manager), `cancel_order`,
-//!   `adjust_stock`, `upsert_sku`, `upsert_warehouse`, `retention`.
+//!   `adjust_stock`, `upsert_sku`, `upsert_warehouse`, `retention`,
+//!   `routing_rules` (the chains in force, set at run time).
 //! - `queries.rs`: every read, all from the durable read model.
 //!
 //! Each write of more than one step runs in a task of its own, detached
@@ -35,6 +36,7 @@ pub use idempotency::Idempotency;
 pub use ops::patch_sku::SkuPatch;
 pub use ops::place_order::OrderRequest;
 pub use ops::reserve::ReserveRequest;
+pub use ops::routing_rules::{ChainInForce, RulesInForce};
 
 use crate::actors::CmdError;
 use crate::clock::Clock;
@@ -73,6 +75,8 @@ pub struct Surge {
     /// Counters the HTTP layer updates (`/metrics`).
     metrics: Arc<crate::metrics::Metrics>,
     creations: limits::Creations,
+    /// The routing rules in force: configured, with runtime chains over.
+    routing: ops::routing_rules::RoutingState,
 }
 
 impl Surge {

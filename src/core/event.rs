@@ -4,10 +4,11 @@
 //! The log does not store this enum as it is: `wal/schema` converts it to
 //! and from versioned on-disk types, so it may change like any other type.
 
-use super::ids::{HoldId, OrderId, SkuId, WarehouseId};
+use super::ids::{ChannelId, HoldId, OrderId, SkuId, WarehouseId};
 use super::model::{
-    Hold, IdempotencyRecord, Millis, Order, ReleaseReason, SkuAllocation, Warehouse,
+    Hold, IdempotencyRecord, Millis, Order, ReleaseReason, Shipment, SkuAllocation, Warehouse,
 };
+use super::routing::{Chain, RoutingTrace};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +59,25 @@ pub enum Event {
         reason: String,
         at: Millis,
     },
+    /// The chain in force for a channel (`None`: the default chain) was
+    /// set at run time; `chain: None` goes back to the configured one.
+    RoutingRulesSet {
+        channel: Option<ChannelId>,
+        chain: Option<Chain>,
+        at: Millis,
+    },
+    /// An order's not-yet-shipped allocation moved: each SKU's allocation
+    /// in `from` is replaced by its allocation in `to` (same SKUs, same
+    /// quantities, other warehouses); `shipments` is the order's new list.
+    OrderRerouted {
+        order: OrderId,
+        from: Vec<SkuAllocation>,
+        to: Vec<SkuAllocation>,
+        shipments: Vec<Shipment>,
+        routing: RoutingTrace,
+        reason: String,
+        at: Millis,
+    },
 }
 
 impl Event {
@@ -77,6 +97,8 @@ impl Event {
             Event::HoldReleased { .. } => "hold_released",
             Event::OrderPlaced { .. } => "order_created",
             Event::OrderCancelled { .. } => "order_cancelled",
+            Event::RoutingRulesSet { .. } => "routing_rules_set",
+            Event::OrderRerouted { .. } => "order_rerouted",
         }
     }
 }

@@ -199,6 +199,9 @@ pub struct Order {
     /// The name of the API key that placed it; `None` without keys (and in
     /// logs written before keys named one).
     pub created_by: Option<String>,
+    /// Why its shipments come from where they do (the latest routing or
+    /// re-routing); `None` for orders placed before routing traced them.
+    pub routing: Option<super::routing::RoutingTrace>,
 }
 
 /// What one SKU gives to one order: where from, and which holds it uses up.

@@ -48,6 +48,7 @@ pub fn build(new: NewOrder, allocations: &[SkuAllocation]) -> Order {
         created_at: new.now,
         updated_at: new.now,
         created_by: new.created_by,
+        routing: None,
     }
 }
 
@@ -70,11 +71,23 @@ pub fn decide_cancel(order: &Order, reason: &str, now: Millis) -> Result<Event, 
 
 /// Folds an order event into the order it names.
 pub fn apply(order: &mut Order, event: &Event) {
-    if let Event::OrderCancelled { order: id, at, .. } = event {
-        if *id == order.id {
+    match event {
+        Event::OrderCancelled { order: id, at, .. } if *id == order.id => {
             order.status = OrderStatus::Cancelled;
             order.updated_at = *at;
         }
+        Event::OrderRerouted {
+            order: id,
+            shipments,
+            routing,
+            at,
+            ..
+        } if *id == order.id => {
+            order.shipments.clone_from(shipments);
+            order.routing = Some(routing.clone());
+            order.updated_at = *at;
+        }
+        _ => {}
     }
 }
 
@@ -155,7 +168,7 @@ impl OrderBook {
                 self.orders.insert(order.id, order.clone());
                 self.orders.get(&order.id)
             }
-            Event::OrderCancelled { order: id, .. } => {
+            Event::OrderCancelled { order: id, .. } | Event::OrderRerouted { order: id, .. } => {
                 let o = self.orders.get_mut(id)?;
                 apply(o, event);
                 Some(o)

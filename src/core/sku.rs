@@ -748,7 +748,38 @@ impl SkuState {
                     sub_usage(&mut self.usage, &a.customer, a.qty());
                 }
             }
-            Event::WarehouseUpserted { .. } => {}
+            Event::OrderRerouted {
+                order, from, to, ..
+            } => {
+                let sku = &self.sku;
+                let from = from.iter().find(|a| &a.sku == sku);
+                let to = to.iter().find(|a| &a.sku == sku).cloned();
+                // Only an allocation that is still `from` moves: applied
+                // twice, or to a SKU the order left, it changes nothing.
+                let current = self.allocations.get(order);
+                if from.is_none() || current != from {
+                    return;
+                }
+                if let Some(a) = self.allocations.remove(order) {
+                    for (wh, q) in &a.lines {
+                        if let Some(row) = self.rows.get_mut(wh) {
+                            row.allocated = row.allocated.saturating_sub(*q);
+                        }
+                    }
+                    sub_usage(&mut self.usage, &a.customer, a.qty());
+                }
+                if let Some(a) = to {
+                    for (wh, q) in &a.lines {
+                        self.with_row(wh, |row| {
+                            row.allocated = row.allocated.saturating_add(*q);
+                            debug_assert!(row.committed() <= row.on_hand);
+                        });
+                    }
+                    add_usage(&mut self.usage, &a.customer, a.qty());
+                    self.allocations.insert(*order, a);
+                }
+            }
+            Event::WarehouseUpserted { .. } | Event::RoutingRulesSet { .. } => {}
         }
     }
 

@@ -29,8 +29,8 @@ pub mod topic;
 use crate::core::{Event, OrderId, SkuId, WarehouseId};
 use crate::projection::Projection;
 use crate::wire::{
-    self, FeedEvent, HoldClosed, OrderView, ReservationView, ServerMsg, SkuRowView, StockChanged,
-    StockView, TopicSnapshot, WarehouseView,
+    self, ChainView, FeedEvent, HoldClosed, OrderView, ReservationView, ServerMsg, ShipmentView,
+    SkuRowView, StockChanged, StockView, TopicSnapshot, WarehouseView,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -465,6 +465,10 @@ impl Hub {
             Event::HoldCreated { hold, .. } => note(&hold.sku),
             Event::OrderPlaced { allocations, .. } => allocations.iter().for_each(|a| note(&a.sku)),
             Event::OrderCancelled { skus, .. } => skus.iter().for_each(note),
+            Event::OrderRerouted { from, to, .. } => {
+                from.iter().chain(to).for_each(|a| note(&a.sku))
+            }
+            Event::RoutingRulesSet { .. } => {}
         }
     }
 
@@ -585,6 +589,16 @@ impl Hub {
             // A stream of hold events; their effect on stock is in `stock`.
             // (Counting millions of holds here would stall the applier.)
             Topic::Holds => TopicSnapshot::Holds {},
+            Topic::Routing => TopicSnapshot::Routing {
+                runtime: projection
+                    .routing_overrides()
+                    .iter()
+                    .map(|(c, chain)| {
+                        let name = c.as_ref().map_or("default".into(), |c| c.to_string());
+                        (name, ChainView::new(chain, true))
+                    })
+                    .collect(),
+            },
         };
         (self.head(), data)
     }
@@ -704,6 +718,53 @@ impl Hub {
                 } else {
                     rows.extend(skus.iter().map(|s| (s.clone(), None)));
                 }
+            }
+            Event::RoutingRulesSet { channel, chain, at } => out.push(Pending::new(
+                vec!["routing".into()],
+                FeedEvent::RoutingRulesSet {
+                    channel: channel.as_ref().map(|c| c.to_string()),
+                    chain: chain.as_ref().map(|c| ChainView::new(c, true)),
+                    at: *at,
+                },
+            )),
+            Event::OrderRerouted {
+                order,
+                from,
+                to,
+                shipments,
+                routing,
+                reason,
+                at,
+            } => {
+                let mut left: Vec<WarehouseId> = from
+                    .iter()
+                    .flat_map(|a| a.lines.iter().map(|(w, _)| w.clone()))
+                    .collect();
+                left.sort();
+                left.dedup();
+                let mut topics = vec!["orders".into(), format!("order:{order}")];
+                let mut whs: Vec<&WarehouseId> = left.iter().collect();
+                whs.extend(shipments.iter().map(|s| &s.warehouse));
+                whs.sort();
+                whs.dedup();
+                topics.extend(whs.iter().map(|w| format!("warehouse:{w}")));
+                out.push(Pending::new(
+                    topics,
+                    FeedEvent::OrderRerouted {
+                        order_id: order.to_string(),
+                        from: left.iter().map(|w| w.to_string()).collect(),
+                        shipments: shipments.iter().map(ShipmentView::from).collect(),
+                        routing: Box::new(routing.into()),
+                        reason: reason.clone(),
+                        at: *at,
+                    },
+                ));
+                for a in from.iter().chain(to) {
+                    for (wh, _) in &a.lines {
+                        rows.push((a.sku.clone(), Some(wh.clone())));
+                    }
+                }
+                rows.sort();
             }
         }
         rows.dedup();

@@ -3,6 +3,7 @@
 //! protocol, made on purpose.
 
 use super::*;
+use crate::core::routing::{Chain, RoutingTrace, Rule, SplitPolicy};
 use crate::core::{
     ChannelId, CustomerId, HoldId, Location, Order, OrderLine, OrderStatus, ReleaseReason, ShipTo,
     Shipment, SkuAllocation, Warehouse,
@@ -81,6 +82,16 @@ fn order() -> Order {
         created_at: 4000,
         updated_at: 4000,
         created_by: None,
+        routing: None,
+    }
+}
+
+fn allocation(lines: &[(&str, u64)]) -> SkuAllocation {
+    SkuAllocation {
+        sku: sku("tee"),
+        customer: CustomerId::parse("c1").unwrap(),
+        lines: lines.iter().map(|(w, q)| (wh(w), *q)).collect(),
+        consumed_holds: vec![HoldId(1)],
     }
 }
 
@@ -89,6 +100,19 @@ fn history() -> Vec<Event> {
     vec![
         warehouse("w1", "Berlin", 52.5, 13.25, 1),
         warehouse("w2", "Paris", 48.75, 2.5, 2),
+        Event::RoutingRulesSet {
+            channel: Some(ChannelId::parse("web").unwrap()),
+            chain: Some(Chain {
+                rules: vec![Rule::Enabled, Rule::Nearest],
+                split: SplitPolicy::Forbid,
+            }),
+            at: 900,
+        },
+        Event::RoutingRulesSet {
+            channel: None,
+            chain: None,
+            at: 950,
+        },
         Event::SkuUpserted {
             sku: sku("tee"),
             name: Some("Tee".into()),
@@ -151,6 +175,31 @@ fn history() -> Vec<Event> {
             }],
             idempotency: None,
         },
+        Event::OrderRerouted {
+            order: OrderId(1),
+            from: vec![allocation(&[("w1", 2), ("w2", 1)])],
+            to: vec![allocation(&[("w1", 1), ("w2", 2)])],
+            shipments: vec![
+                Shipment {
+                    warehouse: wh("w1"),
+                    lines: vec![(sku("tee"), 1)],
+                },
+                Shipment {
+                    warehouse: wh("w2"),
+                    lines: vec![(sku("tee"), 2)],
+                },
+            ],
+            routing: RoutingTrace {
+                rules: vec![Rule::Enabled, Rule::Nearest],
+                split: SplitPolicy::Allow,
+                excluded: vec![],
+                candidates: vec![],
+                deciding_rule: None,
+                attempts: 1,
+            },
+            reason: "w1 short".into(),
+            at: 4500,
+        },
         Event::OrderCancelled {
             order: OrderId(1),
             skus: vec![sku("tee")],
@@ -182,34 +231,39 @@ fn describe(m: &FeedMsg) -> String {
 }
 
 const MESSAGES: &str = r#"
-warehouse:w1 - {"event":"warehouse_updated","log_seq":1,"seq":1,"type":"event","warehouse":{"id":"w1","location":{"lat":52.5,"lon":13.25},"name":"Berlin","priority":1}}
-warehouse:w2 - {"event":"warehouse_updated","log_seq":2,"seq":2,"type":"event","warehouse":{"id":"w2","location":{"lat":48.75,"lon":2.5},"name":"Paris","priority":2}}
-stock,sku:tee - {"event":"sku_updated","log_seq":3,"name":"Tee","per_customer_limit":5,"seq":3,"sku":"tee","type":"event"}
-stock,sku:tee,warehouse:w1 tee@w1 {"allocated":0,"available":3,"event":"stock_changed","log_seq":4,"on_hand":3,"reserved":0,"safety_stock":0,"seq":4,"sku":"tee","sku_available":3,"type":"event","warehouse":"w1"}
-stock,sku:tee - {"event":"back_in_stock","log_seq":4,"seq":5,"sku":"tee","sku_available":3,"type":"event"}
-stock,sku:tee,warehouse:w1 tee@w1 {"allocated":0,"available":2,"event":"stock_changed","log_seq":5,"on_hand":3,"reserved":0,"safety_stock":1,"seq":6,"sku":"tee","sku_available":2,"type":"event","warehouse":"w1"}
-holds,sku:tee - {"event":"hold_created","log_seq":6,"reservation":{"channel":"web","created_at":1000,"customer_id":"c1","expires_at":2000,"id":"res_1","qty":2,"sku":"tee","status":"active","warehouse":"w1"},"seq":7,"type":"event"}
-stock,sku:tee,warehouse:w1 tee@w1 {"allocated":0,"available":0,"event":"stock_changed","log_seq":6,"on_hand":3,"reserved":2,"safety_stock":1,"seq":8,"sku":"tee","sku_available":0,"type":"event","warehouse":"w1"}
-stock,sku:tee - {"event":"sold_out","log_seq":6,"seq":9,"sku":"tee","sku_available":0,"type":"event"}
-holds,sku:tee - {"event":"hold_extended","expires_at":3000,"log_seq":7,"reservation_id":"res_1","seq":10,"sku":"tee","type":"event"}
-stock,sku:tee,warehouse:w2 tee@w2 {"allocated":0,"available":2,"event":"stock_changed","log_seq":8,"on_hand":2,"reserved":0,"safety_stock":0,"seq":11,"sku":"tee","sku_available":2,"type":"event","warehouse":"w2"}
-stock,sku:tee - {"event":"back_in_stock","log_seq":8,"seq":12,"sku":"tee","sku_available":2,"type":"event"}
-holds,sku:tee - {"event":"hold_created","log_seq":9,"reservation":{"channel":null,"created_at":1000,"customer_id":null,"expires_at":2000,"id":"res_2","qty":1,"sku":"tee","status":"active","warehouse":"w2"},"seq":13,"type":"event"}
-stock,sku:tee,warehouse:w2 tee@w2 {"allocated":0,"available":1,"event":"stock_changed","log_seq":9,"on_hand":2,"reserved":1,"safety_stock":0,"seq":14,"sku":"tee","sku_available":1,"type":"event","warehouse":"w2"}
-holds,sku:tee - {"at":1500,"event":"hold_released","log_seq":10,"qty":1,"reservation_id":"res_2","seq":15,"sku":"tee","type":"event","warehouse":"w2"}
-stock,sku:tee,warehouse:w2 tee@w2 {"allocated":0,"available":2,"event":"stock_changed","log_seq":10,"on_hand":2,"reserved":0,"safety_stock":0,"seq":16,"sku":"tee","sku_available":2,"type":"event","warehouse":"w2"}
-holds,sku:tee - {"event":"hold_created","log_seq":11,"reservation":{"channel":null,"created_at":1000,"customer_id":null,"expires_at":2000,"id":"res_3","qty":1,"sku":"tee","status":"active","warehouse":"w2"},"seq":17,"type":"event"}
-stock,sku:tee,warehouse:w2 tee@w2 {"allocated":0,"available":1,"event":"stock_changed","log_seq":11,"on_hand":2,"reserved":1,"safety_stock":0,"seq":18,"sku":"tee","sku_available":1,"type":"event","warehouse":"w2"}
-holds,sku:tee - {"at":2500,"event":"hold_expired","log_seq":12,"qty":1,"reservation_id":"res_3","seq":19,"sku":"tee","type":"event","warehouse":"w2"}
-stock,sku:tee,warehouse:w2 tee@w2 {"allocated":0,"available":2,"event":"stock_changed","log_seq":12,"on_hand":2,"reserved":0,"safety_stock":0,"seq":20,"sku":"tee","sku_available":2,"type":"event","warehouse":"w2"}
-holds,sku:tee - {"event":"hold_consumed","log_seq":13,"order_id":"ord_1","reservation_id":"res_1","seq":21,"sku":"tee","type":"event"}
-orders,order:ord_1 - {"event":"order_created","log_seq":13,"order":{"channel":"web","created_at":4000,"customer_id":"c1","id":"ord_1","lines":[{"qty":2,"reservation_id":"res_1","sku":"tee"},{"qty":1,"sku":"tee"}],"ship_to":{"country":"DE","lat":50.5,"lon":8.25},"shipments":[{"lines":[{"qty":2,"sku":"tee"}],"warehouse":"w1"},{"lines":[{"qty":1,"sku":"tee"}],"warehouse":"w2"}],"status":"placed","updated_at":4000},"seq":22,"type":"event"}
-orders,order:ord_1,warehouse:w1,warehouse:w2 - {"event":"order_routed","log_seq":13,"order_id":"ord_1","seq":23,"shipments":[{"lines":[{"qty":2,"sku":"tee"}],"warehouse":"w1"},{"lines":[{"qty":1,"sku":"tee"}],"warehouse":"w2"}],"type":"event"}
-stock,sku:tee,warehouse:w1 tee@w1 {"allocated":2,"available":0,"event":"stock_changed","log_seq":13,"on_hand":3,"reserved":0,"safety_stock":1,"seq":24,"sku":"tee","sku_available":1,"type":"event","warehouse":"w1"}
-stock,sku:tee,warehouse:w2 tee@w2 {"allocated":1,"available":1,"event":"stock_changed","log_seq":13,"on_hand":2,"reserved":0,"safety_stock":0,"seq":25,"sku":"tee","sku_available":1,"type":"event","warehouse":"w2"}
-orders,order:ord_1 - {"at":5000,"event":"order_status_changed","log_seq":14,"order_id":"ord_1","reason":"customer asked","seq":26,"status":"cancelled","type":"event"}
-stock,sku:tee,warehouse:w1 tee@w1 {"allocated":0,"available":2,"event":"stock_changed","log_seq":14,"on_hand":3,"reserved":0,"safety_stock":1,"seq":27,"sku":"tee","sku_available":4,"type":"event","warehouse":"w1"}
-stock,sku:tee,warehouse:w2 tee@w2 {"allocated":0,"available":2,"event":"stock_changed","log_seq":14,"on_hand":2,"reserved":0,"safety_stock":0,"seq":28,"sku":"tee","sku_available":4,"type":"event","warehouse":"w2"}
+warehouse:w1 - {"event":"warehouse_updated","log_seq":1,"seq":1,"type":"event","warehouse":{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w1","location":{"lat":52.5,"lon":13.25},"name":"Berlin","priority":1,"shipping_cost":null}}
+warehouse:w2 - {"event":"warehouse_updated","log_seq":2,"seq":2,"type":"event","warehouse":{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w2","location":{"lat":48.75,"lon":2.5},"name":"Paris","priority":2,"shipping_cost":null}}
+routing - {"at":900,"chain":{"rules":["enabled","nearest"],"source":"runtime","split":"forbid"},"channel":"web","event":"routing_rules_set","log_seq":3,"seq":3,"type":"event"}
+routing - {"at":950,"chain":null,"channel":null,"event":"routing_rules_set","log_seq":4,"seq":4,"type":"event"}
+stock,sku:tee - {"event":"sku_updated","log_seq":5,"name":"Tee","per_customer_limit":5,"seq":5,"sku":"tee","type":"event"}
+stock,sku:tee,warehouse:w1 tee@w1 {"allocated":0,"available":3,"event":"stock_changed","log_seq":6,"on_hand":3,"reserved":0,"safety_stock":0,"seq":6,"sku":"tee","sku_available":3,"type":"event","warehouse":"w1"}
+stock,sku:tee - {"event":"back_in_stock","log_seq":6,"seq":7,"sku":"tee","sku_available":3,"type":"event"}
+stock,sku:tee,warehouse:w1 tee@w1 {"allocated":0,"available":2,"event":"stock_changed","log_seq":7,"on_hand":3,"reserved":0,"safety_stock":1,"seq":8,"sku":"tee","sku_available":2,"type":"event","warehouse":"w1"}
+holds,sku:tee - {"event":"hold_created","log_seq":8,"reservation":{"channel":"web","created_at":1000,"customer_id":"c1","expires_at":2000,"id":"res_1","qty":2,"sku":"tee","status":"active","warehouse":"w1"},"seq":9,"type":"event"}
+stock,sku:tee,warehouse:w1 tee@w1 {"allocated":0,"available":0,"event":"stock_changed","log_seq":8,"on_hand":3,"reserved":2,"safety_stock":1,"seq":10,"sku":"tee","sku_available":0,"type":"event","warehouse":"w1"}
+stock,sku:tee - {"event":"sold_out","log_seq":8,"seq":11,"sku":"tee","sku_available":0,"type":"event"}
+holds,sku:tee - {"event":"hold_extended","expires_at":3000,"log_seq":9,"reservation_id":"res_1","seq":12,"sku":"tee","type":"event"}
+stock,sku:tee,warehouse:w2 tee@w2 {"allocated":0,"available":2,"event":"stock_changed","log_seq":10,"on_hand":2,"reserved":0,"safety_stock":0,"seq":13,"sku":"tee","sku_available":2,"type":"event","warehouse":"w2"}
+stock,sku:tee - {"event":"back_in_stock","log_seq":10,"seq":14,"sku":"tee","sku_available":2,"type":"event"}
+holds,sku:tee - {"event":"hold_created","log_seq":11,"reservation":{"channel":null,"created_at":1000,"customer_id":null,"expires_at":2000,"id":"res_2","qty":1,"sku":"tee","status":"active","warehouse":"w2"},"seq":15,"type":"event"}
+stock,sku:tee,warehouse:w2 tee@w2 {"allocated":0,"available":1,"event":"stock_changed","log_seq":11,"on_hand":2,"reserved":1,"safety_stock":0,"seq":16,"sku":"tee","sku_available":1,"type":"event","warehouse":"w2"}
+holds,sku:tee - {"at":1500,"event":"hold_released","log_seq":12,"qty":1,"reservation_id":"res_2","seq":17,"sku":"tee","type":"event","warehouse":"w2"}
+stock,sku:tee,warehouse:w2 tee@w2 {"allocated":0,"available":2,"event":"stock_changed","log_seq":12,"on_hand":2,"reserved":0,"safety_stock":0,"seq":18,"sku":"tee","sku_available":2,"type":"event","warehouse":"w2"}
+holds,sku:tee - {"event":"hold_created","log_seq":13,"reservation":{"channel":null,"created_at":1000,"customer_id":null,"expires_at":2000,"id":"res_3","qty":1,"sku":"tee","status":"active","warehouse":"w2"},"seq":19,"type":"event"}
+stock,sku:tee,warehouse:w2 tee@w2 {"allocated":0,"available":1,"event":"stock_changed","log_seq":13,"on_hand":2,"reserved":1,"safety_stock":0,"seq":20,"sku":"tee","sku_available":1,"type":"event","warehouse":"w2"}
+holds,sku:tee - {"at":2500,"event":"hold_expired","log_seq":14,"qty":1,"reservation_id":"res_3","seq":21,"sku":"tee","type":"event","warehouse":"w2"}
+stock,sku:tee,warehouse:w2 tee@w2 {"allocated":0,"available":2,"event":"stock_changed","log_seq":14,"on_hand":2,"reserved":0,"safety_stock":0,"seq":22,"sku":"tee","sku_available":2,"type":"event","warehouse":"w2"}
+holds,sku:tee - {"event":"hold_consumed","log_seq":15,"order_id":"ord_1","reservation_id":"res_1","seq":23,"sku":"tee","type":"event"}
+orders,order:ord_1 - {"event":"order_created","log_seq":15,"order":{"channel":"web","created_at":4000,"customer_id":"c1","id":"ord_1","lines":[{"qty":2,"reservation_id":"res_1","sku":"tee"},{"qty":1,"sku":"tee"}],"ship_to":{"country":"DE","lat":50.5,"lon":8.25},"shipments":[{"lines":[{"qty":2,"sku":"tee"}],"warehouse":"w1"},{"lines":[{"qty":1,"sku":"tee"}],"warehouse":"w2"}],"status":"placed","updated_at":4000},"seq":24,"type":"event"}
+orders,order:ord_1,warehouse:w1,warehouse:w2 - {"event":"order_routed","log_seq":15,"order_id":"ord_1","seq":25,"shipments":[{"lines":[{"qty":2,"sku":"tee"}],"warehouse":"w1"},{"lines":[{"qty":1,"sku":"tee"}],"warehouse":"w2"}],"type":"event"}
+stock,sku:tee,warehouse:w1 tee@w1 {"allocated":2,"available":0,"event":"stock_changed","log_seq":15,"on_hand":3,"reserved":0,"safety_stock":1,"seq":26,"sku":"tee","sku_available":1,"type":"event","warehouse":"w1"}
+stock,sku:tee,warehouse:w2 tee@w2 {"allocated":1,"available":1,"event":"stock_changed","log_seq":15,"on_hand":2,"reserved":0,"safety_stock":0,"seq":27,"sku":"tee","sku_available":1,"type":"event","warehouse":"w2"}
+orders,order:ord_1,warehouse:w1,warehouse:w2 - {"at":4500,"event":"order_rerouted","from":["w1","w2"],"log_seq":16,"order_id":"ord_1","reason":"w1 short","routing":{"attempts":1,"candidates":[],"deciding_rule":null,"excluded":[],"rules":["enabled","nearest"],"split":"allow"},"seq":28,"shipments":[{"lines":[{"qty":1,"sku":"tee"}],"warehouse":"w1"},{"lines":[{"qty":2,"sku":"tee"}],"warehouse":"w2"}],"type":"event"}
+stock,sku:tee,warehouse:w1 tee@w1 {"allocated":1,"available":1,"event":"stock_changed","log_seq":16,"on_hand":3,"reserved":0,"safety_stock":1,"seq":29,"sku":"tee","sku_available":1,"type":"event","warehouse":"w1"}
+stock,sku:tee,warehouse:w2 tee@w2 {"allocated":2,"available":0,"event":"stock_changed","log_seq":16,"on_hand":2,"reserved":0,"safety_stock":0,"seq":30,"sku":"tee","sku_available":1,"type":"event","warehouse":"w2"}
+orders,order:ord_1 - {"at":5000,"event":"order_status_changed","log_seq":17,"order_id":"ord_1","reason":"customer asked","seq":31,"status":"cancelled","type":"event"}
+stock,sku:tee,warehouse:w1 tee@w1 {"allocated":0,"available":2,"event":"stock_changed","log_seq":17,"on_hand":3,"reserved":0,"safety_stock":1,"seq":32,"sku":"tee","sku_available":4,"type":"event","warehouse":"w1"}
+stock,sku:tee,warehouse:w2 tee@w2 {"allocated":0,"available":2,"event":"stock_changed","log_seq":17,"on_hand":2,"reserved":0,"safety_stock":0,"seq":33,"sku":"tee","sku_available":4,"type":"event","warehouse":"w2"}
 "#;
 
 #[test]
@@ -238,23 +292,25 @@ fn every_event_renders_the_pinned_messages() {
 }
 
 const SNAPSHOTS: &str = r#"
-sku:tee {"stock":{"allocated":3,"available":1,"name":"Tee","on_hand":5,"per_customer_limit":5,"reserved":0,"safety_stock":1,"sku":"tee","warehouses":[{"allocated":2,"available":0,"on_hand":3,"reserved":0,"safety_stock":1,"warehouse":"w1"},{"allocated":1,"available":1,"on_hand":2,"reserved":0,"safety_stock":0,"warehouse":"w2"}]}}
+sku:tee {"stock":{"allocated":3,"available":1,"name":"Tee","on_hand":5,"per_customer_limit":5,"reserved":0,"safety_stock":1,"sku":"tee","warehouses":[{"allocated":1,"available":1,"on_hand":3,"reserved":0,"safety_stock":1,"warehouse":"w1"},{"allocated":2,"available":0,"on_hand":2,"reserved":0,"safety_stock":0,"warehouse":"w2"}]}}
 sku:nope {"stock":null}
-warehouse:w1 {"stock":[{"allocated":2,"available":0,"on_hand":3,"reserved":0,"safety_stock":1,"sku":"tee"}],"truncated":false,"warehouse":{"id":"w1","location":{"lat":52.5,"lon":13.25},"name":"Berlin","priority":1}}
+warehouse:w1 {"stock":[{"allocated":1,"available":1,"on_hand":3,"reserved":0,"safety_stock":1,"sku":"tee"}],"truncated":false,"warehouse":{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w1","location":{"lat":52.5,"lon":13.25},"name":"Berlin","priority":1,"shipping_cost":null}}
 warehouse:nope {"stock":[],"truncated":false,"warehouse":null}
-order:ord_1 {"order":{"channel":"web","created_at":4000,"customer_id":"c1","id":"ord_1","lines":[{"qty":2,"reservation_id":"res_1","sku":"tee"},{"qty":1,"sku":"tee"}],"ship_to":{"country":"DE","lat":50.5,"lon":8.25},"shipments":[{"lines":[{"qty":2,"sku":"tee"}],"warehouse":"w1"},{"lines":[{"qty":1,"sku":"tee"}],"warehouse":"w2"}],"status":"placed","updated_at":4000}}
+order:ord_1 {"order":{"channel":"web","created_at":4000,"customer_id":"c1","id":"ord_1","lines":[{"qty":2,"reservation_id":"res_1","sku":"tee"},{"qty":1,"sku":"tee"}],"routing":{"attempts":1,"candidates":[],"deciding_rule":null,"excluded":[],"rules":["enabled","nearest"],"split":"allow"},"ship_to":{"country":"DE","lat":50.5,"lon":8.25},"shipments":[{"lines":[{"qty":1,"sku":"tee"}],"warehouse":"w1"},{"lines":[{"qty":2,"sku":"tee"}],"warehouse":"w2"}],"status":"placed","updated_at":4500}}
 order:ord_9 {"order":null}
-orders {"recent":[{"channel":"web","created_at":4000,"customer_id":"c1","id":"ord_1","lines":[{"qty":2,"reservation_id":"res_1","sku":"tee"},{"qty":1,"sku":"tee"}],"ship_to":{"country":"DE","lat":50.5,"lon":8.25},"shipments":[{"lines":[{"qty":2,"sku":"tee"}],"warehouse":"w1"},{"lines":[{"qty":1,"sku":"tee"}],"warehouse":"w2"}],"status":"placed","updated_at":4000}]}
-stock {"skus":[{"allocated":3,"available":1,"name":"Tee","on_hand":5,"per_customer_limit":5,"reserved":0,"safety_stock":1,"sku":"tee","warehouses":[{"allocated":2,"available":0,"on_hand":3,"reserved":0,"safety_stock":1,"warehouse":"w1"},{"allocated":1,"available":1,"on_hand":2,"reserved":0,"safety_stock":0,"warehouse":"w2"}]}],"truncated":false,"warehouses":[{"id":"w1","location":{"lat":52.5,"lon":13.25},"name":"Berlin","priority":1},{"id":"w2","location":{"lat":48.75,"lon":2.5},"name":"Paris","priority":2}]}
-all {"skus":[{"allocated":3,"available":1,"name":"Tee","on_hand":5,"per_customer_limit":5,"reserved":0,"safety_stock":1,"sku":"tee","warehouses":[{"allocated":2,"available":0,"on_hand":3,"reserved":0,"safety_stock":1,"warehouse":"w1"},{"allocated":1,"available":1,"on_hand":2,"reserved":0,"safety_stock":0,"warehouse":"w2"}]}],"truncated":false,"warehouses":[{"id":"w1","location":{"lat":52.5,"lon":13.25},"name":"Berlin","priority":1},{"id":"w2","location":{"lat":48.75,"lon":2.5},"name":"Paris","priority":2}]}
+orders {"recent":[{"channel":"web","created_at":4000,"customer_id":"c1","id":"ord_1","lines":[{"qty":2,"reservation_id":"res_1","sku":"tee"},{"qty":1,"sku":"tee"}],"routing":{"attempts":1,"candidates":[],"deciding_rule":null,"excluded":[],"rules":["enabled","nearest"],"split":"allow"},"ship_to":{"country":"DE","lat":50.5,"lon":8.25},"shipments":[{"lines":[{"qty":1,"sku":"tee"}],"warehouse":"w1"},{"lines":[{"qty":2,"sku":"tee"}],"warehouse":"w2"}],"status":"placed","updated_at":4500}]}
+stock {"skus":[{"allocated":3,"available":1,"name":"Tee","on_hand":5,"per_customer_limit":5,"reserved":0,"safety_stock":1,"sku":"tee","warehouses":[{"allocated":1,"available":1,"on_hand":3,"reserved":0,"safety_stock":1,"warehouse":"w1"},{"allocated":2,"available":0,"on_hand":2,"reserved":0,"safety_stock":0,"warehouse":"w2"}]}],"truncated":false,"warehouses":[{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w1","location":{"lat":52.5,"lon":13.25},"name":"Berlin","priority":1,"shipping_cost":null},{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w2","location":{"lat":48.75,"lon":2.5},"name":"Paris","priority":2,"shipping_cost":null}]}
+all {"skus":[{"allocated":3,"available":1,"name":"Tee","on_hand":5,"per_customer_limit":5,"reserved":0,"safety_stock":1,"sku":"tee","warehouses":[{"allocated":1,"available":1,"on_hand":3,"reserved":0,"safety_stock":1,"warehouse":"w1"},{"allocated":2,"available":0,"on_hand":2,"reserved":0,"safety_stock":0,"warehouse":"w2"}]}],"truncated":false,"warehouses":[{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w1","location":{"lat":52.5,"lon":13.25},"name":"Berlin","priority":1,"shipping_cost":null},{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w2","location":{"lat":48.75,"lon":2.5},"name":"Paris","priority":2,"shipping_cost":null}]}
 holds {}
+routing {"runtime":{"web":{"rules":["enabled","nearest"],"source":"runtime","split":"forbid"}}}
 "#;
 
 #[test]
 fn every_topic_snapshots_the_pinned_json() {
     let projection = Projection::new();
     let hub = hub();
-    // Up to the order, so it is still placed and holds are in every state.
+    // Up to the order's re-routing, so it is still placed and holds are in
+    // every state.
     let events = history();
     for (i, e) in events.iter().take(events.len() - 1).enumerate() {
         hub.apply_durable(&projection, i as u64 + 1, e);
@@ -270,6 +326,7 @@ fn every_topic_snapshots_the_pinned_json() {
         "stock",
         "all",
         "holds",
+        "routing",
     ];
     let got: Vec<String> = topics
         .iter()
@@ -304,7 +361,12 @@ fn rendering_a_snapshot_never_holds_up_the_writer() {
     let projection = Projection::new();
     let hub = hub();
     let events = history();
-    for (i, e) in events.iter().take(4).enumerate() {
+    // Up to the first delivery: the SKU has 3 on hand.
+    let upto = 1 + events
+        .iter()
+        .position(|e| matches!(e, Event::StockAdjusted { .. }))
+        .unwrap();
+    for (i, e) in events.iter().take(upto).enumerate() {
         hub.apply_durable(&projection, i as u64 + 1, e);
     }
     let head = hub.head();
@@ -318,7 +380,7 @@ fn rendering_a_snapshot_never_holds_up_the_writer() {
     let (seq, (writer_done, on_hand)) = std::thread::scope(|scope| {
         hub.snapshot_with(&projection, &Topic::Sku(sku("tee")), |_, data| {
             scope.spawn(|| {
-                hub.apply_durable(&projection, 5, &more);
+                hub.apply_durable(&projection, upto as u64 + 1, &more);
                 let _ = done_tx.send(());
             });
             let writer_done = done_rx

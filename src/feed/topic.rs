@@ -16,6 +16,8 @@ pub enum Topic {
     Stock,
     /// Every hold event.
     Holds,
+    /// Routing rules set at run time.
+    Routing,
     /// Everything (the only subscription that sees every seq).
     All,
 }
@@ -32,6 +34,7 @@ impl Topic {
             None if s == "orders" => Topic::Orders,
             None if s == "stock" => Topic::Stock,
             None if s == "holds" => Topic::Holds,
+            None if s == "routing" => Topic::Routing,
             None if s == "all" => Topic::All,
             _ => {
                 return Err(format!(
@@ -56,6 +59,7 @@ impl Topic {
             Topic::Orders => "orders".into(),
             Topic::Stock => "stock".into(),
             Topic::Holds => "holds".into(),
+            Topic::Routing => "routing".into(),
             Topic::All => "all".into(),
         }
     }
@@ -74,6 +78,7 @@ mod tests {
             "orders",
             "stock",
             "holds",
+            "routing",
             "all",
         ] {
             assert_eq!(Topic::parse(t).map(|t| t.name()), Ok(t.to_owned()));

@@ -4,11 +4,12 @@
 //! ([`TopicSnapshot`]) and the feed's counters ([`FeedStats`]).
 
 use super::{
-    HoldClosed, OrderView, ReservationView, ShipmentView, SkuAvailability, SkuRowView,
-    StockChanged, StockView, WarehouseView,
+    ChainView, HoldClosed, OrderView, ReservationView, RoutingTraceView, ShipmentView,
+    SkuAvailability, SkuRowView, StockChanged, StockView, WarehouseView,
 };
 use crate::core::{HoldId, OrderId, ReleaseReason, SkuId};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 /// Every message the server sends on a feed connection.
@@ -98,6 +99,23 @@ pub enum FeedEvent {
     StockChanged(StockChanged),
     SoldOut(SkuAvailability),
     BackInStock(SkuAvailability),
+    /// A chain was set at run time for `channel` (null: the default
+    /// chain); `chain` null means back to the configured one.
+    RoutingRulesSet {
+        channel: Option<String>,
+        chain: Option<ChainView>,
+        at: u64,
+    },
+    /// An order's unshipped lines moved: `from` the warehouses they left,
+    /// to its new `shipments`.
+    OrderRerouted {
+        order_id: String,
+        from: Vec<String>,
+        shipments: Vec<ShipmentView>,
+        routing: Box<RoutingTraceView>,
+        reason: String,
+        at: u64,
+    },
 }
 
 impl FeedEvent {
@@ -189,6 +207,11 @@ pub enum TopicSnapshot {
     },
     /// `holds`: a stream only (their effect on stock is in `stock`).
     Holds {},
+    /// `routing`: the chains set at run time, by channel (`default`: the
+    /// default chain); what config says is in `GET /v1/routing/rules`.
+    Routing {
+        runtime: BTreeMap<String, ChainView>,
+    },
 }
 
 /// `GET /v1/feed/stats`.

@@ -14,6 +14,8 @@
 //! - `hold.rs`: reservations, and a hold released or expired.
 //! - `order.rs`: orders with their lines and shipments.
 //! - `warehouse.rs`: warehouses and locations.
+//! - `routing.rs`: cut-offs, shipping costs, the chains in force and an
+//!   order's routing trace.
 //! - `feed.rs`: the feed's envelope ([`ServerMsg`]), event payloads
 //!   ([`FeedEvent`]), topic snapshots and the feed's counters.
 
@@ -57,12 +59,16 @@ pub(crate) use object_only;
 pub mod feed;
 pub mod hold;
 pub mod order;
+pub mod routing;
 pub mod stock;
 pub mod warehouse;
 
 pub use feed::{FeedEvent, FeedStats, ServerMsg, TopicSnapshot};
 pub use hold::{HoldClosed, ReservationView};
 pub use order::{LineView, OrderView, ShipToView, ShipmentLineView, ShipmentView};
+pub use routing::{
+    ChainView, CutoffView, RateView, RoutingRulesView, RoutingTraceView, ShippingCostView,
+};
 pub use stock::{RowNumbers, SkuAvailability, SkuRowView, StockChanged, StockRowView, StockView};
 pub use warehouse::{LocationView, WarehouseView};
 

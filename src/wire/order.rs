@@ -76,6 +76,10 @@ pub struct OrderView {
     /// The name of the API key that placed it (absent without keys).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
+    /// Why its shipments come from where they do (absent for orders
+    /// placed before routing traced them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing: Option<super::RoutingTraceView>,
 }
 
 impl From<&Order> for OrderView {
@@ -103,6 +107,7 @@ impl From<&Order> for OrderView {
             created_at: o.created_at,
             updated_at: o.updated_at,
             created_by: o.created_by.clone(),
+            routing: o.routing.as_ref().map(Into::into),
         }
     }
 }

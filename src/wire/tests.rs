@@ -2,6 +2,10 @@
 //! empty. A failure here is a change of the API or the feed protocol.
 
 use super::*;
+use crate::core::routing::{
+    Cutoff, Excluded, PlanTrace, Rate, RoutingTrace, Rule, ShipmentTrace, ShippingCost,
+    SplitPolicy, Verdict, WarehouseRouting,
+};
 use crate::core::{
     ChannelId, CustomerId, Event, Hold, HoldId, HoldStatus, Location, Order, OrderId, OrderLine,
     OrderStatus, ReleaseReason, ShipTo, Shipment, SkuId, SkuState, Warehouse, WarehouseId,
@@ -112,6 +116,7 @@ fn order() -> Order {
         created_at: 2000,
         updated_at: 2500,
         created_by: None,
+        routing: None,
     }
 }
 
@@ -119,8 +124,86 @@ fn order() -> Order {
 fn warehouse_view() {
     assert_eq!(
         value(&WarehouseView::from(&warehouse())),
-        json!({"id": "w1", "name": "Berlin", "location": {"lat": 52.5, "lon": 13.25}, "priority": -1})
+        json!({"id": "w1", "name": "Berlin", "location": {"lat": 52.5, "lon": 13.25}, "priority": -1,
+               "enabled": true, "countries": [], "channels": [], "capacity_per_day": null,
+               "cutoff": null, "shipping_cost": null})
     );
+    let mut w = warehouse();
+    w.routing = WarehouseRouting {
+        enabled: false,
+        countries: vec!["AT".into(), "DE".into()],
+        channels: vec![ChannelId::parse("web").unwrap()],
+        capacity_per_day: Some(500),
+        cutoff: Some(Cutoff {
+            hour: 9,
+            minute: 5,
+            tz: "Europe/Berlin".into(),
+        }),
+        shipping_cost: Some(ShippingCost {
+            default: Rate {
+                fixed: 500,
+                per_km: 2,
+            },
+            by_country: [(
+                "DE".to_string(),
+                Rate {
+                    fixed: 300,
+                    per_km: 1,
+                },
+            )]
+            .into(),
+        }),
+    };
+    assert_eq!(
+        value(&WarehouseView::from(&w)),
+        json!({"id": "w1", "name": "Berlin", "location": {"lat": 52.5, "lon": 13.25}, "priority": -1,
+               "enabled": false, "countries": ["AT", "DE"], "channels": ["web"], "capacity_per_day": 500,
+               "cutoff": {"time": "09:05", "tz": "Europe/Berlin"},
+               "shipping_cost": {"fixed": 500, "per_km": 2, "by_country": {"DE": {"fixed": 300, "per_km": 1}}}})
+    );
+}
+
+#[test]
+fn an_order_shows_its_routing_trace() {
+    let mut o = order();
+    o.routing = Some(RoutingTrace {
+        rules: vec![Rule::Enabled, Rule::Nearest],
+        split: SplitPolicy::MaxShipments(2),
+        excluded: vec![Excluded {
+            warehouse: wh("w9"),
+            rule: Rule::Enabled,
+        }],
+        candidates: vec![PlanTrace {
+            shipments: vec![ShipmentTrace {
+                warehouse: wh("w1"),
+                lines: vec![(sku("tee"), 2)],
+                distance_km: Some(12.5),
+                cost: None,
+                same_day: Some(true),
+            }],
+            verdicts: vec![Verdict {
+                rule: Rule::Nearest,
+                score: 12.5,
+            }],
+        }],
+        deciding_rule: Some(Rule::Nearest),
+        attempts: 1,
+    });
+    assert_eq!(
+        value(&OrderView::from(&o))["routing"],
+        json!({
+            "rules": ["enabled", "nearest"], "split": "max_shipments:2",
+            "excluded": [{"warehouse": "w9", "rule": "enabled"}],
+            "candidates": [{
+                "shipments": [{"warehouse": "w1", "lines": [{"sku": "tee", "qty": 2}],
+                               "distance_km": 12.5, "cost": null, "same_day": true}],
+                "verdicts": [{"rule": "nearest", "score": 12.5}],
+            }],
+            "deciding_rule": "nearest", "attempts": 1,
+        })
+    );
+    // Orders from before routing traced them have none.
+    assert!(value(&OrderView::from(&order())).get("routing").is_none());
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Warehouses and locations.
 
+use super::{CutoffView, ShippingCostView};
 use crate::core::{Location, Warehouse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -30,15 +31,34 @@ pub struct WarehouseView {
     pub name: String,
     pub location: LocationView,
     pub priority: i32,
+    /// A disabled warehouse takes nothing new.
+    pub enabled: bool,
+    /// Destination countries served (ISO 3166-1 alpha-2); empty = all.
+    pub countries: Vec<String>,
+    /// Channels served; empty = all.
+    pub channels: Vec<String>,
+    /// Orders routed to it per local day; null = unlimited.
+    pub capacity_per_day: Option<u64>,
+    /// Orders after it ship the next day; null = none.
+    pub cutoff: Option<CutoffView>,
+    /// What a shipment from it costs; null = unknown.
+    pub shipping_cost: Option<ShippingCostView>,
 }
 
 impl From<&Warehouse> for WarehouseView {
     fn from(w: &Warehouse) -> Self {
+        let r = &w.routing;
         Self {
             id: w.id.to_string(),
             name: w.name.clone(),
             location: LocationView::from(&w.location),
             priority: w.priority,
+            enabled: r.enabled,
+            countries: r.countries.clone(),
+            channels: r.channels.iter().map(|c| c.to_string()).collect(),
+            capacity_per_day: r.capacity_per_day,
+            cutoff: r.cutoff.as_ref().map(CutoffView::from),
+            shipping_cost: r.shipping_cost.as_ref().map(ShippingCostView::from),
         }
     }
 }

@@ -153,6 +153,7 @@ fn dummy_order(id: u64, cust: u8) -> Order {
         created_at: 0,
         updated_at: 0,
         created_by: None,
+        routing: None,
     }
 }
 

@@ -25,6 +25,7 @@ mod methods;
 mod metrics;
 mod openapi;
 mod orders;
+mod routing;
 mod snapshots;
 mod tidy;
 mod web;

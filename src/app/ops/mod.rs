@@ -13,5 +13,6 @@ pub mod release;
 pub mod reserve;
 pub mod reserve_batch;
 pub mod retention;
+pub mod routing_rules;
 pub mod upsert_sku;
 pub mod upsert_warehouse;

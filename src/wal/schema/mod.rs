@@ -8,11 +8,14 @@
 //!   positional postcard; these are copies of them, as encoded.
 //! - `v2.rs`: FROZEN. Each event and snapshot entry is a stable numeric
 //!   kind and its own body.
-//! - `v3.rs`: what this build writes: v2 with the creator (`created_by`,
-//!   an API key's name) of holds and orders; every other body is v2's.
+//! - `v3.rs`: FROZEN. v2 with the creator (`created_by`, an API key's
+//!   name) of holds and orders; every other body is v2's.
+//! - `v4.rs`: what this build writes: v3 with routing (a warehouse's
+//!   attributes, an order's trace, the `ROUTING_RULES_SET` and
+//!   `ORDER_REROUTED` events, the `ROUTING_RULES` snapshot entry).
 //!
 //! Reading always upcasts step by step, oldest to newest, then converts to
-//! the core: v1 → v2 → v3 → core. A newer server reads every older version; an
+//! the core: v1 → v2 → v3 → v4 → core. A newer server reads every older version; an
 //! older one refuses a newer version with [`Newer`], never taking it for
 //! damage or a torn write.
 //!
@@ -40,6 +43,7 @@
 pub mod v1;
 pub mod v2;
 pub mod v3;
+pub mod v4;
 
 #[cfg(test)]
 mod tests;
@@ -48,7 +52,7 @@ use crate::core::{self, SkuState};
 use crate::projection::SnapEntry;
 
 /// The format this build writes, and the newest it reads.
-pub const CURRENT: u8 = v3::VERSION;
+pub const CURRENT: u8 = v4::VERSION;
 
 /// Data this build cannot read because a newer one wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,7 +140,7 @@ pub fn write_record(
     let mut bodies = Vec::with_capacity(events.len() * 64);
     let mut index = Vec::with_capacity(events.len());
     for e in events {
-        let e = v3::Event::from(*e);
+        let e = v4::Event::from(*e);
         e.write(&mut bodies)?;
         index.push((e.kind(), bodies.len()));
     }
@@ -152,7 +156,9 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
             let events = rec
                 .events
                 .into_iter()
-                .map(|e| core::Event::try_from(v3::Event::from(v2::Event::from(e))))
+                .map(|e| {
+                    core::Event::try_from(v4::Event::from(v3::Event::from(v2::Event::from(e))))
+                })
                 .collect::<Result<_, _>>()?;
             Ok((rec.first_seq, events))
         }
@@ -164,6 +170,7 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
                 .map(|t| {
                     v2::Event::read(t.kind, t.body)
                         .map(v3::Event::from)
+                        .map(v4::Event::from)
                         .and_then(core::Event::try_from)
                         .map_err(|e| e.at_version(version))
                 })
@@ -177,6 +184,20 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
                 .into_iter()
                 .map(|t| {
                     v3::Event::read(t.kind, t.body)
+                        .map(v4::Event::from)
+                        .and_then(core::Event::try_from)
+                        .map_err(|e| e.at_version(version))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok((rec.first_seq, events))
+        }
+        v4::VERSION => {
+            let rec: v2::Record<'_> = whole(payload)?;
+            let events = rec
+                .events
+                .into_iter()
+                .map(|t| {
+                    v4::Event::read(t.kind, t.body)
                         .and_then(core::Event::try_from)
                         .map_err(|e| e.at_version(version))
                 })
@@ -206,14 +227,20 @@ fn whole<'a, T: serde::Deserialize<'a>>(payload: &'a [u8]) -> Result<T, SchemaEr
 
 /// The facts of one in-memory snapshot entry, as current-format entries
 /// (a SKU becomes several: its header, its open holds, its allocations).
-pub fn entries_of<'a>(e: &'a SnapEntry, out: &mut impl FnMut(v3::SnapEntry<'a>)) {
-    let same = v3::SnapEntry::Same;
+pub fn entries_of<'a>(e: &'a SnapEntry, out: &mut impl FnMut(v4::SnapEntry<'a>)) {
+    let same = |e| v4::SnapEntry::Same(v3::SnapEntry::Same(e));
     match e {
-        SnapEntry::Warehouse(w) => out(same(v2::SnapEntry::Warehouse(w.into()))),
+        SnapEntry::Warehouse(w) => out(v4::SnapEntry::Warehouse(w.into())),
         SnapEntry::Sku(state) => v2::sku_entries(state, &mut |e| out(same(e))),
         SnapEntry::SkuHold(h) => out(same(v2::SnapEntry::SkuHold(h.into()))),
-        SnapEntry::Hold(h) => out(v3::SnapEntry::Hold(h.into())),
-        SnapEntry::Order(o) => out(v3::SnapEntry::Order(o.into())),
+        SnapEntry::Hold(h) => out(v4::SnapEntry::Same(v3::SnapEntry::Hold(h.into()))),
+        SnapEntry::Order(o) => out(v4::SnapEntry::Order(o.into())),
+        SnapEntry::RoutingRules { channel, chain } => {
+            out(v4::SnapEntry::RoutingRules(v4::RoutingRules {
+                channel: channel.as_ref().map(|c| v2::s(c.as_str())),
+                chain: chain.into(),
+            }))
+        }
         SnapEntry::Idempotency(key, entry) => out(same(v2::SnapEntry::Idempotency(
             v2::Idempotency::from_core(key, entry),
         ))),
@@ -242,7 +269,7 @@ const CHUNK_OVERHEAD_BYTES: usize = 10;
 
 impl ChunkBuilder {
     /// Encodes `e` on its own: `(kind, body)`.
-    pub fn encode(e: &v3::SnapEntry<'_>, body: &mut Vec<u8>) -> Result<u16, SchemaError> {
+    pub fn encode(e: &v4::SnapEntry<'_>, body: &mut Vec<u8>) -> Result<u16, SchemaError> {
         body.clear();
         e.write(body)?;
         Ok(e.kind())
@@ -285,7 +312,7 @@ impl ChunkBuilder {
 pub fn read_chunk(
     version: u8,
     payload: &[u8],
-    out: &mut dyn FnMut(v3::SnapEntry<'_>) -> Result<(), SchemaError>,
+    out: &mut dyn FnMut(v4::SnapEntry<'_>) -> Result<(), SchemaError>,
 ) -> Result<u64, SchemaError> {
     match version {
         v1::VERSION => {
@@ -295,7 +322,7 @@ pub fn read_chunk(
             for e in list {
                 v2::upcast_entry(e, &mut |e| {
                     if failed.is_ok() {
-                        failed = out(e.into());
+                        failed = out(v3::SnapEntry::from(e).into());
                     }
                 });
             }
@@ -306,7 +333,7 @@ pub fn read_chunk(
             let n = chunk.entries.len() as u64;
             for t in chunk.entries {
                 let e = v2::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
-                out(e.into())?;
+                out(v3::SnapEntry::from(e).into())?;
             }
             Ok(n)
         }
@@ -315,6 +342,15 @@ pub fn read_chunk(
             let n = chunk.entries.len() as u64;
             for t in chunk.entries {
                 let e = v3::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
+                out(e.into())?;
+            }
+            Ok(n)
+        }
+        v4::VERSION => {
+            let chunk: v2::Chunk<'_> = whole(payload)?;
+            let n = chunk.entries.len() as u64;
+            for t in chunk.entries {
+                let e = v4::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
                 out(e)?;
             }
             Ok(n)
@@ -338,9 +374,27 @@ pub struct Assembler {
 impl Assembler {
     pub fn push(
         &mut self,
-        e: v3::SnapEntry<'_>,
+        e: v4::SnapEntry<'_>,
         out: &mut impl FnMut(SnapEntry),
     ) -> Result<(), SchemaError> {
+        let e = match e {
+            v4::SnapEntry::Warehouse(w) => {
+                self.finish(out)?;
+                out(SnapEntry::Warehouse(w.try_into()?));
+                return Ok(());
+            }
+            v4::SnapEntry::Order(o) => {
+                self.finish(out)?;
+                out(SnapEntry::Order(o.try_into()?));
+                return Ok(());
+            }
+            v4::SnapEntry::RoutingRules(r) => {
+                self.finish(out)?;
+                out(v4::routing_rules_entry(r)?);
+                return Ok(());
+            }
+            v4::SnapEntry::Same(e) => e,
+        };
         let e = match e {
             v3::SnapEntry::Hold(h) => {
                 self.finish(out)?;

@@ -4,6 +4,10 @@
 //! one built by applying events.
 
 use super::*;
+use crate::core::routing::{
+    Chain, Cutoff, Excluded, PlanTrace, Rate, RoutingTrace, Rule, ShipmentTrace, ShippingCost,
+    SplitPolicy, Verdict, WarehouseRouting,
+};
 use crate::core::sku::{LineRequest, ReserveCmd};
 use crate::core::{
     ChannelId, CustomerId, Event, Hold, HoldId, HoldStatus, IdempotencyRecord, Location, Order,
@@ -36,13 +40,113 @@ fn location() -> impl Strategy<Value = Location> {
     (-90.0f64..=90.0, -180.0f64..=180.0).prop_map(|(lat, lon)| Location { lat, lon })
 }
 fn warehouse() -> impl Strategy<Value = Warehouse> {
-    (wh(), text(), location(), any::<i32>()).prop_map(|(id, name, location, priority)| Warehouse {
-        id,
-        name,
-        location,
-        priority,
-        routing: Default::default(),
-    })
+    (wh(), text(), location(), any::<i32>(), routing_attrs()).prop_map(
+        |(id, name, location, priority, routing)| Warehouse {
+            id,
+            name,
+            location,
+            priority,
+            routing,
+        },
+    )
+}
+fn rate() -> impl Strategy<Value = Rate> {
+    (any::<u64>(), any::<u64>()).prop_map(|(fixed, per_km)| Rate { fixed, per_km })
+}
+fn routing_attrs() -> impl Strategy<Value = WarehouseRouting> {
+    (
+        any::<bool>(),
+        prop::collection::vec("[A-Z]{2}", 0..3),
+        prop::collection::vec(channel(), 0..3),
+        prop::option::of(1u64..),
+        prop::option::of((0u8..24, 0u8..60, "[A-Za-z_]{1,10}/[A-Za-z_]{1,10}")),
+        prop::option::of((
+            rate(),
+            prop::collection::btree_map("[A-Z]{2}", rate(), 0..3),
+        )),
+    )
+        .prop_map(
+            |(enabled, countries, channels, capacity_per_day, cutoff, cost)| WarehouseRouting {
+                enabled,
+                countries,
+                channels,
+                capacity_per_day,
+                cutoff: cutoff.map(|(hour, minute, tz)| Cutoff { hour, minute, tz }),
+                shipping_cost: cost.map(|(default, by_country)| ShippingCost {
+                    default,
+                    by_country,
+                }),
+            },
+        )
+}
+fn rule() -> impl Strategy<Value = Rule> {
+    prop::sample::select(Rule::ALL.to_vec())
+}
+fn split() -> impl Strategy<Value = SplitPolicy> {
+    prop_oneof![
+        Just(SplitPolicy::Allow),
+        Just(SplitPolicy::Forbid),
+        any::<u32>().prop_map(SplitPolicy::MaxShipments),
+    ]
+}
+fn chain() -> impl Strategy<Value = Chain> {
+    (prop::collection::vec(rule(), 0..6), split()).prop_map(|(rules, split)| Chain { rules, split })
+}
+fn plan_trace() -> impl Strategy<Value = PlanTrace> {
+    (
+        prop::collection::vec(
+            (
+                wh(),
+                prop::collection::vec((sku(), any::<u64>()), 0..3),
+                prop::option::of(0.0f64..20_000.0),
+                prop::option::of(any::<u64>()),
+                prop::option::of(any::<bool>()),
+            ),
+            0..3,
+        ),
+        prop::collection::vec((rule(), -1e12f64..1e12), 0..4),
+    )
+        .prop_map(|(shipments, verdicts)| PlanTrace {
+            shipments: shipments
+                .into_iter()
+                .map(
+                    |(warehouse, lines, distance_km, cost, same_day)| ShipmentTrace {
+                        warehouse,
+                        lines,
+                        distance_km,
+                        cost,
+                        same_day,
+                    },
+                )
+                .collect(),
+            verdicts: verdicts
+                .into_iter()
+                .map(|(rule, score)| Verdict { rule, score })
+                .collect(),
+        })
+}
+fn trace() -> impl Strategy<Value = RoutingTrace> {
+    (
+        prop::collection::vec(rule(), 0..6),
+        split(),
+        prop::collection::vec((wh(), rule()), 0..3),
+        prop::collection::vec(plan_trace(), 0..3),
+        prop::option::of(rule()),
+        any::<u32>(),
+    )
+        .prop_map(
+            |(rules, split, excluded, candidates, deciding_rule, attempts)| RoutingTrace {
+                rules,
+                split,
+                excluded: excluded
+                    .into_iter()
+                    .map(|(warehouse, rule)| Excluded { warehouse, rule })
+                    .collect(),
+                candidates,
+                deciding_rule,
+                attempts,
+            },
+        )
 }
 /// A key's name, as `created_by` records it, or none.
 fn creator() -> impl Strategy<Value = Option<String>> {
@@ -86,7 +190,16 @@ fn idem() -> impl Strategy<Value = IdempotencyRecord> {
     })
 }
 fn order() -> impl Strategy<Value = Order> {
-    (order_without_creator(), creator()).prop_map(|(o, created_by)| Order { created_by, ..o })
+    (
+        order_without_creator(),
+        creator(),
+        prop::option::of(trace()),
+    )
+        .prop_map(|(o, created_by, routing)| Order {
+            created_by,
+            routing,
+            ..o
+        })
 }
 fn order_without_creator() -> impl Strategy<Value = Order> {
     (
@@ -130,6 +243,7 @@ fn order_without_creator() -> impl Strategy<Value = Order> {
                     created_at: c,
                     updated_at: u,
                     created_by: None,
+                    routing: None,
                 }
             },
         )
@@ -151,6 +265,39 @@ fn allocation() -> impl Strategy<Value = SkuAllocation> {
 
 /// Every variant of the core's `Event`.
 fn event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        8 => old_event(),
+        1 => (prop::option::of(channel()), prop::option::of(chain()), any::<u64>())
+            .prop_map(|(channel, chain, at)| Event::RoutingRulesSet { channel, chain, at }),
+        1 => (
+            any::<u64>(),
+            prop::collection::vec(allocation(), 0..3),
+            prop::collection::vec(allocation(), 0..3),
+            prop::collection::vec(
+                (wh(), prop::collection::vec((sku(), any::<u64>()), 0..3)),
+                0..3,
+            ),
+            trace(),
+            text(),
+            any::<u64>(),
+        )
+            .prop_map(|(o, from, to, shipments, routing, reason, at)| Event::OrderRerouted {
+                order: OrderId(o),
+                from,
+                to,
+                shipments: shipments
+                    .into_iter()
+                    .map(|(warehouse, lines)| Shipment { warehouse, lines })
+                    .collect(),
+                routing,
+                reason,
+                at,
+            }),
+    ]
+}
+
+/// Every variant of the core's `Event` that formats before v4 have.
+fn old_event() -> impl Strategy<Value = Event> {
     prop_oneof![
         warehouse().prop_map(|warehouse| Event::WarehouseUpserted { warehouse }),
         (
@@ -405,6 +552,9 @@ mod to_v1 {
                 reason: reason.clone(),
                 at: *at,
             },
+            core::Event::RoutingRulesSet { .. } | core::Event::OrderRerouted { .. } => {
+                unreachable!("v1 has no routing events")
+            }
         }
     }
     /// The whole in-memory state, derived indexes included, as v1 kept it.
@@ -458,9 +608,34 @@ mod to_v1 {
     }
 }
 
-/// What a format without creators (v1, v2) holds of `e`.
-fn without_creator(e: Event) -> Event {
+/// What a format without routing (v1, v2, v3) holds of `e`.
+fn without_routing(e: Event) -> Event {
     match e {
+        Event::WarehouseUpserted { warehouse } => Event::WarehouseUpserted {
+            warehouse: Warehouse {
+                routing: WarehouseRouting::default(),
+                ..warehouse
+            },
+        },
+        Event::OrderPlaced {
+            order,
+            allocations,
+            idempotency,
+        } => Event::OrderPlaced {
+            order: Order {
+                routing: None,
+                ..order
+            },
+            allocations,
+            idempotency,
+        },
+        other => other,
+    }
+}
+
+/// What a format without creators (v1, v2) holds of `e`; nor routing.
+fn without_creator(e: Event) -> Event {
+    match without_routing(e) {
         Event::HoldCreated { hold, idempotency } => Event::HoldCreated {
             hold: Hold {
                 created_by: None,
@@ -522,6 +697,32 @@ fn v2_record(first_seq: u64, events: &[Event]) -> Vec<u8> {
     framed_as(2, &payload)
 }
 
+/// A v3 record of `events`, as a v3 build wrote it.
+fn v3_record(first_seq: u64, events: &[Event]) -> Vec<u8> {
+    let disk: Vec<v3::Event> = events.iter().map(v3::Event::from).collect();
+    let bodies: Vec<Vec<u8>> = disk
+        .iter()
+        .map(|e| {
+            let mut b = Vec::new();
+            e.write(&mut b).unwrap();
+            b
+        })
+        .collect();
+    let payload = postcard::to_stdvec(&v2::Record {
+        first_seq,
+        events: disk
+            .iter()
+            .zip(&bodies)
+            .map(|(e, b)| v2::Tagged {
+                kind: e.kind(),
+                body: b,
+            })
+            .collect(),
+    })
+    .unwrap();
+    framed_as(3, &payload)
+}
+
 /// A v1 record: `[1][crc32 of the payload]`, then v1's payload.
 fn v1_record(first_seq: u64, events: &[Event]) -> Vec<u8> {
     let payload = postcard::to_stdvec(&v1::Record {
@@ -542,10 +743,10 @@ proptest! {
     fn every_event_round_trips(first_seq in any::<u64>(), events in prop::collection::vec(event(), 0..12)) {
         // core -> on-disk -> core
         for e in &events {
-            let disk = v3::Event::from(e);
+            let disk = v4::Event::from(e);
             let mut body = Vec::new();
             disk.write(&mut body).unwrap();
-            let back = v3::Event::read(disk.kind(), &body).unwrap();
+            let back = v4::Event::read(disk.kind(), &body).unwrap();
             prop_assert_eq!(&back, &disk);
             prop_assert_eq!(&Event::try_from(back).unwrap(), e);
         }
@@ -561,7 +762,7 @@ proptest! {
     /// v2 logs (written before creators) keep loading: every event as it
     /// was, with no creator.
     #[test]
-    fn v2_bytes_read_as_the_values_they_were_written_from_without_creators(first_seq in any::<u64>(), events in prop::collection::vec(event(), 0..12)) {
+    fn v2_bytes_read_as_the_values_they_were_written_from_without_creators(first_seq in any::<u64>(), events in prop::collection::vec(old_event(), 0..12)) {
         let rec = record::decode(&v2_record(first_seq, &events)).unwrap();
         prop_assert_eq!(rec.first_seq, first_seq);
         let want: Vec<Event> = events.into_iter().map(without_creator).collect();
@@ -584,12 +785,45 @@ proptest! {
         prop_assert_eq!(n, 2);
         prop_assert_eq!(back, vec![
             SnapEntry::Hold(HoldRecord { hold: Hold { created_by: None, ..hold }, ..record }),
-            SnapEntry::Order(Order { created_by: None, ..o }),
+            SnapEntry::Order(Order { created_by: None, routing: None, ..o }),
+        ]);
+    }
+
+    /// v3 logs (written before routing) keep loading: warehouses with the
+    /// default attributes, orders without a trace, creators kept.
+    #[test]
+    fn v3_bytes_read_as_the_values_they_were_written_from_without_routing(first_seq in any::<u64>(), events in prop::collection::vec(old_event(), 0..12)) {
+        let rec = record::decode(&v3_record(first_seq, &events)).unwrap();
+        prop_assert_eq!(rec.first_seq, first_seq);
+        let want: Vec<Event> = events.into_iter().map(without_routing).collect();
+        prop_assert_eq!(rec.events, want);
+    }
+
+    /// v3 snapshot chunks: warehouses with the default attributes, orders
+    /// without a trace.
+    #[test]
+    fn v3_snapshot_chunks_read_without_routing(w in warehouse(), o in order()) {
+        let entries = [
+            v3::SnapEntry::Same(v2::SnapEntry::Warehouse((&w).into())),
+            v3::SnapEntry::Order((&o).into()),
+        ];
+        let bodies: Vec<Vec<u8>> = entries.iter().map(|e| { let mut b = Vec::new(); e.write(&mut b).unwrap(); b }).collect();
+        let payload = postcard::to_stdvec(&v2::Chunk {
+            entries: entries.iter().zip(&bodies).map(|(e, b)| v2::Tagged { kind: e.kind(), body: b }).collect(),
+        }).unwrap();
+        let mut back = Vec::new();
+        let mut assembler = Assembler::default();
+        let n = read_chunk(3, &payload, &mut |e| assembler.push(e, &mut |x| back.push(x))).unwrap();
+        assembler.finish(&mut |x| back.push(x)).unwrap();
+        prop_assert_eq!(n, 2);
+        prop_assert_eq!(back, vec![
+            SnapEntry::Warehouse(Warehouse { routing: WarehouseRouting::default(), ..w }),
+            SnapEntry::Order(Order { routing: None, ..o }),
         ]);
     }
 
     #[test]
-    fn v1_bytes_read_as_the_values_they_were_written_from(first_seq in any::<u64>(), events in prop::collection::vec(event(), 0..12)) {
+    fn v1_bytes_read_as_the_values_they_were_written_from(first_seq in any::<u64>(), events in prop::collection::vec(old_event(), 0..12)) {
         // v1 had no creators.
         let events: Vec<Event> = events.into_iter().map(without_creator).collect();
         let rec = record::decode(&v1_record(first_seq, &events)).unwrap();
@@ -606,6 +840,7 @@ proptest! {
         skus in prop::collection::vec(sku_state(), 0..3),
         chunk_bytes in 64usize..2048,
         counters in (any::<u64>(), any::<u64>()),
+        chains in prop::collection::vec((prop::option::of(channel()), chain()), 0..3),
     ) {
         let mut entries: Vec<SnapEntry> = Vec::new();
         entries.push(SnapEntry::IdCounters { max_hold: counters.0, max_order: counters.1 });
@@ -623,6 +858,7 @@ proptest! {
             target: if hold { IdemTarget::Hold(HoldId(id)) } else { IdemTarget::Order(OrderId(id)) },
             at,
         })));
+        entries.extend(chains.into_iter().map(|(channel, chain)| SnapEntry::RoutingRules { channel, chain }));
         // Through bytes, in chunks as small as `chunk_bytes`, so SKUs
         // split over several.
         let mut chunks: Vec<Vec<u8>> = Vec::new();

@@ -709,6 +709,11 @@ impl<'a> From<&'a core::Event> for Event<'a> {
                 reason: s(reason),
                 at: *at,
             }),
+            // Format v4's own events: `v4::Event::from` writes them and
+            // never hands them down to an older format.
+            core::Event::RoutingRulesSet { .. } | core::Event::OrderRerouted { .. } => {
+                unreachable!("v2 has no {} event", e.kind())
+            }
         }
     }
 }
@@ -891,6 +896,8 @@ impl TryFrom<Order<'_>> for core::Order {
             updated_at: o.updated_at,
             // v2 has no creator (v3 adds it).
             created_by: None,
+            // Nor a routing trace (v4 adds it).
+            routing: None,
         })
     }
 }
