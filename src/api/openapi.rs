@@ -181,6 +181,36 @@ impl PartialSchema for ErrorBody {
             }
             body = body.property(*name, detail);
         }
+        // `insufficient_stock` from an order that no routing plan places.
+        let line = ObjectBuilder::new()
+            .property(
+                "index",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::Integer))
+                    .minimum(Some(0))
+                    .description(Some("The line's index in the order's `lines`")),
+            )
+            .property(
+                "sku",
+                ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
+            )
+            .property(
+                "qty",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::Integer))
+                    .minimum(Some(0)),
+            )
+            .required("index")
+            .required("sku")
+            .required("qty");
+        body = body.property(
+            "lines",
+            utoipa::openapi::ArrayBuilder::new()
+                .items(line)
+                .description(Some(
+                    "`insufficient_stock` for an order: the lines no routing plan places",
+                )),
+        );
         body.into()
     }
 }

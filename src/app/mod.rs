@@ -77,6 +77,8 @@ pub struct Surge {
     creations: limits::Creations,
     /// The routing rules in force: configured, with runtime chains over.
     routing: ops::routing_rules::RoutingState,
+    /// Orders routed to each warehouse on its local day (capacity).
+    workloads: ops::route::Workloads,
 }
 
 impl Surge {
