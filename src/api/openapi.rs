@@ -9,7 +9,7 @@
 
 use super::error::ErrorCode;
 use super::routes::Routes;
-use super::{feed, orders, reservations, routing, skus, warehouses};
+use super::{feed, orders, reservations, routing, simulate, skus, warehouses};
 use crate::wire;
 use actix_web::http::header::ContentType;
 use actix_web::HttpResponse;
@@ -106,6 +106,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         routing::get,
         routing::put,
         routing::delete,
+        simulate::simulate,
         feed::connect,
         feed::stats,
     ),

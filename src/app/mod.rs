@@ -36,6 +36,7 @@ pub use idempotency::Idempotency;
 pub use ops::patch_sku::SkuPatch;
 pub use ops::place_order::OrderRequest;
 pub use ops::reserve::ReserveRequest;
+pub use ops::route::{SimulateRequest, Simulation};
 pub use ops::routing_rules::{ChainInForce, RulesInForce};
 
 use crate::actors::CmdError;

@@ -1,15 +1,15 @@
 //! `POST /v1/reservations`: hold stock of one SKU for a while.
 
 use crate::actors::{sku, CmdError};
-use crate::app::{Caller, Idempotency, Outcome, Surge};
-use crate::core::sku::ReserveCmd;
 use crate::app::ops::route::RouteInput;
+use crate::app::{Caller, Idempotency, Outcome, Surge};
 use crate::core::routing::PlanLine;
+use crate::core::sku::ReserveCmd;
 use crate::core::{
     ChannelId, CustomerId, Hold, HoldStatus, IdempotencyRecord, Millis, ShipTo, SkuId, WarehouseId,
 };
-use std::collections::HashMap;
 use crate::projection::{HoldRecord, IdemTarget};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub struct ReserveRequest {

@@ -17,9 +17,9 @@
 //! local day starts the count again at 0.
 
 use crate::actors::CmdError;
-use crate::app::Surge;
+use crate::app::{Caller, Surge};
 use crate::core::routing::{self, Candidate, Plan, PlanLine, PlanRequest, RoutingTrace, Workload};
-use crate::core::{ChannelId, Millis, ShipTo, SkuId, Warehouse, WarehouseId};
+use crate::core::{ChannelId, Millis, OrderLine, Rejection, ShipTo, SkuId, Warehouse, WarehouseId};
 use crate::projection::Projection;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -232,4 +232,85 @@ pub fn unplaced(lines: &[PlanLine], unroutable: &routing::Unroutable) -> Vec<(us
         .iter()
         .filter_map(|&i| lines.get(i).map(|l| (i, l.sku.clone(), l.qty)))
         .collect()
+}
+
+/// `POST /v1/routing/simulate`: an order's lines (or a hold's one line)
+/// to plan without taking anything.
+pub struct SimulateRequest {
+    pub lines: Vec<OrderLine>,
+    pub ship_to: Option<ShipTo>,
+    pub channel: Option<ChannelId>,
+    /// A hold: one shipment, every candidate traced (as a hold is routed).
+    pub hold: bool,
+    /// Who asks: a line may name only a hold it may see.
+    pub caller: Caller,
+}
+
+/// What placing the order (or the hold) now would do.
+pub struct Simulation {
+    pub lines: Vec<PlanLine>,
+    /// The plan; `None` when none places every line.
+    pub plan: Option<Plan>,
+    pub trace: RoutingTrace,
+    /// (index, sku, qty) of the lines no plan places.
+    pub unplaced: Vec<(usize, SkuId, u64)>,
+}
+
+impl Surge {
+    /// Plans like placement (the same chain, candidates, workload and
+    /// stock) and changes nothing.
+    pub async fn simulate(&self, req: SimulateRequest) -> Result<Simulation, CmdError> {
+        let mut lines: Vec<PlanLine> = Vec::with_capacity(req.lines.len());
+        for line in &req.lines {
+            if !self.projection.skus.contains_key(&line.sku) {
+                return Err(CmdError::UnknownSku(line.sku.clone()));
+            }
+            let pinned = match line.reservation {
+                Some(h) => {
+                    let rec = self
+                        .hold(h)
+                        .await
+                        .ok()
+                        .filter(|r| req.caller.may_see(r.hold.created_by.as_deref()))
+                        .ok_or(CmdError::UnknownHoldInOrder(h))?;
+                    if rec.hold.sku != line.sku {
+                        return Err(Rejection::ReservationMismatch(format!(
+                            "reservation {h} is for sku {}, not {}",
+                            rec.hold.sku, line.sku
+                        ))
+                        .into());
+                    }
+                    Some(rec.hold.warehouse)
+                }
+                None => None,
+            };
+            lines.push(PlanLine {
+                sku: line.sku.clone(),
+                qty: line.qty,
+                pinned,
+            });
+        }
+        let warehouses = self.routing_candidates().await?;
+        let fresh = HashMap::new();
+        let input = RouteInput {
+            lines: &lines,
+            ship_to: req.ship_to.as_ref(),
+            channel: req.channel.as_ref(),
+            fresh: &fresh,
+            single_shipment: req.hold,
+        };
+        let (plan, trace, unplaced_lines) = match self.route_now(&input, &warehouses, self.now()) {
+            Ok((plan, trace)) => (Some(plan), trace, Vec::new()),
+            Err(u) => {
+                let names = unplaced(&lines, &u);
+                (None, u.trace, names)
+            }
+        };
+        Ok(Simulation {
+            lines,
+            plan,
+            trace,
+            unplaced: unplaced_lines,
+        })
+    }
 }
