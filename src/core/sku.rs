@@ -969,6 +969,37 @@ mod tests {
     }
 
     #[test]
+    fn a_planned_order_takes_exactly_its_plan_or_says_what_is_left() {
+        let mut s = sku_with_stock(None);
+        let w1 = WarehouseId::parse("w1").unwrap();
+        let w2 = WarehouseId::parse("w2").unwrap();
+        s.apply(
+            &s.decide_adjust(&w2, &Adjustment::Delta(3), "t", 1_000)
+                .unwrap(),
+        );
+        let c = CustomerId::parse("c").unwrap();
+        let lines = [LineRequest { qty: 4, hold: None }];
+        // 1 from w1 and 3 from w2, though w1 alone has 100.
+        let p = s
+            .prepare_planned(&c, &lines, &[(w1.clone(), 1), (w2.clone(), 3)], 1_000)
+            .unwrap();
+        assert_eq!(p.allocation.lines, vec![(w1.clone(), 1), (w2.clone(), 3)]);
+        s.add_pending(OrderId(1), p);
+        // w2 has nothing left: refused with what each row has now.
+        assert_eq!(
+            s.prepare_planned(&c, &lines, &[(w2.clone(), 4)], 1_000),
+            Err(Rejection::PlanStale {
+                available: vec![(w1.clone(), 99), (w2.clone(), 0)]
+            })
+        );
+        // A plan that does not add up to the lines is a mismatch.
+        assert!(matches!(
+            s.prepare_planned(&c, &lines, &[(w1, 3)], 1_000),
+            Err(Rejection::ReservationMismatch(_))
+        ));
+    }
+
+    #[test]
     fn a_limited_sku_refuses_an_anonymous_hold_when_customers_are_required() {
         let pref = [WarehouseId::parse("w1").unwrap()];
         let limited = sku_with_stock(Some(2));
