@@ -47,6 +47,9 @@ pub enum CmdError {
     },
     #[error("too many requests are waiting for this SKU: retry")]
     MailboxFull,
+    /// No routing plan places these order lines (index, sku, qty).
+    #[error("insufficient stock: no plan places every line")]
+    Unplaced(Vec<(usize, SkuId, u64)>),
 }
 
 impl From<actix::MailboxError> for CmdError {

@@ -300,6 +300,9 @@ pub struct Prepare {
     pub customer: CustomerId,
     pub lines: Vec<LineRequest>,
     pub preference: Arc<Vec<WarehouseId>>,
+    /// The routed plan's (warehouse, quantity) for the free (non-hold)
+    /// units, taken exactly; `None`: from `preference`.
+    pub planned: Option<Vec<(WarehouseId, u64)>>,
 }
 
 impl Handler<Prepare> for SkuActor {
@@ -309,10 +312,15 @@ impl Handler<Prepare> for SkuActor {
             return ready(Err(WalError::Failed.into()));
         }
         let now = self.clock.now_ms();
-        match self
-            .state
-            .prepare_order(&m.customer, &m.lines, &m.preference, now)
-        {
+        let prepared = match &m.planned {
+            Some(planned) => self
+                .state
+                .prepare_planned(&m.customer, &m.lines, planned, now),
+            None => self
+                .state
+                .prepare_order(&m.customer, &m.lines, &m.preference, now),
+        };
+        match prepared {
             Ok(prepared) => {
                 let allocation = prepared.allocation.clone();
                 self.state.add_pending(m.order, prepared);

@@ -80,6 +80,7 @@ pub const ROUTES: &[(&str, &str, &[Allow])] = {
         ("GET", "/v1/routing/rules", &[Read]),
         ("PUT", "/v1/routing/rules", &[]),
         ("DELETE", "/v1/routing/rules", &[]),
+        ("POST", "/v1/routing/simulate", &[Read, Storefront]),
         ("GET", "/v1/feed", &[Feed]),
         ("GET", "/v1/feed/stats", &[Read, Feed]),
         ("GET", "/v1/openapi.json", &[AnyKey]),

@@ -164,6 +164,10 @@ pub struct ReserveBody {
     pub channel: Option<String>,
     #[schema(minimum = 1)]
     pub ttl_ms: Option<u64>,
+    /// Routes the hold: it comes from the best warehouse for this
+    /// destination (under the channel's chain) that has the stock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ship_to: Option<ShipToView>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -189,6 +193,9 @@ pub struct BatchItem {
     pub ttl_ms: Option<u64>,
     #[schema(pattern = "^[!-~]{1,255}$")]
     pub idempotency_key: Option<String>,
+    /// As in `ReserveBody`.
+    #[serde(default)]
+    pub ship_to: Option<ShipToView>,
 }
 
 impl BatchItem {
@@ -200,6 +207,7 @@ impl BatchItem {
                 customer_id: self.customer_id,
                 channel: self.channel,
                 ttl_ms: self.ttl_ms,
+                ship_to: self.ship_to,
             },
             self.idempotency_key,
         )

@@ -440,6 +440,8 @@ impl From<Rejection> for ApiError {
             Rejection::CustomerRequired { limit } => {
                 ApiError::new(ErrorCode::CustomerRequired, msg).with("limit", limit)
             }
+            // Placement plans again on it; seen only if that is cut short.
+            Rejection::PlanStale { .. } => ApiError::new(ErrorCode::InsufficientStock, msg),
         }
     }
 }
@@ -469,6 +471,13 @@ impl From<CmdError> for ApiError {
                     .with("limit", max)
             }
             CmdError::MailboxFull => ApiError::new(ErrorCode::Overloaded, msg),
+            CmdError::Unplaced(lines) => {
+                let lines: Vec<Value> = lines
+                    .into_iter()
+                    .map(|(index, sku, qty)| json!({"index": index, "sku": sku.as_str(), "qty": qty}))
+                    .collect();
+                ApiError::new(ErrorCode::InsufficientStock, msg).with("lines", lines)
+            }
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod ratelimit;
 mod reservations;
 pub mod routes;
 mod routing;
+mod simulate;
 mod skus;
 pub mod slow;
 mod warehouses;
@@ -87,6 +88,7 @@ pub fn register(cfg: &mut web::ServiceConfig, config: &Config) -> Vec<Registered
         reservations::routes(r);
         orders::routes(r);
         routing::routes(r);
+        simulate::routes(r);
         feed::routes(r);
         openapi::routes(r);
     });

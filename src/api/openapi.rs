@@ -9,7 +9,7 @@
 
 use super::error::ErrorCode;
 use super::routes::Routes;
-use super::{feed, orders, reservations, routing, skus, warehouses};
+use super::{feed, orders, reservations, routing, simulate, skus, warehouses};
 use crate::wire;
 use actix_web::http::header::ContentType;
 use actix_web::HttpResponse;
@@ -106,6 +106,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         routing::get,
         routing::put,
         routing::delete,
+        simulate::simulate,
         feed::connect,
         feed::stats,
     ),
@@ -181,6 +182,36 @@ impl PartialSchema for ErrorBody {
             }
             body = body.property(*name, detail);
         }
+        // `insufficient_stock` from an order that no routing plan places.
+        let line = ObjectBuilder::new()
+            .property(
+                "index",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::Integer))
+                    .minimum(Some(0))
+                    .description(Some("The line's index in the order's `lines`")),
+            )
+            .property(
+                "sku",
+                ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
+            )
+            .property(
+                "qty",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::Integer))
+                    .minimum(Some(0)),
+            )
+            .required("index")
+            .required("sku")
+            .required("qty");
+        body = body.property(
+            "lines",
+            utoipa::openapi::ArrayBuilder::new()
+                .items(line)
+                .description(Some(
+                    "`insufficient_stock` for an order: the lines no routing plan places",
+                )),
+        );
         body.into()
     }
 }

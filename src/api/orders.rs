@@ -6,7 +6,7 @@ use super::{created, id, idempotency, qty, text, App};
 use crate::app::{Idempotency, OrderRequest};
 use crate::config::Config;
 use crate::core::{ChannelId, CustomerId, HoldId, Location, OrderId, OrderLine, ShipTo, SkuId};
-use crate::wire::OrderView;
+use crate::wire::{OrderView, ShipToView};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 pub fn routes(r: &mut Routes<'_>) {
@@ -64,24 +64,7 @@ pub(super) fn order_request(
             format!("an order has 1 to {} lines", config.order_lines_max),
         ));
     }
-    let location = Location {
-        lat: b.ship_to.lat,
-        lon: b.ship_to.lon,
-    };
-    if !location.is_valid() {
-        return Err(ApiError::invalid(
-            "ship_to",
-            "lat must be in [-90, 90] and lon in [-180, 180]",
-        ));
-    }
-    if let Some(c) = &b.ship_to.country {
-        if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(ApiError::invalid(
-                "ship_to.country",
-                "must be an ISO 3166-1 alpha-2 code such as \"DE\"",
-            ));
-        }
-    }
+    let ship_to = ship_to(&b.ship_to)?;
     let mut lines = Vec::with_capacity(b.lines.len());
     for (i, l) in b.lines.iter().enumerate() {
         lines.push(OrderLine {
@@ -97,13 +80,37 @@ pub(super) fn order_request(
     Ok(OrderRequest {
         channel: id("channel", &b.channel, ChannelId::parse)?,
         customer: id("customer_id", &b.customer_id, CustomerId::parse)?,
-        ship_to: ShipTo {
-            location,
-            country: b.ship_to.country.clone(),
-        },
+        ship_to,
         lines,
         idempotency: idem,
         caller: Default::default(),
+    })
+}
+
+/// Checks a destination (an order's, a hold's): coordinates in range, the
+/// country an ISO 3166-1 alpha-2 code.
+pub(super) fn ship_to(b: &ShipToView) -> Result<ShipTo, ApiError> {
+    let location = Location {
+        lat: b.lat,
+        lon: b.lon,
+    };
+    if !location.is_valid() {
+        return Err(ApiError::invalid(
+            "ship_to",
+            "lat must be in [-90, 90] and lon in [-180, 180]",
+        ));
+    }
+    if let Some(c) = &b.country {
+        if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(ApiError::invalid(
+                "ship_to.country",
+                "must be an ISO 3166-1 alpha-2 code such as \"DE\"",
+            ));
+        }
+    }
+    Ok(ShipTo {
+        location,
+        country: b.country.clone(),
     })
 }
 

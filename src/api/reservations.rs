@@ -89,6 +89,7 @@ pub(super) fn reserve_request(
             .map(|c| id("channel", c, ChannelId::parse))
             .transpose()?,
         ttl_ms: ttl(config, b.ttl_ms)?,
+        ship_to: b.ship_to.as_ref().map(super::orders::ship_to).transpose()?,
         idempotency,
         caller: Caller::anyone(),
     })

@@ -119,8 +119,10 @@ impl Surge {
             configured,
             projection.routing_overrides(),
         );
+        let workloads = super::ops::route::Workloads::from_orders(&projection);
         Ok(Arc::new(Self {
             routing,
+            workloads,
             next_hold: AtomicU64::new(projection.max_hold.load(Ordering::Acquire) + 1),
             next_order: AtomicU64::new(projection.max_order.load(Ordering::Acquire) + 1),
             config,

@@ -36,6 +36,7 @@ pub use idempotency::Idempotency;
 pub use ops::patch_sku::SkuPatch;
 pub use ops::place_order::OrderRequest;
 pub use ops::reserve::ReserveRequest;
+pub use ops::route::{SimulateRequest, Simulation};
 pub use ops::routing_rules::{ChainInForce, RulesInForce};
 
 use crate::actors::CmdError;
@@ -77,6 +78,8 @@ pub struct Surge {
     creations: limits::Creations,
     /// The routing rules in force: configured, with runtime chains over.
     routing: ops::routing_rules::RoutingState,
+    /// Orders routed to each warehouse on its local day (capacity).
+    workloads: ops::route::Workloads,
 }
 
 impl Surge {

@@ -47,4 +47,9 @@ pub enum Rejection {
     NotCancellable { status: &'static str },
     #[error("this SKU has a purchase limit of {limit} per customer: a customer_id is required")]
     CustomerRequired { limit: u64 },
+    /// Only inside order placement: a warehouse no longer has what the
+    /// order's plan took from it; `available` is what each has now, for
+    /// the next plan.
+    #[error("insufficient stock: the planned warehouses no longer have it")]
+    PlanStale { available: Vec<(WarehouseId, u64)> },
 }

@@ -49,6 +49,16 @@ pub struct LineRequest {
     pub hold: Option<HoldId>,
 }
 
+/// Where an order's free (non-hold) units come from.
+#[derive(Debug, Clone, Copy)]
+enum FreeUnits<'a> {
+    /// One warehouse that covers them all (first in this order), else
+    /// several in this order.
+    Preference(&'a [WarehouseId]),
+    /// Exactly these (warehouse, quantity).
+    Planned(&'a [(WarehouseId, u64)]),
+}
+
 /// What `prepare_order` promises; turned into the log by the order's commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prepared {
@@ -547,6 +557,40 @@ impl SkuState {
         preference: &[WarehouseId],
         now: Millis,
     ) -> Result<Prepared, Rejection> {
+        self.prepare(customer, lines, FreeUnits::Preference(preference), now)
+    }
+
+    /// Like [`Self::prepare_order`], but the free (non-hold) units come
+    /// exactly from `planned` (warehouse, quantity), as routing planned
+    /// them. A row that no longer has its planned quantity refuses with
+    /// [`Rejection::PlanStale`], which carries what every row has now so
+    /// the order can be planned again. `planned` must add up to the lines'
+    /// free units.
+    pub fn prepare_planned(
+        &self,
+        customer: &CustomerId,
+        lines: &[LineRequest],
+        planned: &[(WarehouseId, u64)],
+        now: Millis,
+    ) -> Result<Prepared, Rejection> {
+        self.prepare(customer, lines, FreeUnits::Planned(planned), now)
+    }
+
+    /// What every row has available now, by warehouse.
+    pub fn available_by_warehouse(&self) -> Vec<(WarehouseId, u64)> {
+        self.rows
+            .iter()
+            .map(|(w, r)| (w.clone(), r.available()))
+            .collect()
+    }
+
+    fn prepare(
+        &self,
+        customer: &CustomerId,
+        lines: &[LineRequest],
+        free: FreeUnits<'_>,
+        now: Millis,
+    ) -> Result<Prepared, Rejection> {
         let mut from_holds: Vec<(WarehouseId, u64)> = Vec::new();
         let mut consumed: Vec<HoldId> = Vec::new();
         let mut credited: u64 = 0;
@@ -590,7 +634,10 @@ impl SkuState {
         let usage_increase = total.saturating_sub(credited);
         self.check_limit(customer, usage_increase)?;
 
-        let from_free = self.pick_free(free_qty, preference)?;
+        let from_free = match free {
+            FreeUnits::Preference(preference) => self.pick_free(free_qty, preference)?,
+            FreeUnits::Planned(planned) => self.take_planned(free_qty, planned)?,
+        };
         let mut merged: BTreeMap<WarehouseId, u64> = BTreeMap::new();
         for (wh, q) in from_holds.iter().chain(from_free.iter()) {
             *merged.entry(wh.clone()).or_insert(0) += q;
@@ -605,6 +652,34 @@ impl SkuState {
             from_free,
             usage_increase,
         })
+    }
+
+    /// Exactly `planned`, merged by warehouse; every row must still have
+    /// its part.
+    fn take_planned(
+        &self,
+        qty: u64,
+        planned: &[(WarehouseId, u64)],
+    ) -> Result<Vec<(WarehouseId, u64)>, Rejection> {
+        let mut merged: BTreeMap<&WarehouseId, u64> = BTreeMap::new();
+        for (wh, q) in planned.iter().filter(|(_, q)| *q > 0) {
+            let e = merged.entry(wh).or_insert(0);
+            *e = e.saturating_add(*q);
+        }
+        let total = merged.values().fold(0u64, |a, q| a.saturating_add(*q));
+        if total != qty {
+            return Err(Rejection::ReservationMismatch(format!(
+                "the plan takes {total} units of sku {} but the lines ask {qty}",
+                self.sku
+            )));
+        }
+        let avail = |wh: &WarehouseId| self.rows.get(wh).map_or(0, StockRow::available);
+        if merged.iter().any(|(wh, q)| avail(wh) < *q) {
+            return Err(Rejection::PlanStale {
+                available: self.available_by_warehouse(),
+            });
+        }
+        Ok(merged.into_iter().map(|(w, q)| (w.clone(), q)).collect())
     }
 
     fn pick_free(
@@ -891,6 +966,37 @@ mod tests {
             created_by: None,
             require_customer,
         }
+    }
+
+    #[test]
+    fn a_planned_order_takes_exactly_its_plan_or_says_what_is_left() {
+        let mut s = sku_with_stock(None);
+        let w1 = WarehouseId::parse("w1").unwrap();
+        let w2 = WarehouseId::parse("w2").unwrap();
+        s.apply(
+            &s.decide_adjust(&w2, &Adjustment::Delta(3), "t", 1_000)
+                .unwrap(),
+        );
+        let c = CustomerId::parse("c").unwrap();
+        let lines = [LineRequest { qty: 4, hold: None }];
+        // 1 from w1 and 3 from w2, though w1 alone has 100.
+        let p = s
+            .prepare_planned(&c, &lines, &[(w1.clone(), 1), (w2.clone(), 3)], 1_000)
+            .unwrap();
+        assert_eq!(p.allocation.lines, vec![(w1.clone(), 1), (w2.clone(), 3)]);
+        s.add_pending(OrderId(1), p);
+        // w2 has nothing left: refused with what each row has now.
+        assert_eq!(
+            s.prepare_planned(&c, &lines, &[(w2.clone(), 4)], 1_000),
+            Err(Rejection::PlanStale {
+                available: vec![(w1.clone(), 99), (w2.clone(), 0)]
+            })
+        );
+        // A plan that does not add up to the lines is a mismatch.
+        assert!(matches!(
+            s.prepare_planned(&c, &lines, &[(w1, 3)], 1_000),
+            Err(Rejection::ReservationMismatch(_))
+        ));
     }
 
     #[test]

@@ -106,7 +106,7 @@ function snapshot(topic, data) {
     }
   } else if (topic === "orders") {
     state.orders = data.recent.slice(0, ORDERS_MAX).map((o) => ({
-      id: o.id, status: o.status, lines: o.lines, shipments: o.shipments,
+      id: o.id, status: o.status, lines: o.lines, shipments: o.shipments, why: why(o.routing),
     }));
   }
 }
@@ -131,7 +131,7 @@ function event(m) {
       break;
     case "order_created":
       state.ordersThisSecond += 1;
-      state.orders.unshift({ id: m.order.id, status: m.order.status, lines: m.order.lines, shipments: m.order.shipments });
+      state.orders.unshift({ id: m.order.id, status: m.order.status, lines: m.order.lines, shipments: m.order.shipments, why: why(m.order.routing) });
       state.orders.length = Math.min(state.orders.length, ORDERS_MAX);
       break;
     case "order_routed":
@@ -163,6 +163,15 @@ function totals() {
     }
   }
   return { available, committed, soldOut, byWarehouse };
+}
+
+// An order's deciding rule and the distance of its chosen plan, from its
+// routing trace ("" for orders placed before routing traced them).
+function why(routing) {
+  if (!routing) return "";
+  const chosen = routing.candidates[0];
+  const km = chosen ? chosen.shipments.reduce((n, s) => n + (s.distance_km || 0), 0) : 0;
+  return `${routing.deciding_rule || "only plan"}, ${Math.round(km)} km`;
 }
 
 function cell(text, cls) {
@@ -218,7 +227,8 @@ function render() {
     tr.dataset.order = o.id;
     tr.append(cell(o.id), cell(o.status, "status"),
       cell(o.lines.map((l) => `${l.qty}× ${l.sku}`).join(", ")),
-      cell(o.shipments.map((s) => s.warehouse).join(", "), "routed"));
+      cell(o.shipments.map((s) => s.warehouse).join(", "), "routed"),
+      cell(o.why, "why"));
     return tr;
   }));
 }

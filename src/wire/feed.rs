@@ -89,6 +89,10 @@ pub enum FeedEvent {
     OrderRouted {
         order_id: String,
         shipments: Vec<ShipmentView>,
+        /// Why they come from there; absent for orders placed before
+        /// routing traced them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        routing: Option<Box<RoutingTraceView>>,
     },
     OrderStatusChanged {
         order_id: String,
@@ -158,6 +162,7 @@ impl FeedEvent {
         FeedEvent::OrderRouted {
             order_id: order.id.clone(),
             shipments: order.shipments.clone(),
+            routing: order.routing.clone().map(Box::new),
         }
     }
 

@@ -26,6 +26,7 @@ mod metrics;
 mod openapi;
 mod orders;
 mod routing;
+mod routing_orders;
 mod snapshots;
 mod tidy;
 mod web;

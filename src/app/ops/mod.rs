@@ -13,6 +13,7 @@ pub mod release;
 pub mod reserve;
 pub mod reserve_batch;
 pub mod retention;
+pub mod route;
 pub mod routing_rules;
 pub mod upsert_sku;
 pub mod upsert_warehouse;

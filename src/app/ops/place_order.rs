@@ -2,9 +2,14 @@
 //! SKU actors and the order's actor.
 //!
 //! 1. *Route*: find each SKU's actor and each reservation's warehouse, and
-//!    rank the warehouses for the order from the durable read model.
-//! 2. *Prepare*: every SKU decides its lines and keeps them as pending (in
-//!    memory only). One refusal aborts all: nothing was logged.
+//!    plan the order under the channel's chain (`routing::plan`) against
+//!    the read model's stock and the warehouses' workload (`route`).
+//! 2. *Prepare*: every SKU takes exactly its planned part and keeps it as
+//!    pending (in memory only). One refusal aborts all: nothing was
+//!    logged. A SKU that no longer has what the plan counted on (a racing
+//!    order took it) answers with what it has now, and the order is
+//!    planned again with those figures, up to `replan_attempts_max` times
+//!    (`trace.attempts` counts the plans).
 //! 3. *Record*: the order's actor logs one `OrderPlaced` record with every
 //!    SKU's allocation, so the order is on disk whole or not at all.
 //! 4. *Commit*: once durable, each SKU turns pending into allocated, and the
@@ -15,14 +20,16 @@
 use crate::actors::order::{Forget, Placed, Record};
 use crate::actors::sku::{self, SkuHandle};
 use crate::actors::CmdError;
+use crate::app::ops::route::{self, RouteInput};
 use crate::app::{Caller, Idempotency, Outcome, Surge};
+use crate::core::routing::{Plan, PlanLine};
 use crate::core::sku::LineRequest;
 use crate::core::{
-    order, routing, ChannelId, CustomerId, Event, Order, OrderId, OrderLine, Rejection, ShipTo,
+    order, ChannelId, CustomerId, Event, Order, OrderId, OrderLine, Rejection, ShipTo,
     SkuAllocation, SkuId, WarehouseId,
 };
 use crate::projection::IdemTarget;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub struct OrderRequest {
@@ -38,6 +45,33 @@ pub struct OrderRequest {
 
 /// The SKUs of one order, each with its actor and its lines.
 type BySku = BTreeMap<SkuId, (SkuHandle, Vec<LineRequest>)>;
+
+/// Why the SKUs did not all prepare.
+enum Prepared {
+    /// Some SKUs no longer have what the plan took from them: what each
+    /// has available now, per warehouse.
+    Stale(Vec<(SkuId, Vec<(WarehouseId, u64)>)>),
+    Failed(CmdError),
+}
+
+/// Per SKU, the (warehouse, quantity) the plan takes from free stock: its
+/// unpinned lines (pinned ones consume their holds).
+fn planned_by_sku(lines: &[PlanLine], plan: &Plan) -> BTreeMap<SkuId, Vec<(WarehouseId, u64)>> {
+    let mut by_sku: BTreeMap<SkuId, Vec<(WarehouseId, u64)>> = BTreeMap::new();
+    for s in &plan.shipments {
+        for &(i, qty) in &s.lines {
+            let Some(line) = lines.get(i) else { continue };
+            if line.pinned.is_some() || qty == 0 {
+                continue;
+            }
+            by_sku
+                .entry(line.sku.clone())
+                .or_default()
+                .push((s.warehouse.clone(), qty));
+        }
+    }
+    by_sku
+}
 
 impl Surge {
     pub async fn place_order(
@@ -65,14 +99,65 @@ impl Surge {
     }
 
     async fn place(self: &Arc<Self>, req: OrderRequest) -> Result<Order, CmdError> {
-        let (by_sku, preference) = self.route(&req).await?;
+        let (by_sku, plan_lines) = self.gather(&req).await?;
+        let warehouses = self.routing_candidates().await?;
         let id = self.next_order_id();
         // From here until each SKU has committed or aborted, a stopped SKU
         // actor is not replaced: its successor would not know what this
         // order was promised.
         let mut inflight = InFlight::new(self, id, by_sku.keys());
-        let allocations = self.prepare(&by_sku, id, &req.customer, preference).await?;
-        let order = order::build(
+        let replans_max = self.config.routing.replan_attempts_max;
+        let mut fresh: HashMap<SkuId, Vec<(WarehouseId, u64)>> = HashMap::new();
+        let mut attempts: u32 = 1;
+        let (allocations, mut trace, claim) = loop {
+            let input = RouteInput {
+                lines: &plan_lines,
+                ship_to: Some(&req.ship_to),
+                channel: Some(&req.channel),
+                fresh: &fresh,
+                single_shipment: false,
+            };
+            let (plan, trace, claim) = self
+                .route_and_claim(&input, &warehouses, self.now())
+                .map_err(|u| CmdError::Unplaced(route::unplaced(&plan_lines, &u)))?;
+            let planned = planned_by_sku(&plan_lines, &plan);
+            match self.prepare(&by_sku, id, &req.customer, &planned).await {
+                Ok(allocations) => break (allocations, trace, claim),
+                Err(Prepared::Stale(stale)) if attempts <= replans_max => {
+                    // A racing order took what the plan counted on: plan
+                    // again with what those SKUs have now.
+                    drop(claim);
+                    fresh.extend(stale);
+                    attempts += 1;
+                }
+                Err(Prepared::Stale(stale)) => {
+                    drop(claim);
+                    fresh.extend(stale);
+                    let input = RouteInput {
+                        lines: &plan_lines,
+                        ship_to: Some(&req.ship_to),
+                        channel: Some(&req.channel),
+                        fresh: &fresh,
+                        single_shipment: false,
+                    };
+                    let lines = match self.route_now(&input, &warehouses, self.now()) {
+                        Err(u) => route::unplaced(&plan_lines, &u),
+                        // Stock came back, but the attempts are spent:
+                        // the lines of the SKUs that moved under the plan.
+                        Ok(_) => plan_lines
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, l)| l.pinned.is_none() && fresh.contains_key(&l.sku))
+                            .map(|(i, l)| (i, l.sku.clone(), l.qty))
+                            .collect(),
+                    };
+                    return Err(CmdError::Unplaced(lines));
+                }
+                Err(Prepared::Failed(e)) => return Err(e),
+            }
+        };
+        trace.attempts = attempts;
+        let mut order = order::build(
             order::NewOrder {
                 id,
                 channel: req.channel,
@@ -84,23 +169,26 @@ impl Surge {
             },
             &allocations,
         );
+        order.routing = Some(trace);
         let event = Event::OrderPlaced {
             order: order.clone(),
             allocations,
             idempotency: self.key_record(&req.idempotency),
         };
         self.record(&by_sku, id, event.clone()).await?;
+        claim.keep();
         inflight.recorded();
         self.commit(&by_sku, id, Arc::new(event), &mut inflight)
             .await;
         Ok(order)
     }
 
-    /// Step 1: each SKU's actor and lines, and the warehouses in the order
-    /// the order prefers them.
-    async fn route(&self, req: &OrderRequest) -> Result<(BySku, Arc<Vec<WarehouseId>>), CmdError> {
+    /// Step 1: each SKU's actor and lines, and the order's lines as
+    /// routing sees them (a line consuming a hold is pinned to its
+    /// warehouse).
+    async fn gather(&self, req: &OrderRequest) -> Result<(BySku, Vec<PlanLine>), CmdError> {
         let mut by_sku: BySku = BTreeMap::new();
-        let mut pinned: Vec<Option<WarehouseId>> = Vec::with_capacity(req.lines.len());
+        let mut plan_lines: Vec<PlanLine> = Vec::with_capacity(req.lines.len());
         for line in &req.lines {
             let addr = self.directory.sku(&line.sku).await?;
             let pin = match line.reservation {
@@ -122,7 +210,11 @@ impl Surge {
                 }
                 None => None,
             };
-            pinned.push(pin);
+            plan_lines.push(PlanLine {
+                sku: line.sku.clone(),
+                qty: line.qty,
+                pinned: pin,
+            });
             by_sku
                 .entry(line.sku.clone())
                 .or_insert_with(|| (addr, Vec::new()))
@@ -132,59 +224,44 @@ impl Surge {
                     hold: line.reservation,
                 });
         }
-        let route_lines: Vec<routing::RouteLine<'_>> = req
-            .lines
-            .iter()
-            .zip(&pinned)
-            .map(|(l, p)| routing::RouteLine {
-                sku: &l.sku,
-                qty: l.qty,
-                pinned: p.as_ref(),
-            })
-            .collect();
-        let projection = &self.projection;
-        let preference = Arc::new(routing::order_preference(
-            &self.warehouse_preference().await?,
-            &route_lines,
-            |sku, wh| {
-                projection
-                    .skus
-                    .get(sku)
-                    .map_or(0, |s| s.row(wh).available())
-            },
-        ));
-        Ok((by_sku, preference))
+        Ok((by_sku, plan_lines))
     }
 
-    /// Step 2: every SKU decides its part and holds it as pending; one
-    /// refusal aborts them all.
+    /// Step 2: every SKU takes exactly its planned part and holds it as
+    /// pending; one refusal aborts them all.
     async fn prepare(
         &self,
         by_sku: &BySku,
         id: OrderId,
         customer: &CustomerId,
-        preference: Arc<Vec<WarehouseId>>,
-    ) -> Result<Vec<SkuAllocation>, CmdError> {
+        planned: &BTreeMap<SkuId, Vec<(WarehouseId, u64)>>,
+    ) -> Result<Vec<SkuAllocation>, Prepared> {
         // A full mailbox refuses at once (503 `overloaded`); the SKUs that
         // prepared are aborted below like after any refusal, and only
         // they: one that refused holds nothing, and may be stuck.
-        let prepares = by_sku.values().map(|(addr, lines)| {
+        let prepares = by_sku.iter().map(|(sku, (addr, lines))| {
             addr.ask(sku::Prepare {
                 order: id,
                 customer: customer.clone(),
                 lines: lines.clone(),
-                preference: preference.clone(),
+                preference: Arc::new(Vec::new()),
+                planned: Some(planned.get(sku).cloned().unwrap_or_default()),
             })
         });
         let results = futures_util::future::join_all(prepares).await;
         let mut allocations: Vec<SkuAllocation> = Vec::with_capacity(results.len());
         let mut failure = None;
+        let mut stale: Vec<(SkuId, Vec<(WarehouseId, u64)>)> = Vec::new();
         let mut prepared = Vec::with_capacity(results.len());
-        for r in results {
+        for (r, sku) in results.into_iter().zip(by_sku.keys()) {
             match r.and_then(|r| r) {
                 Ok(a) => {
                     allocations.push(a);
                     prepared.push(true);
+                }
+                Err(CmdError::Rejected(Rejection::PlanStale { available })) => {
+                    stale.push((sku.clone(), available));
+                    prepared.push(false);
                 }
                 Err(e) => {
                     failure.get_or_insert(e);
@@ -195,16 +272,17 @@ impl Surge {
         // A SKU actor that stopped since it prepared lost its pending part:
         // its successor could sell the same stock, so the order must not be
         // logged.
-        if failure.is_none() && by_sku.values().any(|(a, _)| !a.connected()) {
+        if failure.is_none() && stale.is_empty() && by_sku.values().any(|(a, _)| !a.connected()) {
             failure = Some(CmdError::Unavailable);
         }
-        match failure {
-            Some(e) => {
-                abort_prepared(by_sku, id, &prepared).await;
-                Err(e)
-            }
-            None => Ok(allocations),
+        if failure.is_none() && stale.is_empty() {
+            return Ok(allocations);
         }
+        abort_prepared(by_sku, id, &prepared).await;
+        Err(match failure {
+            Some(e) => Prepared::Failed(e),
+            None => Prepared::Stale(stale),
+        })
     }
 
     /// Step 3: the order's actor logs the order with every allocation.

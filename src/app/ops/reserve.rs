@@ -1,10 +1,15 @@
 //! `POST /v1/reservations`: hold stock of one SKU for a while.
 
 use crate::actors::{sku, CmdError};
+use crate::app::ops::route::RouteInput;
 use crate::app::{Caller, Idempotency, Outcome, Surge};
+use crate::core::routing::PlanLine;
 use crate::core::sku::ReserveCmd;
-use crate::core::{ChannelId, CustomerId, Hold, HoldStatus, IdempotencyRecord, Millis, SkuId};
+use crate::core::{
+    ChannelId, CustomerId, Hold, HoldStatus, IdempotencyRecord, Millis, ShipTo, SkuId, WarehouseId,
+};
 use crate::projection::{HoldRecord, IdemTarget};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub struct ReserveRequest {
@@ -13,6 +18,9 @@ pub struct ReserveRequest {
     pub customer: Option<CustomerId>,
     pub channel: Option<ChannelId>,
     pub ttl_ms: u64,
+    /// With it, the hold comes from the best warehouse for this
+    /// destination under the channel's chain; without, by priority.
+    pub ship_to: Option<ShipTo>,
     pub idempotency: Option<Idempotency>,
     /// The API key asking: recorded in the hold as its creator.
     pub caller: Caller,
@@ -66,15 +74,58 @@ impl Surge {
             None => {}
         }
         let addr = self.directory.sku(&req.sku).await?;
+        let preference = match &req.ship_to {
+            Some(to) => {
+                self.hold_preference(&req.sku, req.qty, to, req.channel.as_ref())
+                    .await?
+            }
+            None => self.warehouse_preference().await?,
+        };
         let idempotency = self.key_record(&req.idempotency);
         let cmd = self.reserve_cmd(req, self.now(), idempotency);
-        let preference = self.warehouse_preference().await?;
         let hold: Hold = addr
             .ask(sku::Reserve { cmd, preference })
             .await??
             .finish()
             .await?;
         Ok((active(hold), Outcome::Created))
+    }
+
+    /// The warehouses a hold for `ship_to` may come from, best first: the
+    /// single-shipment plans of the one line under the channel's chain,
+    /// on the read model's stock. The SKU takes the first that still has
+    /// it; none (nothing passes the filters, or nobody has it whole)
+    /// refuses with `insufficient_stock`.
+    pub(crate) async fn hold_preference(
+        &self,
+        sku: &SkuId,
+        qty: u64,
+        ship_to: &ShipTo,
+        channel: Option<&ChannelId>,
+    ) -> Result<Arc<Vec<WarehouseId>>, CmdError> {
+        let warehouses = self.routing_candidates().await?;
+        let lines = [PlanLine {
+            sku: sku.clone(),
+            qty,
+            pinned: None,
+        }];
+        let fresh = HashMap::new();
+        let input = RouteInput {
+            lines: &lines,
+            ship_to: Some(ship_to),
+            channel,
+            fresh: &fresh,
+            single_shipment: true,
+        };
+        let preference = match self.route_now(&input, &warehouses, self.now()) {
+            Ok((_, trace)) => trace
+                .candidates
+                .iter()
+                .filter_map(|c| c.shipments.first().map(|s| s.warehouse.clone()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        Ok(Arc::new(preference))
     }
 
     /// A reservation command with the next hold id.

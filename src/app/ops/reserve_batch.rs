@@ -1,7 +1,8 @@
 //! `POST /v1/reservations:batch`: many reservations, each answered on its
 //! own, in order. Those without an idempotency key are grouped by SKU: one
 //! actor message and one log entry per SKU. Those with a key go one by one,
-//! as `reserve`. Each item stands alone, so the batch runs in the request
+//! as `reserve`, and so do those with a `ship_to` (each is routed to its
+//! own destination). Each item stands alone, so the batch runs in the request
 //! (no task of its own): a client that hangs up can leave some items held
 //! and others not tried, as if it had sent them one by one.
 
@@ -27,7 +28,8 @@ impl Surge {
         let mut singles = Vec::new();
         let now = this.now();
         for (i, req) in reqs.into_iter().enumerate() {
-            if req.idempotency.is_some() {
+            // A routed hold plans its own preference: it goes alone.
+            if req.idempotency.is_some() || req.ship_to.is_some() {
                 let this = this.clone();
                 singles.push(async move { (i, this.reserve(req).await) });
                 continue;

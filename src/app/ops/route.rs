@@ -1,0 +1,316 @@
+//! Routing an order or a hold against the server's state: every warehouse
+//! as a candidate with its workload, the read model's stock (with fresher
+//! figures from SKU actors where placement has them), and the chain in
+//! force for the channel. Placement, holds with a `ship_to` and
+//! `POST /v1/routing/simulate` all plan here, so a simulation runs exactly
+//! the code an order runs.
+//!
+//! # Workload
+//! A warehouse's workload is the number of orders routed to it on its
+//! current local day (`routing::local_day`, in its cut-off's zone, else
+//! UTC). It lives here, in memory: seeded at start from the orders in the
+//! read model (each counted on the local day it was placed), then counted
+//! by placement itself. An order claims its warehouses when it is planned,
+//! under one lock with the plan, so orders planned at the same time see
+//! each other and a `capacity_per_day` is never overshot; the claim is
+//! kept once the order is logged and given back if placement fails. A new
+//! local day starts the count again at 0.
+
+use crate::actors::CmdError;
+use crate::app::{Caller, Surge};
+use crate::core::routing::{self, Candidate, Plan, PlanLine, PlanRequest, RoutingTrace, Workload};
+use crate::core::{ChannelId, Millis, OrderLine, Rejection, ShipTo, SkuId, Warehouse, WarehouseId};
+use crate::projection::Projection;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+/// Orders routed to each warehouse on its current local day.
+#[derive(Debug, Default)]
+pub struct Workloads {
+    by_warehouse: Mutex<HashMap<WarehouseId, Workload>>,
+}
+
+impl Workloads {
+    /// Counted from the orders in the read model, each on the local day
+    /// (of each of its warehouses) it was placed.
+    pub fn from_orders(projection: &Projection) -> Self {
+        let mut by_warehouse: HashMap<WarehouseId, Workload> = HashMap::new();
+        for order in projection.orders.iter() {
+            let mut seen: Vec<&WarehouseId> = Vec::new();
+            for s in &order.shipments {
+                if seen.contains(&&s.warehouse) {
+                    continue;
+                }
+                seen.push(&s.warehouse);
+                let Some(wh) = projection.warehouses.get(&s.warehouse) else {
+                    continue;
+                };
+                let day = routing::local_day(&wh.routing, order.created_at);
+                count(&mut by_warehouse, &s.warehouse, day, 1);
+            }
+        }
+        Self {
+            by_warehouse: Mutex::new(by_warehouse),
+        }
+    }
+
+    /// What one warehouse has had routed to it (on the day it says).
+    pub fn get(&self, warehouse: &WarehouseId) -> Workload {
+        self.lock().get(warehouse).copied().unwrap_or_default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<WarehouseId, Workload>> {
+        self.by_warehouse.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Adds `n` orders to `warehouse` on `day`: a later day starts again from
+/// 0, an earlier one is gone and no longer counts.
+fn count(map: &mut HashMap<WarehouseId, Workload>, warehouse: &WarehouseId, day: i32, n: i64) {
+    let w = map.entry(warehouse.clone()).or_default();
+    if day > w.day {
+        *w = Workload { day, routed: 0 };
+    }
+    if day == w.day {
+        w.routed = w.routed.saturating_add_signed(n);
+    }
+}
+
+/// Warehouses an order counts in its workload until placement ends; given
+/// back on drop unless kept (the order was logged).
+pub struct Claim<'a> {
+    workloads: &'a Workloads,
+    counted: Vec<(WarehouseId, i32)>,
+    kept: bool,
+}
+
+impl Claim<'_> {
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if self.kept || self.counted.is_empty() {
+            return;
+        }
+        let mut map = self.workloads.lock();
+        for (wh, day) in &self.counted {
+            count(&mut map, wh, *day, -1);
+        }
+    }
+}
+
+/// What to route.
+pub struct RouteInput<'a> {
+    pub lines: &'a [PlanLine],
+    pub ship_to: Option<&'a ShipTo>,
+    pub channel: Option<&'a ChannelId>,
+    /// Available per warehouse, by SKU, that overrides the read model's
+    /// (what a SKU actor said when it refused a plan).
+    pub fresh: &'a HashMap<SkuId, Vec<(WarehouseId, u64)>>,
+    /// A hold: one shipment, every candidate traced.
+    pub single_shipment: bool,
+}
+
+/// A plan, or the lines none places; with the trace either way.
+pub type Routed = Result<(Plan, RoutingTrace), routing::Unroutable>;
+
+impl Surge {
+    /// Orders routed to a warehouse on the local day it names (placed,
+    /// and being placed now).
+    pub fn workload(&self, warehouse: &WarehouseId) -> Workload {
+        self.workloads.get(warehouse)
+    }
+
+    /// Every warehouse, with every acknowledged warehouse change in.
+    pub(crate) async fn routing_candidates(&self) -> Result<Vec<Warehouse>, CmdError> {
+        self.wal
+            .caught_up_to(self.warehouses_changed.load(Ordering::Acquire))
+            .await?;
+        Ok(self
+            .projection
+            .warehouses
+            .iter()
+            .map(|w| w.value().clone())
+            .collect())
+    }
+
+    /// Plans `input` at `now` over `warehouses` without claiming anything.
+    pub(crate) fn route_now(
+        &self,
+        input: &RouteInput<'_>,
+        warehouses: &[Warehouse],
+        now: Millis,
+    ) -> Routed {
+        let map = self.workloads.lock();
+        self.route_locked(input, warehouses, now, &map)
+    }
+
+    /// Plans `input` at `now` and claims the chosen warehouses' workload,
+    /// under one lock, so orders planned together see each other.
+    pub(crate) fn route_and_claim(
+        &self,
+        input: &RouteInput<'_>,
+        warehouses: &[Warehouse],
+        now: Millis,
+    ) -> Result<(Plan, RoutingTrace, Claim<'_>), routing::Unroutable> {
+        let mut map = self.workloads.lock();
+        let (plan, trace) = self.route_locked(input, warehouses, now, &map)?;
+        let mut counted: Vec<(WarehouseId, i32)> = Vec::with_capacity(plan.shipments.len());
+        for s in &plan.shipments {
+            if counted.iter().any(|(w, _)| w == &s.warehouse) {
+                continue;
+            }
+            let Some(wh) = warehouses.iter().find(|w| w.id == s.warehouse) else {
+                continue;
+            };
+            let day = routing::local_day(&wh.routing, now);
+            count(&mut map, &s.warehouse, day, 1);
+            counted.push((s.warehouse.clone(), day));
+        }
+        drop(map);
+        let claim = Claim {
+            workloads: &self.workloads,
+            counted,
+            kept: false,
+        };
+        Ok((plan, trace, claim))
+    }
+
+    fn route_locked(
+        &self,
+        input: &RouteInput<'_>,
+        warehouses: &[Warehouse],
+        now: Millis,
+        workloads: &HashMap<WarehouseId, Workload>,
+    ) -> Routed {
+        let rules = self.routing_rules_shared();
+        let mut chain = rules.chain(input.channel).clone();
+        let mut max_traced = self.config.routing.trace_candidates_max;
+        if input.single_shipment {
+            chain.split = routing::SplitPolicy::Forbid;
+            max_traced = warehouses.len().max(1);
+        }
+        let candidates: Vec<Candidate<'_>> = warehouses
+            .iter()
+            .map(|w| Candidate {
+                warehouse: w,
+                workload: workloads.get(&w.id).copied().unwrap_or_default(),
+            })
+            .collect();
+        let req = PlanRequest {
+            lines: input.lines,
+            ship_to: input.ship_to,
+            channel: input.channel,
+            now,
+        };
+        let projection = &self.projection;
+        let fresh = input.fresh;
+        routing::plan(
+            &chain,
+            &req,
+            &candidates,
+            |sku, wh| match fresh.get(sku) {
+                Some(rows) => rows.iter().find(|(w, _)| w == wh).map_or(0, |(_, q)| *q),
+                None => projection
+                    .skus
+                    .get(sku)
+                    .map_or(0, |s| s.row(wh).available()),
+            },
+            max_traced,
+        )
+    }
+}
+
+/// The lines no plan places, as the API names them: (index, sku, qty).
+pub fn unplaced(lines: &[PlanLine], unroutable: &routing::Unroutable) -> Vec<(usize, SkuId, u64)> {
+    unroutable
+        .lines
+        .iter()
+        .filter_map(|&i| lines.get(i).map(|l| (i, l.sku.clone(), l.qty)))
+        .collect()
+}
+
+/// `POST /v1/routing/simulate`: an order's lines (or a hold's one line)
+/// to plan without taking anything.
+pub struct SimulateRequest {
+    pub lines: Vec<OrderLine>,
+    pub ship_to: Option<ShipTo>,
+    pub channel: Option<ChannelId>,
+    /// A hold: one shipment, every candidate traced (as a hold is routed).
+    pub hold: bool,
+    /// Who asks: a line may name only a hold it may see.
+    pub caller: Caller,
+}
+
+/// What placing the order (or the hold) now would do.
+pub struct Simulation {
+    pub lines: Vec<PlanLine>,
+    /// The plan; `None` when none places every line.
+    pub plan: Option<Plan>,
+    pub trace: RoutingTrace,
+    /// (index, sku, qty) of the lines no plan places.
+    pub unplaced: Vec<(usize, SkuId, u64)>,
+}
+
+impl Surge {
+    /// Plans like placement (the same chain, candidates, workload and
+    /// stock) and changes nothing.
+    pub async fn simulate(&self, req: SimulateRequest) -> Result<Simulation, CmdError> {
+        let mut lines: Vec<PlanLine> = Vec::with_capacity(req.lines.len());
+        for line in &req.lines {
+            if !self.projection.skus.contains_key(&line.sku) {
+                return Err(CmdError::UnknownSku(line.sku.clone()));
+            }
+            let pinned = match line.reservation {
+                Some(h) => {
+                    let rec = self
+                        .hold(h)
+                        .await
+                        .ok()
+                        .filter(|r| req.caller.may_see(r.hold.created_by.as_deref()))
+                        .ok_or(CmdError::UnknownHoldInOrder(h))?;
+                    if rec.hold.sku != line.sku {
+                        return Err(Rejection::ReservationMismatch(format!(
+                            "reservation {h} is for sku {}, not {}",
+                            rec.hold.sku, line.sku
+                        ))
+                        .into());
+                    }
+                    Some(rec.hold.warehouse)
+                }
+                None => None,
+            };
+            lines.push(PlanLine {
+                sku: line.sku.clone(),
+                qty: line.qty,
+                pinned,
+            });
+        }
+        let warehouses = self.routing_candidates().await?;
+        let fresh = HashMap::new();
+        let input = RouteInput {
+            lines: &lines,
+            ship_to: req.ship_to.as_ref(),
+            channel: req.channel.as_ref(),
+            fresh: &fresh,
+            single_shipment: req.hold,
+        };
+        let (plan, trace, unplaced_lines) = match self.route_now(&input, &warehouses, self.now()) {
+            Ok((plan, trace)) => (Some(plan), trace, Vec::new()),
+            Err(u) => {
+                let names = unplaced(&lines, &u);
+                (None, u.trace, names)
+            }
+        };
+        Ok(Simulation {
+            lines,
+            plan,
+            trace,
+            unplaced: unplaced_lines,
+        })
+    }
+}
