@@ -386,6 +386,19 @@ pub fn plan(
     available: impl Fn(&SkuId, &WarehouseId) -> u64,
     max_traced: usize,
 ) -> Result<(Plan, RoutingTrace), Unroutable> {
+    plan_with(chain, req, candidates, available, max_traced, true)
+}
+
+/// [`plan`], with or without the single-warehouse fast path (the tests
+/// check both give the same answer).
+fn plan_with(
+    chain: &Chain,
+    req: &PlanRequest<'_>,
+    candidates: &[Candidate<'_>],
+    available: impl Fn(&SkuId, &WarehouseId) -> u64,
+    max_traced: usize,
+    fast: bool,
+) -> Result<(Plan, RoutingTrace), Unroutable> {
     let ranking: Vec<Rule> = chain
         .rules
         .iter()
@@ -499,6 +512,12 @@ pub fn plan(
         max_shipments: chain.split.max_shipments(),
     };
 
+    if fast {
+        if let Some(ranked) = singles_suffice(&ctx, &ranking, &demand, max_traced) {
+            return Ok(finish(&ctx, req, &ranking, ranked, trace, max_traced));
+        }
+    }
+
     // The chain's preference order over warehouses.
     let wh_keys: Vec<Vec<Key>> = (0..n)
         .map(|w| ranking.iter().map(|&r| ctx.wh_key(r, w, &demand)).collect())
@@ -606,6 +625,19 @@ pub fn plan(
         return Err(Unroutable { lines, trace });
     }
 
+    Ok(finish(&ctx, req, &ranking, ranked, trace, max_traced))
+}
+
+/// Ranks the complete plans (at least one), and builds the best plan and
+/// the trace.
+fn finish(
+    ctx: &Ctx<'_, '_>,
+    req: &PlanRequest<'_>,
+    ranking: &[Rule],
+    mut ranked: Vec<Ranked>,
+    mut trace: RoutingTrace,
+    max_traced: usize,
+) -> (Plan, RoutingTrace) {
     let cmp = |a: &Ranked, b: &Ranked| {
         a.keys
             .iter()
@@ -625,7 +657,7 @@ pub fn plan(
             .map(|i| ranking[i]);
     }
     for r in ranked.iter().take(max_traced) {
-        trace.candidates.push(plan_trace(&ctx, req, &ranking, r));
+        trace.candidates.push(plan_trace(ctx, req, ranking, r));
     }
     let best = &ranked[0].fill;
     let shipments = best
@@ -645,7 +677,58 @@ pub fn plan(
             },
         })
         .collect();
-    Ok((Plan { shipments }, trace))
+    (Plan { shipments }, trace)
+}
+
+/// The fast path, exact under its conditions: when `fewest_shipments` is
+/// the first ranking rule, no line is pinned and at least
+/// `max(max_traced, 2)` eligible warehouses can each ship the whole order
+/// alone, every plan with two or more shipments ranks after all those
+/// one-shipment plans. The best plan, the traced candidates and the
+/// deciding rule (which compares the first two) are then all among the
+/// single-warehouse plans, so the splits need not be searched. `None`
+/// when the conditions do not hold.
+fn singles_suffice(
+    ctx: &Ctx<'_, '_>,
+    ranking: &[Rule],
+    demand: &[u64],
+    max_traced: usize,
+) -> Option<Vec<Ranked>> {
+    if ranking.first() != Some(&Rule::FewestShipments)
+        || ctx.lines.iter().any(|l| l.pinned.is_some())
+        || demand.iter().all(|&d| d == 0)
+    {
+        return None;
+    }
+    let n = ctx.n();
+    // Without pinned lines a warehouse ships the order alone exactly when
+    // it has each SKU's whole (shared) demand.
+    let whole: Vec<usize> = (0..n)
+        .filter(|&w| {
+            ctx.whs[w].eligible
+                && demand
+                    .iter()
+                    .enumerate()
+                    .all(|(s, &d)| d <= ctx.avail[s * n + w])
+        })
+        .collect();
+    if whole.len() < max_traced.max(2) {
+        return None;
+    }
+    Some(
+        whole
+            .into_iter()
+            .map(|w| {
+                let fill = ctx.fill([w]);
+                let keys = ranking.iter().map(|&r| ctx.plan_key(r, &fill)).collect();
+                Ranked {
+                    fill,
+                    keys,
+                    ids: vec![ctx.whs[w].id_rank],
+                }
+            })
+            .collect(),
+    )
 }
 
 fn plan_trace(ctx: &Ctx<'_, '_>, req: &PlanRequest<'_>, ranking: &[Rule], r: &Ranked) -> PlanTrace {

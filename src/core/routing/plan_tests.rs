@@ -1032,6 +1032,49 @@ mod props {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+        /// The single-warehouse fast path gives exactly what the full
+        /// search gives: plan, trace and unplaced lines.
+        #[test]
+        fn fast_path_is_exact(mut inp in input(), max_traced in 0..4usize, unpin in any::<bool>(), first in any::<bool>()) {
+            if unpin {
+                for l in &mut inp.lines {
+                    l.pinned = None;
+                }
+            }
+            if first {
+                inp.rules.retain(|r| *r != Rule::FewestShipments);
+                let at = inp.rules.iter().position(|r| !r.is_filter()).unwrap_or(inp.rules.len());
+                inp.rules.insert(at, Rule::FewestShipments);
+            }
+            let ship_to = ShipTo {
+                location: at(CITIES[inp.to].0, CITIES[inp.to].1),
+                country: inp.country.clone(),
+            };
+            let req = PlanRequest {
+                lines: &inp.lines,
+                ship_to: Some(&ship_to),
+                channel: inp.channel.as_ref(),
+                now: inp.now,
+            };
+            let cands: Vec<Candidate<'_>> = inp
+                .whs
+                .iter()
+                .enumerate()
+                .map(|(i, w)| Candidate {
+                    warehouse: w,
+                    workload: Workload { day: local_day(&w.routing, inp.now), routed: inp.workload[i] },
+                })
+                .collect();
+            let chain = Chain { rules: inp.rules.clone(), split: inp.split };
+            let stock = |s: &SkuId, w: &WarehouseId| stock_of(&inp, s, w);
+            let fast = super::super::plan_with(&chain, &req, &cands, stock, max_traced, true);
+            let full = super::super::plan_with(&chain, &req, &cands, stock, max_traced, false);
+            prop_assert_eq!(fast, full);
+        }
+    }
+
+    proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
         #[test]
         fn plans_are_sound_and_deterministic(inp in input()) {
