@@ -166,6 +166,9 @@ impl RoutingConfig {
 pub const ACTIX_HEADERS_MAX: usize = 96;
 /// Longest request-body deadline or grace period, in ms (one day).
 pub const DEADLINE_MS_MAX: u64 = 86_400_000;
+
+/// Largest `order_lines_max`.
+pub const ORDER_LINES_MAX: usize = u16::MAX as usize;
 pub const ACTIX_HEAD_BYTES_MAX: usize = 131_072;
 
 #[derive(Debug, thiserror::Error)]
@@ -453,6 +456,13 @@ impl Config {
                 ));
             }
         }
+        // Routing indexes an order's lines with 16 bits.
+        if self.order_lines_max > ORDER_LINES_MAX {
+            return Err(invalid(
+                "order_lines_max",
+                format!("must be at most {ORDER_LINES_MAX}"),
+            ));
+        }
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
                 "listen",
@@ -611,6 +621,10 @@ mod tests {
             assert!(load(&[(key, &day)]).is_ok(), "{key} at the edge");
             assert!(load(&[(key, &past)]).is_err(), "{key} past the edge");
         }
+        let most = ORDER_LINES_MAX.to_string();
+        let over = (ORDER_LINES_MAX + 1).to_string();
+        assert!(load(&[("SURGE_ORDER_LINES_MAX", &most)]).is_ok());
+        assert!(load(&[("SURGE_ORDER_LINES_MAX", &over)]).is_err());
         let any = ("SURGE_FEED_ALLOWED_ORIGINS", r#"["*"]"#);
         assert!(load(&[any]).is_ok(), "no keys: \"*\" is allowed");
         let key = (

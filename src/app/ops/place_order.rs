@@ -117,9 +117,18 @@ impl Surge {
                 fresh: &fresh,
                 single_shipment: false,
             };
-            let (plan, trace, claim) = self
-                .route_and_claim(&input, &warehouses, self.now())
-                .map_err(|u| CmdError::Unplaced(route::unplaced(&plan_lines, &u)))?;
+            let (plan, trace, claim) = match self.route_and_claim(&input, &warehouses, self.now()) {
+                Ok(routed) => routed,
+                // A re-plan counted what a crossing order held then; it
+                // may have let go since (it aborted too): plan again on
+                // the read model while attempts remain.
+                Err(_) if !fresh.is_empty() && attempts <= replans_max => {
+                    fresh.clear();
+                    attempts += 1;
+                    continue;
+                }
+                Err(u) => return Err(CmdError::Unplaced(route::unplaced(&plan_lines, &u))),
+            };
             let planned = planned_by_sku(&plan_lines, &plan);
             match self.prepare(&by_sku, id, &req.customer, &planned).await {
                 Ok(allocations) => break (allocations, trace, claim),

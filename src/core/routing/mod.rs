@@ -17,6 +17,6 @@ mod types;
 
 pub use geo::distance_km;
 pub use local_time::{before_cutoff, local_day};
-pub use plan::{plan, PAIR_POOL, UNKNOWN_COST_SCORE};
+pub use plan::{plan, EXCLUDED_TRACED_MAX, PAIR_POOL, UNKNOWN_COST_SCORE};
 pub use priority::{by_priority, order_preference, RouteLine};
 pub use types::*;

@@ -46,6 +46,10 @@ use std::cmp::Ordering;
 /// Warehouses (best first under the chain) whose pairs are all tried.
 pub const PAIR_POOL: usize = 8;
 
+/// Warehouses a trace lists as left out by a filter, at most (the first by
+/// id): a trace is logged and fed with its order.
+pub const EXCLUDED_TRACED_MAX: usize = 32;
+
 /// The `lowest_cost` verdict's score for each shipment without a cost, on
 /// top of the known costs (minor units): only for display; ranking counts
 /// such shipments first, then the known costs.
@@ -470,6 +474,9 @@ fn plan_with(
     }
 
     trace.excluded.sort_by(|a, b| a.warehouse.cmp(&b.warehouse));
+    // The trace is logged with the order: bounded, whatever the number of
+    // warehouses.
+    trace.excluded.truncate(EXCLUDED_TRACED_MAX);
 
     // SKUs of the unpinned lines, and what each may take where.
     let mut skus: Vec<&SkuId> = Vec::new();

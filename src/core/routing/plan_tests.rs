@@ -1147,3 +1147,39 @@ mod props {
         }
     }
 }
+
+#[test]
+fn the_trace_lists_a_bounded_number_of_left_out_warehouses() {
+    let whs: Vec<Warehouse> = (0..EXCLUDED_TRACED_MAX + 8)
+        .map(|i| Warehouse {
+            id: wid(&format!("w{i:03}")),
+            name: format!("W{i}"),
+            location: at(48.0, 2.0),
+            priority: 0,
+            // Every one but w000 is disabled.
+            routing: WarehouseRouting {
+                enabled: i == 0,
+                ..Default::default()
+            },
+        })
+        .collect();
+    let stock = |_: &SkuId, _: &WarehouseId| 5;
+    let lines = [line("a", 1)];
+    let req = PlanRequest {
+        lines: &lines,
+        ship_to: None,
+        channel: None,
+        now: 0,
+    };
+    let cands: Vec<Candidate<'_>> = whs
+        .iter()
+        .map(|w| Candidate {
+            warehouse: w,
+            workload: Workload::default(),
+        })
+        .collect();
+    let (p, trace) = plan(&Chain::default_chain(), &req, &cands, stock, 8).unwrap();
+    assert_eq!(names(&p), vec!["w000"]);
+    assert_eq!(trace.excluded.len(), EXCLUDED_TRACED_MAX);
+    assert_eq!(trace.excluded[0].warehouse, wid("w001"));
+}

@@ -341,7 +341,8 @@ pub struct Excluded {
 pub struct RoutingTrace {
     pub rules: Vec<Rule>,
     pub split: SplitPolicy,
-    /// Warehouses the filters left out.
+    /// Warehouses the filters left out, by id, at most
+    /// `EXCLUDED_TRACED_MAX` of them.
     pub excluded: Vec<Excluded>,
     /// Candidate plans, best first (the chosen one first), bounded.
     pub candidates: Vec<PlanTrace>,
