@@ -62,7 +62,7 @@ impl Front {
         S::Future: 'static,
     {
         let (observed, span) = observe::begin(&self.ids, &req);
-        let counted = self.count.then(|| self.metrics.clone());
+        let (metrics, count) = (self.metrics.clone(), self.count);
         let watch = slow::watch_body(&mut req, self.body);
         let call = match span.in_scope(|| self.check(&req)) {
             Ok(()) => Ok(span.in_scope(|| srv.call(req))),
@@ -80,7 +80,7 @@ impl Front {
             };
             let mut res = slow::finish(watch, res);
             if let Ok(r) = &mut res {
-                observe::finish(observed, counted.as_deref(), r);
+                observe::finish(observed, &metrics, count, r);
             }
             res
         }

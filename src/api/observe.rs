@@ -85,23 +85,23 @@ pub fn begin(ids: &RequestIds, req: &ServiceRequest) -> (Observed, tracing::Span
     (Observed { started, id, hot }, span)
 }
 
-/// Counts the answer (unless `metrics` is `None`: `metrics_http` off) and
-/// gives it the request id.
-pub fn finish<B>(obs: Observed, metrics: Option<&Metrics>, res: &mut ServiceResponse<B>) {
+/// Counts the answer (its `http_*` series only with `count_http`, i.e.
+/// `metrics_http` on; reservations accepted and refused always) and gives
+/// it the request id.
+pub fn finish<B>(obs: Observed, metrics: &Metrics, count_http: bool, res: &mut ServiceResponse<B>) {
     let status = res.status();
-    if let Some(metrics) = metrics {
-        count(&obs, metrics, res);
-    }
+    count(&obs, metrics, count_http, res);
     tracing::debug!(status = status.as_u16(), "done");
     res.headers_mut().insert(REQUEST_ID, obs.id);
 }
 
-fn count<B>(obs: &Observed, metrics: &Metrics, res: &ServiceResponse<B>) {
+fn count<B>(obs: &Observed, metrics: &Metrics, count_http: bool, res: &ServiceResponse<B>) {
     let status = res.status();
-    let elapsed = obs.started.elapsed();
     match obs.hot.and_then(|i| metrics.http.hot(i).map(|s| (i, s))) {
         Some((i, stats)) => {
-            stats.record(status.as_u16(), elapsed);
+            if count_http {
+                stats.record(status.as_u16(), obs.started.elapsed());
+            }
             let code = res
                 .response()
                 .error()
@@ -114,7 +114,7 @@ fn count<B>(obs: &Observed, metrics: &Metrics, res: &ServiceResponse<B>) {
                 _ => {}
             }
         }
-        None => {
+        None if count_http => {
             let pattern = res.request().match_pattern();
             metrics
                 .http
@@ -122,8 +122,9 @@ fn count<B>(obs: &Observed, metrics: &Metrics, res: &ServiceResponse<B>) {
                     method_label(res.request().method()),
                     pattern.as_deref().unwrap_or("unmatched"),
                 )
-                .record(status.as_u16(), elapsed);
+                .record(status.as_u16(), obs.started.elapsed());
         }
+        None => {}
     }
 }
 

@@ -220,6 +220,7 @@ async fn metrics_http_off_counts_no_request_but_keeps_the_other_series() {
     .await;
     assert!(settled, "{m:?}");
     assert!(at(&m, "surge_wal_group_entries_count") >= 3.0);
+    assert_eq!(at(&m, "surge_reservations_accepted_total"), 1.0, "{m:?}");
     let counted: f64 = m
         .iter()
         .filter(|(k, _)| k.starts_with("surge_http_requests_total{"))
