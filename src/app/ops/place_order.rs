@@ -127,6 +127,14 @@ impl Surge {
                     attempts += 1;
                     continue;
                 }
+                // The read model may not yet show stock a write already
+                // acknowledged gave back (a release, a cancel): plan once
+                // more when it has caught up.
+                Err(_) if attempts == 1 && replans_max > 0 => {
+                    self.caught_up().await?;
+                    attempts += 1;
+                    continue;
+                }
                 Err(u) => return Err(CmdError::Unplaced(route::unplaced(&plan_lines, &u))),
             };
             let planned = planned_by_sku(&plan_lines, &plan);
