@@ -208,25 +208,7 @@ impl Surge {
         let mut plan_lines: Vec<PlanLine> = Vec::with_capacity(req.lines.len());
         for line in &req.lines {
             let addr = self.directory.sku(&line.sku).await?;
-            let pin = match line.reservation {
-                Some(h) => {
-                    let rec = self
-                        .hold(h)
-                        .await
-                        .ok()
-                        .filter(|r| req.caller.may_see(r.hold.created_by.as_deref()))
-                        .ok_or(CmdError::UnknownHoldInOrder(h))?;
-                    if rec.hold.sku != line.sku {
-                        return Err(Rejection::ReservationMismatch(format!(
-                            "reservation {h} is for sku {}, not {}",
-                            rec.hold.sku, line.sku
-                        ))
-                        .into());
-                    }
-                    Some(rec.hold.warehouse)
-                }
-                None => None,
-            };
+            let pin = self.pinned_warehouse(line, &req.caller).await?;
             plan_lines.push(PlanLine {
                 sku: line.sku.clone(),
                 qty: line.qty,

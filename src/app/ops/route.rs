@@ -259,31 +259,39 @@ pub struct Simulation {
 impl Surge {
     /// Plans like placement (the same chain, candidates, workload and
     /// stock) and changes nothing.
+    /// The warehouse an order line is pinned to: its hold's, when it
+    /// consumes one this caller may see and of the line's SKU.
+    pub(crate) async fn pinned_warehouse(
+        &self,
+        line: &OrderLine,
+        caller: &Caller,
+    ) -> Result<Option<WarehouseId>, CmdError> {
+        let Some(h) = line.reservation else {
+            return Ok(None);
+        };
+        let rec = self
+            .hold(h)
+            .await
+            .ok()
+            .filter(|r| caller.may_see(r.hold.created_by.as_deref()))
+            .ok_or(CmdError::UnknownHoldInOrder(h))?;
+        if rec.hold.sku != line.sku {
+            return Err(Rejection::ReservationMismatch(format!(
+                "reservation {h} is for sku {}, not {}",
+                rec.hold.sku, line.sku
+            ))
+            .into());
+        }
+        Ok(Some(rec.hold.warehouse))
+    }
+
     pub async fn simulate(&self, req: SimulateRequest) -> Result<Simulation, CmdError> {
         let mut lines: Vec<PlanLine> = Vec::with_capacity(req.lines.len());
         for line in &req.lines {
             if !self.projection.skus.contains_key(&line.sku) {
                 return Err(CmdError::UnknownSku(line.sku.clone()));
             }
-            let pinned = match line.reservation {
-                Some(h) => {
-                    let rec = self
-                        .hold(h)
-                        .await
-                        .ok()
-                        .filter(|r| req.caller.may_see(r.hold.created_by.as_deref()))
-                        .ok_or(CmdError::UnknownHoldInOrder(h))?;
-                    if rec.hold.sku != line.sku {
-                        return Err(Rejection::ReservationMismatch(format!(
-                            "reservation {h} is for sku {}, not {}",
-                            rec.hold.sku, line.sku
-                        ))
-                        .into());
-                    }
-                    Some(rec.hold.warehouse)
-                }
-                None => None,
-            };
+            let pinned = self.pinned_warehouse(line, &req.caller).await?;
             lines.push(PlanLine {
                 sku: line.sku.clone(),
                 qty: line.qty,
