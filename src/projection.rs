@@ -759,4 +759,75 @@ mod tests {
         assert_eq!(order.updated_at, 400);
         assert_eq!(order.shipments, crate::core::order::shipments(&[to]));
     }
+
+    /// Preparing a re-route holds only what a warehouse gains, counts the
+    /// order's own units as its own, and refuses a plan the rows no longer
+    /// allow with what each row could give the order.
+    #[test]
+    fn a_reroute_prepares_only_what_it_gains_until_it_is_logged() {
+        let (mut s, _, _) = history();
+        let order = OrderId(1);
+        let from = s.allocations[&order].clone();
+        let w = |id: &str| WarehouseId::parse(id).unwrap();
+        let (w1, w2, w3) = (w("w1"), w("w2"), w("w3"));
+        assert_eq!(from.lines, vec![(w1.clone(), 3)]);
+        let free = |s: &SkuState, w: &WarehouseId| s.row(w).available();
+        let before = (free(&s, &w1), free(&s, &w2));
+        assert!(before.1 >= 2, "{before:?}");
+        // A warehouse without the stock: refused with what each row could
+        // give the order (w1: its free stock plus the order's own 3).
+        match s.prepare_reroute(order, &[(w3.clone(), 3)]) {
+            Err(crate::core::Rejection::PlanStale { available }) => {
+                assert!(
+                    available.contains(&(w1.clone(), before.0 + 3)),
+                    "{available:?}"
+                );
+                assert!(available.contains(&(w2.clone(), before.1)), "{available:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            s.prepare_reroute(order, &[(w2.clone(), 4)]),
+            Err(crate::core::Rejection::ReservationMismatch(_))
+        ));
+        assert_eq!(
+            s.prepare_reroute(OrderId(99), &[(w1.clone(), 1)])
+                .map(|_| ()),
+            Err(crate::core::Rejection::NotReroutable {
+                status: "not allocated"
+            })
+        );
+        // 2 move to w2, 1 stays: w2 holds the 2 it gains as pending, w1
+        // keeps the order's 3 until the re-route is logged.
+        let (pending, was, to) = s
+            .prepare_reroute(order, &[(w2.clone(), 2), (w1.clone(), 1)])
+            .unwrap();
+        assert_eq!(was, from);
+        assert_eq!(to.lines, vec![(w1.clone(), 1), (w2.clone(), 2)]);
+        assert_eq!(to.consumed_holds, from.consumed_holds);
+        s.add_pending(order, pending);
+        assert_eq!((free(&s, &w1), free(&s, &w2)), (before.0, before.1 - 2));
+        s.check_invariants().unwrap();
+        // Logged: pending goes, the allocation moves.
+        s.abort_pending(order);
+        s.apply(&Event::OrderRerouted {
+            order,
+            from: vec![was],
+            to: vec![to.clone()],
+            shipments: crate::core::order::shipments(std::slice::from_ref(&to)),
+            routing: crate::core::routing::RoutingTrace {
+                rules: vec![],
+                split: crate::core::routing::SplitPolicy::Allow,
+                excluded: vec![],
+                candidates: vec![],
+                deciding_rule: None,
+                attempts: 1,
+            },
+            reason: "t".into(),
+            at: 500,
+        });
+        assert_eq!((free(&s, &w1), free(&s, &w2)), (before.0 + 2, before.1 - 2));
+        assert_eq!(s.allocations[&order], to);
+        s.check_invariants().unwrap();
+    }
 }

@@ -7,7 +7,7 @@
 //! actor is on every order's path.
 
 use super::{after, ready, refuse, CmdError, Reply};
-use crate::core::order::{BookError, OrderBook};
+use crate::core::order::{self, BookError, OrderBook};
 use crate::core::{Event, Horizon, Millis, Order, OrderId};
 use crate::wal::Wal;
 use actix::prelude::*;
@@ -101,6 +101,40 @@ impl Handler<Cancel> for OrderActor {
         match self.wal.submit(vec![event.clone()]) {
             Ok(durable) => match self.book.apply(&event) {
                 Some(o) => after(durable, (o.clone(), Arc::new(event))),
+                None => ready(Err(CmdError::UnknownOrder(m.order))),
+            },
+            Err(e) => ready(Err(e.into())),
+        }
+    }
+}
+
+/// Logs an order's re-route if the order may still be re-routed as
+/// planned; resolves when it is durable. `None`: nothing moves.
+#[derive(Message)]
+#[rtype(result = "Result<(Order, Option<Arc<Event>>), CmdError>")]
+pub struct Reroute {
+    pub order: OrderId,
+    pub change: order::Reroute,
+    pub now: Millis,
+}
+
+impl Handler<Reroute> for OrderActor {
+    type Result = Reply<(Order, Option<Arc<Event>>)>;
+    fn handle(&mut self, m: Reroute, _: &mut Context<Self>) -> Self::Result {
+        let event = match self.book.decide_reroute(m.order, m.change, m.now) {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                return match self.book.get(m.order) {
+                    Some(o) => ready(Ok((o.clone(), None))),
+                    None => ready(Err(CmdError::UnknownOrder(m.order))),
+                }
+            }
+            Err(BookError::Unknown(id)) => return ready(Err(CmdError::UnknownOrder(id))),
+            Err(BookError::Rejected(r)) => return refuse(self.wal.barrier(), r.into()),
+        };
+        match self.wal.submit(vec![event.clone()]) {
+            Ok(durable) => match self.book.apply(&event) {
+                Some(o) => after(durable, (o.clone(), Some(Arc::new(event)))),
                 None => ready(Err(CmdError::UnknownOrder(m.order))),
             },
             Err(e) => ready(Err(e.into())),

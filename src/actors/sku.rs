@@ -352,6 +352,57 @@ impl Handler<Commit> for SkuActor {
     }
 }
 
+/// Phase one of re-routing an order: this SKU's allocation of it moves to
+/// `planned`; what a warehouse gains is held as pending. Answers the
+/// allocation now and the one planned.
+#[derive(Message)]
+#[rtype(result = "Result<(SkuAllocation, SkuAllocation), CmdError>")]
+pub struct PrepareReroute {
+    pub order: OrderId,
+    pub planned: Vec<(WarehouseId, u64)>,
+}
+
+impl Handler<PrepareReroute> for SkuActor {
+    type Result = Reply<(SkuAllocation, SkuAllocation)>;
+    fn handle(
+        &mut self,
+        m: PrepareReroute,
+        _: &mut Context<Self>,
+    ) -> Reply<(SkuAllocation, SkuAllocation)> {
+        if self.wal.is_failed() {
+            return ready(Err(WalError::Failed.into()));
+        }
+        match self.state.prepare_reroute(m.order, &m.planned) {
+            Ok((pending, from, to)) => {
+                self.state.add_pending(m.order, pending);
+                ready(Ok((from, to)))
+            }
+            Err(r) => refuse(self.wal.barrier(), r.into()),
+        }
+    }
+}
+
+/// The re-route is durable: pending goes, and the allocation moves if this
+/// SKU's is one the event moves. (A re-route that will not happen ends
+/// with [`Abort`].)
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CommitReroute {
+    pub order: OrderId,
+    pub event: Arc<Event>,
+}
+
+impl Handler<CommitReroute> for SkuActor {
+    type Result = ();
+    fn handle(&mut self, m: CommitReroute, ctx: &mut Context<Self>) {
+        self.state.abort_pending(m.order);
+        // Moves only an allocation that is still the event's `from`:
+        // applied twice, or after a cancellation, it changes nothing.
+        self.state.apply(&m.event);
+        self.schedule_expiry(ctx, false);
+    }
+}
+
 /// The order will not be placed: drop what it was promised.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -536,5 +587,6 @@ gated!(
     ReserveMany,
     Extend,
     Release,
-    Prepare
+    Prepare,
+    PrepareReroute
 );

@@ -77,6 +77,7 @@ pub const ROUTES: &[(&str, &str, &[Allow])] = {
         ("POST", "/v1/orders", &[Storefront]),
         ("GET", "/v1/orders/{id}", &[Read, Storefront]),
         ("POST", "/v1/orders/{id}/cancel", &[Storefront]),
+        ("POST", "/v1/orders/{id}/reroute", &[]),
         ("GET", "/v1/routing/rules", &[Read]),
         ("PUT", "/v1/routing/rules", &[]),
         ("DELETE", "/v1/routing/rules", &[]),

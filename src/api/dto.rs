@@ -299,6 +299,17 @@ pub struct CancelBody {
     pub reason: Option<String>,
 }
 
+/// `POST /v1/orders/{id}/reroute`: the warehouses the order must leave.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, remote = "Self")]
+pub struct RerouteBody {
+    /// Warehouses the new plan must not use (at most `warehouses_max`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Why (logged with the re-route, shown on the feed).
+    pub reason: Option<String>,
+}
+
 crate::wire::object_only!(WarehouseBody, serialize);
 crate::wire::object_only!(SkuBody, serialize);
 crate::wire::object_only!(RoutingRulesBody, serialize);
@@ -308,6 +319,7 @@ crate::wire::object_only!(ReserveBody, serialize);
 crate::wire::object_only!(ExtendBody, serialize);
 crate::wire::object_only!(OrderBody, serialize);
 crate::wire::object_only!(CancelBody, serialize);
+crate::wire::object_only!(RerouteBody, serialize);
 crate::wire::object_only!(ReserveBatchBody);
 crate::wire::object_only!(BatchItem);
 

@@ -77,6 +77,9 @@ pub enum ErrorCode {
     /// The path is served, but not with this method (`Allow` lists those
     /// that are).
     MethodNotAllowed,
+    /// The order is not placed (or still being placed, or being re-routed
+    /// already): it cannot be re-routed now.
+    OrderNotReroutable,
 }
 
 impl ErrorCode {
@@ -122,6 +125,7 @@ impl ErrorCode {
         Self::CustomerRequired,
         Self::RateLimited,
         Self::MethodNotAllowed,
+        Self::OrderNotReroutable,
     ];
 
     /// The table: wire name, HTTP status, meaning.
@@ -321,6 +325,11 @@ impl ErrorCode {
                 S::METHOD_NOT_ALLOWED,
                 "the path is served, but not with this method (see the Allow header)",
             ),
+            Self::OrderNotReroutable => (
+                "order_not_reroutable",
+                S::CONFLICT,
+                "the order's status does not allow re-routing, or it is being placed or re-routed",
+            ),
         }
     }
 
@@ -436,6 +445,9 @@ impl From<Rejection> for ApiError {
             Rejection::ReservationMismatch(_) => ApiError::new(ErrorCode::ReservationMismatch, msg),
             Rejection::NotCancellable { status } => {
                 ApiError::new(ErrorCode::OrderNotCancellable, msg).with("status", status)
+            }
+            Rejection::NotReroutable { status } => {
+                ApiError::new(ErrorCode::OrderNotReroutable, msg).with("status", status)
             }
             Rejection::CustomerRequired { limit } => {
                 ApiError::new(ErrorCode::CustomerRequired, msg).with("limit", limit)
@@ -563,7 +575,8 @@ mod tests {
                 | ErrorCode::EntityLimitReached
                 | ErrorCode::CustomerRequired
                 | ErrorCode::RateLimited
-                | ErrorCode::MethodNotAllowed => {
+                | ErrorCode::MethodNotAllowed
+                | ErrorCode::OrderNotReroutable => {
                     ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1
                 }
             }

@@ -103,6 +103,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         orders::create,
         orders::get,
         orders::cancel,
+        orders::reroute,
         routing::get,
         routing::put,
         routing::delete,

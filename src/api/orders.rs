@@ -1,18 +1,21 @@
-use super::dto::{CancelBody, OrderBody};
+use super::dto::{CancelBody, OrderBody, RerouteBody};
 use super::error::{ApiError, ErrorCode};
 use super::openapi::ErrorBody;
 use super::routes::Routes;
 use super::{created, id, idempotency, qty, text, App};
-use crate::app::{Idempotency, OrderRequest};
+use crate::app::{Idempotency, OrderRequest, RerouteRequest};
 use crate::config::Config;
-use crate::core::{ChannelId, CustomerId, HoldId, Location, OrderId, OrderLine, ShipTo, SkuId};
+use crate::core::{
+    ChannelId, CustomerId, HoldId, Location, OrderId, OrderLine, ShipTo, SkuId, WarehouseId,
+};
 use crate::wire::{OrderView, ShipToView};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 pub fn routes(r: &mut Routes<'_>) {
     r.post("/orders", create)
         .get("/orders/{id}", get)
-        .post("/orders/{id}/cancel", cancel);
+        .post("/orders/{id}/cancel", cancel)
+        .post("/orders/{id}/reroute", reroute);
 }
 
 fn order_id(raw: &str) -> Result<OrderId, ApiError> {
@@ -174,6 +177,59 @@ pub(super) async fn cancel(
     text(app.config(), "reason", &reason)?;
     let order = app
         .cancel_order(id, reason, super::auth::caller(&req))
+        .await?;
+    Ok(HttpResponse::Ok().json(OrderView::from(&order)))
+}
+
+/// Moves the order's allocation to the next best plan that leaves out the
+/// `exclude`d warehouses, atomically: the old allocation is released only
+/// once the new one is taken. Answers the order (with its new shipments
+/// and routing trace); when the best plan is the one it has, nothing
+/// changes.
+#[utoipa::path(
+    post,
+    path = "/v1/orders/{id}/reroute",
+    operation_id = "reroute_order",
+    tag = "orders",
+    params(("id" = String, Path, description = "Order id (`ord_N`)", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
+    request_body(content = RerouteBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The order, re-routed", body = OrderView),
+        (status = 404, description = "`order_not_found`, `warehouse_not_found` (an excluded one)", body = ErrorBody),
+        (status = 409, description = "`order_not_reroutable`; `insufficient_stock` (with `lines`): no plan without those warehouses places the order, which stays as it was", body = ErrorBody),
+        (status = 422, description = "`invalid_field`", body = ErrorBody),
+    )
+)]
+pub(super) async fn reroute(
+    app: App,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<RerouteBody>,
+) -> Result<HttpResponse, ApiError> {
+    let order = order_id(&path)?;
+    let body = body.into_inner();
+    let max = app.config().warehouses_max;
+    if body.exclude.len() > max {
+        return Err(ApiError::invalid(
+            "exclude",
+            format!("more than {max} warehouses (warehouses_max)"),
+        ));
+    }
+    let exclude = body
+        .exclude
+        .iter()
+        .enumerate()
+        .map(|(i, w)| id(&format!("exclude[{i}]"), w, WarehouseId::parse))
+        .collect::<Result<Vec<_>, _>>()?;
+    let reason = body.reason.unwrap_or_else(|| "rerouted".into());
+    text(app.config(), "reason", &reason)?;
+    let order = app
+        .reroute_order(RerouteRequest {
+            order,
+            exclude,
+            reason,
+            caller: super::auth::caller(&req),
+        })
         .await?;
     Ok(HttpResponse::Ok().json(OrderView::from(&order)))
 }

@@ -62,6 +62,8 @@ pub(super) struct Directory {
     /// Orders logged whose placement is still being committed to their
     /// SKUs: not to be changed yet, whatever their actor says.
     committing: DashMap<OrderId, ()>,
+    /// Orders being re-routed (one re-route per order at a time).
+    rerouting: DashMap<OrderId, ()>,
     /// Woken whenever a placement leaves `placing`.
     settled: tokio::sync::Notify,
 }
@@ -137,6 +139,7 @@ impl Directory {
             shards,
             placing: DashMap::default(),
             committing: DashMap::new(),
+            rerouting: DashMap::new(),
             settled: tokio::sync::Notify::new(),
         };
         // One pass over the durable orders, each to its shard's book.
@@ -386,6 +389,15 @@ impl Directory {
 
     pub fn is_committing(&self, id: OrderId) -> bool {
         self.committing.contains_key(&id)
+    }
+
+    /// Marks a re-route of the order in flight; false if one already is.
+    pub fn begin_rerouting(&self, id: OrderId) -> bool {
+        self.rerouting.insert(id, ()).is_none()
+    }
+
+    pub fn end_rerouting(&self, id: OrderId) {
+        self.rerouting.remove(&id);
     }
 
     /// The SKU's actor; an unknown SKU gets one with empty state.

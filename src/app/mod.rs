@@ -35,6 +35,7 @@ pub use caller::Caller;
 pub use idempotency::Idempotency;
 pub use ops::patch_sku::SkuPatch;
 pub use ops::place_order::OrderRequest;
+pub use ops::reroute::RerouteRequest;
 pub use ops::reserve::ReserveRequest;
 pub use ops::route::{SimulateRequest, Simulation};
 pub use ops::routing_rules::{ChainInForce, RulesInForce};

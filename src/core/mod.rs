@@ -45,6 +45,8 @@ pub enum Rejection {
     ReservationMismatch(String),
     #[error("order is {status} and cannot be cancelled")]
     NotCancellable { status: &'static str },
+    #[error("order is {status} and cannot be re-routed")]
+    NotReroutable { status: &'static str },
     #[error("this SKU has a purchase limit of {limit} per customer: a customer_id is required")]
     CustomerRequired { limit: u64 },
     /// Only inside order placement: a warehouse no longer has what the

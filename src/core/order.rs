@@ -5,6 +5,7 @@ use super::event::Event;
 use super::ids::{ChannelId, CustomerId, OrderId, SkuId, WarehouseId};
 use super::model::{Millis, Order, OrderLine, OrderStatus, ShipTo, Shipment, SkuAllocation};
 use super::retention::Horizon;
+use super::routing::RoutingTrace;
 use super::Rejection;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -67,6 +68,64 @@ pub fn decide_cancel(order: &Order, reason: &str, now: Millis) -> Result<Event, 
         reason: reason.to_owned(),
         at: now,
     })
+}
+
+/// A re-route as planned: every SKU's allocation of the order before
+/// (`from`) and after (`to`), in the same SKU order.
+pub struct Reroute {
+    pub from: Vec<SkuAllocation>,
+    pub to: Vec<SkuAllocation>,
+    pub routing: RoutingTrace,
+    pub reason: String,
+}
+
+/// Decides re-routing a placed order whose shipments are still those
+/// `change.from` makes. Only the SKUs whose allocation moves are in the
+/// event; `None` when none moves (the order stays as it is).
+pub fn decide_reroute(
+    order: &Order,
+    change: Reroute,
+    now: Millis,
+) -> Result<Option<Event>, Rejection> {
+    if order.status != OrderStatus::Placed {
+        return Err(Rejection::NotReroutable {
+            status: order.status.as_str(),
+        });
+    }
+    if units_by_place(&order.shipments) != units_by_place(&shipments(&change.from)) {
+        // Another change to the order came in between.
+        return Err(Rejection::NotReroutable { status: "changing" });
+    }
+    let shipments = shipments(&change.to);
+    let (from, to): (Vec<SkuAllocation>, Vec<SkuAllocation>) = change
+        .from
+        .into_iter()
+        .zip(change.to)
+        .filter(|(f, t)| f != t)
+        .unzip();
+    if from.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Event::OrderRerouted {
+        order: order.id,
+        from,
+        to,
+        shipments,
+        routing: change.routing,
+        reason: change.reason,
+        at: now,
+    }))
+}
+
+/// Units per (warehouse, SKU): what a list of shipments sends from where.
+fn units_by_place(shipments: &[Shipment]) -> BTreeMap<(&WarehouseId, &SkuId), u64> {
+    let mut units = BTreeMap::new();
+    for s in shipments {
+        for (sku, q) in &s.lines {
+            *units.entry((&s.warehouse, sku)).or_insert(0) += q;
+        }
+    }
+    units
 }
 
 /// Folds an order event into the order it names.
@@ -161,6 +220,22 @@ impl OrderBook {
         decide_cancel(order, reason, now).map_err(BookError::Rejected)
     }
 
+    /// Decides re-routing one of its orders (see [`decide_reroute`]).
+    pub fn decide_reroute(
+        &self,
+        id: OrderId,
+        change: Reroute,
+        now: Millis,
+    ) -> Result<Option<Event>, BookError> {
+        let order = self.orders.get(&id).ok_or(BookError::Unknown(id))?;
+        if self.placing.contains(&id) {
+            return Err(BookError::Rejected(Rejection::NotReroutable {
+                status: "placing",
+            }));
+        }
+        decide_reroute(order, change, now).map_err(BookError::Rejected)
+    }
+
     /// Folds a logged event about one of its orders in; returns the order.
     pub fn apply(&mut self, event: &Event) -> Option<&Order> {
         match event {
@@ -182,5 +257,119 @@ impl OrderBook {
         let n = self.orders.len();
         self.orders.retain(|_, o| horizon.keeps_order(o));
         n - self.orders.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::routing::SplitPolicy;
+    use crate::core::Location;
+
+    fn alloc(sku: &str, lines: &[(&str, u64)]) -> SkuAllocation {
+        SkuAllocation {
+            sku: SkuId::parse(sku).unwrap(),
+            customer: CustomerId::parse("c").unwrap(),
+            lines: lines
+                .iter()
+                .map(|(w, q)| (WarehouseId::parse(w).unwrap(), *q))
+                .collect(),
+            consumed_holds: vec![],
+        }
+    }
+
+    fn placed(allocations: &[SkuAllocation]) -> Order {
+        let lines = allocations
+            .iter()
+            .map(|a| OrderLine {
+                sku: a.sku.clone(),
+                qty: a.qty(),
+                reservation: None,
+            })
+            .collect();
+        build(
+            NewOrder {
+                id: OrderId(7),
+                channel: ChannelId::parse("web").unwrap(),
+                customer: CustomerId::parse("c").unwrap(),
+                ship_to: ShipTo {
+                    location: Location { lat: 0.0, lon: 0.0 },
+                    country: None,
+                },
+                lines,
+                now: 100,
+                created_by: None,
+            },
+            allocations,
+        )
+    }
+
+    fn change(from: Vec<SkuAllocation>, to: Vec<SkuAllocation>) -> Reroute {
+        Reroute {
+            from,
+            to,
+            routing: RoutingTrace {
+                rules: vec![],
+                split: SplitPolicy::Allow,
+                excluded: vec![],
+                candidates: vec![],
+                deciding_rule: None,
+                attempts: 1,
+            },
+            reason: "3pl rejected".into(),
+        }
+    }
+
+    #[test]
+    fn a_reroute_logs_only_the_skus_that_move_and_only_from_what_the_order_has() {
+        let a = alloc("a", &[("paris", 2)]);
+        let b = alloc("b", &[("paris", 1)]);
+        let order = placed(&[a.clone(), b.clone()]);
+        let b_moved = alloc("b", &[("berlin", 1)]);
+        let e = decide_reroute(
+            &order,
+            change(vec![a.clone(), b.clone()], vec![a.clone(), b_moved.clone()]),
+            200,
+        )
+        .unwrap()
+        .unwrap();
+        let Event::OrderRerouted {
+            from,
+            to,
+            shipments: new,
+            reason,
+            at,
+            ..
+        } = &e
+        else {
+            panic!("{e:?}")
+        };
+        assert_eq!((from, to), (&vec![b.clone()], &vec![b_moved.clone()]));
+        assert_eq!(new, &shipments(&[a.clone(), b_moved.clone()]));
+        assert_eq!((reason.as_str(), *at), ("3pl rejected", 200));
+        let mut moved = order.clone();
+        apply(&mut moved, &e);
+        assert_eq!(moved.shipments.len(), 2);
+        assert_eq!(moved.updated_at, 200);
+
+        // Nothing moves: nothing to log.
+        let same = change(vec![a.clone(), b.clone()], vec![a.clone(), b.clone()]);
+        assert_eq!(decide_reroute(&order, same, 200), Ok(None));
+        // Planned from an allocation the order no longer has.
+        let stale = change(vec![a.clone(), b_moved.clone()], vec![a.clone(), b.clone()]);
+        assert_eq!(
+            decide_reroute(&order, stale, 200),
+            Err(Rejection::NotReroutable { status: "changing" })
+        );
+        // A cancelled order stays where it is.
+        let mut cancelled = order.clone();
+        apply(&mut cancelled, &decide_cancel(&order, "x", 150).unwrap());
+        let c = change(vec![a.clone(), b], vec![a, b_moved]);
+        assert_eq!(
+            decide_reroute(&cancelled, c, 200),
+            Err(Rejection::NotReroutable {
+                status: "cancelled"
+            })
+        );
     }
 }

@@ -584,6 +584,80 @@ impl SkuState {
             .collect()
     }
 
+    /// This SKU's part of re-routing `order`: its allocation moves to
+    /// exactly `planned` (warehouse, quantity), the same units in total.
+    /// The units a warehouse gains are taken from its free stock and held
+    /// as pending until the re-route is logged ([`Self::add_pending`]);
+    /// what the order already has there counts as its own. Returns the
+    /// pending part, the allocation now (`from`) and the one planned
+    /// (`to`). A row that no longer has what the plan counted on refuses
+    /// with [`Rejection::PlanStale`], carrying what each row could give
+    /// this order (its free stock plus the order's own).
+    pub fn prepare_reroute(
+        &self,
+        order: OrderId,
+        planned: &[(WarehouseId, u64)],
+    ) -> Result<(Prepared, SkuAllocation, SkuAllocation), Rejection> {
+        let from = self
+            .allocations
+            .get(&order)
+            .ok_or(Rejection::NotReroutable {
+                status: "not allocated",
+            })?;
+        let mut to: BTreeMap<WarehouseId, u64> = BTreeMap::new();
+        for (wh, q) in planned.iter().filter(|(_, q)| *q > 0) {
+            let e = to.entry(wh.clone()).or_insert(0);
+            *e = e.saturating_add(*q);
+        }
+        let total = to.values().fold(0u64, |a, q| a.saturating_add(*q));
+        if total != from.qty() {
+            return Err(Rejection::ReservationMismatch(format!(
+                "the plan moves {total} units of sku {} but the order has {}",
+                self.sku,
+                from.qty()
+            )));
+        }
+        let own = |wh: &WarehouseId| {
+            from.lines
+                .iter()
+                .filter(|(w, _)| w == wh)
+                .map(|(_, q)| *q)
+                .sum::<u64>()
+        };
+        let mut gained: Vec<(WarehouseId, u64)> = Vec::new();
+        for (wh, q) in &to {
+            let more = q.saturating_sub(own(wh));
+            if more > 0 {
+                gained.push((wh.clone(), more));
+            }
+        }
+        let avail = |wh: &WarehouseId| self.rows.get(wh).map_or(0, StockRow::available);
+        if gained.iter().any(|(wh, q)| avail(wh) < *q) {
+            let mut available = self.available_by_warehouse();
+            for (wh, q) in &mut available {
+                *q = q.saturating_add(own(wh));
+            }
+            return Err(Rejection::PlanStale { available });
+        }
+        let to = SkuAllocation {
+            sku: from.sku.clone(),
+            customer: from.customer.clone(),
+            lines: to.into_iter().collect(),
+            consumed_holds: from.consumed_holds.clone(),
+        };
+        let pending = Prepared {
+            // Nothing is consumed or counted again: the order's holds and
+            // purchases are already in.
+            allocation: SkuAllocation {
+                consumed_holds: Vec::new(),
+                ..to.clone()
+            },
+            from_free: gained,
+            usage_increase: 0,
+        };
+        Ok((pending, from.clone(), to))
+    }
+
     fn prepare(
         &self,
         customer: &CustomerId,

@@ -10,6 +10,7 @@ pub mod extend;
 pub mod patch_sku;
 pub mod place_order;
 pub mod release;
+pub mod reroute;
 pub mod reserve;
 pub mod reserve_batch;
 pub mod retention;

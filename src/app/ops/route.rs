@@ -60,6 +60,12 @@ impl Workloads {
         self.lock().get(warehouse).copied().unwrap_or_default()
     }
 
+    /// An order left `warehouse` (it was re-routed): it no longer counts
+    /// on `day` there.
+    pub fn leave(&self, warehouse: &WarehouseId, day: i32) {
+        count(&mut self.lock(), warehouse, day, -1);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<WarehouseId, Workload>> {
         self.by_warehouse.lock().unwrap_or_else(|p| p.into_inner())
     }

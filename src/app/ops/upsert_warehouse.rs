@@ -1,4 +1,5 @@
-//! `PUT /v1/warehouses/{id}`: create a warehouse or change it.
+//! `PUT /v1/warehouses/{id}`: create a warehouse or change it. Disabling
+//! one re-routes its placed orders elsewhere (`routing.reroute_on_disable`).
 
 use crate::actors::warehouse::UpsertWarehouse;
 use crate::actors::CmdError;
@@ -19,11 +20,30 @@ impl Surge {
                 })
                 .await?;
             let done = async {
+                // Every acknowledged change to it is in the read model.
+                this.wal
+                    .caught_up_to(this.warehouses_changed.load(Ordering::Acquire))
+                    .await?;
+                let was_enabled = this
+                    .projection
+                    .warehouses
+                    .get(&w.id)
+                    .map(|w| w.routing.enabled);
                 let addr = this.directory.warehouse_or_new(&w.id).await?;
                 let w = addr.send(UpsertWarehouse(w)).await??;
                 // Answered after its sync, so the synced seq covers it.
                 this.warehouses_changed
                     .fetch_max(this.wal.synced_seq(), Ordering::AcqRel);
+                if was_enabled == Some(true)
+                    && !w.routing.enabled
+                    && this.config.routing.reroute_on_disable
+                {
+                    // Not on the request's path: it answers now, and the
+                    // orders move one by one, each fed as it moves.
+                    let this = this.clone();
+                    let id = w.id.clone();
+                    actix_rt::spawn(async move { this.reroute_away_from(id).await });
+                }
                 Ok(w)
             }
             .await;

@@ -1,0 +1,376 @@
+//! `POST /v1/orders/{id}/reroute`: moving a placed order's allocation to
+//! the next best plan, leaving out the warehouses it names (a 3PL that
+//! cannot ship, a warehouse taken out of service).
+//!
+//! Like placement, a small process manager over the SKU actors and the
+//! order's actor, and atomic the same way:
+//!
+//! 1. *Route*: plan the order's lines again under its channel's chain, over
+//!    every warehouse but the excluded ones, counting the order's own
+//!    allocation as stock it may keep (`route`).
+//! 2. *Prepare*: each SKU of the order checks its allocation can move as
+//!    planned and holds what a warehouse gains as pending (in memory
+//!    only). A SKU whose stock moved under the plan answers with what it
+//!    has now, and the order is planned again, up to
+//!    `replan_attempts_max` times.
+//! 3. *Record*: the order's actor logs one `OrderRerouted` record with
+//!    each moved SKU's allocation before and after, if the order is still
+//!    placed and still allocated as planned from.
+//! 4. *Commit*: once durable, each SKU moves the allocation: the old one
+//!    is released only now, when the new one is taken. Nothing is logged
+//!    when no allocation moves.
+//!
+//! One re-route per order runs at a time. A cancellation may cross it: if
+//! it is logged first, the re-route is refused; if after, it releases the
+//! re-routed allocation (a SKU moves only an allocation that is still the
+//! one the re-route moved from).
+
+use crate::actors::order::Reroute;
+use crate::actors::sku::{self, SkuHandle};
+use crate::actors::CmdError;
+use crate::app::ops::route::{self, RouteInput};
+use crate::app::{Caller, Surge};
+use crate::core::routing::{self, PlanLine};
+use crate::core::{order, Order, OrderId, OrderStatus, Rejection, SkuId, WarehouseId};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// The reason logged when a disabled warehouse's orders move.
+pub const REASON_DISABLED: &str = "warehouse_disabled";
+
+pub struct RerouteRequest {
+    pub order: OrderId,
+    /// Warehouses the new plan must not use.
+    pub exclude: Vec<WarehouseId>,
+    pub reason: String,
+    pub caller: Caller,
+}
+
+/// What each SKU of the order said when asked to move: its allocation
+/// before and after, or what it has now for the next plan.
+enum Moved {
+    Ready(Vec<(crate::core::SkuAllocation, crate::core::SkuAllocation)>),
+    Stale(Vec<(SkuId, Vec<(WarehouseId, u64)>)>),
+}
+
+/// Ends a re-route's marks (on the order and its SKUs) on every path out.
+struct Marks<'a> {
+    surge: &'a Surge,
+    order: OrderId,
+    skus: Vec<SkuId>,
+}
+
+impl Drop for Marks<'_> {
+    fn drop(&mut self) {
+        for sku in &self.skus {
+            self.surge.directory.end_placing(sku);
+        }
+        self.surge.directory.end_rerouting(self.order);
+    }
+}
+
+impl Surge {
+    pub async fn reroute_order(self: &Arc<Self>, req: RerouteRequest) -> Result<Order, CmdError> {
+        self.detached(move |this| async move { this.reroute(req).await })
+            .await
+    }
+
+    async fn reroute(&self, req: RerouteRequest) -> Result<Order, CmdError> {
+        let id = req.order;
+        let order = self.order_seen_by(id, &req.caller).await?;
+        for wh in &req.exclude {
+            if !self.projection.warehouses.contains_key(wh) {
+                return Err(CmdError::UnknownWarehouse(wh.clone()));
+            }
+        }
+        if self.directory.is_committing(id) {
+            return Err(Rejection::NotReroutable { status: "placing" }.into());
+        }
+        if !self.directory.begin_rerouting(id) {
+            return Err(Rejection::NotReroutable {
+                status: "being re-routed",
+            }
+            .into());
+        }
+        let mut skus: BTreeMap<SkuId, Option<SkuHandle>> =
+            order.lines.iter().map(|l| (l.sku.clone(), None)).collect();
+        // Until each SKU has committed or aborted, a stopped SKU actor is
+        // not replaced: its successor would not know what is pending.
+        self.directory.begin_placing(skus.keys());
+        let _marks = Marks {
+            surge: self,
+            order: id,
+            skus: skus.keys().cloned().collect(),
+        };
+        // Read again now that no other re-route can cross this one.
+        let order = self.order(id).await?;
+        if order.status != OrderStatus::Placed {
+            return Err(Rejection::NotReroutable {
+                status: order.status.as_str(),
+            }
+            .into());
+        }
+        for (sku, addr) in skus.iter_mut() {
+            *addr = Some(self.directory.sku(sku).await?);
+        }
+        let skus: BTreeMap<SkuId, SkuHandle> = skus
+            .into_iter()
+            .filter_map(|(s, a)| a.map(|a| (s, a)))
+            .collect();
+        let lines: Vec<PlanLine> = order
+            .lines
+            .iter()
+            .map(|l| PlanLine {
+                sku: l.sku.clone(),
+                qty: l.qty,
+                pinned: None,
+            })
+            .collect();
+        let warehouses: Vec<_> = self
+            .routing_candidates()
+            .await?
+            .iter()
+            .filter(|w| !req.exclude.contains(&w.id))
+            .cloned()
+            .collect();
+        let mut fresh = self.free_with_own(&order);
+        let replans_max = self.config.routing.replan_attempts_max;
+        let mut attempts: u32 = 1;
+        let (moves, mut trace, claim) = loop {
+            let input = RouteInput {
+                lines: &lines,
+                ship_to: Some(&order.ship_to),
+                channel: Some(&order.channel),
+                fresh: &fresh,
+                single_shipment: false,
+            };
+            let (plan, trace, claim) = self
+                .route_and_claim(&input, &warehouses, self.now())
+                .map_err(|u| CmdError::Unplaced(route::unplaced(&lines, &u)))?;
+            let planned = planned_by_sku(&lines, &plan);
+            match prepare(&skus, id, &planned).await? {
+                Moved::Ready(moves) => break (moves, trace, claim),
+                Moved::Stale(stale) if attempts <= replans_max => {
+                    drop(claim);
+                    fresh.extend(stale);
+                    attempts += 1;
+                }
+                Moved::Stale(stale) => {
+                    let lines = lines
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, l)| stale.iter().any(|(s, _)| s == &l.sku))
+                        .map(|(i, l)| (i, l.sku.clone(), l.qty))
+                        .collect();
+                    return Err(CmdError::Unplaced(lines));
+                }
+            }
+        };
+        trace.attempts = attempts;
+        let (from, to): (Vec<_>, Vec<_>) = moves.into_iter().unzip();
+        let change = order::Reroute {
+            from,
+            to,
+            routing: trace,
+            reason: req.reason,
+        };
+        let recorded = match self.directory.order(id).await {
+            Ok(desk) => desk
+                .send(Reroute {
+                    order: id,
+                    change,
+                    now: self.now(),
+                })
+                .await
+                .map_err(CmdError::from)
+                .and_then(|r| r),
+            Err(e) => Err(e),
+        };
+        let (rerouted, event) = match recorded {
+            Ok((o, Some(event))) => (o, event),
+            Ok((o, None)) => {
+                // Nothing moves: the plan is the order's own.
+                abort(&skus, id).await;
+                return Ok(o);
+            }
+            Err(e) => {
+                abort(&skus, id).await;
+                return Err(e);
+            }
+        };
+        // Durable: from here the answer is yes whatever happens to a
+        // mailbox. A SKU actor that is gone is replaced from the durable
+        // state, which has the re-route.
+        for (sku, addr) in &skus {
+            let commit = || sku::CommitReroute {
+                order: id,
+                event: event.clone(),
+            };
+            if addr.send(commit()).await.is_ok() {
+                continue;
+            }
+            tracing::warn!(%sku, order = %id, "sku actor gone after the re-route was logged; its successor takes it from the log");
+        }
+        claim.keep();
+        self.leave_warehouses(&order);
+        Ok(rerouted)
+    }
+
+    /// Re-routes every placed order allocated in `warehouse` away from it
+    /// (it was disabled), oldest first, one at a time. An order no plan
+    /// places elsewhere stays where it is.
+    pub(crate) async fn reroute_away_from(&self, warehouse: WarehouseId) {
+        if let Err(e) = self.caught_up().await {
+            tracing::error!(%warehouse, error = %e, "orders not re-routed from a disabled warehouse");
+            return;
+        }
+        let mut ids: Vec<OrderId> = self
+            .projection
+            .orders
+            .iter()
+            .filter(|o| {
+                o.status == OrderStatus::Placed
+                    && o.shipments.iter().any(|s| s.warehouse == warehouse)
+            })
+            .map(|o| o.id)
+            .collect();
+        ids.sort();
+        let (mut moved, mut stayed) = (0usize, 0usize);
+        for id in ids {
+            let req = RerouteRequest {
+                order: id,
+                exclude: vec![warehouse.clone()],
+                reason: REASON_DISABLED.into(),
+                caller: Caller::anyone(),
+            };
+            match self.reroute(req).await {
+                Ok(_) => moved += 1,
+                Err(e) => {
+                    stayed += 1;
+                    tracing::warn!(%warehouse, order = %id, error = %e, "order not re-routed from a disabled warehouse");
+                }
+            }
+        }
+        tracing::info!(%warehouse, moved, stayed, "orders re-routed from a disabled warehouse");
+    }
+
+    /// Per SKU of `order`, what each warehouse could give it: the read
+    /// model's free stock plus what the order already has there.
+    fn free_with_own(&self, order: &Order) -> HashMap<SkuId, Vec<(WarehouseId, u64)>> {
+        let mut by_sku: HashMap<SkuId, Vec<(WarehouseId, u64)>> = HashMap::new();
+        for line in &order.lines {
+            if by_sku.contains_key(&line.sku) {
+                continue;
+            }
+            let mut rows = self
+                .projection
+                .skus
+                .get(&line.sku)
+                .map(|s| s.available_by_warehouse())
+                .unwrap_or_default();
+            for s in &order.shipments {
+                for (sku, q) in s.lines.iter().filter(|(sku, _)| sku == &line.sku) {
+                    debug_assert_eq!(sku, &line.sku);
+                    match rows.iter_mut().find(|(w, _)| w == &s.warehouse) {
+                        Some((_, free)) => *free = free.saturating_add(*q),
+                        None => rows.push((s.warehouse.clone(), *q)),
+                    }
+                }
+            }
+            by_sku.insert(line.sku.clone(), rows);
+        }
+        by_sku
+    }
+
+    /// The order's former warehouses no longer count it on the day they
+    /// counted it (its placement's local day there).
+    fn leave_warehouses(&self, order: &Order) {
+        let mut seen: Vec<&WarehouseId> = Vec::new();
+        for s in &order.shipments {
+            if seen.contains(&&s.warehouse) {
+                continue;
+            }
+            seen.push(&s.warehouse);
+            if let Some(wh) = self.projection.warehouses.get(&s.warehouse) {
+                let day = routing::local_day(&wh.routing, order.created_at);
+                self.workloads.leave(&s.warehouse, day);
+            }
+        }
+    }
+}
+
+/// Per SKU, the (warehouse, quantity) the plan gives it.
+fn planned_by_sku(
+    lines: &[PlanLine],
+    plan: &routing::Plan,
+) -> BTreeMap<SkuId, Vec<(WarehouseId, u64)>> {
+    let mut by_sku: BTreeMap<SkuId, Vec<(WarehouseId, u64)>> = BTreeMap::new();
+    for s in &plan.shipments {
+        for &(i, qty) in &s.lines {
+            let Some(line) = lines.get(i) else { continue };
+            by_sku
+                .entry(line.sku.clone())
+                .or_default()
+                .push((s.warehouse.clone(), qty));
+        }
+    }
+    by_sku
+}
+
+/// Step 2: every SKU of the order prepares its move; on any refusal, those
+/// that prepared are aborted.
+async fn prepare(
+    skus: &BTreeMap<SkuId, SkuHandle>,
+    id: OrderId,
+    planned: &BTreeMap<SkuId, Vec<(WarehouseId, u64)>>,
+) -> Result<Moved, CmdError> {
+    let asks = skus.iter().map(|(sku, addr)| {
+        addr.ask(sku::PrepareReroute {
+            order: id,
+            planned: planned.get(sku).cloned().unwrap_or_default(),
+        })
+    });
+    let results = futures_util::future::join_all(asks).await;
+    let mut moves = Vec::with_capacity(results.len());
+    let mut stale = Vec::new();
+    let mut failure = None;
+    let mut prepared = Vec::with_capacity(results.len());
+    for (r, sku) in results.into_iter().zip(skus.keys()) {
+        match r.and_then(|r| r) {
+            Ok(m) => {
+                moves.push(m);
+                prepared.push(true);
+            }
+            Err(CmdError::Rejected(Rejection::PlanStale { available })) => {
+                stale.push((sku.clone(), available));
+                prepared.push(false);
+            }
+            Err(e) => {
+                failure.get_or_insert(e);
+                prepared.push(false);
+            }
+        }
+    }
+    // A SKU actor that stopped since it prepared lost its pending part.
+    if failure.is_none() && stale.is_empty() && skus.values().any(|a| !a.connected()) {
+        failure = Some(CmdError::Unavailable);
+    }
+    if failure.is_none() && stale.is_empty() {
+        return Ok(Moved::Ready(moves));
+    }
+    for (addr, _) in skus.values().zip(&prepared).filter(|(_, p)| **p) {
+        // Best effort: an actor that is gone holds nothing.
+        let _ = addr.send(sku::Abort { order: id }).await;
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(Moved::Stale(stale)),
+    }
+}
+
+async fn abort(skus: &BTreeMap<SkuId, SkuHandle>, order: OrderId) {
+    for addr in skus.values() {
+        // Best effort: an actor that is gone holds nothing.
+        let _ = addr.send(sku::Abort { order }).await;
+    }
+}
