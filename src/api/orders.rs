@@ -197,7 +197,7 @@ pub(super) async fn cancel(
         (status = 200, description = "The order, re-routed", body = OrderView),
         (status = 404, description = "`order_not_found`, `warehouse_not_found` (an excluded one)", body = ErrorBody),
         (status = 409, description = "`order_not_reroutable`; `insufficient_stock` (with `lines`): no plan without those warehouses places the order, which stays as it was", body = ErrorBody),
-        (status = 422, description = "`invalid_field`", body = ErrorBody),
+        (status = 400, description = "`invalid_field`, `malformed_json`", body = ErrorBody),
     )
 )]
 pub(super) async fn reroute(

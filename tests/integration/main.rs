@@ -25,6 +25,7 @@ mod methods;
 mod metrics;
 mod openapi;
 mod orders;
+mod reroute;
 mod routing;
 mod routing_orders;
 mod snapshots;

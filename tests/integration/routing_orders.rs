@@ -9,11 +9,11 @@ use std::sync::Arc;
 use surge::clock::ManualClock;
 use surge::wal::store::MemStore;
 
-const PARIS: (f64, f64) = (48.8566, 2.3522);
-const BERLIN: (f64, f64) = (52.52, 13.405);
+pub(crate) const PARIS: (f64, f64) = (48.8566, 2.3522);
+pub(crate) const BERLIN: (f64, f64) = (52.52, 13.405);
 
 /// A warehouse at `at` with routing attributes `extra` (may be `{}`).
-async fn warehouse(srv: &Srv, id: &str, at: (f64, f64), priority: i32, extra: Value) {
+pub(crate) async fn warehouse(srv: &Srv, id: &str, at: (f64, f64), priority: i32, extra: Value) {
     let mut body =
         json!({"name": id, "location": {"lat": at.0, "lon": at.1}, "priority": priority});
     for (k, v) in extra.as_object().unwrap() {
@@ -24,12 +24,12 @@ async fn warehouse(srv: &Srv, id: &str, at: (f64, f64), priority: i32, extra: Va
 }
 
 /// Berlin (priority 1, preferred by priority) and Paris (priority 2).
-async fn berlin_and_paris(srv: &Srv, paris: Value) {
+pub(crate) async fn berlin_and_paris(srv: &Srv, paris: Value) {
     warehouse(srv, "berlin", BERLIN, 1, json!({})).await;
     warehouse(srv, "paris", PARIS, 2, paris).await;
 }
 
-fn order(channel: &str, lines: Value) -> Value {
+pub(crate) fn order(channel: &str, lines: Value) -> Value {
     json!({
         "channel": channel, "customer_id": "c1",
         "ship_to": {"lat": PARIS.0, "lon": PARIS.1, "country": "FR"},
@@ -38,7 +38,7 @@ fn order(channel: &str, lines: Value) -> Value {
 }
 
 /// The order's shipments as (warehouse, [(sku, qty)]), sorted.
-fn shipments(order: &Value) -> Vec<(String, Vec<(String, u64)>)> {
+pub(crate) fn shipments(order: &Value) -> Vec<(String, Vec<(String, u64)>)> {
     let mut out: Vec<(String, Vec<(String, u64)>)> = order["shipments"]
         .as_array()
         .unwrap()
@@ -62,11 +62,11 @@ fn shipments(order: &Value) -> Vec<(String, Vec<(String, u64)>)> {
     out
 }
 
-fn from(wh: &str, sku: &str, qty: u64) -> (String, Vec<(String, u64)>) {
+pub(crate) fn from(wh: &str, sku: &str, qty: u64) -> (String, Vec<(String, u64)>) {
     (wh.to_owned(), vec![(sku.to_owned(), qty)])
 }
 
-async fn available(srv: &Srv, sku: &str, wh: &str) -> u64 {
+pub(crate) async fn available(srv: &Srv, sku: &str, wh: &str) -> u64 {
     let st = srv.stock(sku).await;
     st["warehouses"]
         .as_array()
@@ -76,7 +76,7 @@ async fn available(srv: &Srv, sku: &str, wh: &str) -> u64 {
         .map_or(0, |w| w["available"].as_u64().unwrap())
 }
 
-async fn place(srv: &Srv, body: Value) -> Value {
+pub(crate) async fn place(srv: &Srv, body: Value) -> Value {
     let (s, o) = srv.post("/v1/orders", body).await;
     assert_eq!(s, StatusCode::CREATED, "{o}");
     o
@@ -194,7 +194,7 @@ async fn a_channel_with_a_chain_of_its_own_routes_by_it() {
 }
 
 /// The default chain with the capacity filter.
-async fn with_capacity(srv: &Srv) {
+pub(crate) async fn with_capacity(srv: &Srv) {
     let (s, r) = srv
         .put(
             "/v1/routing/rules",
