@@ -29,7 +29,8 @@
 # v4 was written without keys: idempotency keys are scoped to the API key
 # that sent them, and tests/integration/golden.rs replays them without one.
 # From v4 on (a binary that serves /v1/routing/rules) warehouses carry
-# routing attributes and the run changes the rule chains at run time.
+# routing attributes and the run changes the rule chains at run time; with
+# a binary that re-routes orders, orders are re-routed too (v4-reroute).
 # Needs curl, jq and python3 (to find a free port).
 set -euo pipefail
 bin=${1:?usage: make-golden.sh BINARY NAME}
@@ -207,6 +208,14 @@ drive() {
   done
   order "{\"channel\":\"web\",\"customer_id\":\"$p-c8\",\"ship_to\":{\"lat\":47.37,\"lon\":8.54,\"country\":\"CH\"},\"lines\":[$lines]}" >/dev/null
 
+  # From a binary that re-routes: an order moved off the warehouse it was
+  # routed to.
+  local o_moved=""
+  if [ "$reroute" = 1 ]; then
+    o_moved=$(order "{\"channel\":\"web\",\"customer_id\":\"$p-c10\",\"ship_to\":{\"lat\":53.55,\"lon\":9.99,\"country\":\"DE\"},\"lines\":[{\"sku\":\"$a\",\"qty\":2}]}")
+    move_away "$o_moved" "3pl rejected"
+  fi
+
   local status=""
   for _ in $(seq 1 400); do
     status=$(call GET "/v1/reservations/$expiring" "" 200 | jq -r .status)
@@ -214,15 +223,24 @@ drive() {
     sleep 0.05
   done
   [ "$status" = expired ] || { echo "hold $expiring never expired" >&2; exit 1; }
-  echo "$h_plain $o_multi" >"$work/carry"
+  echo "$h_plain $o_multi $o_moved" >"$work/carry"
+}
+
+# move_away ORDER REASON: re-routes the order off every warehouse it ships
+# from now.
+move_away() {
+  local exclude
+  exclude=$(call GET "/v1/orders/$1" "" 200 | jq -c '[.shipments[].warehouse]')
+  call POST "/v1/orders/$1/reroute" "{\"exclude\":$exclude,\"reason\":\"$2\"}" 200 >/dev/null
 }
 
 # Events on what an earlier phase left: they land in the log tail and must
 # apply to state loaded from a snapshot.
-touch_earlier() { # OPEN_HOLD PLACED_ORDER SKU WAREHOUSE
+touch_earlier() { # OPEN_HOLD PLACED_ORDER SKU WAREHOUSE [MOVED_ORDER]
   call DELETE "/v1/reservations/$1" "" 200 >/dev/null
   call POST "/v1/orders/$2/cancel" "" 200 >/dev/null
   call POST /v1/stock/adjustments "{\"sku\":\"$3\",\"warehouse\":\"$4\",\"delta\":-7,\"reason\":\"damaged\"}" 200 >/dev/null
+  if [ -n "${5:-}" ]; then move_away "$5" "moved back"; fi
 }
 
 seq_now() { call GET /healthz "" 200 | jq -r .seq; }
@@ -293,10 +311,15 @@ fresh "$name-log"
 start "$work/$name-log/data" "$work/$name-log.server.log" "${no_snapshots[@]}"
 routing=0
 if curl -fs -o /dev/null ${GOLDEN_KEY:+-H "Authorization: Bearer $GOLDEN_KEY"} "$base/v1/routing/rules"; then routing=1; fi
+# A binary that re-routes answers an unknown order's re-route with
+# order_not_found (one without the route: not_found).
+reroute=0
+if curl -s -X POST -H 'content-type: application/json' -d '{}' ${GOLDEN_KEY:+-H "Authorization: Bearer $GOLDEN_KEY"} \
+  "$base/v1/orders/ord_1/reroute" | grep -q '"order_not_found"'; then reroute=1; fi
 drive p
-read -r hold order_id <"$work/carry"
+read -r hold order_id moved <"$work/carry"
 drive q
-touch_earlier "$hold" "$order_id" p-a p-w1
+touch_earlier "$hold" "$order_id" p-a p-w1 "$moved"
 record "$work/$name-log"
 stop
 if grep -q "snapshot written" "$work/$name-log.server.log"; then
@@ -309,7 +332,7 @@ finish "$name-log"
 fresh "$name-snapshot"
 start "$work/$name-snapshot/data" "$work/$name-snapshot.server.log" SURGE_SNAPSHOT_EVERY_MS=100
 drive p
-read -r hold order_id <"$work/carry"
+read -r hold order_id moved <"$work/carry"
 at=$(seq_now)
 # The checkpointer's line for a snapshot holding everything so far.
 snapshot_at() {
@@ -327,7 +350,7 @@ snapshot_at || {
 stop
 start "$work/$name-snapshot/data" "$work/$name-snapshot.server.log" "${no_snapshots[@]}"
 drive q
-touch_earlier "$hold" "$order_id" p-a p-w1
+touch_earlier "$hold" "$order_id" p-a p-w1 "$moved"
 record "$work/$name-snapshot"
 stop
 finish "$name-snapshot"
