@@ -30,3 +30,4 @@ mod routing_orders;
 mod snapshots;
 mod tidy;
 mod web;
+mod workload;
