@@ -9,7 +9,7 @@ pub use crate::wire::hold::reservation_bytes;
 use crate::wire::hold::{json_u64, reservation_json, RESERVATION_JSON_BYTES};
 use crate::wire::{
     CutoffView, LineView, LocationView, ReservationView, ShipToView, ShippingCostView,
-    WarehouseView,
+    WarehouseView, WorkloadView,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -101,7 +101,17 @@ pub struct RoutingRulesQuery {
 /// `GET /v1/warehouses`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WarehouseList {
-    pub warehouses: Vec<WarehouseView>,
+    pub warehouses: Vec<WarehouseDetail>,
+}
+
+/// `GET /v1/warehouses/{id}`: the warehouse and its workload today.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WarehouseDetail {
+    #[serde(flatten)]
+    pub warehouse: WarehouseView,
+    /// Orders routed to it on its current local day (counted when they
+    /// are planned, as routing counts them against `capacity_per_day`).
+    pub workload: WorkloadView,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -1,4 +1,4 @@
-use super::dto::{WarehouseBody, WarehouseList};
+use super::dto::{WarehouseBody, WarehouseDetail, WarehouseList};
 use super::error::{ApiError, ErrorCode};
 use super::openapi::ErrorBody;
 use super::routes::Routes;
@@ -6,7 +6,7 @@ use super::{id, text, App};
 use crate::config::Config;
 use crate::core::routing::{Cutoff, Rate, ShippingCost, WarehouseRouting};
 use crate::core::{ChannelId, Location, Warehouse, WarehouseId};
-use crate::wire::{CutoffView, ShippingCostView, WarehouseView};
+use crate::wire::{CutoffView, ShippingCostView, WarehouseView, WorkloadView};
 use actix_web::{web, HttpResponse};
 use std::collections::BTreeMap;
 
@@ -68,7 +68,7 @@ pub(super) async fn put(
     tag = "warehouses",
     params(("id" = String, Path, description = "Warehouse id", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
     responses(
-        (status = 200, description = "The warehouse", body = WarehouseView),
+        (status = 200, description = "The warehouse and its workload today", body = WarehouseDetail),
         (status = 404, description = "`warehouse_not_found`", body = ErrorBody),
     )
 )]
@@ -81,7 +81,7 @@ pub(super) async fn get(app: App, path: web::Path<String>) -> Result<HttpRespons
         },
         Err(_) => None,
     };
-    let w = found.map(|w| WarehouseView::from(&w)).ok_or_else(|| {
+    let w = found.map(|w| detail(&app, &w)).ok_or_else(|| {
         ApiError::new(
             ErrorCode::WarehouseNotFound,
             format!("warehouse {path} not found"),
@@ -96,7 +96,7 @@ pub(super) async fn get(app: App, path: web::Path<String>) -> Result<HttpRespons
     path = "/v1/warehouses",
     operation_id = "list_warehouses",
     tag = "warehouses",
-    responses((status = 200, description = "Every warehouse", body = WarehouseList))
+    responses((status = 200, description = "Every warehouse, each with its workload today", body = WarehouseList))
 )]
 pub(super) async fn list(app: App) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(WarehouseList {
@@ -104,9 +104,25 @@ pub(super) async fn list(app: App) -> Result<HttpResponse, ApiError> {
             .warehouses()
             .await?
             .iter()
-            .map(WarehouseView::from)
+            .map(|w| detail(&app, w))
             .collect(),
     }))
+}
+
+/// A warehouse with the orders routed to it on its local day now: what
+/// routing counts, 0 once a new local day has begun.
+fn detail(app: &App, w: &Warehouse) -> WarehouseDetail {
+    let today = crate::core::routing::local_day(&w.routing, app.now());
+    let counted = app.workload(&w.id);
+    let routed = if counted.day == today {
+        counted.routed
+    } else {
+        0
+    };
+    WarehouseDetail {
+        warehouse: WarehouseView::from(w),
+        workload: WorkloadView::new(today, routed, w.routing.capacity_per_day),
+    }
 }
 
 /// A warehouse body's routing attributes, checked and normalised; absent

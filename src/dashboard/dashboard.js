@@ -14,7 +14,7 @@ const state = {
   epoch: null,
   seq: null,
   skus: new Map(), // sku -> {rows: Map(wh -> row), available}
-  warehouses: new Map(), // id -> {name, shipments, units}
+  warehouses: new Map(), // id -> {name, enabled, capacity, tz, day, routed}
   orders: [], // newest first
   holdsThisSecond: 0,
   ordersThisSecond: 0,
@@ -63,8 +63,46 @@ function sku(id) {
 
 function warehouse(id) {
   let w = state.warehouses.get(id);
-  if (!w) { w = { name: id, shipments: 0, units: 0 }; state.warehouses.set(id, w); }
+  if (!w) {
+    w = { name: id, enabled: true, capacity: null, tz: "UTC", day: null, routed: 0 };
+    state.warehouses.set(id, w);
+  }
   return w;
+}
+
+// A warehouse's local date (YYYY-MM-DD) at `ms` in time zone `tz`: the
+// day its capacity counts on, as the server counts it (its cut-off's
+// zone, else UTC).
+const dateFormats = new Map();
+function localDate(tz, ms) {
+  let f = dateFormats.get(tz);
+  if (!f) {
+    try {
+      f = new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" });
+    } catch (_) {
+      f = new Intl.DateTimeFormat("en-CA", { timeZone: "UTC", year: "numeric", month: "2-digit", day: "2-digit" });
+    }
+    dateFormats.set(tz, f);
+  }
+  return f.format(new Date(ms));
+}
+
+// One more order routed to `w` on its local date `day`: a later day
+// starts again from 0, an earlier one no longer counts.
+function routedOn(w, day) {
+  if (w.day === null || day > w.day) { w.day = day; w.routed = 0; }
+  if (day === w.day) w.routed += 1;
+}
+
+// What the workload cell shows: orders routed on the warehouse's local
+// day now (0 once a new day has begun) against its capacity.
+function workload(w, now) {
+  const routed = w.day !== null && w.day >= localDate(w.tz, now) ? w.routed : 0;
+  const full = w.capacity !== null && routed >= w.capacity;
+  return {
+    text: `${routed} / ${w.capacity === null ? "∞" : w.capacity}`,
+    state: !w.enabled ? "disabled" : full ? "at capacity" : "open",
+  };
 }
 
 function seen(seq) {
@@ -98,13 +136,21 @@ function snapshot(topic, data) {
   if (topic === "stock") {
     state.skus.clear();
     state.truncated = !!data.truncated;
-    for (const w of data.warehouses) warehouse(w.id).name = w.name;
+    for (const w of data.warehouses) describe(w);
     for (const s of data.skus) {
       const entry = sku(s.sku);
       entry.available = s.available;
       for (const r of s.warehouses) entry.rows.set(r.warehouse, r);
     }
   } else if (topic === "orders") {
+    // Exact as of this snapshot's seq: the order events after it add up.
+    for (const w of state.warehouses.values()) { w.day = null; w.routed = 0; }
+    for (const [id, wl] of Object.entries(data.workload || {})) {
+      const w = warehouse(id);
+      w.day = wl.day;
+      w.routed = wl.routed;
+      w.capacity = wl.capacity_per_day;
+    }
     state.orders = data.recent.slice(0, ORDERS_MAX).map((o) => ({
       id: o.id, status: o.status, lines: o.lines, shipments: o.shipments, why: why(o.routing),
     }));
@@ -129,17 +175,21 @@ function event(m) {
     case "hold_created":
       state.holdsThisSecond += 1;
       break;
-    case "order_created":
+    case "order_created": {
       state.ordersThisSecond += 1;
+      const seenHere = new Set();
+      for (const sh of m.order.shipments) {
+        if (seenHere.has(sh.warehouse)) continue;
+        seenHere.add(sh.warehouse);
+        const w = warehouse(sh.warehouse);
+        routedOn(w, localDate(w.tz, m.order.created_at));
+      }
       state.orders.unshift({ id: m.order.id, status: m.order.status, lines: m.order.lines, shipments: m.order.shipments, why: why(m.order.routing) });
       state.orders.length = Math.min(state.orders.length, ORDERS_MAX);
       break;
-    case "order_routed":
-      for (const sh of m.shipments) {
-        const w = warehouse(sh.warehouse);
-        w.shipments += 1;
-        w.units += sh.lines.reduce((n, l) => n + l.qty, 0);
-      }
+    }
+    case "warehouse_updated":
+      describe(m.warehouse);
       break;
     case "order_status_changed": {
       const o = state.orders.find((x) => x.id === m.order_id);
@@ -149,6 +199,15 @@ function event(m) {
     default:
       break;
   }
+}
+
+// A warehouse's name and routing attributes, from a warehouse view.
+function describe(v) {
+  const w = warehouse(v.id);
+  w.name = v.name;
+  w.enabled = v.enabled !== false;
+  w.capacity = v.capacity_per_day === undefined ? null : v.capacity_per_day;
+  w.tz = v.cutoff ? v.cutoff.tz : "UTC";
 }
 
 function totals() {
@@ -214,10 +273,13 @@ function render() {
   $("stock-note").textContent = hidden > 0 || state.truncated ? `(first ${ids.length} of ${state.skus.size}${state.truncated ? "+" : ""})` : "";
 
   const wbody = document.querySelector("#warehouses tbody");
+  const now = Date.now();
   wbody.replaceChildren(...[...state.warehouses].sort().map(([id, w]) => {
     const tr = document.createElement("tr");
+    const load = workload(w, now);
     tr.dataset.warehouse = id;
-    tr.append(cell(w.name), cell(w.shipments, "shipments"), cell(w.units, "units"), cell(t.byWarehouse.get(id) || 0, "available"));
+    tr.dataset.state = load.state;
+    tr.append(cell(w.name), cell(load.text, "workload"), cell(load.state, "state"), cell(t.byWarehouse.get(id) || 0, "available"));
     return tr;
   }));
 

@@ -25,6 +25,7 @@
 #[cfg(test)]
 mod tests;
 pub mod topic;
+mod workload;
 
 use crate::core::{Event, OrderId, SkuId, WarehouseId};
 use crate::projection::Projection;
@@ -179,7 +180,10 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// The applier's hook from now on: `projection` is the read model
+    /// replay left, which the hub's workload counts start from.
     pub fn new(hub: Arc<Hub>, projection: Arc<Projection>) -> Self {
+        hub.workload.seed(&projection);
         Self { hub, projection }
     }
 }
@@ -233,6 +237,9 @@ pub struct Hub {
     registrations: AtomicU64,
     pub cut_off_slow: AtomicU64,
     pub resyncs: AtomicU64,
+    /// Orders routed to each warehouse on its local day, as fed (the
+    /// `orders` snapshot's `workload`).
+    workload: workload::FedWorkload,
 }
 
 /// Microseconds since the Unix epoch: when a message became durable, for
@@ -261,6 +268,7 @@ impl Hub {
             registrations: AtomicU64::new(0),
             cut_off_slow: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
+            workload: workload::FedWorkload::default(),
         }
     }
 
@@ -353,6 +361,9 @@ impl Hub {
         let _cut = self.cut.write().unwrap_or_else(|p| p.into_inner());
         self.remember_stock_before(projection, event);
         projection.apply(log_seq, event);
+        if let Event::OrderPlaced { order, .. } = event {
+            self.workload.order_placed(projection, order);
+        }
         let msgs = self.messages(projection, event);
         if !msgs.is_empty() {
             self.publish(log_seq, msgs);
@@ -566,6 +577,7 @@ impl Hub {
                         .take(max.min(100))
                         .map(|o| OrderView::from(o.value()))
                         .collect(),
+                    workload: self.workload.view(projection),
                 }
             }
             Topic::Stock | Topic::All => {
@@ -609,8 +621,9 @@ impl Hub {
         let mut out = Vec::new();
         let mut rows: Vec<(SkuId, Option<WarehouseId>)> = Vec::new();
         match event {
+            // On `stock` too: its snapshot lists the warehouses.
             Event::WarehouseUpserted { warehouse } => out.push(Pending::new(
-                vec![format!("warehouse:{}", warehouse.id)],
+                vec!["stock".into(), format!("warehouse:{}", warehouse.id)],
                 FeedEvent::WarehouseUpdated {
                     warehouse: WarehouseView::from(warehouse),
                 },

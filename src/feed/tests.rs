@@ -231,8 +231,8 @@ fn describe(m: &FeedMsg) -> String {
 }
 
 const MESSAGES: &str = r#"
-warehouse:w1 - {"event":"warehouse_updated","log_seq":1,"seq":1,"type":"event","warehouse":{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w1","location":{"lat":52.5,"lon":13.25},"name":"Berlin","priority":1,"shipping_cost":null}}
-warehouse:w2 - {"event":"warehouse_updated","log_seq":2,"seq":2,"type":"event","warehouse":{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w2","location":{"lat":48.75,"lon":2.5},"name":"Paris","priority":2,"shipping_cost":null}}
+stock,warehouse:w1 - {"event":"warehouse_updated","log_seq":1,"seq":1,"type":"event","warehouse":{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w1","location":{"lat":52.5,"lon":13.25},"name":"Berlin","priority":1,"shipping_cost":null}}
+stock,warehouse:w2 - {"event":"warehouse_updated","log_seq":2,"seq":2,"type":"event","warehouse":{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w2","location":{"lat":48.75,"lon":2.5},"name":"Paris","priority":2,"shipping_cost":null}}
 routing - {"at":900,"chain":{"rules":["enabled","nearest"],"source":"runtime","split":"forbid"},"channel":"web","event":"routing_rules_set","log_seq":3,"seq":3,"type":"event"}
 routing - {"at":950,"chain":null,"channel":null,"event":"routing_rules_set","log_seq":4,"seq":4,"type":"event"}
 stock,sku:tee - {"event":"sku_updated","log_seq":5,"name":"Tee","per_customer_limit":5,"seq":5,"sku":"tee","type":"event"}
@@ -298,7 +298,7 @@ warehouse:w1 {"stock":[{"allocated":1,"available":1,"on_hand":3,"reserved":0,"sa
 warehouse:nope {"stock":[],"truncated":false,"warehouse":null}
 order:ord_1 {"order":{"channel":"web","created_at":4000,"customer_id":"c1","id":"ord_1","lines":[{"qty":2,"reservation_id":"res_1","sku":"tee"},{"qty":1,"sku":"tee"}],"routing":{"attempts":1,"candidates":[],"deciding_rule":null,"excluded":[],"rules":["enabled","nearest"],"split":"allow"},"ship_to":{"country":"DE","lat":50.5,"lon":8.25},"shipments":[{"lines":[{"qty":1,"sku":"tee"}],"warehouse":"w1"},{"lines":[{"qty":2,"sku":"tee"}],"warehouse":"w2"}],"status":"placed","updated_at":4500}}
 order:ord_9 {"order":null}
-orders {"recent":[{"channel":"web","created_at":4000,"customer_id":"c1","id":"ord_1","lines":[{"qty":2,"reservation_id":"res_1","sku":"tee"},{"qty":1,"sku":"tee"}],"routing":{"attempts":1,"candidates":[],"deciding_rule":null,"excluded":[],"rules":["enabled","nearest"],"split":"allow"},"ship_to":{"country":"DE","lat":50.5,"lon":8.25},"shipments":[{"lines":[{"qty":1,"sku":"tee"}],"warehouse":"w1"},{"lines":[{"qty":2,"sku":"tee"}],"warehouse":"w2"}],"status":"placed","updated_at":4500}]}
+orders {"recent":[{"channel":"web","created_at":4000,"customer_id":"c1","id":"ord_1","lines":[{"qty":2,"reservation_id":"res_1","sku":"tee"},{"qty":1,"sku":"tee"}],"routing":{"attempts":1,"candidates":[],"deciding_rule":null,"excluded":[],"rules":["enabled","nearest"],"split":"allow"},"ship_to":{"country":"DE","lat":50.5,"lon":8.25},"shipments":[{"lines":[{"qty":1,"sku":"tee"}],"warehouse":"w1"},{"lines":[{"qty":2,"sku":"tee"}],"warehouse":"w2"}],"status":"placed","updated_at":4500}],"workload":{"w1":{"at_capacity":false,"capacity_per_day":null,"day":"1970-01-01","routed":1},"w2":{"at_capacity":false,"capacity_per_day":null,"day":"1970-01-01","routed":1}}}
 stock {"skus":[{"allocated":3,"available":1,"name":"Tee","on_hand":5,"per_customer_limit":5,"reserved":0,"safety_stock":1,"sku":"tee","warehouses":[{"allocated":1,"available":1,"on_hand":3,"reserved":0,"safety_stock":1,"warehouse":"w1"},{"allocated":2,"available":0,"on_hand":2,"reserved":0,"safety_stock":0,"warehouse":"w2"}]}],"truncated":false,"warehouses":[{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w1","location":{"lat":52.5,"lon":13.25},"name":"Berlin","priority":1,"shipping_cost":null},{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w2","location":{"lat":48.75,"lon":2.5},"name":"Paris","priority":2,"shipping_cost":null}]}
 all {"skus":[{"allocated":3,"available":1,"name":"Tee","on_hand":5,"per_customer_limit":5,"reserved":0,"safety_stock":1,"sku":"tee","warehouses":[{"allocated":1,"available":1,"on_hand":3,"reserved":0,"safety_stock":1,"warehouse":"w1"},{"allocated":2,"available":0,"on_hand":2,"reserved":0,"safety_stock":0,"warehouse":"w2"}]}],"truncated":false,"warehouses":[{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w1","location":{"lat":52.5,"lon":13.25},"name":"Berlin","priority":1,"shipping_cost":null},{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w2","location":{"lat":48.75,"lon":2.5},"name":"Paris","priority":2,"shipping_cost":null}]}
 holds {}
@@ -436,4 +436,26 @@ fn messages_are_rendered_only_when_read_and_then_once() {
         panic!("the window lost messages");
     };
     assert!(std::ptr::eq(first.as_ptr(), again[0].json().as_ptr()));
+}
+
+/// The `orders` snapshot's workload of a hub that saw every order fed
+/// equals that of a hub started on the same read model (as after a
+/// restart, where it is counted from the orders replay left).
+#[test]
+fn the_workload_counted_live_equals_the_one_seeded_from_the_read_model() {
+    let projection = Arc::new(Projection::new());
+    let live = hub();
+    let events = history();
+    for (i, e) in events.iter().take(events.len() - 1).enumerate() {
+        live.apply_durable(&projection, i as u64 + 1, e);
+    }
+    let workload = |hub: &Hub| match hub.snapshot(&projection, &Topic::Orders).1 {
+        TopicSnapshot::Orders { workload, .. } => workload,
+        other => panic!("{other:?}"),
+    };
+    let counted = workload(&live);
+    assert_eq!(counted.len(), 2, "{counted:?}");
+    let restarted = Arc::new(hub());
+    let _publisher = Publisher::new(restarted.clone(), projection.clone());
+    assert_eq!(workload(&restarted), counted);
 }

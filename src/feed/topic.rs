@@ -12,7 +12,8 @@ pub enum Topic {
     Order(OrderId),
     /// Every order event.
     Orders,
-    /// Every stock change, sold out and back in stock.
+    /// Every stock change, sold out and back in stock, and warehouse
+    /// changes (its snapshot lists the warehouses).
     Stock,
     /// Every hold event.
     Holds,

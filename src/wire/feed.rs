@@ -5,7 +5,7 @@
 
 use super::{
     ChainView, HoldClosed, OrderView, ReservationView, RoutingTraceView, ShipmentView,
-    SkuAvailability, SkuRowView, StockChanged, StockView, WarehouseView,
+    SkuAvailability, SkuRowView, StockChanged, StockView, WarehouseView, WorkloadView,
 };
 use crate::core::{HoldId, OrderId, ReleaseReason, SkuId};
 use serde::Serialize;
@@ -202,8 +202,13 @@ pub enum TopicSnapshot {
     },
     /// `order:<id>`: null if unknown.
     Order { order: Option<OrderView> },
-    /// `orders`: the most recent orders, newest first.
-    Orders { recent: Vec<OrderView> },
+    /// `orders`: the most recent orders, newest first, and by warehouse
+    /// id the orders routed to it on the last local day it had any (as
+    /// of this snapshot's seq: count the `order_created` events after it).
+    Orders {
+        recent: Vec<OrderView>,
+        workload: BTreeMap<String, WorkloadView>,
+    },
     /// `stock` and `all`.
     Stock {
         truncated: bool,

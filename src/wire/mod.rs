@@ -70,7 +70,7 @@ pub use routing::{
     ChainView, CutoffView, RateView, RoutingRulesView, RoutingTraceView, ShippingCostView,
 };
 pub use stock::{RowNumbers, SkuAvailability, SkuRowView, StockChanged, StockRowView, StockView};
-pub use warehouse::{LocationView, WarehouseView};
+pub use warehouse::{LocationView, WarehouseView, WorkloadView};
 
 use serde::Serialize;
 

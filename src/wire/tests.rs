@@ -462,8 +462,10 @@ fn topic_snapshots() {
         (
             TopicSnapshot::Orders {
                 recent: vec![o.clone()],
+                workload: [("w1".to_owned(), WorkloadView::new(20_420, 3, Some(3)))].into(),
             },
-            json!({"recent": [value(&o)]}),
+            json!({"recent": [value(&o)], "workload": {"w1": {
+                "day": "2025-11-28", "routed": 3, "capacity_per_day": 3, "at_capacity": true}}}),
         ),
         (
             TopicSnapshot::Stock {
@@ -513,4 +515,21 @@ fn feed_builds_no_json_by_hand_and_knows_no_http() {
         seen += 1;
     }
     assert!(seen >= 2, "read {seen} files in {}", dir.display());
+}
+
+#[test]
+fn a_workload_day_is_a_local_date() {
+    assert_eq!(warehouse::local_date(0), "1970-01-01");
+    assert_eq!(warehouse::local_date(-1), "1969-12-31");
+    assert_eq!(warehouse::local_date(20_420), "2025-11-28");
+    // Beyond the calendar: the number, not a panic.
+    assert_eq!(warehouse::local_date(i32::MAX), i32::MAX.to_string());
+    let open = WorkloadView::new(0, 2, Some(3));
+    let full = WorkloadView::new(0, 3, Some(3));
+    let unlimited = WorkloadView::new(0, 1_000_000, None);
+    assert!(!open.at_capacity && full.at_capacity && !unlimited.at_capacity);
+    assert_eq!(
+        value(&unlimited),
+        json!({"day": "1970-01-01", "routed": 1_000_000, "capacity_per_day": null, "at_capacity": false})
+    );
 }

@@ -64,3 +64,41 @@ impl From<&Warehouse> for WarehouseView {
 }
 
 crate::wire::object_only!(LocationView, serialize);
+
+/// Orders routed to a warehouse on one of its local days, against its
+/// daily capacity: `GET /v1/warehouses` (today) and the `orders` feed
+/// snapshot (the last local day it had an order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct WorkloadView {
+    /// The local date (`YYYY-MM-DD`, in its cut-off's zone, else UTC).
+    #[schema(example = "2026-11-28")]
+    pub day: String,
+    /// Orders routed to it on that day.
+    pub routed: u64,
+    /// Its daily capacity; null = unlimited.
+    pub capacity_per_day: Option<u64>,
+    /// Whether `routed` has reached `capacity_per_day`: routing skips it
+    /// (or ranks it last) until its next local day.
+    pub at_capacity: bool,
+}
+
+impl WorkloadView {
+    /// `routed` orders on local `day` (days since 1970-01-01).
+    pub fn new(day: i32, routed: u64, capacity_per_day: Option<u64>) -> Self {
+        Self {
+            day: local_date(day),
+            routed,
+            capacity_per_day,
+            at_capacity: capacity_per_day.is_some_and(|c| routed >= c),
+        }
+    }
+}
+
+/// Days since 1970-01-01 as `YYYY-MM-DD` (the number itself if it is
+/// beyond the calendar jiff knows).
+pub fn local_date(day: i32) -> String {
+    jiff::Span::new()
+        .try_days(i64::from(day))
+        .and_then(|span| jiff::civil::date(1970, 1, 1).checked_add(span))
+        .map_or_else(|_| day.to_string(), |d| d.to_string())
+}

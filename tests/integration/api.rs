@@ -9,8 +9,19 @@ async fn warehouses_put_get_list() {
     let srv = Srv::start();
     srv.warehouse("b", 2).await;
     srv.warehouse("a", 1).await;
-    let (s, w) = srv.get("/v1/warehouses/a").await;
+    let (s, mut w) = srv.get("/v1/warehouses/a").await;
     assert_eq!(s, StatusCode::OK);
+    // Nothing routed to it today, no limit.
+    let workload = w.as_object_mut().unwrap().remove("workload").unwrap();
+    assert_eq!(
+        (
+            &workload["routed"],
+            &workload["capacity_per_day"],
+            &workload["at_capacity"]
+        ),
+        (&json!(0), &json!(null), &json!(false)),
+        "{workload}"
+    );
     assert_eq!(
         w,
         json!({"id": "a", "name": "a", "location": {"lat": 50.0, "lon": 8.0}, "priority": 1,

@@ -273,7 +273,115 @@ async fn shows_live_numbers(bin: &str, srv: &Srv, url: &str) {
     page.shows(&format!(r#"tr[data-order="{order_id}"] td.routed"#), "w2")
         .await
         .unwrap();
-    page.shows(r#"#warehouses tr[data-warehouse="w2"] td.units"#, "1")
+    page.shows(
+        r#"#warehouses tr[data-warehouse="w2"] td.workload"#,
+        "1 / ∞",
+    )
+    .await
+    .unwrap();
+    page.shows(
+        r#"#warehouses tr[data-warehouse="w1"] td.workload"#,
+        "0 / ∞",
+    )
+    .await
+    .unwrap();
+}
+
+/// A warehouse's orders routed today against its capacity: right when the
+/// page opens (orders routed before it), live as orders are routed, after
+/// a reload, and with its state when full or disabled.
+#[tokio::test]
+async fn the_dashboard_shows_each_warehouse_workload_against_its_capacity() {
+    let Some(bin) =
+        chromium_or_skip("the_dashboard_shows_each_warehouse_workload_against_its_capacity")
+    else {
+        return;
+    };
+    let srv = Srv::start();
+    let warehouse = |id: &str, lat: f64, extra: Value| {
+        let mut body = json!({"name": id, "location": {"lat": lat, "lon": 8.0}, "priority": 1});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        (format!("/v1/warehouses/{id}"), body)
+    };
+    let (near, near_body) = warehouse("near", 48.0, json!({"capacity_per_day": 3}));
+    let (far, far_body) = warehouse("far", 60.0, json!({}));
+    for (path, body) in [(&near, &near_body), (&far, &far_body)] {
+        let (s, b) = srv.put(path, body.clone()).await;
+        assert_eq!(s, reqwest::StatusCode::OK, "{b}");
+    }
+    let (s, r) = srv
+        .put(
+            "/v1/routing/rules",
+            json!({"rules": ["enabled", "capacity", "nearest", "priority"]}),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{r}");
+    srv.sku("tee", None, &[("near", 10), ("far", 10)]).await;
+    let order = || async {
+        let (s, o) = srv
+            .post(
+                "/v1/orders",
+                json!({"channel": "web", "customer_id": "c1", "ship_to": {"lat": 48.0, "lon": 8.0},
+                       "lines": [{"sku": "tee", "qty": 1}]}),
+            )
+            .await;
+        assert_eq!(s, reqwest::StatusCode::CREATED, "{o}");
+        o["shipments"][0]["warehouse"].as_str().unwrap().to_owned()
+    };
+    // Routed before the page opens.
+    assert_eq!(order().await, "near");
+    assert_eq!(order().await, "near");
+
+    let (_browser, port) = launch(&bin);
+    let mut page = Page::open(port).await;
+    page.call("Page.navigate", json!({"url": srv.url("/")}))
+        .await;
+    let near_row = r#"#warehouses tr[data-warehouse="near"]"#;
+    let far_row = r#"#warehouses tr[data-warehouse="far"]"#;
+    page.shows(&format!("{near_row} td.workload"), "2 / 3")
+        .await
+        .unwrap();
+    page.shows(&format!("{near_row} td.state"), "open")
+        .await
+        .unwrap();
+    page.shows(&format!("{far_row} td.workload"), "0 / ∞")
+        .await
+        .unwrap();
+    page.shows("#conn", "live").await.unwrap();
+
+    // Live: the third fills it, the fourth goes elsewhere.
+    assert_eq!(order().await, "near");
+    page.shows(&format!("{near_row} td.workload"), "3 / 3")
+        .await
+        .unwrap();
+    page.shows(&format!("{near_row} td.state"), "at capacity")
+        .await
+        .unwrap();
+    assert_eq!(order().await, "far");
+    page.shows(&format!("{far_row} td.workload"), "1 / ∞")
+        .await
+        .unwrap();
+
+    // A warehouse disabled while the page is open.
+    let mut disabled = far_body.clone();
+    disabled["enabled"] = json!(false);
+    let (s, b) = srv.put(&far, disabled).await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{b}");
+    page.shows(&format!("{far_row} td.state"), "disabled")
+        .await
+        .unwrap();
+
+    // A reload shows the same figures, from the server.
+    page.call("Page.reload", json!({})).await;
+    page.shows(&format!("{near_row} td.workload"), "3 / 3")
+        .await
+        .unwrap();
+    page.shows(&format!("{far_row} td.workload"), "1 / ∞")
+        .await
+        .unwrap();
+    page.shows(&format!("{far_row} td.state"), "disabled")
         .await
         .unwrap();
 }

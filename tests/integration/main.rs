@@ -31,3 +31,4 @@ mod routing_orders;
 mod snapshots;
 mod tidy;
 mod web;
+mod workload;

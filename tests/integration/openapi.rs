@@ -463,7 +463,9 @@ async fn the_checks_catch_a_shape_that_disagrees() {
     let doc = Doc::fetch(&srv).await;
     let view = json!({"id": "w1", "name": "W", "location": {"lat": 1.0, "lon": 2.0}, "priority": 0,
                       "enabled": true, "countries": [], "channels": [], "capacity_per_day": null,
-                      "cutoff": null, "shipping_cost": null});
+                      "cutoff": null, "shipping_cost": null,
+                      "workload": {"day": "2026-11-28", "routed": 0, "capacity_per_day": null,
+                                   "at_capacity": false}});
     let check = |v: Value| {
         doc.verify(&Method::GET, "/v1/warehouses/{id}", StatusCode::OK, &v)
             .is_ok()
