@@ -105,6 +105,17 @@ function workload(w, now) {
   };
 }
 
+// Workload figures the server sent (a snapshot, or the warehouses an
+// event changed), by warehouse id: exact as of that message.
+function setWorkload(byWarehouse) {
+  for (const [id, wl] of Object.entries(byWarehouse || {})) {
+    const w = warehouse(id);
+    w.day = wl.day;
+    w.routed = wl.routed;
+    w.capacity = wl.capacity_per_day;
+  }
+}
+
 function seen(seq) {
   if (typeof seq === "number" && (state.seq === null || seq > state.seq)) state.seq = seq;
 }
@@ -145,12 +156,7 @@ function snapshot(topic, data) {
   } else if (topic === "orders") {
     // Exact as of this snapshot's seq: the order events after it add up.
     for (const w of state.warehouses.values()) { w.day = null; w.routed = 0; }
-    for (const [id, wl] of Object.entries(data.workload || {})) {
-      const w = warehouse(id);
-      w.day = wl.day;
-      w.routed = wl.routed;
-      w.capacity = wl.capacity_per_day;
-    }
+    setWorkload(data.workload);
     state.orders = data.recent.slice(0, ORDERS_MAX).map((o) => ({
       id: o.id, status: o.status, lines: o.lines, shipments: o.shipments, why: why(o.routing),
     }));
@@ -194,6 +200,16 @@ function event(m) {
     case "order_status_changed": {
       const o = state.orders.find((x) => x.id === m.order_id);
       if (o) o.status = m.status;
+      setWorkload(m.workload);
+      break;
+    }
+    case "order_rerouted": {
+      const o = state.orders.find((x) => x.id === m.order_id);
+      if (o) {
+        o.shipments = m.shipments;
+        o.why = why(m.routing);
+      }
+      setWorkload(m.workload);
       break;
     }
     default:

@@ -360,9 +360,25 @@ impl Hub {
     pub fn publish_durable(&self, projection: &Projection, log_seq: u64, event: &Event) {
         let _cut = self.cut.write().unwrap_or_else(|p| p.into_inner());
         self.remember_stock_before(projection, event);
+        let before = match event {
+            Event::OrderCancelled { order, .. } | Event::OrderRerouted { order, .. } => {
+                projection.orders.get(order).map(|o| o.clone())
+            }
+            _ => None,
+        };
         projection.apply(log_seq, event);
-        if let Event::OrderPlaced { order, .. } = event {
-            self.workload.order_placed(projection, order);
+        match (event, before) {
+            (Event::OrderPlaced { order, .. }, _) => self.workload.order_placed(projection, order),
+            (Event::OrderCancelled { .. }, Some(before)) => {
+                self.workload.order_cancelled(projection, &before)
+            }
+            (Event::OrderRerouted { order, at, .. }, Some(before)) => {
+                if let Some(after) = projection.orders.get(order) {
+                    self.workload
+                        .order_rerouted(projection, &before, after.value(), *at);
+                }
+            }
+            _ => {}
         }
         let msgs = self.messages(projection, event);
         if !msgs.is_empty() {
@@ -718,9 +734,15 @@ impl Hub {
                 reason,
                 at,
             } => {
+                let workload = match projection.orders.get(order) {
+                    Some(o) => self
+                        .workload
+                        .view_of(projection, o.shipments.iter().map(|s| &s.warehouse)),
+                    None => std::collections::BTreeMap::new(),
+                };
                 out.push(Pending::new(
                     vec!["orders".into(), format!("order:{order}")],
-                    FeedEvent::order_cancelled(*order, reason, *at),
+                    FeedEvent::order_cancelled(*order, reason, *at, workload),
                 ));
                 if let Some(o) = projection.orders.get(order) {
                     for s in &o.shipments {
@@ -770,6 +792,7 @@ impl Hub {
                         routing: Box::new(routing.into()),
                         reason: reason.clone(),
                         at: *at,
+                        workload: self.workload.view_of(projection, whs.iter().copied()),
                     },
                 ));
                 for a in from.iter().chain(to) {

@@ -99,6 +99,10 @@ pub enum FeedEvent {
         status: &'static str,
         reason: String,
         at: u64,
+        /// The order's warehouses' workload after the change (a cancelled
+        /// order no longer counts), by warehouse id.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        workload: BTreeMap<String, WorkloadView>,
     },
     StockChanged(StockChanged),
     SoldOut(SkuAvailability),
@@ -119,6 +123,10 @@ pub enum FeedEvent {
         routing: Box<RoutingTraceView>,
         reason: String,
         at: u64,
+        /// The workload of the warehouses it left and went to, after the
+        /// move, by warehouse id.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        workload: BTreeMap<String, WorkloadView>,
     },
 }
 
@@ -166,12 +174,18 @@ impl FeedEvent {
         }
     }
 
-    pub fn order_cancelled(order: OrderId, reason: &str, at: u64) -> Self {
+    pub fn order_cancelled(
+        order: OrderId,
+        reason: &str,
+        at: u64,
+        workload: BTreeMap<String, WorkloadView>,
+    ) -> Self {
         FeedEvent::OrderStatusChanged {
             order_id: order.to_string(),
             status: crate::core::OrderStatus::Cancelled.as_str(),
             reason: reason.to_owned(),
             at,
+            workload,
         }
     }
 

@@ -415,7 +415,7 @@ fn feed_events() {
                    "shipments": [{"warehouse": "w1", "lines": [{"sku": "tee", "qty": 2}]}]}),
         ),
         (
-            FeedEvent::order_cancelled(OrderId(3), "changed my mind", 4000),
+            FeedEvent::order_cancelled(OrderId(3), "changed my mind", 4000, Default::default()),
             json!({"event": "order_status_changed", "order_id": "ord_3", "status": "cancelled",
                    "reason": "changed my mind", "at": 4000}),
         ),

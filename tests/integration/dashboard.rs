@@ -328,11 +328,15 @@ async fn the_dashboard_shows_each_warehouse_workload_against_its_capacity() {
             )
             .await;
         assert_eq!(s, reqwest::StatusCode::CREATED, "{o}");
-        o["shipments"][0]["warehouse"].as_str().unwrap().to_owned()
+        (
+            o["shipments"][0]["warehouse"].as_str().unwrap().to_owned(),
+            o["id"].as_str().unwrap().to_owned(),
+        )
     };
+    let to = |(wh, _): (String, String)| wh;
     // Routed before the page opens.
-    assert_eq!(order().await, "near");
-    assert_eq!(order().await, "near");
+    let (_, first) = order().await;
+    assert_eq!(order().await.0, "near");
 
     let (_browser, port) = launch(&bin);
     let mut page = Page::open(port).await;
@@ -352,14 +356,15 @@ async fn the_dashboard_shows_each_warehouse_workload_against_its_capacity() {
     page.shows("#conn", "live").await.unwrap();
 
     // Live: the third fills it, the fourth goes elsewhere.
-    assert_eq!(order().await, "near");
+    assert_eq!(to(order().await), "near");
     page.shows(&format!("{near_row} td.workload"), "3 / 3")
         .await
         .unwrap();
     page.shows(&format!("{near_row} td.state"), "at capacity")
         .await
         .unwrap();
-    assert_eq!(order().await, "far");
+    let (wh, moved) = order().await;
+    assert_eq!(wh, "far");
     page.shows(&format!("{far_row} td.workload"), "1 / ∞")
         .await
         .unwrap();
@@ -373,12 +378,34 @@ async fn the_dashboard_shows_each_warehouse_workload_against_its_capacity() {
         .await
         .unwrap();
 
+    // A cancelled order frees its slot; a re-routed one takes it.
+    let (s, b) = srv
+        .post(&format!("/v1/orders/{first}/cancel"), json!({}))
+        .await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{b}");
+    page.shows(&format!("{near_row} td.workload"), "2 / 3")
+        .await
+        .unwrap();
+    let (s, b) = srv
+        .post(
+            &format!("/v1/orders/{moved}/reroute"),
+            json!({"exclude": ["far"]}),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{b}");
+    page.shows(&format!("{near_row} td.workload"), "3 / 3")
+        .await
+        .unwrap();
+    page.shows(&format!("{far_row} td.workload"), "0 / ∞")
+        .await
+        .unwrap();
+
     // A reload shows the same figures, from the server.
     page.call("Page.reload", json!({})).await;
     page.shows(&format!("{near_row} td.workload"), "3 / 3")
         .await
         .unwrap();
-    page.shows(&format!("{far_row} td.workload"), "1 / ∞")
+    page.shows(&format!("{far_row} td.workload"), "0 / ∞")
         .await
         .unwrap();
     page.shows(&format!("{far_row} td.state"), "disabled")

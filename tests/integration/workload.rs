@@ -217,3 +217,83 @@ async fn the_orders_snapshot_and_the_events_after_it_add_up() {
     let total = w["paris"]["routed"].as_u64().unwrap() + w["berlin"]["routed"].as_u64().unwrap();
     assert_eq!(total, 4, "{w}");
 }
+
+/// A cancelled order leaves its warehouse's count and a re-routed one
+/// moves it, in the API, in the snapshot and in the events that say so;
+/// and after a restart.
+#[tokio::test]
+async fn cancelling_or_rerouting_an_order_moves_its_workload() {
+    let clock = Arc::new(ManualClock::new(LATE_EVENING_MS));
+    let store = MemStore::new();
+    let srv = Srv::start_custom(Arc::new(store.clone()), clock.clone(), |_| {});
+    paris_and_berlin(&srv).await;
+    let place = async || {
+        let (s, o) = srv
+            .post(
+                "/v1/orders",
+                json!({"channel": "web", "customer_id": "c1",
+                       "ship_to": {"lat": PARIS.0, "lon": PARIS.1, "country": "FR"},
+                       "lines": [{"sku": "tee", "qty": 1}]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{o}");
+        o["id"].as_str().unwrap().to_owned()
+    };
+    let (a, b) = (place().await, place().await);
+    let mut ws = feedclient::connect(&srv.url(""), "topics=orders")
+        .await
+        .unwrap();
+    let mut next_event = async || loop {
+        let m = tokio::time::timeout(Duration::from_secs(20), feedclient::next_json(&mut ws))
+            .await
+            .expect("a feed message in time")
+            .unwrap()
+            .expect("the connection is open");
+        if m["type"] == "event" {
+            return m;
+        }
+    };
+    assert_eq!(
+        workloads(&srv).await["paris"],
+        workload("2026-11-27", 2, Some(2), true)
+    );
+
+    let (s, r) = srv.post(&format!("/v1/orders/{a}/cancel"), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let one_left = workload("2026-11-27", 1, Some(2), false);
+    assert_eq!(workloads(&srv).await["paris"], one_left);
+    let ev = next_event().await;
+    assert_eq!(
+        (ev["event"].as_str(), &ev["workload"]),
+        (Some("order_status_changed"), &json!({"paris": one_left}))
+    );
+
+    let (s, r) = srv
+        .post(
+            &format!("/v1/orders/{b}/reroute"),
+            json!({"exclude": ["paris"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let now = json!({"paris": workload("2026-11-27", 0, Some(2), false),
+                     "berlin": workload("2026-11-27", 1, None, false)});
+    assert_eq!(workloads(&srv).await, now);
+    let ev = loop {
+        let ev = next_event().await;
+        if ev["event"] == "order_rerouted" {
+            break ev;
+        }
+    };
+    assert_eq!(ev["workload"], now);
+    assert_eq!(snapshot_workload(&srv).await, now);
+
+    drop(srv);
+    let srv = Srv::start_custom(Arc::new(store.reopen()), clock, |_| {});
+    assert_eq!(workloads(&srv).await, now);
+    // The snapshot lists the warehouses that have orders (Paris has none
+    // left: it shows 0).
+    assert_eq!(
+        snapshot_workload(&srv).await,
+        json!({"berlin": now["berlin"]})
+    );
+}

@@ -52,6 +52,8 @@ impl Surge {
                     }
                 }
             }
+            // Its warehouses no longer have it to ship.
+            this.leave_warehouses(&order);
             Ok(order)
         })
         .await

@@ -282,9 +282,10 @@ impl Surge {
         by_sku
     }
 
-    /// The order's former warehouses no longer count it on the day they
-    /// counted it (its placement's local day there).
-    fn leave_warehouses(&self, order: &Order) {
+    /// The order's warehouses (as it was before a re-route, or as it is
+    /// when cancelled) no longer count it on the day they counted it (its
+    /// placement's local day there).
+    pub(crate) fn leave_warehouses(&self, order: &Order) {
         let mut seen: Vec<&WarehouseId> = Vec::new();
         for s in &order.shipments {
             if seen.contains(&&s.warehouse) {

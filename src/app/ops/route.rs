@@ -10,7 +10,8 @@
 //! current local day (`routing::local_day`, in its cut-off's zone, else
 //! UTC). It lives here, in memory: seeded at start from the orders in the
 //! read model (each counted on the local day it was placed), then counted
-//! by placement itself. An order claims its warehouses when it is planned,
+//! by placement itself (a cancelled order no longer counts; a re-routed one
+//! moves). An order claims its warehouses when it is planned,
 //! under one lock with the plan, so orders planned at the same time see
 //! each other and a `capacity_per_day` is never overshot; the claim is
 //! kept once the order is logged and given back if placement fails. A new
@@ -32,11 +33,14 @@ pub struct Workloads {
 }
 
 impl Workloads {
-    /// Counted from the orders in the read model, each on the local day
-    /// (of each of its warehouses) it was placed.
+    /// Counted from the orders in the read model that are not cancelled,
+    /// each on the local day (of each of its warehouses) it was placed.
     pub fn from_orders(projection: &Projection) -> Self {
         let mut by_warehouse: HashMap<WarehouseId, Workload> = HashMap::new();
         for order in projection.orders.iter() {
+            if order.status == crate::core::OrderStatus::Cancelled {
+                continue;
+            }
             let mut seen: Vec<&WarehouseId> = Vec::new();
             for s in &order.shipments {
                 if seen.contains(&&s.warehouse) {
