@@ -93,9 +93,10 @@ impl Surge {
 
     /// The warehouses a hold for `ship_to` may come from, best first: the
     /// single-shipment plans of the one line under the channel's chain,
-    /// on the read model's stock. The SKU takes the first that still has
-    /// it; none (nothing passes the filters, or nobody has it whole)
-    /// refuses with `insufficient_stock`.
+    /// on the read model's stock (caught up with every acknowledged write
+    /// before it says none). The SKU takes the first that still has it;
+    /// none (nothing passes the filters, or nobody has it whole) refuses
+    /// with `insufficient_stock`.
     pub(crate) async fn hold_preference(
         &self,
         sku: &SkuId,
@@ -117,7 +118,7 @@ impl Surge {
             fresh: &fresh,
             single_shipment: true,
         };
-        let preference = match self.route_now(&input, &warehouses, self.now()) {
+        let plan = || match self.route_now(&input, &warehouses, self.now()) {
             Ok((_, trace)) => trace
                 .candidates
                 .iter()
@@ -125,6 +126,14 @@ impl Surge {
                 .collect(),
             Err(_) => Vec::new(),
         };
+        let mut preference: Vec<WarehouseId> = plan();
+        if preference.is_empty() {
+            // The read model may not yet show stock a write already
+            // acknowledged (a receipt, a release): plan once more when it
+            // has caught up, as placement does.
+            self.caught_up().await?;
+            preference = plan();
+        }
         Ok(Arc::new(preference))
     }
 
