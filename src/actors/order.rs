@@ -82,8 +82,10 @@ impl Handler<Forget> for OrderActor {
     }
 }
 
+/// Logs an order's cancellation; answers, once durable, the order as it
+/// was before and after, and the event.
 #[derive(Message)]
-#[rtype(result = "Result<(Order, Arc<Event>), CmdError>")]
+#[rtype(result = "Result<(Order, Order, Arc<Event>), CmdError>")]
 pub struct Cancel {
     pub order: OrderId,
     pub reason: String,
@@ -91,16 +93,19 @@ pub struct Cancel {
 }
 
 impl Handler<Cancel> for OrderActor {
-    type Result = Reply<(Order, Arc<Event>)>;
-    fn handle(&mut self, m: Cancel, _: &mut Context<Self>) -> Reply<(Order, Arc<Event>)> {
+    type Result = Reply<(Order, Order, Arc<Event>)>;
+    fn handle(&mut self, m: Cancel, _: &mut Context<Self>) -> Self::Result {
         let event = match self.book.decide_cancel(m.order, &m.reason, m.now) {
             Ok(e) => e,
             Err(BookError::Unknown(id)) => return ready(Err(CmdError::UnknownOrder(id))),
             Err(BookError::Rejected(r)) => return refuse(self.wal.barrier(), r.into()),
         };
+        let Some(before) = self.book.get(m.order).cloned() else {
+            return ready(Err(CmdError::UnknownOrder(m.order)));
+        };
         match self.wal.submit(vec![event.clone()]) {
             Ok(durable) => match self.book.apply(&event) {
-                Some(o) => after(durable, (o.clone(), Arc::new(event))),
+                Some(o) => after(durable, (before, o.clone(), Arc::new(event))),
                 None => ready(Err(CmdError::UnknownOrder(m.order))),
             },
             Err(e) => ready(Err(e.into())),

@@ -196,7 +196,8 @@ pub(super) async fn cancel(
     responses(
         (status = 200, description = "The order, re-routed", body = OrderView),
         (status = 404, description = "`order_not_found`, `warehouse_not_found` (an excluded one)", body = ErrorBody),
-        (status = 409, description = "`order_not_reroutable`; `insufficient_stock` (with `lines`): no plan without those warehouses places the order, which stays as it was", body = ErrorBody),
+        (status = 409, description = "`order_not_reroutable` (with `status`: the order's status, or `placing` / `rerouting` while it is being placed or re-routed); `insufficient_stock` (with `lines`): no plan without those warehouses places the order, which stays as it was", body = ErrorBody),
+        (status = 503, description = "`overloaded`, `unavailable`, `storage_unavailable`", body = ErrorBody),
         (status = 400, description = "`invalid_field`, `malformed_json`", body = ErrorBody),
     )
 )]

@@ -64,6 +64,8 @@ pub(super) struct Directory {
     committing: DashMap<OrderId, ()>,
     /// Orders being re-routed (one re-route per order at a time).
     rerouting: DashMap<OrderId, ()>,
+    /// Disabled warehouses whose orders are being re-routed away.
+    rerouting_away: DashMap<WarehouseId, ()>,
     /// Woken whenever a placement leaves `placing`.
     settled: tokio::sync::Notify,
 }
@@ -140,6 +142,7 @@ impl Directory {
             placing: DashMap::default(),
             committing: DashMap::new(),
             rerouting: DashMap::new(),
+            rerouting_away: DashMap::new(),
             settled: tokio::sync::Notify::new(),
         };
         // One pass over the durable orders, each to its shard's book.
@@ -398,6 +401,16 @@ impl Directory {
 
     pub fn end_rerouting(&self, id: OrderId) {
         self.rerouting.remove(&id);
+    }
+
+    /// Marks a run moving a disabled warehouse's orders; false if one is
+    /// already running for it.
+    pub fn begin_rerouting_away(&self, warehouse: &WarehouseId) -> bool {
+        self.rerouting_away.insert(warehouse.clone(), ()).is_none()
+    }
+
+    pub fn end_rerouting_away(&self, warehouse: &WarehouseId) {
+        self.rerouting_away.remove(warehouse);
     }
 
     /// The SKU's actor; an unknown SKU gets one with empty state.

@@ -372,10 +372,10 @@ impl Hub {
             (Event::OrderCancelled { .. }, Some(before)) => {
                 self.workload.order_cancelled(projection, &before)
             }
-            (Event::OrderRerouted { order, at, .. }, Some(before)) => {
+            (Event::OrderRerouted { order, .. }, Some(before)) => {
                 if let Some(after) = projection.orders.get(order) {
                     self.workload
-                        .order_rerouted(projection, &before, after.value(), *at);
+                        .order_rerouted(projection, &before, after.value());
                 }
             }
             _ => {}

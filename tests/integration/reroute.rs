@@ -11,8 +11,11 @@ use crate::routing_orders::{
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
+use surge::clock::ManualClock;
 use surge::feedclient;
+use surge::wal::store::MemStore;
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -283,6 +286,16 @@ async fn a_reroute_racing_orders_for_the_last_unit_never_oversells() {
             assert_eq!(get_order(&srv, &o["id"]).await["shipments"], o["shipments"]);
         }
         assert_eq!((b.0, c.0), (StatusCode::CREATED, StatusCode::CREATED));
+        // Nothing left pending in the SKU's actor, and its live state
+        // agrees with itself.
+        let live = srv
+            .bg()
+            .surge
+            .inspect_sku(&surge::core::SkuId::parse(&sku).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(live.pending_orders(), 0);
+        live.check_invariants().unwrap();
     }
 }
 
@@ -338,4 +351,111 @@ async fn with_reroute_on_disable_off_a_disabled_warehouse_keeps_its_orders() {
     assert_eq!(shipments(&kept), vec![from("paris", "tee", 2)]);
     assert_eq!(available(&srv, "tee", "paris").await, 8);
     assert_eq!(available(&srv, "tee", "berlin").await, 8);
+}
+
+#[tokio::test]
+async fn a_reroute_after_a_sku_actor_stopped_starts_a_new_one_and_goes_on() {
+    let srv = Srv::start();
+    berlin_and_paris(&srv, json!({})).await;
+    srv.sku("tee", None, &[("berlin", 10), ("paris", 10)]).await;
+    let o = place(&srv, order("web", json!([{"sku": "tee", "qty": 2}]))).await;
+    srv.bg()
+        .surge
+        .stop_sku_actor(&surge::core::SkuId::parse("tee").unwrap())
+        .await
+        .unwrap();
+    let (s, moved) = timeout(WAIT, reroute(&srv, &o["id"], json!({"exclude": ["paris"]})))
+        .await
+        .expect("answered without waiting on itself");
+    assert_eq!(s, StatusCode::OK, "{moved}");
+    assert_eq!(shipments(&moved), vec![from("berlin", "tee", 2)]);
+    assert_eq!(row(&srv, "tee", "berlin").await, (10, 2, 8));
+}
+
+#[tokio::test]
+async fn a_reroute_does_not_count_the_order_against_its_own_warehouse() {
+    let srv = Srv::start();
+    berlin_and_paris(&srv, json!({"capacity_per_day": 2})).await;
+    with_capacity(&srv).await;
+    srv.sku("tee", None, &[("berlin", 10), ("paris", 10)]).await;
+    let line = json!([{"sku": "tee", "qty": 1}]);
+    place(&srv, order("web", line.clone())).await;
+    let b = place(&srv, order("web", line)).await;
+    assert_eq!(shipments(&b), vec![from("paris", "tee", 1)]);
+    // Paris is full with this very order in it: staying is still a plan.
+    let (s, same) = reroute(&srv, &b["id"], json!({"exclude": ["berlin"]})).await;
+    assert_eq!(s, StatusCode::OK, "{same}");
+    assert_eq!(same, b, "nothing moves");
+    let (s, same) = reroute(&srv, &b["id"], json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{same}");
+    assert_eq!(shipments(&same), vec![from("paris", "tee", 1)]);
+    // Still full: a new order goes to Berlin.
+    let c = place(&srv, order("web", json!([{"sku": "tee", "qty": 1}]))).await;
+    assert_eq!(shipments(&c), vec![from("berlin", "tee", 1)]);
+}
+
+/// An order re-routed on a later local day than it was placed counts at
+/// its new warehouse on that day, live, on the feed and after a restart;
+/// cancelled, it frees that day's slot.
+#[tokio::test]
+async fn a_reroute_on_a_later_day_counts_on_that_day_everywhere() {
+    // 2026-11-27 22:30 UTC.
+    let clock = Arc::new(ManualClock::new(1_795_818_600_000));
+    let store = MemStore::new();
+    let srv = Srv::start_custom(Arc::new(store.clone()), clock.clone(), |_| {});
+    berlin_and_paris(&srv, json!({})).await;
+    srv.sku("tee", None, &[("berlin", 10), ("paris", 10)]).await;
+    let o = place(&srv, order("web", json!([{"sku": "tee", "qty": 1}]))).await;
+    assert_eq!(shipments(&o), vec![from("paris", "tee", 1)]);
+    // 00:30 UTC the next day.
+    clock.advance(2 * 3600 * 1000);
+    let (s, moved) = reroute(&srv, &o["id"], json!({"exclude": ["paris"]})).await;
+    assert_eq!(s, StatusCode::OK, "{moved}");
+    let berlin = |w: &Value| {
+        w["warehouses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["id"] == "berlin")
+            .unwrap()["workload"]
+            .clone()
+    };
+    let today =
+        json!({"day": "2026-11-28", "routed": 1, "capacity_per_day": null, "at_capacity": false});
+    assert_eq!(berlin(&srv.get("/v1/warehouses").await.1), today);
+    let srv = {
+        drop(srv);
+        Srv::start_custom(Arc::new(store.reopen()), clock.clone(), |_| {})
+    };
+    assert_eq!(
+        berlin(&srv.get("/v1/warehouses").await.1),
+        today,
+        "after a restart"
+    );
+    let mut ws = feedclient::connect(&srv.url(""), "topics=orders")
+        .await
+        .unwrap();
+    let snapshot = loop {
+        let m = timeout(WAIT, feedclient::next_json(&mut ws))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if m["type"] == "snapshot" {
+            break m;
+        }
+    };
+    assert_eq!(snapshot["data"]["workload"]["berlin"], today);
+    let (s, c) = srv
+        .post(
+            &format!("/v1/orders/{}/cancel", o["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(
+        berlin(&srv.get("/v1/warehouses").await.1)["routed"],
+        0,
+        "the cancelled order's slot is free"
+    );
 }

@@ -26,7 +26,7 @@ impl Surge {
                 this.wal.barrier()?.wait().await?;
                 return Err(why.into());
             }
-            let (order, event) = this
+            let (before, order, event) = this
                 .directory
                 .order(id)
                 .await?
@@ -53,7 +53,7 @@ impl Surge {
                 }
             }
             // Its warehouses no longer have it to ship.
-            this.leave_warehouses(&order);
+            this.workloads.forget_order(&before, &this.projection);
             Ok(order)
         })
         .await

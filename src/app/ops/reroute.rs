@@ -77,30 +77,28 @@ impl Surge {
 
     async fn reroute(&self, req: RerouteRequest) -> Result<Order, CmdError> {
         let id = req.order;
-        let order = self.order_seen_by(id, &req.caller).await?;
+        self.order_seen_by(id, &req.caller).await?;
         for wh in &req.exclude {
             if !self.projection.warehouses.contains_key(wh) {
                 return Err(CmdError::UnknownWarehouse(wh.clone()));
             }
         }
         if self.directory.is_committing(id) {
+            // Answered once what is acknowledged is in the read model, as
+            // a cancellation is.
+            self.wal.barrier()?.wait().await?;
             return Err(Rejection::NotReroutable { status: "placing" }.into());
         }
         if !self.directory.begin_rerouting(id) {
             return Err(Rejection::NotReroutable {
-                status: "being re-routed",
+                status: "rerouting",
             }
             .into());
         }
-        let mut skus: BTreeMap<SkuId, Option<SkuHandle>> =
-            order.lines.iter().map(|l| (l.sku.clone(), None)).collect();
-        // Until each SKU has committed or aborted, a stopped SKU actor is
-        // not replaced: its successor would not know what is pending.
-        self.directory.begin_placing(skus.keys());
-        let _marks = Marks {
+        let mut marks = Marks {
             surge: self,
             order: id,
-            skus: skus.keys().cloned().collect(),
+            skus: Vec::new(),
         };
         // Read again now that no other re-route can cross this one.
         let order = self.order(id).await?;
@@ -110,13 +108,17 @@ impl Surge {
             }
             .into());
         }
-        for (sku, addr) in skus.iter_mut() {
-            *addr = Some(self.directory.sku(sku).await?);
+        let mut skus: BTreeMap<SkuId, SkuHandle> = BTreeMap::new();
+        for line in &order.lines {
+            if !skus.contains_key(&line.sku) {
+                skus.insert(line.sku.clone(), self.directory.sku(&line.sku).await?);
+            }
         }
-        let skus: BTreeMap<SkuId, SkuHandle> = skus
-            .into_iter()
-            .filter_map(|(s, a)| a.map(|a| (s, a)))
-            .collect();
+        // Until each SKU has committed or aborted, a stopped SKU actor is
+        // not replaced: its successor would not know what is pending. (One
+        // that stops after this is noticed once prepared.)
+        self.directory.begin_placing(skus.keys());
+        marks.skus = skus.keys().cloned().collect();
         let lines: Vec<PlanLine> = order
             .lines
             .iter()
@@ -134,9 +136,14 @@ impl Surge {
             .cloned()
             .collect();
         let mut fresh = self.free_with_own(&order);
+        // The order does not count against its own warehouses' capacity
+        // while it is planned again; it counts again if it stays.
+        let lifted = self.workloads.lift_order(&order, &self.projection);
         let replans_max = self.config.routing.replan_attempts_max;
         let mut attempts: u32 = 1;
-        let (moves, mut trace, claim) = loop {
+        let (moves, mut trace, claim, now) = loop {
+            // One time for the plan, its workload claim and the record.
+            let now = self.now();
             let input = RouteInput {
                 lines: &lines,
                 ship_to: Some(&order.ship_to),
@@ -145,11 +152,11 @@ impl Surge {
                 single_shipment: false,
             };
             let (plan, trace, claim) = self
-                .route_and_claim(&input, &warehouses, self.now())
+                .route_and_claim(&input, &warehouses, now)
                 .map_err(|u| CmdError::Unplaced(route::unplaced(&lines, &u)))?;
             let planned = planned_by_sku(&lines, &plan);
             match prepare(&skus, id, &planned).await? {
-                Moved::Ready(moves) => break (moves, trace, claim),
+                Moved::Ready(moves) => break (moves, trace, claim, now),
                 Moved::Stale(stale) if attempts <= replans_max => {
                     drop(claim);
                     fresh.extend(stale);
@@ -179,7 +186,7 @@ impl Surge {
                 .send(Reroute {
                     order: id,
                     change,
-                    now: self.now(),
+                    now,
                 })
                 .await
                 .map_err(CmdError::from)
@@ -212,43 +219,70 @@ impl Surge {
             tracing::warn!(%sku, order = %id, "sku actor gone after the re-route was logged; its successor takes it from the log");
         }
         claim.keep();
-        self.leave_warehouses(&order);
+        lifted.keep();
         Ok(rerouted)
     }
 
     /// Re-routes every placed order allocated in `warehouse` away from it
-    /// (it was disabled), oldest first, one at a time. An order no plan
-    /// places elsewhere stays where it is.
+    /// (it was disabled), oldest first, one at a time, while it stays
+    /// disabled. Orders it could not move for the moment (being placed or
+    /// re-routed) are tried again in another pass while passes move some;
+    /// an order no plan places elsewhere stays where it is. One run per
+    /// warehouse at a time.
     pub(crate) async fn reroute_away_from(&self, warehouse: WarehouseId) {
-        if let Err(e) = self.caught_up().await {
-            tracing::error!(%warehouse, error = %e, "orders not re-routed from a disabled warehouse");
+        if !self.directory.begin_rerouting_away(&warehouse) {
             return;
         }
-        let mut ids: Vec<OrderId> = self
-            .projection
-            .orders
-            .iter()
-            .filter(|o| {
-                o.status == OrderStatus::Placed
-                    && o.shipments.iter().any(|s| s.warehouse == warehouse)
-            })
-            .map(|o| o.id)
-            .collect();
-        ids.sort();
-        let (mut moved, mut stayed) = (0usize, 0usize);
-        for id in ids {
-            let req = RerouteRequest {
-                order: id,
-                exclude: vec![warehouse.clone()],
-                reason: REASON_DISABLED.into(),
-                caller: Caller::anyone(),
-            };
-            match self.reroute(req).await {
-                Ok(_) => moved += 1,
-                Err(e) => {
-                    stayed += 1;
-                    tracing::warn!(%warehouse, order = %id, error = %e, "order not re-routed from a disabled warehouse");
+        let _running = scopeguard(|| self.directory.end_rerouting_away(&warehouse));
+        let mut moved = 0usize;
+        let mut stayed;
+        loop {
+            if let Err(e) = self.caught_up().await {
+                tracing::error!(%warehouse, error = %e, "orders not re-routed from a disabled warehouse");
+                return;
+            }
+            let mut ids: Vec<OrderId> = self
+                .projection
+                .orders
+                .iter()
+                .filter(|o| {
+                    o.status == OrderStatus::Placed
+                        && o.shipments.iter().any(|s| s.warehouse == warehouse)
+                })
+                .map(|o| o.id)
+                .collect();
+            ids.sort();
+            let mut progress = false;
+            stayed = 0;
+            for id in ids {
+                let still_disabled = self
+                    .projection
+                    .warehouses
+                    .get(&warehouse)
+                    .is_some_and(|w| !w.routing.enabled);
+                if !still_disabled {
+                    tracing::info!(%warehouse, moved, "warehouse enabled again: its orders stay");
+                    return;
                 }
+                let req = RerouteRequest {
+                    order: id,
+                    exclude: vec![warehouse.clone()],
+                    reason: REASON_DISABLED.into(),
+                    caller: Caller::anyone(),
+                };
+                match self.reroute(req).await {
+                    Ok(_) => {
+                        moved += 1;
+                        progress = true;
+                    }
+                    Err(e) => {
+                        stayed += 1;
+                        tracing::warn!(%warehouse, order = %id, error = %e, "order not re-routed from a disabled warehouse");
+                    }
+                }
+            }
+            if stayed == 0 || !progress {
+                break;
             }
         }
         tracing::info!(%warehouse, moved, stayed, "orders re-routed from a disabled warehouse");
@@ -280,23 +314,6 @@ impl Surge {
             by_sku.insert(line.sku.clone(), rows);
         }
         by_sku
-    }
-
-    /// The order's warehouses (as it was before a re-route, or as it is
-    /// when cancelled) no longer count it on the day they counted it (its
-    /// placement's local day there).
-    pub(crate) fn leave_warehouses(&self, order: &Order) {
-        let mut seen: Vec<&WarehouseId> = Vec::new();
-        for s in &order.shipments {
-            if seen.contains(&&s.warehouse) {
-                continue;
-            }
-            seen.push(&s.warehouse);
-            if let Some(wh) = self.projection.warehouses.get(&s.warehouse) {
-                let day = routing::local_day(&wh.routing, order.created_at);
-                self.workloads.leave(&s.warehouse, day);
-            }
-        }
     }
 }
 
@@ -374,4 +391,17 @@ async fn abort(skus: &BTreeMap<SkuId, SkuHandle>, order: OrderId) {
         // Best effort: an actor that is gone holds nothing.
         let _ = addr.send(sku::Abort { order }).await;
     }
+}
+
+/// Runs `f` when dropped.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }

@@ -127,10 +127,11 @@ impl Surge {
             Err(_) => Vec::new(),
         };
         let mut preference: Vec<WarehouseId> = plan();
-        if preference.is_empty() {
-            // The read model may not yet show stock a write already
-            // acknowledged (a receipt, a release): plan once more when it
-            // has caught up, as placement does.
+        if preference.is_empty() && self.wal.applied_seq() < self.wal.synced_seq() {
+            // The read model does not yet show every acknowledged write (a
+            // receipt, a release may be among them): plan once more when
+            // it has caught up, as placement does. Not when it is up to
+            // date: a sold-out SKU is refused at once.
             self.caught_up().await?;
             preference = plan();
         }

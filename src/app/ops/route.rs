@@ -20,7 +20,9 @@
 use crate::actors::CmdError;
 use crate::app::{Caller, Surge};
 use crate::core::routing::{self, Candidate, Plan, PlanLine, PlanRequest, RoutingTrace, Workload};
-use crate::core::{ChannelId, Millis, OrderLine, Rejection, ShipTo, SkuId, Warehouse, WarehouseId};
+use crate::core::{
+    ChannelId, Millis, Order, OrderLine, Rejection, ShipTo, SkuId, Warehouse, WarehouseId,
+};
 use crate::projection::Projection;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -33,29 +35,13 @@ pub struct Workloads {
 }
 
 impl Workloads {
-    /// Counted from the orders in the read model that are not cancelled,
-    /// each on the local day (of each of its warehouses) it was placed.
+    /// Counted from the orders in the read model by the one rule
+    /// (`routing::WorkloadBook`): not cancelled, each at its warehouses on
+    /// the local day it was routed there.
     pub fn from_orders(projection: &Projection) -> Self {
-        let mut by_warehouse: HashMap<WarehouseId, Workload> = HashMap::new();
-        for order in projection.orders.iter() {
-            if order.status == crate::core::OrderStatus::Cancelled {
-                continue;
-            }
-            let mut seen: Vec<&WarehouseId> = Vec::new();
-            for s in &order.shipments {
-                if seen.contains(&&s.warehouse) {
-                    continue;
-                }
-                seen.push(&s.warehouse);
-                let Some(wh) = projection.warehouses.get(&s.warehouse) else {
-                    continue;
-                };
-                let day = routing::local_day(&wh.routing, order.created_at);
-                count(&mut by_warehouse, &s.warehouse, day, 1);
-            }
-        }
+        let book = routing::WorkloadBook::from_orders(projection.orders.iter(), day_of(projection));
         Self {
-            by_warehouse: Mutex::new(by_warehouse),
+            by_warehouse: Mutex::new(book.iter().map(|(w, l)| (w.clone(), *l)).collect()),
         }
     }
 
@@ -64,10 +50,31 @@ impl Workloads {
         self.lock().get(warehouse).copied().unwrap_or_default()
     }
 
-    /// An order left `warehouse` (it was re-routed): it no longer counts
-    /// on `day` there.
-    pub fn leave(&self, warehouse: &WarehouseId, day: i32) {
-        count(&mut self.lock(), warehouse, day, -1);
+    /// `order` (as it was when last routed) no longer counts: it was
+    /// cancelled.
+    pub fn forget_order(&self, order: &Order, projection: &Projection) {
+        let mut map = self.lock();
+        for (wh, day) in routing::order_days(order, day_of(projection)) {
+            count(&mut map, wh, day, -1);
+        }
+    }
+
+    /// Takes `order` out of its warehouses' counts while it is planned
+    /// again (re-routed), so it does not stand in its own way; put back on
+    /// drop unless kept (the re-route was logged).
+    pub fn lift_order<'a>(&'a self, order: &Order, projection: &Projection) -> Claim<'a> {
+        let mut map = self.lock();
+        let mut counted = Vec::new();
+        for (wh, day) in routing::order_days(order, day_of(projection)) {
+            count(&mut map, wh, day, -1);
+            counted.push((wh.clone(), day));
+        }
+        Claim {
+            workloads: self,
+            counted,
+            undo: 1,
+            kept: false,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<WarehouseId, Workload>> {
@@ -87,11 +94,24 @@ fn count(map: &mut HashMap<WarehouseId, Workload>, warehouse: &WarehouseId, day:
     }
 }
 
-/// Warehouses an order counts in its workload until placement ends; given
-/// back on drop unless kept (the order was logged).
+/// A warehouse's local day at `at`, from the read model.
+fn day_of(projection: &Projection) -> impl Fn(&WarehouseId, Millis) -> Option<i32> + '_ {
+    |wh, at| {
+        projection
+            .warehouses
+            .get(wh)
+            .map(|w| routing::local_day(&w.routing, at))
+    }
+}
+
+/// Warehouses an order counts in (or, lifted, no longer counts in) until
+/// placement or re-routing ends; undone on drop unless kept (the order or
+/// its re-route was logged).
 pub struct Claim<'a> {
     workloads: &'a Workloads,
     counted: Vec<(WarehouseId, i32)>,
+    /// What dropping it adds to each counted warehouse's day.
+    undo: i64,
     kept: bool,
 }
 
@@ -108,7 +128,7 @@ impl Drop for Claim<'_> {
         }
         let mut map = self.workloads.lock();
         for (wh, day) in &self.counted {
-            count(&mut map, wh, *day, -1);
+            count(&mut map, wh, *day, self.undo);
         }
     }
 }
@@ -185,6 +205,7 @@ impl Surge {
         let claim = Claim {
             workloads: &self.workloads,
             counted,
+            undo: -1,
             kept: false,
         };
         Ok((plan, trace, claim))

@@ -34,7 +34,9 @@ impl Surge {
                 // Answered after its sync, so the synced seq covers it.
                 this.warehouses_changed
                     .fetch_max(this.wal.synced_seq(), Ordering::AcqRel);
-                if was_enabled == Some(true)
+                // Disabled (again: a PUT that keeps it disabled runs it
+                // once more, e.g. after a restart stopped a run).
+                if was_enabled.is_some()
                     && !w.routing.enabled
                     && this.config.routing.reroute_on_disable
                 {

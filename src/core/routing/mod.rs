@@ -14,9 +14,11 @@ mod local_time;
 mod plan;
 mod priority;
 mod types;
+mod workload;
 
 pub use geo::distance_km;
 pub use local_time::{before_cutoff, local_day};
 pub use plan::{plan, EXCLUDED_TRACED_MAX, PAIR_POOL, UNKNOWN_COST_SCORE};
 pub use priority::{by_priority, order_preference, RouteLine};
 pub use types::*;
+pub use workload::{order_days, routed_at, WorkloadBook};
