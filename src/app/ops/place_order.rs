@@ -187,17 +187,20 @@ impl Surge {
             &allocations,
         );
         order.routing = Some(trace);
-        let event = Event::OrderPlaced {
-            order: order.clone(),
+        let event = Arc::new(Event::OrderPlaced {
+            order,
             allocations,
             idempotency: self.key_record(&req.idempotency),
-        };
-        self.record(&by_sku, id, event.clone()).await?;
+        });
+        self.record(&by_sku, id, event.as_ref().clone()).await?;
         claim.keep();
         inflight.recorded();
-        self.commit(&by_sku, id, Arc::new(event), &mut inflight)
-            .await;
-        Ok(order)
+        self.commit(&by_sku, id, event.clone(), &mut inflight).await;
+        // Each SKU actor has let go of the event once its commit is
+        // answered: the order is taken out of it, not copied (it holds the
+        // routing trace), unless one still holds it.
+        // (Never `None`: the event is built above as `OrderPlaced`.)
+        placed_order(event).ok_or(CmdError::Unavailable)
     }
 
     /// Step 1: each SKU's actor and lines, and the order's lines as
@@ -391,6 +394,19 @@ impl Drop for InFlight<'_> {
         if self.recorded {
             self.surge.directory.end_committing(self.order);
         }
+    }
+}
+
+/// The order an `OrderPlaced` event holds: moved out when nobody else
+/// holds the event, else copied.
+fn placed_order(event: Arc<Event>) -> Option<Order> {
+    match Arc::try_unwrap(event) {
+        Ok(Event::OrderPlaced { order, .. }) => Some(order),
+        Ok(_) => None,
+        Err(shared) => match shared.as_ref() {
+            Event::OrderPlaced { order, .. } => Some(order.clone()),
+            _ => None,
+        },
     }
 }
 

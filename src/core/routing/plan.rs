@@ -38,6 +38,9 @@
 //! warehouses, most first; `priority` sums its warehouses' priorities.
 
 use super::geo::distance_km;
+use super::local_time::Clocks;
+// The tests check the engine against these, one warehouse at a time.
+#[cfg(test)]
 use super::local_time::{before_cutoff, local_day};
 use super::types::*;
 use crate::core::ids::{SkuId, WarehouseId};
@@ -75,6 +78,9 @@ struct Wh<'a> {
     cost: Option<u64>,
     /// `None` without a cut-off, or when no rule needs it.
     same_day: Option<bool>,
+    /// Before its cut-off at `now`; `None` without a cut-off (what the
+    /// trace shows).
+    leaves_today: Option<bool>,
     /// Remaining daily capacity; `u64::MAX` = unlimited.
     capacity_left: u64,
     /// Rank of its id among all candidates (final tie-break).
@@ -322,7 +328,12 @@ impl Ctx<'_, '_> {
 }
 
 /// The filter that leaves `c` out, if any (the first in chain order).
-fn excluded_by(chain: &Chain, req: &PlanRequest<'_>, c: &Candidate<'_>) -> Option<Rule> {
+fn excluded_by<'a>(
+    chain: &Chain,
+    req: &PlanRequest<'_>,
+    c: &Candidate<'a>,
+    clocks: &mut Clocks<'a>,
+) -> Option<Rule> {
     let r = &c.warehouse.routing;
     chain.rules.iter().copied().find(|&rule| match rule {
         Rule::Enabled => !r.enabled,
@@ -339,19 +350,20 @@ fn excluded_by(chain: &Chain, req: &PlanRequest<'_>, c: &Candidate<'_>) -> Optio
             Some(ch) if !r.channels.is_empty() => !r.channels.contains(ch),
             _ => false,
         },
-        Rule::Capacity(_) => capacity_left(c, req.now) == 0,
+        Rule::Capacity(_) => capacity_left(c, clocks) == 0,
         _ => false,
     })
 }
 
 /// Orders it may still take today: `u64::MAX` without a limit. Routed
-/// orders count only when `workload.day` is its local day at `now`.
-fn capacity_left(c: &Candidate<'_>, now: crate::core::model::Millis) -> u64 {
+/// orders count only when `workload.day` is its local day at `now` (the
+/// clocks').
+fn capacity_left<'a>(c: &Candidate<'a>, clocks: &mut Clocks<'a>) -> u64 {
     let r = &c.warehouse.routing;
     match r.capacity_per_day {
         None => u64::MAX,
         Some(cap) => {
-            let routed = if c.workload.day == local_day(r, now) {
+            let routed = if c.workload.day == clocks.day(r) {
                 c.workload.routed
             } else {
                 0
@@ -395,10 +407,10 @@ pub fn plan(
 
 /// [`plan`], with or without the single-warehouse fast path (the tests
 /// check both give the same answer).
-fn plan_with(
+fn plan_with<'a>(
     chain: &Chain,
     req: &PlanRequest<'_>,
-    candidates: &[Candidate<'_>],
+    candidates: &[Candidate<'a>],
     available: impl Fn(&SkuId, &WarehouseId) -> u64,
     max_traced: usize,
     fast: bool,
@@ -434,10 +446,11 @@ fn plan_with(
         id_rank[w] = r as u32;
     }
 
+    let mut clocks = Clocks::new(req.now);
     let mut whs: Vec<Wh<'_>> = Vec::with_capacity(n);
     for (i, c) in candidates.iter().enumerate() {
-        let r = &c.warehouse.routing;
-        let excluded = excluded_by(chain, req, c);
+        let r: &'a WarehouseRouting = &c.warehouse.routing;
+        let excluded = excluded_by(chain, req, c, &mut clocks);
         if let Some(rule) = excluded {
             trace.excluded.push(Excluded {
                 warehouse: c.warehouse.id.clone(),
@@ -449,9 +462,11 @@ fn plan_with(
             .iter()
             .any(|l| l.qty > 0 && l.pinned.as_ref() == Some(&c.warehouse.id));
         let needed = excluded.is_none() || pinned;
-        let same_day = match &r.cutoff {
-            Some(cut) if needs_same_day && needed => Some(before_cutoff(cut, req.now)),
-            _ => None,
+        let leaves_today = r.cutoff.as_ref().map(|cut| clocks.before_cutoff(cut));
+        let same_day = if needs_same_day && needed {
+            leaves_today
+        } else {
+            None
         };
         whs.push(Wh {
             c,
@@ -463,8 +478,9 @@ fn plan_with(
                 .as_ref()
                 .map(|sc| shipment_cost(sc, req, distance_km)),
             same_day,
+            leaves_today,
             capacity_left: if needs_capacity && needed {
-                capacity_left(c, req.now)
+                capacity_left(c, &mut clocks)
             } else {
                 u64::MAX
             },
@@ -521,7 +537,7 @@ fn plan_with(
 
     if fast {
         if let Some(ranked) = singles_suffice(&ctx, &ranking, &demand, max_traced) {
-            return Ok(finish(&ctx, req, &ranking, ranked, trace, max_traced));
+            return Ok(finish(&ctx, &ranking, ranked, trace, max_traced));
         }
     }
 
@@ -632,14 +648,13 @@ fn plan_with(
         return Err(Unroutable { lines, trace });
     }
 
-    Ok(finish(&ctx, req, &ranking, ranked, trace, max_traced))
+    Ok(finish(&ctx, &ranking, ranked, trace, max_traced))
 }
 
 /// Ranks the complete plans (at least one), and builds the best plan and
 /// the trace.
 fn finish(
     ctx: &Ctx<'_, '_>,
-    req: &PlanRequest<'_>,
     ranking: &[Rule],
     mut ranked: Vec<Ranked>,
     mut trace: RoutingTrace,
@@ -664,7 +679,7 @@ fn finish(
             .map(|i| ranking[i]);
     }
     for r in ranked.iter().take(max_traced) {
-        trace.candidates.push(plan_trace(ctx, req, ranking, r));
+        trace.candidates.push(plan_trace(ctx, ranking, r));
     }
     let best = &ranked[0].fill;
     let shipments = best
@@ -738,7 +753,7 @@ fn singles_suffice(
     )
 }
 
-fn plan_trace(ctx: &Ctx<'_, '_>, req: &PlanRequest<'_>, ranking: &[Rule], r: &Ranked) -> PlanTrace {
+fn plan_trace(ctx: &Ctx<'_, '_>, ranking: &[Rule], r: &Ranked) -> PlanTrace {
     let shipments = r
         .fill
         .whs
@@ -761,13 +776,7 @@ fn plan_trace(ctx: &Ctx<'_, '_>, req: &PlanRequest<'_>, ranking: &[Rule], r: &Ra
                     .collect(),
                 distance_km: wh.distance_km,
                 cost: wh.cost,
-                same_day: wh.same_day.or_else(|| {
-                    wh.c.warehouse
-                        .routing
-                        .cutoff
-                        .as_ref()
-                        .map(|c| before_cutoff(c, req.now))
-                }),
+                same_day: wh.same_day.or(wh.leaves_today),
             }
         })
         .collect();
