@@ -44,6 +44,8 @@ use super::local_time::Clocks;
 use super::local_time::{before_cutoff, local_day};
 use super::types::*;
 use crate::core::ids::{SkuId, WarehouseId};
+use crate::core::model::Location;
+use std::cell::OnceCell;
 use std::cmp::Ordering;
 
 /// Warehouses (best first under the chain) whose pairs are all tried.
@@ -74,8 +76,9 @@ struct Wh<'a> {
     c: &'a Candidate<'a>,
     eligible: bool,
     pinned: bool,
-    distance_km: Option<f64>,
-    cost: Option<u64>,
+    /// (distance km, shipment cost): computed on first use, since most
+    /// warehouses of a large list never enter a ranked plan.
+    geo: OnceCell<(Option<f64>, Option<u64>)>,
     /// `None` without a cut-off, or when no rule needs it.
     same_day: Option<bool>,
     /// Before its cut-off at `now`; `None` without a cut-off (what the
@@ -121,11 +124,24 @@ struct Ctx<'r, 'a> {
     /// Pinned warehouses, in chain order.
     pinned: Vec<u16>,
     max_shipments: usize,
+    /// The destination, and its country (for the shipping cost).
+    dest: Option<Location>,
+    country: Option<&'r str>,
 }
 
 impl Ctx<'_, '_> {
     fn n(&self) -> usize {
         self.whs.len()
+    }
+
+    /// Warehouse `w`'s distance to the destination (km) and shipment cost.
+    fn geo(&self, w: usize) -> (Option<f64>, Option<u64>) {
+        let wh = &self.whs[w];
+        *wh.geo.get_or_init(|| {
+            let km = self.dest.map(|d| distance_km(wh.c.warehouse.location, d));
+            let cost = wh.c.warehouse.routing.shipping_cost.as_ref();
+            (km, cost.map(|sc| shipment_cost(sc, self.country, km)))
+        })
     }
 
     /// Fills the unpinned lines from `order` (eligible warehouses), on top
@@ -241,11 +257,17 @@ impl Ctx<'_, '_> {
         let ws = f.whs.iter().map(|&w| &self.whs[w as usize]);
         match rule {
             Rule::FewestShipments => Key(f.whs.len() as u64, 0.0),
-            Rule::Nearest => Key(0, ws.map(|w| w.distance_km.unwrap_or(0.0)).sum()),
+            Rule::Nearest => Key(
+                0,
+                f.whs
+                    .iter()
+                    .map(|&w| self.geo(w as usize).0.unwrap_or(0.0))
+                    .sum(),
+            ),
             Rule::LowestCost => {
                 let (mut unknown, mut sum) = (0u64, 0u64);
-                for w in ws {
-                    match w.cost {
+                for &w in &f.whs {
+                    match self.geo(w as usize).1 {
                         Some(c) => sum = sum.saturating_add(c),
                         None => unknown += 1,
                     }
@@ -308,8 +330,11 @@ impl Ctx<'_, '_> {
                 });
                 Key(u64::MAX - units, 0.0)
             }
-            Rule::Nearest => Key(0, wh.distance_km.unwrap_or(0.0)),
-            Rule::LowestCost => Key(u64::from(wh.cost.is_none()), wh.cost.unwrap_or(0) as f64),
+            Rule::Nearest => Key(0, self.geo(w).0.unwrap_or(0.0)),
+            Rule::LowestCost => {
+                let cost = self.geo(w).1;
+                Key(u64::from(cost.is_none()), cost.unwrap_or(0) as f64)
+            }
             Rule::SameDay => Key(u64::from(wh.same_day == Some(false)), 0.0),
             Rule::BalanceStock => {
                 let stock = (0..demand.len())
@@ -376,8 +401,7 @@ fn capacity_left<'a>(c: &Candidate<'a>, clocks: &mut Clocks<'a>) -> u64 {
 /// A shipment's cost: `fixed + per_km × km` with the destination country's
 /// rate if it has one, rounded to the minor unit, saturating. Without a
 /// destination only `fixed` counts.
-fn shipment_cost(cost: &ShippingCost, req: &PlanRequest<'_>, km: Option<f64>) -> u64 {
-    let country = req.ship_to.and_then(|s| s.country.as_deref());
+fn shipment_cost(cost: &ShippingCost, country: Option<&str>, km: Option<f64>) -> u64 {
     let rate = country
         .and_then(|cc| {
             cost.by_country
@@ -457,7 +481,6 @@ fn plan_with<'a>(
                 rule,
             });
         }
-        let distance_km = dest.map(|d| distance_km(c.warehouse.location, d));
         let pinned = lines
             .iter()
             .any(|l| l.qty > 0 && l.pinned.as_ref() == Some(&c.warehouse.id));
@@ -472,11 +495,7 @@ fn plan_with<'a>(
             c,
             eligible: excluded.is_none(),
             pinned,
-            distance_km,
-            cost: r
-                .shipping_cost
-                .as_ref()
-                .map(|sc| shipment_cost(sc, req, distance_km)),
+            geo: OnceCell::new(),
             same_day,
             leaves_today,
             capacity_left: if needs_capacity && needed {
@@ -533,6 +552,8 @@ fn plan_with<'a>(
         avail,
         pinned: Vec::new(),
         max_shipments: chain.split.max_shipments(),
+        dest,
+        country: req.ship_to.and_then(|s| s.country.as_deref()),
     };
 
     if fast {
@@ -768,14 +789,15 @@ fn plan_trace(ctx: &Ctx<'_, '_>, ranking: &[Rule], r: &Ranked) -> PlanTrace {
                 .map(|&(l, _, q)| (usize::from(l), q))
                 .collect();
             lines.sort_unstable();
+            let (distance_km, cost) = ctx.geo(w as usize);
             ShipmentTrace {
                 warehouse: wh.c.warehouse.id.clone(),
                 lines: lines
                     .into_iter()
                     .map(|(l, q)| (ctx.lines[l].sku.clone(), q))
                     .collect(),
-                distance_km: wh.distance_km,
-                cost: wh.cost,
+                distance_km,
+                cost,
                 same_day: wh.same_day.or(wh.leaves_today),
             }
         })
