@@ -45,7 +45,7 @@ use super::local_time::{before_cutoff, local_day};
 use super::types::*;
 use crate::core::ids::{SkuId, WarehouseId};
 use crate::core::model::Location;
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::cmp::Ordering;
 
 /// Warehouses (best first under the chain) whose pairs are all tried.
@@ -127,6 +127,8 @@ struct Ctx<'r, 'a> {
     /// The destination, and its country (for the shipping cost).
     dest: Option<Location>,
     country: Option<&'r str>,
+    /// `fill`'s scratch: per SKU, what the current warehouse has left.
+    left: RefCell<Vec<u64>>,
 }
 
 impl Ctx<'_, '_> {
@@ -166,7 +168,11 @@ impl Ctx<'_, '_> {
                 }
             }
         }
-        let mut left: Vec<u64> = vec![0; self.skus.len()];
+        // What each SKU has left in the warehouse being filled (a buffer
+        // reused by every fill).
+        let mut left = self.left.borrow_mut();
+        left.clear();
+        left.resize(self.skus.len(), 0);
         let pinned_first = self.pinned.iter().map(|&w| w as usize);
         for w in pinned_first.chain(order.into_iter().filter(|&w| !self.whs[w].pinned)) {
             if !self.whs[w].eligible {
@@ -228,18 +234,24 @@ impl Ctx<'_, '_> {
             if f.unplaced_lines == 0 || f.whs.len() >= self.max_shipments {
                 return f;
             }
+            // Units still wanted of each SKU (its unpinned lines share
+            // its stock), the same for every warehouse.
+            let mut wanted = vec![0u64; self.skus.len()];
+            for (i, l) in self.lines.iter().enumerate() {
+                if l.pinned.is_none() {
+                    let s = self.sku_of[i];
+                    wanted[s] = wanted[s].saturating_add(f.need[i]);
+                }
+            }
             let mut best: Option<(u64, usize)> = None;
             for &w in by_chain {
                 if self.whs[w].pinned || picked.contains(&w) {
                     continue;
                 }
-                // Units it would place (lines of one SKU share its stock).
+                // Units it would place.
                 let mut units = 0u64;
-                for s in 0..self.skus.len() {
-                    let wanted = (0..self.lines.len())
-                        .filter(|&i| self.sku_of[i] == s && self.lines[i].pinned.is_none())
-                        .fold(0u64, |a, i| a.saturating_add(f.need[i]));
-                    units = units.saturating_add(wanted.min(self.avail[s * n + w]));
+                for (s, &want) in wanted.iter().enumerate() {
+                    units = units.saturating_add(want.min(self.avail[s * n + w]));
                 }
                 if units > 0 && best.is_none_or(|(u, _)| units > u) {
                     best = Some((units, w));
@@ -554,6 +566,7 @@ fn plan_with<'a>(
         max_shipments: chain.split.max_shipments(),
         dest,
         country: req.ship_to.and_then(|s| s.country.as_deref()),
+        left: RefCell::new(Vec::new()),
     };
 
     if fast {
@@ -563,14 +576,17 @@ fn plan_with<'a>(
     }
 
     // The chain's preference order over warehouses.
-    let wh_keys: Vec<Vec<Key>> = (0..n)
-        .map(|w| ranking.iter().map(|&r| ctx.wh_key(r, w, &demand)).collect())
+    // `wh_keys[w * k + i]`: warehouse `w`'s key under ranking rule `i`.
+    let k = ranking.len();
+    let wh_keys: Vec<Key> = (0..n)
+        .flat_map(|w| ranking.iter().map(move |&r| (w, r)))
+        .map(|(w, r)| ctx.wh_key(r, w, &demand))
         .collect();
     let mut by_chain: Vec<usize> = (0..n).collect();
     by_chain.sort_by(|&a, &b| {
-        wh_keys[a]
+        wh_keys[a * k..(a + 1) * k]
             .iter()
-            .zip(&wh_keys[b])
+            .zip(&wh_keys[b * k..(b + 1) * k])
             .map(|(x, y)| x.cmp(y))
             .find(|o| o.is_ne())
             .unwrap_or(Ordering::Equal)
@@ -635,8 +651,8 @@ fn plan_with<'a>(
             for (i, _) in ranking.iter().enumerate() {
                 let mut order = useful.clone();
                 order.sort_by(|&a, &b| {
-                    wh_keys[a][i]
-                        .cmp(&wh_keys[b][i])
+                    wh_keys[a * k + i]
+                        .cmp(&wh_keys[b * k + i])
                         .then(ctx.whs[a].chain_pos.cmp(&ctx.whs[b].chain_pos))
                 });
                 if order != useful {
