@@ -23,8 +23,8 @@
 #
 # MODE=order: instead of the two reservation cases, order placement:
 # `--mode order --skus 1000 --warehouses 8 --lines 3` (50 connections), so
-# with routing (`new/old` in orders/s) against priority-only placement is
-# one command. MODE=all runs the three cases.
+# placement with routing against priority-only placement (`x/old`) is one
+# command; items are order lines. MODE=all runs the three cases.
 # ALSO=BINARY: a third build, interleaved with the other two in every round
 # (e.g. the previous commit's release build), reported against OLD too.
 set -euo pipefail
