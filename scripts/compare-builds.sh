@@ -20,6 +20,13 @@
 # NAME=VALUE (e.g. OLD_ENV=SURGE_METRICS_HTTP=false to run one build with
 # request counting off). Copy a binary under another name to compare one
 # build with itself.
+#
+# MODE=order: instead of the two reservation cases, order placement:
+# `--mode order --skus 1000 --warehouses 8 --lines 3` (50 connections), so
+# placement with routing against priority-only placement (`x/old`) is one
+# command; items are order lines. MODE=all runs the three cases.
+# ALSO=BINARY: a third build, interleaved with the other two in every round
+# (e.g. the previous commit's release build), reported against OLD too.
 set -euo pipefail
 old=${1:?usage: compare-builds.sh OLD_BINARY [NEW_BINARY] [ROUNDS] [SECONDS]}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,6 +42,17 @@ server=""
 cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+case ${MODE:-reserve} in
+  order) modes=(order) ;;
+  all) modes=(reserve batch order) ;;
+  *) modes=(reserve batch) ;;
+esac
+builds=(old new)
+declare -A bin=([old]=$old [new]=$new)
+if [ -n "${ALSO:-}" ]; then
+  builds+=(also)
+  bin[also]=$ALSO
+fi
 key=""; keys_new=""
 if [ "${NEW_KEYED:-0}" = 1 ]; then
   key=$(python3 -c 'import secrets; print("sk_" + secrets.token_hex(24))')
@@ -62,6 +80,7 @@ run() {
   done
   local extra=""
   [ "$2" = batch ] && extra="--batch 16"
+  [ "$2" = order ] && extra="--skus 1000 --warehouses 8 --lines 3"
   [ -n "$key" ] && extra="$extra --key $key"
   local cpu0; cpu0=$(cpu_ticks "$server")
   "$new" loadgen --target "http://127.0.0.1:$port" --connections 50 --duration-s "$seconds" \
@@ -81,22 +100,33 @@ cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 declare -A res
-for mode in reserve batch; do
+echo "before: $(uptime)" >&2
+for mode in "${modes[@]}"; do
   for r in $(seq 1 "$rounds"); do
-    res[$mode,old,$r]=$(run "$old" "$mode")
-    res[$mode,new,$r]=$(run "$new" "$mode")
-    echo "round $r $mode: old ${res[$mode,old,$r]} | new ${res[$mode,new,$r]}" >&2
+    line="round $r $mode:"
+    for b in "${builds[@]}"; do
+      res[$mode,$b,$r]=$(run "${bin[$b]}" "$mode")
+      line="$line $b ${res[$mode,$b,$r]} |"
+    done
+    echo "${line% |}" >&2
   done
 done
+after=$(uptime)
 echo
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); medians of $rounds interleaved rounds"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); medians of $rounds interleaved rounds of ${seconds} s"
+echo "load after the runs: ${after##*load }"
+for b in "${builds[@]}"; do echo "$b: ${bin[$b]}"; done
+echo "items/s: reservations, or order lines (3 per order: orders/s = items/s / 3)"
 echo "cpu_us: the server's user + system CPU per item decided (less noisy than throughput on a shared machine)"
-printf '%-8s %10s %8s %8s %8s %10s %8s %8s %8s %7s %7s %s\n' mode old/s p50_ms p99_ms cpu_us new/s p50_ms p99_ms cpu_us new/old cpu_n/o checks
-for mode in reserve batch; do
+printf '%-8s %-5s %10s %8s %8s %8s %7s %7s %s\n' mode build items/s p50_ms p99_ms cpu_us x/old cpu_x/o checks
+for mode in "${modes[@]}"; do
   col() { for r in $(seq 1 "$rounds"); do echo "${res[$mode,$1,$r]}" | cut -d' ' -f"$2"; done | median; }
-  checks=$(for r in $(seq 1 "$rounds"); do echo "${res[$mode,old,$r]##* }/${res[$mode,new,$r]##* }"; done | sort -u | xargs)
-  o=$(col old 1); n=$(col new 1); oc=$(col old 4); nc=$(col new 4)
-  printf '%-8s %10s %8s %8s %8s %10s %8s %8s %8s %7s %7s %s\n' "$mode" "$o" "$(col old 2)" "$(col old 3)" "$oc" \
-    "$n" "$(col new 2)" "$(col new 3)" "$nc" "$(awk -v a="$n" -v b="$o" 'BEGIN { printf "%.2f", a / b }')" \
-    "$(awk -v a="$nc" -v b="$oc" 'BEGIN { printf "%.2f", a / b }')" "$checks"
+  o=$(col old 1); oc=$(col old 4)
+  for b in "${builds[@]}"; do
+    checks=$(for r in $(seq 1 "$rounds"); do echo "${res[$mode,$b,$r]##* }"; done | sort -u | xargs)
+    n=$(col "$b" 1); nc=$(col "$b" 4)
+    printf '%-8s %-5s %10s %8s %8s %8s %7s %7s %s\n' "$mode" "$b" "$n" "$(col "$b" 2)" "$(col "$b" 3)" "$nc" \
+      "$(awk -v a="$n" -v b="$o" 'BEGIN { printf "%.2f", a / b }')" \
+      "$(awk -v a="$nc" -v b="$oc" 'BEGIN { printf "%.2f", a / b }')" "$checks"
+  done
 done

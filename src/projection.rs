@@ -91,6 +91,12 @@ pub type SeqKeys = std::hash::BuildHasherDefault<crate::core::SeqIdHasher>;
 pub struct Projection {
     pub warehouses: DashMap<WarehouseId, Warehouse, ClientKeys>,
     by_priority: RwLock<Arc<Vec<WarehouseId>>>,
+    /// The enabled ones of `by_priority`, in its order.
+    enabled_by_priority: RwLock<Arc<Vec<WarehouseId>>>,
+    /// Every warehouse, by priority then id: rebuilt with `by_priority`
+    /// on each warehouse change, so routing shares one copy per change
+    /// instead of cloning every warehouse per order.
+    all_warehouses: RwLock<Arc<Vec<Warehouse>>>,
     pub skus: DashMap<SkuId, SkuState, ClientKeys>,
     /// Boxed: a table slot is then 16 bytes, not 144, so the table of
     /// millions of holds takes a ninth of the room (most of it empty
@@ -157,6 +163,22 @@ impl Projection {
     /// Warehouse ids by priority, then id.
     pub fn warehouses_by_priority(&self) -> Arc<Vec<WarehouseId>> {
         self.by_priority
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Every warehouse, by priority then id, as of the last warehouse
+    /// change applied.
+    pub fn enabled_warehouses_by_priority(&self) -> Arc<Vec<WarehouseId>> {
+        self.enabled_by_priority
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn warehouses_shared(&self) -> Arc<Vec<Warehouse>> {
+        self.all_warehouses
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -576,7 +598,22 @@ impl Projection {
         let mut all: Vec<Warehouse> = self.warehouses.iter().map(|w| w.value().clone()).collect();
         routing::by_priority(&mut all);
         *self.by_priority.write().unwrap_or_else(|p| p.into_inner()) =
-            Arc::new(all.into_iter().map(|w| w.id).collect());
+            Arc::new(all.iter().map(|w| w.id.clone()).collect());
+        // A disabled warehouse takes nothing new: holds without a
+        // destination go by this list.
+        *self
+            .enabled_by_priority
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(
+            all.iter()
+                .filter(|w| w.routing.enabled)
+                .map(|w| w.id.clone())
+                .collect(),
+        );
+        *self
+            .all_warehouses
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(all);
     }
 }
 

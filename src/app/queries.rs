@@ -88,13 +88,14 @@ impl Surge {
         Ok(all)
     }
 
-    /// Warehouse ids in routing preference, with every acknowledged
-    /// warehouse change in them.
+    /// The enabled warehouses' ids by priority (a hold without a
+    /// destination takes from the first that has it), with every
+    /// acknowledged warehouse change in them.
     pub(super) async fn warehouse_preference(&self) -> Result<Arc<Vec<WarehouseId>>, CmdError> {
         self.wal
             .caught_up_to(self.warehouses_changed.load(Ordering::Acquire))
             .await?;
-        Ok(self.projection.warehouses_by_priority())
+        Ok(self.projection.enabled_warehouses_by_priority())
     }
 
     /// Resolves once the read model (and the feed) has applied every write

@@ -104,6 +104,22 @@ impl Doc {
         }
     }
 
+    /// The schemas of a map's values (`additionalProperties`).
+    fn map_values<'a>(&'a self, schema: &'a Value, out: &mut Vec<&'a Value>) {
+        let schema = self.resolve(schema);
+        out.extend(schema.get("additionalProperties").filter(|v| v.is_object()));
+        for k in ["allOf", "oneOf", "anyOf"] {
+            for branch in schema
+                .get(k)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                self.map_values(branch, out);
+            }
+        }
+    }
+
     fn items<'a>(&'a self, schema: &'a Value, out: &mut Vec<&'a Value>) {
         let schema = self.resolve(schema);
         out.extend(schema.get("items"));
@@ -131,6 +147,12 @@ impl Doc {
                     let here = format!("{at}/{key}");
                     let mut candidates = props.iter().filter(|(k, _)| k == key).peekable();
                     if candidates.peek().is_none() {
+                        // A map: any key, each value as its schema says.
+                        let mut values = Vec::new();
+                        self.map_values(schema, &mut values);
+                        if values.iter().any(|s| self.declared(s, v, &here).is_ok()) {
+                            continue;
+                        }
                         return Err(format!("{here} is not in the document"));
                     }
                     let mut first = None;

@@ -336,6 +336,30 @@ async fn a_hold_with_ship_to_comes_from_the_nearest_warehouse() {
 }
 
 #[tokio::test]
+async fn a_hold_without_ship_to_never_comes_from_a_disabled_warehouse_and_simulates_as_it_is_made()
+{
+    let srv = Srv::start();
+    // Berlin has the better priority, Paris is nearer the (absent) ship_to.
+    berlin_and_paris(&srv, json!({})).await;
+    srv.sku("tee", None, &[("berlin", 10), ("paris", 10)]).await;
+    let hold = json!({"sku": "tee", "qty": 1});
+    let (s, sim) = srv.post("/v1/routing/simulate", hold.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{sim}");
+    let (s, h) = srv.post("/v1/reservations", hold.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{h}");
+    assert_eq!(h["warehouse"], "berlin");
+    assert_eq!(sim["shipments"][0]["warehouse"], h["warehouse"], "{sim}");
+    // Berlin disabled: it takes nothing new, by simulation or for real.
+    warehouse(&srv, "berlin", BERLIN, 1, json!({"enabled": false})).await;
+    let (s, sim) = srv.post("/v1/routing/simulate", hold.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{sim}");
+    let (s, h) = srv.post("/v1/reservations", hold).await;
+    assert_eq!(s, StatusCode::CREATED, "{h}");
+    assert_eq!(h["warehouse"], "paris");
+    assert_eq!(sim["shipments"][0]["warehouse"], "paris", "{sim}");
+}
+
+#[tokio::test]
 async fn a_batch_item_with_ship_to_is_routed() {
     let srv = Srv::start();
     berlin_and_paris(&srv, json!({})).await;

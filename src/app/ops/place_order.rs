@@ -109,7 +109,9 @@ impl Surge {
         let replans_max = self.config.routing.replan_attempts_max;
         let mut fresh: HashMap<SkuId, Vec<(WarehouseId, u64)>> = HashMap::new();
         let mut attempts: u32 = 1;
-        let (allocations, mut trace, claim) = loop {
+        let (allocations, mut trace, claim, now) = loop {
+            // One time for the plan, its workload claim and the order.
+            let now = self.now();
             let input = RouteInput {
                 lines: &plan_lines,
                 ship_to: Some(&req.ship_to),
@@ -117,7 +119,7 @@ impl Surge {
                 fresh: &fresh,
                 single_shipment: false,
             };
-            let (plan, trace, claim) = match self.route_and_claim(&input, &warehouses, self.now()) {
+            let (plan, trace, claim) = match self.route_and_claim(&input, &warehouses, now) {
                 Ok(routed) => routed,
                 // A re-plan counted what a crossing order held then; it
                 // may have let go since (it aborted too): plan again on
@@ -139,7 +141,7 @@ impl Surge {
             };
             let planned = planned_by_sku(&plan_lines, &plan);
             match self.prepare(&by_sku, id, &req.customer, &planned).await {
-                Ok(allocations) => break (allocations, trace, claim),
+                Ok(allocations) => break (allocations, trace, claim, now),
                 Err(Prepared::Stale(stale)) if attempts <= replans_max => {
                     // A racing order took what the plan counted on: plan
                     // again with what those SKUs have now.
@@ -181,23 +183,26 @@ impl Surge {
                 customer: req.customer,
                 ship_to: req.ship_to,
                 lines: req.lines,
-                now: self.now(),
+                now,
                 created_by: req.caller.key,
             },
             &allocations,
         );
         order.routing = Some(trace);
-        let event = Event::OrderPlaced {
-            order: order.clone(),
+        let event = Arc::new(Event::OrderPlaced {
+            order,
             allocations,
             idempotency: self.key_record(&req.idempotency),
-        };
-        self.record(&by_sku, id, event.clone()).await?;
+        });
+        self.record(&by_sku, id, event.as_ref().clone()).await?;
         claim.keep();
         inflight.recorded();
-        self.commit(&by_sku, id, Arc::new(event), &mut inflight)
-            .await;
-        Ok(order)
+        self.commit(&by_sku, id, event.clone(), &mut inflight).await;
+        // Each SKU actor has let go of the event once its commit is
+        // answered: the order is taken out of it, not copied (it holds the
+        // routing trace), unless one still holds it.
+        // (Never `None`: the event is built above as `OrderPlaced`.)
+        placed_order(event).ok_or(CmdError::Unavailable)
     }
 
     /// Step 1: each SKU's actor and lines, and the order's lines as
@@ -391,6 +396,19 @@ impl Drop for InFlight<'_> {
         if self.recorded {
             self.surge.directory.end_committing(self.order);
         }
+    }
+}
+
+/// The order an `OrderPlaced` event holds: moved out when nobody else
+/// holds the event, else copied.
+fn placed_order(event: Arc<Event>) -> Option<Order> {
+    match Arc::try_unwrap(event) {
+        Ok(Event::OrderPlaced { order, .. }) => Some(order),
+        Ok(_) => None,
+        Err(shared) => match shared.as_ref() {
+            Event::OrderPlaced { order, .. } => Some(order.clone()),
+            _ => None,
+        },
     }
 }
 

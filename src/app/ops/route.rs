@@ -16,22 +16,36 @@
 //! each other and a `capacity_per_day` is never overshot; the claim is
 //! kept once the order is logged and given back if placement fails. A new
 //! local day starts the count again at 0.
+//!
+//! Only a warehouse with a `capacity_per_day` makes the workload matter to
+//! a plan (`capacity` reads nothing else of it). While no candidate has
+//! one, an order plans without the lock and takes it only to count its
+//! warehouses, so orders do not wait for each other's planning.
+//!
+//! # Per order
+//! The candidates are the read model's shared list of warehouses (one copy
+//! per warehouse change, `Projection::warehouses_shared`), and the chain is
+//! borrowed from the rules in force: nothing is cloned per order but what
+//! the plan and its trace hold.
 
 use crate::actors::CmdError;
 use crate::app::{Caller, Surge};
-use crate::core::routing::{self, Candidate, Plan, PlanLine, PlanRequest, RoutingTrace, Workload};
+use crate::core::routing::{
+    self, Candidate, Chain, Plan, PlanLine, PlanRequest, RoutingTrace, Workload, WorkloadBook,
+};
 use crate::core::{
     ChannelId, Millis, Order, OrderLine, Rejection, ShipTo, SkuId, Warehouse, WarehouseId,
 };
 use crate::projection::Projection;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Orders routed to each warehouse on its current local day.
 #[derive(Debug, Default)]
 pub struct Workloads {
-    by_warehouse: Mutex<HashMap<WarehouseId, Workload>>,
+    book: Mutex<WorkloadBook>,
 }
 
 impl Workloads {
@@ -41,34 +55,31 @@ impl Workloads {
     pub fn from_orders(projection: &Projection) -> Self {
         let book = routing::WorkloadBook::from_orders(projection.orders.iter(), day_of(projection));
         Self {
-            by_warehouse: Mutex::new(book.iter().map(|(w, l)| (w.clone(), *l)).collect()),
+            book: Mutex::new(book),
         }
     }
 
     /// What one warehouse has had routed to it (on the day it says).
     pub fn get(&self, warehouse: &WarehouseId) -> Workload {
-        self.lock().get(warehouse).copied().unwrap_or_default()
+        self.lock().get(warehouse)
     }
 
     /// `order` (as it was when last routed) no longer counts: it was
     /// cancelled.
     pub fn forget_order(&self, order: &Order, projection: &Projection) {
-        let mut map = self.lock();
-        for (wh, day) in routing::order_days(order, day_of(projection)) {
-            count(&mut map, wh, day, -1);
-        }
+        self.lock().count_order(order, day_of(projection), -1);
     }
 
     /// Takes `order` out of its warehouses' counts while it is planned
     /// again (re-routed), so it does not stand in its own way; put back on
     /// drop unless kept (the re-route was logged).
     pub fn lift_order<'a>(&'a self, order: &Order, projection: &Projection) -> Claim<'a> {
-        let mut map = self.lock();
-        let mut counted = Vec::new();
-        for (wh, day) in routing::order_days(order, day_of(projection)) {
-            count(&mut map, wh, day, -1);
-            counted.push((wh.clone(), day));
-        }
+        let counted = self
+            .lock()
+            .count_order(order, day_of(projection), -1)
+            .into_iter()
+            .map(|(wh, day)| (wh.clone(), day))
+            .collect();
         Claim {
             workloads: self,
             counted,
@@ -77,20 +88,8 @@ impl Workloads {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<WarehouseId, Workload>> {
-        self.by_warehouse.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Adds `n` orders to `warehouse` on `day`: a later day starts again from
-/// 0, an earlier one is gone and no longer counts.
-fn count(map: &mut HashMap<WarehouseId, Workload>, warehouse: &WarehouseId, day: i32, n: i64) {
-    let w = map.entry(warehouse.clone()).or_default();
-    if day > w.day {
-        *w = Workload { day, routed: 0 };
-    }
-    if day == w.day {
-        w.routed = w.routed.saturating_add_signed(n);
+    fn lock(&self) -> std::sync::MutexGuard<'_, WorkloadBook> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -128,7 +127,7 @@ impl Drop for Claim<'_> {
         }
         let mut map = self.workloads.lock();
         for (wh, day) in &self.counted {
-            count(&mut map, wh, *day, self.undo);
+            map.add(wh, *day, self.undo);
         }
     }
 }
@@ -148,6 +147,14 @@ pub struct RouteInput<'a> {
 /// A plan, or the lines none places; with the trace either way.
 pub type Routed = Result<(Plan, RoutingTrace), routing::Unroutable>;
 
+/// Whether a plan over `warehouses` may depend on their workload: only
+/// for a warehouse with a daily capacity (and a chain with `capacity`).
+fn reads_workload(warehouses: &[Warehouse]) -> bool {
+    warehouses
+        .iter()
+        .any(|w| w.routing.capacity_per_day.is_some())
+}
+
 impl Surge {
     /// Orders routed to a warehouse on the local day it names (placed,
     /// and being placed now).
@@ -155,17 +162,13 @@ impl Surge {
         self.workloads.get(warehouse)
     }
 
-    /// Every warehouse, with every acknowledged warehouse change in.
-    pub(crate) async fn routing_candidates(&self) -> Result<Vec<Warehouse>, CmdError> {
+    /// Every warehouse, with every acknowledged warehouse change in: the
+    /// read model's shared list (by priority, then id), not a copy.
+    pub(crate) async fn routing_candidates(&self) -> Result<Arc<Vec<Warehouse>>, CmdError> {
         self.wal
             .caught_up_to(self.warehouses_changed.load(Ordering::Acquire))
             .await?;
-        Ok(self
-            .projection
-            .warehouses
-            .iter()
-            .map(|w| w.value().clone())
-            .collect())
+        Ok(self.projection.warehouses_shared())
     }
 
     /// Plans `input` at `now` over `warehouses` without claiming anything.
@@ -175,20 +178,32 @@ impl Surge {
         warehouses: &[Warehouse],
         now: Millis,
     ) -> Routed {
-        let map = self.workloads.lock();
-        self.route_locked(input, warehouses, now, &map)
+        if reads_workload(warehouses) {
+            let map = self.workloads.lock();
+            self.route_locked(input, warehouses, now, Some(&map))
+        } else {
+            self.route_locked(input, warehouses, now, None)
+        }
     }
 
     /// Plans `input` at `now` and claims the chosen warehouses' workload,
-    /// under one lock, so orders planned together see each other.
+    /// under one lock, so orders planned together see each other. Without
+    /// a warehouse with a daily capacity the plan does not read the
+    /// workload: it is made before the lock, which is taken to count only.
     pub(crate) fn route_and_claim(
         &self,
         input: &RouteInput<'_>,
         warehouses: &[Warehouse],
         now: Millis,
     ) -> Result<(Plan, RoutingTrace, Claim<'_>), routing::Unroutable> {
-        let mut map = self.workloads.lock();
-        let (plan, trace) = self.route_locked(input, warehouses, now, &map)?;
+        let (plan, trace, mut map) = if reads_workload(warehouses) {
+            let map = self.workloads.lock();
+            let (plan, trace) = self.route_locked(input, warehouses, now, Some(&map))?;
+            (plan, trace, map)
+        } else {
+            let (plan, trace) = self.route_locked(input, warehouses, now, None)?;
+            (plan, trace, self.workloads.lock())
+        };
         let mut counted: Vec<(WarehouseId, i32)> = Vec::with_capacity(plan.shipments.len());
         for s in &plan.shipments {
             if counted.iter().any(|(w, _)| w == &s.warehouse) {
@@ -198,7 +213,7 @@ impl Surge {
                 continue;
             };
             let day = routing::local_day(&wh.routing, now);
-            count(&mut map, &s.warehouse, day, 1);
+            map.add(&s.warehouse, day, 1);
             counted.push((s.warehouse.clone(), day));
         }
         drop(map);
@@ -211,25 +226,35 @@ impl Surge {
         Ok((plan, trace, claim))
     }
 
+    /// Plans with the workload in `workloads`; `None` when no candidate
+    /// has a daily capacity (then nothing reads it).
     fn route_locked(
         &self,
         input: &RouteInput<'_>,
         warehouses: &[Warehouse],
         now: Millis,
-        workloads: &HashMap<WarehouseId, Workload>,
+        workloads: Option<&WorkloadBook>,
     ) -> Routed {
         let rules = self.routing_rules_shared();
-        let mut chain = rules.chain(input.channel).clone();
+        let mut chain: Cow<'_, Chain> = Cow::Borrowed(rules.chain(input.channel));
         let mut max_traced = self.config.routing.trace_candidates_max;
         if input.single_shipment {
-            chain.split = routing::SplitPolicy::Forbid;
+            if input.ship_to.is_none() {
+                // A hold without a destination comes from the enabled
+                // warehouse with the best priority that has it all.
+                chain = Cow::Owned(Chain {
+                    rules: vec![routing::Rule::Enabled, routing::Rule::Priority],
+                    split: routing::SplitPolicy::Forbid,
+                });
+            }
+            chain.to_mut().split = routing::SplitPolicy::Forbid;
             max_traced = warehouses.len().max(1);
         }
         let candidates: Vec<Candidate<'_>> = warehouses
             .iter()
             .map(|w| Candidate {
                 warehouse: w,
-                workload: workloads.get(&w.id).copied().unwrap_or_default(),
+                workload: workloads.map(|m| m.get(&w.id)).unwrap_or_default(),
             })
             .collect();
         let req = PlanRequest {

@@ -38,9 +38,14 @@
 //! warehouses, most first; `priority` sums its warehouses' priorities.
 
 use super::geo::distance_km;
+use super::local_time::Clocks;
+// The tests check the engine against these, one warehouse at a time.
+#[cfg(test)]
 use super::local_time::{before_cutoff, local_day};
 use super::types::*;
 use crate::core::ids::{SkuId, WarehouseId};
+use crate::core::model::Location;
+use std::cell::{OnceCell, RefCell};
 use std::cmp::Ordering;
 
 /// Warehouses (best first under the chain) whose pairs are all tried.
@@ -71,10 +76,14 @@ struct Wh<'a> {
     c: &'a Candidate<'a>,
     eligible: bool,
     pinned: bool,
-    distance_km: Option<f64>,
-    cost: Option<u64>,
+    /// (distance km, shipment cost): computed on first use, since most
+    /// warehouses of a large list never enter a ranked plan.
+    geo: OnceCell<(Option<f64>, Option<u64>)>,
     /// `None` without a cut-off, or when no rule needs it.
     same_day: Option<bool>,
+    /// Before its cut-off at `now`; `None` without a cut-off (what the
+    /// trace shows).
+    leaves_today: Option<bool>,
     /// Remaining daily capacity; `u64::MAX` = unlimited.
     capacity_left: u64,
     /// Rank of its id among all candidates (final tie-break).
@@ -115,11 +124,26 @@ struct Ctx<'r, 'a> {
     /// Pinned warehouses, in chain order.
     pinned: Vec<u16>,
     max_shipments: usize,
+    /// The destination, and its country (for the shipping cost).
+    dest: Option<Location>,
+    country: Option<&'r str>,
+    /// `fill`'s scratch: per SKU, what the current warehouse has left.
+    left: RefCell<Vec<u64>>,
 }
 
 impl Ctx<'_, '_> {
     fn n(&self) -> usize {
         self.whs.len()
+    }
+
+    /// Warehouse `w`'s distance to the destination (km) and shipment cost.
+    fn geo(&self, w: usize) -> (Option<f64>, Option<u64>) {
+        let wh = &self.whs[w];
+        *wh.geo.get_or_init(|| {
+            let km = self.dest.map(|d| distance_km(wh.c.warehouse.location, d));
+            let cost = wh.c.warehouse.routing.shipping_cost.as_ref();
+            (km, cost.map(|sc| shipment_cost(sc, self.country, km)))
+        })
     }
 
     /// Fills the unpinned lines from `order` (eligible warehouses), on top
@@ -144,7 +168,11 @@ impl Ctx<'_, '_> {
                 }
             }
         }
-        let mut left: Vec<u64> = vec![0; self.skus.len()];
+        // What each SKU has left in the warehouse being filled (a buffer
+        // reused by every fill).
+        let mut left = self.left.borrow_mut();
+        left.clear();
+        left.resize(self.skus.len(), 0);
         let pinned_first = self.pinned.iter().map(|&w| w as usize);
         for w in pinned_first.chain(order.into_iter().filter(|&w| !self.whs[w].pinned)) {
             if !self.whs[w].eligible {
@@ -206,18 +234,24 @@ impl Ctx<'_, '_> {
             if f.unplaced_lines == 0 || f.whs.len() >= self.max_shipments {
                 return f;
             }
+            // Units still wanted of each SKU (its unpinned lines share
+            // its stock), the same for every warehouse.
+            let mut wanted = vec![0u64; self.skus.len()];
+            for (i, l) in self.lines.iter().enumerate() {
+                if l.pinned.is_none() {
+                    let s = self.sku_of[i];
+                    wanted[s] = wanted[s].saturating_add(f.need[i]);
+                }
+            }
             let mut best: Option<(u64, usize)> = None;
             for &w in by_chain {
                 if self.whs[w].pinned || picked.contains(&w) {
                     continue;
                 }
-                // Units it would place (lines of one SKU share its stock).
+                // Units it would place.
                 let mut units = 0u64;
-                for s in 0..self.skus.len() {
-                    let wanted = (0..self.lines.len())
-                        .filter(|&i| self.sku_of[i] == s && self.lines[i].pinned.is_none())
-                        .fold(0u64, |a, i| a.saturating_add(f.need[i]));
-                    units = units.saturating_add(wanted.min(self.avail[s * n + w]));
+                for (s, &want) in wanted.iter().enumerate() {
+                    units = units.saturating_add(want.min(self.avail[s * n + w]));
                 }
                 if units > 0 && best.is_none_or(|(u, _)| units > u) {
                     best = Some((units, w));
@@ -235,11 +269,17 @@ impl Ctx<'_, '_> {
         let ws = f.whs.iter().map(|&w| &self.whs[w as usize]);
         match rule {
             Rule::FewestShipments => Key(f.whs.len() as u64, 0.0),
-            Rule::Nearest => Key(0, ws.map(|w| w.distance_km.unwrap_or(0.0)).sum()),
+            Rule::Nearest => Key(
+                0,
+                f.whs
+                    .iter()
+                    .map(|&w| self.geo(w as usize).0.unwrap_or(0.0))
+                    .sum(),
+            ),
             Rule::LowestCost => {
                 let (mut unknown, mut sum) = (0u64, 0u64);
-                for w in ws {
-                    match w.cost {
+                for &w in &f.whs {
+                    match self.geo(w as usize).1 {
                         Some(c) => sum = sum.saturating_add(c),
                         None => unknown += 1,
                     }
@@ -302,8 +342,11 @@ impl Ctx<'_, '_> {
                 });
                 Key(u64::MAX - units, 0.0)
             }
-            Rule::Nearest => Key(0, wh.distance_km.unwrap_or(0.0)),
-            Rule::LowestCost => Key(u64::from(wh.cost.is_none()), wh.cost.unwrap_or(0) as f64),
+            Rule::Nearest => Key(0, self.geo(w).0.unwrap_or(0.0)),
+            Rule::LowestCost => {
+                let cost = self.geo(w).1;
+                Key(u64::from(cost.is_none()), cost.unwrap_or(0) as f64)
+            }
             Rule::SameDay => Key(u64::from(wh.same_day == Some(false)), 0.0),
             Rule::BalanceStock => {
                 let stock = (0..demand.len())
@@ -322,7 +365,12 @@ impl Ctx<'_, '_> {
 }
 
 /// The filter that leaves `c` out, if any (the first in chain order).
-fn excluded_by(chain: &Chain, req: &PlanRequest<'_>, c: &Candidate<'_>) -> Option<Rule> {
+fn excluded_by<'a>(
+    chain: &Chain,
+    req: &PlanRequest<'_>,
+    c: &Candidate<'a>,
+    clocks: &mut Clocks<'a>,
+) -> Option<Rule> {
     let r = &c.warehouse.routing;
     chain.rules.iter().copied().find(|&rule| match rule {
         Rule::Enabled => !r.enabled,
@@ -339,19 +387,20 @@ fn excluded_by(chain: &Chain, req: &PlanRequest<'_>, c: &Candidate<'_>) -> Optio
             Some(ch) if !r.channels.is_empty() => !r.channels.contains(ch),
             _ => false,
         },
-        Rule::Capacity(_) => capacity_left(c, req.now) == 0,
+        Rule::Capacity(_) => capacity_left(c, clocks) == 0,
         _ => false,
     })
 }
 
 /// Orders it may still take today: `u64::MAX` without a limit. Routed
-/// orders count only when `workload.day` is its local day at `now`.
-fn capacity_left(c: &Candidate<'_>, now: crate::core::model::Millis) -> u64 {
+/// orders count only when `workload.day` is its local day at `now` (the
+/// clocks').
+fn capacity_left<'a>(c: &Candidate<'a>, clocks: &mut Clocks<'a>) -> u64 {
     let r = &c.warehouse.routing;
     match r.capacity_per_day {
         None => u64::MAX,
         Some(cap) => {
-            let routed = if c.workload.day == local_day(r, now) {
+            let routed = if c.workload.day == clocks.day(r) {
                 c.workload.routed
             } else {
                 0
@@ -364,8 +413,7 @@ fn capacity_left(c: &Candidate<'_>, now: crate::core::model::Millis) -> u64 {
 /// A shipment's cost: `fixed + per_km × km` with the destination country's
 /// rate if it has one, rounded to the minor unit, saturating. Without a
 /// destination only `fixed` counts.
-fn shipment_cost(cost: &ShippingCost, req: &PlanRequest<'_>, km: Option<f64>) -> u64 {
-    let country = req.ship_to.and_then(|s| s.country.as_deref());
+fn shipment_cost(cost: &ShippingCost, country: Option<&str>, km: Option<f64>) -> u64 {
     let rate = country
         .and_then(|cc| {
             cost.by_country
@@ -395,10 +443,10 @@ pub fn plan(
 
 /// [`plan`], with or without the single-warehouse fast path (the tests
 /// check both give the same answer).
-fn plan_with(
+fn plan_with<'a>(
     chain: &Chain,
     req: &PlanRequest<'_>,
-    candidates: &[Candidate<'_>],
+    candidates: &[Candidate<'a>],
     available: impl Fn(&SkuId, &WarehouseId) -> u64,
     max_traced: usize,
     fast: bool,
@@ -434,37 +482,36 @@ fn plan_with(
         id_rank[w] = r as u32;
     }
 
+    let mut clocks = Clocks::new(req.now);
     let mut whs: Vec<Wh<'_>> = Vec::with_capacity(n);
     for (i, c) in candidates.iter().enumerate() {
-        let r = &c.warehouse.routing;
-        let excluded = excluded_by(chain, req, c);
+        let r: &'a WarehouseRouting = &c.warehouse.routing;
+        let excluded = excluded_by(chain, req, c, &mut clocks);
         if let Some(rule) = excluded {
             trace.excluded.push(Excluded {
                 warehouse: c.warehouse.id.clone(),
                 rule,
             });
         }
-        let distance_km = dest.map(|d| distance_km(c.warehouse.location, d));
         let pinned = lines
             .iter()
             .any(|l| l.qty > 0 && l.pinned.as_ref() == Some(&c.warehouse.id));
         let needed = excluded.is_none() || pinned;
-        let same_day = match &r.cutoff {
-            Some(cut) if needs_same_day && needed => Some(before_cutoff(cut, req.now)),
-            _ => None,
+        let leaves_today = r.cutoff.as_ref().map(|cut| clocks.before_cutoff(cut));
+        let same_day = if needs_same_day && needed {
+            leaves_today
+        } else {
+            None
         };
         whs.push(Wh {
             c,
             eligible: excluded.is_none(),
             pinned,
-            distance_km,
-            cost: r
-                .shipping_cost
-                .as_ref()
-                .map(|sc| shipment_cost(sc, req, distance_km)),
+            geo: OnceCell::new(),
             same_day,
+            leaves_today,
             capacity_left: if needs_capacity && needed {
-                capacity_left(c, req.now)
+                capacity_left(c, &mut clocks)
             } else {
                 u64::MAX
             },
@@ -517,23 +564,29 @@ fn plan_with(
         avail,
         pinned: Vec::new(),
         max_shipments: chain.split.max_shipments(),
+        dest,
+        country: req.ship_to.and_then(|s| s.country.as_deref()),
+        left: RefCell::new(Vec::new()),
     };
 
     if fast {
         if let Some(ranked) = singles_suffice(&ctx, &ranking, &demand, max_traced) {
-            return Ok(finish(&ctx, req, &ranking, ranked, trace, max_traced));
+            return Ok(finish(&ctx, &ranking, ranked, trace, max_traced));
         }
     }
 
     // The chain's preference order over warehouses.
-    let wh_keys: Vec<Vec<Key>> = (0..n)
-        .map(|w| ranking.iter().map(|&r| ctx.wh_key(r, w, &demand)).collect())
+    // `wh_keys[w * k + i]`: warehouse `w`'s key under ranking rule `i`.
+    let k = ranking.len();
+    let wh_keys: Vec<Key> = (0..n)
+        .flat_map(|w| ranking.iter().map(move |&r| (w, r)))
+        .map(|(w, r)| ctx.wh_key(r, w, &demand))
         .collect();
     let mut by_chain: Vec<usize> = (0..n).collect();
     by_chain.sort_by(|&a, &b| {
-        wh_keys[a]
+        wh_keys[a * k..(a + 1) * k]
             .iter()
-            .zip(&wh_keys[b])
+            .zip(&wh_keys[b * k..(b + 1) * k])
             .map(|(x, y)| x.cmp(y))
             .find(|o| o.is_ne())
             .unwrap_or(Ordering::Equal)
@@ -598,8 +651,8 @@ fn plan_with(
             for (i, _) in ranking.iter().enumerate() {
                 let mut order = useful.clone();
                 order.sort_by(|&a, &b| {
-                    wh_keys[a][i]
-                        .cmp(&wh_keys[b][i])
+                    wh_keys[a * k + i]
+                        .cmp(&wh_keys[b * k + i])
                         .then(ctx.whs[a].chain_pos.cmp(&ctx.whs[b].chain_pos))
                 });
                 if order != useful {
@@ -632,14 +685,13 @@ fn plan_with(
         return Err(Unroutable { lines, trace });
     }
 
-    Ok(finish(&ctx, req, &ranking, ranked, trace, max_traced))
+    Ok(finish(&ctx, &ranking, ranked, trace, max_traced))
 }
 
 /// Ranks the complete plans (at least one), and builds the best plan and
 /// the trace.
 fn finish(
     ctx: &Ctx<'_, '_>,
-    req: &PlanRequest<'_>,
     ranking: &[Rule],
     mut ranked: Vec<Ranked>,
     mut trace: RoutingTrace,
@@ -664,7 +716,7 @@ fn finish(
             .map(|i| ranking[i]);
     }
     for r in ranked.iter().take(max_traced) {
-        trace.candidates.push(plan_trace(ctx, req, ranking, r));
+        trace.candidates.push(plan_trace(ctx, ranking, r));
     }
     let best = &ranked[0].fill;
     let shipments = best
@@ -738,7 +790,7 @@ fn singles_suffice(
     )
 }
 
-fn plan_trace(ctx: &Ctx<'_, '_>, req: &PlanRequest<'_>, ranking: &[Rule], r: &Ranked) -> PlanTrace {
+fn plan_trace(ctx: &Ctx<'_, '_>, ranking: &[Rule], r: &Ranked) -> PlanTrace {
     let shipments = r
         .fill
         .whs
@@ -753,21 +805,16 @@ fn plan_trace(ctx: &Ctx<'_, '_>, req: &PlanRequest<'_>, ranking: &[Rule], r: &Ra
                 .map(|&(l, _, q)| (usize::from(l), q))
                 .collect();
             lines.sort_unstable();
+            let (distance_km, cost) = ctx.geo(w as usize);
             ShipmentTrace {
                 warehouse: wh.c.warehouse.id.clone(),
                 lines: lines
                     .into_iter()
                     .map(|(l, q)| (ctx.lines[l].sku.clone(), q))
                     .collect(),
-                distance_km: wh.distance_km,
-                cost: wh.cost,
-                same_day: wh.same_day.or_else(|| {
-                    wh.c.warehouse
-                        .routing
-                        .cutoff
-                        .as_ref()
-                        .map(|c| before_cutoff(c, req.now))
-                }),
+                distance_km,
+                cost,
+                same_day: wh.same_day.or(wh.leaves_today),
             }
         })
         .collect();
