@@ -8,6 +8,7 @@ pub mod adjust_stock;
 pub mod cancel_order;
 pub mod extend;
 pub mod patch_sku;
+pub mod phase_one;
 pub mod place_order;
 pub mod release;
 pub mod reroute;

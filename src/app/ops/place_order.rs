@@ -20,13 +20,14 @@
 use crate::actors::order::{Forget, Placed, Record};
 use crate::actors::sku::{self, SkuHandle};
 use crate::actors::CmdError;
+use crate::app::ops::phase_one::{self, PhaseOne};
 use crate::app::ops::route::{self, RouteInput};
 use crate::app::{Caller, Idempotency, Outcome, Surge};
 use crate::core::routing::{Plan, PlanLine};
 use crate::core::sku::LineRequest;
 use crate::core::{
-    order, ChannelId, CustomerId, Event, Order, OrderId, OrderLine, Rejection, ShipTo,
-    SkuAllocation, SkuId, WarehouseId,
+    order, ChannelId, CustomerId, Event, Order, OrderId, OrderLine, ShipTo, SkuAllocation, SkuId,
+    WarehouseId,
 };
 use crate::projection::IdemTarget;
 use std::collections::{BTreeMap, HashMap};
@@ -240,53 +241,23 @@ impl Surge {
         customer: &CustomerId,
         planned: &BTreeMap<SkuId, Vec<(WarehouseId, u64)>>,
     ) -> Result<Vec<SkuAllocation>, Prepared> {
-        // A full mailbox refuses at once (503 `overloaded`); the SKUs that
-        // prepared are aborted below like after any refusal, and only
-        // they: one that refused holds nothing, and may be stuck.
-        let prepares = by_sku.iter().map(|(sku, (addr, lines))| {
+        let skus: Vec<(&SkuId, &SkuHandle)> = by_sku.iter().map(|(s, (a, _))| (s, a)).collect();
+        let asked = phase_one::prepare_all(&skus, id, |sku, addr| {
+            let lines = by_sku.get(sku).map(|(_, l)| l.clone()).unwrap_or_default();
             addr.ask(sku::Prepare {
                 order: id,
                 customer: customer.clone(),
-                lines: lines.clone(),
+                lines,
                 preference: Arc::new(Vec::new()),
                 planned: Some(planned.get(sku).cloned().unwrap_or_default()),
             })
-        });
-        let results = futures_util::future::join_all(prepares).await;
-        let mut allocations: Vec<SkuAllocation> = Vec::with_capacity(results.len());
-        let mut failure = None;
-        let mut stale: Vec<(SkuId, Vec<(WarehouseId, u64)>)> = Vec::new();
-        let mut prepared = Vec::with_capacity(results.len());
-        for (r, sku) in results.into_iter().zip(by_sku.keys()) {
-            match r.and_then(|r| r) {
-                Ok(a) => {
-                    allocations.push(a);
-                    prepared.push(true);
-                }
-                Err(CmdError::Rejected(Rejection::PlanStale { available })) => {
-                    stale.push((sku.clone(), available));
-                    prepared.push(false);
-                }
-                Err(e) => {
-                    failure.get_or_insert(e);
-                    prepared.push(false);
-                }
-            }
-        }
-        // A SKU actor that stopped since it prepared lost its pending part:
-        // its successor could sell the same stock, so the order must not be
-        // logged.
-        if failure.is_none() && stale.is_empty() && by_sku.values().any(|(a, _)| !a.connected()) {
-            failure = Some(CmdError::Unavailable);
-        }
-        if failure.is_none() && stale.is_empty() {
-            return Ok(allocations);
-        }
-        abort_prepared(by_sku, id, &prepared).await;
-        Err(match failure {
-            Some(e) => Prepared::Failed(e),
-            None => Prepared::Stale(stale),
         })
+        .await;
+        match asked {
+            Ok(PhaseOne::Ready(allocations)) => Ok(allocations),
+            Ok(PhaseOne::Stale(stale)) => Err(Prepared::Stale(stale)),
+            Err(e) => Err(Prepared::Failed(e)),
+        }
     }
 
     /// Step 3: the order's actor logs the order with every allocation.
@@ -412,17 +383,6 @@ fn placed_order(event: Arc<Event>) -> Option<Order> {
     }
 }
 
-/// `abort` for the SKUs (in `by_sku` order) whose `prepared` is true.
-async fn abort_prepared(by_sku: &BySku, order: OrderId, prepared: &[bool]) {
-    for ((addr, _), _) in by_sku.values().zip(prepared).filter(|(_, p)| **p) {
-        // Best effort: an actor that is gone holds nothing.
-        let _ = addr.send(sku::Abort { order }).await;
-    }
-}
-
 async fn abort(by_sku: &BySku, order: OrderId) {
-    for (addr, _) in by_sku.values() {
-        // Best effort: an actor that is gone holds nothing.
-        let _ = addr.send(sku::Abort { order }).await;
-    }
+    phase_one::abort_all(by_sku.values().map(|(a, _)| a), order).await;
 }

@@ -28,6 +28,7 @@
 use crate::actors::order::Reroute;
 use crate::actors::sku::{self, SkuHandle};
 use crate::actors::CmdError;
+use crate::app::ops::phase_one::{self, PhaseOne};
 use crate::app::ops::route::{self, RouteInput};
 use crate::app::{Caller, Surge};
 use crate::core::routing::{self, PlanLine};
@@ -46,12 +47,8 @@ pub struct RerouteRequest {
     pub caller: Caller,
 }
 
-/// What each SKU of the order said when asked to move: its allocation
-/// before and after, or what it has now for the next plan.
-enum Moved {
-    Ready(Vec<(crate::core::SkuAllocation, crate::core::SkuAllocation)>),
-    Stale(Vec<(SkuId, Vec<(WarehouseId, u64)>)>),
-}
+/// A SKU's allocation of the order before and after the move.
+type Move = (crate::core::SkuAllocation, crate::core::SkuAllocation);
 
 /// Ends a re-route's marks (on the order and its SKUs) on every path out.
 struct Marks<'a> {
@@ -156,13 +153,13 @@ impl Surge {
                 .map_err(|u| CmdError::Unplaced(route::unplaced(&lines, &u)))?;
             let planned = planned_by_sku(&lines, &plan);
             match prepare(&skus, id, &planned).await? {
-                Moved::Ready(moves) => break (moves, trace, claim, now),
-                Moved::Stale(stale) if attempts <= replans_max => {
+                PhaseOne::Ready(moves) => break (moves, trace, claim, now),
+                PhaseOne::Stale(stale) if attempts <= replans_max => {
                     drop(claim);
                     fresh.extend(stale);
                     attempts += 1;
                 }
-                Moved::Stale(stale) => {
+                PhaseOne::Stale(stale) => {
                     let lines = lines
                         .iter()
                         .enumerate()
@@ -341,56 +338,19 @@ async fn prepare(
     skus: &BTreeMap<SkuId, SkuHandle>,
     id: OrderId,
     planned: &BTreeMap<SkuId, Vec<(WarehouseId, u64)>>,
-) -> Result<Moved, CmdError> {
-    let asks = skus.iter().map(|(sku, addr)| {
+) -> Result<PhaseOne<Move>, CmdError> {
+    let handles: Vec<(&SkuId, &SkuHandle)> = skus.iter().collect();
+    phase_one::prepare_all(&handles, id, |sku, addr| {
         addr.ask(sku::PrepareReroute {
             order: id,
             planned: planned.get(sku).cloned().unwrap_or_default(),
         })
-    });
-    let results = futures_util::future::join_all(asks).await;
-    let mut moves = Vec::with_capacity(results.len());
-    let mut stale = Vec::new();
-    let mut failure = None;
-    let mut prepared = Vec::with_capacity(results.len());
-    for (r, sku) in results.into_iter().zip(skus.keys()) {
-        match r.and_then(|r| r) {
-            Ok(m) => {
-                moves.push(m);
-                prepared.push(true);
-            }
-            Err(CmdError::Rejected(Rejection::PlanStale { available })) => {
-                stale.push((sku.clone(), available));
-                prepared.push(false);
-            }
-            Err(e) => {
-                failure.get_or_insert(e);
-                prepared.push(false);
-            }
-        }
-    }
-    // A SKU actor that stopped since it prepared lost its pending part.
-    if failure.is_none() && stale.is_empty() && skus.values().any(|a| !a.connected()) {
-        failure = Some(CmdError::Unavailable);
-    }
-    if failure.is_none() && stale.is_empty() {
-        return Ok(Moved::Ready(moves));
-    }
-    for (addr, _) in skus.values().zip(&prepared).filter(|(_, p)| **p) {
-        // Best effort: an actor that is gone holds nothing.
-        let _ = addr.send(sku::Abort { order: id }).await;
-    }
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(Moved::Stale(stale)),
-    }
+    })
+    .await
 }
 
 async fn abort(skus: &BTreeMap<SkuId, SkuHandle>, order: OrderId) {
-    for addr in skus.values() {
-        // Best effort: an actor that is gone holds nothing.
-        let _ = addr.send(sku::Abort { order }).await;
-    }
+    phase_one::abort_all(skus.values(), order).await;
 }
 
 /// Runs `f` when dropped.
