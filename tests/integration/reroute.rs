@@ -33,6 +33,20 @@ async fn get_order(srv: &Srv, id: &Value) -> Value {
     o
 }
 
+/// The first feed message whose `field` is `value`.
+async fn first(ws: &mut feedclient::Ws, field: &str, value: &str) -> Value {
+    loop {
+        let m = timeout(WAIT, feedclient::next_json(ws))
+            .await
+            .expect("a feed message in time")
+            .unwrap()
+            .expect("the connection is open");
+        if m[field] == value {
+            return m;
+        }
+    }
+}
+
 /// (on_hand, allocated, available) of a SKU in one warehouse.
 async fn row(srv: &Srv, sku: &str, wh: &str) -> (u64, u64, u64) {
     let st = srv.stock(sku).await;
@@ -68,16 +82,7 @@ async fn a_rerouted_order_leaves_the_excluded_warehouse_with_its_stock_logged_an
     let mut ws = feedclient::connect(&srv.url(""), "topics=orders")
         .await
         .unwrap();
-    loop {
-        let m = timeout(WAIT, feedclient::next_json(&mut ws))
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if m["type"] == "subscribed" {
-            break;
-        }
-    }
+    first(&mut ws, "type", "subscribed").await;
 
     // Nothing may come from Paris, and only Paris has the cap: refused,
     // naming the cap's line, and the order stays as it is.
@@ -120,16 +125,7 @@ async fn a_rerouted_order_leaves_the_excluded_warehouse_with_its_stock_logged_an
     assert_eq!(get_order(&srv, &o["id"]).await, moved);
 
     // Fed once durable, with the reason and where the lines came from.
-    let ev = loop {
-        let m = timeout(WAIT, feedclient::next_json(&mut ws))
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if m["event"] == "order_rerouted" {
-            break m;
-        }
-    };
+    let ev = first(&mut ws, "event", "order_rerouted").await;
     assert_eq!(ev["order_id"], o["id"]);
     assert_eq!(ev["from"], json!(["paris"]));
     assert_eq!(ev["reason"], "3pl rejected");
@@ -435,16 +431,7 @@ async fn a_reroute_on_a_later_day_counts_on_that_day_everywhere() {
     let mut ws = feedclient::connect(&srv.url(""), "topics=orders")
         .await
         .unwrap();
-    let snapshot = loop {
-        let m = timeout(WAIT, feedclient::next_json(&mut ws))
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if m["type"] == "snapshot" {
-            break m;
-        }
-    };
+    let snapshot = first(&mut ws, "type", "snapshot").await;
     assert_eq!(snapshot["data"]["workload"]["berlin"], today);
     let (s, c) = srv
         .post(
