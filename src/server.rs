@@ -155,8 +155,15 @@ async fn serve(
             }
         })
     };
+    // Orders a disabled warehouse still has move elsewhere (a run a
+    // restart cut short).
+    let resumed = {
+        let surge = surge.clone();
+        actix_rt::spawn(async move { surge.resume_reroutes().await })
+    };
     let served = server.await;
     sweeper.abort();
+    resumed.abort();
     // Sent before the stop began; missing when the server ended otherwise.
     let deadline = deadline_rx
         .try_recv()

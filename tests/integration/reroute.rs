@@ -446,3 +446,30 @@ async fn a_reroute_on_a_later_day_counts_on_that_day_everywhere() {
         "the cancelled order's slot is free"
     );
 }
+
+#[tokio::test]
+async fn orders_a_disabled_warehouse_still_has_move_after_a_restart() {
+    let clock = Arc::new(ManualClock::new(1_795_818_600_000));
+    let store = MemStore::new();
+    let srv = Srv::start_custom(Arc::new(store.clone()), clock.clone(), |c| {
+        c.routing.reroute_on_disable = false
+    });
+    berlin_and_paris(&srv, json!({})).await;
+    srv.sku("tee", None, &[("berlin", 10), ("paris", 10)]).await;
+    let o = place(&srv, order("web", json!([{"sku": "tee", "qty": 2}]))).await;
+    warehouse(&srv, "paris", PARIS, 2, json!({"enabled": false})).await;
+    assert_eq!(
+        shipments(&get_order(&srv, &o["id"]).await),
+        vec![from("paris", "tee", 2)]
+    );
+    drop(srv);
+    let srv = Srv::start_custom(Arc::new(store.reopen()), clock, |c| {
+        c.routing.reroute_on_disable = true
+    });
+    let moved = eventually(WAIT, async || {
+        shipments(&get_order(&srv, &o["id"]).await) == vec![from("berlin", "tee", 2)]
+    })
+    .await;
+    assert!(moved, "{}", get_order(&srv, &o["id"]).await);
+    assert_eq!(available(&srv, "tee", "paris").await, 10);
+}

@@ -285,6 +285,31 @@ impl Surge {
         tracing::info!(%warehouse, moved, stayed, "orders re-routed from a disabled warehouse");
     }
 
+    /// At start: re-routes away the placed orders that disabled warehouses
+    /// still have (a run a restart cut short, or a warehouse disabled
+    /// while `reroute_on_disable` was off), one warehouse at a time.
+    pub async fn resume_reroutes(&self) {
+        if !self.config.routing.reroute_on_disable {
+            return;
+        }
+        let disabled: Vec<WarehouseId> = self
+            .projection
+            .warehouses_shared()
+            .iter()
+            .filter(|w| !w.routing.enabled)
+            .map(|w| w.id.clone())
+            .collect();
+        for warehouse in disabled {
+            let has_orders = self.projection.orders.iter().any(|o| {
+                o.status == OrderStatus::Placed
+                    && o.shipments.iter().any(|s| s.warehouse == warehouse)
+            });
+            if has_orders {
+                self.reroute_away_from(warehouse).await;
+            }
+        }
+    }
+
     /// Per SKU of `order`, what each warehouse could give it: the read
     /// model's free stock plus what the order already has there.
     fn free_with_own(&self, order: &Order) -> HashMap<SkuId, Vec<(WarehouseId, u64)>> {
