@@ -114,8 +114,9 @@ pub enum FeedEvent {
         chain: Option<ChainView>,
         at: u64,
     },
-    /// An order's unshipped lines moved: `from` the warehouses they left,
-    /// to its new `shipments`.
+    /// An order's unshipped lines moved: `from` the warehouses its moved
+    /// SKUs were allocated in (some may still ship other lines), to its
+    /// new `shipments`.
     OrderRerouted {
         order_id: String,
         from: Vec<String>,
@@ -123,8 +124,8 @@ pub enum FeedEvent {
         routing: Box<RoutingTraceView>,
         reason: String,
         at: u64,
-        /// The workload of the warehouses it left and went to, after the
-        /// move, by warehouse id.
+        /// The workload of the warehouses in `from` and in `shipments`,
+        /// after the move, by warehouse id.
         #[serde(skip_serializing_if = "BTreeMap::is_empty")]
         workload: BTreeMap<String, WorkloadView>,
     },
