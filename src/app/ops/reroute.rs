@@ -238,17 +238,7 @@ impl Surge {
                 tracing::error!(%warehouse, error = %e, "orders not re-routed from a disabled warehouse");
                 return;
             }
-            let mut ids: Vec<OrderId> = self
-                .projection
-                .orders
-                .iter()
-                .filter(|o| {
-                    o.status == OrderStatus::Placed
-                        && o.shipments.iter().any(|s| s.warehouse == warehouse)
-                })
-                .map(|o| o.id)
-                .collect();
-            ids.sort();
+            let ids = self.placed_orders_at(&warehouse);
             let mut progress = false;
             stayed = 0;
             for id in ids {
@@ -285,6 +275,22 @@ impl Surge {
         tracing::info!(%warehouse, moved, stayed, "orders re-routed from a disabled warehouse");
     }
 
+    /// The placed orders with a shipment from `warehouse`, oldest first.
+    fn placed_orders_at(&self, warehouse: &WarehouseId) -> Vec<OrderId> {
+        let mut ids: Vec<OrderId> = self
+            .projection
+            .orders
+            .iter()
+            .filter(|o| {
+                o.status == OrderStatus::Placed
+                    && o.shipments.iter().any(|s| &s.warehouse == warehouse)
+            })
+            .map(|o| o.id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// At start: re-routes away the placed orders that disabled warehouses
     /// still have (a run a restart cut short, or a warehouse disabled
     /// while `reroute_on_disable` was off), one warehouse at a time.
@@ -300,11 +306,7 @@ impl Surge {
             .map(|w| w.id.clone())
             .collect();
         for warehouse in disabled {
-            let has_orders = self.projection.orders.iter().any(|o| {
-                o.status == OrderStatus::Placed
-                    && o.shipments.iter().any(|s| s.warehouse == warehouse)
-            });
-            if has_orders {
+            if !self.placed_orders_at(&warehouse).is_empty() {
                 self.reroute_away_from(warehouse).await;
             }
         }
