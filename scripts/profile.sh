@@ -6,11 +6,15 @@
 #   BINARY   the server to profile (default: this tree's release build)
 #   SECONDS  length of the load run (default 10); the profile covers its
 #            middle, skipping the first second
-#   MODE     reserve (one reservation per request, default) or batch (16)
+#   MODE     reserve (one reservation per request, default), batch (16), or
+#            order (placement: 1,000 SKUs, 8 warehouses, 3 lines per order,
+#            as `MODE=order scripts/compare-builds.sh` runs it)
 #   TOP      lines of each report (default 40)
 # Env: CALL_GRAPH=fp|dwarf|lbr|none (default fp: cheap, but frames without
 #      frame pointers end early), LOADGEN=binary that drives the load
-#      (default BINARY), KEEP=dir to keep perf.data there.
+#      (default BINARY), KEEP=dir to keep perf.data there, DELAY=seconds
+#      from the start of the load to the start of the recording (default 1;
+#      order mode creates its SKUs and warehouses first, so give it more).
 # Prints the top symbols by self time (`perf report --no-children`), the
 # same split by thread name, and where each thread's time goes by DSO
 # (kernel vs ours vs libc). durability=fsync, 50 connections, one hot SKU,
@@ -34,21 +38,25 @@ case ${CALL_GRAPH:-fp} in
   *) cg=(--call-graph "${CALL_GRAPH:-fp}") ;;
 esac
 extra=()
-[ "$mode" = batch ] && extra=(--batch 16)
+case $mode in
+  batch) extra=(--batch 16) ;;
+  order) extra=(--skus 1000 --warehouses 8 --lines 3) ;;
+esac
+delay=${DELAY:-1}
 port=$(free_port)
 start_surge SURGE_DURABILITY=fsync
 "$loadgen" loadgen --target "http://127.0.0.1:$port" --connections 50 --duration-s "$seconds" \
   --mode "$mode" "${extra[@]}" --stock 100000000 --quiet --json "$work/report.json" >/dev/null &
 lg=$!
-sleep 1
-record_s=$((seconds > 3 ? seconds - 2 : 1))
+sleep "$delay"
+record_s=$((seconds > delay + 2 ? seconds - delay - 1 : 1))
 perf record -q -F 2999 "${cg[@]}" -p "$server" -o "$work/perf.data" -- sleep "$record_s" 2>/dev/null
 wait "$lg" || true
 stop_surge
 python3 - "$work/report.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-print(f"load: {r['items_per_s']:.0f} reservations/s over {r['requests']} requests, check {'ok' if r['check']['ok'] else 'FAILED'}")
+print(f"load: {r['items_per_s']:.0f} items/s over {r['requests']} requests, check {'ok' if r['check']['ok'] else 'FAILED'}")
 PY
 # report LINES ARGS...: the first LINES entries of a self-time report.
 report() {

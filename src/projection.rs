@@ -774,7 +774,7 @@ mod tests {
             from: vec![from.clone()],
             to: vec![to.clone()],
             shipments: crate::core::order::shipments(std::slice::from_ref(&to)),
-            routing: trace.clone(),
+            routing: std::sync::Arc::new(trace.clone()),
             reason: "test".into(),
             at: 400,
         };
@@ -792,7 +792,7 @@ mod tests {
         assert_eq!(s.rows, rows, "applied twice, it moves nothing more");
         assert_eq!(p.skus.get(&s.sku).unwrap().rows, s.rows);
         let order = p.orders.get(&OrderId(1)).unwrap().clone();
-        assert_eq!(order.routing, Some(trace));
+        assert_eq!(order.routing.as_deref(), Some(&trace));
         assert_eq!(order.updated_at, 400);
         assert_eq!(order.shipments, crate::core::order::shipments(&[to]));
     }
@@ -852,14 +852,14 @@ mod tests {
             from: vec![was],
             to: vec![to.clone()],
             shipments: crate::core::order::shipments(std::slice::from_ref(&to)),
-            routing: crate::core::routing::RoutingTrace {
+            routing: std::sync::Arc::new(crate::core::routing::RoutingTrace {
                 rules: vec![],
                 split: crate::core::routing::SplitPolicy::Allow,
                 excluded: vec![],
                 candidates: vec![],
                 deciding_rule: None,
                 attempts: 1,
-            },
+            }),
             reason: "t".into(),
             at: 500,
         });

@@ -7,9 +7,10 @@ use super::routes::Routes;
 use super::{id, qty, App};
 use crate::app::{SimulateRequest, Simulation};
 use crate::core::{ChannelId, CustomerId, HoldId, OrderLine, SkuId};
-use crate::wire::{LineView, RoutingTraceView, ShipToView};
+use crate::wire::{LineView, RoutingTraceView, ShipToView, TraceView};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 pub fn routes(r: &mut Routes<'_>) {
@@ -62,7 +63,8 @@ pub struct SimulationView {
     /// its index in the request.
     pub shipments: Vec<SimulatedShipmentView>,
     /// The trace an order placed now would keep.
-    pub routing: RoutingTraceView,
+    #[schema(value_type = RoutingTraceView)]
+    pub routing: TraceView,
     /// The lines no plan places.
     pub unplaced_lines: Vec<UnplacedLineView>,
 }
@@ -91,7 +93,7 @@ impl From<&Simulation> for SimulationView {
         Self {
             routable: s.plan.is_some(),
             shipments,
-            routing: (&s.trace).into(),
+            routing: TraceView(Arc::new(s.trace.clone())),
             unplaced_lines: s
                 .unplaced
                 .iter()

@@ -74,7 +74,7 @@ pub enum Event {
         from: Vec<SkuAllocation>,
         to: Vec<SkuAllocation>,
         shipments: Vec<Shipment>,
-        routing: RoutingTrace,
+        routing: std::sync::Arc<RoutingTrace>,
         reason: String,
         at: Millis,
     },

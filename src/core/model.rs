@@ -201,7 +201,9 @@ pub struct Order {
     pub created_by: Option<String>,
     /// Why its shipments come from where they do (the latest routing or
     /// re-routing); `None` for orders placed before routing traced them.
-    pub routing: Option<super::routing::RoutingTrace>,
+    /// Shared, not copied, by the order's actor, the read model and the
+    /// feed: it is the largest part of an order.
+    pub routing: Option<std::sync::Arc<super::routing::RoutingTrace>>,
 }
 
 /// What one SKU gives to one order: where from, and which holds it uses up.

@@ -8,6 +8,7 @@ use super::retention::Horizon;
 use super::routing::RoutingTrace;
 use super::Rejection;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 pub struct NewOrder {
     pub id: OrderId,
@@ -75,7 +76,7 @@ pub fn decide_cancel(order: &Order, reason: &str, now: Millis) -> Result<Event, 
 pub struct Reroute {
     pub from: Vec<SkuAllocation>,
     pub to: Vec<SkuAllocation>,
-    pub routing: RoutingTrace,
+    pub routing: Arc<RoutingTrace>,
     pub reason: String,
 }
 
@@ -143,7 +144,7 @@ pub fn apply(order: &mut Order, event: &Event) {
             ..
         } if *id == order.id => {
             order.shipments.clone_from(shipments);
-            order.routing = Some(routing.clone());
+            order.routing = Some(Arc::clone(routing));
             order.updated_at = *at;
         }
         _ => {}
@@ -308,14 +309,14 @@ mod tests {
         Reroute {
             from,
             to,
-            routing: RoutingTrace {
+            routing: std::sync::Arc::new(RoutingTrace {
                 rules: vec![],
                 split: SplitPolicy::Allow,
                 excluded: vec![],
                 candidates: vec![],
                 deciding_rule: None,
                 attempts: 1,
-            },
+            }),
             reason: "3pl rejected".into(),
         }
     }

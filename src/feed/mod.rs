@@ -789,7 +789,7 @@ impl Hub {
                         order_id: order.to_string(),
                         from: left.iter().map(|w| w.to_string()).collect(),
                         shipments: shipments.iter().map(ShipmentView::from).collect(),
-                        routing: Box::new(routing.into()),
+                        routing: routing.into(),
                         reason: reason.clone(),
                         at: *at,
                         workload: self.workload.view_of(projection, whs.iter().copied()),

@@ -189,14 +189,14 @@ fn history() -> Vec<Event> {
                     lines: vec![(sku("tee"), 2)],
                 },
             ],
-            routing: RoutingTrace {
+            routing: std::sync::Arc::new(RoutingTrace {
                 rules: vec![Rule::Enabled, Rule::Nearest],
                 split: SplitPolicy::Allow,
                 excluded: vec![],
                 candidates: vec![],
                 deciding_rule: None,
                 attempts: 1,
-            },
+            }),
             reason: "w1 short".into(),
             at: 4500,
         },

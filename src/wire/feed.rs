@@ -5,7 +5,7 @@
 
 use super::{
     ChainView, HoldClosed, OrderView, ReservationView, RoutingTraceView, ShipmentView,
-    SkuAvailability, SkuRowView, StockChanged, StockView, WarehouseView, WorkloadView,
+    SkuAvailability, SkuRowView, StockChanged, StockView, TraceView, WarehouseView, WorkloadView,
 };
 use crate::core::{HoldId, OrderId, ReleaseReason, SkuId};
 use serde::Serialize;
@@ -92,7 +92,8 @@ pub enum FeedEvent {
         /// Why they come from there; absent for orders placed before
         /// routing traced them.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        routing: Option<Box<RoutingTraceView>>,
+        #[schema(value_type = Option<RoutingTraceView>)]
+        routing: Option<TraceView>,
     },
     OrderStatusChanged {
         order_id: String,
@@ -121,7 +122,8 @@ pub enum FeedEvent {
         order_id: String,
         from: Vec<String>,
         shipments: Vec<ShipmentView>,
-        routing: Box<RoutingTraceView>,
+        #[schema(value_type = RoutingTraceView)]
+        routing: TraceView,
         reason: String,
         at: u64,
         /// The workload of the warehouses in `from` and in `shipments`,
@@ -171,7 +173,7 @@ impl FeedEvent {
         FeedEvent::OrderRouted {
             order_id: order.id.clone(),
             shipments: order.shipments.clone(),
-            routing: order.routing.clone().map(Box::new),
+            routing: order.routing.clone(),
         }
     }
 

@@ -68,6 +68,7 @@ pub use hold::{HoldClosed, ReservationView};
 pub use order::{LineView, OrderView, ShipToView, ShipmentLineView, ShipmentView};
 pub use routing::{
     ChainView, CutoffView, RateView, RoutingRulesView, RoutingTraceView, ShippingCostView,
+    TraceView,
 };
 pub use stock::{RowNumbers, SkuAvailability, SkuRowView, StockChanged, StockRowView, StockView};
 pub use warehouse::{LocationView, WarehouseView, WorkloadView};

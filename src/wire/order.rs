@@ -79,7 +79,8 @@ pub struct OrderView {
     /// Why its shipments come from where they do (absent for orders
     /// placed before routing traced them).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub routing: Option<super::RoutingTraceView>,
+    #[schema(value_type = Option<super::RoutingTraceView>)]
+    pub routing: Option<super::TraceView>,
 }
 
 impl From<&Order> for OrderView {

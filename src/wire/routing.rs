@@ -4,9 +4,15 @@
 //! A chain's split policy is written as one string, the same in config,
 //! requests and answers: `allow`, `forbid` or `max_shipments:N` (N ≥ 1).
 
-use crate::core::routing::{Chain, Cutoff, Rate, RoutingTrace, Rule, ShippingCost, SplitPolicy};
-use serde::{Deserialize, Serialize};
+use crate::core::routing::{
+    Chain, Cutoff, Excluded, PlanTrace, Rate, RoutingTrace, Rule, ShipmentTrace, ShippingCost,
+    SplitPolicy, Verdict,
+};
+use crate::core::SkuId;
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 /// A split policy's name: `allow`, `forbid` or `max_shipments:N`.
@@ -255,6 +261,109 @@ impl From<&RoutingTrace> for RoutingTraceView {
             deciding_rule: t.deciding_rule.map(Rule::as_str),
             attempts: t.attempts,
         }
+    }
+}
+
+/// An order's routing trace as the API shows it, written straight from the
+/// trace the order shares with its actor, the read model and the feed: no
+/// copy is made to answer or to feed it. [`RoutingTraceView`] is the shape
+/// it has (the OpenAPI schema, and what the tests compare it with).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceView(pub Arc<RoutingTrace>);
+
+impl From<&Arc<RoutingTrace>> for TraceView {
+    fn from(t: &Arc<RoutingTrace>) -> Self {
+        Self(Arc::clone(t))
+    }
+}
+
+/// A sequence written from an iterator, without collecting it.
+struct Seq<F>(F);
+
+impl<F, I> Serialize for Seq<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq((self.0)())
+    }
+}
+
+struct ExcludedOut<'a>(&'a Excluded);
+
+impl Serialize for ExcludedOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_struct("ExcludedView", 2)?;
+        m.serialize_field("warehouse", self.0.warehouse.as_str())?;
+        m.serialize_field("rule", self.0.rule.as_str())?;
+        m.end()
+    }
+}
+
+struct ShipmentOut<'a>(&'a ShipmentTrace);
+
+impl Serialize for ShipmentOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let t = self.0;
+        let mut m = s.serialize_struct("ShipmentTraceView", 5)?;
+        m.serialize_field("warehouse", t.warehouse.as_str())?;
+        m.serialize_field("lines", &Seq(|| t.lines.iter().map(LineOut)))?;
+        m.serialize_field("distance_km", &t.distance_km)?;
+        m.serialize_field("cost", &t.cost)?;
+        m.serialize_field("same_day", &t.same_day)?;
+        m.end()
+    }
+}
+
+struct LineOut<'a>(&'a (SkuId, u64));
+
+impl Serialize for LineOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_struct("TracedLineView", 2)?;
+        m.serialize_field("sku", self.0 .0.as_str())?;
+        m.serialize_field("qty", &self.0 .1)?;
+        m.end()
+    }
+}
+
+struct VerdictOut<'a>(&'a Verdict);
+
+impl Serialize for VerdictOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_struct("VerdictView", 2)?;
+        m.serialize_field("rule", self.0.rule.as_str())?;
+        m.serialize_field("score", &self.0.score)?;
+        m.end()
+    }
+}
+
+struct PlanOut<'a>(&'a PlanTrace);
+
+impl Serialize for PlanOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_struct("PlanTraceView", 2)?;
+        m.serialize_field(
+            "shipments",
+            &Seq(|| self.0.shipments.iter().map(ShipmentOut)),
+        )?;
+        m.serialize_field("verdicts", &Seq(|| self.0.verdicts.iter().map(VerdictOut)))?;
+        m.end()
+    }
+}
+
+impl Serialize for TraceView {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let t = &*self.0;
+        let mut m = s.serialize_struct("RoutingTraceView", 6)?;
+        m.serialize_field("rules", &Seq(|| t.rules.iter().map(|r| r.as_str())))?;
+        m.serialize_field("split", &split_name(t.split))?;
+        m.serialize_field("excluded", &Seq(|| t.excluded.iter().map(ExcludedOut)))?;
+        m.serialize_field("candidates", &Seq(|| t.candidates.iter().map(PlanOut)))?;
+        m.serialize_field("deciding_rule", &t.deciding_rule.map(Rule::as_str))?;
+        m.serialize_field("attempts", &t.attempts)?;
+        m.end()
     }
 }
 

@@ -12,6 +12,7 @@ use crate::core::{
 };
 use crate::projection::HoldRecord;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 fn sku(s: &str) -> SkuId {
     SkuId::parse(s).unwrap()
@@ -166,7 +167,7 @@ fn warehouse_view() {
 #[test]
 fn an_order_shows_its_routing_trace() {
     let mut o = order();
-    o.routing = Some(RoutingTrace {
+    o.routing = Some(Arc::new(RoutingTrace {
         rules: vec![Rule::Enabled, Rule::Nearest],
         split: SplitPolicy::MaxShipments(2),
         excluded: vec![Excluded {
@@ -188,7 +189,7 @@ fn an_order_shows_its_routing_trace() {
         }],
         deciding_rule: Some(Rule::Nearest),
         attempts: 1,
-    });
+    }));
     assert_eq!(
         value(&OrderView::from(&o))["routing"],
         json!({
@@ -204,6 +205,18 @@ fn an_order_shows_its_routing_trace() {
     );
     // Orders from before routing traced them have none.
     assert!(value(&OrderView::from(&order())).get("routing").is_none());
+}
+
+proptest::proptest! {
+    /// The trace an order shares is written as its documented shape
+    /// (`RoutingTraceView`, the schema) says, field for field.
+    #[test]
+    fn a_shared_trace_is_written_as_its_documented_shape(
+        t in crate::wal::schema::tests::trace()
+    ) {
+        let shared = value(&TraceView(Arc::new(t.clone())));
+        proptest::prop_assert_eq!(shared, value(&RoutingTraceView::from(&t)));
+    }
 }
 
 #[test]

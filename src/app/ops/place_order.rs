@@ -189,7 +189,7 @@ impl Surge {
             },
             &allocations,
         );
-        order.routing = Some(trace);
+        order.routing = Some(Arc::new(trace));
         let event = Arc::new(Event::OrderPlaced {
             order,
             allocations,

@@ -175,7 +175,7 @@ impl Surge {
         let change = order::Reroute {
             from,
             to,
-            routing: trace,
+            routing: Arc::new(trace),
             reason: req.reason,
         };
         let recorded = match self.directory.order(id).await {

@@ -46,7 +46,7 @@ pub mod v3;
 pub mod v4;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::core::{self, SkuState};
 use crate::projection::SnapEntry;

@@ -125,7 +125,8 @@ fn plan_trace() -> impl Strategy<Value = PlanTrace> {
                 .collect(),
         })
 }
-fn trace() -> impl Strategy<Value = RoutingTrace> {
+/// Any routing trace (the wire tests use it too).
+pub(crate) fn trace() -> impl Strategy<Value = RoutingTrace> {
     (
         prop::collection::vec(rule(), 0..6),
         split(),
@@ -197,7 +198,7 @@ fn order() -> impl Strategy<Value = Order> {
     )
         .prop_map(|(o, created_by, routing)| Order {
             created_by,
-            routing,
+            routing: routing.map(std::sync::Arc::new),
             ..o
         })
 }
@@ -289,7 +290,7 @@ fn event() -> impl Strategy<Value = Event> {
                     .into_iter()
                     .map(|(warehouse, lines)| Shipment { warehouse, lines })
                     .collect(),
-                routing,
+                routing: std::sync::Arc::new(routing),
                 reason,
                 at,
             }),

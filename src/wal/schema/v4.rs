@@ -408,7 +408,7 @@ impl<'a> From<&'a core::Order> for Order<'a> {
     fn from(o: &'a core::Order) -> Self {
         Order {
             order: o.into(),
-            routing: o.routing.as_ref().map(Into::into),
+            routing: o.routing.as_deref().map(Into::into),
         }
     }
 }
@@ -457,7 +457,7 @@ impl<'a> From<&'a core::Event> for Event<'a> {
                 from: from.iter().map(Into::into).collect(),
                 to: to.iter().map(Into::into).collect(),
                 shipments: shipments.iter().map(shipment).collect(),
-                routing: routing.into(),
+                routing: routing.as_ref().into(),
                 reason: s(reason),
                 at: *at,
             }),
@@ -621,7 +621,11 @@ impl TryFrom<Order<'_>> for core::Order {
     type Error = SchemaError;
     fn try_from(o: Order<'_>) -> Result<Self, SchemaError> {
         Ok(core::Order {
-            routing: o.routing.map(TryInto::try_into).transpose()?,
+            routing: o
+                .routing
+                .map(routing::RoutingTrace::try_from)
+                .transpose()?
+                .map(std::sync::Arc::new),
             ..o.order.try_into()?
         })
     }
@@ -666,7 +670,7 @@ impl TryFrom<Event<'_>> for core::Event {
                         })
                     })
                     .collect::<Result<_, SchemaError>>()?,
-                routing: b.routing.try_into()?,
+                routing: std::sync::Arc::new(b.routing.try_into()?),
                 reason: b.reason.into_owned(),
                 at: b.at,
             },
