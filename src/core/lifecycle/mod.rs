@@ -19,6 +19,8 @@
 //! - [`payments`]: one order's [`PaymentBook`]: decide a payment command
 //!   (bounded by what is authorized, captured, refunded; idempotent by
 //!   reference), apply its effect.
+//! - [`quantities`]: how many units of a line a cancel, a shipment, a
+//!   delivery or a return may take, checked before deciding.
 
 /// Declares a closed enum with its snake_case names, `ALL`, `as_str` and
 /// `parse`, so a name is written once.
@@ -63,6 +65,7 @@ macro_rules! named_enum {
 
 pub mod money;
 pub mod payments;
+pub mod quantities;
 pub mod status;
 pub mod table;
 
@@ -70,6 +73,7 @@ pub use money::{Currency, Minor, Money, MoneyError, OrderTotals, PricedLine};
 pub use payments::{
     Decision, PaymentBook, PaymentCmd, PaymentEffect, PaymentKind, PaymentReference, PaymentRefusal,
 };
+pub use quantities::{QuantityRefusal, Take};
 pub use status::{
     FulfillmentStatus, HoldReason, OrderStatus, PaymentStatus, ReturnStatus, UnknownName,
 };
