@@ -8,6 +8,7 @@
 
 pub mod event;
 pub mod ids;
+pub mod lifecycle;
 pub mod model;
 pub mod order;
 pub mod retention;
