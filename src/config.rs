@@ -189,6 +189,41 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
 }
 
+/// The value of environment variable `name` for `key`, whose current value
+/// (from the defaults or the file) is `current`: read as that value's type.
+fn env_value(
+    name: &str,
+    key: &str,
+    raw: &str,
+    current: Option<&toml::Value>,
+) -> Result<toml::Value, ConfigError> {
+    Ok(match current {
+        Some(toml::Value::Integer(_)) => raw
+            .trim()
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|e| invalid(name, format!("`{raw}`: {e}")))?,
+        Some(toml::Value::Boolean(_)) => raw
+            .trim()
+            .parse::<bool>()
+            .map(toml::Value::Boolean)
+            .map_err(|e| invalid(name, format!("`{raw}`: {e}")))?,
+        Some(toml::Value::Array(_)) => format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .filter(toml::Value::is_array)
+            .ok_or_else(|| {
+                invalid(
+                    name,
+                    "expected a TOML array, e.g. [{ name = \"web\", sha256 = \"...\", scopes = [\"storefront\"] }]",
+                )
+            })?,
+        Some(_) => toml::Value::String(raw.to_owned()),
+        None => return Err(invalid(name, format!("unknown key `{key}`"))),
+    })
+}
+
 fn invalid(origin: impl Into<String>, message: impl ToString) -> ConfigError {
     ConfigError::Invalid {
         origin: origin.into(),
@@ -240,31 +275,25 @@ impl Config {
         for name in env_keys {
             let key = name["SURGE_".len()..].to_ascii_lowercase();
             let raw = &env[name];
-            let value = match table.get(&key) {
-                Some(toml::Value::Integer(_)) => raw
-                    .trim()
-                    .parse::<i64>()
-                    .map(toml::Value::Integer)
-                    .map_err(|e| invalid(name.as_str(), format!("`{raw}`: {e}")))?,
-                Some(toml::Value::Boolean(_)) => raw
-                    .trim()
-                    .parse::<bool>()
-                    .map(toml::Value::Boolean)
-                    .map_err(|e| invalid(name.as_str(), format!("`{raw}`: {e}")))?,
-                Some(toml::Value::Array(_)) => format!("v = {raw}")
-                    .parse::<toml::Table>()
-                    .ok()
-                    .and_then(|mut t| t.remove("v"))
-                    .filter(toml::Value::is_array)
-                    .ok_or_else(|| {
-                        invalid(
-                            name.as_str(),
-                            "expected a TOML array, e.g. [{ name = \"web\", sha256 = \"...\", scopes = [\"storefront\"] }]",
-                        )
-                    })?,
-                Some(_) => toml::Value::String(raw.clone()),
-                None => return Err(invalid(name.as_str(), format!("unknown key `{key}`"))),
-            };
+            // `SURGE_<SECTION>__<KEY>` sets one key of a section
+            // (`SURGE_ROUTING__TRACE_CANDIDATES_MAX` is `[routing]`'s
+            // `trace_candidates_max`).
+            if let Some((section, key)) = key.split_once("__") {
+                let Some(toml::Value::Table(section)) = table.get_mut(section) else {
+                    return Err(invalid(
+                        name.as_str(),
+                        format!("unknown section `{section}`"),
+                    ));
+                };
+                let value = env_value(name, key, raw, section.get(key))?;
+                section.insert(key.to_owned(), value);
+                continue;
+            }
+            if let Some(toml::Value::Table(_)) = table.get(&key) {
+                let hint = format!("`{key}` is a section: set its keys as {name}__<KEY>");
+                return Err(invalid(name.as_str(), hint));
+            }
+            let value = env_value(name, &key, raw, table.get(&key))?;
             table.insert(key, value);
         }
         if let Some(listen) = &overrides.listen {
@@ -660,6 +689,31 @@ mod tests {
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "qyt_max = 7\n").unwrap();
         assert!(Config::load(Some(&file), &HashMap::new(), &none).is_err());
+    }
+
+    #[test]
+    fn a_section_key_comes_from_the_environment_with_a_double_underscore() {
+        let load = |pairs: &[(&str, &str)]| {
+            let env: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Config::load(None, &env, &Overrides::default())
+        };
+        let c = load(&[("SURGE_ROUTING__TRACE_CANDIDATES_MAX", "3")]).unwrap();
+        assert_eq!(c.routing.trace_candidates_max, 3);
+        // The other keys of the section keep their defaults.
+        assert!(c.routing.reroute_on_disable);
+        let c = load(&[("SURGE_ROUTING__REROUTE_ON_DISABLE", "false")]).unwrap();
+        assert!(!c.routing.reroute_on_disable);
+        // Read and checked like any other value.
+        assert!(load(&[("SURGE_ROUTING__TRACE_CANDIDATES_MAX", "0")]).is_err());
+        assert!(load(&[("SURGE_ROUTING__TRACE_CANDIDATES_MAX", "many")]).is_err());
+        assert!(load(&[("SURGE_ROUTING__NOPE", "1")]).is_err(), "unknown key");
+        assert!(load(&[("SURGE_NOPE__TRACE_CANDIDATES_MAX", "1")]).is_err(), "unknown section");
+        assert!(load(&[("SURGE_QTY_MAX__X", "1")]).is_err(), "not a section");
+        let whole = load(&[("SURGE_ROUTING", "x")]).unwrap_err().to_string();
+        assert!(whole.contains("SURGE_ROUTING__<KEY>"), "{whole}");
     }
 
     fn with_file(text: &str) -> Result<Config, ConfigError> {
