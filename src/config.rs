@@ -55,6 +55,9 @@ pub struct Config {
     pub qty_max: u64,
     pub on_hand_max: u64,
     pub order_lines_max: usize,
+    pub orders_page_max: usize,
+    pub orders_page_default: usize,
+    pub orders_scan_max: usize,
     pub reservation_batch_max: usize,
     pub text_len_max: usize,
     pub idempotency_ttl_ms: u64,
@@ -375,6 +378,9 @@ impl Config {
             ("qty_max", self.qty_max),
             ("on_hand_max", self.on_hand_max),
             ("order_lines_max", self.order_lines_max as u64),
+            ("orders_page_max", self.orders_page_max as u64),
+            ("orders_page_default", self.orders_page_default as u64),
+            ("orders_scan_max", self.orders_scan_max as u64),
             ("reservation_batch_max", self.reservation_batch_max as u64),
             ("feed_window_events", self.feed_window_events as u64),
             (
@@ -484,6 +490,12 @@ impl Config {
                     format!("must be at most {DEADLINE_MS_MAX} (one day)"),
                 ));
             }
+        }
+        if self.orders_page_default > self.orders_page_max {
+            return Err(invalid(
+                "orders_page_default",
+                "must be at most orders_page_max",
+            ));
         }
         // Routing indexes an order's lines with 16 bits.
         if self.order_lines_max > ORDER_LINES_MAX {
@@ -685,6 +697,10 @@ mod tests {
         assert!(Config::load(None, &env("SURGE_HTTP_HEADER_BYTES_MAX", "131072"), &none).is_ok());
         assert!(Config::load(None, &env("SURGE_HTTP_HEADER_BYTES_MAX", "131073"), &none).is_err());
         assert!(Config::load(None, &env("SURGE_SKUS_MAX", "0"), &none).is_err());
+        // A page's default size at most its largest.
+        assert!(with_file("orders_page_max = 7\norders_page_default = 7\n").is_ok());
+        assert!(with_file("orders_page_max = 7\norders_page_default = 8\n").is_err());
+        assert!(Config::load(None, &env("SURGE_ORDERS_SCAN_MAX", "0"), &none).is_err());
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "qyt_max = 7\n").unwrap();
@@ -709,8 +725,14 @@ mod tests {
         // Read and checked like any other value.
         assert!(load(&[("SURGE_ROUTING__TRACE_CANDIDATES_MAX", "0")]).is_err());
         assert!(load(&[("SURGE_ROUTING__TRACE_CANDIDATES_MAX", "many")]).is_err());
-        assert!(load(&[("SURGE_ROUTING__NOPE", "1")]).is_err(), "unknown key");
-        assert!(load(&[("SURGE_NOPE__TRACE_CANDIDATES_MAX", "1")]).is_err(), "unknown section");
+        assert!(
+            load(&[("SURGE_ROUTING__NOPE", "1")]).is_err(),
+            "unknown key"
+        );
+        assert!(
+            load(&[("SURGE_NOPE__TRACE_CANDIDATES_MAX", "1")]).is_err(),
+            "unknown section"
+        );
         assert!(load(&[("SURGE_QTY_MAX__X", "1")]).is_err(), "not a section");
         let whole = load(&[("SURGE_ROUTING", "x")]).unwrap_err().to_string();
         assert!(whole.contains("SURGE_ROUTING__<KEY>"), "{whole}");

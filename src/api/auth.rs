@@ -75,6 +75,7 @@ pub const ROUTES: &[(&str, &str, &[Allow])] = {
         ("DELETE", "/v1/reservations/{id}", &[Storefront]),
         ("POST", "/v1/reservations/{id}/extend", &[Storefront]),
         ("POST", "/v1/orders", &[Storefront]),
+        ("GET", "/v1/orders", &[Read, Storefront]),
         ("GET", "/v1/orders/{id}", &[Read, Storefront]),
         ("POST", "/v1/orders/{id}/cancel", &[Storefront]),
         ("POST", "/v1/orders/{id}/reroute", &[]),

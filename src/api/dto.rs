@@ -98,6 +98,28 @@ pub struct RoutingRulesQuery {
     pub channel: Option<String>,
 }
 
+/// `GET /v1/orders`: filters (each optional, all must match) and paging.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OrderListQuery {
+    /// `placed` or `cancelled`.
+    pub status: Option<String>,
+    pub channel: Option<String>,
+    pub customer_id: Option<String>,
+    /// Orders with a shipment from this warehouse.
+    pub warehouse: Option<String>,
+    /// Created at or after this time (ms since the epoch).
+    pub created_after: Option<u64>,
+    /// Created before this time (ms since the epoch).
+    pub created_before: Option<u64>,
+    /// Orders per page, 1 to `orders_page_max` (default
+    /// `orders_page_default`).
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the page before.
+    pub cursor: Option<String>,
+}
+
 /// `GET /v1/warehouses`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WarehouseList {

@@ -101,6 +101,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         reservations::release,
         reservations::extend,
         orders::create,
+        orders::list,
         orders::get,
         orders::cancel,
         orders::reroute,

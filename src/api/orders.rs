@@ -1,18 +1,20 @@
-use super::dto::{CancelBody, OrderBody, RerouteBody};
+use super::dto::{CancelBody, OrderBody, OrderListQuery, RerouteBody};
 use super::error::{ApiError, ErrorCode};
 use super::openapi::ErrorBody;
 use super::routes::Routes;
 use super::{created, id, idempotency, qty, text, App};
-use crate::app::{Idempotency, OrderRequest, RerouteRequest};
+use crate::app::{Idempotency, OrderFilter, OrderRequest, RerouteRequest};
 use crate::config::Config;
 use crate::core::{
-    ChannelId, CustomerId, HoldId, Location, OrderId, OrderLine, ShipTo, SkuId, WarehouseId,
+    ChannelId, CustomerId, HoldId, Location, OrderId, OrderLine, OrderStatus, ShipTo, SkuId,
+    WarehouseId,
 };
-use crate::wire::{OrderView, ShipToView};
+use crate::wire::{OrderPageView, OrderView, ShipToView};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 pub fn routes(r: &mut Routes<'_>) {
     r.post("/orders", create)
+        .get("/orders", list)
         .get("/orders/{id}", get)
         .post("/orders/{id}/cancel", cancel)
         .post("/orders/{id}/reroute", reroute);
@@ -115,6 +117,92 @@ pub(super) fn ship_to(b: &ShipToView) -> Result<ShipTo, ApiError> {
         location,
         country: b.country.clone(),
     })
+}
+
+/// Orders, newest first, filtered and paged: pass each page's
+/// `next_cursor` as `cursor` to get the next one. Pages are stable while
+/// orders come in: an order placed after the first page is not in the
+/// later ones, and no order is in two pages. A `storefront` key limited to
+/// its own sees only the orders it placed.
+#[utoipa::path(
+    get,
+    path = "/v1/orders",
+    operation_id = "list_orders",
+    tag = "orders",
+    params(OrderListQuery),
+    responses(
+        (status = 200, description = "One page of orders", body = OrderPageView),
+        (status = 400, description = "`invalid_field` (with `field`): a bad filter, `limit` out of range, or a cursor this server did not give", body = ErrorBody),
+    )
+)]
+pub(super) async fn list(
+    app: App,
+    req: HttpRequest,
+    query: web::Query<OrderListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let config = app.config();
+    let limit = match q.limit {
+        None => config.orders_page_default,
+        Some(n) if n >= 1 && n <= config.orders_page_max as u64 => n as usize,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("must be 1 to {}", config.orders_page_max),
+            ))
+        }
+    };
+    let filter = OrderFilter {
+        status: q.status.as_deref().map(order_status).transpose()?,
+        channel: q
+            .channel
+            .as_deref()
+            .map(|c| id("channel", c, ChannelId::parse))
+            .transpose()?,
+        customer: q
+            .customer_id
+            .as_deref()
+            .map(|c| id("customer_id", c, CustomerId::parse))
+            .transpose()?,
+        warehouse: q
+            .warehouse
+            .as_deref()
+            .map(|w| id("warehouse", w, WarehouseId::parse))
+            .transpose()?,
+        created_after: q.created_after,
+        created_before: q.created_before,
+    };
+    let from = q.cursor.as_deref().map(read_cursor).transpose()?;
+    let caller = super::auth::caller(&req);
+    let page = app.orders_page(&filter, &caller, from, limit).await?;
+    Ok(HttpResponse::Ok().json(OrderPageView {
+        orders: page.orders.iter().map(OrderView::from).collect(),
+        next_cursor: page.next.map(write_cursor),
+    }))
+}
+
+fn order_status(s: &str) -> Result<OrderStatus, ApiError> {
+    [OrderStatus::Placed, OrderStatus::Cancelled]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+        .ok_or_else(|| ApiError::invalid("status", "must be placed or cancelled"))
+}
+
+/// A page's cursor: where the next page starts, as text clients pass back
+/// without reading it.
+fn write_cursor(from: OrderId) -> String {
+    format!("o{:x}", from.0)
+}
+
+fn read_cursor(c: &str) -> Result<OrderId, ApiError> {
+    c.strip_prefix('o')
+        .filter(|hex| {
+            !hex.is_empty() && hex.len() <= 16 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .filter(|&id| id >= 1)
+        .map(OrderId)
+        .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this server gave"))
 }
 
 /// One order.

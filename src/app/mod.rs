@@ -39,6 +39,7 @@ pub use ops::reroute::RerouteRequest;
 pub use ops::reserve::ReserveRequest;
 pub use ops::route::{SimulateRequest, Simulation};
 pub use ops::routing_rules::{ChainInForce, RulesInForce};
+pub use queries::{OrderFilter, OrderPage};
 
 use crate::actors::CmdError;
 use crate::clock::Clock;

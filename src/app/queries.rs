@@ -11,13 +11,85 @@
 
 use super::{Caller, Surge};
 use crate::actors::{sku, CmdError};
-use crate::core::{routing, HoldId, Order, OrderId, SkuId, SkuState, Warehouse, WarehouseId};
+use crate::core::{
+    routing, ChannelId, CustomerId, HoldId, Millis, Order, OrderId, OrderStatus, SkuId, SkuState,
+    Warehouse, WarehouseId,
+};
 use crate::projection::{HoldRecord, Projection};
 use crate::wire::StockView;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// Which orders `GET /v1/orders` lists; `None` matches any.
+#[derive(Debug, Default, Clone)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    pub channel: Option<ChannelId>,
+    pub customer: Option<CustomerId>,
+    /// One of its shipments leaves from there.
+    pub warehouse: Option<WarehouseId>,
+    /// Created at or after (ms since the epoch).
+    pub created_after: Option<Millis>,
+    /// Created before (ms since the epoch).
+    pub created_before: Option<Millis>,
+}
+
+impl OrderFilter {
+    pub fn matches(&self, o: &Order) -> bool {
+        self.status.is_none_or(|s| o.status == s)
+            && self.channel.as_ref().is_none_or(|c| o.channel == *c)
+            && self.customer.as_ref().is_none_or(|c| o.customer == *c)
+            && self
+                .warehouse
+                .as_ref()
+                .is_none_or(|w| o.shipments.iter().any(|s| s.warehouse == *w))
+            && self.created_after.is_none_or(|t| o.created_at >= t)
+            && self.created_before.is_none_or(|t| o.created_at < t)
+    }
+}
+
+/// One page of orders, newest first.
+#[derive(Debug)]
+pub struct OrderPage {
+    pub orders: Vec<Order>,
+    /// Where the next page starts (that order, then older ones); `None`
+    /// once the oldest order has been looked at.
+    pub next: Option<OrderId>,
+}
+
 impl Surge {
+    /// Up to `limit` orders matching `filter` that `caller` may see, newest
+    /// (highest id) first, from order `from` down (from the newest without
+    /// one). At most `orders_scan_max` orders are looked at, so a page may
+    /// hold fewer than `limit` and still have a next one. Ids only grow: an
+    /// order placed while a client pages is not in the pages after its
+    /// first, and no order is in two pages.
+    pub async fn orders_page(
+        &self,
+        filter: &OrderFilter,
+        caller: &Caller,
+        from: Option<OrderId>,
+        limit: usize,
+    ) -> Result<OrderPage, CmdError> {
+        self.wal.caught_up().await?;
+        let newest = self.projection.max_order.load(Ordering::Acquire);
+        let start = from.map_or(newest, |f| f.0.min(newest));
+        let mut orders = Vec::new();
+        let mut next = None;
+        for (looked, id) in (1..=start).rev().enumerate() {
+            if orders.len() == limit || looked == self.config.orders_scan_max {
+                next = Some(OrderId(id));
+                break;
+            }
+            if let Some(o) = self.projection.orders.get(&OrderId(id)) {
+                if filter.matches(&o) && caller.may_see(o.created_by.as_deref()) {
+                    orders.push(o.clone());
+                }
+            }
+        }
+        Ok(OrderPage { orders, next })
+    }
+
     pub async fn hold(&self, id: HoldId) -> Result<HoldRecord, CmdError> {
         self.wal.caught_up().await?;
         self.projection

@@ -65,7 +65,7 @@ pub mod warehouse;
 
 pub use feed::{FeedEvent, FeedStats, ServerMsg, TopicSnapshot};
 pub use hold::{HoldClosed, ReservationView};
-pub use order::{LineView, OrderView, ShipToView, ShipmentLineView, ShipmentView};
+pub use order::{LineView, OrderPageView, OrderView, ShipToView, ShipmentLineView, ShipmentView};
 pub use routing::{
     ChainView, CutoffView, RateView, RoutingRulesView, RoutingTraceView, ShippingCostView,
     TraceView,

@@ -83,6 +83,17 @@ pub struct OrderView {
     pub routing: Option<super::TraceView>,
 }
 
+/// `GET /v1/orders`: one page, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPageView {
+    pub orders: Vec<OrderView>,
+    /// Pass it as `cursor` for the next page; null once every order has
+    /// been looked at. A page may hold fewer than `limit` orders (even
+    /// none) and still have a next one: each page looks at a bounded
+    /// number of orders.
+    pub next_cursor: Option<String>,
+}
+
 impl From<&Order> for OrderView {
     fn from(o: &Order) -> Self {
         Self {

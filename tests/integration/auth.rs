@@ -732,6 +732,13 @@ async fn a_storefront_key_sees_only_its_own_holds_and_orders() {
         assert_eq!(b["status"], "placed", "not cancelled by the other key");
         assert_eq!(b["created_by"], "web");
     }
+    // Listed likewise: to every key that may read it, not to the other
+    // storefront.
+    for (k, seen) in [(ADMIN, 1), (READER, 1), (WEB, 1), (APP, 0)] {
+        let (s, b) = call(&srv, Some(k), Method::GET, "/v1/orders", None).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(b["orders"].as_array().unwrap().len(), seen, "{b}");
+    }
     let (s, b) = call(
         &srv,
         Some(WEB),

@@ -443,6 +443,19 @@ async fn real_answers_match_the_document() {
         (st, e["code"].as_str()),
         (StatusCode::CONFLICT, Some("order_not_cancellable"))
     );
+    let list = "/v1/orders?status=cancelled&channel=web&limit=1";
+    let (st, page) = call(s, d, Method::GET, "/v1/orders", list, None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        page["orders"][0]["id"].as_str(),
+        Some(oid.as_str()),
+        "{page}"
+    );
+    let (st, e) = call(s, d, Method::GET, "/v1/orders", "/v1/orders?limit=0", None).await;
+    assert_eq!(
+        (st, e["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("limit"))
+    );
     let (st, _) = call(
         s,
         d,

@@ -333,3 +333,189 @@ async fn ids_stay_unique_after_the_highest_were_forgotten_and_snapshotted() {
         "{next_hold} after {last_hold}"
     );
 }
+
+/// `GET /v1/orders`: newest first, each filter alone and together, pages
+/// that cover every order once while new orders come in, and bad queries
+/// refused with the field they name.
+#[tokio::test]
+async fn orders_are_listed_newest_first_filtered_and_paged() {
+    let srv = Srv::start_with(|c| {
+        c.orders_page_max = 3;
+        c.orders_page_default = 2;
+    });
+    srv.warehouse("w1", 1).await;
+    srv.warehouse("w2", 2).await;
+    srv.sku("a", None, &[("w1", 100)]).await;
+    srv.sku("b", None, &[("w2", 100)]).await;
+    let place = |channel: &'static str, customer: &'static str, sku: &'static str| {
+        let srv = &srv;
+        async move {
+            let (s, o) = srv
+                .post(
+                    "/v1/orders",
+                    json!({"channel": channel, "customer_id": customer,
+                           "ship_to": {"lat": 1.0, "lon": 1.0},
+                           "lines": [{"sku": sku, "qty": 1}]}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{o}");
+            o["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let mut ids = Vec::new();
+    for (ch, cu, sku) in [
+        ("web", "c1", "a"),
+        ("app", "c2", "b"),
+        ("web", "c2", "a"),
+        ("app", "c1", "a"),
+        ("web", "c1", "b"),
+    ] {
+        ids.push(place(ch, cu, sku).await);
+    }
+    let (s, _) = srv
+        .post(&format!("/v1/orders/{}/cancel", ids[1]), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let list = |q: String| {
+        let srv = &srv;
+        async move {
+            let (s, page) = srv.get(&format!("/v1/orders{q}")).await;
+            assert_eq!(s, StatusCode::OK, "{q}: {page}");
+            let got: Vec<String> = page["orders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["id"].as_str().unwrap().to_owned())
+                .collect();
+            (got, page["next_cursor"].as_str().map(str::to_owned))
+        }
+    };
+    let pick = |i: &[usize]| i.iter().map(|&i| ids[i].clone()).collect::<Vec<_>>();
+
+    // The default page size, newest first.
+    assert_eq!(list(String::new()).await.0, pick(&[4, 3]));
+    for (q, want) in [
+        ("?status=cancelled", vec![1]),
+        ("?status=placed&limit=3", vec![4, 3, 2, 0]),
+        ("?channel=web&limit=3", vec![4, 2, 0]),
+        ("?customer_id=c2", vec![2, 1]),
+        ("?warehouse=w2", vec![4, 1]),
+        ("?channel=web&customer_id=c1&warehouse=w1", vec![0]),
+        ("?channel=none", vec![]),
+    ] {
+        let mut got = Vec::new();
+        let mut cursor = None;
+        loop {
+            let q = match &cursor {
+                None => q.to_owned(),
+                Some(c) => format!("{q}&cursor={c}"),
+            };
+            let (page, next) = list(q).await;
+            got.extend(page);
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(got, pick(&want), "{q}");
+    }
+    // Time bounds: at or after, and before, the third order's creation
+    // (orders may share a millisecond: expected from their own times).
+    let mut created = Vec::new();
+    for id in &ids {
+        let (_, o) = srv.get(&format!("/v1/orders/{id}")).await;
+        created.push(o["created_at"].as_u64().unwrap());
+    }
+    let t = created[2];
+    let newest_first = |keep: &dyn Fn(u64) -> bool| -> Vec<String> {
+        (0..ids.len())
+            .rev()
+            .filter(|&i| keep(created[i]))
+            .take(3)
+            .map(|i| ids[i].clone())
+            .collect()
+    };
+    let (after, _) = list(format!("?created_after={t}&limit=3")).await;
+    assert_eq!(after, newest_first(&|c| c >= t));
+    let (before, _) = list(format!("?created_before={t}&limit=3")).await;
+    assert_eq!(before, newest_first(&|c| c < t));
+    let (none, next) = list(format!("?created_after={}", t + 3_600_000)).await;
+    assert!(none.is_empty() && next.is_none());
+
+    // Paging while orders come in: every order there was at the first page
+    // is seen exactly once, and the new ones are not in the later pages.
+    let (first, mut cursor) = list("?limit=2".into()).await;
+    let mut seen = first;
+    for sku in ["a", "b", "a"] {
+        place("web", "c9", sku).await;
+        let (page, next) = list(format!("?limit=2&cursor={}", cursor.unwrap())).await;
+        seen.extend(page);
+        cursor = next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    while let Some(c) = cursor {
+        let (page, next) = list(format!("?limit=2&cursor={c}")).await;
+        seen.extend(page);
+        cursor = next;
+    }
+    let mut want = ids.clone();
+    want.reverse();
+    assert_eq!(seen, want);
+
+    // Bad queries name their field.
+    for (q, field) in [
+        ("?limit=0", "limit"),
+        ("?limit=4", "limit"),
+        ("?status=shipped", "status"),
+        ("?channel=a%20b", "channel"),
+        ("?cursor=zzz", "cursor"),
+        ("?cursor=o", "cursor"),
+        ("?cursor=o%2B1", "cursor"),
+        ("?cursor=o0", "cursor"),
+        ("?created_after=-1", "query"),
+        ("?nope=1", "query"),
+    ] {
+        let (s, e) = srv.get(&format!("/v1/orders{q}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {e}");
+        assert_eq!(e["code"], "invalid_field", "{q}: {e}");
+        assert_eq!(e["field"], field, "{q}: {e}");
+    }
+    // The largest page is allowed.
+    assert_eq!(list("?limit=3".into()).await.0.len(), 3);
+}
+
+/// A page looks at `orders_scan_max` orders at most: a filter that matches
+/// none of them answers an empty page that still goes on, and the pages
+/// together find the match.
+#[tokio::test]
+async fn a_page_looks_at_a_bounded_number_of_orders() {
+    let srv = Srv::start_with(|c| c.orders_scan_max = 2);
+    srv.warehouse("w1", 1).await;
+    srv.sku("a", None, &[("w1", 100)]).await;
+    for customer in ["rare", "c", "c", "c", "c"] {
+        let (s, o) = srv
+            .post(
+                "/v1/orders",
+                json!({"channel": "web", "customer_id": customer,
+                       "ship_to": {"lat": 1.0, "lon": 1.0},
+                       "lines": [{"sku": "a", "qty": 1}]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{o}");
+    }
+    let mut pages = Vec::new();
+    let mut q = "/v1/orders?customer_id=rare".to_owned();
+    loop {
+        let (s, page) = srv.get(&q).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        pages.push(page["orders"].as_array().unwrap().len());
+        match page["next_cursor"].as_str() {
+            Some(c) => q = format!("/v1/orders?customer_id=rare&cursor={c}"),
+            None => break,
+        }
+    }
+    // Orders 5 and 4, then 3 and 2, then 1 (the match).
+    assert_eq!(pages, vec![0, 0, 1]);
+}
