@@ -23,7 +23,7 @@ use crate::core::{
 use crate::core::{ChannelId, Hold, Horizon, IdempotencyRecord};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -103,6 +103,10 @@ pub struct Projection {
     /// slots) and a growing table moves a ninth of the bytes.
     pub holds: DashMap<HoldId, Box<HoldRecord>, SeqKeys>,
     pub orders: DashMap<OrderId, Order, SeqKeys>,
+    /// The ids of `orders`, in order: a listing pages over the orders
+    /// there are, not over every id ever given (refused placements and
+    /// forgotten orders leave gaps).
+    order_ids: RwLock<BTreeSet<u64>>,
     pub idempotency: DashMap<String, IdemEntry, ClientKeys>,
     /// Seq of the last event applied.
     pub seq: AtomicU64,
@@ -175,6 +179,25 @@ impl Projection {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// At most `n` order ids, from `from` down (newest first).
+    pub fn order_ids_down_from(&self, from: OrderId, n: usize) -> Vec<OrderId> {
+        self.order_ids
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .range(..=from.0)
+            .rev()
+            .take(n)
+            .map(|&id| OrderId(id))
+            .collect()
+    }
+
+    fn index_order(&self, id: OrderId) {
+        self.order_ids
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.0);
     }
 
     pub fn warehouses_shared(&self) -> Arc<Vec<Warehouse>> {
@@ -334,6 +357,10 @@ impl Projection {
                 Forgettable::Order(id) => {
                     if let Some((_, o)) = self.orders.remove_if(id, |_, o| !horizon.keeps_order(o))
                     {
+                        self.order_ids
+                            .write()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&id.0);
                         decr(self.counts.order(o.status));
                         orders += 1;
                     }
@@ -487,6 +514,7 @@ impl Projection {
                 if let Some(old) = self.orders.insert(order.id, order.clone()) {
                     decr(self.counts.order(old.status));
                 }
+                self.index_order(order.id);
                 incr(self.counts.order(order.status));
                 self.max_order.fetch_max(order.id.0, Ordering::AcqRel);
                 self.remember(idempotency, IdemTarget::Order(order.id));
@@ -570,6 +598,7 @@ impl Projection {
             SnapEntry::Order(o) => {
                 self.max_order.fetch_max(o.id.0, Ordering::AcqRel);
                 incr(self.counts.order(o.status));
+                self.index_order(o.id);
                 self.orders.insert(o.id, o);
             }
             SnapEntry::Idempotency(k, e) => {

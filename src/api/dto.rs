@@ -110,12 +110,16 @@ pub struct OrderListQuery {
     /// Orders with a shipment from this warehouse.
     pub warehouse: Option<String>,
     /// Created at or after this time (ms since the epoch).
-    pub created_after: Option<u64>,
-    /// Created before this time (ms since the epoch).
-    pub created_before: Option<u64>,
+    #[param(value_type = Option<u64>)]
+    pub created_after: Option<String>,
+    /// Created before this time (ms since the epoch; after
+    /// `created_after`).
+    #[param(value_type = Option<u64>)]
+    pub created_before: Option<String>,
     /// Orders per page, 1 to `orders_page_max` (default
     /// `orders_page_default`).
-    pub limit: Option<u64>,
+    #[param(value_type = Option<u64>, minimum = 1)]
+    pub limit: Option<String>,
     /// The `next_cursor` of the page before.
     pub cursor: Option<String>,
 }

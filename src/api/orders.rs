@@ -142,7 +142,7 @@ pub(super) async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     let config = app.config();
-    let limit = match q.limit {
+    let limit = match number("limit", q.limit.as_deref())? {
         None => config.orders_page_default,
         Some(n) if n >= 1 && n <= config.orders_page_max as u64 => n as usize,
         Some(_) => {
@@ -152,6 +152,16 @@ pub(super) async fn list(
             ))
         }
     };
+    let created_after = number("created_after", q.created_after.as_deref())?;
+    let created_before = number("created_before", q.created_before.as_deref())?;
+    if let (Some(a), Some(b)) = (created_after, created_before) {
+        if b <= a {
+            return Err(ApiError::invalid(
+                "created_before",
+                "must be after created_after",
+            ));
+        }
+    }
     let filter = OrderFilter {
         status: q.status.as_deref().map(order_status).transpose()?,
         channel: q
@@ -169,8 +179,8 @@ pub(super) async fn list(
             .as_deref()
             .map(|w| id("warehouse", w, WarehouseId::parse))
             .transpose()?,
-        created_after: q.created_after,
-        created_before: q.created_before,
+        created_after,
+        created_before,
     };
     let from = q.cursor.as_deref().map(read_cursor).transpose()?;
     let caller = super::auth::caller(&req);
@@ -179,6 +189,17 @@ pub(super) async fn list(
         orders: page.orders.iter().map(OrderView::from).collect(),
         next_cursor: page.next.map(write_cursor),
     }))
+}
+
+/// A whole number in a query, named by its parameter when it is not one.
+fn number(field: &str, raw: Option<&str>) -> Result<Option<u64>, ApiError> {
+    raw.map(|r| {
+        r.parse::<u64>()
+            .ok()
+            .filter(|_| r.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| ApiError::invalid(field, "must be a whole number"))
+    })
+    .transpose()
 }
 
 fn order_status(s: &str) -> Result<OrderStatus, ApiError> {
@@ -194,13 +215,12 @@ fn write_cursor(from: OrderId) -> String {
     format!("o{:x}", from.0)
 }
 
+/// A cursor has one spelling: the one `write_cursor` gives.
 fn read_cursor(c: &str) -> Result<OrderId, ApiError> {
     c.strip_prefix('o')
-        .filter(|hex| {
-            !hex.is_empty() && hex.len() <= 16 && hex.bytes().all(|b| b.is_ascii_hexdigit())
-        })
+        .filter(|hex| hex.len() <= 16)
         .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-        .filter(|&id| id >= 1)
+        .filter(|&id| id >= 1 && write_cursor(OrderId(id)) == c)
         .map(OrderId)
         .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this server gave"))
 }

@@ -58,12 +58,15 @@ pub struct OrderPage {
 }
 
 impl Surge {
-    /// Up to `limit` orders matching `filter` that `caller` may see, newest
-    /// (highest id) first, from order `from` down (from the newest without
-    /// one). At most `orders_scan_max` orders are looked at, so a page may
-    /// hold fewer than `limit` and still have a next one. Ids only grow: an
-    /// order placed while a client pages is not in the pages after its
-    /// first, and no order is in two pages.
+    /// Up to `limit` orders matching `filter` that `caller` may see, by id
+    /// from the highest down (newest first), from order `from` down (from
+    /// the newest without one). At most `orders_scan_max` orders are looked
+    /// at, so a page may hold fewer than `limit` and still have a next one.
+    /// No order is in two pages, and every order acknowledged before the
+    /// first page is in one of them (a read waits for the read model to
+    /// catch up); one placed while a client pages is in one at most (ids
+    /// are given as placement starts, so one placed late may have an id
+    /// below the pages already read).
     pub async fn orders_page(
         &self,
         filter: &OrderFilter,
@@ -72,16 +75,17 @@ impl Surge {
         limit: usize,
     ) -> Result<OrderPage, CmdError> {
         self.wal.caught_up().await?;
-        let newest = self.projection.max_order.load(Ordering::Acquire);
-        let start = from.map_or(newest, |f| f.0.min(newest));
+        let from = from.unwrap_or(OrderId(u64::MAX));
+        let scan_max = self.config.orders_scan_max;
+        let ids = self.projection.order_ids_down_from(from, scan_max + 1);
         let mut orders = Vec::new();
         let mut next = None;
-        for (looked, id) in (1..=start).rev().enumerate() {
-            if orders.len() == limit || looked == self.config.orders_scan_max {
-                next = Some(OrderId(id));
+        for (looked, &id) in ids.iter().enumerate() {
+            if orders.len() == limit || looked == scan_max {
+                next = Some(id);
                 break;
             }
-            if let Some(o) = self.projection.orders.get(&OrderId(id)) {
+            if let Some(o) = self.projection.orders.get(&id) {
                 if filter.matches(&o) && caller.may_see(o.created_by.as_deref()) {
                     orders.push(o.clone());
                 }

@@ -474,7 +474,13 @@ async fn orders_are_listed_newest_first_filtered_and_paged() {
         ("?cursor=o", "cursor"),
         ("?cursor=o%2B1", "cursor"),
         ("?cursor=o0", "cursor"),
-        ("?created_after=-1", "query"),
+        ("?cursor=o01", "cursor"),
+        ("?cursor=oA", "cursor"),
+        ("?limit=abc", "limit"),
+        ("?limit=", "limit"),
+        ("?created_after=-1", "created_after"),
+        ("?created_before=1.5", "created_before"),
+        ("?created_after=5&created_before=5", "created_before"),
         ("?nope=1", "query"),
     ] {
         let (s, e) = srv.get(&format!("/v1/orders{q}")).await;
@@ -488,22 +494,31 @@ async fn orders_are_listed_newest_first_filtered_and_paged() {
 
 /// A page looks at `orders_scan_max` orders at most: a filter that matches
 /// none of them answers an empty page that still goes on, and the pages
-/// together find the match.
+/// together find the match. Ids refused placements used up are not looked
+/// at.
 #[tokio::test]
 async fn a_page_looks_at_a_bounded_number_of_orders() {
     let srv = Srv::start_with(|c| c.orders_scan_max = 2);
     srv.warehouse("w1", 1).await;
     srv.sku("a", None, &[("w1", 100)]).await;
-    for customer in ["rare", "c", "c", "c", "c"] {
+    for (customer, qty) in [("rare", 1), ("c", 1000), ("c", 1000), ("c", 1000)]
+        .into_iter()
+        .chain([("c", 1); 4])
+    {
         let (s, o) = srv
             .post(
                 "/v1/orders",
                 json!({"channel": "web", "customer_id": customer,
                        "ship_to": {"lat": 1.0, "lon": 1.0},
-                       "lines": [{"sku": "a", "qty": 1}]}),
+                       "lines": [{"sku": "a", "qty": qty}]}),
             )
             .await;
-        assert_eq!(s, StatusCode::CREATED, "{o}");
+        let placed = if qty == 1 {
+            StatusCode::CREATED
+        } else {
+            StatusCode::CONFLICT
+        };
+        assert_eq!(s, placed, "{o}");
     }
     let mut pages = Vec::new();
     let mut q = "/v1/orders?customer_id=rare".to_owned();
@@ -516,6 +531,6 @@ async fn a_page_looks_at_a_bounded_number_of_orders() {
             None => break,
         }
     }
-    // Orders 5 and 4, then 3 and 2, then 1 (the match).
+    // Four orders after the refusals, two a page, then the match.
     assert_eq!(pages, vec![0, 0, 1]);
 }
