@@ -1,4 +1,5 @@
-//! The search as it was before it was made incremental, kept word for word
+//! The search as it was before it was made incremental, kept unchanged
+//! (less the public wrapper and the constants it shares with the engine)
 //! as the reference the engine is checked against (tests only): one fill
 //! per warehouse set, each with its own vectors, every complete plan kept
 //! and sorted.
