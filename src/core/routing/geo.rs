@@ -8,12 +8,37 @@ const EARTH_RADIUS_KM: f64 = 6371.0088;
 /// Great-circle (haversine) distance between `a` and `b`, km. Finite and
 /// non-negative for valid locations.
 pub fn distance_km(a: Location, b: Location) -> f64 {
-    let (lat1, lat2) = (a.lat.to_radians(), b.lat.to_radians());
-    let dlat = lat2 - lat1;
-    let dlon = (b.lon - a.lon).to_radians();
-    let h = (dlat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (dlon / 2.0).sin().powi(2);
-    // Rounding can push h a hair past 1 for antipodes.
-    2.0 * EARTH_RADIUS_KM * h.clamp(0.0, 1.0).sqrt().asin()
+    To::new(b).from(a)
+}
+
+/// [`distance_km`] from many points to one: the destination's part is
+/// computed once, the results are the same.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct To {
+    lon: f64,
+    lat_rad: f64,
+    cos_lat: f64,
+}
+
+impl To {
+    pub(crate) fn new(b: Location) -> Self {
+        let lat_rad = b.lat.to_radians();
+        Self {
+            lon: b.lon,
+            lat_rad,
+            cos_lat: lat_rad.cos(),
+        }
+    }
+
+    /// `distance_km(a, b)`.
+    pub(crate) fn from(&self, a: Location) -> f64 {
+        let lat1 = a.lat.to_radians();
+        let dlat = self.lat_rad - lat1;
+        let dlon = (self.lon - a.lon).to_radians();
+        let h = (dlat / 2.0).sin().powi(2) + lat1.cos() * self.cos_lat * (dlon / 2.0).sin().powi(2);
+        // Rounding can push h a hair past 1 for antipodes.
+        2.0 * EARTH_RADIUS_KM * h.clamp(0.0, 1.0).sqrt().asin()
+    }
 }
 
 #[cfg(test)]

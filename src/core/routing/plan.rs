@@ -23,6 +23,21 @@
 //! `available` says, lines of one SKU sharing it, and never exceeds the
 //! split policy's shipments.
 //!
+//! # What it costs
+//! A fill walks its warehouses one at a time, each giving what it can of
+//! what is still needed, and stops once every line is placed or the policy's
+//! shipments are reached (later warehouses would change nothing). So fills
+//! share work: every fill starts from one copy of the pinned part, a pair
+//! continues the fill of its first warehouse alone, a greedy fill by a
+//! rule's order picks its next warehouse only when it needs one (sorting
+//! the rest only if it goes beyond a few), and the coverage fill continues
+//! after each pick. All fills use the same few buffers. Of the complete
+//! plans only the best `max(max_traced, 2)` so far are kept (ranked plans
+//! are totally ordered, so these are the first ones a full sort would
+//! give). The chain's order is sorted only over the pinned warehouses and
+//! those that hold something needed. A test checks all of this against the
+//! straightforward search it replaced (`plan_reference.rs`).
+//!
 //! # Ranking
 //! Plans that place every line are ordered lexicographically by the chain's
 //! ranking rules (each rule scores a whole plan, lower first), then by the
@@ -37,14 +52,13 @@
 //! first; `capacity:rank` the least remaining daily capacity among its
 //! warehouses, most first; `priority` sums its warehouses' priorities.
 
-use super::geo::distance_km;
+use super::geo::To;
 use super::local_time::Clocks;
 // The tests check the engine against these, one warehouse at a time.
 #[cfg(test)]
 use super::local_time::{before_cutoff, local_day};
 use super::types::*;
 use crate::core::ids::{SkuId, WarehouseId};
-use crate::core::model::Location;
 use std::cell::{OnceCell, RefCell};
 use std::cmp::Ordering;
 
@@ -76,40 +90,71 @@ struct Wh<'a> {
     c: &'a Candidate<'a>,
     eligible: bool,
     pinned: bool,
-    /// (distance km, shipment cost): computed on first use, since most
-    /// warehouses of a large list never enter a ranked plan.
-    geo: OnceCell<(Option<f64>, Option<u64>)>,
+    /// Distance (km) and shipment cost: each computed on first use, since
+    /// most warehouses of a large list never enter a ranked plan, and
+    /// costs are read only by `lowest_cost` and the trace.
+    km: OnceCell<Option<f64>>,
+    cost: OnceCell<Option<u64>>,
     /// `None` without a cut-off, or when no rule needs it.
     same_day: Option<bool>,
     /// Before its cut-off at `now`; `None` without a cut-off (what the
-    /// trace shows).
-    leaves_today: Option<bool>,
+    /// trace shows): computed when first traced.
+    leaves_today: OnceCell<Option<bool>>,
     /// Remaining daily capacity; `u64::MAX` = unlimited.
     capacity_left: u64,
-    /// Rank of its id among all candidates (final tie-break).
-    id_rank: u32,
     /// Position in the chain's preference order.
     chain_pos: u32,
 }
 
 /// A filled warehouse set.
-#[derive(Clone)]
+#[derive(Default)]
 struct Fill {
     /// Warehouse indices, in shipment order.
     whs: Vec<u16>,
     /// (line, warehouse index, quantity).
     alloc: Vec<(u16, u16, u64)>,
-    unplaced_lines: usize,
-    unplaced_units: u64,
+    /// Lines with a quantity not placed.
+    open: usize,
     /// Per line: quantity not placed.
     need: Vec<u64>,
+}
+
+impl Clone for Fill {
+    fn clone(&self) -> Self {
+        Self {
+            whs: self.whs.clone(),
+            alloc: self.alloc.clone(),
+            open: self.open,
+            need: self.need.clone(),
+        }
+    }
+
+    /// Keeps `self`'s buffers (a derived `clone_from` would allocate new
+    /// ones): fills copy into scratch fills all the time.
+    fn clone_from(&mut self, o: &Self) {
+        self.whs.clone_from(&o.whs);
+        self.alloc.clone_from(&o.alloc);
+        self.open = o.open;
+        self.need.clone_from(&o.need);
+    }
+}
+
+impl Fill {
+    fn unplaced_lines(&self) -> usize {
+        self.open
+    }
+
+    fn unplaced_units(&self) -> u64 {
+        self.need.iter().fold(0u64, |a, &q| a.saturating_add(q))
+    }
 }
 
 struct Ranked {
     fill: Fill,
     keys: Vec<Key>,
-    /// Sorted id ranks of its warehouses: tie-break and identity.
-    ids: Vec<u32>,
+    /// Its warehouses in id order ([`Ctx::id_cmp`]): tie-break and
+    /// identity.
+    ids: Vec<u16>,
 }
 
 struct Ctx<'r, 'a> {
@@ -118,44 +163,81 @@ struct Ctx<'r, 'a> {
     /// SKU index per line (lines of one SKU share availability).
     sku_of: Vec<usize>,
     skus: Vec<&'r SkuId>,
-    /// `avail[s * n + w]`: available of SKU `s` in warehouse `w` (0 where
-    /// not eligible).
+    /// `avail[w * skus.len() + s]`: available of SKU `s` in warehouse `w`
+    /// (0 where not eligible).
     avail: Vec<u64>,
+    /// The unpinned lines, in order: the ones fills place.
+    unpinned: Vec<u16>,
+    /// Every fill's start ([`Ctx::base_fill`]).
+    base: Fill,
     /// Pinned warehouses, in chain order.
     pinned: Vec<u16>,
     max_shipments: usize,
     /// The destination, and its country (for the shipping cost).
-    dest: Option<Location>,
+    dest: Option<To>,
     country: Option<&'r str>,
-    /// `fill`'s scratch: per SKU, what the current warehouse has left.
+    /// Whether two unpinned lines are of one SKU.
+    shared_skus: bool,
+    /// `step`'s scratch: per SKU, what the current warehouse has left.
     left: RefCell<Vec<u64>>,
+    /// The warehouses' local clocks at `now` (zones looked up once).
+    clocks: RefCell<Clocks<'a>>,
 }
 
-impl Ctx<'_, '_> {
+impl<'a> Ctx<'_, 'a> {
     fn n(&self) -> usize {
         self.whs.len()
     }
 
-    /// Warehouse `w`'s distance to the destination (km) and shipment cost.
-    fn geo(&self, w: usize) -> (Option<f64>, Option<u64>) {
+    /// Warehouses in id order, then in the candidates' order (the final
+    /// tie-break, so a plan does not depend on that order while ids are
+    /// distinct).
+    fn id_cmp(&self, a: usize, b: usize) -> Ordering {
+        let id = |w: usize| &self.whs[w].c.warehouse.id;
+        id(a).cmp(id(b)).then(a.cmp(&b))
+    }
+
+    /// Whether a shipment from `w` leaves today; `None` without a cut-off.
+    fn leaves_today(&self, w: usize) -> Option<bool> {
         let wh = &self.whs[w];
-        *wh.geo.get_or_init(|| {
-            let km = self.dest.map(|d| distance_km(wh.c.warehouse.location, d));
-            let cost = wh.c.warehouse.routing.shipping_cost.as_ref();
-            (km, cost.map(|sc| shipment_cost(sc, self.country, km)))
+        let c: &'a Candidate<'a> = wh.c;
+        *wh.leaves_today.get_or_init(|| {
+            let cut = c.warehouse.routing.cutoff.as_ref()?;
+            Some(self.clocks.borrow_mut().before_cutoff(cut))
         })
     }
 
-    /// Fills the unpinned lines from `order` (eligible warehouses), on top
-    /// of the pinned ones. Warehouses that take nothing are left out.
-    fn fill(&self, order: impl IntoIterator<Item = usize>) -> Fill {
-        let n = self.n();
+    /// What warehouse `w` may give of each SKU.
+    fn stock(&self, w: usize) -> &[u64] {
+        let k = self.skus.len();
+        &self.avail[w * k..(w + 1) * k]
+    }
+
+    /// Warehouse `w`'s distance to the destination (km).
+    fn km(&self, w: usize) -> Option<f64> {
+        let wh = &self.whs[w];
+        *wh.km
+            .get_or_init(|| self.dest.map(|d| d.from(wh.c.warehouse.location)))
+    }
+
+    /// Warehouse `w`'s shipment cost.
+    fn cost(&self, w: usize) -> Option<u64> {
+        let wh = &self.whs[w];
+        *wh.cost.get_or_init(|| {
+            let cost = wh.c.warehouse.routing.shipping_cost.as_ref()?;
+            Some(shipment_cost(cost, self.country, self.km(w)))
+        })
+    }
+
+    /// Every fill's start: the pinned lines placed in their warehouses (a
+    /// pinned warehouse that is not a candidate leaves its line unplaced),
+    /// then what the pinned warehouses give of the other lines.
+    fn base_fill(&self) -> Fill {
         let mut need: Vec<u64> = self
             .lines
             .iter()
             .map(|l| if l.pinned.is_some() { 0 } else { l.qty })
             .collect();
-        let mut whs: Vec<u16> = self.pinned.clone();
         let mut alloc: Vec<(u16, u16, u64)> = Vec::with_capacity(self.lines.len() + 2);
         for (i, l) in self.lines.iter().enumerate() {
             if let Some(p) = &l.pinned {
@@ -168,80 +250,154 @@ impl Ctx<'_, '_> {
                 }
             }
         }
-        // What each SKU has left in the warehouse being filled (a buffer
-        // reused by every fill).
-        let mut left = self.left.borrow_mut();
-        left.clear();
-        left.resize(self.skus.len(), 0);
-        let pinned_first = self.pinned.iter().map(|&w| w as usize);
-        for w in pinned_first.chain(order.into_iter().filter(|&w| !self.whs[w].pinned)) {
-            if !self.whs[w].eligible {
-                continue;
-            }
-            let is_new = !self.whs[w].pinned;
-            if is_new && whs.len() >= self.max_shipments {
-                break;
-            }
-            for (s, l) in left.iter_mut().enumerate() {
-                *l = self.avail[s * n + w];
-            }
-            let before = alloc.len();
-            for (i, q) in need.iter_mut().enumerate() {
-                if self.lines[i].pinned.is_some() {
-                    continue;
-                }
-                let s = self.sku_of[i];
-                let take = (*q).min(left[s]);
-                if take > 0 {
-                    *q -= take;
-                    left[s] -= take;
-                    alloc.push((i as u16, w as u16, take));
-                }
-            }
-            if is_new && alloc.len() > before {
-                whs.push(w as u16);
-            }
-            if need.iter().all(|&q| q == 0) {
-                break;
-            }
-        }
-        let unplaced_lines = need.iter().filter(|&&q| q > 0).count();
-        let unplaced_units = need.iter().fold(0u64, |a, &q| a.saturating_add(q));
-        Fill {
-            whs,
+        let mut base = Fill {
+            whs: self.pinned.clone(),
             alloc,
-            unplaced_lines,
-            unplaced_units,
+            open: need.iter().filter(|&&q| q > 0).count(),
             need,
+        };
+        for &w in &self.pinned {
+            self.step(&mut base, usize::from(w));
+        }
+        base
+    }
+
+    /// Fills the unpinned lines from `order` (eligible warehouses), on top
+    /// of the pinned ones, into `out`. Warehouses that take nothing are
+    /// left out.
+    fn fill_into(&self, out: &mut Fill, order: impl IntoIterator<Item = usize>) {
+        self.start(out);
+        for w in order {
+            if self.done(out) {
+                break;
+            }
+            if !self.whs[w].pinned {
+                self.step(out, w);
+            }
         }
     }
 
-    /// Refills a fill's set in the chain's order, so one set always gives
-    /// one allocation.
-    fn canonical(&self, f: Fill) -> Fill {
-        let mut set: Vec<usize> = f.whs.iter().map(|&w| w as usize).collect();
+    /// Starts fill `out`: the pinned lines, then what the pinned warehouses
+    /// give of the others (the same for every fill, so done once).
+    fn start(&self, out: &mut Fill) {
+        out.clone_from(&self.base);
+    }
+
+    /// Fills `out` from `useful` in the order of `(key, chain position)`:
+    /// like sorting them and filling from that order, but a fill usually
+    /// stops after a few warehouses, so the first few are picked one by
+    /// one and the rest sorted only if reached. `false` when that order
+    /// starts as `useful` does as far as the fill went (then it is
+    /// `useful`'s own fill).
+    fn greedy_into(
+        &self,
+        out: &mut Fill,
+        order: &mut [(Key, u32, usize)],
+        useful: &[usize],
+    ) -> bool {
+        const PICKED_ONE_BY_ONE: usize = 8;
+        let cmp = |a: &(Key, u32, usize), b: &(Key, u32, usize)| a.0.cmp(&b.0).then(a.1.cmp(&b.1));
+        self.start(out);
+        let mut used = 0;
+        while used < order.len() && !self.done(out) {
+            if used < PICKED_ONE_BY_ONE {
+                let mut m = used;
+                for j in used + 1..order.len() {
+                    if cmp(&order[j], &order[m]).is_lt() {
+                        m = j;
+                    }
+                }
+                order.swap(used, m);
+            } else if used == PICKED_ONE_BY_ONE {
+                order[used..].sort_unstable_by(cmp);
+            }
+            self.step(out, order[used].2);
+            used += 1;
+        }
+        order[..used]
+            .iter()
+            .map(|o| o.2)
+            .ne(useful[..used].iter().copied())
+    }
+
+    /// Whether no further (unpinned) warehouse can change fill `f`.
+    fn done(&self, f: &Fill) -> bool {
+        f.open == 0 || f.whs.len() >= self.max_shipments
+    }
+
+    /// One warehouse of a fill: it gives what it can of what is still
+    /// needed, lines in order. Once every line is placed, or the policy's
+    /// shipments are reached, later warehouses change nothing: so a fill
+    /// of `order` is the fill of any prefix continued with the rest.
+    fn step(&self, f: &mut Fill, w: usize) {
+        let wh = &self.whs[w];
+        if f.open == 0 || !wh.eligible {
+            return;
+        }
+        let is_new = !wh.pinned;
+        if is_new && f.whs.len() >= self.max_shipments {
+            return;
+        }
+        let before = f.alloc.len();
+        let mut give = |i: u16, left: &mut u64| {
+            let q = &mut f.need[usize::from(i)];
+            let take = (*q).min(*left);
+            if take > 0 {
+                *q -= take;
+                *left -= take;
+                f.alloc.push((i, w as u16, take));
+                if *q == 0 {
+                    f.open -= 1;
+                }
+            }
+        };
+        if self.shared_skus {
+            // Lines of one SKU share what the warehouse has of it.
+            let mut left = self.left.borrow_mut();
+            left.clear();
+            left.extend_from_slice(self.stock(w));
+            for &i in &self.unpinned {
+                give(i, &mut left[self.sku_of[usize::from(i)]]);
+            }
+        } else {
+            // Each SKU read once: no need to keep what is left.
+            let stock = self.stock(w);
+            for &i in &self.unpinned {
+                let mut left = stock[self.sku_of[usize::from(i)]];
+                give(i, &mut left);
+            }
+        }
+        if is_new && f.alloc.len() > before {
+            f.whs.push(w as u16);
+        }
+    }
+
+    /// Refills `f`'s set in the chain's order into `out`, so one set always
+    /// gives one allocation.
+    fn canonical_into(&self, f: &Fill, out: &mut Fill, set: &mut Vec<usize>) {
+        set.clear();
+        set.extend(f.whs.iter().map(|&w| usize::from(w)));
         set.sort_by_key(|&w| self.whs[w].chain_pos);
-        self.fill(set)
+        self.fill_into(out, set.iter().copied());
     }
 
     /// Greedy by coverage: the warehouse that can place the most units
-    /// still needed first, ties to the chain's order.
-    fn coverage_set(&self, by_chain: &[usize]) -> Fill {
-        let n = self.n();
+    /// still needed first, ties to the chain's order. Each pick continues
+    /// the fill of the picks before it.
+    fn coverage_into(&self, by_chain: &[usize], f: &mut Fill) {
+        self.start(f);
         let mut picked: Vec<usize> = Vec::new();
+        let mut wanted = vec![0u64; self.skus.len()];
         loop {
-            let f = self.fill(picked.iter().copied());
-            if f.unplaced_lines == 0 || f.whs.len() >= self.max_shipments {
-                return f;
+            if self.done(f) {
+                return;
             }
             // Units still wanted of each SKU (its unpinned lines share
             // its stock), the same for every warehouse.
-            let mut wanted = vec![0u64; self.skus.len()];
-            for (i, l) in self.lines.iter().enumerate() {
-                if l.pinned.is_none() {
-                    let s = self.sku_of[i];
-                    wanted[s] = wanted[s].saturating_add(f.need[i]);
-                }
+            wanted.iter_mut().for_each(|x| *x = 0);
+            for &i in &self.unpinned {
+                let s = self.sku_of[usize::from(i)];
+                wanted[s] = wanted[s].saturating_add(f.need[usize::from(i)]);
             }
             let mut best: Option<(u64, usize)> = None;
             for &w in by_chain {
@@ -250,16 +406,19 @@ impl Ctx<'_, '_> {
                 }
                 // Units it would place.
                 let mut units = 0u64;
-                for (s, &want) in wanted.iter().enumerate() {
-                    units = units.saturating_add(want.min(self.avail[s * n + w]));
+                for (&want, &have) in wanted.iter().zip(self.stock(w)) {
+                    units = units.saturating_add(want.min(have));
                 }
                 if units > 0 && best.is_none_or(|(u, _)| units > u) {
                     best = Some((units, w));
                 }
             }
             match best {
-                Some((_, w)) => picked.push(w),
-                None => return f,
+                Some((_, w)) => {
+                    picked.push(w);
+                    self.step(f, w);
+                }
+                None => return,
             }
         }
     }
@@ -273,13 +432,13 @@ impl Ctx<'_, '_> {
                 0,
                 f.whs
                     .iter()
-                    .map(|&w| self.geo(w as usize).0.unwrap_or(0.0))
+                    .map(|&w| self.km(w as usize).unwrap_or(0.0))
                     .sum(),
             ),
             Rule::LowestCost => {
                 let (mut unknown, mut sum) = (0u64, 0u64);
                 for &w in &f.whs {
-                    match self.geo(w as usize).1 {
+                    match self.cost(w as usize) {
                         Some(c) => sum = sum.saturating_add(c),
                         None => unknown += 1,
                     }
@@ -288,7 +447,6 @@ impl Ctx<'_, '_> {
             }
             Rule::SameDay => Key(ws.filter(|w| w.same_day == Some(false)).count() as u64, 0.0),
             Rule::BalanceStock => {
-                let n = self.n();
                 let mut least = u64::MAX;
                 for (k, &(line, w, _)) in f.alloc.iter().enumerate() {
                     if self.lines[line as usize].pinned.is_some() {
@@ -313,7 +471,7 @@ impl Ctx<'_, '_> {
                                 && self.lines[l2 as usize].pinned.is_none()
                         })
                         .fold(0u64, |a, &(_, _, q)| a.saturating_add(q));
-                    let left = self.avail[s * n + w as usize].saturating_sub(taken);
+                    let left = self.stock(usize::from(w))[s].saturating_sub(taken);
                     least = least.min(left);
                 }
                 Key(u64::MAX - least, 0.0)
@@ -334,24 +492,24 @@ impl Ctx<'_, '_> {
     /// A warehouse's own key under one rule: the order greedy fills use.
     fn wh_key(&self, rule: Rule, w: usize, demand: &[u64]) -> Key {
         let wh = &self.whs[w];
-        let n = self.n();
         match rule {
             Rule::FewestShipments => {
-                let units = demand.iter().enumerate().fold(0u64, |a, (s, &d)| {
-                    a.saturating_add(d.min(self.avail[s * n + w]))
-                });
+                let units = demand
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |a, (s, &d)| a.saturating_add(d.min(self.stock(w)[s])));
                 Key(u64::MAX - units, 0.0)
             }
-            Rule::Nearest => Key(0, self.geo(w).0.unwrap_or(0.0)),
+            Rule::Nearest => Key(0, self.km(w).unwrap_or(0.0)),
             Rule::LowestCost => {
-                let cost = self.geo(w).1;
+                let cost = self.cost(w);
                 Key(u64::from(cost.is_none()), cost.unwrap_or(0) as f64)
             }
             Rule::SameDay => Key(u64::from(wh.same_day == Some(false)), 0.0),
             Rule::BalanceStock => {
                 let stock = (0..demand.len())
                     .filter(|&s| demand[s] > 0)
-                    .fold(0u64, |a, s| a.saturating_add(self.avail[s * n + w]));
+                    .fold(0u64, |a, s| a.saturating_add(self.stock(w)[s]));
                 Key(u64::MAX - stock, 0.0)
             }
             Rule::Capacity(CapacityMode::Rank) => Key(u64::MAX - wh.capacity_left, 0.0),
@@ -472,19 +630,11 @@ fn plan_with<'a>(
 
     let needs_same_day = ranking.contains(&Rule::SameDay);
     let needs_capacity = chain.rules.iter().any(|r| matches!(r, Rule::Capacity(_)));
-    let dest = req.ship_to.map(|s| s.location);
-
-    // Ids in order, for the tie-break.
-    let mut by_id: Vec<usize> = (0..n).collect();
-    by_id.sort_by(|&a, &b| candidates[a].warehouse.id.cmp(&candidates[b].warehouse.id));
-    let mut id_rank = vec![0u32; n];
-    for (r, &w) in by_id.iter().enumerate() {
-        id_rank[w] = r as u32;
-    }
+    let dest = req.ship_to.map(|s| To::new(s.location));
 
     let mut clocks = Clocks::new(req.now);
     let mut whs: Vec<Wh<'_>> = Vec::with_capacity(n);
-    for (i, c) in candidates.iter().enumerate() {
+    for c in candidates {
         let r: &'a WarehouseRouting = &c.warehouse.routing;
         let excluded = excluded_by(chain, req, c, &mut clocks);
         if let Some(rule) = excluded {
@@ -497,9 +647,9 @@ fn plan_with<'a>(
             .iter()
             .any(|l| l.qty > 0 && l.pinned.as_ref() == Some(&c.warehouse.id));
         let needed = excluded.is_none() || pinned;
-        let leaves_today = r.cutoff.as_ref().map(|cut| clocks.before_cutoff(cut));
+        let leaves_today = OnceCell::new();
         let same_day = if needs_same_day && needed {
-            leaves_today
+            *leaves_today.get_or_init(|| r.cutoff.as_ref().map(|cut| clocks.before_cutoff(cut)))
         } else {
             None
         };
@@ -507,7 +657,8 @@ fn plan_with<'a>(
             c,
             eligible: excluded.is_none(),
             pinned,
-            geo: OnceCell::new(),
+            km: OnceCell::new(),
+            cost: OnceCell::new(),
             same_day,
             leaves_today,
             capacity_left: if needs_capacity && needed {
@@ -515,7 +666,6 @@ fn plan_with<'a>(
             } else {
                 u64::MAX
             },
-            id_rank: id_rank[i],
             chain_pos: 0,
         });
     }
@@ -551,46 +701,76 @@ fn plan_with<'a>(
         }
         for (w, wh) in whs.iter().enumerate() {
             if wh.eligible {
-                avail[s * n + w] = available(sku, &wh.c.warehouse.id);
+                avail[w * skus.len() + s] = available(sku, &wh.c.warehouse.id);
             }
         }
     }
 
+    let shared_skus = {
+        let mut seen = vec![false; skus.len()];
+        lines
+            .iter()
+            .zip(&sku_of)
+            .any(|(l, &s)| l.pinned.is_none() && std::mem::replace(&mut seen[s], true))
+    };
     let mut ctx = Ctx {
         whs,
         lines,
         sku_of,
         skus,
         avail,
+        unpinned: (0..lines.len())
+            .filter(|&i| lines[i].pinned.is_none())
+            .map(|i| i as u16)
+            .collect(),
+        base: Fill::default(),
         pinned: Vec::new(),
         max_shipments: chain.split.max_shipments(),
         dest,
         country: req.ship_to.and_then(|s| s.country.as_deref()),
+        shared_skus,
         left: RefCell::new(Vec::new()),
+        clocks: RefCell::new(clocks),
     };
 
-    if fast {
-        if let Some(ranked) = singles_suffice(&ctx, &ranking, &demand, max_traced) {
-            return Ok(finish(&ctx, &ranking, ranked, trace, max_traced));
-        }
+    ctx.base = ctx.base_fill();
+    let mut search = Search::new(ranking.len(), max_traced);
+
+    if fast && singles_suffice(&ctx, &ranking, &demand, &mut search) {
+        return Ok(finish(&ctx, &ranking, search.ranked, trace, max_traced));
     }
 
-    // The chain's preference order over warehouses.
+    // The chain's preference order over the warehouses fills draw from:
+    // the pinned ones, and eligible ones holding something the unpinned
+    // lines need (`useful`). The others' place in it is never read.
     // `wh_keys[w * k + i]`: warehouse `w`'s key under ranking rule `i`.
     let k = ranking.len();
-    let wh_keys: Vec<Key> = (0..n)
-        .flat_map(|w| ranking.iter().map(move |&r| (w, r)))
-        .map(|(w, r)| ctx.wh_key(r, w, &demand))
-        .collect();
-    let mut by_chain: Vec<usize> = (0..n).collect();
-    by_chain.sort_by(|&a, &b| {
+    let holds_needed = |w: usize| {
+        ctx.stock(w)
+            .iter()
+            .zip(&demand)
+            .any(|(&a, &d)| d > 0 && a > 0)
+    };
+    let mut by_chain: Vec<usize> = Vec::with_capacity(n);
+    by_chain.extend((0..n).filter(|&w| {
+        let wh = &ctx.whs[w];
+        wh.pinned || (wh.eligible && holds_needed(w))
+    }));
+    let mut wh_keys: Vec<Key> = vec![Key(0, 0.0); n * k];
+    for &w in &by_chain {
+        for (i, &r) in ranking.iter().enumerate() {
+            wh_keys[w * k + i] = ctx.wh_key(r, w, &demand);
+        }
+    }
+    // Warehouses differ by id or index: no two tie.
+    by_chain.sort_unstable_by(|&a, &b| {
         wh_keys[a * k..(a + 1) * k]
             .iter()
             .zip(&wh_keys[b * k..(b + 1) * k])
             .map(|(x, y)| x.cmp(y))
             .find(|o| o.is_ne())
             .unwrap_or(Ordering::Equal)
-            .then(ctx.whs[a].id_rank.cmp(&ctx.whs[b].id_rank))
+            .then_with(|| ctx.id_cmp(a, b))
     });
     for (p, &w) in by_chain.iter().enumerate() {
         ctx.whs[w].chain_pos = p as u32;
@@ -600,83 +780,71 @@ fn plan_with<'a>(
         .filter(|&&w| ctx.whs[w].pinned)
         .map(|&w| w as u16)
         .collect();
-    // Eligible warehouses holding something the unpinned lines need.
-    let useful: Vec<usize> = by_chain
-        .iter()
-        .copied()
-        .filter(|&w| {
-            let wh = &ctx.whs[w];
-            wh.eligible
-                && !wh.pinned
-                && (0..ctx.skus.len()).any(|s| demand[s] > 0 && ctx.avail[s * n + w] > 0)
-        })
-        .collect();
+    let mut useful: Vec<usize> = Vec::with_capacity(by_chain.len());
+    useful.extend(by_chain.iter().copied().filter(|&w| !ctx.whs[w].pinned));
 
-    let mut ranked: Vec<Ranked> = Vec::new();
-    let mut best_partial: Option<Fill> = None;
-    let mut consider = |ctx: &Ctx<'_, '_>, f: Fill| {
-        if f.unplaced_lines > 0 || f.whs.len() > ctx.max_shipments {
-            let better = match &best_partial {
-                None => true,
-                Some(b) => {
-                    (f.unplaced_lines, f.unplaced_units) < (b.unplaced_lines, b.unplaced_units)
-                }
-            };
-            if better {
-                best_partial = Some(f);
-            }
-            return;
-        }
-        let mut ids: Vec<u32> = f.whs.iter().map(|&w| ctx.whs[w as usize].id_rank).collect();
-        ids.sort_unstable();
-        if ranked.iter().any(|r| r.ids == ids) {
-            return;
-        }
-        let keys = ranking.iter().map(|&r| ctx.plan_key(r, &f)).collect();
-        ranked.push(Ranked { fill: f, keys, ids });
-    };
+    ctx.base = ctx.base_fill();
 
     let extra = ctx.max_shipments.saturating_sub(ctx.pinned.len());
+    let (mut f, mut g) = (Fill::default(), Fill::default());
+    let mut set: Vec<usize> = Vec::new();
     if demand.iter().all(|&d| d == 0) || useful.is_empty() {
         // Pinned lines only (or nothing to fill from).
-        consider(&ctx, ctx.fill(std::iter::empty()));
+        ctx.fill_into(&mut f, std::iter::empty());
+        search.consider(&ctx, &ranking, &f);
     } else {
         // 1. Each warehouse alone.
         for &w in &useful {
-            consider(&ctx, ctx.fill([w]));
+            ctx.fill_into(&mut f, [w]);
+            search.consider(&ctx, &ranking, &f);
         }
         // 2. Greedy fills.
         if extra >= 2 {
-            consider(&ctx, ctx.fill(useful.iter().copied()));
-            for (i, _) in ranking.iter().enumerate() {
-                let mut order = useful.clone();
-                order.sort_by(|&a, &b| {
-                    wh_keys[a * k + i]
-                        .cmp(&wh_keys[b * k + i])
-                        .then(ctx.whs[a].chain_pos.cmp(&ctx.whs[b].chain_pos))
-                });
-                if order != useful {
-                    let f = ctx.fill(order);
-                    consider(&ctx, ctx.canonical(f));
+            ctx.fill_into(&mut f, useful.iter().copied());
+            search.consider(&ctx, &ranking, &f);
+            // The first ranking rule's own order is the chain's order (the
+            // chain ranks by it first): that fill is the one above.
+            let mut order: Vec<(Key, u32, usize)> = Vec::with_capacity(useful.len());
+            for i in 1..k {
+                order.clear();
+                order.extend(
+                    useful
+                        .iter()
+                        .map(|&w| (wh_keys[w * k + i], ctx.whs[w].chain_pos, w)),
+                );
+                // Chain positions differ: no two entries tie.
+                if ctx.greedy_into(&mut f, &mut order, &useful) {
+                    ctx.canonical_into(&f, &mut g, &mut set);
+                    search.consider(&ctx, &ranking, &g);
                 }
             }
-            let f = ctx.coverage_set(&useful);
-            consider(&ctx, ctx.canonical(f));
-            // 3. Pairs among the best few.
+            ctx.coverage_into(&useful, &mut f);
+            ctx.canonical_into(&f, &mut g, &mut set);
+            search.consider(&ctx, &ranking, &g);
+            // 3. Pairs among the best few: each continues the fill of its
+            // first warehouse alone.
             let pool = &useful[..useful.len().min(PAIR_POOL)];
             for (i, &a) in pool.iter().enumerate() {
+                ctx.fill_into(&mut f, [a]);
                 for &b in &pool[i + 1..] {
-                    consider(&ctx, ctx.fill([a, b]));
+                    g.clone_from(&f);
+                    let before = g.alloc.len();
+                    ctx.step(&mut g, b);
+                    // A second warehouse that takes nothing leaves the
+                    // first one's plan, already considered alone.
+                    if g.alloc.len() > before {
+                        search.consider(&ctx, &ranking, &g);
+                    }
                 }
             }
         }
     }
 
-    if ranked.is_empty() {
-        let lines = match best_partial {
+    if search.ranked.is_empty() {
+        let lines = match search.best_partial {
             // Every line placed, but in more warehouses than the policy
             // allows: the pinned lines are what cannot go together.
-            Some(f) if f.unplaced_lines == 0 => (0..lines.len())
+            Some(f) if f.unplaced_lines() == 0 => (0..lines.len())
                 .filter(|&i| lines[i].pinned.is_some())
                 .collect(),
             Some(f) => (0..lines.len()).filter(|&i| f.need[i] > 0).collect(),
@@ -685,28 +853,123 @@ fn plan_with<'a>(
         return Err(Unroutable { lines, trace });
     }
 
-    Ok(finish(&ctx, &ranking, ranked, trace, max_traced))
+    Ok(finish(&ctx, &ranking, search.ranked, trace, max_traced))
 }
 
-/// Ranks the complete plans (at least one), and builds the best plan and
-/// the trace.
+/// The plans considered so far: the best few complete ones, in rank order,
+/// and the partial one that places the most.
+struct Search {
+    /// The best `kept` complete plans, best first. Plans are totally
+    /// ordered (their keys, then their sorted warehouse ids, which differ
+    /// between sets), so keeping the best few as they come gives the same
+    /// first plans as ranking them all: the best plan, the traced ones and
+    /// the first two that decide.
+    ranked: Vec<Ranked>,
+    kept: usize,
+    best_partial: Option<Fill>,
+    /// Scratch: the plan being considered.
+    keys: Vec<Key>,
+    ids: Vec<u16>,
+}
+
+impl Search {
+    fn new(rules: usize, max_traced: usize) -> Self {
+        let kept = max_traced.max(2);
+        Self {
+            ranked: Vec::with_capacity(kept + 1),
+            kept,
+            best_partial: None,
+            keys: Vec::with_capacity(rules),
+            ids: Vec::new(),
+        }
+    }
+
+    /// Keeps `f` if it places every line and is among the best few so far
+    /// (a set seen before is not added again; one set always gives one
+    /// allocation), or places more than any partial plan so far.
+    fn consider(&mut self, ctx: &Ctx<'_, '_>, ranking: &[Rule], f: &Fill) {
+        if f.unplaced_lines() > 0 || f.whs.len() > ctx.max_shipments {
+            // Fewer lines unplaced, then fewer units.
+            let better = match &self.best_partial {
+                None => true,
+                Some(b) => f
+                    .unplaced_lines()
+                    .cmp(&b.unplaced_lines())
+                    .then_with(|| f.unplaced_units().cmp(&b.unplaced_units()))
+                    .is_lt(),
+            };
+            if better {
+                match &mut self.best_partial {
+                    Some(b) => b.clone_from(f),
+                    None => self.best_partial = Some(f.clone()),
+                }
+            }
+            return;
+        }
+        self.ids.clear();
+        self.ids.extend_from_slice(&f.whs);
+        self.ids
+            .sort_unstable_by(|&a, &b| ctx.id_cmp(usize::from(a), usize::from(b)));
+        if self.ranked.iter().any(|r| r.ids == self.ids) {
+            return;
+        }
+        self.keys.clear();
+        self.keys
+            .extend(ranking.iter().map(|&r| ctx.plan_key(r, f)));
+        let at = self
+            .ranked
+            .partition_point(|r| rank_cmp(ctx, (&r.keys, &r.ids), (&self.keys, &self.ids)).is_lt());
+        if at >= self.kept {
+            return;
+        }
+        let entry = if self.ranked.len() >= self.kept {
+            // Reuse the last one's vectors.
+            let mut e = self.ranked.pop().unwrap_or_else(|| Ranked {
+                fill: Fill::default(),
+                keys: Vec::new(),
+                ids: Vec::new(),
+            });
+            e.fill.clone_from(f);
+            e.keys.clone_from(&self.keys);
+            e.ids.clone_from(&self.ids);
+            e
+        } else {
+            Ranked {
+                fill: f.clone(),
+                keys: self.keys.clone(),
+                ids: self.ids.clone(),
+            }
+        };
+        self.ranked.insert(at, entry);
+    }
+}
+
+/// The ranking order of two plans: their keys, rule by rule, then their
+/// warehouses in id order, lexicographically.
+fn rank_cmp(ctx: &Ctx<'_, '_>, (ka, ia): (&[Key], &[u16]), (kb, ib): (&[Key], &[u16])) -> Ordering {
+    ka.iter()
+        .zip(kb)
+        .map(|(x, y)| x.cmp(y))
+        .find(|o| o.is_ne())
+        .unwrap_or(Ordering::Equal)
+        .then_with(|| {
+            ia.iter()
+                .zip(ib)
+                .map(|(&x, &y)| ctx.id_cmp(usize::from(x), usize::from(y)))
+                .find(|o| o.is_ne())
+                .unwrap_or_else(|| ia.len().cmp(&ib.len()))
+        })
+}
+
+/// Builds the best plan and the trace from the best complete plans (at
+/// least one), best first.
 fn finish(
     ctx: &Ctx<'_, '_>,
     ranking: &[Rule],
-    mut ranked: Vec<Ranked>,
+    ranked: Vec<Ranked>,
     mut trace: RoutingTrace,
     max_traced: usize,
 ) -> (Plan, RoutingTrace) {
-    let cmp = |a: &Ranked, b: &Ranked| {
-        a.keys
-            .iter()
-            .zip(&b.keys)
-            .map(|(x, y)| x.cmp(y))
-            .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal)
-            .then_with(|| a.ids.cmp(&b.ids))
-    };
-    ranked.sort_by(cmp);
     if let [first, second, ..] = ranked.as_slice() {
         trace.deciding_rule = first
             .keys
@@ -745,19 +1008,19 @@ fn finish(
 /// alone, every plan with two or more shipments ranks after all those
 /// one-shipment plans. The best plan, the traced candidates and the
 /// deciding rule (which compares the first two) are then all among the
-/// single-warehouse plans, so the splits need not be searched. `None`
-/// when the conditions do not hold.
+/// single-warehouse plans, so the splits need not be searched: they are
+/// given to `search`. `false` when the conditions do not hold.
 fn singles_suffice(
     ctx: &Ctx<'_, '_>,
     ranking: &[Rule],
     demand: &[u64],
-    max_traced: usize,
-) -> Option<Vec<Ranked>> {
+    search: &mut Search,
+) -> bool {
     if ranking.first() != Some(&Rule::FewestShipments)
         || ctx.lines.iter().any(|l| l.pinned.is_some())
         || demand.iter().all(|&d| d == 0)
     {
-        return None;
+        return false;
     }
     let n = ctx.n();
     // Without pinned lines a warehouse ships the order alone exactly when
@@ -768,26 +1031,18 @@ fn singles_suffice(
                 && demand
                     .iter()
                     .enumerate()
-                    .all(|(s, &d)| d <= ctx.avail[s * n + w])
+                    .all(|(s, &d)| d <= ctx.stock(w)[s])
         })
         .collect();
-    if whole.len() < max_traced.max(2) {
-        return None;
+    if whole.len() < search.kept {
+        return false;
     }
-    Some(
-        whole
-            .into_iter()
-            .map(|w| {
-                let fill = ctx.fill([w]);
-                let keys = ranking.iter().map(|&r| ctx.plan_key(r, &fill)).collect();
-                Ranked {
-                    fill,
-                    keys,
-                    ids: vec![ctx.whs[w].id_rank],
-                }
-            })
-            .collect(),
-    )
+    let mut f = Fill::default();
+    for w in whole {
+        ctx.fill_into(&mut f, [w]);
+        search.consider(ctx, ranking, &f);
+    }
+    true
 }
 
 fn plan_trace(ctx: &Ctx<'_, '_>, ranking: &[Rule], r: &Ranked) -> PlanTrace {
@@ -805,7 +1060,7 @@ fn plan_trace(ctx: &Ctx<'_, '_>, ranking: &[Rule], r: &Ranked) -> PlanTrace {
                 .map(|&(l, _, q)| (usize::from(l), q))
                 .collect();
             lines.sort_unstable();
-            let (distance_km, cost) = ctx.geo(w as usize);
+            let (distance_km, cost) = (ctx.km(w as usize), ctx.cost(w as usize));
             ShipmentTrace {
                 warehouse: wh.c.warehouse.id.clone(),
                 lines: lines
@@ -814,7 +1069,7 @@ fn plan_trace(ctx: &Ctx<'_, '_>, ranking: &[Rule], r: &Ranked) -> PlanTrace {
                     .collect(),
                 distance_km,
                 cost,
-                same_day: wh.same_day.or(wh.leaves_today),
+                same_day: wh.same_day.or_else(|| ctx.leaves_today(w as usize)),
             }
         })
         .collect();
@@ -841,6 +1096,10 @@ fn verdict_score(rule: Rule, k: Key) -> f64 {
         _ => k.0 as f64 + k.1,
     }
 }
+
+#[cfg(test)]
+#[path = "plan_reference.rs"]
+mod reference;
 
 #[cfg(test)]
 #[path = "plan_tests.rs"]

@@ -1183,3 +1183,211 @@ fn the_trace_lists_a_bounded_number_of_left_out_warehouses() {
     assert_eq!(trace.excluded.len(), EXCLUDED_TRACED_MAX);
     assert_eq!(trace.excluded[0].warehouse, wid("w001"));
 }
+
+/// The engine against the search it replaced (`plan_reference.rs`, kept
+/// as it was: one fill per set with its own vectors, every complete plan
+/// kept and sorted, no fast path), on random inputs with enough
+/// warehouses to go beyond [`PAIR_POOL`]: the same plan, the same trace
+/// (candidates, verdicts, deciding rule) and the same unplaced lines.
+mod against_reference {
+    use super::*;
+    use proptest::prelude::*;
+
+    const CITIES: [(f64, f64); 5] = [PARIS, BERLIN, MADRID, WARSAW, LYON];
+    const SKUS: [&str; 4] = ["a", "b", "c", "d"];
+    const WHS_MAX: usize = 14;
+    const RANKING: [Rule; 8] = [
+        Rule::FewestShipments,
+        Rule::Nearest,
+        Rule::LowestCost,
+        Rule::SameDay,
+        Rule::BalanceStock,
+        Rule::Capacity(CapacityMode::Rank),
+        Rule::Priority,
+        Rule::Capacity(CapacityMode::Skip),
+    ];
+
+    #[derive(Debug, Clone)]
+    struct Input {
+        whs: Vec<Warehouse>,
+        routed: Vec<u64>,
+        /// `stock[s * WHS_MAX + w]`.
+        stock: Vec<u64>,
+        lines: Vec<PlanLine>,
+        chain: Chain,
+        country: Option<String>,
+        channel: Option<ChannelId>,
+        to: usize,
+        now: Millis,
+        max_traced: usize,
+    }
+
+    fn input() -> impl Strategy<Value = Input> {
+        let wh = (
+            0..CITIES.len(),
+            -2..3i32,
+            prop::bool::weighted(0.9),
+            prop::option::weighted(0.2, prop::sample::subsequence(vec!["DE", "FR"], 1..2)),
+            prop::option::weighted(0.2, Just(vec!["b2b"])),
+            prop::option::of(0..3u64),
+            prop::option::of((0..24u8, 0..2usize)),
+            prop::option::weighted(0.8, (0..400u64, 0..3u64)),
+        );
+        (
+            prop::collection::vec(wh, 1..=WHS_MAX),
+            prop::collection::vec(0..4u64, WHS_MAX),
+            // Mostly small stock, often none: many partial fills.
+            prop::collection::vec(
+                prop::sample::select(vec![0u64, 0, 1, 2, 3, 5, 9]),
+                SKUS.len() * WHS_MAX,
+            ),
+            prop::collection::vec((0..SKUS.len(), 0..6u64, 0..3 * WHS_MAX), 1..7),
+            (Just(RANKING.to_vec()).prop_shuffle(), 0..=6usize),
+            prop::sample::select(vec![
+                SplitPolicy::Allow,
+                SplitPolicy::Forbid,
+                SplitPolicy::MaxShipments(2),
+                SplitPolicy::MaxShipments(3),
+            ]),
+            (
+                prop::option::of(prop::sample::select(vec!["DE", "FR"])),
+                prop::option::of(prop::sample::select(vec!["b2b", "web"])),
+            ),
+            (0..CITIES.len(), 1_767_225_600_000u64..1_798_761_600_000u64),
+            0..10usize,
+        )
+            .prop_map(
+                |(
+                    ws,
+                    routed,
+                    stock,
+                    ls,
+                    (rules, nrules),
+                    split,
+                    (country, channel),
+                    (to, now),
+                    max_traced,
+                )| {
+                    let whs: Vec<Warehouse> = ws
+                        .into_iter()
+                        .enumerate()
+                        .map(
+                            |(
+                                i,
+                                (city, priority, enabled, countries, channels, cap, cut, cost),
+                            )| Warehouse {
+                                id: wid(&format!("w{i:02}")),
+                                name: String::new(),
+                                location: at(CITIES[city].0, CITIES[city].1),
+                                priority,
+                                routing: WarehouseRouting {
+                                    enabled,
+                                    countries: countries
+                                        .unwrap_or_default()
+                                        .into_iter()
+                                        .map(String::from)
+                                        .collect(),
+                                    channels: channels
+                                        .unwrap_or_default()
+                                        .into_iter()
+                                        .map(ch)
+                                        .collect(),
+                                    capacity_per_day: cap,
+                                    cutoff: cut.map(|(h, z)| Cutoff {
+                                        hour: h,
+                                        minute: 30,
+                                        tz: ["Europe/Berlin", "America/New_York"][z].into(),
+                                    }),
+                                    shipping_cost: cost.map(|(f, k)| ShippingCost {
+                                        default: Rate {
+                                            fixed: f,
+                                            per_km: k,
+                                        },
+                                        by_country: BTreeMap::new(),
+                                    }),
+                                },
+                            },
+                        )
+                        .collect();
+                    let n = whs.len();
+                    let lines = ls
+                        .into_iter()
+                        .map(|(s, qty, pin)| PlanLine {
+                            sku: sku(SKUS[s]),
+                            qty,
+                            // About one line in six pinned, now and then
+                            // to a warehouse that is not a candidate.
+                            pinned: if pin == 3 * WHS_MAX - 1 {
+                                Some(wid("w99"))
+                            } else {
+                                (pin < n && pin % 3 == 0).then(|| wid(&format!("w{pin:02}")))
+                            },
+                        })
+                        .collect();
+                    let mut rules_in =
+                        vec![Rule::Enabled, Rule::ServesDestination, Rule::ServesChannel];
+                    let mut seen_cap = false;
+                    for r in rules.into_iter().take(nrules) {
+                        if matches!(r, Rule::Capacity(_)) {
+                            if seen_cap {
+                                continue;
+                            }
+                            seen_cap = true;
+                        }
+                        rules_in.push(r);
+                    }
+                    Input {
+                        whs,
+                        routed,
+                        stock,
+                        lines,
+                        chain: Chain {
+                            rules: rules_in,
+                            split,
+                        },
+                        country: country.map(String::from),
+                        channel: channel.map(ch),
+                        to,
+                        now,
+                        max_traced,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+        #[test]
+        fn the_engine_answers_as_the_reference_search(inp in input()) {
+            let ship_to = ShipTo {
+                location: at(CITIES[inp.to].0, CITIES[inp.to].1),
+                country: inp.country.clone(),
+            };
+            let req = PlanRequest {
+                lines: &inp.lines,
+                ship_to: Some(&ship_to),
+                channel: inp.channel.as_ref(),
+                now: inp.now,
+            };
+            let cands: Vec<Candidate<'_>> = inp
+                .whs
+                .iter()
+                .enumerate()
+                .map(|(i, w)| Candidate {
+                    warehouse: w,
+                    workload: Workload { day: local_day(&w.routing, inp.now), routed: inp.routed[i] },
+                })
+                .collect();
+            let stock = |s: &SkuId, w: &WarehouseId| {
+                let si = SKUS.iter().position(|x| *x == s.as_str()).unwrap();
+                let wi: usize = w.as_str()[1..].parse().unwrap();
+                inp.stock[si * WHS_MAX + wi]
+            };
+            let want = super::super::reference::plan_with(&inp.chain, &req, &cands, stock, inp.max_traced, false);
+            let got = plan(&inp.chain, &req, &cands, stock, inp.max_traced);
+            prop_assert_eq!(&got, &want);
+            let full = super::super::plan_with(&inp.chain, &req, &cands, stock, inp.max_traced, false);
+            prop_assert_eq!(&full, &want);
+        }
+    }
+}
