@@ -43,6 +43,10 @@ case $mode in
   order) extra=(--skus 1000 --warehouses 8 --lines 3) ;;
 esac
 delay=${DELAY:-1}
+if [ "$delay" -ge "$seconds" ]; then
+  echo "DELAY ($delay) must be below SECONDS ($seconds): the recording would start after the load" >&2
+  exit 2
+fi
 port=$(free_port)
 start_surge SURGE_DURABILITY=fsync
 "$loadgen" loadgen --target "http://127.0.0.1:$port" --connections 50 --duration-s "$seconds" \

@@ -219,7 +219,7 @@ fn env_value(
             .ok_or_else(|| {
                 invalid(
                     name,
-                    "expected a TOML array, e.g. [{ name = \"web\", sha256 = \"...\", scopes = [\"storefront\"] }]",
+                    "expected a TOML array, e.g. [\"a\", \"b\"] or [{ name = \"web\", sha256 = \"...\", scopes = [\"storefront\"] }]",
                 )
             })?,
         Some(_) => toml::Value::String(raw.to_owned()),
@@ -281,16 +281,26 @@ impl Config {
             // `SURGE_<SECTION>__<KEY>` sets one key of a section
             // (`SURGE_ROUTING__TRACE_CANDIDATES_MAX` is `[routing]`'s
             // `trace_candidates_max`).
-            if let Some((section, key)) = key.split_once("__") {
-                let Some(toml::Value::Table(section)) = table.get_mut(section) else {
-                    return Err(invalid(
-                        name.as_str(),
-                        format!("unknown section `{section}`"),
-                    ));
+            let in_section = key.split_once("__").filter(|_| !table.contains_key(&key));
+            if let Some((section, key)) = in_section {
+                let refused = match table.get_mut(section) {
+                    Some(toml::Value::Table(section)) => match section.get(key) {
+                        Some(toml::Value::Table(_)) => {
+                            Some(format!("`{key}` is a table: set it in a file (--config)"))
+                        }
+                        current => {
+                            let value = env_value(name, key, raw, current)?;
+                            section.insert(key.to_owned(), value);
+                            None
+                        }
+                    },
+                    Some(_) => Some(format!("`{section}` is not a section")),
+                    None => Some(format!("unknown section `{section}`")),
                 };
-                let value = env_value(name, key, raw, section.get(key))?;
-                section.insert(key.to_owned(), value);
-                continue;
+                match refused {
+                    Some(why) => return Err(invalid(name.as_str(), why)),
+                    None => continue,
+                }
             }
             if let Some(toml::Value::Table(_)) = table.get(&key) {
                 let hint = format!("`{key}` is a section: set its keys as {name}__<KEY>");
@@ -729,11 +739,11 @@ mod tests {
             load(&[("SURGE_ROUTING__NOPE", "1")]).is_err(),
             "unknown key"
         );
-        assert!(
-            load(&[("SURGE_NOPE__TRACE_CANDIDATES_MAX", "1")]).is_err(),
-            "unknown section"
-        );
-        assert!(load(&[("SURGE_QTY_MAX__X", "1")]).is_err(), "not a section");
+        let err = |pairs: &[(&str, &str)]| load(pairs).unwrap_err().to_string();
+        assert!(err(&[("SURGE_NOPE__TRACE_CANDIDATES_MAX", "1")]).contains("unknown section"));
+        assert!(err(&[("SURGE_QTY_MAX__X", "1")]).contains("`qty_max` is not a section"));
+        let c = load(&[("SURGE_ROUTING__RULES", r#"["enabled", "priority"]"#)]).unwrap();
+        assert_eq!(c.routing.rules, vec!["enabled", "priority"]);
         let whole = load(&[("SURGE_ROUTING", "x")]).unwrap_err().to_string();
         assert!(whole.contains("SURGE_ROUTING__<KEY>"), "{whole}");
     }

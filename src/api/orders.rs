@@ -119,11 +119,12 @@ pub(super) fn ship_to(b: &ShipToView) -> Result<ShipTo, ApiError> {
     })
 }
 
-/// Orders, newest first, filtered and paged: pass each page's
-/// `next_cursor` as `cursor` to get the next one. Pages are stable while
-/// orders come in: an order placed after the first page is not in the
-/// later ones, and no order is in two pages. A `storefront` key limited to
-/// its own sees only the orders it placed.
+/// Orders by id, newest first, filtered and paged: pass each page's
+/// `next_cursor` as `cursor` to get the next one. Paging is stable while
+/// orders come in: no order is in two pages, every order acknowledged
+/// before the first page is in one, and one placed meanwhile is in one at
+/// most. A `storefront` key limited to its own sees only the orders it
+/// placed.
 #[utoipa::path(
     get,
     path = "/v1/orders",

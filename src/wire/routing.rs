@@ -198,7 +198,10 @@ pub struct PlanTraceView {
     pub verdicts: Vec<VerdictView>,
 }
 
-/// Why an order's shipments come from where they do.
+/// Why an order's shipments come from where they do. The documented shape
+/// (the OpenAPI schema) of what [`TraceView`] writes, and the reference a
+/// property test holds it to: answers and the feed write the shared trace
+/// with `TraceView`, without building this copy.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct RoutingTraceView {
     pub rules: Vec<&'static str>,

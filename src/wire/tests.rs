@@ -214,8 +214,10 @@ proptest::proptest! {
     fn a_shared_trace_is_written_as_its_documented_shape(
         t in crate::wal::schema::tests::trace()
     ) {
-        let shared = value(&TraceView(Arc::new(t.clone())));
-        proptest::prop_assert_eq!(shared, value(&RoutingTraceView::from(&t)));
+        // As text: field order and number formatting count too.
+        let shared = serde_json::to_string(&TraceView(Arc::new(t.clone()))).unwrap();
+        let shape = serde_json::to_string(&RoutingTraceView::from(&t)).unwrap();
+        proptest::prop_assert_eq!(shared, shape);
     }
 }
 

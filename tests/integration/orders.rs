@@ -534,3 +534,69 @@ async fn a_page_looks_at_a_bounded_number_of_orders() {
     // Four orders after the refusals, two a page, then the match.
     assert_eq!(pages, vec![0, 0, 1]);
 }
+
+/// Paging while orders are placed concurrently: every order acknowledged
+/// before the first page is listed exactly once, and no order twice.
+#[tokio::test]
+async fn paging_while_orders_are_placed_lists_each_order_once() {
+    let srv = Srv::start_with(|c| c.orders_page_max = 7);
+    srv.warehouse("w1", 1).await;
+    let skus = ["a", "b", "c", "d"];
+    for sku in skus {
+        srv.sku(sku, None, &[("w1", 10_000)]).await;
+    }
+    let place = |client: reqwest::Client, url: String, i: usize| async move {
+        let sku = ["a", "b", "c", "d"][i % 4];
+        let res = client
+            .post(url)
+            .json(&json!({"channel": "web", "customer_id": format!("c{i}"),
+                "ship_to": {"lat": 1.0, "lon": 1.0},
+                "lines": [{"sku": sku, "qty": 1}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let o: serde_json::Value = res.json().await.unwrap();
+        o["id"].as_str().unwrap().to_owned()
+    };
+    let url = srv.url("/v1/orders");
+    let mut before = Vec::new();
+    for i in 0..40 {
+        before.push(place(srv.client.clone(), url.clone(), i).await);
+    }
+    // Placements run on their own tasks, several at once, while the pages
+    // are read.
+    let placing: Vec<_> = (40..100)
+        .map(|i| tokio::spawn(place(srv.client.clone(), url.clone(), i)))
+        .collect();
+    let mut seen = Vec::new();
+    let mut q = "/v1/orders?limit=7".to_owned();
+    loop {
+        let (s, page) = srv.get(&q).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        for o in page["orders"].as_array().unwrap() {
+            seen.push(o["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => q = format!("/v1/orders?limit=7&cursor={c}"),
+            None => break,
+        }
+    }
+    let mut during = Vec::new();
+    for p in placing {
+        during.push(p.await.unwrap());
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "an order in two pages: {seen:?}");
+    for id in &before {
+        assert!(
+            seen.contains(id),
+            "{id} acknowledged before paging is missing"
+        );
+    }
+    assert!(seen
+        .iter()
+        .all(|id| before.contains(id) || during.contains(id)));
+}
