@@ -656,13 +656,6 @@ mod tests {
 
     #[test]
     fn body_deadlines_are_bounded_and_any_origin_needs_no_keys() {
-        let load = |pairs: &[(&str, &str)]| {
-            let env: HashMap<String, String> = pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            Config::load(None, &env, &Overrides::default())
-        };
         let day = DEADLINE_MS_MAX.to_string();
         let past = (DEADLINE_MS_MAX + 1).to_string();
         for key in [
@@ -719,13 +712,6 @@ mod tests {
 
     #[test]
     fn a_section_key_comes_from_the_environment_with_a_double_underscore() {
-        let load = |pairs: &[(&str, &str)]| {
-            let env: HashMap<String, String> = pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            Config::load(None, &env, &Overrides::default())
-        };
         let c = load(&[("SURGE_ROUTING__TRACE_CANDIDATES_MAX", "3")]).unwrap();
         assert_eq!(c.routing.trace_candidates_max, 3);
         // The other keys of the section keep their defaults.
@@ -746,6 +732,15 @@ mod tests {
         assert_eq!(c.routing.rules, vec!["enabled", "priority"]);
         let whole = load(&[("SURGE_ROUTING", "x")]).unwrap_err().to_string();
         assert!(whole.contains("SURGE_ROUTING__<KEY>"), "{whole}");
+    }
+
+    /// The defaults with these environment variables.
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(None, &env, &Overrides::default())
     }
 
     fn with_file(text: &str) -> Result<Config, ConfigError> {
