@@ -93,7 +93,7 @@ impl From<&Simulation> for SimulationView {
         Self {
             routable: s.plan.is_some(),
             shipments,
-            routing: TraceView(Arc::new(s.trace.clone())),
+            routing: TraceView(Arc::clone(&s.trace)),
             unplaced_lines: s
                 .unplaced
                 .iter()

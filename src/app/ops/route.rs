@@ -307,7 +307,8 @@ pub struct Simulation {
     pub lines: Vec<PlanLine>,
     /// The plan; `None` when none places every line.
     pub plan: Option<Plan>,
-    pub trace: RoutingTrace,
+    /// Shared with the answer, which writes it as it is.
+    pub trace: Arc<RoutingTrace>,
     /// (index, sku, qty) of the lines no plan places.
     pub unplaced: Vec<(usize, SkuId, u64)>,
 }
@@ -373,7 +374,7 @@ impl Surge {
         Ok(Simulation {
             lines,
             plan,
-            trace,
+            trace: Arc::new(trace),
             unplaced: unplaced_lines,
         })
     }
