@@ -77,7 +77,9 @@ impl Surge {
         self.wal.caught_up().await?;
         let from = from.unwrap_or(OrderId(u64::MAX));
         let scan_max = self.config.orders_scan_max;
-        let ids = self.projection.order_ids_down_from(from, scan_max + 1);
+        let ids = self
+            .projection
+            .order_ids_down_from(from, scan_max.saturating_add(1));
         let mut orders = Vec::new();
         let mut next = None;
         for (looked, &id) in ids.iter().enumerate() {
