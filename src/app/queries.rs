@@ -48,6 +48,9 @@ impl OrderFilter {
     }
 }
 
+/// Order ids read from the read model's index under one lock.
+const ORDER_IDS_AT_ONCE: usize = 256;
+
 /// One page of orders, newest first.
 #[derive(Debug)]
 pub struct OrderPage {
@@ -75,25 +78,34 @@ impl Surge {
         limit: usize,
     ) -> Result<OrderPage, CmdError> {
         self.wal.caught_up().await?;
-        let from = from.unwrap_or(OrderId(u64::MAX));
-        let scan_max = self.config.orders_scan_max;
-        let ids = self
-            .projection
-            .order_ids_down_from(from, scan_max.saturating_add(1));
+        let mut from = from.unwrap_or(OrderId(u64::MAX));
         let mut orders = Vec::new();
-        let mut next = None;
-        for (looked, &id) in ids.iter().enumerate() {
-            if orders.len() == limit || looked == scan_max {
-                next = Some(id);
-                break;
-            }
-            if let Some(o) = self.projection.orders.get(&id) {
-                if filter.matches(&o) && caller.may_see(o.created_by.as_deref()) {
-                    orders.push(o.clone());
+        let mut looked = 0;
+        loop {
+            // A few ids at a time: the applier adds to the index on every
+            // order and must not wait behind a whole page.
+            let ids = self.projection.order_ids_down_from(from, ORDER_IDS_AT_ONCE);
+            for &id in &ids {
+                if orders.len() == limit || looked == self.config.orders_scan_max {
+                    return Ok(OrderPage {
+                        orders,
+                        next: Some(id),
+                    });
+                }
+                looked += 1;
+                if let Some(o) = self.projection.orders.get(&id) {
+                    if filter.matches(&o) && caller.may_see(o.created_by.as_deref()) {
+                        orders.push(o.clone());
+                    }
                 }
             }
+            match ids.last() {
+                Some(last) if ids.len() == ORDER_IDS_AT_ONCE && last.0 > 1 => {
+                    from = OrderId(last.0 - 1)
+                }
+                _ => return Ok(OrderPage { orders, next: None }),
+            }
         }
-        Ok(OrderPage { orders, next })
     }
 
     pub async fn hold(&self, id: HoldId) -> Result<HoldRecord, CmdError> {

@@ -561,12 +561,19 @@ async fn paging_while_orders_are_placed_lists_each_order_once() {
     };
     let url = srv.url("/v1/orders");
     let mut before = Vec::new();
-    for i in 0..40 {
+    for i in 0..300 {
         before.push(place(srv.client.clone(), url.clone(), i).await);
     }
+    // One page finds the one match far down, past the ids read under one
+    // lock of the index.
+    let (s, page) = srv.get("/v1/orders?customer_id=c1").await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert_eq!(page["orders"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["orders"][0]["id"].as_str(), Some(before[1].as_str()));
+    assert!(page["next_cursor"].is_null(), "{page}");
     // Placements run on their own tasks, several at once, while the pages
     // are read.
-    let placing: Vec<_> = (40..100)
+    let placing: Vec<_> = (300..360)
         .map(|i| tokio::spawn(place(srv.client.clone(), url.clone(), i)))
         .collect();
     let mut seen = Vec::new();
