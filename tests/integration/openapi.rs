@@ -86,12 +86,11 @@ impl Doc {
         schema
     }
 
-    /// Each property of `schema` and of the schemas it combines.
-    fn properties<'a>(&'a self, schema: &'a Value, out: &mut Vec<(&'a str, &'a Value)>) {
+    /// `schema` and every schema it combines (`allOf`, `oneOf`, `anyOf`,
+    /// nested), each resolved.
+    fn combined<'a>(&'a self, schema: &'a Value, out: &mut Vec<&'a Value>) {
         let schema = self.resolve(schema);
-        if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-            out.extend(props.iter().map(|(k, v)| (k.as_str(), v)));
-        }
+        out.push(schema);
         for k in ["allOf", "oneOf", "anyOf"] {
             for branch in schema
                 .get(k)
@@ -99,40 +98,36 @@ impl Doc {
                 .into_iter()
                 .flatten()
             {
-                self.properties(branch, out);
+                self.combined(branch, out);
+            }
+        }
+    }
+
+    /// Each property of `schema` and of the schemas it combines.
+    fn properties<'a>(&'a self, schema: &'a Value, out: &mut Vec<(&'a str, &'a Value)>) {
+        let mut all = Vec::new();
+        self.combined(schema, &mut all);
+        for s in all {
+            if let Some(props) = s.get("properties").and_then(Value::as_object) {
+                out.extend(props.iter().map(|(k, v)| (k.as_str(), v)));
             }
         }
     }
 
     /// The schemas of a map's values (`additionalProperties`).
     fn map_values<'a>(&'a self, schema: &'a Value, out: &mut Vec<&'a Value>) {
-        let schema = self.resolve(schema);
-        out.extend(schema.get("additionalProperties").filter(|v| v.is_object()));
-        for k in ["allOf", "oneOf", "anyOf"] {
-            for branch in schema
-                .get(k)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                self.map_values(branch, out);
-            }
-        }
+        let mut all = Vec::new();
+        self.combined(schema, &mut all);
+        out.extend(
+            all.into_iter()
+                .filter_map(|s| s.get("additionalProperties").filter(|v| v.is_object())),
+        );
     }
 
     fn items<'a>(&'a self, schema: &'a Value, out: &mut Vec<&'a Value>) {
-        let schema = self.resolve(schema);
-        out.extend(schema.get("items"));
-        for k in ["allOf", "oneOf", "anyOf"] {
-            for branch in schema
-                .get(k)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                self.items(branch, out);
-            }
-        }
+        let mut all = Vec::new();
+        self.combined(schema, &mut all);
+        out.extend(all.into_iter().filter_map(|s| s.get("items")));
     }
 
     /// Every field of `value` is declared by `schema` (the views allow
