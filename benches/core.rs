@@ -97,9 +97,13 @@ fn order_decide_apply(c: &mut Criterion) {
                         sku: s.sku.clone(),
                         qty: 2,
                         reservation: None,
+                        unit_price: None,
                     }],
                     now: 1_000,
                     created_by: None,
+                    currency: None,
+                    pay_by: None,
+                    payment_required: false,
                 },
                 std::slice::from_ref(&allocation),
             );

@@ -108,6 +108,54 @@ pub struct Config {
     pub rate_limit_sweep_ms: u64,
     /// `[routing]`: the rule chains and routing's bounds.
     pub routing: RoutingConfig,
+    /// `[lifecycle]`: payment before fulfilment, unpaid expiry, per channel.
+    pub lifecycle: LifecycleConfig,
+}
+
+/// `[lifecycle]`: whether orders wait for payment before fulfilment and how
+/// long they may stay unpaid, by default and per channel.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleConfig {
+    pub payment_required: bool,
+    pub unpaid_expiry_ms: u64,
+    pub expiry_sweep_ms: u64,
+    pub expiry_batch_max: usize,
+    /// Settings of their own, by channel (`[lifecycle.channels.<name>]`).
+    #[serde(default)]
+    pub channels: BTreeMap<String, ChannelLifecycleConfig>,
+}
+
+/// `[lifecycle.channels.<name>]`: one channel's settings; a key left out
+/// is the section's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelLifecycleConfig {
+    pub payment_required: Option<bool>,
+    pub unpaid_expiry_ms: Option<u64>,
+}
+
+/// What a channel's orders are placed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelPolicy {
+    pub payment_required: bool,
+    /// 0: never.
+    pub unpaid_expiry_ms: u64,
+}
+
+impl LifecycleConfig {
+    /// The settings for orders of `channel`.
+    pub fn policy(&self, channel: &str) -> ChannelPolicy {
+        let own = self.channels.get(channel);
+        ChannelPolicy {
+            payment_required: own
+                .and_then(|c| c.payment_required)
+                .unwrap_or(self.payment_required),
+            unpaid_expiry_ms: own
+                .and_then(|c| c.unpaid_expiry_ms)
+                .unwrap_or(self.unpaid_expiry_ms),
+        }
+    }
 }
 
 /// `[routing]`: the chain in force by default and per channel, and
@@ -522,6 +570,40 @@ impl Config {
         }
         self.validate_rate_limits()?;
         self.validate_routing()?;
+        self.validate_lifecycle()?;
+        Ok(())
+    }
+
+    /// `[lifecycle]`: channel names valid, the sweep's period and batch at
+    /// least 1, expiries within a year.
+    fn validate_lifecycle(&self) -> Result<(), ConfigError> {
+        let l = &self.lifecycle;
+        if l.expiry_sweep_ms == 0 {
+            return Err(invalid(
+                "lifecycle.expiry_sweep_ms",
+                "must be greater than 0",
+            ));
+        }
+        if l.expiry_batch_max == 0 {
+            return Err(invalid(
+                "lifecycle.expiry_batch_max",
+                "must be greater than 0",
+            ));
+        }
+        let year = 366 * DEADLINE_MS_MAX;
+        let mut expiries = vec![("lifecycle.unpaid_expiry_ms".to_owned(), l.unpaid_expiry_ms)];
+        for (name, c) in &l.channels {
+            crate::core::ChannelId::parse(name)
+                .map_err(|e| invalid(format!("lifecycle.channels.{name}"), e.to_string()))?;
+            if let Some(ms) = c.unpaid_expiry_ms {
+                expiries.push((format!("lifecycle.channels.{name}.unpaid_expiry_ms"), ms));
+            }
+        }
+        for (key, ms) in expiries {
+            if ms > year {
+                return Err(invalid(key, format!("at most {year} (a year)")));
+            }
+        }
         Ok(())
     }
 

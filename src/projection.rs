@@ -467,7 +467,36 @@ impl Projection {
                     self.apply_to_sku(sku, event);
                 }
             }
-            Event::RoutingRulesSet { .. } => {}
+            Event::OrderLinesCancelled { units, .. } => {
+                let mut skus: Vec<&SkuId> = units.iter().map(|u| &u.sku).collect();
+                skus.sort();
+                skus.dedup();
+                for sku in skus {
+                    self.apply_to_sku(sku, event);
+                }
+            }
+            Event::FulfillmentShipped { parcel, .. } => {
+                for (sku, _) in &parcel.lines {
+                    self.apply_to_sku(sku, event);
+                }
+            }
+            Event::ReturnReceived {
+                lines,
+                restock: Some(_),
+                ..
+            } => {
+                for (sku, _) in lines {
+                    self.apply_to_sku(sku, event);
+                }
+            }
+            Event::RoutingRulesSet { .. }
+            | Event::OrderPayment { .. }
+            | Event::OrderHoldSet { .. }
+            | Event::FulfillmentStaged { .. }
+            | Event::FulfillmentDelivered { .. }
+            | Event::ReturnRequested { .. }
+            | Event::ReturnReceived { restock: None, .. }
+            | Event::ReturnSettled { .. } => {}
         }
     }
 
@@ -522,7 +551,17 @@ impl Projection {
             Event::RoutingRulesSet { channel, chain, .. } => {
                 self.set_routing_override(channel, chain)
             }
-            Event::OrderCancelled { order: id, .. } | Event::OrderRerouted { order: id, .. } => {
+            Event::OrderCancelled { order: id, .. }
+            | Event::OrderRerouted { order: id, .. }
+            | Event::OrderPayment { order: id, .. }
+            | Event::OrderHoldSet { order: id, .. }
+            | Event::OrderLinesCancelled { order: id, .. }
+            | Event::FulfillmentStaged { order: id, .. }
+            | Event::FulfillmentShipped { order: id, .. }
+            | Event::FulfillmentDelivered { order: id, .. }
+            | Event::ReturnRequested { order: id, .. }
+            | Event::ReturnReceived { order: id, .. }
+            | Event::ReturnSettled { order: id, .. } => {
                 if let Some(mut o) = self.orders.get_mut(id) {
                     let before = o.status;
                     order::apply(&mut o, event);
@@ -725,6 +764,7 @@ mod tests {
                 sku: sku.clone(),
                 qty: 3,
                 reservation: Some(HoldId(4)),
+                unit_price: None,
             }],
             shipments: vec![],
             status: crate::core::OrderStatus::Placed,
@@ -732,6 +772,7 @@ mod tests {
             updated_at: 300,
             created_by: None,
             routing: None,
+            life: Default::default(),
         };
         let placed = Event::OrderPlaced {
             order,

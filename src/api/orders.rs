@@ -80,6 +80,7 @@ pub(super) fn order_request(
                 .as_deref()
                 .map(|r| id(&format!("lines[{i}].reservation_id"), r, HoldId::parse))
                 .transpose()?,
+            unit_price: None,
         });
     }
     Ok(OrderRequest {
@@ -87,6 +88,7 @@ pub(super) fn order_request(
         customer: id("customer_id", &b.customer_id, CustomerId::parse)?,
         ship_to,
         lines,
+        currency: None,
         idempotency: idem,
         caller: Default::default(),
     })

@@ -136,6 +136,7 @@ fn request(app: &App, b: &SimulateBody) -> Result<SimulateRequest, ApiError> {
                         .as_deref()
                         .map(|r| id(&format!("lines[{i}].reservation_id"), r, HoldId::parse))
                         .transpose()?,
+                    unit_price: None,
                 });
             }
             (out, false)
@@ -145,6 +146,7 @@ fn request(app: &App, b: &SimulateBody) -> Result<SimulateRequest, ApiError> {
                 sku: id("sku", sku, SkuId::parse)?,
                 qty: qty(config, "qty", n)?,
                 reservation: None,
+                unit_price: None,
             };
             (vec![line], true)
         }

@@ -5,6 +5,8 @@
 //! and from versioned on-disk types, so it may change like any other type.
 
 use super::ids::{ChannelId, HoldId, OrderId, SkuId, WarehouseId};
+use super::lifecycle::payments::{PaymentEffect, PaymentKind};
+use super::lifecycle::{CancelledUnits, Command, FulfillmentId, HoldReason, Parcel, ReturnId};
 use super::model::{
     Hold, IdempotencyRecord, Millis, Order, ReleaseReason, Shipment, SkuAllocation, Warehouse,
 };
@@ -78,6 +80,74 @@ pub enum Event {
         reason: String,
         at: Millis,
     },
+    /// A payment operation on an order (authorize, capture, void, fail,
+    /// refund), idempotent by its reference.
+    OrderPayment {
+        order: OrderId,
+        effect: PaymentEffect,
+    },
+    /// An order put on hold (`Some`) or released (`None`).
+    OrderHoldSet {
+        order: OrderId,
+        reason: Option<HoldReason>,
+        at: Millis,
+    },
+    /// Some of an order's units cancelled before shipping (or all of them
+    /// once some shipped, or unpaid past its time: `expired`); each SKU
+    /// releases exactly these units in these warehouses.
+    OrderLinesCancelled {
+        order: OrderId,
+        units: Vec<CancelledUnits>,
+        reason: String,
+        expired: bool,
+        at: Millis,
+    },
+    /// A fulfilment accepted, picked, packed or rejected.
+    FulfillmentStaged {
+        order: OrderId,
+        fulfillment: FulfillmentId,
+        command: Command,
+        reason: Option<String>,
+        at: Millis,
+    },
+    /// A parcel left `warehouse`: each SKU takes its units out of
+    /// `allocated` and `on_hand` there.
+    FulfillmentShipped {
+        order: OrderId,
+        fulfillment: FulfillmentId,
+        warehouse: WarehouseId,
+        parcel: Parcel,
+    },
+    /// Shipped units arrived.
+    FulfillmentDelivered {
+        order: OrderId,
+        fulfillment: FulfillmentId,
+        lines: Vec<(SkuId, u64)>,
+        at: Millis,
+    },
+    ReturnRequested {
+        order: OrderId,
+        ret: ReturnId,
+        lines: Vec<(SkuId, u64)>,
+        reason: String,
+        at: Millis,
+    },
+    /// Returned units came back; with `restock`, into that warehouse's
+    /// `on_hand`.
+    ReturnReceived {
+        order: OrderId,
+        ret: ReturnId,
+        lines: Vec<(SkuId, u64)>,
+        restock: Option<WarehouseId>,
+        at: Millis,
+    },
+    /// A return closed or declined.
+    ReturnSettled {
+        order: OrderId,
+        ret: ReturnId,
+        command: Command,
+        at: Millis,
+    },
 }
 
 impl Event {
@@ -99,6 +169,35 @@ impl Event {
             Event::OrderCancelled { .. } => "order_cancelled",
             Event::RoutingRulesSet { .. } => "routing_rules_set",
             Event::OrderRerouted { .. } => "order_rerouted",
+            Event::OrderPayment { effect, .. } => match effect.kind {
+                PaymentKind::Authorize => "payment_authorized",
+                PaymentKind::Capture => "payment_captured",
+                PaymentKind::Void => "payment_voided",
+                PaymentKind::Fail => "payment_failed",
+                PaymentKind::Refund => "payment_refunded",
+                PaymentKind::Expire => "payment_expired",
+            },
+            Event::OrderHoldSet {
+                reason: Some(_), ..
+            } => "order_held",
+            Event::OrderHoldSet { reason: None, .. } => "order_released",
+            Event::OrderLinesCancelled { expired: true, .. } => "order_expired",
+            Event::OrderLinesCancelled { .. } => "order_lines_cancelled",
+            Event::FulfillmentStaged { command, .. } => match command {
+                Command::Accept => "fulfillment_accepted",
+                Command::Pick => "fulfillment_picked",
+                Command::Pack => "fulfillment_packed",
+                _ => "fulfillment_rejected",
+            },
+            Event::FulfillmentShipped { .. } => "fulfillment_shipped",
+            Event::FulfillmentDelivered { .. } => "fulfillment_delivered",
+            Event::ReturnRequested { .. } => "return_requested",
+            Event::ReturnReceived { .. } => "return_received",
+            Event::ReturnSettled {
+                command: Command::ReturnDecline,
+                ..
+            } => "return_declined",
+            Event::ReturnSettled { .. } => "return_closed",
         }
     }
 }

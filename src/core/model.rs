@@ -160,6 +160,9 @@ pub struct OrderLine {
     pub sku: SkuId,
     pub qty: u64,
     pub reservation: Option<HoldId>,
+    /// Price of one unit in the order's currency's minor units; `None`
+    /// for an unpriced line (and in logs written before prices).
+    pub unit_price: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,11 +171,14 @@ pub struct Shipment {
     pub lines: Vec<(SkuId, u64)>,
 }
 
+/// Whether an order still holds stock: the record's own flag, kept by
+/// placement and cancellation. What the API shows is the lifecycle's
+/// status ([`super::lifecycle::life::status`]), derived from the facts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderStatus {
     /// Stock allocated in the warehouses of its shipments.
     Placed,
-    /// Cancelled; its stock went back.
+    /// Every unit cancelled; its stock went back.
     Cancelled,
 }
 
@@ -204,6 +210,16 @@ pub struct Order {
     /// Shared, not copied, by the order's actor, the read model and the
     /// feed: it is the largest part of an order.
     pub routing: Option<std::sync::Arc<super::routing::RoutingTrace>>,
+    /// Its life after placement: money, payments, hold, cancelled units,
+    /// fulfilments and returns.
+    pub life: super::lifecycle::Life,
+}
+
+impl Order {
+    /// The overall status the API shows, derived from the facts.
+    pub fn lifecycle_status(&self) -> super::lifecycle::OrderStatus {
+        super::lifecycle::life::status(self)
+    }
 }
 
 /// What one SKU gives to one order: where from, and which holds it uses up.
@@ -211,14 +227,40 @@ pub struct Order {
 pub struct SkuAllocation {
     pub sku: SkuId,
     pub customer: CustomerId,
+    /// Units still allocated (placed, not shipped, not cancelled) per
+    /// warehouse.
     pub lines: Vec<(WarehouseId, u64)>,
     /// Holds consumed whole; what the order did not take goes back.
     pub consumed_holds: Vec<HoldId>,
+    /// Units of it already shipped: gone from `on_hand` and `allocated`,
+    /// still the customer's for purchase limits.
+    pub shipped: u64,
 }
 
 impl SkuAllocation {
+    /// Units still allocated.
     pub fn qty(&self) -> u64 {
         self.lines.iter().map(|(_, q)| *q).sum()
+    }
+
+    /// What counts against the customer's purchase limit: allocated and
+    /// shipped.
+    pub fn usage(&self) -> u64 {
+        self.qty().saturating_add(self.shipped)
+    }
+
+    /// Takes `qty` units off its line in `warehouse` (at most what it has
+    /// there), dropping the line at zero; how many it took.
+    pub fn take(&mut self, warehouse: &WarehouseId, qty: u64) -> u64 {
+        let Some(i) = self.lines.iter().position(|(w, _)| w == warehouse) else {
+            return 0;
+        };
+        let took = self.lines[i].1.min(qty);
+        self.lines[i].1 -= took;
+        if self.lines[i].1 == 0 {
+            self.lines.remove(i);
+        }
+        took
     }
 }
 

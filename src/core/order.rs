@@ -3,6 +3,7 @@
 
 use super::event::Event;
 use super::ids::{ChannelId, CustomerId, OrderId, SkuId, WarehouseId};
+use super::lifecycle;
 use super::model::{Millis, Order, OrderLine, OrderStatus, ShipTo, Shipment, SkuAllocation};
 use super::retention::Horizon;
 use super::routing::RoutingTrace;
@@ -19,6 +20,12 @@ pub struct NewOrder {
     pub now: Millis,
     /// The API key placing it, by name.
     pub created_by: Option<String>,
+    /// Set when its lines are priced.
+    pub currency: Option<lifecycle::Currency>,
+    /// Its channel waits for payment before fulfilment.
+    pub payment_required: bool,
+    /// Unpaid by then, it expires.
+    pub pay_by: Option<Millis>,
 }
 
 /// Groups the SKUs' allocations into one shipment per warehouse.
@@ -39,18 +46,27 @@ pub fn shipments(allocations: &[SkuAllocation]) -> Vec<Shipment> {
 }
 
 pub fn build(new: NewOrder, allocations: &[SkuAllocation]) -> Order {
+    let shipments = shipments(allocations);
+    let life = lifecycle::Life {
+        currency: new.currency,
+        payment_required: new.payment_required,
+        pay_by: new.pay_by,
+        fulfillments: lifecycle::life::fulfillments_at_placement(new.id, &shipments, new.now),
+        ..Default::default()
+    };
     Order {
         id: new.id,
         channel: new.channel,
         customer: new.customer,
         ship_to: new.ship_to,
         lines: new.lines,
-        shipments: shipments(allocations),
+        shipments,
         status: OrderStatus::Placed,
         created_at: new.now,
         updated_at: new.now,
         created_by: new.created_by,
         routing: None,
+        life,
     }
 }
 
@@ -131,6 +147,9 @@ fn units_by_place(shipments: &[Shipment]) -> BTreeMap<(&WarehouseId, &SkuId), u6
 
 /// Folds an order event into the order it names.
 pub fn apply(order: &mut Order, event: &Event) {
+    // The lifecycle's facts first (a cancellation marks every fulfilment's
+    // units cancelled, a re-route moves them), then the record's own.
+    lifecycle::life::apply(order, event);
     match event {
         Event::OrderCancelled { order: id, at, .. } if *id == order.id => {
             order.status = OrderStatus::Cancelled;
@@ -152,6 +171,32 @@ pub fn apply(order: &mut Order, event: &Event) {
 }
 
 /// Why an order book refused a command.
+/// The order an event changes after its placement, if any.
+pub fn order_of(event: &Event) -> Option<OrderId> {
+    match event {
+        Event::OrderCancelled { order, .. }
+        | Event::OrderRerouted { order, .. }
+        | Event::OrderPayment { order, .. }
+        | Event::OrderHoldSet { order, .. }
+        | Event::OrderLinesCancelled { order, .. }
+        | Event::FulfillmentStaged { order, .. }
+        | Event::FulfillmentShipped { order, .. }
+        | Event::FulfillmentDelivered { order, .. }
+        | Event::ReturnRequested { order, .. }
+        | Event::ReturnReceived { order, .. }
+        | Event::ReturnSettled { order, .. } => Some(*order),
+        Event::OrderPlaced { order, .. } => Some(order.id),
+        Event::WarehouseUpserted { .. }
+        | Event::SkuUpserted { .. }
+        | Event::StockAdjusted { .. }
+        | Event::SafetyStockSet { .. }
+        | Event::HoldCreated { .. }
+        | Event::HoldExtended { .. }
+        | Event::HoldReleased { .. }
+        | Event::RoutingRulesSet { .. } => None,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BookError {
     Unknown(OrderId),
@@ -244,12 +289,12 @@ impl OrderBook {
                 self.orders.insert(order.id, order.clone());
                 self.orders.get(&order.id)
             }
-            Event::OrderCancelled { order: id, .. } | Event::OrderRerouted { order: id, .. } => {
-                let o = self.orders.get_mut(id)?;
+            _ => {
+                let id = order_of(event)?;
+                let o = self.orders.get_mut(&id)?;
                 apply(o, event);
                 Some(o)
             }
-            _ => None,
         }
     }
 
@@ -276,6 +321,7 @@ mod tests {
                 .map(|(w, q)| (WarehouseId::parse(w).unwrap(), *q))
                 .collect(),
             consumed_holds: vec![],
+            shipped: 0,
         }
     }
 
@@ -286,6 +332,7 @@ mod tests {
                 sku: a.sku.clone(),
                 qty: a.qty(),
                 reservation: None,
+                unit_price: None,
             })
             .collect();
         build(
@@ -300,6 +347,9 @@ mod tests {
                 lines,
                 now: 100,
                 created_by: None,
+                currency: None,
+                payment_required: false,
+                pay_by: None,
             },
             allocations,
         )

@@ -223,7 +223,7 @@ impl SkuState {
                     format!("allocation of {order} is in {wh}, which has no row"),
                 ));
             }
-            add_usage(&mut s.usage, &a.customer, a.qty());
+            add_usage(&mut s.usage, &a.customer, a.usage());
             if s.allocations.insert(order, a).is_some() {
                 return Err(fail(&s, format!("allocation of {order} appears twice")));
             }
@@ -240,7 +240,7 @@ impl SkuState {
         self.expiries = ChunkMap::new();
         self.usage = UsageMap::new();
         for a in self.allocations.values() {
-            add_usage(&mut self.usage, &a.customer, a.qty());
+            add_usage(&mut self.usage, &a.customer, a.usage());
         }
         self
     }
@@ -644,6 +644,7 @@ impl SkuState {
             customer: from.customer.clone(),
             lines: to.into_iter().collect(),
             consumed_holds: from.consumed_holds.clone(),
+            shipped: from.shipped,
         };
         let pending = Prepared {
             // Nothing is consumed or counted again: the order's holds and
@@ -722,6 +723,7 @@ impl SkuState {
                 customer: customer.clone(),
                 lines: merged.into_iter().collect(),
                 consumed_holds: consumed,
+                shipped: 0,
             },
             from_free,
             usage_increase,
@@ -883,7 +885,7 @@ impl SkuState {
                             debug_assert!(row.committed() <= row.on_hand);
                         });
                     }
-                    add_usage(&mut self.usage, &a.customer, a.qty());
+                    add_usage(&mut self.usage, &a.customer, a.usage());
                     self.allocations.insert(order.id, a.clone());
                 }
             }
@@ -894,7 +896,7 @@ impl SkuState {
                             row.allocated = row.allocated.saturating_sub(*q);
                         }
                     }
-                    sub_usage(&mut self.usage, &a.customer, a.qty());
+                    sub_usage(&mut self.usage, &a.customer, a.usage());
                 }
             }
             Event::OrderRerouted {
@@ -915,7 +917,7 @@ impl SkuState {
                             row.allocated = row.allocated.saturating_sub(*q);
                         }
                     }
-                    sub_usage(&mut self.usage, &a.customer, a.qty());
+                    sub_usage(&mut self.usage, &a.customer, a.usage());
                 }
                 if let Some(a) = to {
                     for (wh, q) in &a.lines {
@@ -924,11 +926,68 @@ impl SkuState {
                             debug_assert!(row.committed() <= row.on_hand);
                         });
                     }
-                    add_usage(&mut self.usage, &a.customer, a.qty());
+                    add_usage(&mut self.usage, &a.customer, a.usage());
                     self.allocations.insert(*order, a);
                 }
             }
-            Event::WarehouseUpserted { .. } | Event::RoutingRulesSet { .. } => {}
+            Event::OrderLinesCancelled { order, units, .. } => {
+                let sku = &self.sku;
+                let Some(a) = self.allocations.get_mut(order) else {
+                    return;
+                };
+                for u in units.iter().filter(|u| &u.sku == sku) {
+                    let took = a.take(&u.warehouse, u.qty);
+                    if let Some(row) = self.rows.get_mut(&u.warehouse) {
+                        row.allocated = row.allocated.saturating_sub(took);
+                    }
+                    sub_usage(&mut self.usage, &a.customer, took);
+                }
+                if a.lines.is_empty() && a.shipped == 0 {
+                    self.allocations.remove(order);
+                }
+            }
+            Event::FulfillmentShipped {
+                order,
+                warehouse,
+                parcel,
+                ..
+            } => {
+                let sku = &self.sku;
+                let Some(a) = self.allocations.get_mut(order) else {
+                    return;
+                };
+                for (_, q) in parcel.lines.iter().filter(|(s, _)| s == sku) {
+                    // Shipped units leave the shelf and the allocation;
+                    // they still count for the customer's limit.
+                    let took = a.take(warehouse, *q);
+                    a.shipped = a.shipped.saturating_add(took);
+                    if let Some(row) = self.rows.get_mut(warehouse) {
+                        row.allocated = row.allocated.saturating_sub(took);
+                        row.on_hand = row.on_hand.saturating_sub(took);
+                    }
+                }
+            }
+            Event::ReturnReceived {
+                lines,
+                restock: Some(warehouse),
+                ..
+            } => {
+                let sku = self.sku.clone();
+                for (_, q) in lines.iter().filter(|(s, _)| *s == sku) {
+                    self.with_row(warehouse, |row| {
+                        row.on_hand = row.on_hand.saturating_add(*q)
+                    });
+                }
+            }
+            Event::WarehouseUpserted { .. }
+            | Event::RoutingRulesSet { .. }
+            | Event::OrderPayment { .. }
+            | Event::OrderHoldSet { .. }
+            | Event::FulfillmentStaged { .. }
+            | Event::FulfillmentDelivered { .. }
+            | Event::ReturnRequested { .. }
+            | Event::ReturnReceived { restock: None, .. }
+            | Event::ReturnSettled { .. } => {}
         }
     }
 
@@ -968,7 +1027,7 @@ impl SkuState {
             for (wh, q) in &a.lines {
                 *allocated.entry(wh).or_default() += q;
             }
-            *usage.entry(&a.customer).or_default() += a.qty();
+            *usage.entry(&a.customer).or_default() += a.usage();
         }
         let mut pending: BTreeMap<&WarehouseId, u64> = BTreeMap::new();
         for p in self.pending.values() {

@@ -495,7 +495,23 @@ impl Hub {
             Event::OrderRerouted { from, to, .. } => {
                 from.iter().chain(to).for_each(|a| note(&a.sku))
             }
-            Event::RoutingRulesSet { .. } => {}
+            Event::OrderLinesCancelled { units, .. } => units.iter().for_each(|u| note(&u.sku)),
+            Event::FulfillmentShipped { parcel, .. } => {
+                parcel.lines.iter().for_each(|(s, _)| note(s))
+            }
+            Event::ReturnReceived {
+                lines,
+                restock: Some(_),
+                ..
+            } => lines.iter().for_each(|(s, _)| note(s)),
+            Event::RoutingRulesSet { .. }
+            | Event::OrderPayment { .. }
+            | Event::OrderHoldSet { .. }
+            | Event::FulfillmentStaged { .. }
+            | Event::FulfillmentDelivered { .. }
+            | Event::ReturnRequested { .. }
+            | Event::ReturnReceived { restock: None, .. }
+            | Event::ReturnSettled { .. } => {}
         }
     }
 
@@ -802,6 +818,35 @@ impl Hub {
                 }
                 rows.sort();
             }
+            Event::OrderLinesCancelled { units, .. } => {
+                for u in units {
+                    rows.push((u.sku.clone(), Some(u.warehouse.clone())));
+                }
+                rows.sort();
+            }
+            Event::FulfillmentShipped {
+                warehouse, parcel, ..
+            } => {
+                for (sku, _) in &parcel.lines {
+                    rows.push((sku.clone(), Some(warehouse.clone())));
+                }
+            }
+            Event::ReturnReceived {
+                lines,
+                restock: Some(wh),
+                ..
+            } => {
+                for (sku, _) in lines {
+                    rows.push((sku.clone(), Some(wh.clone())));
+                }
+            }
+            Event::OrderPayment { .. }
+            | Event::OrderHoldSet { .. }
+            | Event::FulfillmentStaged { .. }
+            | Event::FulfillmentDelivered { .. }
+            | Event::ReturnRequested { .. }
+            | Event::ReturnReceived { restock: None, .. }
+            | Event::ReturnSettled { .. } => {}
         }
         rows.dedup();
         let mut touched: Vec<SkuId> = Vec::new();

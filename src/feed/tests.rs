@@ -61,11 +61,13 @@ fn order() -> Order {
                 sku: sku("tee"),
                 qty: 2,
                 reservation: Some(HoldId(1)),
+                unit_price: None,
             },
             OrderLine {
                 sku: sku("tee"),
                 qty: 1,
                 reservation: None,
+                unit_price: None,
             },
         ],
         shipments: vec![
@@ -83,6 +85,7 @@ fn order() -> Order {
         updated_at: 4000,
         created_by: None,
         routing: None,
+        life: Default::default(),
     }
 }
 
@@ -92,6 +95,7 @@ fn allocation(lines: &[(&str, u64)]) -> SkuAllocation {
         customer: CustomerId::parse("c1").unwrap(),
         lines: lines.iter().map(|(w, q)| (wh(w), *q)).collect(),
         consumed_holds: vec![HoldId(1)],
+        shipped: 0,
     }
 }
 
@@ -172,6 +176,7 @@ fn history() -> Vec<Event> {
                 customer: CustomerId::parse("c1").unwrap(),
                 lines: vec![(wh("w1"), 2), (wh("w2"), 1)],
                 consumed_holds: vec![HoldId(1)],
+                shipped: 0,
             }],
             idempotency: None,
         },

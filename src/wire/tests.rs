@@ -108,6 +108,7 @@ fn order() -> Order {
             sku: sku("tee"),
             qty: 2,
             reservation: Some(HoldId(7)),
+            unit_price: None,
         }],
         shipments: vec![Shipment {
             warehouse: wh("w1"),
@@ -118,6 +119,7 @@ fn order() -> Order {
         updated_at: 2500,
         created_by: None,
         routing: None,
+        life: Default::default(),
     }
 }
 

@@ -38,6 +38,8 @@ pub struct OrderRequest {
     pub customer: CustomerId,
     pub ship_to: ShipTo,
     pub lines: Vec<OrderLine>,
+    /// The currency of its lines' prices (`None`: unpriced).
+    pub currency: Option<crate::core::lifecycle::Currency>,
     pub idempotency: Option<Idempotency>,
     /// The API key placing it: recorded in the order; a key limited to its
     /// own may use only the holds it created.
@@ -177,6 +179,9 @@ impl Surge {
             }
         };
         trace.attempts = attempts;
+        let policy = self.config.lifecycle.policy(req.channel.as_str());
+        let pay_by = (policy.payment_required && policy.unpaid_expiry_ms > 0)
+            .then(|| now.saturating_add(policy.unpaid_expiry_ms));
         let mut order = order::build(
             order::NewOrder {
                 id,
@@ -186,6 +191,9 @@ impl Surge {
                 lines: req.lines,
                 now,
                 created_by: req.caller.key,
+                currency: req.currency,
+                payment_required: policy.payment_required,
+                pay_by,
             },
             &allocations,
         );

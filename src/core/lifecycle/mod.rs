@@ -19,6 +19,9 @@
 //! - [`payments`]: one order's [`PaymentBook`]: decide a payment command
 //!   (bounded by what is authorized, captured, refunded; idempotent by
 //!   reference), apply its effect.
+//! - [`life`]: one order's life after placement (payments, hold,
+//!   cancelled units, fulfilments, returns): `decide` a command into the
+//!   event to log, `apply` an event; the order's overall status derived.
 //! - [`quantities`]: how many units of a line a cancel, a shipment, a
 //!   delivery or a return may take, checked before deciding.
 
@@ -63,12 +66,17 @@ macro_rules! named_enum {
     };
 }
 
+pub mod life;
 pub mod money;
 pub mod payments;
 pub mod quantities;
 pub mod status;
 pub mod table;
 
+pub use life::{
+    CancelledUnits, Fulfillment, FulfillmentId, Life, LifeCmd, LifeRefusal, Parcel, Return,
+    ReturnId,
+};
 pub use money::{Currency, Minor, Money, MoneyError, OrderTotals, PricedLine};
 pub use payments::{
     Decision, PaymentBook, PaymentCmd, PaymentEffect, PaymentKind, PaymentReference, PaymentRefusal,

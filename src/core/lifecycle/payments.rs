@@ -371,6 +371,14 @@ impl PaymentBook {
     }
 }
 
+impl PaymentBook {
+    /// The order expired unpaid (its cancellation says so): nothing is
+    /// accepted after this.
+    pub fn expire(&mut self) {
+        self.expired = true;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -130,6 +130,7 @@ mod tests {
             updated_at: at,
             created_by: None,
             routing: None,
+            life: Default::default(),
         }
     }
 

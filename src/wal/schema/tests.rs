@@ -230,6 +230,7 @@ fn order_without_creator() -> impl Strategy<Value = Order> {
                             sku,
                             qty,
                             reservation: r.map(HoldId),
+                            unit_price: None,
                         })
                         .collect(),
                     shipments: shipments
@@ -245,6 +246,7 @@ fn order_without_creator() -> impl Strategy<Value = Order> {
                     updated_at: u,
                     created_by: None,
                     routing: None,
+                    life: Default::default(),
                 }
             },
         )
@@ -261,6 +263,7 @@ fn allocation() -> impl Strategy<Value = SkuAllocation> {
             customer,
             lines,
             consumed_holds: holds.into_iter().map(HoldId).collect(),
+            shipped: 0,
         })
 }
 
@@ -553,9 +556,7 @@ mod to_v1 {
                 reason: reason.clone(),
                 at: *at,
             },
-            core::Event::RoutingRulesSet { .. } | core::Event::OrderRerouted { .. } => {
-                unreachable!("v1 has no routing events")
-            }
+            other => unreachable!("v1 has no {} event", other.kind()),
         }
     }
     /// The whole in-memory state, derived indexes included, as v1 kept it.
@@ -1019,6 +1020,9 @@ fn sku_state() -> impl Strategy<Value = crate::core::SkuState> {
                         lines: Vec::new(),
                         now: 10,
                         created_by: None,
+                        currency: None,
+                        payment_required: false,
+                        pay_by: None,
                     },
                     std::slice::from_ref(&p.allocation),
                 );
@@ -1026,6 +1030,7 @@ fn sku_state() -> impl Strategy<Value = crate::core::SkuState> {
                     sku: sku.clone(),
                     qty,
                     reservation: None,
+                    unit_price: None,
                 }];
                 ids.retain(|h| !p.allocation.consumed_holds.contains(h));
                 s.apply(&Event::OrderPlaced {

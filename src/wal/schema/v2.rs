@@ -711,7 +711,17 @@ impl<'a> From<&'a core::Event> for Event<'a> {
             }),
             // Format v4's own events: `v4::Event::from` writes them and
             // never hands them down to an older format.
-            core::Event::RoutingRulesSet { .. } | core::Event::OrderRerouted { .. } => {
+            core::Event::RoutingRulesSet { .. }
+            | core::Event::OrderRerouted { .. }
+            | core::Event::OrderPayment { .. }
+            | core::Event::OrderHoldSet { .. }
+            | core::Event::OrderLinesCancelled { .. }
+            | core::Event::FulfillmentStaged { .. }
+            | core::Event::FulfillmentShipped { .. }
+            | core::Event::FulfillmentDelivered { .. }
+            | core::Event::ReturnRequested { .. }
+            | core::Event::ReturnReceived { .. }
+            | core::Event::ReturnSettled { .. } => {
                 unreachable!("v2 has no {} event", e.kind())
             }
         }
@@ -874,6 +884,8 @@ impl TryFrom<Order<'_>> for core::Order {
                         sku: sku_id(&l.sku)?,
                         qty: l.qty,
                         reservation: l.reservation.map(core::HoldId),
+                        // v2 to v4 have no prices (v5 adds them).
+                        unit_price: None,
                     })
                 })
                 .collect::<Result<_, SchemaError>>()?,
@@ -898,6 +910,9 @@ impl TryFrom<Order<'_>> for core::Order {
             created_by: None,
             // Nor a routing trace (v4 adds it).
             routing: None,
+            // Nor a lifecycle (v5 adds it): ready, unpaid, unpriced, with
+            // no fulfilments.
+            life: Default::default(),
         })
     }
 }
@@ -914,6 +929,8 @@ impl TryFrom<SkuAllocation<'_>> for core::SkuAllocation {
                 .map(|(w, q)| Ok((wh_id(&w)?, q)))
                 .collect::<Result<_, SchemaError>>()?,
             consumed_holds: a.consumed_holds.into_iter().map(core::HoldId).collect(),
+            // Nothing shipped before v5.
+            shipped: 0,
         })
     }
 }
