@@ -537,6 +537,9 @@ fn book_order(id: u64, now: u64) -> surge::core::Order {
             lines: vec![],
             now,
             created_by: None,
+            currency: None,
+            pay_by: None,
+            payment_required: false,
         },
         &[],
     )
