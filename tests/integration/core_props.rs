@@ -154,6 +154,7 @@ fn dummy_order(id: u64, cust: u8) -> Order {
         updated_at: 0,
         created_by: None,
         routing: None,
+        life: Default::default(),
     }
 }
 
