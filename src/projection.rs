@@ -20,6 +20,7 @@ use crate::core::{
     order, routing, Event, HoldId, HoldStatus, Millis, Order, OrderId, OrderStatus, ReleaseReason,
     SkuId, SkuState, Warehouse, WarehouseId,
 };
+use crate::core::lifecycle::FulfillmentId;
 use crate::core::{ChannelId, Hold, Horizon, IdempotencyRecord};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
@@ -107,6 +108,9 @@ pub struct Projection {
     /// there are, not over every id ever given (refused placements and
     /// forgotten orders leave gaps).
     order_ids: RwLock<BTreeSet<u64>>,
+    /// Each warehouse's fulfilments, oldest first: its work list pages
+    /// over these, not over every order.
+    fulfillment_ids: RwLock<BTreeMap<WarehouseId, BTreeSet<FulfillmentId>>>,
     pub idempotency: DashMap<String, IdemEntry, ClientKeys>,
     /// Seq of the last event applied.
     pub seq: AtomicU64,
@@ -191,6 +195,63 @@ impl Projection {
             .take(n)
             .map(|&id| OrderId(id))
             .collect()
+    }
+
+    /// At most `n` of `warehouse`'s fulfilment ids after `after` (all from
+    /// the oldest when `None`), oldest first.
+    pub fn fulfillment_ids_after(
+        &self,
+        warehouse: &WarehouseId,
+        after: Option<FulfillmentId>,
+        n: usize,
+    ) -> Vec<FulfillmentId> {
+        use std::ops::Bound;
+        let index = self
+            .fulfillment_ids
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let Some(ids) = index.get(warehouse) else {
+            return Vec::new();
+        };
+        let from = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Unbounded,
+        };
+        ids.range((from, Bound::Unbounded))
+            .take(n)
+            .copied()
+            .collect()
+    }
+
+    fn index_fulfillments(&self, order: &Order) {
+        if order.life.fulfillments.is_empty() {
+            return;
+        }
+        let mut index = self
+            .fulfillment_ids
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        for f in &order.life.fulfillments {
+            index.entry(f.warehouse.clone()).or_default().insert(f.id);
+        }
+    }
+
+    fn unindex_fulfillments(&self, order: &Order) {
+        if order.life.fulfillments.is_empty() {
+            return;
+        }
+        let mut index = self
+            .fulfillment_ids
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        for f in &order.life.fulfillments {
+            if let Some(ids) = index.get_mut(&f.warehouse) {
+                ids.remove(&f.id);
+                if ids.is_empty() {
+                    index.remove(&f.warehouse);
+                }
+            }
+        }
     }
 
     fn index_order(&self, id: OrderId) {
@@ -361,6 +422,7 @@ impl Projection {
                             .write()
                             .unwrap_or_else(|p| p.into_inner())
                             .remove(&id.0);
+                        self.unindex_fulfillments(&o);
                         decr(self.counts.order(o.status));
                         orders += 1;
                     }
@@ -544,6 +606,7 @@ impl Projection {
                     decr(self.counts.order(old.status));
                 }
                 self.index_order(order.id);
+                self.index_fulfillments(order);
                 incr(self.counts.order(order.status));
                 self.max_order.fetch_max(order.id.0, Ordering::AcqRel);
                 self.remember(idempotency, IdemTarget::Order(order.id));
@@ -568,6 +631,10 @@ impl Projection {
                     if o.status != before {
                         decr(self.counts.order(before));
                         incr(self.counts.order(o.status));
+                    }
+                    if matches!(event, Event::OrderRerouted { .. }) {
+                        // A re-route may give another warehouse work.
+                        self.index_fulfillments(&o);
                     }
                 }
             }
@@ -638,6 +705,7 @@ impl Projection {
                 self.max_order.fetch_max(o.id.0, Ordering::AcqRel);
                 incr(self.counts.order(o.status));
                 self.index_order(o.id);
+                self.index_fulfillments(&o);
                 self.orders.insert(o.id, o);
             }
             SnapEntry::Idempotency(k, e) => {

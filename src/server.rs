@@ -155,6 +155,23 @@ async fn serve(
             }
         })
     };
+    // Orders still unpaid past their channel's time are cancelled and
+    // their stock released (`order_expired`). Their times are in the log,
+    // so orders that ran out while the server was down expire at the first
+    // look after start.
+    let expirer = {
+        let surge = surge.clone();
+        let every = Duration::from_millis(config.lifecycle.expiry_sweep_ms);
+        actix_rt::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = surge.expire_unpaid().await {
+                    tracing::warn!(error = %e, "unpaid-order expiry skipped; retried at the next look");
+                }
+            }
+        })
+    };
     // Orders a disabled warehouse still has move elsewhere (a run a
     // restart cut short).
     let resumed = {
@@ -163,6 +180,7 @@ async fn serve(
     };
     let served = server.await;
     sweeper.abort();
+    expirer.abort();
     resumed.abort();
     // Sent before the stop began; missing when the server ended otherwise.
     let deadline = deadline_rx

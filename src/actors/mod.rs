@@ -50,6 +50,9 @@ pub enum CmdError {
     /// No routing plan places these order lines (index, sku, qty).
     #[error("insufficient stock: no plan places every line")]
     Unplaced(Vec<(usize, SkuId, u64)>),
+    /// A lifecycle command refused by the order's state.
+    #[error(transparent)]
+    Life(#[from] crate::core::lifecycle::LifeRefusal),
 }
 
 impl From<actix::MailboxError> for CmdError {

@@ -7,7 +7,8 @@
 //! actor is on every order's path.
 
 use super::{after, ready, refuse, CmdError, Reply};
-use crate::core::order::{self, BookError, OrderBook};
+use crate::core::lifecycle::LifeCmd;
+use crate::core::order::{self, BookError, LifeError, OrderBook};
 use crate::core::{Event, Horizon, Millis, Order, OrderId};
 use crate::wal::Wal;
 use actix::prelude::*;
@@ -99,6 +100,7 @@ impl Handler<Cancel> for OrderActor {
             Ok(e) => e,
             Err(BookError::Unknown(id)) => return ready(Err(CmdError::UnknownOrder(id))),
             Err(BookError::Rejected(r)) => return refuse(self.wal.barrier(), r.into()),
+            Err(BookError::Life(r)) => return refuse(self.wal.barrier(), r.into()),
         };
         let Some(before) = self.book.get(m.order).cloned() else {
             return ready(Err(CmdError::UnknownOrder(m.order)));
@@ -136,6 +138,7 @@ impl Handler<Reroute> for OrderActor {
             }
             Err(BookError::Unknown(id)) => return ready(Err(CmdError::UnknownOrder(id))),
             Err(BookError::Rejected(r)) => return refuse(self.wal.barrier(), r.into()),
+            Err(BookError::Life(r)) => return refuse(self.wal.barrier(), r.into()),
         };
         match self.wal.submit(vec![event.clone()]) {
             Ok(durable) => match self.book.apply(&event) {
@@ -144,6 +147,62 @@ impl Handler<Reroute> for OrderActor {
             },
             Err(e) => ready(Err(e.into())),
         }
+    }
+}
+
+/// Decides and logs a lifecycle command (payment, hold, cancel, fulfilment,
+/// return, expiry); answers, once durable, the order after it and the
+/// event (`None`: nothing to log, the order as it is). A refusal is
+/// answered once everything logged before it is durable.
+#[derive(Message)]
+#[rtype(result = "Result<(Order, Option<Arc<Event>>), CmdError>")]
+pub struct Life {
+    pub order: OrderId,
+    pub cmd: LifeCmd,
+    pub now: Millis,
+}
+
+impl Handler<Life> for OrderActor {
+    type Result = Reply<(Order, Option<Arc<Event>>)>;
+    fn handle(&mut self, m: Life, _: &mut Context<Self>) -> Self::Result {
+        let event = match self.book.decide_life(m.order, m.cmd, m.now) {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                return match self.book.get(m.order) {
+                    // Already applied: its effect may not be durable yet.
+                    Some(o) => match self.wal.barrier() {
+                        Ok(durable) => after(durable, (o.clone(), None)),
+                        Err(e) => ready(Err(e.into())),
+                    },
+                    None => ready(Err(CmdError::UnknownOrder(m.order))),
+                };
+            }
+            Err(LifeError::Unknown(id)) => return ready(Err(CmdError::UnknownOrder(id))),
+            Err(LifeError::Refused(r)) => return refuse(self.wal.barrier(), r.into()),
+        };
+        match self.wal.submit(vec![event.clone()]) {
+            Ok(durable) => match self.book.apply(&event) {
+                Some(o) => after(durable, (o.clone(), Some(Arc::new(event)))),
+                None => ready(Err(CmdError::UnknownOrder(m.order))),
+            },
+            Err(e) => ready(Err(e.into())),
+        }
+    }
+}
+
+/// The shard's orders waiting for payment whose time is up, oldest first,
+/// at most `max`.
+#[derive(Message)]
+#[rtype(result = "Vec<OrderId>")]
+pub struct UnpaidDue {
+    pub now: Millis,
+    pub max: usize,
+}
+
+impl Handler<UnpaidDue> for OrderActor {
+    type Result = Vec<OrderId>;
+    fn handle(&mut self, m: UnpaidDue, _: &mut Context<Self>) -> Vec<OrderId> {
+        self.book.unpaid_due(m.now, m.max)
     }
 }
 

@@ -79,6 +79,26 @@ pub const ROUTES: &[(&str, &str, &[Allow])] = {
         ("GET", "/v1/orders/{id}", &[Read, Storefront]),
         ("POST", "/v1/orders/{id}/cancel", &[Storefront]),
         ("POST", "/v1/orders/{id}/reroute", &[]),
+        // Payments and holds come from the payment provider's and the
+        // operations team's integrations: admin.
+        ("POST", "/v1/orders/{id}/payments", &[]),
+        ("POST", "/v1/orders/{id}/hold", &[]),
+        ("POST", "/v1/orders/{id}/release", &[]),
+        ("POST", "/v1/orders/{id}/returns", &[Storefront]),
+        // A warehouse key acts on its own warehouse's fulfilments only
+        // (the handler checks the fulfilment's warehouse).
+        ("GET", "/v1/fulfillments/{id}", &[Read, WarehouseInBody]),
+        ("POST", "/v1/fulfillments/{id}/accept", &[WarehouseInBody]),
+        ("POST", "/v1/fulfillments/{id}/pick", &[WarehouseInBody]),
+        ("POST", "/v1/fulfillments/{id}/pack", &[WarehouseInBody]),
+        ("POST", "/v1/fulfillments/{id}/ship", &[WarehouseInBody]),
+        ("POST", "/v1/fulfillments/{id}/deliver", &[WarehouseInBody]),
+        ("POST", "/v1/fulfillments/{id}/reject", &[WarehouseInBody]),
+        ("GET", "/v1/warehouses/{id}/fulfillments", &[Read, WarehouseInPath]),
+        ("GET", "/v1/returns/{id}", &[Read, Storefront]),
+        ("POST", "/v1/returns/{id}/receive", &[WarehouseInBody]),
+        ("POST", "/v1/returns/{id}/close", &[]),
+        ("POST", "/v1/returns/{id}/decline", &[]),
         ("GET", "/v1/routing/rules", &[Read]),
         ("PUT", "/v1/routing/rules", &[]),
         ("DELETE", "/v1/routing/rules", &[]),

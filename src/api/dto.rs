@@ -103,7 +103,9 @@ pub struct RoutingRulesQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct OrderListQuery {
-    /// `placed` or `cancelled`.
+    /// The order's status: `pending_payment`, `ready`, `in_fulfillment`,
+    /// `partially_shipped`, `shipped`, `delivered`, `cancelled`,
+    /// `partially_returned`, `returned` or `on_hold`.
     pub status: Option<String>,
     pub channel: Option<String>,
     pub customer_id: Option<String>,
@@ -327,12 +329,111 @@ pub struct OrderBody {
     pub ship_to: ShipToView,
     #[schema(min_items = 1)]
     pub lines: Vec<LineView>,
+    /// ISO 4217 code of the lines' `unit_price`s (required when a line
+    /// has a price).
+    #[serde(default)]
+    #[schema(pattern = "^[A-Z]{3}$")]
+    pub currency: Option<String>,
 }
 
+/// `POST /v1/orders/{id}/cancel`: without `lines`, every unit not shipped.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, remote = "Self")]
 pub struct CancelBody {
     pub reason: Option<String>,
+    /// Units to cancel, by SKU (at most what has not shipped).
+    pub lines: Option<Vec<QtyLine>>,
+}
+
+/// Some units of one SKU of an order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QtyLine {
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
+    pub sku: String,
+    #[schema(minimum = 1)]
+    pub qty: u64,
+}
+
+/// `POST /v1/orders/{id}/payments`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, remote = "Self")]
+pub struct PaymentBody {
+    /// `authorize`, `capture`, `void`, `fail` or `refund`.
+    #[schema(example = "authorize")]
+    pub kind: String,
+    /// In the order's currency's minor units; above zero.
+    #[schema(minimum = 1)]
+    pub amount: u64,
+    /// The payment provider's id of this operation: the same reference
+    /// twice is one effect.
+    #[schema(min_length = 1, max_length = 128)]
+    pub reference: String,
+    /// Must be the order's when given.
+    pub currency: Option<String>,
+}
+
+/// `POST /v1/orders/{id}/hold`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, remote = "Self")]
+pub struct HoldBody {
+    /// Why (`fraud_review`, `address_check`, ...).
+    #[schema(min_length = 1, max_length = 64)]
+    pub reason: String,
+}
+
+/// `POST /v1/fulfillments/{id}/ship`: without `lines`, every unit not
+/// shipped or cancelled.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, remote = "Self")]
+pub struct ShipBody {
+    pub lines: Option<Vec<QtyLine>>,
+    pub carrier: String,
+    pub tracking: String,
+}
+
+/// `POST /v1/fulfillments/{id}/reject` (and the other steps, which take
+/// no fields): why the warehouse cannot ship.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, remote = "Self")]
+pub struct RejectBody {
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/orders/{id}/returns`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, remote = "Self")]
+pub struct ReturnBody {
+    #[schema(min_items = 1)]
+    pub lines: Vec<QtyLine>,
+    pub reason: String,
+}
+
+/// `POST /v1/returns/{id}/receive`: without `lines`, everything asked
+/// back came. With `restock`, the units go back into `warehouse`'s
+/// `on_hand`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, remote = "Self")]
+pub struct ReceiveBody {
+    pub lines: Option<Vec<QtyLine>>,
+    pub restock: bool,
+    /// Where the units came back to (required with `restock`).
+    pub warehouse: Option<String>,
+}
+
+/// `GET /v1/warehouses/{id}/fulfillments`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FulfillmentListQuery {
+    /// Only fulfilments in this status (default: the work still to do:
+    /// pending, accepted, picked, packed, partially_shipped).
+    pub status: Option<String>,
+    /// Fulfilments per page, 1 to `orders_page_max` (default
+    /// `orders_page_default`).
+    #[param(value_type = Option<u64>, minimum = 1)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the page before.
+    pub cursor: Option<String>,
 }
 
 /// `POST /v1/orders/{id}/reroute`: the warehouses the order must leave.
@@ -355,6 +456,12 @@ crate::wire::object_only!(ReserveBody, serialize);
 crate::wire::object_only!(ExtendBody, serialize);
 crate::wire::object_only!(OrderBody, serialize);
 crate::wire::object_only!(CancelBody, serialize);
+crate::wire::object_only!(PaymentBody, serialize);
+crate::wire::object_only!(HoldBody, serialize);
+crate::wire::object_only!(ShipBody, serialize);
+crate::wire::object_only!(RejectBody, serialize);
+crate::wire::object_only!(ReturnBody, serialize);
+crate::wire::object_only!(ReceiveBody, serialize);
 crate::wire::object_only!(RerouteBody, serialize);
 crate::wire::object_only!(ReserveBatchBody);
 crate::wire::object_only!(BatchItem);

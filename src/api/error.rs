@@ -4,6 +4,7 @@
 //! README's error table is checked against [`ErrorCode::ALL`] by a test.
 
 use crate::actors::CmdError;
+use crate::core::lifecycle::LifeRefusal;
 use crate::core::Rejection;
 use crate::wal::WalError;
 use actix_web::http::StatusCode;
@@ -80,6 +81,25 @@ pub enum ErrorCode {
     /// The order is not placed (or still being placed, or being re-routed
     /// already): it cannot be re-routed now.
     OrderNotReroutable,
+    /// The order's (fulfilment's, return's) status does not allow the
+    /// command (the lifecycle's transition table).
+    InvalidTransition,
+    /// A payment operation beyond what the order's payments allow.
+    PaymentRefused,
+    /// More units than a line has left to cancel, ship or return.
+    QuantityUnavailable,
+    FulfillmentNotFound,
+    ReturnNotFound,
+    /// Fulfilment of an order on hold.
+    OrderOnHold,
+    /// Fulfilment of an order whose channel waits for payment first.
+    AwaitingPayment,
+    /// The order is being placed or re-routed: retry.
+    OrderBusy,
+    /// An amount or total that overflows.
+    AmountOverflow,
+    /// An amount in another currency than the order's.
+    CurrencyMismatch,
 }
 
 impl ErrorCode {
@@ -126,6 +146,16 @@ impl ErrorCode {
         Self::RateLimited,
         Self::MethodNotAllowed,
         Self::OrderNotReroutable,
+        Self::InvalidTransition,
+        Self::PaymentRefused,
+        Self::QuantityUnavailable,
+        Self::FulfillmentNotFound,
+        Self::ReturnNotFound,
+        Self::OrderOnHold,
+        Self::AwaitingPayment,
+        Self::OrderBusy,
+        Self::AmountOverflow,
+        Self::CurrencyMismatch,
     ];
 
     /// The table: wire name, HTTP status, meaning.
@@ -330,6 +360,52 @@ impl ErrorCode {
                 S::CONFLICT,
                 "the order's status does not allow re-routing, or it is being placed or re-routed",
             ),
+            Self::InvalidTransition => (
+                "invalid_transition",
+                S::CONFLICT,
+                "the order's, fulfilment's or return's status does not allow this command",
+            ),
+            Self::PaymentRefused => (
+                "payment_refused",
+                S::CONFLICT,
+                "the payment operation goes beyond what the order's payments allow",
+            ),
+            Self::QuantityUnavailable => (
+                "quantity_unavailable",
+                S::CONFLICT,
+                "a line has fewer units left to cancel, ship, deliver or return",
+            ),
+            Self::FulfillmentNotFound => (
+                "fulfillment_not_found",
+                S::NOT_FOUND,
+                "no such fulfilment",
+            ),
+            Self::ReturnNotFound => ("return_not_found", S::NOT_FOUND, "no such return"),
+            Self::OrderOnHold => (
+                "order_on_hold",
+                S::CONFLICT,
+                "the order is on hold: it is not fulfilled until released",
+            ),
+            Self::AwaitingPayment => (
+                "awaiting_payment",
+                S::CONFLICT,
+                "the order's channel waits for payment before fulfilment",
+            ),
+            Self::OrderBusy => (
+                "order_busy",
+                S::CONFLICT,
+                "the order is being placed or re-routed: retry",
+            ),
+            Self::AmountOverflow => (
+                "amount_overflow",
+                S::UNPROCESSABLE_ENTITY,
+                "an amount or an order's total overflows",
+            ),
+            Self::CurrencyMismatch => (
+                "currency_mismatch",
+                S::UNPROCESSABLE_ENTITY,
+                "the amount's currency is not the order's",
+            ),
         }
     }
 
@@ -483,6 +559,7 @@ impl From<CmdError> for ApiError {
                     .with("limit", max)
             }
             CmdError::MailboxFull => ApiError::new(ErrorCode::Overloaded, msg),
+            CmdError::Life(r) => r.into(),
             CmdError::Unplaced(lines) => {
                 let lines: Vec<Value> = lines
                     .into_iter()
@@ -490,6 +567,71 @@ impl From<CmdError> for ApiError {
                     .collect();
                 ApiError::new(ErrorCode::InsufficientStock, msg).with("lines", lines)
             }
+        }
+    }
+}
+
+impl From<LifeRefusal> for ApiError {
+    fn from(r: LifeRefusal) -> Self {
+        use crate::core::lifecycle::{MoneyError, PaymentRefusal, QuantityRefusal};
+        let msg = r.to_string();
+        match r {
+            LifeRefusal::Transition(t) => ApiError::new(ErrorCode::InvalidTransition, msg)
+                .with("subject", t.subject.as_str())
+                .with("status", t.status)
+                .with("command", t.command.as_str()),
+            LifeRefusal::Payment(PaymentRefusal::InvalidReference) => {
+                ApiError::invalid("reference", msg)
+            }
+            LifeRefusal::Payment(PaymentRefusal::ZeroAmount) => ApiError::invalid("amount", msg),
+            LifeRefusal::Payment(PaymentRefusal::Overflow) => {
+                ApiError::new(ErrorCode::AmountOverflow, msg)
+            }
+            LifeRefusal::Payment(p) => {
+                let e = ApiError::new(ErrorCode::PaymentRefused, msg);
+                match p {
+                    PaymentRefusal::AboveAuthorizable { max }
+                    | PaymentRefusal::AboveCapturable { max }
+                    | PaymentRefusal::AboveRefundable { max } => e.with("max", max),
+                    PaymentRefusal::VoidNotWhole { open } => e.with("open", open),
+                    PaymentRefusal::VoidAfterCapture { captured } => e.with("captured", captured),
+                    PaymentRefusal::NotPending { status } => {
+                        e.with("payment_status", status.as_str())
+                    }
+                    _ => e,
+                }
+            }
+            LifeRefusal::Quantity(QuantityRefusal::Above { line, what, max }) => {
+                ApiError::new(ErrorCode::QuantityUnavailable, msg)
+                    .with("sku", line.as_str())
+                    .with("command", what)
+                    .with("max", max)
+            }
+            LifeRefusal::Quantity(_) => ApiError::invalid("lines", msg),
+            LifeRefusal::Money(MoneyError::MixedCurrency { .. }) => {
+                ApiError::new(ErrorCode::CurrencyMismatch, msg)
+            }
+            LifeRefusal::Money(MoneyError::InvalidCurrency(_)) => {
+                ApiError::invalid("currency", msg)
+            }
+            LifeRefusal::Money(MoneyError::ZeroAmount) => ApiError::invalid("amount", msg),
+            LifeRefusal::Money(MoneyError::Overflow) => {
+                ApiError::new(ErrorCode::AmountOverflow, msg)
+            }
+            LifeRefusal::UnknownFulfillment(_) => {
+                ApiError::new(ErrorCode::FulfillmentNotFound, msg)
+            }
+            LifeRefusal::UnknownReturn(_) => ApiError::new(ErrorCode::ReturnNotFound, msg),
+            LifeRefusal::OnHold(reason) => {
+                ApiError::new(ErrorCode::OrderOnHold, msg).with("reason", reason.as_str())
+            }
+            LifeRefusal::AwaitingPayment => ApiError::new(ErrorCode::AwaitingPayment, msg),
+            LifeRefusal::TooMany { what, max } => {
+                ApiError::new(ErrorCode::EntityLimitReached, msg)
+                    .with("entity", what)
+                    .with("limit", max)
+            }
+            LifeRefusal::Busy => ApiError::new(ErrorCode::OrderBusy, msg),
         }
     }
 }
@@ -576,7 +718,17 @@ mod tests {
                 | ErrorCode::CustomerRequired
                 | ErrorCode::RateLimited
                 | ErrorCode::MethodNotAllowed
-                | ErrorCode::OrderNotReroutable => {
+                | ErrorCode::OrderNotReroutable
+                | ErrorCode::InvalidTransition
+                | ErrorCode::PaymentRefused
+                | ErrorCode::QuantityUnavailable
+                | ErrorCode::FulfillmentNotFound
+                | ErrorCode::ReturnNotFound
+                | ErrorCode::OrderOnHold
+                | ErrorCode::AwaitingPayment
+                | ErrorCode::OrderBusy
+                | ErrorCode::AmountOverflow
+                | ErrorCode::CurrencyMismatch => {
                     ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1
                 }
             }

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod monitor;
 pub mod observe;
 pub mod openapi;
+mod lifecycle;
 mod orders;
 pub mod ratelimit;
 mod reservations;
@@ -87,6 +88,7 @@ pub fn register(cfg: &mut web::ServiceConfig, config: &Config) -> Vec<Registered
         skus::routes(r);
         reservations::routes(r);
         orders::routes(r);
+        lifecycle::routes(r);
         routing::routes(r);
         simulate::routes(r);
         feed::routes(r);

@@ -9,7 +9,7 @@
 
 use super::error::ErrorCode;
 use super::routes::Routes;
-use super::{feed, orders, reservations, routing, simulate, skus, warehouses};
+use super::{feed, lifecycle, orders, reservations, routing, simulate, skus, warehouses};
 use crate::wire;
 use actix_web::http::header::ContentType;
 use actix_web::HttpResponse;
@@ -105,6 +105,22 @@ pub fn document() -> utoipa::openapi::OpenApi {
         orders::get,
         orders::cancel,
         orders::reroute,
+        lifecycle::payment,
+        lifecycle::hold,
+        lifecycle::release,
+        lifecycle::request_return,
+        lifecycle::get_fulfillment,
+        lifecycle::accept,
+        lifecycle::pick,
+        lifecycle::pack,
+        lifecycle::ship,
+        lifecycle::deliver,
+        lifecycle::reject,
+        lifecycle::warehouse_fulfillments,
+        lifecycle::get_return,
+        lifecycle::receive,
+        lifecycle::close_return,
+        lifecycle::decline_return,
         routing::get,
         routing::put,
         routing::delete,
@@ -126,6 +142,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         (name = "skus", description = "SKUs and their stock"),
         (name = "reservations", description = "Holds on stock, with a time to live"),
         (name = "orders"),
+        (name = "lifecycle", description = "An order's life after placement: payments, holds, fulfilment by warehouses and 3PLs, returns"),
         (name = "routing", description = "Which warehouses orders come from: the rule chains in force"),
         (name = "feed", description = "The live feed over a WebSocket"),
     )
@@ -145,7 +162,14 @@ const ERROR_DETAILS: &[(&str, bool, &str)] = &[
     ("on_hand", false, "`stock_changed`, `stock_below_committed`: the row's on_hand"),
     ("committed", false, "`stock_below_committed`: reserved plus allocated"),
     ("max", false, "`quantity_too_large`: qty_max"),
-    ("status", true, "`order_not_cancellable`: the order's status"),
+    ("status", true, "`order_not_cancellable`, `order_not_reroutable`, `invalid_transition`: the current status"),
+    ("subject", true, "`invalid_transition`: `order`, `fulfillment` or `return`"),
+    ("command", true, "`invalid_transition`, `quantity_unavailable`: the command refused"),
+    ("reason", true, "`order_on_hold`: why the order is held"),
+    ("open", false, "`payment_refused`: the open authorization a void must match"),
+    ("captured", false, "`payment_refused`: what was captured already"),
+    ("payment_status", true, "`payment_refused`: the order's payment status"),
+    ("sku", true, "`quantity_unavailable`: the line at fault"),
 ];
 
 /// Every error: `{code, message}` and, depending on the code, details such

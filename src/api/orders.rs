@@ -6,7 +6,7 @@ use super::{created, id, idempotency, qty, text, App};
 use crate::app::{Idempotency, OrderFilter, OrderRequest, RerouteRequest};
 use crate::config::Config;
 use crate::core::{
-    ChannelId, CustomerId, HoldId, Location, OrderId, OrderLine, OrderStatus, ShipTo, SkuId,
+    lifecycle, ChannelId, CustomerId, HoldId, Location, OrderId, OrderLine, ShipTo, SkuId,
     WarehouseId,
 };
 use crate::wire::{OrderPageView, OrderView, ShipToView};
@@ -205,11 +205,14 @@ fn number(field: &str, raw: Option<&str>) -> Result<Option<u64>, ApiError> {
     .transpose()
 }
 
-fn order_status(s: &str) -> Result<OrderStatus, ApiError> {
-    [OrderStatus::Placed, OrderStatus::Cancelled]
-        .into_iter()
-        .find(|st| st.as_str() == s)
-        .ok_or_else(|| ApiError::invalid("status", "must be placed or cancelled"))
+fn order_status(s: &str) -> Result<lifecycle::OrderStatus, ApiError> {
+    lifecycle::OrderStatus::parse(s).map_err(|_| {
+        let names: Vec<&str> = lifecycle::OrderStatus::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        ApiError::invalid("status", format!("must be one of {}", names.join(", ")))
+    })
 }
 
 /// A page's cursor: where the next page starts, as text clients pass back

@@ -403,6 +403,10 @@ impl Directory {
         self.rerouting.remove(&id);
     }
 
+    pub fn is_rerouting(&self, id: OrderId) -> bool {
+        self.rerouting.contains_key(&id)
+    }
+
     /// Marks a run moving a disabled warehouse's orders; false if one is
     /// already running for it.
     pub fn begin_rerouting_away(&self, warehouse: &WarehouseId) -> bool {

@@ -12,9 +12,10 @@
 use super::{Caller, Surge};
 use crate::actors::{sku, CmdError};
 use crate::core::{
-    routing, ChannelId, CustomerId, HoldId, Millis, Order, OrderId, OrderStatus, SkuId, SkuState,
+    lifecycle, routing, ChannelId, CustomerId, HoldId, Millis, Order, OrderId, SkuId, SkuState,
     Warehouse, WarehouseId,
 };
+use lifecycle::{Fulfillment, FulfillmentId, FulfillmentStatus, LifeRefusal, Return, ReturnId};
 use crate::projection::{HoldRecord, Projection};
 use crate::wire::StockView;
 use std::sync::atomic::Ordering;
@@ -23,7 +24,8 @@ use std::sync::Arc;
 /// Which orders `GET /v1/orders` lists; `None` matches any.
 #[derive(Debug, Default, Clone)]
 pub struct OrderFilter {
-    pub status: Option<OrderStatus>,
+    /// The lifecycle's status (what the API shows).
+    pub status: Option<lifecycle::OrderStatus>,
     pub channel: Option<ChannelId>,
     pub customer: Option<CustomerId>,
     /// One of its shipments leaves from there.
@@ -36,7 +38,7 @@ pub struct OrderFilter {
 
 impl OrderFilter {
     pub fn matches(&self, o: &Order) -> bool {
-        self.status.is_none_or(|s| o.status == s)
+        self.status.is_none_or(|s| o.lifecycle_status() == s)
             && self.channel.as_ref().is_none_or(|c| o.channel == *c)
             && self.customer.as_ref().is_none_or(|c| o.customer == *c)
             && self
@@ -50,6 +52,24 @@ impl OrderFilter {
 
 /// Order ids read from the read model's index under one lock.
 const ORDER_IDS_AT_ONCE: usize = 256;
+
+/// One page of a warehouse's fulfilments, oldest first.
+#[derive(Debug)]
+pub struct FulfillmentPage {
+    pub fulfillments: Vec<Fulfillment>,
+    /// The last fulfilment looked at, where the next page starts after;
+    /// `None` once the newest has been looked at.
+    pub next: Option<FulfillmentId>,
+}
+
+/// The work a warehouse still has to do on a fulfilment.
+pub fn is_open_work(status: FulfillmentStatus) -> bool {
+    use FulfillmentStatus as F;
+    matches!(
+        status,
+        F::Pending | F::Accepted | F::Picked | F::Packed | F::PartiallyShipped
+    )
+}
 
 /// One page of orders, newest first.
 #[derive(Debug)]
@@ -106,6 +126,94 @@ impl Surge {
                 _ => return Ok(OrderPage { orders, next: None }),
             }
         }
+    }
+
+    /// `warehouse`'s fulfilments in `status` (default: its open work),
+    /// oldest first, after `after`; at most `orders_scan_max` looked at.
+    pub async fn fulfillments_page(
+        &self,
+        warehouse: &WarehouseId,
+        status: Option<FulfillmentStatus>,
+        after: Option<FulfillmentId>,
+        limit: usize,
+    ) -> Result<FulfillmentPage, CmdError> {
+        self.wal.caught_up().await?;
+        if !self.projection.warehouses.contains_key(warehouse) {
+            return Err(CmdError::UnknownWarehouse(warehouse.clone()));
+        }
+        let wanted = |st: FulfillmentStatus| status.map_or(is_open_work(st), |s| s == st);
+        let mut after = after;
+        let mut out = Vec::new();
+        let mut looked = 0;
+        loop {
+            let ids = self
+                .projection
+                .fulfillment_ids_after(warehouse, after, ORDER_IDS_AT_ONCE);
+            for &id in &ids {
+                if out.len() == limit || looked == self.config.orders_scan_max {
+                    return Ok(FulfillmentPage {
+                        fulfillments: out,
+                        next: after,
+                    });
+                }
+                looked += 1;
+                after = Some(id);
+                let Some(o) = self.projection.orders.get(&id.order) else {
+                    continue;
+                };
+                if let Some(f) = o.life.fulfillments.iter().find(|f| f.id == id) {
+                    if wanted(f.status()) {
+                        out.push(f.clone());
+                    }
+                }
+            }
+            if ids.len() < ORDER_IDS_AT_ONCE {
+                return Ok(FulfillmentPage {
+                    fulfillments: out,
+                    next: None,
+                });
+            }
+        }
+    }
+
+    /// A fulfilment and its order, as `caller` may see them.
+    pub async fn fulfillment_seen_by(
+        &self,
+        id: FulfillmentId,
+        caller: &Caller,
+    ) -> Result<(Order, Fulfillment), CmdError> {
+        let order = self
+            .order_seen_by(id.order, caller)
+            .await
+            .map_err(|_| LifeRefusal::UnknownFulfillment(id))?;
+        let f = order
+            .life
+            .fulfillments
+            .iter()
+            .find(|f| f.id == id)
+            .cloned()
+            .ok_or(LifeRefusal::UnknownFulfillment(id))?;
+        Ok((order, f))
+    }
+
+    /// A return and its order, as `caller` may see them.
+    pub async fn return_seen_by(
+        &self,
+        id: ReturnId,
+        caller: &Caller,
+    ) -> Result<(Order, Return), CmdError> {
+        let order = self
+            .order_seen_by(id.order, caller)
+            .await
+            .map_err(|_| LifeRefusal::UnknownReturn(id))?;
+        let r = order
+            .life
+            .returns
+            .iter()
+            .find(|r| r.id == id)
+            .cloned()
+            .ok_or(LifeRefusal::UnknownReturn(id))?;
+        Ok((order, r))
     }
 
     pub async fn hold(&self, id: HoldId) -> Result<HoldRecord, CmdError> {

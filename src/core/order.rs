@@ -8,7 +8,7 @@ use super::model::{Millis, Order, OrderLine, OrderStatus, ShipTo, Shipment, SkuA
 use super::retention::Horizon;
 use super::routing::RoutingTrace;
 use super::Rejection;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 pub struct NewOrder {
@@ -70,11 +70,19 @@ pub fn build(new: NewOrder, allocations: &[SkuAllocation]) -> Order {
     }
 }
 
-pub fn decide_cancel(order: &Order, reason: &str, now: Millis) -> Result<Event, Rejection> {
-    if order.status != OrderStatus::Placed {
-        return Err(Rejection::NotCancellable {
-            status: order.status.as_str(),
-        });
+pub fn decide_cancel(
+    order: &Order,
+    reason: &str,
+    now: Millis,
+) -> Result<Event, lifecycle::LifeRefusal> {
+    let status = order.lifecycle_status();
+    lifecycle::table::order_outcome(status, lifecycle::Command::Cancel)?;
+    let shipped = lifecycle::life::line_facts(order)
+        .values()
+        .any(|f| f.shipped > 0);
+    if shipped || order.status != OrderStatus::Placed {
+        // What has not shipped, unit by unit.
+        return lifecycle::life::cancel_unshipped(order, reason, now);
     }
     let mut skus: Vec<SkuId> = order.lines.iter().map(|l| l.sku.clone()).collect();
     skus.sort();
@@ -90,6 +98,9 @@ pub fn decide_cancel(order: &Order, reason: &str, now: Millis) -> Result<Event, 
 /// A re-route as planned: every SKU's allocation of the order before
 /// (`from`) and after (`to`), in the same SKU order.
 pub struct Reroute {
+    /// Warehouses the new plan leaves out (one of them may have started
+    /// on the order: it gives the work up).
+    pub exclude: Vec<WarehouseId>,
     pub from: Vec<SkuAllocation>,
     pub to: Vec<SkuAllocation>,
     pub routing: Arc<RoutingTrace>,
@@ -109,7 +120,17 @@ pub fn decide_reroute(
             status: order.status.as_str(),
         });
     }
-    if units_by_place(&order.shipments) != units_by_place(&shipments(&change.from)) {
+    if let Some(status) = lifecycle::life::not_reroutable(order, &change.exclude) {
+        return Err(Rejection::NotReroutable { status });
+    }
+    // Still allocated as planned from: a shipment or cancellation logged
+    // since the plan changed what there is to move.
+    let now_allocated = if order.life.fulfillments.is_empty() {
+        units_by_place(&order.shipments)
+    } else {
+        lifecycle::life::allocated_by_place(order)
+    };
+    if now_allocated != units_by_place(&shipments(&change.from)) {
         // Another change to the order came in between.
         return Err(Rejection::NotReroutable { status: "changing" });
     }
@@ -197,10 +218,18 @@ pub fn order_of(event: &Event) -> Option<OrderId> {
     }
 }
 
+/// Why a lifecycle command was not decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LifeError {
+    Unknown(OrderId),
+    Refused(lifecycle::LifeRefusal),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BookError {
     Unknown(OrderId),
     Rejected(Rejection),
+    Life(lifecycle::LifeRefusal),
 }
 
 /// The orders one order actor owns (its shard of the order ids), and which
@@ -210,6 +239,9 @@ pub enum BookError {
 pub struct OrderBook {
     orders: HashMap<OrderId, Order>,
     placing: HashSet<OrderId>,
+    /// Orders waiting for payment with a time to be paid by, by that time:
+    /// the expiry timer reads the front, never every order.
+    unpaid: BTreeSet<(Millis, OrderId)>,
 }
 
 impl OrderBook {
@@ -219,12 +251,32 @@ impl OrderBook {
 
     /// An order from durable state (start, restart of the actor).
     pub fn insert(&mut self, order: Order) {
+        self.index_unpaid(&order);
         self.orders.insert(order.id, order);
+    }
+
+    /// Keeps `unpaid` true for `order` as it is now.
+    fn index_unpaid(&mut self, order: &Order) {
+        let Some(t) = order.life.pay_by else {
+            return;
+        };
+        if order.lifecycle_status() == lifecycle::OrderStatus::PendingPayment {
+            self.unpaid.insert((t, order.id));
+        } else {
+            self.unpaid.remove(&(t, order.id));
+        }
+    }
+
+    fn unindex_unpaid(&mut self, order: &Order) {
+        if let Some(t) = order.life.pay_by {
+            self.unpaid.remove(&(t, order.id));
+        }
     }
 
     /// An order whose placement was just submitted to the log.
     pub fn begin_placing(&mut self, order: Order) {
         self.placing.insert(order.id);
+        self.index_unpaid(&order);
         self.orders.insert(order.id, order);
     }
 
@@ -236,7 +288,9 @@ impl OrderBook {
     /// The placement never reached the log: the order never existed.
     pub fn forget(&mut self, id: OrderId) {
         self.placing.remove(&id);
-        self.orders.remove(&id);
+        if let Some(o) = self.orders.remove(&id) {
+            self.unindex_unpaid(&o);
+        }
     }
 
     pub fn get(&self, id: OrderId) -> Option<&Order> {
@@ -263,7 +317,7 @@ impl OrderBook {
                 status: "placing",
             }));
         }
-        decide_cancel(order, reason, now).map_err(BookError::Rejected)
+        decide_cancel(order, reason, now).map_err(BookError::Life)
     }
 
     /// Decides re-routing one of its orders (see [`decide_reroute`]).
@@ -283,9 +337,36 @@ impl OrderBook {
     }
 
     /// Folds a logged event about one of its orders in; returns the order.
+    /// Decides a lifecycle command on one of its orders (`None`: nothing
+    /// to log, e.g. a payment reference already applied).
+    pub fn decide_life(
+        &self,
+        id: OrderId,
+        cmd: lifecycle::LifeCmd,
+        now: Millis,
+    ) -> Result<Option<Event>, LifeError> {
+        let order = self.orders.get(&id).ok_or(LifeError::Unknown(id))?;
+        if self.placing.contains(&id) {
+            return Err(LifeError::Refused(lifecycle::LifeRefusal::Busy));
+        }
+        lifecycle::life::decide(order, cmd, now).map_err(LifeError::Refused)
+    }
+
+    /// Orders waiting for payment whose time is up at `now`, at most `max`.
+    pub fn unpaid_due(&self, now: Millis, max: usize) -> Vec<OrderId> {
+        self.unpaid
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, id)| *id)
+            .filter(|id| !self.placing.contains(id))
+            .take(max)
+            .collect()
+    }
+
     pub fn apply(&mut self, event: &Event) -> Option<&Order> {
         match event {
             Event::OrderPlaced { order, .. } => {
+                self.index_unpaid(order);
                 self.orders.insert(order.id, order.clone());
                 self.orders.get(&order.id)
             }
@@ -293,7 +374,14 @@ impl OrderBook {
                 let id = order_of(event)?;
                 let o = self.orders.get_mut(&id)?;
                 apply(o, event);
-                Some(o)
+                if let Some(t) = o.life.pay_by {
+                    if o.lifecycle_status() == lifecycle::OrderStatus::PendingPayment {
+                        self.unpaid.insert((t, id));
+                    } else {
+                        self.unpaid.remove(&(t, id));
+                    }
+                }
+                self.orders.get(&id)
             }
         }
     }
@@ -301,7 +389,16 @@ impl OrderBook {
     /// Forgets closed orders past their retention; returns how many.
     pub fn retain(&mut self, horizon: &Horizon) -> usize {
         let n = self.orders.len();
-        self.orders.retain(|_, o| horizon.keeps_order(o));
+        let unpaid = &mut self.unpaid;
+        self.orders.retain(|_, o| {
+            let keep = horizon.keeps_order(o);
+            if !keep {
+                if let Some(t) = o.life.pay_by {
+                    unpaid.remove(&(t, o.id));
+                }
+            }
+            keep
+        });
         n - self.orders.len()
     }
 }
@@ -357,6 +454,7 @@ mod tests {
 
     fn change(from: Vec<SkuAllocation>, to: Vec<SkuAllocation>) -> Reroute {
         Reroute {
+            exclude: vec![],
             from,
             to,
             routing: std::sync::Arc::new(RoutingTrace {

@@ -1,8 +1,10 @@
-//! `POST /v1/orders/{id}/cancel`: the order's actor logs the cancellation;
-//! once it is durable, each SKU it took stock from gives it back.
+//! `POST /v1/orders/{id}/cancel` without lines: the order's actor logs the
+//! cancellation (`OrderCancelled`, or, once something shipped, the
+//! cancellation of every unit not shipped); once it is durable, each SKU
+//! it took stock from gives it back.
 
 use crate::actors::order::Cancel;
-use crate::actors::{sku, CmdError};
+use crate::actors::CmdError;
 use crate::app::{Caller, Surge};
 use crate::core::{Event, Order, OrderId};
 use std::sync::Arc;
@@ -40,20 +42,11 @@ impl Surge {
             // whatever happens to a mailbox. A SKU actor that is gone is
             // replaced from the durable state (which has the cancellation);
             // applying it to one started before that is harmless twice.
-            if let Event::OrderCancelled { skus, .. } = event.as_ref() {
-                for s in skus {
-                    for _ in 0..2 {
-                        let Ok(addr) = this.directory.sku(s).await else {
-                            break;
-                        };
-                        if addr.send(sku::ApplyDurable(event.clone())).await.is_ok() {
-                            break;
-                        }
-                    }
-                }
+            this.apply_to_skus(&event).await;
+            if matches!(event.as_ref(), Event::OrderCancelled { .. }) {
+                // Its warehouses no longer have it to ship.
+                this.workloads.forget_order(&before, &this.projection);
             }
-            // Its warehouses no longer have it to ship.
-            this.workloads.forget_order(&before, &this.projection);
             Ok(order)
         })
         .await

@@ -72,7 +72,7 @@ impl Surge {
             .await
     }
 
-    async fn reroute(&self, req: RerouteRequest) -> Result<Order, CmdError> {
+    pub(crate) async fn reroute(&self, req: RerouteRequest) -> Result<Order, CmdError> {
         let id = req.order;
         self.order_seen_by(id, &req.caller).await?;
         for wh in &req.exclude {
@@ -101,9 +101,12 @@ impl Surge {
         let order = self.order(id).await?;
         if order.status != OrderStatus::Placed {
             return Err(Rejection::NotReroutable {
-                status: order.status.as_str(),
+                status: order.lifecycle_status().as_str(),
             }
             .into());
+        }
+        if let Some(status) = crate::core::lifecycle::life::not_reroutable(&order, &req.exclude) {
+            return Err(Rejection::NotReroutable { status }.into());
         }
         let mut skus: BTreeMap<SkuId, SkuHandle> = BTreeMap::new();
         for line in &order.lines {
@@ -173,6 +176,7 @@ impl Surge {
         trace.attempts = attempts;
         let (from, to): (Vec<_>, Vec<_>) = moves.into_iter().unzip();
         let change = order::Reroute {
+            exclude: req.exclude.clone(),
             from,
             to,
             routing: Arc::new(trace),

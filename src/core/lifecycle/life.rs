@@ -648,6 +648,12 @@ pub fn decide(order: &Order, cmd: LifeCmd, now: Millis) -> Result<Option<Event>,
     }
 }
 
+/// Cancels every unit of the order not shipped yet (a whole cancellation
+/// once something shipped).
+pub fn cancel_unshipped(order: &Order, reason: &str, now: Millis) -> Result<Event, LifeRefusal> {
+    decide_cancel(order, None, reason.to_owned(), now, false)
+}
+
 /// Fulfilment moves forward only for an order that is neither on hold nor
 /// waiting for payment.
 fn gate(order: &Order, status: OrderStatus) -> Result<(), LifeRefusal> {
@@ -1007,14 +1013,37 @@ fn reroute_fulfillments(order: &mut Order, shipments: &[Shipment], at: Millis) {
     }
 }
 
-/// The units a fulfilment still has to ship per SKU, for a re-route of
-/// only its lines.
-pub fn unshipped_units(f: &Fulfillment) -> Vec<(SkuId, u64)> {
-    f.lines
+/// Units still allocated per (warehouse, SKU): every fulfilment's units
+/// neither cancelled nor shipped. What the SKUs' allocations of the order
+/// add up to.
+pub fn allocated_by_place(order: &Order) -> BTreeMap<(&WarehouseId, &SkuId), u64> {
+    let mut units = BTreeMap::new();
+    for f in &order.life.fulfillments {
+        for (sku, _) in &f.lines {
+            let q = f.unshipped(sku);
+            if q > 0 {
+                *units.entry((&f.warehouse, sku)).or_insert(0) += q;
+            }
+        }
+    }
+    units
+}
+
+/// Why the order cannot be re-routed now (`None`: it can): a re-route
+/// plans the whole order again, so nothing of it may have shipped or been
+/// cancelled, and no warehouse outside `exclude` may have started on it.
+pub fn not_reroutable(order: &Order, exclude: &[WarehouseId]) -> Option<&'static str> {
+    let status = status(order);
+    let facts = line_facts(order);
+    if facts.values().any(|f| f.cancelled > 0 || f.shipped > 0) {
+        return Some(status.as_str());
+    }
+    let started_elsewhere = order
+        .life
+        .fulfillments
         .iter()
-        .map(|(s, _)| (s.clone(), f.unshipped(s)))
-        .filter(|(_, q)| *q > 0)
-        .collect()
+        .any(|f| f.started() && !exclude.contains(&f.warehouse));
+    started_elsewhere.then_some(OrderStatus::InFulfillment.as_str())
 }
 
 /// An order's value from its lines (quantity, unit price), or

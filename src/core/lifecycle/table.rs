@@ -650,7 +650,8 @@ pub fn derive_fulfillment_status(facts: &FulfillmentFacts<'_>) -> FulfillmentSta
         delivered = delivered.saturating_add(l.delivered);
     }
     if shipped == 0 {
-        if live == 0 {
+        // A rejected fulfilment stays rejected when its units moved away.
+        if live == 0 && facts.stage != FulfillmentStage::Rejected {
             return F::Cancelled;
         }
         return facts.stage.status();

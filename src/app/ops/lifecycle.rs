@@ -1,0 +1,196 @@
+//! The order lifecycle's commands: payments, holds, cancelling units,
+//! fulfilment (accept, pick, pack, ship, deliver, reject), returns and
+//! unpaid expiry.
+//!
+//! 1. The order's actor decides the command with `core::lifecycle` and
+//!    logs the one event it makes; the answer waits until it is durable.
+//! 2. Once durable, the SKUs whose stock it moves apply it: a cancellation
+//!    releases exactly the cancelled units, a shipment takes the shipped
+//!    units out of `allocated` and `on_hand`, a received return with
+//!    `restock` puts its units back into that warehouse's `on_hand`. As
+//!    with a whole cancellation, a SKU actor that is gone is replaced from
+//!    the read model, which has the event.
+//! 3. A rejected fulfilment's unshipped lines are re-routed elsewhere (the
+//!    re-route of `reroute.rs`, without the rejecting warehouse); when no
+//!    warehouse can take them, the order goes on hold with reason
+//!    `out_of_stock`.
+
+use crate::actors::order::{Life, UnpaidDue};
+use crate::actors::{sku, CmdError};
+use crate::app::ops::reroute::RerouteRequest;
+use crate::app::{Caller, Surge};
+use crate::core::lifecycle::{Command, HoldReason, LifeCmd, LifeRefusal};
+use crate::core::{Event, Order, OrderId, Rejection, SkuId};
+use std::sync::Arc;
+
+/// The reason a re-route after a rejection is logged with.
+pub const REASON_REJECTED: &str = "fulfillment_rejected";
+/// The hold put on an order whose rejected lines no plan places elsewhere
+/// for another reason than stock (another warehouse already started).
+pub const HOLD_REROUTE_BLOCKED: &str = "reroute_blocked";
+
+impl Surge {
+    /// Runs one lifecycle command on order `id` for `caller`; answers the
+    /// order after it (and after the re-route a rejection starts).
+    pub async fn order_command(
+        self: &Arc<Self>,
+        id: OrderId,
+        cmd: LifeCmd,
+        caller: Caller,
+    ) -> Result<Order, CmdError> {
+        self.detached(move |this| async move { this.run_life(id, cmd, &caller).await })
+            .await
+    }
+
+    async fn run_life(&self, id: OrderId, cmd: LifeCmd, caller: &Caller) -> Result<Order, CmdError> {
+        if caller.own_only {
+            // Who placed it never changes: the read model knows.
+            self.order_seen_by(id, caller).await?;
+        }
+        if let LifeCmd::ReturnReceive {
+            restock: Some(wh), ..
+        } = &cmd
+        {
+            if !self.projection.warehouses.contains_key(wh) {
+                return Err(CmdError::UnknownWarehouse(wh.clone()));
+            }
+        }
+        // Its placement is still reaching its SKUs, or a re-route is moving
+        // its allocation: a change now could reach a SKU before them.
+        if self.directory.is_committing(id) || self.directory.is_rerouting(id) {
+            self.wal.barrier()?.wait().await?;
+            return Err(LifeRefusal::Busy.into());
+        }
+        let rejected = match &cmd {
+            LifeCmd::Stage {
+                fulfillment,
+                command: Command::Reject,
+                ..
+            } => Some(*fulfillment),
+            _ => None,
+        };
+        let (order, event) = self
+            .directory
+            .order(id)
+            .await?
+            .send(Life {
+                order: id,
+                cmd,
+                now: self.now(),
+            })
+            .await??;
+        let Some(event) = event else {
+            return Ok(order);
+        };
+        self.apply_to_skus(&event).await;
+        if let Some(f) = rejected {
+            return self.after_rejection(&order, f).await;
+        }
+        Ok(order)
+    }
+
+    /// Hands a durable event to every SKU whose stock it moves.
+    pub(crate) async fn apply_to_skus(&self, event: &Arc<Event>) {
+        let mut skus: Vec<&SkuId> = match event.as_ref() {
+            Event::OrderCancelled { skus, .. } => skus.iter().collect(),
+            Event::OrderLinesCancelled { units, .. } => units.iter().map(|u| &u.sku).collect(),
+            Event::FulfillmentShipped { parcel, .. } => {
+                parcel.lines.iter().map(|(s, _)| s).collect()
+            }
+            Event::ReturnReceived {
+                lines,
+                restock: Some(_),
+                ..
+            } => lines.iter().map(|(s, _)| s).collect(),
+            _ => Vec::new(),
+        };
+        skus.sort();
+        skus.dedup();
+        for s in skus {
+            for _ in 0..2 {
+                let Ok(addr) = self.directory.sku(s).await else {
+                    break;
+                };
+                if addr.send(sku::ApplyDurable(event.clone())).await.is_ok() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// A fulfilment was rejected: its warehouse gives up the order's
+    /// unshipped units there, which move to the next best plan; if none
+    /// places them, the order is held.
+    async fn after_rejection(
+        &self,
+        order: &Order,
+        fulfillment: crate::core::lifecycle::FulfillmentId,
+    ) -> Result<Order, CmdError> {
+        let Some(f) = order
+            .life
+            .fulfillments
+            .iter()
+            .find(|f| f.id == fulfillment)
+        else {
+            return Ok(order.clone());
+        };
+        let left: u64 = f.lines.iter().map(|(s, _)| f.unshipped(s)).sum();
+        if left == 0 {
+            return Ok(order.clone());
+        }
+        let moved = self
+            .reroute(RerouteRequest {
+                order: order.id,
+                exclude: vec![f.warehouse.clone()],
+                reason: REASON_REJECTED.to_owned(),
+                caller: Caller::anyone(),
+            })
+            .await;
+        let reason = match moved {
+            Ok(o) => return Ok(o),
+            Err(CmdError::Unplaced(_))
+            | Err(CmdError::Rejected(Rejection::InsufficientStock { .. }))
+            | Err(CmdError::Rejected(Rejection::PlanStale { .. })) => HoldReason::OUT_OF_STOCK,
+            Err(CmdError::Rejected(Rejection::NotReroutable { .. })) => HOLD_REROUTE_BLOCKED,
+            Err(e) => return Err(e),
+        };
+        tracing::info!(order = %order.id, %reason, "rejected lines not re-routed: order held");
+        let reason = HoldReason::parse(reason).map_err(|_| CmdError::Unavailable)?;
+        let held = self
+            .directory
+            .order(order.id)
+            .await?
+            .send(Life {
+                order: order.id,
+                cmd: LifeCmd::Hold(reason),
+                now: self.now(),
+            })
+            .await?;
+        match held {
+            Ok((o, _)) => Ok(o),
+            // Already on hold, or cancelled meanwhile: as it is now.
+            Err(CmdError::Life(LifeRefusal::Transition(_))) => self.order(order.id).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Expires the orders whose unpaid time is up, at most
+    /// `expiry_batch_max` per order shard; how many it expired.
+    pub async fn expire_unpaid(self: &Arc<Self>) -> Result<usize, CmdError> {
+        let now = self.now();
+        let max = self.config.lifecycle.expiry_batch_max;
+        let mut expired = 0;
+        for shard in self.directory.order_shards() {
+            let due = shard.send(UnpaidDue { now, max }).await?;
+            for id in due {
+                match self.run_life(id, LifeCmd::Expire, &Caller::anyone()).await {
+                    Ok(_) => expired += 1,
+                    // Paid, cancelled or busy meanwhile: the next look sees.
+                    Err(CmdError::Life(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(expired)
+    }
+}
