@@ -12,7 +12,9 @@
 //!   flattened into every stock shape), a SKU's stock ([`StockView`]), a
 //!   warehouse's row of a SKU, `stock_changed`, sold out / back in stock.
 //! - `hold.rs`: reservations, and a hold released or expired.
-//! - `order.rs`: orders with their lines and shipments.
+//! - `order.rs`: orders with their lines, shipments and lifecycle.
+//! - `lifecycle.rs`: an order's life after placement: totals, units per
+//!   SKU, fulfilments, returns, payments.
 //! - `warehouse.rs`: warehouses and locations.
 //! - `routing.rs`: cut-offs, shipping costs, the chains in force and an
 //!   order's routing trace.
@@ -58,6 +60,7 @@ pub(crate) use object_only;
 
 pub mod feed;
 pub mod hold;
+pub mod lifecycle;
 pub mod order;
 pub mod routing;
 pub mod stock;
@@ -65,6 +68,10 @@ pub mod warehouse;
 
 pub use feed::{FeedEvent, FeedStats, ServerMsg, TopicSnapshot};
 pub use hold::{HoldClosed, ReservationView};
+pub use lifecycle::{
+    FulfillmentLineView, FulfillmentPageView, FulfillmentView, ItemView, ParcelView, PaymentView,
+    ReturnView, TotalsView,
+};
 pub use order::{LineView, OrderPageView, OrderView, ShipToView, ShipmentLineView, ShipmentView};
 pub use routing::{
     ChainView, CutoffView, RateView, RoutingRulesView, RoutingTraceView, ShippingCostView,

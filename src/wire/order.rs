@@ -1,5 +1,7 @@
 //! Orders, their lines and shipments.
 
+use super::lifecycle::{FulfillmentView, ItemView, ReturnView, TotalsView};
+use crate::core::lifecycle::life;
 use crate::core::{Order, Shipment};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -29,8 +31,13 @@ pub struct LineView {
     pub qty: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<String>,
+    /// Price of one unit in the order's currency's minor units; null (or
+    /// left out in a request) for an unpriced line.
+    #[serde(default)]
+    pub unit_price: Option<u64>,
 }
 
+/// A SKU and a number of its units.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ShipmentLineView {
     pub sku: String,
@@ -63,14 +70,37 @@ impl From<&Shipment> for ShipmentView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OrderView {
     pub id: String,
-    /// One of: placed or cancelled.
-    #[schema(example = "placed")]
+    /// One of: pending_payment, ready, in_fulfillment, partially_shipped,
+    /// shipped, delivered, cancelled, partially_returned, returned,
+    /// on_hold.
+    #[schema(example = "ready")]
     pub status: &'static str,
+    /// Why it is on hold (null when it is not).
+    pub hold_reason: Option<String>,
+    /// One of: pending, authorized, partially_captured, captured,
+    /// partially_refunded, refunded, voided, failed, expired.
+    #[schema(example = "pending")]
+    pub payment_status: &'static str,
+    /// Its channel waits for payment before fulfilment.
+    pub payment_required: bool,
+    /// Unpaid by then (ms since the Unix epoch), it expires; null: never.
+    pub pay_by: Option<u64>,
+    /// ISO 4217, e.g. `EUR`; null for an unpriced order.
+    #[schema(pattern = "^[A-Z]{3}$")]
+    pub currency: Option<String>,
     pub channel: String,
     pub customer_id: String,
     pub ship_to: ShipToView,
     pub lines: Vec<LineView>,
     pub shipments: Vec<ShipmentView>,
+    /// Its money; null for an unpriced order.
+    pub totals: Option<TotalsView>,
+    /// Units per SKU: ordered, cancelled, shipped, delivered, returned.
+    pub items: Vec<ItemView>,
+    /// One per shipment, the work of one warehouse or 3PL (re-routes add
+    /// more).
+    pub fulfillments: Vec<FulfillmentView>,
+    pub returns: Vec<ReturnView>,
     pub created_at: u64,
     pub updated_at: u64,
     /// The name of the API key that placed it (absent without keys).
@@ -98,7 +128,12 @@ impl From<&Order> for OrderView {
     fn from(o: &Order) -> Self {
         Self {
             id: o.id.to_string(),
-            status: o.status.as_str(),
+            status: o.lifecycle_status().as_str(),
+            hold_reason: o.life.hold.as_ref().map(|h| h.to_string()),
+            payment_status: life::payment_status(o).as_str(),
+            payment_required: o.life.payment_required,
+            pay_by: o.life.pay_by,
+            currency: o.life.currency.map(|c| c.to_string()),
             channel: o.channel.to_string(),
             customer_id: o.customer.to_string(),
             ship_to: ShipToView {
@@ -113,9 +148,22 @@ impl From<&Order> for OrderView {
                     sku: l.sku.to_string(),
                     qty: l.qty,
                     reservation_id: l.reservation.map(|h| h.to_string()),
+                    unit_price: l.unit_price,
                 })
                 .collect(),
             shipments: o.shipments.iter().map(ShipmentView::from).collect(),
+            totals: super::lifecycle::totals_of(o),
+            items: life::line_facts(o)
+                .iter()
+                .map(|(sku, f)| ItemView::new(sku, f))
+                .collect(),
+            fulfillments: o
+                .life
+                .fulfillments
+                .iter()
+                .map(FulfillmentView::from)
+                .collect(),
+            returns: o.life.returns.iter().map(ReturnView::from).collect(),
             created_at: o.created_at,
             updated_at: o.updated_at,
             created_by: o.created_by.clone(),

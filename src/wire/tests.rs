@@ -2,6 +2,11 @@
 //! empty. A failure here is a change of the API or the feed protocol.
 
 use super::*;
+use crate::core::lifecycle::{
+    life, CancelledUnits, Command, Currency, FulfillmentId, FulfillmentStatus, HoldReason,
+    OrderStatus as LifeStatus, Parcel, PaymentEffect, PaymentKind, PaymentReference, PaymentStatus,
+    ReturnId, ReturnStatus,
+};
 use crate::core::routing::{
     Cutoff, Excluded, PlanTrace, Rate, RoutingTrace, Rule, ShipmentTrace, ShippingCost,
     SplitPolicy, Verdict, WarehouseRouting,
@@ -274,23 +279,352 @@ fn reservation_view_leaves_out_an_absent_order() {
 fn order_view_leaves_out_absent_country_and_reservation() {
     let mut o = order();
     let want = json!({
-        "id": "ord_3", "status": "placed", "channel": "web", "customer_id": "c1",
+        "id": "ord_3", "status": "ready", "hold_reason": null, "payment_status": "pending",
+        "payment_required": false, "pay_by": null, "currency": null,
+        "channel": "web", "customer_id": "c1",
         "ship_to": {"lat": 48.0, "lon": 2.5},
-        "lines": [{"sku": "tee", "qty": 2, "reservation_id": "res_7"}],
+        "lines": [{"sku": "tee", "qty": 2, "reservation_id": "res_7", "unit_price": null}],
         "shipments": [{"warehouse": "w1", "lines": [{"sku": "tee", "qty": 2}]}],
+        "totals": null,
+        "items": [{"sku": "tee", "ordered": 2, "cancelled": 0, "shipped": 0, "delivered": 0,
+                   "returned": 0}],
+        "fulfillments": [], "returns": [],
         "created_at": 2000, "updated_at": 2500,
     });
     assert_eq!(value(&OrderView::from(&o)), want);
     o.ship_to.country = Some("FR".into());
     o.lines[0].reservation = None;
-    o.status = OrderStatus::Cancelled;
+    life::apply(
+        &mut o,
+        &Event::OrderCancelled {
+            order: OrderId(3),
+            skus: vec![sku("tee")],
+            reason: "changed my mind".into(),
+            at: 3000,
+        },
+    );
     let v = value(&OrderView::from(&o));
     assert_eq!(
         v["ship_to"],
         json!({"lat": 48.0, "lon": 2.5, "country": "FR"})
     );
-    assert_eq!(v["lines"], json!([{"sku": "tee", "qty": 2}]));
+    assert_eq!(
+        v["lines"],
+        json!([{"sku": "tee", "qty": 2, "unit_price": null}])
+    );
     assert_eq!(v["status"], "cancelled");
+    assert_eq!(v["items"][0]["cancelled"], 2);
+}
+
+fn eur() -> Currency {
+    Currency::parse("EUR").unwrap()
+}
+
+fn payment(kind: PaymentKind, amount: u64, reference: &str, at: u64) -> Event {
+    Event::OrderPayment {
+        order: OrderId(3),
+        effect: PaymentEffect {
+            kind,
+            amount,
+            reference: PaymentReference::parse(reference).unwrap(),
+            at,
+        },
+    }
+}
+
+/// Order 3, priced in EUR, waiting for payment: 2 tees at 15.00 and a cap
+/// at 5.00 from w1, as placement makes it (one pending fulfilment).
+fn priced_order() -> Order {
+    let mut o = order();
+    o.lines = vec![
+        OrderLine {
+            sku: sku("tee"),
+            qty: 2,
+            reservation: None,
+            unit_price: Some(1500),
+        },
+        OrderLine {
+            sku: sku("cap"),
+            qty: 1,
+            reservation: None,
+            unit_price: Some(500),
+        },
+    ];
+    o.shipments = vec![Shipment {
+        warehouse: wh("w1"),
+        lines: vec![(sku("tee"), 2), (sku("cap"), 1)],
+    }];
+    o.life.currency = Some(eur());
+    o.life.payment_required = true;
+    o.life.pay_by = Some(9000);
+    o.life.fulfillments = life::fulfillments_at_placement(OrderId(3), &o.shipments, 2000);
+    o
+}
+
+fn ful() -> FulfillmentId {
+    FulfillmentId {
+        order: OrderId(3),
+        n: 1,
+    }
+}
+
+fn ret() -> ReturnId {
+    ReturnId {
+        order: OrderId(3),
+        n: 1,
+    }
+}
+
+/// The priced order's life: paid, held and released, the cap cancelled,
+/// the tees shipped, delivered and one returned and restocked.
+fn lived_order() -> Order {
+    let mut o = priced_order();
+    let events = [
+        payment(PaymentKind::Authorize, 3500, "pi_1", 2100),
+        payment(PaymentKind::Capture, 3500, "ch_1", 2150),
+        Event::OrderHoldSet {
+            order: OrderId(3),
+            reason: Some(HoldReason::parse("fraud_review").unwrap()),
+            at: 2160,
+        },
+        Event::OrderHoldSet {
+            order: OrderId(3),
+            reason: None,
+            at: 2170,
+        },
+        Event::FulfillmentStaged {
+            order: OrderId(3),
+            fulfillment: ful(),
+            command: Command::Accept,
+            reason: None,
+            at: 2200,
+        },
+        Event::OrderLinesCancelled {
+            order: OrderId(3),
+            units: vec![CancelledUnits {
+                fulfillment: ful(),
+                warehouse: wh("w1"),
+                sku: sku("cap"),
+                qty: 1,
+            }],
+            reason: "out of caps".into(),
+            expired: false,
+            at: 2250,
+        },
+        Event::FulfillmentShipped {
+            order: OrderId(3),
+            fulfillment: ful(),
+            warehouse: wh("w1"),
+            parcel: Parcel {
+                carrier: "dhl".into(),
+                tracking: "JD0001".into(),
+                lines: vec![(sku("tee"), 2)],
+                at: 2300,
+            },
+        },
+        Event::FulfillmentDelivered {
+            order: OrderId(3),
+            fulfillment: ful(),
+            lines: vec![(sku("tee"), 2)],
+            at: 2400,
+        },
+        Event::ReturnRequested {
+            order: OrderId(3),
+            ret: ret(),
+            lines: vec![(sku("tee"), 1)],
+            reason: "too small".into(),
+            at: 2500,
+        },
+        Event::ReturnReceived {
+            order: OrderId(3),
+            ret: ret(),
+            lines: vec![(sku("tee"), 1)],
+            restock: Some(wh("w1")),
+            at: 2600,
+        },
+    ];
+    for e in &events {
+        life::apply(&mut o, e);
+    }
+    o
+}
+
+#[test]
+fn a_priced_order_shows_its_money_and_waits_for_payment() {
+    let v = value(&OrderView::from(&priced_order()));
+    assert_eq!(v["status"], "pending_payment");
+    assert_eq!(v["payment_status"], "pending");
+    assert_eq!(v["payment_required"], true);
+    assert_eq!(v["pay_by"], 9000);
+    assert_eq!(v["currency"], "EUR");
+    assert_eq!(
+        v["lines"],
+        json!([{"sku": "tee", "qty": 2, "unit_price": 1500},
+               {"sku": "cap", "qty": 1, "unit_price": 500}])
+    );
+    assert_eq!(
+        v["totals"],
+        json!({"currency": "EUR", "ordered": 3500, "cancelled": 0, "authorized": 0,
+               "captured": 0, "refunded": 0, "refund_due": 0})
+    );
+    // One item per SKU, sorted by SKU.
+    assert_eq!(v["items"][0]["sku"], "cap");
+    assert_eq!(v["items"][1]["sku"], "tee");
+    assert_eq!(
+        v["fulfillments"],
+        json!([{"id": "ful_3_1", "order_id": "ord_3", "warehouse": "w1", "status": "pending",
+                "lines": [
+                    {"sku": "cap", "qty": 1, "cancelled": 0, "shipped": 0, "delivered": 0},
+                    {"sku": "tee", "qty": 2, "cancelled": 0, "shipped": 0, "delivered": 0}],
+                "parcels": [], "reason": null, "created_at": 2000, "updated_at": 2000}])
+    );
+    let mut held = priced_order();
+    held.life.hold = Some(HoldReason::parse("address_check").unwrap());
+    let v = value(&OrderView::from(&held));
+    assert_eq!(v["status"], "on_hold");
+    assert_eq!(v["hold_reason"], "address_check");
+}
+
+#[test]
+fn an_order_view_shows_its_life() {
+    let o = lived_order();
+    assert_eq!(
+        value(&OrderView::from(&o)),
+        json!({
+            "id": "ord_3", "status": "partially_returned", "hold_reason": null,
+            "payment_status": "captured", "payment_required": true, "pay_by": 9000,
+            "currency": "EUR", "channel": "web", "customer_id": "c1",
+            "ship_to": {"lat": 48.0, "lon": 2.5},
+            "lines": [{"sku": "tee", "qty": 2, "unit_price": 1500},
+                      {"sku": "cap", "qty": 1, "unit_price": 500}],
+            "shipments": [{"warehouse": "w1", "lines": [{"sku": "tee", "qty": 2}, {"sku": "cap", "qty": 1}]}],
+            "totals": {"currency": "EUR", "ordered": 3500, "cancelled": 500, "authorized": 3500,
+                       "captured": 3500, "refunded": 0, "refund_due": 500},
+            "items": [
+                {"sku": "cap", "ordered": 1, "cancelled": 1, "shipped": 0, "delivered": 0, "returned": 0},
+                {"sku": "tee", "ordered": 2, "cancelled": 0, "shipped": 2, "delivered": 2, "returned": 1}],
+            "fulfillments": [{
+                "id": "ful_3_1", "order_id": "ord_3", "warehouse": "w1", "status": "delivered",
+                "lines": [
+                    {"sku": "cap", "qty": 1, "cancelled": 1, "shipped": 0, "delivered": 0},
+                    {"sku": "tee", "qty": 2, "cancelled": 0, "shipped": 2, "delivered": 2}],
+                "parcels": [{"carrier": "dhl", "tracking": "JD0001",
+                             "lines": [{"sku": "tee", "qty": 2}], "at": 2300}],
+                "reason": null, "created_at": 2000, "updated_at": 2400}],
+            "returns": [{
+                "id": "ret_3_1", "order_id": "ord_3", "status": "received", "reason": "too small",
+                "lines": [{"sku": "tee", "qty": 1}], "received": [{"sku": "tee", "qty": 1}],
+                "restocked_to": "w1", "created_at": 2500, "updated_at": 2600}],
+            "created_at": 2000, "updated_at": 2600,
+        })
+    );
+}
+
+#[test]
+fn a_rejected_fulfilment_says_why_and_an_overflowing_order_has_no_totals() {
+    let mut o = priced_order();
+    life::apply(
+        &mut o,
+        &Event::FulfillmentStaged {
+            order: OrderId(3),
+            fulfillment: ful(),
+            command: Command::Reject,
+            reason: Some("flooded".into()),
+            at: 2200,
+        },
+    );
+    let f = value(&FulfillmentView::from(&o.life.fulfillments[0]));
+    assert_eq!(f["status"], "rejected");
+    assert_eq!(f["reason"], "flooded");
+    // Placement refuses an order it cannot total; should one exist, it
+    // shows no totals rather than a wrong sum.
+    o.lines[0].unit_price = Some(u64::MAX);
+    let v = value(&OrderView::from(&o));
+    assert_eq!(v["totals"], Value::Null);
+    assert_eq!(v["currency"], "EUR");
+}
+
+#[test]
+fn fulfillment_page_and_payment_views() {
+    let o = lived_order();
+    let page = FulfillmentPageView {
+        fulfillments: vec![FulfillmentView::from(&o.life.fulfillments[0])],
+        next_cursor: Some("c1".into()),
+    };
+    assert_eq!(
+        value(&page),
+        json!({"fulfillments": [value(&FulfillmentView::from(&o.life.fulfillments[0]))],
+               "next_cursor": "c1"})
+    );
+    let empty = FulfillmentPageView {
+        fulfillments: vec![],
+        next_cursor: None,
+    };
+    assert_eq!(
+        value(&empty),
+        json!({"fulfillments": [], "next_cursor": null})
+    );
+    let Event::OrderPayment { effect, .. } = payment(PaymentKind::Refund, 500, "re_1", 2700) else {
+        unreachable!()
+    };
+    assert_eq!(
+        value(&PaymentView::from(&effect)),
+        json!({"kind": "refund", "amount": 500, "reference": "re_1", "at": 2700})
+    );
+    let r = &o.life.returns[0];
+    let mut requested = r.clone();
+    requested.status = ReturnStatus::Requested;
+    requested.received.clear();
+    requested.restocked_to = None;
+    assert_eq!(
+        value(&ReturnView::from(&requested)),
+        json!({"id": "ret_3_1", "order_id": "ord_3", "status": "requested", "reason": "too small",
+               "lines": [{"sku": "tee", "qty": 1}], "received": [], "restocked_to": null,
+               "created_at": 2500, "updated_at": 2600})
+    );
+}
+
+/// A status field's documentation (the OpenAPI description) names every
+/// value it can take.
+#[test]
+fn status_fields_document_every_value() {
+    fn description<T: utoipa::PartialSchema>(field: &str) -> String {
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        schema["properties"][field]["description"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field} has no description: {schema}"))
+            .to_owned()
+    }
+    let cases: [(String, Vec<&str>); 5] = [
+        (
+            description::<OrderView>("status"),
+            LifeStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        ),
+        (
+            description::<OrderView>("payment_status"),
+            PaymentStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        ),
+        (
+            description::<FulfillmentView>("status"),
+            FulfillmentStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        ),
+        (
+            description::<ReturnView>("status"),
+            ReturnStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        ),
+        (
+            description::<PaymentView>("kind"),
+            PaymentKind::ALL.iter().map(|s| s.as_str()).collect(),
+        ),
+    ];
+    for (text, names) in cases {
+        let listed: Vec<&str> = text
+            .split(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+            .collect();
+        for n in names {
+            assert!(listed.contains(&n), "{n} missing from {text:?}");
+        }
+    }
 }
 
 #[test]
@@ -307,6 +641,9 @@ fn shapes_shared_with_request_bodies_read_back_and_refuse_unknown_fields() {
     assert_eq!(s.country, None);
     let line: LineView = serde_json::from_str(r#"{"sku":"tee","qty":1}"#).unwrap();
     assert_eq!(line.reservation_id, None);
+    assert_eq!(line.unit_price, None);
+    let line: LineView = serde_json::from_str(r#"{"sku":"tee","qty":1,"unit_price":250}"#).unwrap();
+    assert_eq!(line.unit_price, Some(250));
     assert!(serde_json::from_str::<LocationView>(r#"{"lat":1,"lon":2,"alt":3}"#).is_err());
     assert!(serde_json::from_str::<ShipToView>(r#"{"lat":1,"lon":2,"zip":"1"}"#).is_err());
     assert!(serde_json::from_str::<LineView>(r#"{"sku":"a","qty":1,"x":1}"#).is_err());

@@ -266,7 +266,7 @@ async fn shows_live_numbers(bin: &str, srv: &Srv, url: &str) {
     let order_id = order["id"].as_str().unwrap();
     page.shows(
         &format!(r#"tr[data-order="{order_id}"] td.status"#),
-        "placed",
+        "ready",
     )
     .await
     .unwrap();
