@@ -80,18 +80,58 @@ pub(super) fn order_request(
                 .as_deref()
                 .map(|r| id(&format!("lines[{i}].reservation_id"), r, HoldId::parse))
                 .transpose()?,
-            unit_price: None,
+            unit_price: l.unit_price,
         });
     }
+    let currency = b
+        .currency
+        .as_deref()
+        .map(|c| lifecycle::Currency::parse(c).map_err(|e| ApiError::invalid("currency", e)))
+        .transpose()?;
+    check_prices(&lines, currency)?;
     Ok(OrderRequest {
         channel: id("channel", &b.channel, ChannelId::parse)?,
         customer: id("customer_id", &b.customer_id, CustomerId::parse)?,
         ship_to,
         lines,
-        currency: None,
+        currency,
         idempotency: idem,
         caller: Default::default(),
     })
+}
+
+/// Prices come with a currency, one SKU has one price, and the order's
+/// total fits in 64 bits (so every later total does).
+fn check_prices(
+    lines: &[OrderLine],
+    currency: Option<lifecycle::Currency>,
+) -> Result<(), ApiError> {
+    let priced = lines.iter().any(|l| l.unit_price.is_some());
+    if priced && currency.is_none() {
+        return Err(ApiError::invalid(
+            "currency",
+            "required when a line has a unit_price",
+        ));
+    }
+    for (i, l) in lines.iter().enumerate() {
+        let other = lines[..i]
+            .iter()
+            .find(|o| o.sku == l.sku && o.unit_price != l.unit_price);
+        if other.is_some() {
+            return Err(ApiError::invalid(
+                &format!("lines[{i}].unit_price"),
+                format!("sku {} is on another line at another price", l.sku),
+            ));
+        }
+    }
+    let value: Vec<(u64, Option<u64>)> = lines.iter().map(|l| (l.qty, l.unit_price)).collect();
+    lifecycle::life::check_value(&value).map_err(|e| {
+        ApiError::new(
+            ErrorCode::AmountOverflow,
+            format!("the order's total overflows: {e}"),
+        )
+    })?;
+    Ok(())
 }
 
 /// Checks a destination (an order's, a hold's): coordinates in range, the
@@ -253,8 +293,10 @@ pub(super) async fn get(
     Ok(HttpResponse::Ok().json(OrderView::from(&order)))
 }
 
-/// Cancels an order; its stock is available again. The body is optional;
-/// when present it must be a valid `CancelBody`.
+/// Cancels an order, or some of its units (`lines`): only what has not
+/// shipped; exactly the cancelled units are available again. A cancelled
+/// captured amount shows as `refund_due` in the order's totals. The body
+/// is optional; when present it must be a valid `CancelBody`.
 #[utoipa::path(
     post,
     path = "/v1/orders/{id}/cancel",
@@ -265,7 +307,8 @@ pub(super) async fn get(
     responses(
         (status = 200, description = "The cancelled order", body = OrderView),
         (status = 404, description = "`order_not_found`", body = ErrorBody),
-        (status = 409, description = "`order_not_cancellable`", body = ErrorBody),
+        (status = 400, description = "`invalid_field` (a SKU not in the order, given twice), `malformed_json`", body = ErrorBody),
+        (status = 409, description = "`invalid_transition` (with `status`: shipped, delivered, cancelled, returned), `quantity_unavailable` (with `sku`, `max`), `order_busy` (being placed or re-routed: retry)", body = ErrorBody),
     )
 )]
 pub(super) async fn cancel(
@@ -289,9 +332,18 @@ pub(super) async fn cancel(
     };
     let reason = body.reason.unwrap_or_else(|| "cancelled".into());
     text(app.config(), "reason", &reason)?;
-    let order = app
-        .cancel_order(id, reason, super::auth::caller(&req))
-        .await?;
+    let caller = super::auth::caller(&req);
+    let order = match body.lines {
+        None => app.cancel_order(id, reason, caller).await?,
+        Some(lines) => {
+            let lines = super::lifecycle::qty_lines(app.config(), "lines", &lines)?;
+            let cmd = lifecycle::LifeCmd::Cancel {
+                lines: Some(lines),
+                reason,
+            };
+            app.order_command(id, cmd, caller).await?
+        }
+    };
     Ok(HttpResponse::Ok().json(OrderView::from(&order)))
 }
 
