@@ -13,6 +13,9 @@ use super::model::{
 use super::routing::{Chain, RoutingTrace};
 use serde::{Deserialize, Serialize};
 
+// `OrderPlaced` holds its whole order inline (about 450 bytes since
+// orders carry their life), which makes every event that large.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {
     WarehouseUpserted {

@@ -377,6 +377,55 @@ impl PaymentBook {
     pub fn expire(&mut self) {
         self.expired = true;
     }
+
+    /// Every effect as (reference, kind, amount), sorted by reference.
+    pub fn entries(&self) -> impl Iterator<Item = (&PaymentReference, PaymentKind, Minor)> + '_ {
+        self.references
+            .iter()
+            .map(|(r, &(kind, amount))| (r, kind, amount))
+    }
+
+    /// Whether the last attempt failed (cleared by an authorization).
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Whether the order expired unpaid.
+    pub fn expired(&self) -> bool {
+        self.expired
+    }
+
+    /// A book made of its effects and its two flags, as [`Self::entries`],
+    /// [`Self::failed`] and [`Self::expired`] give them. The totals are
+    /// summed from the entries as [`Self::apply`] sums them (each kind's
+    /// total does not depend on the order of the effects); `failed` and
+    /// `expired` are taken as given, since which came last is not in the
+    /// entries. A reference given twice is refused.
+    pub fn from_parts(
+        entries: impl IntoIterator<Item = (PaymentReference, PaymentKind, Minor)>,
+        failed: bool,
+        expired: bool,
+    ) -> Result<Self, PaymentRefusal> {
+        let mut book = PaymentBook::new();
+        for (reference, kind, amount) in entries {
+            if let Some(&(k, a)) = book.references.get(&reference) {
+                return Err(PaymentRefusal::ReferenceConflict {
+                    reference,
+                    kind: k,
+                    amount: a,
+                });
+            }
+            book.apply(&PaymentEffect {
+                kind,
+                amount,
+                reference,
+                at: 0,
+            });
+        }
+        book.failed = failed;
+        book.expired = expired;
+        Ok(book)
+    }
 }
 
 #[cfg(test)]

@@ -10,12 +10,16 @@
 //!   kind and its own body.
 //! - `v3.rs`: FROZEN. v2 with the creator (`created_by`, an API key's
 //!   name) of holds and orders; every other body is v2's.
-//! - `v4.rs`: what this build writes: v3 with routing (a warehouse's
-//!   attributes, an order's trace, the `ROUTING_RULES_SET` and
-//!   `ORDER_REROUTED` events, the `ROUTING_RULES` snapshot entry).
+//! - `v4.rs`: FROZEN. v3 with routing (a warehouse's attributes, an
+//!   order's trace, the `ROUTING_RULES_SET` and `ORDER_REROUTED` events,
+//!   the `ROUTING_RULES` snapshot entry).
+//! - `v5.rs`: what this build writes: v4 with the order lifecycle (an
+//!   order's line prices and life, the units of an allocation shipped,
+//!   nine new events: payments, holds, cancelled lines, fulfilments and
+//!   returns).
 //!
 //! Reading always upcasts step by step, oldest to newest, then converts to
-//! the core: v1 → v2 → v3 → v4 → core. A newer server reads every older version; an
+//! the core: v1 → v2 → v3 → v4 → v5 → core. A newer server reads every older version; an
 //! older one refuses a newer version with [`Newer`], never taking it for
 //! damage or a torn write.
 //!
@@ -44,6 +48,7 @@ pub mod v1;
 pub mod v2;
 pub mod v3;
 pub mod v4;
+pub mod v5;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -52,7 +57,7 @@ use crate::core::{self, SkuState};
 use crate::projection::SnapEntry;
 
 /// The format this build writes, and the newest it reads.
-pub const CURRENT: u8 = v4::VERSION;
+pub const CURRENT: u8 = v5::VERSION;
 
 /// Data this build cannot read because a newer one wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -140,7 +145,7 @@ pub fn write_record(
     let mut bodies = Vec::with_capacity(events.len() * 64);
     let mut index = Vec::with_capacity(events.len());
     for e in events {
-        let e = v4::Event::from(*e);
+        let e = v5::Event::from(*e);
         e.write(&mut bodies)?;
         index.push((e.kind(), bodies.len()));
     }
@@ -157,7 +162,8 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
                 .events
                 .into_iter()
                 .map(|e| {
-                    core::Event::try_from(v4::Event::from(v3::Event::from(v2::Event::from(e))))
+                    v5::upcast(v4::Event::from(v3::Event::from(v2::Event::from(e))))
+                        .and_then(core::Event::try_from)
                 })
                 .collect::<Result<_, _>>()?;
             Ok((rec.first_seq, events))
@@ -171,6 +177,7 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
                     v2::Event::read(t.kind, t.body)
                         .map(v3::Event::from)
                         .map(v4::Event::from)
+                        .and_then(v5::upcast)
                         .and_then(core::Event::try_from)
                         .map_err(|e| e.at_version(version))
                 })
@@ -185,6 +192,7 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
                 .map(|t| {
                     v3::Event::read(t.kind, t.body)
                         .map(v4::Event::from)
+                        .and_then(v5::upcast)
                         .and_then(core::Event::try_from)
                         .map_err(|e| e.at_version(version))
                 })
@@ -198,6 +206,20 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
                 .into_iter()
                 .map(|t| {
                     v4::Event::read(t.kind, t.body)
+                        .and_then(v5::upcast)
+                        .and_then(core::Event::try_from)
+                        .map_err(|e| e.at_version(version))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok((rec.first_seq, events))
+        }
+        v5::VERSION => {
+            let rec: v2::Record<'_> = whole(payload)?;
+            let events = rec
+                .events
+                .into_iter()
+                .map(|t| {
+                    v5::Event::read(t.kind, t.body)
                         .and_then(core::Event::try_from)
                         .map_err(|e| e.at_version(version))
                 })
@@ -227,19 +249,20 @@ fn whole<'a, T: serde::Deserialize<'a>>(payload: &'a [u8]) -> Result<T, SchemaEr
 
 /// The facts of one in-memory snapshot entry, as current-format entries
 /// (a SKU becomes several: its header, its open holds, its allocations).
-pub fn entries_of<'a>(e: &'a SnapEntry, out: &mut impl FnMut(v4::SnapEntry<'a>)) {
-    let same = |e| v4::SnapEntry::Same(v3::SnapEntry::Same(e));
+pub fn entries_of<'a>(e: &'a SnapEntry, out: &mut impl FnMut(v5::SnapEntry<'a>)) {
+    let wrap = |e| v5::SnapEntry::Same(e);
+    let same = |e| v5::SnapEntry::Same(v4::SnapEntry::Same(v3::SnapEntry::Same(e)));
     match e {
-        SnapEntry::Warehouse(w) => out(v4::SnapEntry::Warehouse(w.into())),
-        SnapEntry::Sku(state) => v2::sku_entries(state, &mut |e| out(same(e))),
+        SnapEntry::Warehouse(w) => out(wrap(v4::SnapEntry::Warehouse(w.into()))),
+        SnapEntry::Sku(state) => v5::sku_entries(state, out),
         SnapEntry::SkuHold(h) => out(same(v2::SnapEntry::SkuHold(h.into()))),
-        SnapEntry::Hold(h) => out(v4::SnapEntry::Same(v3::SnapEntry::Hold(h.into()))),
-        SnapEntry::Order(o) => out(v4::SnapEntry::Order(o.into())),
+        SnapEntry::Hold(h) => out(wrap(v4::SnapEntry::Same(v3::SnapEntry::Hold(h.into())))),
+        SnapEntry::Order(o) => out(v5::SnapEntry::Order(o.into())),
         SnapEntry::RoutingRules { channel, chain } => {
-            out(v4::SnapEntry::RoutingRules(v4::RoutingRules {
+            out(wrap(v4::SnapEntry::RoutingRules(v4::RoutingRules {
                 channel: channel.as_ref().map(|c| v2::s(c.as_str())),
                 chain: chain.into(),
-            }))
+            })))
         }
         SnapEntry::Idempotency(key, entry) => out(same(v2::SnapEntry::Idempotency(
             v2::Idempotency::from_core(key, entry),
@@ -269,7 +292,7 @@ const CHUNK_OVERHEAD_BYTES: usize = 10;
 
 impl ChunkBuilder {
     /// Encodes `e` on its own: `(kind, body)`.
-    pub fn encode(e: &v4::SnapEntry<'_>, body: &mut Vec<u8>) -> Result<u16, SchemaError> {
+    pub fn encode(e: &v5::SnapEntry<'_>, body: &mut Vec<u8>) -> Result<u16, SchemaError> {
         body.clear();
         e.write(body)?;
         Ok(e.kind())
@@ -312,7 +335,7 @@ impl ChunkBuilder {
 pub fn read_chunk(
     version: u8,
     payload: &[u8],
-    out: &mut dyn FnMut(v4::SnapEntry<'_>) -> Result<(), SchemaError>,
+    out: &mut dyn FnMut(v5::SnapEntry<'_>) -> Result<(), SchemaError>,
 ) -> Result<u64, SchemaError> {
     match version {
         v1::VERSION => {
@@ -322,7 +345,8 @@ pub fn read_chunk(
             for e in list {
                 v2::upcast_entry(e, &mut |e| {
                     if failed.is_ok() {
-                        failed = out(v3::SnapEntry::from(e).into());
+                        failed =
+                            v5::upcast_entry(v3::SnapEntry::from(e).into()).and_then(&mut *out);
                     }
                 });
             }
@@ -333,7 +357,7 @@ pub fn read_chunk(
             let n = chunk.entries.len() as u64;
             for t in chunk.entries {
                 let e = v2::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
-                out(v3::SnapEntry::from(e).into())?;
+                out(v5::upcast_entry(v3::SnapEntry::from(e).into())?)?;
             }
             Ok(n)
         }
@@ -342,7 +366,7 @@ pub fn read_chunk(
             let n = chunk.entries.len() as u64;
             for t in chunk.entries {
                 let e = v3::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
-                out(e.into())?;
+                out(v5::upcast_entry(e.into())?)?;
             }
             Ok(n)
         }
@@ -351,6 +375,15 @@ pub fn read_chunk(
             let n = chunk.entries.len() as u64;
             for t in chunk.entries {
                 let e = v4::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
+                out(v5::upcast_entry(e)?)?;
+            }
+            Ok(n)
+        }
+        v5::VERSION => {
+            let chunk: v2::Chunk<'_> = whole(payload)?;
+            let n = chunk.entries.len() as u64;
+            for t in chunk.entries {
+                let e = v5::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
                 out(e)?;
             }
             Ok(n)
@@ -374,9 +407,21 @@ pub struct Assembler {
 impl Assembler {
     pub fn push(
         &mut self,
-        e: v4::SnapEntry<'_>,
+        e: v5::SnapEntry<'_>,
         out: &mut impl FnMut(SnapEntry),
     ) -> Result<(), SchemaError> {
+        let e = match e {
+            v5::SnapEntry::Order(o) => {
+                self.finish(out)?;
+                out(SnapEntry::Order(o.try_into()?));
+                return Ok(());
+            }
+            v5::SnapEntry::SkuAllocation(a) => {
+                let (order, allocation) = v5::live_allocation(a)?;
+                return self.allocation(order, allocation);
+            }
+            v5::SnapEntry::Same(e) => e,
+        };
         let e = match e {
             v4::SnapEntry::Warehouse(w) => {
                 self.finish(out)?;
@@ -424,17 +469,7 @@ impl Assembler {
             }
             v2::SnapEntry::SkuAllocation(a) => {
                 let order = core::OrderId(a.order);
-                let allocation = core::SkuAllocation::try_from(a.allocation)?;
-                match &mut self.sku {
-                    Some(f) if f.sku == allocation.sku => f.allocations.push((order, allocation)),
-                    _ => {
-                        return Err(SchemaError::Invalid(format!(
-                            "allocation of {order} to sku {} is not after its sku",
-                            allocation.sku
-                        )))
-                    }
-                }
-                return Ok(());
+                return self.allocation(order, core::SkuAllocation::try_from(a.allocation)?);
             }
             _ => {}
         }
@@ -469,6 +504,24 @@ impl Assembler {
             v2::SnapEntry::SkuHold(_) | v2::SnapEntry::SkuAllocation(_) => {}
         }
         Ok(())
+    }
+
+    /// Adds a live allocation to the SKU being assembled: its own.
+    fn allocation(
+        &mut self,
+        order: core::OrderId,
+        allocation: core::SkuAllocation,
+    ) -> Result<(), SchemaError> {
+        match &mut self.sku {
+            Some(f) if f.sku == allocation.sku => {
+                f.allocations.push((order, allocation));
+                Ok(())
+            }
+            _ => Err(SchemaError::Invalid(format!(
+                "allocation of {order} to sku {} is not after its sku",
+                allocation.sku
+            ))),
+        }
     }
 
     /// Hands out the SKU being assembled, if any; call after the last entry.

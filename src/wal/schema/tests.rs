@@ -4,6 +4,11 @@
 //! one built by applying events.
 
 use super::*;
+use crate::core::lifecycle::life::{CancelledUnits, FulfillmentId, Parcel, ReturnId};
+use crate::core::lifecycle::{
+    Command, Currency, Fulfillment, FulfillmentLine, FulfillmentStage, HoldReason, Life,
+    PaymentBook, PaymentEffect, PaymentKind, PaymentReference, Return, ReturnStatus,
+};
 use crate::core::routing::{
     Chain, Cutoff, Excluded, PlanTrace, Rate, RoutingTrace, Rule, ShipmentTrace, ShippingCost,
     SplitPolicy, Verdict, WarehouseRouting,
@@ -190,7 +195,8 @@ fn idem() -> impl Strategy<Value = IdempotencyRecord> {
         }
     })
 }
-fn order() -> impl Strategy<Value = Order> {
+/// An order as v4 held it: no prices, no life.
+fn order_v4() -> impl Strategy<Value = Order> {
     (
         order_without_creator(),
         creator(),
@@ -251,7 +257,8 @@ fn order_without_creator() -> impl Strategy<Value = Order> {
             },
         )
 }
-fn allocation() -> impl Strategy<Value = SkuAllocation> {
+/// An allocation as v4 held it: nothing shipped.
+fn allocation_v4() -> impl Strategy<Value = SkuAllocation> {
     (
         sku(),
         customer(),
@@ -267,10 +274,314 @@ fn allocation() -> impl Strategy<Value = SkuAllocation> {
         })
 }
 
+/// An allocation, some of it shipped.
+fn allocation() -> impl Strategy<Value = SkuAllocation> {
+    (allocation_v4(), any::<u64>()).prop_map(|(a, shipped)| SkuAllocation { shipped, ..a })
+}
+fn sku_qtys() -> impl Strategy<Value = Vec<(SkuId, u64)>> {
+    prop::collection::vec((sku(), any::<u64>()), 0..3)
+}
+fn fulfillment_id() -> impl Strategy<Value = FulfillmentId> {
+    (any::<u64>(), any::<u32>()).prop_map(|(o, n)| FulfillmentId {
+        order: OrderId(o),
+        n,
+    })
+}
+fn return_id() -> impl Strategy<Value = ReturnId> {
+    (any::<u64>(), any::<u32>()).prop_map(|(o, n)| ReturnId {
+        order: OrderId(o),
+        n,
+    })
+}
+fn command() -> impl Strategy<Value = Command> {
+    prop::sample::select(Command::ALL)
+}
+fn payment_kind() -> impl Strategy<Value = PaymentKind> {
+    prop::sample::select(PaymentKind::ALL)
+}
+fn reference() -> impl Strategy<Value = PaymentReference> {
+    "[A-Za-z0-9_-]{1,16}".prop_map(|r| PaymentReference::parse(&r).unwrap())
+}
+fn hold_reason() -> impl Strategy<Value = HoldReason> {
+    "[a-z_]{1,20}".prop_map(|r| HoldReason::parse(&r).unwrap())
+}
+fn parcel() -> impl Strategy<Value = Parcel> {
+    (text(), text(), sku_qtys(), any::<u64>()).prop_map(|(carrier, tracking, lines, at)| Parcel {
+        carrier,
+        tracking,
+        lines,
+        at,
+    })
+}
+fn fulfillment() -> impl Strategy<Value = Fulfillment> {
+    (
+        fulfillment_id(),
+        wh(),
+        prop::sample::select(vec![
+            FulfillmentStage::Pending,
+            FulfillmentStage::Accepted,
+            FulfillmentStage::Picked,
+            FulfillmentStage::Packed,
+            FulfillmentStage::Rejected,
+        ]),
+        prop::collection::vec((sku(), any::<[u64; 4]>()), 0..3),
+        prop::collection::vec(parcel(), 0..2),
+        prop::option::of(text()),
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(id, warehouse, stage, lines, parcels, reason, created_at, updated_at)| Fulfillment {
+                id,
+                warehouse,
+                stage,
+                lines: lines
+                    .into_iter()
+                    .map(|(k, [ordered, cancelled, shipped, delivered])| {
+                        (
+                            k,
+                            FulfillmentLine {
+                                ordered,
+                                cancelled,
+                                shipped,
+                                delivered,
+                            },
+                        )
+                    })
+                    .collect(),
+                parcels,
+                reason,
+                created_at,
+                updated_at,
+            },
+        )
+}
+fn a_return() -> impl Strategy<Value = Return> {
+    (
+        return_id(),
+        prop::sample::select(ReturnStatus::ALL),
+        text(),
+        sku_qtys(),
+        sku_qtys(),
+        prop::option::of(wh()),
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(id, status, reason, lines, received, restocked_to, created_at, updated_at)| Return {
+                id,
+                status,
+                reason,
+                lines,
+                received,
+                restocked_to,
+                created_at,
+                updated_at,
+            },
+        )
+}
+/// A payment book as the order's actor builds it: effects applied one
+/// after the other (a reference used twice changes nothing), maybe expired.
+fn payment_book() -> impl Strategy<Value = PaymentBook> {
+    (
+        prop::collection::vec(
+            (payment_kind(), any::<u64>(), reference(), any::<u64>()),
+            0..6,
+        ),
+        any::<bool>(),
+    )
+        .prop_map(|(effects, expire)| {
+            let mut book = PaymentBook::new();
+            for (kind, amount, reference, at) in effects {
+                book.apply(&PaymentEffect {
+                    kind,
+                    amount,
+                    reference,
+                    at,
+                });
+            }
+            if expire {
+                book.expire();
+            }
+            book
+        })
+}
+fn life() -> impl Strategy<Value = Life> {
+    (
+        prop::option::of("[A-Z]{3}".prop_map(|c| Currency::parse(&c).unwrap())),
+        any::<bool>(),
+        prop::option::of(any::<u64>()),
+        payment_book(),
+        prop::option::of(hold_reason()),
+        prop::collection::btree_map(sku(), any::<u64>(), 0..3),
+        prop::collection::vec(fulfillment(), 0..3),
+        prop::collection::vec(a_return(), 0..2),
+    )
+        .prop_map(
+            |(
+                currency,
+                payment_required,
+                pay_by,
+                payments,
+                hold,
+                cancelled,
+                fulfillments,
+                returns,
+            )| {
+                Life {
+                    currency,
+                    payment_required,
+                    pay_by,
+                    payments,
+                    hold,
+                    cancelled,
+                    fulfillments,
+                    returns,
+                }
+            },
+        )
+}
+/// An order with everything v5 holds: prices and a life.
+fn order() -> impl Strategy<Value = Order> {
+    (
+        order_v4(),
+        prop::collection::vec(prop::option::of(any::<u64>()), 4),
+        life(),
+    )
+        .prop_map(|(mut o, prices, life)| {
+            for (line, price) in o.lines.iter_mut().zip(prices) {
+                line.unit_price = price;
+            }
+            Order { life, ..o }
+        })
+}
+/// The events v5 adds.
+fn life_event() -> impl Strategy<Value = Event> {
+    let order = || any::<u64>().prop_map(OrderId);
+    prop_oneof![
+        (
+            order(),
+            payment_kind(),
+            any::<u64>(),
+            reference(),
+            any::<u64>()
+        )
+            .prop_map(|(order, kind, amount, reference, at)| Event::OrderPayment {
+                order,
+                effect: PaymentEffect {
+                    kind,
+                    amount,
+                    reference,
+                    at
+                },
+            }),
+        (order(), prop::option::of(hold_reason()), any::<u64>())
+            .prop_map(|(order, reason, at)| Event::OrderHoldSet { order, reason, at }),
+        (
+            order(),
+            prop::collection::vec((fulfillment_id(), wh(), sku(), any::<u64>()), 0..3),
+            text(),
+            any::<bool>(),
+            any::<u64>()
+        )
+            .prop_map(
+                |(order, units, reason, expired, at)| Event::OrderLinesCancelled {
+                    order,
+                    units: units
+                        .into_iter()
+                        .map(|(fulfillment, warehouse, sku, qty)| CancelledUnits {
+                            fulfillment,
+                            warehouse,
+                            sku,
+                            qty,
+                        })
+                        .collect(),
+                    reason,
+                    expired,
+                    at,
+                }
+            ),
+        (
+            order(),
+            fulfillment_id(),
+            command(),
+            prop::option::of(text()),
+            any::<u64>()
+        )
+            .prop_map(|(order, fulfillment, command, reason, at)| {
+                Event::FulfillmentStaged {
+                    order,
+                    fulfillment,
+                    command,
+                    reason,
+                    at,
+                }
+            }),
+        (order(), fulfillment_id(), wh(), parcel()).prop_map(
+            |(order, fulfillment, warehouse, parcel)| Event::FulfillmentShipped {
+                order,
+                fulfillment,
+                warehouse,
+                parcel,
+            }
+        ),
+        (order(), fulfillment_id(), sku_qtys(), any::<u64>()).prop_map(
+            |(order, fulfillment, lines, at)| Event::FulfillmentDelivered {
+                order,
+                fulfillment,
+                lines,
+                at,
+            }
+        ),
+        (order(), return_id(), sku_qtys(), text(), any::<u64>()).prop_map(
+            |(order, ret, lines, reason, at)| Event::ReturnRequested {
+                order,
+                ret,
+                lines,
+                reason,
+                at,
+            }
+        ),
+        (
+            order(),
+            return_id(),
+            sku_qtys(),
+            prop::option::of(wh()),
+            any::<u64>()
+        )
+            .prop_map(|(order, ret, lines, restock, at)| Event::ReturnReceived {
+                order,
+                ret,
+                lines,
+                restock,
+                at,
+            }),
+        (order(), return_id(), command(), any::<u64>()).prop_map(|(order, ret, command, at)| {
+            Event::ReturnSettled {
+                order,
+                ret,
+                command,
+                at,
+            }
+        }),
+    ]
+}
+
 /// Every variant of the core's `Event`.
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
         8 => old_event(),
+        9 => life_event(),
+        2 => (
+            order(),
+            prop::collection::vec(allocation(), 0..3),
+            prop::option::of(idem())
+        )
+            .prop_map(|(order, allocations, idempotency)| Event::OrderPlaced {
+                order,
+                allocations,
+                idempotency,
+            }),
         1 => (prop::option::of(channel()), prop::option::of(chain()), any::<u64>())
             .prop_map(|(channel, chain, at)| Event::RoutingRulesSet { channel, chain, at }),
         1 => (
@@ -300,7 +611,8 @@ fn event() -> impl Strategy<Value = Event> {
     ]
 }
 
-/// Every variant of the core's `Event` that formats before v4 have.
+/// Every variant of the core's `Event` that formats before v4 have, with
+/// the values those formats hold (no prices, life or shipped units).
 fn old_event() -> impl Strategy<Value = Event> {
     prop_oneof![
         warehouse().prop_map(|warehouse| Event::WarehouseUpserted { warehouse }),
@@ -352,8 +664,8 @@ fn old_event() -> impl Strategy<Value = Event> {
             }
         }),
         (
-            order(),
-            prop::collection::vec(allocation(), 0..3),
+            order_v4(),
+            prop::collection::vec(allocation_v4(), 0..3),
             prop::option::of(idem())
         )
             .prop_map(|(order, allocations, idempotency)| Event::OrderPlaced {
@@ -661,6 +973,58 @@ fn without_creator(e: Event) -> Event {
     }
 }
 
+/// What reading an order written before v5 gives: no prices; the
+/// fulfilments placement makes from its shipments; if it was cancelled,
+/// every unit cancelled.
+fn upcast(o: Order) -> Order {
+    let mut fulfillments =
+        crate::core::lifecycle::life::fulfillments_at_placement(o.id, &o.shipments, o.created_at);
+    let mut cancelled = std::collections::BTreeMap::new();
+    if o.status == OrderStatus::Cancelled {
+        for f in &mut fulfillments {
+            for (_, l) in &mut f.lines {
+                l.cancelled = l.ordered;
+            }
+        }
+        for l in &o.lines {
+            let units: &mut u64 = cancelled.entry(l.sku.clone()).or_default();
+            *units = units.saturating_add(l.qty);
+        }
+    }
+    Order {
+        lines: o
+            .lines
+            .iter()
+            .map(|l| OrderLine {
+                unit_price: None,
+                ..l.clone()
+            })
+            .collect(),
+        life: Life {
+            cancelled,
+            fulfillments,
+            ..Life::default()
+        },
+        ..o
+    }
+}
+
+/// What reading `e` written before v5 gives.
+fn upcast_event(e: Event) -> Event {
+    match e {
+        Event::OrderPlaced {
+            order,
+            allocations,
+            idempotency,
+        } => Event::OrderPlaced {
+            order: upcast(order),
+            allocations,
+            idempotency,
+        },
+        other => other,
+    }
+}
+
 /// `[version][crc32 of version and payload]`, then the payload: v2's
 /// framing (and v3's).
 fn framed_as(version: u8, payload: &[u8]) -> Vec<u8> {
@@ -725,6 +1089,32 @@ fn v3_record(first_seq: u64, events: &[Event]) -> Vec<u8> {
     framed_as(3, &payload)
 }
 
+/// A v4 record of `events`, as a v4 build wrote it.
+fn v4_record(first_seq: u64, events: &[Event]) -> Vec<u8> {
+    let disk: Vec<v4::Event> = events.iter().map(v4::Event::from).collect();
+    let bodies: Vec<Vec<u8>> = disk
+        .iter()
+        .map(|e| {
+            let mut b = Vec::new();
+            e.write(&mut b).unwrap();
+            b
+        })
+        .collect();
+    let payload = postcard::to_stdvec(&v2::Record {
+        first_seq,
+        events: disk
+            .iter()
+            .zip(&bodies)
+            .map(|(e, b)| v2::Tagged {
+                kind: e.kind(),
+                body: b,
+            })
+            .collect(),
+    })
+    .unwrap();
+    framed_as(4, &payload)
+}
+
 /// A v1 record: `[1][crc32 of the payload]`, then v1's payload.
 fn v1_record(first_seq: u64, events: &[Event]) -> Vec<u8> {
     let payload = postcard::to_stdvec(&v1::Record {
@@ -745,10 +1135,10 @@ proptest! {
     fn every_event_round_trips(first_seq in any::<u64>(), events in prop::collection::vec(event(), 0..12)) {
         // core -> on-disk -> core
         for e in &events {
-            let disk = v4::Event::from(e);
+            let disk = v5::Event::from(e);
             let mut body = Vec::new();
             disk.write(&mut body).unwrap();
-            let back = v4::Event::read(disk.kind(), &body).unwrap();
+            let back = v5::Event::read(disk.kind(), &body).unwrap();
             prop_assert_eq!(&back, &disk);
             prop_assert_eq!(&Event::try_from(back).unwrap(), e);
         }
@@ -767,13 +1157,13 @@ proptest! {
     fn v2_bytes_read_as_the_values_they_were_written_from_without_creators(first_seq in any::<u64>(), events in prop::collection::vec(old_event(), 0..12)) {
         let rec = record::decode(&v2_record(first_seq, &events)).unwrap();
         prop_assert_eq!(rec.first_seq, first_seq);
-        let want: Vec<Event> = events.into_iter().map(without_creator).collect();
+        let want: Vec<Event> = events.into_iter().map(without_creator).map(upcast_event).collect();
         prop_assert_eq!(rec.events, want);
     }
 
     /// v2 snapshot chunks: hold records and orders with no creator.
     #[test]
-    fn v2_snapshot_chunks_read_without_creators(hold in hold(), o in order()) {
+    fn v2_snapshot_chunks_read_without_creators(hold in hold(), o in order_v4()) {
         let record = HoldRecord { hold: hold.clone(), status: HoldStatus::Active, order: None, closed_at: None };
         let entries = [v2::SnapEntry::Hold((&record).into()), v2::SnapEntry::Order((&o).into())];
         let bodies: Vec<Vec<u8>> = entries.iter().map(|e| { let mut b = Vec::new(); e.write(&mut b).unwrap(); b }).collect();
@@ -787,7 +1177,7 @@ proptest! {
         prop_assert_eq!(n, 2);
         prop_assert_eq!(back, vec![
             SnapEntry::Hold(HoldRecord { hold: Hold { created_by: None, ..hold }, ..record }),
-            SnapEntry::Order(Order { created_by: None, routing: None, ..o }),
+            SnapEntry::Order(upcast(Order { created_by: None, routing: None, ..o })),
         ]);
     }
 
@@ -797,14 +1187,14 @@ proptest! {
     fn v3_bytes_read_as_the_values_they_were_written_from_without_routing(first_seq in any::<u64>(), events in prop::collection::vec(old_event(), 0..12)) {
         let rec = record::decode(&v3_record(first_seq, &events)).unwrap();
         prop_assert_eq!(rec.first_seq, first_seq);
-        let want: Vec<Event> = events.into_iter().map(without_routing).collect();
+        let want: Vec<Event> = events.into_iter().map(without_routing).map(upcast_event).collect();
         prop_assert_eq!(rec.events, want);
     }
 
     /// v3 snapshot chunks: warehouses with the default attributes, orders
     /// without a trace.
     #[test]
-    fn v3_snapshot_chunks_read_without_routing(w in warehouse(), o in order()) {
+    fn v3_snapshot_chunks_read_without_routing(w in warehouse(), o in order_v4()) {
         let entries = [
             v3::SnapEntry::Same(v2::SnapEntry::Warehouse((&w).into())),
             v3::SnapEntry::Order((&o).into()),
@@ -820,8 +1210,38 @@ proptest! {
         prop_assert_eq!(n, 2);
         prop_assert_eq!(back, vec![
             SnapEntry::Warehouse(Warehouse { routing: WarehouseRouting::default(), ..w }),
-            SnapEntry::Order(Order { routing: None, ..o }),
+            SnapEntry::Order(upcast(Order { routing: None, ..o })),
         ]);
+    }
+
+    /// v4 logs (written before the lifecycle) keep loading: orders with no
+    /// prices, their fulfilments made from their shipments, cancelled ones
+    /// with every unit cancelled; allocations with nothing shipped.
+    #[test]
+    fn v4_bytes_read_with_the_lifecycle_upcast(first_seq in any::<u64>(), events in prop::collection::vec(old_event(), 0..12)) {
+        let rec = record::decode(&v4_record(first_seq, &events)).unwrap();
+        prop_assert_eq!(rec.first_seq, first_seq);
+        let want: Vec<Event> = events.into_iter().map(upcast_event).collect();
+        prop_assert_eq!(rec.events, want);
+    }
+
+    /// v4 snapshot chunks: orders upcast as in the log, a SKU's live
+    /// allocations with nothing shipped.
+    #[test]
+    fn v4_snapshot_chunks_read_with_the_lifecycle_upcast(state in sku_state(), o in order_v4()) {
+        let mut entries = Vec::new();
+        v2::sku_entries(&state, &mut |e| entries.push(v4::SnapEntry::Same(v3::SnapEntry::Same(e))));
+        entries.push(v4::SnapEntry::Order((&o).into()));
+        let bodies: Vec<Vec<u8>> = entries.iter().map(|e| { let mut b = Vec::new(); e.write(&mut b).unwrap(); b }).collect();
+        let payload = postcard::to_stdvec(&v2::Chunk {
+            entries: entries.iter().zip(&bodies).map(|(e, b)| v2::Tagged { kind: e.kind(), body: b }).collect(),
+        }).unwrap();
+        let mut back = Vec::new();
+        let mut assembler = Assembler::default();
+        let n = read_chunk(4, &payload, &mut |e| assembler.push(e, &mut |x| back.push(x))).unwrap();
+        assembler.finish(&mut |x| back.push(x)).unwrap();
+        prop_assert_eq!(n, entries.len() as u64);
+        prop_assert_eq!(back, vec![SnapEntry::Sku(Box::new(state)), SnapEntry::Order(upcast(o))]);
     }
 
     #[test]
@@ -830,7 +1250,8 @@ proptest! {
         let events: Vec<Event> = events.into_iter().map(without_creator).collect();
         let rec = record::decode(&v1_record(first_seq, &events)).unwrap();
         prop_assert_eq!(rec.first_seq, first_seq);
-        prop_assert_eq!(rec.events, events);
+        let want: Vec<Event> = events.into_iter().map(upcast_event).collect();
+        prop_assert_eq!(rec.events, want);
     }
 
     #[test]
@@ -928,7 +1349,7 @@ proptest! {
         prop_assert_eq!(back, vec![
             SnapEntry::Sku(Box::new(state)),
             SnapEntry::Hold(HoldRecord { hold, status: HoldStatus::Consumed, order: Some(o.id), closed_at: Some(7) }),
-            SnapEntry::Order(o),
+            SnapEntry::Order(upcast(o)),
         ]);
     }
 }
@@ -1187,4 +1608,302 @@ fn v1_types_encode_as_the_first_release_did() {
     want.push(1);
     assert_eq!(&bytes[5..], &want[..]);
     assert_eq!(record::decode(&bytes).unwrap().events, events);
+}
+
+fn id_of<T>(parse: fn(&str) -> Result<T, crate::core::IdError>, v: &str) -> T {
+    parse(v).unwrap()
+}
+
+/// A v4 order of two shipments, cancelled or not.
+fn v4_order(cancelled: bool) -> Order {
+    let sku = |v| id_of(SkuId::parse, v);
+    let wh = |v| id_of(WarehouseId::parse, v);
+    Order {
+        id: OrderId(7),
+        channel: id_of(ChannelId::parse, "web"),
+        customer: id_of(CustomerId::parse, "c1"),
+        ship_to: ShipTo {
+            location: Location { lat: 1.0, lon: 2.0 },
+            country: None,
+        },
+        lines: vec![
+            OrderLine {
+                sku: sku("a"),
+                qty: 3,
+                reservation: None,
+                unit_price: None,
+            },
+            OrderLine {
+                sku: sku("b"),
+                qty: 1,
+                reservation: None,
+                unit_price: None,
+            },
+            OrderLine {
+                sku: sku("a"),
+                qty: 2,
+                reservation: None,
+                unit_price: None,
+            },
+        ],
+        shipments: vec![
+            Shipment {
+                warehouse: wh("w2"),
+                lines: vec![(sku("b"), 1), (sku("a"), 1)],
+            },
+            Shipment {
+                warehouse: wh("w1"),
+                lines: vec![(sku("a"), 4)],
+            },
+        ],
+        status: if cancelled {
+            OrderStatus::Cancelled
+        } else {
+            OrderStatus::Placed
+        },
+        created_at: 100,
+        updated_at: 150,
+        created_by: None,
+        routing: None,
+        life: Life::default(),
+    }
+}
+
+fn read_v4_order(o: &Order) -> Order {
+    let placed = Event::OrderPlaced {
+        order: o.clone(),
+        allocations: Vec::new(),
+        idempotency: None,
+    };
+    let rec = record::decode(&v4_record(1, &[placed])).unwrap();
+    match rec.events.into_iter().next() {
+        Some(Event::OrderPlaced { order, .. }) => order,
+        other => panic!("not an order: {other:?}"),
+    }
+}
+
+#[test]
+fn a_v4_order_gets_its_fulfilments_from_its_shipments() {
+    let order = read_v4_order(&v4_order(false));
+    let life = &order.life;
+    assert_eq!(life.currency, None);
+    assert!(!life.payment_required);
+    assert!(life.payments.is_empty());
+    assert!(life.cancelled.is_empty());
+    let ids: Vec<String> = life.fulfillments.iter().map(|f| f.id.to_string()).collect();
+    assert_eq!(ids, ["ful_7_1", "ful_7_2"]);
+    let first = &life.fulfillments[0];
+    assert_eq!(first.warehouse.as_str(), "w2");
+    assert_eq!(first.stage, FulfillmentStage::Pending);
+    // Sorted by SKU, nothing cancelled, shipped or delivered.
+    let lines: Vec<(&str, FulfillmentLine)> =
+        first.lines.iter().map(|(k, l)| (k.as_str(), *l)).collect();
+    let ordered = |n| FulfillmentLine {
+        ordered: n,
+        ..FulfillmentLine::default()
+    };
+    assert_eq!(lines, [("a", ordered(1)), ("b", ordered(1))]);
+    assert_eq!((first.created_at, first.updated_at), (100, 100));
+    assert_eq!(life.fulfillments[1].lines.len(), 1);
+    assert_eq!(life.fulfillments[1].lines[0].1, ordered(4));
+    assert!(order.lines.iter().all(|l| l.unit_price.is_none()));
+    assert_eq!(
+        order.lifecycle_status(),
+        crate::core::lifecycle::OrderStatus::Ready
+    );
+}
+
+#[test]
+fn a_cancelled_v4_order_has_every_unit_cancelled() {
+    let order = read_v4_order(&v4_order(true));
+    let cancelled: Vec<(&str, u64)> = order
+        .life
+        .cancelled
+        .iter()
+        .map(|(k, q)| (k.as_str(), *q))
+        .collect();
+    assert_eq!(cancelled, [("a", 5), ("b", 1)]);
+    for f in &order.life.fulfillments {
+        assert!(f
+            .lines
+            .iter()
+            .all(|(_, l)| l.cancelled == l.ordered && l.ordered > 0));
+        assert!(!f.is_open());
+    }
+    assert_eq!(
+        order.lifecycle_status(),
+        crate::core::lifecycle::OrderStatus::Cancelled
+    );
+}
+
+/// One event of every core variant, with a full life on the order.
+fn one_of_each() -> Vec<Event> {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let mut pick = |s: BoxedStrategy<Event>| s.new_tree(&mut runner).unwrap().current();
+    let mut events = Vec::new();
+    while events.len() < 200 {
+        events.push(pick(event().boxed()));
+    }
+    events.push(pick(life_event().boxed()));
+    events
+}
+
+#[test]
+fn a_record_with_every_kind_decodes() {
+    let events = one_of_each();
+    let kinds: std::collections::BTreeSet<u16> =
+        events.iter().map(|e| v5::Event::from(e).kind()).collect();
+    assert_eq!(kinds, (1..=20).collect(), "every kind, 1 to 20");
+    let refs: Vec<&Event> = events.iter().collect();
+    let bytes = record::encode(3, &refs).unwrap();
+    assert_eq!(bytes[0], v5::VERSION);
+    let rec = record::decode(&bytes).unwrap();
+    assert_eq!(rec.first_seq, 3);
+    assert_eq!(rec.events, events);
+}
+
+/// Encodes `body` as one event of kind `kind` and reads it back to the core.
+fn read_body<T: serde::Serialize>(kind: u16, body: &T) -> Result<Event, SchemaError> {
+    let bytes = postcard::to_stdvec(body).unwrap();
+    v5::Event::read(kind, &bytes).and_then(Event::try_from)
+}
+
+fn assert_invalid(r: Result<Event, SchemaError>, name: &str) {
+    match r {
+        Err(SchemaError::Invalid(m)) => assert!(m.contains(name), "{m}"),
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_names_are_refused() {
+    let sub = v5::SubId { order: 1, n: 1 };
+    let payment = |kind: &'static str, reference: &'static str| v5::OrderPayment {
+        order: 1,
+        kind: kind.into(),
+        amount: 5,
+        reference: reference.into(),
+        at: 0,
+    };
+    assert!(read_body(v5::kind::ORDER_PAYMENT, &payment("capture", "r1")).is_ok());
+    assert_invalid(
+        read_body(v5::kind::ORDER_PAYMENT, &payment("teleport", "r1")),
+        "teleport",
+    );
+    assert_invalid(
+        read_body(v5::kind::ORDER_PAYMENT, &payment("capture", "")),
+        "payment reference",
+    );
+    let staged = |command: &'static str| v5::FulfillmentStaged {
+        order: 1,
+        fulfillment: sub,
+        command: command.into(),
+        reason: None,
+        at: 0,
+    };
+    assert!(read_body(v5::kind::FULFILLMENT_STAGED, &staged("pick")).is_ok());
+    assert_invalid(
+        read_body(v5::kind::FULFILLMENT_STAGED, &staged("juggle")),
+        "juggle",
+    );
+    let settled = v5::ReturnSettled {
+        order: 1,
+        ret: sub,
+        command: "Return_Close".into(),
+        at: 0,
+    };
+    assert_invalid(
+        read_body(v5::kind::RETURN_SETTLED, &settled),
+        "Return_Close",
+    );
+    let held = v5::OrderHoldSet {
+        order: 1,
+        reason: Some("".into()),
+        at: 0,
+    };
+    assert_invalid(read_body(v5::kind::ORDER_HOLD_SET, &held), "hold reason");
+
+    // Inside an order: a stage, a return status, a currency, a payment kind.
+    let o = v4_order(false);
+    let with = |edit: &dyn Fn(&mut v5::Life<'static>)| {
+        let mut disk = v5::Order::from(&o);
+        let mut life = v5::Life {
+            fulfillments: vec![v5::Fulfillment {
+                id: sub,
+                warehouse: "w1".into(),
+                stage: "packed".into(),
+                lines: Vec::new(),
+                parcels: Vec::new(),
+                reason: None,
+                created_at: 0,
+                updated_at: 0,
+            }],
+            returns: vec![v5::Return {
+                id: sub,
+                status: "requested".into(),
+                reason: "".into(),
+                lines: Vec::new(),
+                received: Vec::new(),
+                restocked_to: None,
+                created_at: 0,
+                updated_at: 0,
+            }],
+            currency: Some("EUR".into()),
+            payments: v5::Payments {
+                entries: vec![v5::Payment {
+                    reference: "r".into(),
+                    kind: "authorize".into(),
+                    amount: 3,
+                }],
+                failed: false,
+                expired: false,
+            },
+            ..v5::Life::default()
+        };
+        edit(&mut life);
+        disk.life = life;
+        let placed = v5::OrderPlaced {
+            order: disk,
+            allocations: Vec::new(),
+            idempotency: None,
+        };
+        read_body(v5::kind::ORDER_PLACED, &placed)
+    };
+    let good = with(&|_| {}).unwrap();
+    match good {
+        Event::OrderPlaced { order, .. } => {
+            assert_eq!(order.life.fulfillments[0].stage, FulfillmentStage::Packed);
+            assert_eq!(order.life.payments.authorized(), 3);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_invalid(
+        with(&|l| l.fulfillments[0].stage = "shipped".into()),
+        "shipped",
+    );
+    assert_invalid(with(&|l| l.fulfillments[0].stage = "boxed".into()), "boxed");
+    assert_invalid(with(&|l| l.returns[0].status = "lost".into()), "lost");
+    assert_invalid(with(&|l| l.currency = Some("eur".into())), "eur");
+    assert_invalid(
+        with(&|l| l.payments.entries[0].kind = "gift".into()),
+        "gift",
+    );
+    assert_invalid(
+        with(&|l| l.payments.entries.push(l.payments.entries[0].clone())),
+        "payment book",
+    );
+}
+
+#[test]
+fn an_order_with_prices_for_other_lines_is_refused() {
+    let o = v4_order(false);
+    let mut disk = v5::Order::from(&o);
+    disk.unit_prices.pop();
+    let placed = v5::OrderPlaced {
+        order: disk,
+        allocations: Vec::new(),
+        idempotency: None,
+    };
+    assert_invalid(read_body(v5::kind::ORDER_PLACED, &placed), "unit prices");
 }

@@ -1,4 +1,5 @@
-//! Format v4: what this build writes. It adds routing:
+//! Format v4: FROZEN (v5 is written now; never edit this module). It
+//! added routing:
 //!
 //! - a warehouse's routing attributes (`WAREHOUSE_UPSERTED` event and
 //!   `WAREHOUSE` snapshot entry: v2's warehouse followed by [`Routing`]);
