@@ -14,13 +14,13 @@
 //! DashMap rule: never hold a guard of one map while touching the same map,
 //! and never across an `.await`; copy values out.
 
+use crate::core::lifecycle::FulfillmentId;
 use crate::core::routing::Chain;
 use crate::core::sku::FactsError;
 use crate::core::{
     order, routing, Event, HoldId, HoldStatus, Millis, Order, OrderId, OrderStatus, ReleaseReason,
     SkuId, SkuState, Warehouse, WarehouseId,
 };
-use crate::core::lifecycle::FulfillmentId;
 use crate::core::{ChannelId, Hold, Horizon, IdempotencyRecord};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};

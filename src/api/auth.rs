@@ -94,7 +94,11 @@ pub const ROUTES: &[(&str, &str, &[Allow])] = {
         ("POST", "/v1/fulfillments/{id}/ship", &[WarehouseInBody]),
         ("POST", "/v1/fulfillments/{id}/deliver", &[WarehouseInBody]),
         ("POST", "/v1/fulfillments/{id}/reject", &[WarehouseInBody]),
-        ("GET", "/v1/warehouses/{id}/fulfillments", &[Read, WarehouseInPath]),
+        (
+            "GET",
+            "/v1/warehouses/{id}/fulfillments",
+            &[Read, WarehouseInPath],
+        ),
         ("GET", "/v1/returns/{id}", &[Read, Storefront]),
         ("POST", "/v1/returns/{id}/receive", &[WarehouseInBody]),
         ("POST", "/v1/returns/{id}/close", &[]),

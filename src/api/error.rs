@@ -626,11 +626,9 @@ impl From<LifeRefusal> for ApiError {
                 ApiError::new(ErrorCode::OrderOnHold, msg).with("reason", reason.as_str())
             }
             LifeRefusal::AwaitingPayment => ApiError::new(ErrorCode::AwaitingPayment, msg),
-            LifeRefusal::TooMany { what, max } => {
-                ApiError::new(ErrorCode::EntityLimitReached, msg)
-                    .with("entity", what)
-                    .with("limit", max)
-            }
+            LifeRefusal::TooMany { what, max } => ApiError::new(ErrorCode::EntityLimitReached, msg)
+                .with("entity", what)
+                .with("limit", max),
             LifeRefusal::Busy => ApiError::new(ErrorCode::OrderBusy, msg),
         }
     }

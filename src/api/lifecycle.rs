@@ -101,7 +101,12 @@ pub(super) fn qty_lines(
         .collect()
 }
 
-async fn run(app: &App, req: &HttpRequest, order: OrderId, cmd: LifeCmd) -> Result<Order, ApiError> {
+async fn run(
+    app: &App,
+    req: &HttpRequest,
+    order: OrderId,
+    cmd: LifeCmd,
+) -> Result<Order, ApiError> {
     Ok(app
         .order_command(order, cmd, super::auth::caller(req))
         .await?)
@@ -190,9 +195,7 @@ pub(super) async fn payment(
     }
     if let Some(c) = &b.currency {
         let c = Currency::parse(c).map_err(|e| ApiError::invalid("currency", e))?;
-        let order = app
-            .order_seen_by(id, &super::auth::caller(&req))
-            .await?;
+        let order = app.order_seen_by(id, &super::auth::caller(&req)).await?;
         if order.life.currency != Some(c) {
             let theirs = order
                 .life
@@ -337,7 +340,7 @@ pub(super) async fn get_fulfillment(
 }
 
 macro_rules! step {
-    ($name:ident, $command:expr, $op:literal, $path:literal, $doc:literal) => {
+    ($name:ident, $cmd:expr, $op:literal, $path:literal, $doc:literal) => {
         #[doc = $doc]
         #[utoipa::path(
             post,
@@ -358,34 +361,38 @@ macro_rules! step {
             path: web::Path<String>,
         ) -> Result<HttpResponse, ApiError> {
             let id = fulfillment_for(&app, &req, &path).await?;
-            let cmd = LifeCmd::Stage {
-                fulfillment: id,
-                command: $command,
-                reason: None,
-            };
-            let order = run(&app, &req, id.order, cmd).await?;
+            let cmd: fn(FulfillmentId) -> LifeCmd = $cmd;
+            let order = run(&app, &req, id.order, cmd(id)).await?;
             fulfillment_view(&order, id)
         }
     };
 }
 
+fn stage(fulfillment: FulfillmentId, command: Command) -> LifeCmd {
+    LifeCmd::Stage {
+        fulfillment,
+        command,
+        reason: None,
+    }
+}
+
 step!(
     accept,
-    Command::Accept,
+    |f| stage(f, Command::Accept),
     "accept_fulfillment",
     "/v1/fulfillments/{id}/accept",
     "The warehouse takes the work."
 );
 step!(
     pick,
-    Command::Pick,
+    |f| stage(f, Command::Pick),
     "pick_fulfillment",
     "/v1/fulfillments/{id}/pick",
     "The units are picked from the shelves."
 );
 step!(
     pack,
-    Command::Pack,
+    |f| stage(f, Command::Pack),
     "pack_fulfillment",
     "/v1/fulfillments/{id}/pack",
     "The units are packed, ready for the carrier."
@@ -441,7 +448,7 @@ pub(super) async fn ship(
 
 step!(
     deliver,
-    Command::Deliver,
+    |fulfillment| LifeCmd::Deliver { fulfillment },
     "deliver_fulfillment",
     "/v1/fulfillments/{id}/deliver",
     "Every shipped unit arrived."
@@ -515,7 +522,9 @@ pub(super) async fn warehouse_fulfillments(
         Some(raw) => raw
             .parse::<usize>()
             .ok()
-            .filter(|n| raw.bytes().all(|b| b.is_ascii_digit()) && (1..=config.orders_page_max).contains(n))
+            .filter(|n| {
+                raw.bytes().all(|b| b.is_ascii_digit()) && (1..=config.orders_page_max).contains(n)
+            })
             .ok_or_else(|| {
                 ApiError::invalid("limit", format!("must be 1 to {}", config.orders_page_max))
             })?,
@@ -536,7 +545,11 @@ pub(super) async fn warehouse_fulfillments(
         .transpose()?;
     let page = app.fulfillments_page(&wh, status, after, limit).await?;
     Ok(HttpResponse::Ok().json(FulfillmentPageView {
-        fulfillments: page.fulfillments.iter().map(FulfillmentView::from).collect(),
+        fulfillments: page
+            .fulfillments
+            .iter()
+            .map(FulfillmentView::from)
+            .collect(),
         next_cursor: page.next.map(|f| format!("f{}_{}", f.order.0, f.n)),
     }))
 }

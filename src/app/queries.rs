@@ -15,9 +15,9 @@ use crate::core::{
     lifecycle, routing, ChannelId, CustomerId, HoldId, Millis, Order, OrderId, SkuId, SkuState,
     Warehouse, WarehouseId,
 };
-use lifecycle::{Fulfillment, FulfillmentId, FulfillmentStatus, LifeRefusal, Return, ReturnId};
 use crate::projection::{HoldRecord, Projection};
 use crate::wire::StockView;
+use lifecycle::{Fulfillment, FulfillmentId, FulfillmentStatus, LifeRefusal, Return, ReturnId};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 

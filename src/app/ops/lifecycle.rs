@@ -42,7 +42,12 @@ impl Surge {
             .await
     }
 
-    async fn run_life(&self, id: OrderId, cmd: LifeCmd, caller: &Caller) -> Result<Order, CmdError> {
+    async fn run_life(
+        &self,
+        id: OrderId,
+        cmd: LifeCmd,
+        caller: &Caller,
+    ) -> Result<Order, CmdError> {
         if caller.own_only {
             // Who placed it never changes: the read model knows.
             self.order_seen_by(id, caller).await?;
@@ -126,22 +131,27 @@ impl Surge {
         order: &Order,
         fulfillment: crate::core::lifecycle::FulfillmentId,
     ) -> Result<Order, CmdError> {
-        let Some(f) = order
-            .life
-            .fulfillments
-            .iter()
-            .find(|f| f.id == fulfillment)
-        else {
+        let Some(f) = order.life.fulfillments.iter().find(|f| f.id == fulfillment) else {
             return Ok(order.clone());
         };
         let left: u64 = f.lines.iter().map(|(s, _)| f.unshipped(s)).sum();
         if left == 0 {
             return Ok(order.clone());
         }
+        // Every warehouse that rejected this order's work is left out.
+        let mut exclude: Vec<_> = order
+            .life
+            .fulfillments
+            .iter()
+            .filter(|f| f.stage == crate::core::lifecycle::FulfillmentStage::Rejected)
+            .map(|f| f.warehouse.clone())
+            .collect();
+        exclude.sort();
+        exclude.dedup();
         let moved = self
             .reroute(RerouteRequest {
                 order: order.id,
-                exclude: vec![f.warehouse.clone()],
+                exclude,
                 reason: REASON_REJECTED.to_owned(),
                 caller: Caller::anyone(),
             })

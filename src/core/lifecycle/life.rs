@@ -523,6 +523,18 @@ pub fn decide(order: &Order, cmd: LifeCmd, now: Millis) -> Result<Option<Event>,
         } => {
             let f = fulfillment(order, fid)?;
             table::fulfillment_outcome(f.status(), command)?;
+            if !matches!(
+                command,
+                Command::Accept | Command::Pick | Command::Pack | Command::Reject
+            ) {
+                // Ship and deliver carry quantities: their own commands.
+                return Err(InvalidTransition {
+                    subject: table::Subject::Fulfillment,
+                    status: f.status().as_str(),
+                    command,
+                }
+                .into());
+            }
             if command != Command::Reject {
                 gate(order, status)?;
             }
