@@ -840,7 +840,14 @@ fn the_docs_table_is_the_table() {
         diagram == want,
         "docs/lifecycle.md is out of date; its diagram is:\n\n{want}"
     );
+    let readme = between(README, "<!-- diagram: begin -->", "<!-- diagram: end -->");
+    assert!(
+        readme == want,
+        "README.md's lifecycle diagram is out of date; it is:\n\n{want}"
+    );
 }
+
+const README: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
 
 #[test]
 fn the_diagram_draws_the_moves() {
