@@ -31,6 +31,9 @@
 # From v4 on (a binary that serves /v1/routing/rules) warehouses carry
 # routing attributes and the run changes the rule chains at run time; with
 # a binary that re-routes orders, orders are re-routed too (v4-reroute).
+# From v5 on (a binary that serves the order lifecycle) orders are also
+# paid, held, partly cancelled, shipped in parcels, delivered, returned,
+# rejected by a warehouse and re-routed.
 # Needs curl, jq and python3 (to find a free port).
 set -euo pipefail
 bin=${1:?usage: make-golden.sh BINARY NAME}
@@ -216,6 +219,14 @@ drive() {
     move_away "$o_moved" "3pl rejected"
   fi
 
+  # From a binary that serves the lifecycle: orders paid, held, partly
+  # cancelled, fulfilled in two parcels, delivered, returned with restock,
+  # a return declined, a rejected fulfilment re-routed.
+  local o_life=""
+  if [ "$lifecycle" = 1 ]; then
+    o_life=$(lifecycle_phase "$p" "$a" "$b")
+  fi
+
   local status=""
   for _ in $(seq 1 400); do
     status=$(call GET "/v1/reservations/$expiring" "" 200 | jq -r .status)
@@ -223,7 +234,54 @@ drive() {
     sleep 0.05
   done
   [ "$status" = expired ] || { echo "hold $expiring never expired" >&2; exit 1; }
-  echo "$h_plain $o_multi $o_moved" >"$work/carry"
+  echo "$h_plain $o_multi ${o_moved:--} ${o_life:--}" >"$work/carry"
+}
+
+# fulfillment ORDER N: the id of the order's Nth fulfilment (from 0).
+fulfillment() {
+  call GET "/v1/orders/$1" "" 200 | jq -r ".fulfillments[$2].id"
+}
+
+# lifecycle_phase PREFIX SKU_A SKU_B: prints an order left in fulfilment
+# (accepted, nothing shipped) for a later phase.
+lifecycle_phase() {
+  local p=$1 a=$2 b=$3 o f r wh
+  # Paid, shipped in two parcels, delivered, one unit returned and
+  # restocked, refunded; a second return declined.
+  o=$(order "{\"channel\":\"web\",\"customer_id\":\"$p-l1\",\"currency\":\"EUR\",\"ship_to\":{\"lat\":53.5,\"lon\":10.0,\"country\":\"DE\"},\"lines\":[{\"sku\":\"$a\",\"qty\":3,\"unit_price\":1990},{\"sku\":\"$b\",\"qty\":1,\"unit_price\":500}]}")
+  call POST "/v1/orders/$o/payments" '{"kind":"authorize","amount":6470,"reference":"psp-a1"}' 200 >/dev/null
+  call POST "/v1/orders/$o/payments" '{"kind":"capture","amount":6470,"reference":"psp-c1"}' 200 >/dev/null
+  f=$(fulfillment "$o" 0)
+  wh=$(call GET "/v1/fulfillments/$f" "" 200 | jq -r .warehouse)
+  for step in accept pick pack; do call POST "/v1/fulfillments/$f/$step" "" 200 >/dev/null; done
+  call POST "/v1/fulfillments/$f/ship" "{\"carrier\":\"dhl\",\"tracking\":\"$p-t1\",\"lines\":[{\"sku\":\"$a\",\"qty\":1}]}" 200 >/dev/null
+  call POST "/v1/fulfillments/$f/ship" "{\"carrier\":\"dhl\",\"tracking\":\"$p-t2\"}" 200 >/dev/null
+  call POST "/v1/fulfillments/$f/deliver" "" 200 >/dev/null
+  r=$(call POST "/v1/orders/$o/returns" "{\"lines\":[{\"sku\":\"$a\",\"qty\":1}],\"reason\":\"too small\"}" 201 | jq -r .id)
+  call POST "/v1/returns/$r/receive" "{\"restock\":true,\"warehouse\":\"$wh\"}" 200 >/dev/null
+  call POST "/v1/orders/$o/payments" '{"kind":"refund","amount":1990,"reference":"psp-r1"}' 200 >/dev/null
+  call POST "/v1/returns/$r/close" "" 200 >/dev/null
+  r=$(call POST "/v1/orders/$o/returns" "{\"lines\":[{\"sku\":\"$b\",\"qty\":1}],\"reason\":\"changed mind\"}" 201 | jq -r .id)
+  call POST "/v1/returns/$r/decline" "" 200 >/dev/null
+  # Held and released, a unit cancelled, a failed payment, then an
+  # authorization, voided.
+  o=$(order "{\"channel\":\"web\",\"customer_id\":\"$p-l2\",\"currency\":\"EUR\",\"ship_to\":{\"lat\":48.1,\"lon\":11.6,\"country\":\"DE\"},\"lines\":[{\"sku\":\"$a\",\"qty\":2,\"unit_price\":1000}]}")
+  call POST "/v1/orders/$o/hold" '{"reason":"fraud_review"}' 200 >/dev/null
+  call POST "/v1/orders/$o/release" "" 200 >/dev/null
+  call POST "/v1/orders/$o/cancel" "{\"lines\":[{\"sku\":\"$a\",\"qty\":1}],\"reason\":\"out of budget\"}" 200 >/dev/null
+  call POST "/v1/orders/$o/payments" '{"kind":"fail","amount":1000,"reference":"psp-f1"}' 200 >/dev/null
+  call POST "/v1/orders/$o/payments" '{"kind":"authorize","amount":1000,"reference":"psp-a2"}' 200 >/dev/null
+  call POST "/v1/orders/$o/payments" '{"kind":"void","amount":1000,"reference":"psp-v1"}' 200 >/dev/null
+  # Rejected by its warehouse, re-routed to the next one.
+  o=$(order "{\"channel\":\"web\",\"customer_id\":\"$p-l3\",\"ship_to\":{\"lat\":53.5,\"lon\":10.0},\"lines\":[{\"sku\":\"$b\",\"qty\":1}]}")
+  call POST "/v1/fulfillments/$(fulfillment "$o" 0)/reject" '{"reason":"3pl out of stock"}' 200 >/dev/null
+  # Held by hand and left so.
+  o=$(order "{\"channel\":\"web\",\"customer_id\":\"$p-l4\",\"ship_to\":{\"lat\":53.5,\"lon\":10.0},\"lines\":[{\"sku\":\"$b\",\"qty\":1}]}")
+  call POST "/v1/orders/$o/hold" '{"reason":"address_check"}' 200 >/dev/null
+  # Accepted, nothing shipped: a later phase ships part of it.
+  o=$(order "{\"channel\":\"web\",\"customer_id\":\"$p-l5\",\"ship_to\":{\"lat\":53.5,\"lon\":10.0},\"lines\":[{\"sku\":\"$a\",\"qty\":2}]}")
+  call POST "/v1/fulfillments/$(fulfillment "$o" 0)/accept" "" 200 >/dev/null
+  echo "$o"
 }
 
 # move_away ORDER REASON: re-routes the order off every warehouse it ships
@@ -236,11 +294,14 @@ move_away() {
 
 # Events on what an earlier phase left: they land in the log tail and must
 # apply to state loaded from a snapshot.
-touch_earlier() { # OPEN_HOLD PLACED_ORDER SKU WAREHOUSE [MOVED_ORDER]
+touch_earlier() { # OPEN_HOLD PLACED_ORDER SKU WAREHOUSE [MOVED_ORDER] [LIFE_ORDER] ('-': none)
   call DELETE "/v1/reservations/$1" "" 200 >/dev/null
   call POST "/v1/orders/$2/cancel" "" 200 >/dev/null
   call POST /v1/stock/adjustments "{\"sku\":\"$3\",\"warehouse\":\"$4\",\"delta\":-7,\"reason\":\"damaged\"}" 200 >/dev/null
-  if [ -n "${5:-}" ]; then move_away "$5" "moved back"; fi
+  if [ -n "${5:-}" ] && [ "$5" != - ]; then move_away "$5" "moved back"; fi
+  if [ -n "${6:-}" ] && [ "$6" != - ]; then
+    call POST "/v1/fulfillments/$(fulfillment "$6" 0)/ship" "{\"carrier\":\"ups\",\"tracking\":\"tail-1\",\"lines\":[{\"sku\":\"$3\",\"qty\":1}]}" 200 >/dev/null
+  fi
 }
 
 seq_now() { call GET /healthz "" 200 | jq -r .seq; }
@@ -316,10 +377,15 @@ if curl -fs -o /dev/null ${GOLDEN_KEY:+-H "Authorization: Bearer $GOLDEN_KEY"} "
 reroute=0
 if curl -s -X POST -H 'content-type: application/json' -d '{}' ${GOLDEN_KEY:+-H "Authorization: Bearer $GOLDEN_KEY"} \
   "$base/v1/orders/ord_1/reroute" | grep -q '"order_not_found"'; then reroute=1; fi
+# A binary that serves the lifecycle answers an unknown order's payment
+# with order_not_found (one without the route: not_found).
+lifecycle=0
+if curl -s -X POST -H 'content-type: application/json' -d '{"kind":"authorize","amount":1,"reference":"probe"}' ${GOLDEN_KEY:+-H "Authorization: Bearer $GOLDEN_KEY"} \
+  "$base/v1/orders/ord_1/payments" | grep -q '"order_not_found"'; then lifecycle=1; fi
 drive p
-read -r hold order_id moved <"$work/carry"
+read -r hold order_id moved life <"$work/carry"
 drive q
-touch_earlier "$hold" "$order_id" p-a p-w1 "$moved"
+touch_earlier "$hold" "$order_id" p-a p-w1 "$moved" "$life"
 record "$work/$name-log"
 stop
 if grep -q "snapshot written" "$work/$name-log.server.log"; then
@@ -332,7 +398,7 @@ finish "$name-log"
 fresh "$name-snapshot"
 start "$work/$name-snapshot/data" "$work/$name-snapshot.server.log" SURGE_SNAPSHOT_EVERY_MS=100
 drive p
-read -r hold order_id moved <"$work/carry"
+read -r hold order_id moved life <"$work/carry"
 at=$(seq_now)
 # The checkpointer's line for a snapshot holding everything so far.
 snapshot_at() {
@@ -350,7 +416,7 @@ snapshot_at || {
 stop
 start "$work/$name-snapshot/data" "$work/$name-snapshot.server.log" "${no_snapshots[@]}"
 drive q
-touch_earlier "$hold" "$order_id" p-a p-w1 "$moved"
+touch_earlier "$hold" "$order_id" p-a p-w1 "$moved" "$life"
 record "$work/$name-snapshot"
 stop
 finish "$name-snapshot"
