@@ -924,9 +924,20 @@ fn lifecycle_feed_events() {
                    "reason": "fulfillment_shipped", "at": 16}),
         ),
     ];
+    // Each matches the documented schema (the OpenAPI document's
+    // `FeedEvent`, from the derives).
+    let doc: Value = serde_json::from_slice(crate::api::openapi::json()).unwrap();
+    let root = json!({"$ref": "#/components/schemas/FeedEvent", "components": doc["components"]});
+    let validator = jsonschema::validator_for(&root).unwrap();
     for (event, want) in cases {
-        assert_eq!(value(&event), want);
+        let got = value(&event);
+        assert_eq!(got, want);
+        let errors: Vec<String> = validator.iter_errors(&got).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{got}: {errors:?}");
     }
+    // The check has teeth: a payload missing its fields is refused.
+    assert!(!validator.is_valid(&json!({"event": "payment_captured", "order_id": "ord_3"})));
+    assert!(!validator.is_valid(&json!({"event": "return_closed", "ret": {}})));
 }
 
 #[test]
