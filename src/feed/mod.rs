@@ -4,8 +4,8 @@
 //! once it is synced (after its writer is answered), and [`Hub::wake`] once
 //! per group (through [`Publisher`]); the hub applies each event to
 //! the projection and turns it into feed messages (typed
-//! [`wire::FeedEvent`]s: stock rows, holds, orders, sold out / back in
-//! stock), each with the next global `seq`, in one step under `cut`. So a
+//! [`wire::FeedEvent`]s: stock rows, holds, orders and their lifecycle,
+//! sold out / back in stock), each with the next global `seq`, in one step under `cut`. So a
 //! topic snapshot copied under `cut` reflects exactly the messages up to its
 //! `seq`; it is rendered after `cut` is released, so a snapshot never holds
 //! up the applier. A message is kept typed and rendered to JSON lazily, by
@@ -27,11 +27,14 @@ mod tests;
 pub mod topic;
 mod workload;
 
+use crate::core::lifecycle::{FulfillmentId, OrderStatus, ReturnId};
 use crate::core::{Event, OrderId, SkuId, WarehouseId};
 use crate::projection::Projection;
 use crate::wire::{
-    self, ChainView, FeedEvent, HoldClosed, OrderView, ReservationView, ServerMsg, ShipmentView,
-    SkuRowView, StockChanged, StockView, TopicSnapshot, WarehouseView,
+    self, ChainView, FeedEvent, FulfillmentChanged, FulfillmentShipped, FulfillmentView,
+    HoldClosed, LinesCancelled, OrderView, ParcelView, PaymentChanged, ReservationView,
+    ReturnChanged, ReturnView, ServerMsg, ShipmentView, SkuRowView, StockChanged, StockView,
+    TopicSnapshot, WarehouseView,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -361,11 +364,17 @@ impl Hub {
         let _cut = self.cut.write().unwrap_or_else(|p| p.into_inner());
         self.remember_stock_before(projection, event);
         let before = match event {
-            Event::OrderCancelled { order, .. } | Event::OrderRerouted { order, .. } => {
+            Event::OrderCancelled { order, .. }
+            | Event::OrderRerouted { order, .. }
+            | Event::OrderLinesCancelled { order, .. } => {
                 projection.orders.get(order).map(|o| o.clone())
             }
             _ => None,
         };
+        // The order's status before the event, for `order_status_changed`:
+        // only for events that may move it.
+        let status_before = status_moved_by(event)
+            .and_then(|(order, _)| projection.orders.get(&order).map(|o| o.lifecycle_status()));
         projection.apply(log_seq, event);
         match (event, before) {
             (Event::OrderPlaced { order, .. }, _) => self.workload.order_placed(projection, order),
@@ -378,9 +387,19 @@ impl Hub {
                         .order_rerouted(projection, &before, after.value());
                 }
             }
+            // Every unit cancelled: the order no longer counts.
+            (Event::OrderLinesCancelled { order, .. }, Some(before)) => {
+                let cancelled = projection
+                    .orders
+                    .get(order)
+                    .is_some_and(|o| o.status == crate::core::OrderStatus::Cancelled);
+                if cancelled {
+                    self.workload.order_cancelled(projection, &before);
+                }
+            }
             _ => {}
         }
-        let msgs = self.messages(projection, event);
+        let msgs = self.messages(projection, event, status_before);
         if !msgs.is_empty() {
             self.publish(log_seq, msgs);
         }
@@ -648,8 +667,15 @@ impl Hub {
     }
 
     /// The messages one event makes, typed, in the order they get seqs.
-    /// Reads the projection just after the event was applied.
-    fn messages(&self, projection: &Projection, event: &Event) -> Vec<Pending> {
+    /// Reads the projection just after the event was applied;
+    /// `status_before` is the lifecycle status of the order the event
+    /// names before it (for events that may move it).
+    fn messages(
+        &self,
+        projection: &Projection,
+        event: &Event,
+        status_before: Option<OrderStatus>,
+    ) -> Vec<Pending> {
         let mut out = Vec::new();
         let mut rows: Vec<(SkuId, Option<WarehouseId>)> = Vec::new();
         match event {
@@ -818,35 +844,166 @@ impl Hub {
                 }
                 rows.sort();
             }
-            Event::OrderLinesCancelled { units, .. } => {
+            Event::OrderPayment { order, effect } => {
+                // An order the read model no longer has (forgotten) has no
+                // payment status or totals to show.
+                if let Some(o) = projection.orders.get(order) {
+                    out.push(Pending::new(
+                        order_topics(*order),
+                        FeedEvent::payment(effect.kind, PaymentChanged::new(o.value(), effect)),
+                    ));
+                }
+            }
+            Event::OrderHoldSet { order, reason, at } => out.push(Pending::new(
+                order_topics(*order),
+                FeedEvent::order_hold(*order, reason.as_ref(), *at),
+            )),
+            Event::OrderLinesCancelled {
+                order,
+                units,
+                reason,
+                expired,
+                at,
+            } => {
+                let mut topics = order_topics(*order);
+                let mut whs: Vec<&WarehouseId> = units.iter().map(|u| &u.warehouse).collect();
+                whs.sort();
+                whs.dedup();
+                topics.extend(whs.iter().map(|w| format!("warehouse:{w}")));
+                out.push(Pending::new(
+                    topics,
+                    FeedEvent::lines_cancelled(
+                        *expired,
+                        LinesCancelled::new(*order, units, reason, *at),
+                    ),
+                ));
                 for u in units {
                     rows.push((u.sku.clone(), Some(u.warehouse.clone())));
                 }
                 rows.sort();
             }
-            Event::FulfillmentShipped {
-                warehouse, parcel, ..
+            Event::FulfillmentStaged {
+                order,
+                fulfillment,
+                command,
+                at,
+                ..
             } => {
+                if let Some(f) = fulfillment_view(projection, order, fulfillment) {
+                    out.push(Pending::new(
+                        fulfillment_topics(*order, &f.warehouse),
+                        FeedEvent::fulfillment_staged(
+                            *command,
+                            FulfillmentChanged {
+                                fulfillment: f,
+                                at: *at,
+                            },
+                        ),
+                    ));
+                }
+            }
+            Event::FulfillmentShipped {
+                order,
+                fulfillment,
+                warehouse,
+                parcel,
+            } => {
+                if let Some(f) = fulfillment_view(projection, order, fulfillment) {
+                    out.push(Pending::new(
+                        fulfillment_topics(*order, &f.warehouse),
+                        FeedEvent::FulfillmentShipped(FulfillmentShipped {
+                            fulfillment: f,
+                            parcel: ParcelView::from(parcel),
+                            at: parcel.at,
+                        }),
+                    ));
+                }
                 for (sku, _) in &parcel.lines {
                     rows.push((sku.clone(), Some(warehouse.clone())));
                 }
             }
-            Event::ReturnReceived {
-                lines,
-                restock: Some(wh),
+            Event::FulfillmentDelivered {
+                order,
+                fulfillment,
+                at,
                 ..
             } => {
-                for (sku, _) in lines {
-                    rows.push((sku.clone(), Some(wh.clone())));
+                if let Some(f) = fulfillment_view(projection, order, fulfillment) {
+                    out.push(Pending::new(
+                        fulfillment_topics(*order, &f.warehouse),
+                        FeedEvent::FulfillmentDelivered(FulfillmentChanged {
+                            fulfillment: f,
+                            at: *at,
+                        }),
+                    ));
                 }
             }
-            Event::OrderPayment { .. }
-            | Event::OrderHoldSet { .. }
-            | Event::FulfillmentStaged { .. }
-            | Event::FulfillmentDelivered { .. }
-            | Event::ReturnRequested { .. }
-            | Event::ReturnReceived { restock: None, .. }
-            | Event::ReturnSettled { .. } => {}
+            Event::ReturnRequested { order, ret, .. } => {
+                if let Some(r) = return_view(projection, order, ret) {
+                    out.push(Pending::new(
+                        order_topics(*order),
+                        FeedEvent::ReturnRequested(ReturnChanged { ret: r }),
+                    ));
+                }
+            }
+            Event::ReturnReceived {
+                order,
+                ret,
+                lines,
+                restock,
+                ..
+            } => {
+                if let Some(r) = return_view(projection, order, ret) {
+                    let mut topics = order_topics(*order);
+                    topics.extend(restock.iter().map(|w| format!("warehouse:{w}")));
+                    out.push(Pending::new(
+                        topics,
+                        FeedEvent::ReturnReceived(ReturnChanged { ret: r }),
+                    ));
+                }
+                if let Some(wh) = restock {
+                    for (sku, _) in lines {
+                        rows.push((sku.clone(), Some(wh.clone())));
+                    }
+                }
+            }
+            Event::ReturnSettled {
+                order,
+                ret,
+                command,
+                ..
+            } => {
+                if let Some(r) = return_view(projection, order, ret) {
+                    out.push(Pending::new(
+                        order_topics(*order),
+                        FeedEvent::return_settled(*command, ReturnChanged { ret: r }),
+                    ));
+                }
+            }
+        }
+        if let (Some(before), Some((id, at))) = (status_before, status_moved_by(event)) {
+            if let Some(o) = projection.orders.get(&id) {
+                let after = o.lifecycle_status();
+                if after != before {
+                    // A cancelled order no longer counts at its warehouses.
+                    let workload = if after == OrderStatus::Cancelled {
+                        self.workload
+                            .view_of(projection, o.shipments.iter().map(|s| &s.warehouse))
+                    } else {
+                        std::collections::BTreeMap::new()
+                    };
+                    out.push(Pending::new(
+                        order_topics(id),
+                        FeedEvent::order_status_changed(
+                            id,
+                            after.as_str(),
+                            status_reason(event),
+                            at,
+                            workload,
+                        ),
+                    ));
+                }
+            }
         }
         rows.dedup();
         let mut touched: Vec<SkuId> = Vec::new();
@@ -888,4 +1045,81 @@ impl Hub {
         }
         out
     }
+}
+
+/// The order an event names and the event's time, for events that may
+/// move the order's lifecycle status: its life's events and a re-route. A
+/// placement has no status before it; a whole cancellation has its own
+/// message.
+fn status_moved_by(event: &Event) -> Option<(OrderId, u64)> {
+    match event {
+        Event::OrderPayment { order, effect } => Some((*order, effect.at)),
+        Event::FulfillmentShipped { order, parcel, .. } => Some((*order, parcel.at)),
+        Event::OrderHoldSet { order, at, .. }
+        | Event::OrderLinesCancelled { order, at, .. }
+        | Event::FulfillmentStaged { order, at, .. }
+        | Event::FulfillmentDelivered { order, at, .. }
+        | Event::ReturnRequested { order, at, .. }
+        | Event::ReturnReceived { order, at, .. }
+        | Event::ReturnSettled { order, at, .. }
+        | Event::OrderRerouted { order, at, .. } => Some((*order, *at)),
+        Event::WarehouseUpserted { .. }
+        | Event::SkuUpserted { .. }
+        | Event::StockAdjusted { .. }
+        | Event::SafetyStockSet { .. }
+        | Event::HoldCreated { .. }
+        | Event::HoldExtended { .. }
+        | Event::HoldReleased { .. }
+        | Event::OrderPlaced { .. }
+        | Event::OrderCancelled { .. }
+        | Event::RoutingRulesSet { .. } => None,
+    }
+}
+
+/// Why an order's status changed, as `order_status_changed` says: the
+/// reason the event gives (a cancellation's, a hold's, a rejection's, a
+/// re-route's), else the event's name.
+fn status_reason(event: &Event) -> &str {
+    match event {
+        Event::OrderLinesCancelled { reason, .. } | Event::OrderRerouted { reason, .. } => reason,
+        Event::OrderHoldSet {
+            reason: Some(r), ..
+        } => r.as_str(),
+        Event::FulfillmentStaged {
+            reason: Some(r), ..
+        } => r,
+        e => e.kind(),
+    }
+}
+
+/// The topics of an order's events.
+fn order_topics(order: OrderId) -> Vec<String> {
+    vec!["orders".into(), format!("order:{order}")]
+}
+
+/// The topics of a fulfilment's events: its order's and its warehouse's.
+fn fulfillment_topics(order: OrderId, warehouse: &str) -> Vec<String> {
+    vec![
+        "orders".into(),
+        format!("order:{order}"),
+        format!("warehouse:{warehouse}"),
+    ]
+}
+
+/// A fulfilment as the read model has it now.
+fn fulfillment_view(
+    projection: &Projection,
+    order: &OrderId,
+    id: &FulfillmentId,
+) -> Option<FulfillmentView> {
+    let o = projection.orders.get(order)?;
+    let f = o.life.fulfillments.iter().find(|f| f.id == *id)?;
+    Some(FulfillmentView::from(f))
+}
+
+/// A return as the read model has it now.
+fn return_view(projection: &Projection, order: &OrderId, id: &ReturnId) -> Option<ReturnView> {
+    let o = projection.orders.get(order)?;
+    let r = o.life.returns.iter().find(|r| r.id == *id)?;
+    Some(ReturnView::from(r))
 }

@@ -3,6 +3,10 @@
 //! protocol, made on purpose.
 
 use super::*;
+use crate::core::lifecycle::{
+    life, CancelledUnits, Command, Currency, FulfillmentId, HoldReason, Parcel, PaymentEffect,
+    PaymentKind, PaymentReference, ReturnId,
+};
 use crate::core::routing::{Chain, RoutingTrace, Rule, SplitPolicy};
 use crate::core::{
     ChannelId, CustomerId, HoldId, Location, Order, OrderLine, OrderStatus, ReleaseReason, ShipTo,
@@ -463,4 +467,579 @@ fn the_workload_counted_live_equals_the_one_seeded_from_the_read_model() {
     let restarted = Arc::new(hub());
     let _publisher = Publisher::new(restarted.clone(), projection.clone());
     assert_eq!(workload(&restarted), counted);
+}
+
+// --- the order lifecycle ---------------------------------------------------------
+
+fn cap() -> SkuId {
+    sku("cap")
+}
+
+/// Order `n`, priced in EUR, waiting for payment: 2 tees at 15.00 from w1
+/// and a cap at 5.00 from w2, with its fulfilments as placement makes them.
+fn priced_order(n: u64) -> (Order, Vec<SkuAllocation>) {
+    let mut o = order();
+    o.id = OrderId(n);
+    o.lines = vec![
+        OrderLine {
+            sku: sku("tee"),
+            qty: 2,
+            reservation: None,
+            unit_price: Some(1500),
+        },
+        OrderLine {
+            sku: cap(),
+            qty: 1,
+            reservation: None,
+            unit_price: Some(500),
+        },
+    ];
+    o.shipments = vec![
+        Shipment {
+            warehouse: wh("w1"),
+            lines: vec![(sku("tee"), 2)],
+        },
+        Shipment {
+            warehouse: wh("w2"),
+            lines: vec![(cap(), 1)],
+        },
+    ];
+    o.life.currency = Some(Currency::parse("EUR").unwrap());
+    o.life.payment_required = true;
+    o.life.pay_by = Some(9000);
+    o.life.fulfillments = life::fulfillments_at_placement(o.id, &o.shipments, o.created_at);
+    let allocations = vec![
+        SkuAllocation {
+            sku: sku("tee"),
+            customer: CustomerId::parse("c1").unwrap(),
+            lines: vec![(wh("w1"), 2)],
+            consumed_holds: vec![],
+            shipped: 0,
+        },
+        SkuAllocation {
+            sku: cap(),
+            customer: CustomerId::parse("c1").unwrap(),
+            lines: vec![(wh("w2"), 1)],
+            consumed_holds: vec![],
+            shipped: 0,
+        },
+    ];
+    (o, allocations)
+}
+
+fn ful(order: u64, n: u32) -> FulfillmentId {
+    FulfillmentId {
+        order: OrderId(order),
+        n,
+    }
+}
+
+fn ret(order: u64, n: u32) -> ReturnId {
+    ReturnId {
+        order: OrderId(order),
+        n,
+    }
+}
+
+fn pay(order: u64, kind: PaymentKind, amount: u64, reference: &str, at: u64) -> Event {
+    Event::OrderPayment {
+        order: OrderId(order),
+        effect: PaymentEffect {
+            kind,
+            amount,
+            reference: PaymentReference::parse(reference).unwrap(),
+            at,
+        },
+    }
+}
+
+fn staged(order: u64, n: u32, command: Command, reason: Option<&str>, at: u64) -> Event {
+    Event::FulfillmentStaged {
+        order: OrderId(order),
+        fulfillment: ful(order, n),
+        command,
+        reason: reason.map(Into::into),
+        at,
+    }
+}
+
+fn shipped(qty: u64, at: u64) -> Event {
+    Event::FulfillmentShipped {
+        order: OrderId(2),
+        fulfillment: ful(2, 1),
+        warehouse: wh("w1"),
+        parcel: Parcel {
+            carrier: "dhl".into(),
+            tracking: format!("JD{at}"),
+            lines: vec![(sku("tee"), qty)],
+            at,
+        },
+    }
+}
+
+/// Stock for two orders, then the events before the lifecycle's.
+fn life_setup() -> Vec<Event> {
+    let (two, two_alloc) = priced_order(2);
+    let (three, three_alloc) = priced_order(3);
+    vec![
+        warehouse("w1", "Berlin", 52.5, 13.25, 1),
+        warehouse("w2", "Paris", 48.75, 2.5, 2),
+        Event::SkuUpserted {
+            sku: sku("tee"),
+            name: None,
+            per_customer_limit: None,
+        },
+        Event::SkuUpserted {
+            sku: cap(),
+            name: None,
+            per_customer_limit: None,
+        },
+        Event::StockAdjusted {
+            sku: sku("tee"),
+            warehouse: wh("w1"),
+            delta: 10,
+            reason: "delivery".into(),
+        },
+        Event::StockAdjusted {
+            sku: cap(),
+            warehouse: wh("w2"),
+            delta: 10,
+            reason: "delivery".into(),
+        },
+        Event::OrderPlaced {
+            order: two,
+            allocations: two_alloc,
+            idempotency: None,
+        },
+        Event::OrderPlaced {
+            order: three,
+            allocations: three_alloc,
+            idempotency: None,
+        },
+    ]
+}
+
+/// Order 2's life, then order 3's expiry; each event with the messages it
+/// must make: their topics and event names, in order.
+fn life_steps() -> Vec<(Event, Vec<(&'static str, &'static str)>)> {
+    const O2: &str = "orders,order:ord_2";
+    const O2_W1: &str = "orders,order:ord_2,warehouse:w1";
+    const O2_W2: &str = "orders,order:ord_2,warehouse:w2";
+    const TEE_W1: &str = "stock,sku:tee,warehouse:w1";
+    const CAP_W2: &str = "stock,sku:cap,warehouse:w2";
+    const O3: &str = "orders,order:ord_3";
+    vec![
+        (
+            pay(2, PaymentKind::Authorize, 3500, "pi_1", 5100),
+            vec![(O2, "payment_authorized"), (O2, "order_status_changed")],
+        ),
+        // Still ready: no status message.
+        (
+            pay(2, PaymentKind::Capture, 3500, "ch_1", 5200),
+            vec![(O2, "payment_captured")],
+        ),
+        (
+            Event::OrderHoldSet {
+                order: OrderId(2),
+                reason: Some(HoldReason::parse("fraud_review").unwrap()),
+                at: 5300,
+            },
+            vec![(O2, "order_held"), (O2, "order_status_changed")],
+        ),
+        (
+            Event::OrderHoldSet {
+                order: OrderId(2),
+                reason: None,
+                at: 5400,
+            },
+            vec![(O2, "order_released"), (O2, "order_status_changed")],
+        ),
+        (
+            staged(2, 1, Command::Accept, None, 5500),
+            vec![
+                (O2_W1, "fulfillment_accepted"),
+                (O2, "order_status_changed"),
+            ],
+        ),
+        (
+            staged(2, 1, Command::Pick, None, 5600),
+            vec![(O2_W1, "fulfillment_picked")],
+        ),
+        (
+            staged(2, 1, Command::Pack, None, 5700),
+            vec![(O2_W1, "fulfillment_packed")],
+        ),
+        (
+            staged(2, 2, Command::Reject, Some("flooded"), 5800),
+            vec![(O2_W2, "fulfillment_rejected")],
+        ),
+        (
+            Event::OrderLinesCancelled {
+                order: OrderId(2),
+                units: vec![CancelledUnits {
+                    fulfillment: ful(2, 2),
+                    warehouse: wh("w2"),
+                    sku: cap(),
+                    qty: 1,
+                }],
+                reason: "out of caps".into(),
+                expired: false,
+                at: 5900,
+            },
+            vec![(O2_W2, "order_lines_cancelled"), (CAP_W2, "stock_changed")],
+        ),
+        (
+            shipped(1, 6000),
+            vec![
+                (O2_W1, "fulfillment_shipped"),
+                (O2, "order_status_changed"),
+                (TEE_W1, "stock_changed"),
+            ],
+        ),
+        (
+            shipped(1, 6100),
+            vec![
+                (O2_W1, "fulfillment_shipped"),
+                (O2, "order_status_changed"),
+                (TEE_W1, "stock_changed"),
+            ],
+        ),
+        (
+            Event::FulfillmentDelivered {
+                order: OrderId(2),
+                fulfillment: ful(2, 1),
+                lines: vec![(sku("tee"), 2)],
+                at: 6200,
+            },
+            vec![
+                (O2_W1, "fulfillment_delivered"),
+                (O2, "order_status_changed"),
+            ],
+        ),
+        (
+            Event::ReturnRequested {
+                order: OrderId(2),
+                ret: ret(2, 1),
+                lines: vec![(sku("tee"), 1)],
+                reason: "too small".into(),
+                at: 6300,
+            },
+            vec![(O2, "return_requested")],
+        ),
+        (
+            Event::ReturnReceived {
+                order: OrderId(2),
+                ret: ret(2, 1),
+                lines: vec![(sku("tee"), 1)],
+                restock: Some(wh("w1")),
+                at: 6400,
+            },
+            vec![
+                (O2_W1, "return_received"),
+                (O2, "order_status_changed"),
+                (TEE_W1, "stock_changed"),
+            ],
+        ),
+        (
+            Event::ReturnSettled {
+                order: OrderId(2),
+                ret: ret(2, 1),
+                command: Command::ReturnClose,
+                at: 6500,
+            },
+            vec![(O2, "return_closed")],
+        ),
+        (
+            Event::ReturnRequested {
+                order: OrderId(2),
+                ret: ret(2, 2),
+                lines: vec![(sku("tee"), 1)],
+                reason: "changed my mind".into(),
+                at: 6600,
+            },
+            vec![(O2, "return_requested")],
+        ),
+        (
+            Event::ReturnSettled {
+                order: OrderId(2),
+                ret: ret(2, 2),
+                command: Command::ReturnDecline,
+                at: 6700,
+            },
+            vec![(O2, "return_declined")],
+        ),
+        (
+            pay(2, PaymentKind::Refund, 2000, "re_1", 6800),
+            vec![(O2, "payment_refunded")],
+        ),
+        // Order 3 stays unpaid past its time: everything cancelled.
+        (
+            Event::OrderLinesCancelled {
+                order: OrderId(3),
+                units: vec![
+                    CancelledUnits {
+                        fulfillment: ful(3, 2),
+                        warehouse: wh("w2"),
+                        sku: cap(),
+                        qty: 1,
+                    },
+                    CancelledUnits {
+                        fulfillment: ful(3, 1),
+                        warehouse: wh("w1"),
+                        sku: sku("tee"),
+                        qty: 2,
+                    },
+                ],
+                reason: "expired".into(),
+                expired: true,
+                at: 9000,
+            },
+            vec![
+                (
+                    "orders,order:ord_3,warehouse:w1,warehouse:w2",
+                    "order_expired",
+                ),
+                (O3, "order_status_changed"),
+                (CAP_W2, "stock_changed"),
+                (TEE_W1, "stock_changed"),
+            ],
+        ),
+    ]
+}
+
+/// JSON text as a value (the feed's code, tests included, builds no JSON
+/// by hand).
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
+/// The messages `event` makes, as JSON values with their topics.
+fn fed(hub: &Hub, projection: &Projection, log_seq: u64, event: &Event) -> Vec<(String, Value)> {
+    let head = hub.head();
+    hub.apply_durable(projection, log_seq, event);
+    let Read::Msgs(msgs, _) = hub.read(head + 1, usize::MAX, |_| true) else {
+        panic!("the window lost messages");
+    };
+    msgs.iter()
+        .map(|m| (m.topics.join(","), serde_json::from_str(&m.json()).unwrap()))
+        .collect()
+}
+
+#[test]
+fn lifecycle_events_make_typed_messages_and_a_status_change_only_on_a_change() {
+    let projection = Projection::new();
+    let hub = hub();
+    let mut log_seq = 0;
+    for e in life_setup() {
+        log_seq += 1;
+        hub.apply_durable(&projection, log_seq, &e);
+    }
+    let mut statuses = Vec::new();
+    for (event, want) in life_steps() {
+        log_seq += 1;
+        let got = fed(&hub, &projection, log_seq, &event);
+        let names: Vec<(&str, &str)> = got
+            .iter()
+            .map(|(t, v)| (t.as_str(), v["event"].as_str().unwrap()))
+            .collect();
+        assert_eq!(names, want, "after {}", event.kind());
+        // The first message is the event's own, named as the log names it.
+        assert_eq!(got[0].1["event"], event.kind());
+        for (_, v) in &got {
+            assert_eq!(v["log_seq"], log_seq);
+            if v["event"] == "order_status_changed" {
+                statuses.push((
+                    v["status"].as_str().unwrap().to_owned(),
+                    v["reason"].as_str().unwrap().to_owned(),
+                    v["at"].as_u64().unwrap(),
+                ));
+                // The status the read model shows now.
+                let id = OrderId::parse(v["order_id"].as_str().unwrap()).unwrap();
+                let o = projection.orders.get(&id).unwrap();
+                assert_eq!(v["status"], o.lifecycle_status().as_str());
+            }
+        }
+    }
+    let statuses: Vec<(&str, &str, u64)> = statuses
+        .iter()
+        .map(|(s, r, at)| (s.as_str(), r.as_str(), *at))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("ready", "payment_authorized", 5100),
+            ("on_hold", "fraud_review", 5300),
+            ("ready", "order_released", 5400),
+            ("in_fulfillment", "fulfillment_accepted", 5500),
+            ("partially_shipped", "fulfillment_shipped", 6000),
+            ("shipped", "fulfillment_shipped", 6100),
+            ("delivered", "fulfillment_delivered", 6200),
+            ("partially_returned", "return_received", 6400),
+            ("cancelled", "expired", 9000),
+        ]
+    );
+}
+
+#[test]
+fn lifecycle_payloads_carry_the_state_after_the_event() {
+    let projection = Projection::new();
+    let hub = hub();
+    let mut log_seq = 0;
+    for e in life_setup() {
+        log_seq += 1;
+        hub.apply_durable(&projection, log_seq, &e);
+    }
+    let mut by_step: Vec<Vec<(String, Value)>> = Vec::new();
+    for (event, _) in life_steps() {
+        log_seq += 1;
+        by_step.push(fed(&hub, &projection, log_seq, &event));
+    }
+    let payload = |step: usize, i: usize| {
+        let mut v = by_step[step][i].1.clone();
+        let m = v.as_object_mut().unwrap();
+        for k in ["type", "seq", "log_seq", "t_us"] {
+            m.remove(k);
+        }
+        v
+    };
+    // Authorized: the payment, the status and the money after it.
+    assert_eq!(
+        payload(0, 0),
+        json(
+            r#"{"event": "payment_authorized", "order_id": "ord_2", "payment": {"kind": "authorize", "amount": 3500, "reference": "pi_1", "at": 5100}, "payment_status": "authorized", "totals": {"currency": "EUR", "ordered": 3500, "cancelled": 0, "authorized": 3500, "captured": 0, "refunded": 0, "refund_due": 0}}"#
+        )
+    );
+    assert_eq!(
+        payload(2, 0),
+        json(
+            r#"{"event": "order_held", "order_id": "ord_2", "reason": "fraud_review", "at": 5300}"#
+        )
+    );
+    assert_eq!(payload(3, 0)["reason"], Value::Null);
+    // The fulfilment as it is after the event.
+    let accepted = payload(4, 0);
+    assert_eq!(accepted["fulfillment"]["id"], "ful_2_1");
+    assert_eq!(accepted["fulfillment"]["status"], "accepted");
+    assert_eq!(accepted["at"], 5500);
+    let rejected = payload(7, 0);
+    assert_eq!(rejected["fulfillment"]["status"], "rejected");
+    assert_eq!(rejected["fulfillment"]["reason"], "flooded");
+    assert_eq!(rejected["fulfillment"]["warehouse"], "w2");
+    assert_eq!(
+        payload(8, 0),
+        json(
+            r#"{"event": "order_lines_cancelled", "order_id": "ord_2", "lines": [{"sku": "cap", "warehouse": "w2", "qty": 1}], "reason": "out of caps", "at": 5900}"#
+        )
+    );
+    let first = payload(9, 0);
+    assert_eq!(first["fulfillment"]["status"], "partially_shipped");
+    assert_eq!(
+        first["fulfillment"]["lines"],
+        json(r#"[{"sku": "tee", "qty": 2, "cancelled": 0, "shipped": 1, "delivered": 0}]"#)
+    );
+    assert_eq!(
+        first["parcel"],
+        json(
+            r#"{"carrier": "dhl", "tracking": "JD6000", "lines": [{"sku": "tee", "qty": 1}], "at": 6000}"#
+        )
+    );
+    assert_eq!(first["at"], 6000);
+    let second = payload(10, 0);
+    assert_eq!(second["fulfillment"]["status"], "shipped");
+    assert_eq!(
+        second["fulfillment"]["parcels"].as_array().unwrap().len(),
+        2
+    );
+    // Shipping took order 2's units out of on hand and allocated (order 3
+    // still has 2 allocated there).
+    let row = payload(10, 2);
+    assert_eq!(
+        (row["on_hand"].as_u64(), row["allocated"].as_u64()),
+        (Some(8), Some(2))
+    );
+    assert_eq!(payload(11, 0)["fulfillment"]["status"], "delivered");
+    let requested = payload(12, 0);
+    assert_eq!(requested["return"]["id"], "ret_2_1");
+    assert_eq!(requested["return"]["status"], "requested");
+    let received = payload(13, 0);
+    assert_eq!(received["return"]["status"], "received");
+    assert_eq!(received["return"]["restocked_to"], "w1");
+    assert_eq!(
+        received["return"]["received"],
+        json(r#"[{"sku": "tee", "qty": 1}]"#)
+    );
+    assert_eq!(payload(14, 0)["return"]["status"], "closed");
+    assert_eq!(payload(16, 0)["return"]["status"], "declined");
+    let refunded = payload(17, 0);
+    assert_eq!(refunded["payment_status"], "partially_refunded");
+    assert_eq!(refunded["totals"]["refunded"], 2000);
+    // Expired: every unit cancelled, and the order leaves its warehouses'
+    // workload (order 2 still counts).
+    let expired = payload(18, 0);
+    assert_eq!(expired["event"], "order_expired");
+    assert_eq!(expired["reason"], "expired");
+    let status = payload(18, 1);
+    assert_eq!(status["status"], "cancelled");
+    assert_eq!(status["workload"]["w1"]["routed"], 1);
+    assert_eq!(status["workload"]["w2"]["routed"], 1);
+    let o = projection.orders.get(&OrderId(3)).unwrap();
+    assert_eq!(life::payment_status(&o).as_str(), "expired");
+}
+
+/// The fed workload of orders whose lines were all cancelled equals the one
+/// a restart counts from the read model.
+#[test]
+fn an_order_cancelled_line_by_line_leaves_the_fed_workload() {
+    let projection = Arc::new(Projection::new());
+    let live = hub();
+    let mut log_seq = 0;
+    for e in life_setup()
+        .into_iter()
+        .chain(life_steps().into_iter().map(|(e, _)| e))
+    {
+        log_seq += 1;
+        live.apply_durable(&projection, log_seq, &e);
+    }
+    let workload = |hub: &Hub| match hub.snapshot(&projection, &Topic::Orders).1 {
+        TopicSnapshot::Orders { workload, .. } => workload,
+        other => panic!("{other:?}"),
+    };
+    let counted = workload(&live);
+    assert_eq!(counted["w1"].routed, 1, "{counted:?}");
+    let restarted = Arc::new(hub());
+    let _publisher = Publisher::new(restarted.clone(), projection.clone());
+    assert_eq!(workload(&restarted), counted);
+}
+
+/// A lifecycle event for an order the read model does not have changes
+/// nothing and says only what it can without the order.
+#[test]
+fn lifecycle_events_of_an_unknown_order_make_no_status_change() {
+    let projection = Projection::new();
+    let hub = hub();
+    let got = fed(
+        &hub,
+        &projection,
+        1,
+        &pay(9, PaymentKind::Authorize, 100, "pi_9", 1),
+    );
+    assert!(got.is_empty(), "{got:?}");
+    let got = fed(
+        &hub,
+        &projection,
+        2,
+        &staged(9, 1, Command::Accept, None, 2),
+    );
+    assert!(got.is_empty(), "{got:?}");
+    let hold = Event::OrderHoldSet {
+        order: OrderId(9),
+        reason: None,
+        at: 3,
+    };
+    let got = fed(&hub, &projection, 3, &hold);
+    let names: Vec<&str> = got
+        .iter()
+        .map(|(_, v)| v["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["order_released"]);
 }

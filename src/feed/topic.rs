@@ -6,9 +6,11 @@ use crate::core::{OrderId, SkuId, WarehouseId};
 pub enum Topic {
     /// One SKU: its stock rows, holds, sold out / back in stock.
     Sku(SkuId),
-    /// One warehouse: its stock rows and the orders routed to it.
+    /// One warehouse: its stock rows, the orders routed to it and their
+    /// fulfilments' events there.
     Warehouse(WarehouseId),
-    /// One order: created, routed, status changes.
+    /// One order: created, routed, its lifecycle (payments, hold,
+    /// cancelled lines, fulfilments, returns), status changes.
     Order(OrderId),
     /// Every order event.
     Orders,

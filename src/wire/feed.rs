@@ -3,10 +3,15 @@
 //! ([`FeedEvent`], tagged by `event`), each topic's snapshot
 //! ([`TopicSnapshot`]) and the feed's counters ([`FeedStats`]).
 
+use super::lifecycle::{
+    FulfillmentChanged, FulfillmentShipped, LinesCancelled, OrderHoldChanged, PaymentChanged,
+    ReturnChanged,
+};
 use super::{
     ChainView, HoldClosed, OrderView, ReservationView, RoutingTraceView, ShipmentView,
     SkuAvailability, SkuRowView, StockChanged, StockView, TraceView, WarehouseView, WorkloadView,
 };
+use crate::core::lifecycle::{Command, HoldReason, PaymentKind};
 use crate::core::{HoldId, OrderId, ReleaseReason, SkuId};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -95,13 +100,20 @@ pub enum FeedEvent {
         #[schema(value_type = Option<RoutingTraceView>)]
         routing: Option<TraceView>,
     },
+    /// An order's status changed: cancelled as a whole (`reason` the one
+    /// given), or moved by a lifecycle event (`reason` the one that event
+    /// gives: a cancellation's, a hold's, a rejection's; else the event's
+    /// name, e.g. `fulfillment_shipped`).
     OrderStatusChanged {
         order_id: String,
+        /// As `OrderView.status`.
+        #[schema(example = "shipped")]
         status: &'static str,
         reason: String,
         at: u64,
-        /// The order's warehouses' workload after the change (a cancelled
-        /// order no longer counts), by warehouse id.
+        /// When it became cancelled: the order's warehouses' workload
+        /// after the change (a cancelled order no longer counts), by
+        /// warehouse id.
         #[serde(skip_serializing_if = "BTreeMap::is_empty")]
         workload: BTreeMap<String, WorkloadView>,
     },
@@ -131,6 +143,30 @@ pub enum FeedEvent {
         #[serde(skip_serializing_if = "BTreeMap::is_empty")]
         workload: BTreeMap<String, WorkloadView>,
     },
+    /// A payment operation on an order.
+    PaymentAuthorized(PaymentChanged),
+    PaymentCaptured(PaymentChanged),
+    PaymentVoided(PaymentChanged),
+    PaymentFailed(PaymentChanged),
+    PaymentRefunded(PaymentChanged),
+    /// The order stayed unpaid past its time (the server's operation).
+    PaymentExpired(PaymentChanged),
+    OrderHeld(OrderHoldChanged),
+    OrderReleased(OrderHoldChanged),
+    OrderLinesCancelled(LinesCancelled),
+    /// Unpaid past `pay_by`: every unit not shipped cancelled.
+    OrderExpired(LinesCancelled),
+    FulfillmentAccepted(FulfillmentChanged),
+    FulfillmentPicked(FulfillmentChanged),
+    FulfillmentPacked(FulfillmentChanged),
+    /// The warehouse cannot ship it (`fulfillment.reason` says why).
+    FulfillmentRejected(FulfillmentChanged),
+    FulfillmentShipped(FulfillmentShipped),
+    FulfillmentDelivered(FulfillmentChanged),
+    ReturnRequested(ReturnChanged),
+    ReturnReceived(ReturnChanged),
+    ReturnClosed(ReturnChanged),
+    ReturnDeclined(ReturnChanged),
 }
 
 impl FeedEvent {
@@ -183,12 +219,81 @@ impl FeedEvent {
         at: u64,
         workload: BTreeMap<String, WorkloadView>,
     ) -> Self {
+        Self::order_status_changed(
+            order,
+            crate::core::OrderStatus::Cancelled.as_str(),
+            reason,
+            at,
+            workload,
+        )
+    }
+
+    pub fn order_status_changed(
+        order: OrderId,
+        status: &'static str,
+        reason: &str,
+        at: u64,
+        workload: BTreeMap<String, WorkloadView>,
+    ) -> Self {
         FeedEvent::OrderStatusChanged {
             order_id: order.to_string(),
-            status: crate::core::OrderStatus::Cancelled.as_str(),
+            status,
             reason: reason.to_owned(),
             at,
             workload,
+        }
+    }
+
+    /// The `payment_*` event of a payment operation of this kind.
+    pub fn payment(kind: PaymentKind, payment: PaymentChanged) -> Self {
+        match kind {
+            PaymentKind::Authorize => FeedEvent::PaymentAuthorized(payment),
+            PaymentKind::Capture => FeedEvent::PaymentCaptured(payment),
+            PaymentKind::Void => FeedEvent::PaymentVoided(payment),
+            PaymentKind::Fail => FeedEvent::PaymentFailed(payment),
+            PaymentKind::Refund => FeedEvent::PaymentRefunded(payment),
+            PaymentKind::Expire => FeedEvent::PaymentExpired(payment),
+        }
+    }
+
+    /// `order_held` with a reason, `order_released` without.
+    pub fn order_hold(order: OrderId, reason: Option<&HoldReason>, at: u64) -> Self {
+        let change = OrderHoldChanged {
+            order_id: order.to_string(),
+            reason: reason.map(|r| r.to_string()),
+            at,
+        };
+        match reason {
+            Some(_) => FeedEvent::OrderHeld(change),
+            None => FeedEvent::OrderReleased(change),
+        }
+    }
+
+    /// `order_expired` for an unpaid order's expiry, else
+    /// `order_lines_cancelled`.
+    pub fn lines_cancelled(expired: bool, cancelled: LinesCancelled) -> Self {
+        if expired {
+            FeedEvent::OrderExpired(cancelled)
+        } else {
+            FeedEvent::OrderLinesCancelled(cancelled)
+        }
+    }
+
+    /// The event of a fulfilment accepted, picked, packed or rejected.
+    pub fn fulfillment_staged(command: Command, change: FulfillmentChanged) -> Self {
+        match command {
+            Command::Accept => FeedEvent::FulfillmentAccepted(change),
+            Command::Pick => FeedEvent::FulfillmentPicked(change),
+            Command::Pack => FeedEvent::FulfillmentPacked(change),
+            _ => FeedEvent::FulfillmentRejected(change),
+        }
+    }
+
+    /// The event of a return settled by `command`: declined or closed.
+    pub fn return_settled(command: Command, change: ReturnChanged) -> Self {
+        match command {
+            Command::ReturnDecline => FeedEvent::ReturnDeclined(change),
+            _ => FeedEvent::ReturnClosed(change),
         }
     }
 

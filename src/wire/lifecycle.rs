@@ -1,9 +1,12 @@
 //! An order's life after placement: its money, units per SKU,
-//! fulfilments, returns and payments.
+//! fulfilments, returns and payments; and the payloads of the feed's
+//! lifecycle events.
 
 use super::ShipmentLineView;
-use crate::core::lifecycle::{life, Fulfillment, OrderTotals, PaymentEffect, Return};
-use crate::core::{Order, SkuId};
+use crate::core::lifecycle::{
+    life, CancelledUnits, Fulfillment, OrderTotals, PaymentEffect, Return,
+};
+use crate::core::{Order, OrderId, SkuId};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -232,4 +235,103 @@ fn units(lines: &[(SkuId, u64)]) -> Vec<ShipmentLineView> {
             qty: *qty,
         })
         .collect()
+}
+
+// --- feed payloads ---------------------------------------------------------------
+
+/// `payment_authorized`, `payment_captured`, `payment_voided`,
+/// `payment_failed`, `payment_refunded`, `payment_expired`: one payment
+/// operation and where the order's money stands after it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PaymentChanged {
+    pub order_id: String,
+    pub payment: PaymentView,
+    /// The order's payment status after it (as `OrderView.payment_status`).
+    #[schema(example = "captured")]
+    pub payment_status: &'static str,
+    /// The order's money after it; null for an unpriced order.
+    pub totals: Option<TotalsView>,
+}
+
+impl PaymentChanged {
+    /// `order` as it is after `effect` was applied.
+    pub fn new(order: &Order, effect: &PaymentEffect) -> Self {
+        Self {
+            order_id: order.id.to_string(),
+            payment: PaymentView::from(effect),
+            payment_status: life::payment_status(order).as_str(),
+            totals: totals_of(order),
+        }
+    }
+}
+
+/// `order_held`, `order_released`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrderHoldChanged {
+    pub order_id: String,
+    /// Why it is held; null on release.
+    pub reason: Option<String>,
+    pub at: u64,
+}
+
+/// Units of one SKU cancelled in one warehouse.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CancelledLineView {
+    pub sku: String,
+    /// Where the units were allocated (and are released).
+    pub warehouse: String,
+    pub qty: u64,
+}
+
+/// `order_lines_cancelled`, `order_expired` (unpaid past `pay_by`): units
+/// cancelled before shipping.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LinesCancelled {
+    pub order_id: String,
+    pub lines: Vec<CancelledLineView>,
+    pub reason: String,
+    pub at: u64,
+}
+
+impl LinesCancelled {
+    pub fn new(order: OrderId, units: &[CancelledUnits], reason: &str, at: u64) -> Self {
+        Self {
+            order_id: order.to_string(),
+            lines: units
+                .iter()
+                .map(|u| CancelledLineView {
+                    sku: u.sku.to_string(),
+                    warehouse: u.warehouse.to_string(),
+                    qty: u.qty,
+                })
+                .collect(),
+            reason: reason.to_owned(),
+            at,
+        }
+    }
+}
+
+/// `fulfillment_accepted`, `_picked`, `_packed`, `_rejected`,
+/// `_delivered`: the fulfilment as it is after the change.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FulfillmentChanged {
+    pub fulfillment: FulfillmentView,
+    pub at: u64,
+}
+
+/// `fulfillment_shipped`: the fulfilment after the parcel left, and the
+/// parcel.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FulfillmentShipped {
+    pub fulfillment: FulfillmentView,
+    pub parcel: ParcelView,
+    pub at: u64,
+}
+
+/// `return_requested`, `return_received`, `return_closed`,
+/// `return_declined`: the return as it is after the change.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReturnChanged {
+    #[serde(rename = "return")]
+    pub ret: ReturnView,
 }

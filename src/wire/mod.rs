@@ -69,8 +69,9 @@ pub mod warehouse;
 pub use feed::{FeedEvent, FeedStats, ServerMsg, TopicSnapshot};
 pub use hold::{HoldClosed, ReservationView};
 pub use lifecycle::{
-    FulfillmentLineView, FulfillmentPageView, FulfillmentView, ItemView, ParcelView, PaymentView,
-    ReturnView, TotalsView,
+    CancelledLineView, FulfillmentChanged, FulfillmentLineView, FulfillmentPageView,
+    FulfillmentShipped, FulfillmentView, ItemView, LinesCancelled, OrderHoldChanged, ParcelView,
+    PaymentChanged, PaymentView, ReturnChanged, ReturnView, TotalsView,
 };
 pub use order::{LineView, OrderPageView, OrderView, ShipToView, ShipmentLineView, ShipmentView};
 pub use routing::{

@@ -791,6 +791,156 @@ fn feed_events() {
 }
 
 #[test]
+fn lifecycle_feed_events() {
+    let o = lived_order();
+    let f = FulfillmentView::from(&o.life.fulfillments[0]);
+    let r = ReturnView::from(&o.life.returns[0]);
+    let Event::OrderPayment { effect, .. } = payment(PaymentKind::Capture, 3500, "ch_1", 2150)
+    else {
+        unreachable!()
+    };
+    // An unpriced order has no totals to show.
+    let authorize = payment(PaymentKind::Authorize, 100, "pi_9", 5);
+    let mut unpriced = order();
+    life::apply(&mut unpriced, &authorize);
+    let Event::OrderPayment { effect: auth, .. } = authorize else {
+        unreachable!()
+    };
+    let cancelled = [CancelledUnits {
+        fulfillment: ful(),
+        warehouse: wh("w1"),
+        sku: sku("cap"),
+        qty: 1,
+    }];
+    let parcel = &o.life.fulfillments[0].parcels[0];
+    let cases = [
+        (
+            FeedEvent::payment(PaymentKind::Capture, PaymentChanged::new(&o, &effect)),
+            json!({"event": "payment_captured", "order_id": "ord_3",
+                   "payment": {"kind": "capture", "amount": 3500, "reference": "ch_1", "at": 2150},
+                   "payment_status": "captured",
+                   "totals": {"currency": "EUR", "ordered": 3500, "cancelled": 500,
+                              "authorized": 3500, "captured": 3500, "refunded": 0,
+                              "refund_due": 500}}),
+        ),
+        (
+            FeedEvent::payment(
+                PaymentKind::Authorize,
+                PaymentChanged::new(&unpriced, &auth),
+            ),
+            json!({"event": "payment_authorized", "order_id": "ord_3",
+                   "payment": {"kind": "authorize", "amount": 100, "reference": "pi_9", "at": 5},
+                   "payment_status": "authorized", "totals": null}),
+        ),
+        (
+            FeedEvent::order_hold(
+                OrderId(3),
+                Some(&HoldReason::parse("fraud_review").unwrap()),
+                10,
+            ),
+            json!({"event": "order_held", "order_id": "ord_3", "reason": "fraud_review", "at": 10}),
+        ),
+        (
+            FeedEvent::order_hold(OrderId(3), None, 11),
+            json!({"event": "order_released", "order_id": "ord_3", "reason": null, "at": 11}),
+        ),
+        (
+            FeedEvent::lines_cancelled(
+                false,
+                LinesCancelled::new(OrderId(3), &cancelled, "out of caps", 12),
+            ),
+            json!({"event": "order_lines_cancelled", "order_id": "ord_3",
+                   "lines": [{"sku": "cap", "warehouse": "w1", "qty": 1}],
+                   "reason": "out of caps", "at": 12}),
+        ),
+        (
+            FeedEvent::lines_cancelled(
+                true,
+                LinesCancelled::new(OrderId(3), &cancelled, "expired", 13),
+            ),
+            json!({"event": "order_expired", "order_id": "ord_3",
+                   "lines": [{"sku": "cap", "warehouse": "w1", "qty": 1}],
+                   "reason": "expired", "at": 13}),
+        ),
+        (
+            FeedEvent::fulfillment_staged(
+                Command::Accept,
+                FulfillmentChanged {
+                    fulfillment: f.clone(),
+                    at: 14,
+                },
+            ),
+            json!({"event": "fulfillment_accepted", "fulfillment": value(&f), "at": 14}),
+        ),
+        (
+            FeedEvent::fulfillment_staged(
+                Command::Reject,
+                FulfillmentChanged {
+                    fulfillment: f.clone(),
+                    at: 15,
+                },
+            ),
+            json!({"event": "fulfillment_rejected", "fulfillment": value(&f), "at": 15}),
+        ),
+        (
+            FeedEvent::FulfillmentShipped(FulfillmentShipped {
+                fulfillment: f.clone(),
+                parcel: ParcelView::from(parcel),
+                at: 2300,
+            }),
+            json!({"event": "fulfillment_shipped", "fulfillment": value(&f),
+                   "parcel": {"carrier": "dhl", "tracking": "JD0001",
+                              "lines": [{"sku": "tee", "qty": 2}], "at": 2300},
+                   "at": 2300}),
+        ),
+        (
+            FeedEvent::FulfillmentDelivered(FulfillmentChanged {
+                fulfillment: f.clone(),
+                at: 2400,
+            }),
+            json!({"event": "fulfillment_delivered", "fulfillment": value(&f), "at": 2400}),
+        ),
+        (
+            FeedEvent::ReturnReceived(ReturnChanged { ret: r.clone() }),
+            json!({"event": "return_received", "return": value(&r)}),
+        ),
+        (
+            FeedEvent::return_settled(Command::ReturnDecline, ReturnChanged { ret: r.clone() }),
+            json!({"event": "return_declined", "return": value(&r)}),
+        ),
+        (
+            FeedEvent::return_settled(Command::ReturnClose, ReturnChanged { ret: r.clone() }),
+            json!({"event": "return_closed", "return": value(&r)}),
+        ),
+        (
+            FeedEvent::order_status_changed(
+                OrderId(3),
+                "shipped",
+                "fulfillment_shipped",
+                16,
+                Default::default(),
+            ),
+            json!({"event": "order_status_changed", "order_id": "ord_3", "status": "shipped",
+                   "reason": "fulfillment_shipped", "at": 16}),
+        ),
+    ];
+    // Each matches the documented schema (the OpenAPI document's
+    // `FeedEvent`, from the derives).
+    let doc: Value = serde_json::from_slice(crate::api::openapi::json()).unwrap();
+    let root = json!({"$ref": "#/components/schemas/FeedEvent", "components": doc["components"]});
+    let validator = jsonschema::validator_for(&root).unwrap();
+    for (event, want) in cases {
+        let got = value(&event);
+        assert_eq!(got, want);
+        let errors: Vec<String> = validator.iter_errors(&got).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{got}: {errors:?}");
+    }
+    // The check has teeth: a payload missing its fields is refused.
+    assert!(!validator.is_valid(&json!({"event": "payment_captured", "order_id": "ord_3"})));
+    assert!(!validator.is_valid(&json!({"event": "return_closed", "ret": {}})));
+}
+
+#[test]
 fn topic_snapshots() {
     let s = tee();
     let o = OrderView::from(&order());
