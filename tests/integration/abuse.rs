@@ -270,7 +270,7 @@ async fn ids_are_read_only_in_their_canonical_form() {
         (StatusCode::NOT_FOUND, Some("order_not_found"))
     );
     let (s, b) = srv.get(&format!("/v1/orders/{oid}")).await;
-    assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("placed")));
+    assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("ready")));
     // In an order line a non-canonical reservation id is an invalid field.
     let (s, e) = srv
         .post(

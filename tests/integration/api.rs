@@ -294,7 +294,7 @@ async fn orders_place_get_cancel() {
                       "lines": [{"sku": "a", "qty": 2}, {"sku": "b", "qty": 1}]});
     let (s, o) = srv.post("/v1/orders", body).await;
     assert_eq!(s, StatusCode::CREATED, "{o}");
-    assert_eq!(o["status"], "placed");
+    assert_eq!(o["status"], "ready");
     assert_eq!(
         o["shipments"],
         json!([{"warehouse": "far", "lines": [{"sku": "a", "qty": 2}, {"sku": "b", "qty": 1}]}])
@@ -378,9 +378,15 @@ async fn orders_place_get_cancel() {
     let (s, e) = srv
         .post(&format!("/v1/orders/{id}/cancel"), json!({}))
         .await;
+    // Cancelled already: the lifecycle table refuses a second cancel.
     assert_eq!(
         (s, e["code"].as_str()),
-        (StatusCode::CONFLICT, Some("order_not_cancellable"))
+        (StatusCode::CONFLICT, Some("invalid_transition"))
+    );
+    assert_eq!(
+        (&e["subject"], &e["status"], &e["command"]),
+        (&json!("order"), &json!("cancelled"), &json!("cancel")),
+        "{e}"
     );
     let (s, e) = srv.get("/v1/orders/ord_12345").await;
     assert_eq!(

@@ -729,7 +729,7 @@ async fn a_storefront_key_sees_only_its_own_holds_and_orders() {
     for k in [ADMIN, READER, WEB] {
         let (s, b) = call(&srv, Some(k), Method::GET, &order_path, None).await;
         assert_eq!(s, StatusCode::OK, "{b}");
-        assert_eq!(b["status"], "placed", "not cancelled by the other key");
+        assert_eq!(b["status"], "ready", "not cancelled by the other key");
         assert_eq!(b["created_by"], "web");
     }
     // Listed likewise: to every key that may read it, not to the other

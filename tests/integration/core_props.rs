@@ -525,7 +525,18 @@ fn book_cmd() -> impl Strategy<Value = BookCmd> {
     ]
 }
 
+/// An order for one unit of `a`, allocated in `w1` (an order with no
+/// lines has nothing live, so its lifecycle status is already
+/// `cancelled`).
 fn book_order(id: u64, now: u64) -> surge::core::Order {
+    let sku = SkuId::parse("a").unwrap();
+    let allocation = surge::core::SkuAllocation {
+        sku: sku.clone(),
+        customer: CustomerId::parse("c").unwrap(),
+        lines: vec![(WarehouseId::parse("w1").unwrap(), 1)],
+        consumed_holds: vec![],
+        shipped: 0,
+    };
     surge::core::order::build(
         surge::core::order::NewOrder {
             id: surge::core::OrderId(id),
@@ -535,14 +546,19 @@ fn book_order(id: u64, now: u64) -> surge::core::Order {
                 location: surge::core::Location { lat: 0.0, lon: 0.0 },
                 country: None,
             },
-            lines: vec![],
+            lines: vec![surge::core::OrderLine {
+                sku,
+                qty: 1,
+                reservation: None,
+                unit_price: None,
+            }],
             now,
             created_by: None,
             currency: None,
             pay_by: None,
             payment_required: false,
         },
-        &[],
+        &[allocation],
     )
 }
 
@@ -555,6 +571,7 @@ proptest! {
     #[test]
     fn an_order_book_matches_a_naive_model(cmds in prop::collection::vec(book_cmd(), 1..60)) {
         use std::collections::HashMap;
+        use surge::core::lifecycle::{Command, LifeRefusal, OrderStatus as LifeStatus};
         use surge::core::order::{BookError, OrderBook};
         use surge::core::{Horizon, OrderId};
         // id -> (placing, cancelled at)
@@ -592,13 +609,37 @@ proptest! {
                     let got = book.decide_cancel(OrderId(id), "r", now);
                     match model.get_mut(&id) {
                         None => prop_assert_eq!(got, Err(BookError::Unknown(OrderId(id)))),
-                        Some((true, _)) | Some((_, Some(_))) => {
-                            prop_assert!(matches!(got, Err(BookError::Rejected(_))), "{got:?}")
-                        }
+                        Some((true, _)) => prop_assert!(
+                            matches!(
+                                got,
+                                Err(BookError::Rejected(Rejection::NotCancellable { status: "placing" }))
+                            ),
+                            "{got:?}"
+                        ),
+                        // The lifecycle table refuses a second cancel.
+                        Some((_, Some(_))) => prop_assert!(
+                            matches!(
+                                &got,
+                                Err(BookError::Life(LifeRefusal::Transition(t)))
+                                    if t.status == "cancelled" && t.command == Command::Cancel
+                            ),
+                            "{got:?}"
+                        ),
                         Some((_, at)) => {
+                            prop_assert_eq!(
+                                book.get(OrderId(id)).map(|o| o.lifecycle_status()),
+                                Some(LifeStatus::Ready)
+                            );
                             let event = got.map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
                             let o = book.apply(&event).cloned();
-                            prop_assert_eq!(o.map(|o| o.status), Some(surge::core::OrderStatus::Cancelled));
+                            prop_assert_eq!(
+                                o.as_ref().map(|o| o.status),
+                                Some(surge::core::OrderStatus::Cancelled)
+                            );
+                            prop_assert_eq!(
+                                o.map(|o| o.lifecycle_status()),
+                                Some(LifeStatus::Cancelled)
+                            );
                             *at = Some(now);
                         }
                     }

@@ -436,8 +436,9 @@ async fn real_answers_match_the_document() {
     let (st, e) = call(s, d, Method::POST, "/v1/orders/{id}/cancel", &cancel, None).await;
     assert_eq!(
         (st, e["code"].as_str()),
-        (StatusCode::CONFLICT, Some("order_not_cancellable"))
+        (StatusCode::CONFLICT, Some("invalid_transition"))
     );
+    assert_eq!(e["status"], "cancelled", "{e}");
     let list = "/v1/orders?status=cancelled&channel=web&limit=1";
     let (st, page) = call(s, d, Method::GET, "/v1/orders", list, None).await;
     assert_eq!(st, StatusCode::OK);

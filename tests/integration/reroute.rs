@@ -107,7 +107,7 @@ async fn a_rerouted_order_leaves_the_excluded_warehouse_with_its_stock_logged_an
         shipments(&moved),
         vec![("berlin".into(), vec![("cap".into(), 1), ("tee".into(), 2)])]
     );
-    assert_eq!(moved["status"], "placed");
+    assert_eq!(moved["status"], "ready");
     let trace = &moved["routing"];
     assert_eq!(
         trace["candidates"][0]["shipments"][0]["warehouse"], "berlin",

@@ -72,7 +72,7 @@ async fn order_status(srv: &Srv, id: &str) -> String {
 }
 
 /// What an HTML form on any page can send, to any site, without a CORS
-/// preflight: every one is refused with 415 and the order stays placed.
+/// preflight: every one is refused with 415 and the order stays ready.
 #[tokio::test]
 async fn cross_site_form_posts_are_refused_and_change_nothing() {
     let srv = Srv::start();
@@ -131,7 +131,7 @@ async fn cross_site_form_posts_are_refused_and_change_nothing() {
     }
     let after = (order_status(&srv, &id).await, srv.stock("a").await);
     assert_eq!(before, after, "state changed by a refused request");
-    assert_eq!(after.0, "placed");
+    assert_eq!(after.0, "ready");
 
     // The same cancel as JSON (charset utf-8 in any case), body or not, works.
     let got = raw_req(
@@ -210,7 +210,7 @@ async fn charsets_and_encodings_other_than_utf8_and_identity_are_refused() {
             enc,
         );
     }
-    assert_eq!(order_status(&srv, &id).await, "placed");
+    assert_eq!(order_status(&srv, &id).await, "ready");
     assert_eq!(srv.stock("a").await["reserved"].as_u64(), Some(0));
     // identity is no encoding at all.
     let got = raw_req(
