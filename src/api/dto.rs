@@ -331,7 +331,9 @@ pub struct OrderBody {
     pub lines: Vec<LineView>,
     /// ISO 4217 code of the lines' `unit_price`s (required when a line
     /// has a price).
-    #[serde(default)]
+    /// Left out of the body's idempotency hash when absent, so a body
+    /// without it hashes as before prices existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: Option<String>,
 }

@@ -51,6 +51,7 @@ pub fn build(new: NewOrder, allocations: &[SkuAllocation]) -> Order {
         currency: new.currency,
         payment_required: new.payment_required,
         pay_by: new.pay_by,
+        routed_at: new.now,
         fulfillments: lifecycle::life::fulfillments_at_placement(new.id, &shipments, new.now),
         ..Default::default()
     };

@@ -31,9 +31,11 @@ pub struct LineView {
     pub qty: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<String>,
-    /// Price of one unit in the order's currency's minor units; null (or
-    /// left out in a request) for an unpriced line.
-    #[serde(default)]
+    /// Price of one unit in the order's currency's minor units; absent
+    /// for an unpriced line. (Never written as null: a request's
+    /// idempotency hash is taken over the body as it is read back, and a
+    /// body without prices must hash as it did before prices existed.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit_price: Option<u64>,
 }
 

@@ -172,6 +172,9 @@ pub struct Life {
     pub payment_required: bool,
     /// Unpaid by then, it expires (`None`: never).
     pub pay_by: Option<Millis>,
+    /// When it was routed to the warehouses it ships from: placed, or last
+    /// re-routed (what a warehouse's daily workload counts it by).
+    pub routed_at: Millis,
     pub payments: PaymentBook,
     pub hold: Option<HoldReason>,
     /// Units cancelled, per SKU.
@@ -944,7 +947,10 @@ pub fn apply(order: &mut Order, event: &Event) {
             shipments,
             at,
             ..
-        } if *id == order.id => reroute_fulfillments(order, shipments, *at),
+        } if *id == order.id => {
+            order.life.routed_at = *at;
+            reroute_fulfillments(order, shipments, *at)
+        }
         _ => {}
     }
 }

@@ -11,11 +11,10 @@ use super::Workload;
 use crate::core::{Millis, Order, OrderStatus, WarehouseId};
 use std::collections::HashMap;
 
-/// When an order was last routed: placed, or last re-routed. A placed
-/// order changes only by those (a cancelled one no longer counts), so its
-/// `updated_at` is that time.
+/// When an order was last routed: placed, or last re-routed (payments,
+/// holds and fulfilment change `updated_at`, not this).
 pub fn routed_at(order: &Order) -> Millis {
-    order.updated_at
+    order.life.routed_at
 }
 
 /// Counts by warehouse.

@@ -431,6 +431,7 @@ fn life() -> impl Strategy<Value = Life> {
                 Life {
                     currency,
                     payment_required,
+                    routed_at: pay_by.unwrap_or(7),
                     pay_by,
                     payments,
                     hold,

@@ -191,6 +191,8 @@ pub struct Life<'a> {
     pub fulfillments: Vec<Fulfillment<'a>>,
     #[serde(borrow)]
     pub returns: Vec<Return<'a>>,
+    /// Placed, or last re-routed.
+    pub routed_at: Millis,
 }
 
 /// An order (v4's: with its creator and trace), its lines' prices and its
@@ -339,6 +341,9 @@ pub struct ReturnSettled<'a> {
 /// it never holds v4's `OrderPlaced` or `OrderRerouted` (the upcast turns
 /// those into the variants here).
 #[derive(Debug, Clone, PartialEq)]
+// Built and dropped once per encode or decode, never stored: the size of
+// the order variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Event<'a> {
     OrderPlaced(OrderPlaced<'a>),
     OrderRerouted(OrderRerouted<'a>),
@@ -419,6 +424,9 @@ impl<'a> Event<'a> {
 /// A v5 snapshot entry; `Same` as for [`Event`] (never v4's `Order` or
 /// v2's `SkuAllocation` entries).
 #[derive(Debug, Clone, PartialEq)]
+// Built and dropped once per encode or decode, never stored: the size of
+// the order variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum SnapEntry<'a> {
     Order(Order<'a>),
     SkuAllocation(LiveAllocation<'a>),
@@ -558,6 +566,7 @@ impl<'a> From<&'a lifecycle::Life> for Life<'a> {
                 .collect(),
             fulfillments: l.fulfillments.iter().map(Into::into).collect(),
             returns: l.returns.iter().map(Into::into).collect(),
+            routed_at: l.routed_at,
         }
     }
 }
@@ -905,6 +914,7 @@ impl TryFrom<Life<'_>> for lifecycle::Life {
                 .transpose()?,
             payment_required: l.payment_required,
             pay_by: l.pay_by,
+            routed_at: l.routed_at,
             payments: l.payments.try_into()?,
             hold: l.hold.as_deref().map(hold_reason).transpose()?,
             cancelled,
@@ -1137,6 +1147,10 @@ pub fn upcast_order(o: v4::Order<'_>) -> Result<Order<'_>, SchemaError> {
     let life = Life {
         cancelled: cancelled.into_iter().map(|(k, q)| (owned(k), q)).collect(),
         fulfillments: fulfillments.iter().map(owned_fulfillment).collect(),
+        // Before v5 an order changed only by a re-route (and a
+        // cancellation, after which it no longer counts): its last change
+        // is when it was routed.
+        routed_at: placed.updated_at,
         ..Life::default()
     };
     Ok(Order {
