@@ -129,7 +129,10 @@ mod tests {
             updated_at: at,
             created_by: None,
             routing: None,
-            life: Default::default(),
+            life: crate::core::lifecycle::Life {
+                routed_at: at,
+                ..Default::default()
+            },
         }
     }
 
@@ -148,7 +151,7 @@ mod tests {
         let orders = [
             // Two shipments from a: counted once there.
             order(1, 2 * DAY + 5, &["a", "a", "b"], placed),
-            // Re-routed today (its updated_at), placed days ago.
+            // Re-routed today (its routed_at), placed days ago.
             order(2, 2 * DAY + 9, &["b"], placed),
             // Routed yesterday: a later day is kept.
             order(3, DAY + 1, &["a"], placed),

@@ -1004,6 +1004,7 @@ fn upcast(o: Order) -> Order {
         life: Life {
             cancelled,
             fulfillments,
+            routed_at: o.updated_at,
             ..Life::default()
         },
         ..o
