@@ -121,6 +121,8 @@ pub struct LifecycleConfig {
     pub unpaid_expiry_ms: u64,
     pub expiry_sweep_ms: u64,
     pub expiry_batch_max: usize,
+    pub payments_per_order_max: usize,
+    pub returns_per_order_max: usize,
     /// Settings of their own, by channel (`[lifecycle.channels.<name>]`).
     #[serde(default)]
     pub channels: BTreeMap<String, ChannelLifecycleConfig>,
@@ -584,11 +586,14 @@ impl Config {
                 "must be greater than 0",
             ));
         }
-        if l.expiry_batch_max == 0 {
-            return Err(invalid(
-                "lifecycle.expiry_batch_max",
-                "must be greater than 0",
-            ));
+        for (key, v) in [
+            ("lifecycle.expiry_batch_max", l.expiry_batch_max),
+            ("lifecycle.payments_per_order_max", l.payments_per_order_max),
+            ("lifecycle.returns_per_order_max", l.returns_per_order_max),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
         }
         let year = 366 * DEADLINE_MS_MAX;
         let mut expiries = vec![("lifecycle.unpaid_expiry_ms".to_owned(), l.unpaid_expiry_ms)];

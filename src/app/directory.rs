@@ -290,7 +290,12 @@ impl Directory {
         self.spawn_order_actor(shard, book)
     }
 
-    fn spawn_order_actor(&self, shard: usize, book: OrderBook) -> Addr<OrderActor> {
+    fn spawn_order_actor(&self, shard: usize, mut book: OrderBook) -> Addr<OrderActor> {
+        let l = &self.config.lifecycle;
+        book.set_limits(crate::core::lifecycle::LifeLimits {
+            payments_max: l.payments_per_order_max,
+            returns_max: l.returns_per_order_max,
+        });
         let (wal, cap) = (self.wal.clone(), self.config.order_mailbox_capacity);
         let arbiter = self.handles[shard % self.handles.len()].clone();
         OrderActor::start_in_arbiter(&arbiter, move |_| OrderActor::new(book, wal, cap))

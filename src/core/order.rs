@@ -243,6 +243,7 @@ pub struct OrderBook {
     /// Orders waiting for payment with a time to be paid by, by that time:
     /// the expiry timer reads the front, never every order.
     unpaid: BTreeSet<(Millis, OrderId)>,
+    limits: lifecycle::LifeLimits,
 }
 
 impl OrderBook {
@@ -251,6 +252,11 @@ impl OrderBook {
     }
 
     /// An order from durable state (start, restart of the actor).
+    /// The bounds lifecycle commands are decided within.
+    pub fn set_limits(&mut self, limits: lifecycle::LifeLimits) {
+        self.limits = limits;
+    }
+
     pub fn insert(&mut self, order: Order) {
         self.index_unpaid(&order);
         self.orders.insert(order.id, order);
@@ -350,7 +356,7 @@ impl OrderBook {
         if self.placing.contains(&id) {
             return Err(LifeError::Refused(lifecycle::LifeRefusal::Busy));
         }
-        lifecycle::life::decide(order, cmd, now).map_err(LifeError::Refused)
+        lifecycle::life::decide_within(order, cmd, now, &self.limits).map_err(LifeError::Refused)
     }
 
     /// Orders waiting for payment whose time is up at `now`, at most `max`.

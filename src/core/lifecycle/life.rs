@@ -208,10 +208,28 @@ pub enum LifeRefusal {
     Busy,
 }
 
-/// At most this many fulfilments and returns per order: bounds on an
-/// order's size in memory and on disk (re-routes add fulfilments).
-pub const FULFILLMENTS_MAX: usize = 64;
-pub const RETURNS_MAX: usize = 64;
+/// Bounds on one order's size in memory and on disk
+/// (`lifecycle.payments_per_order_max`, `lifecycle.returns_per_order_max`).
+/// Its fulfilments need none of their own: one per warehouse it is routed
+/// to, and a re-route reuses a warehouse's pending one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LifeLimits {
+    pub payments_max: usize,
+    pub returns_max: usize,
+}
+
+impl LifeLimits {
+    pub const DEFAULT: LifeLimits = LifeLimits {
+        payments_max: PaymentBook::PAYMENTS_MAX,
+        returns_max: 64,
+    };
+}
+
+impl Default for LifeLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
 
 /// What a lifecycle command asks. Quantities are per SKU; `None` lines
 /// mean "all it may take".
@@ -476,13 +494,23 @@ fn sorted(mut lines: Vec<(SkuId, u64)>) -> Vec<(SkuId, u64)> {
 /// Checked against the transition table first, then against quantities
 /// and money.
 pub fn decide(order: &Order, cmd: LifeCmd, now: Millis) -> Result<Option<Event>, LifeRefusal> {
+    decide_within(order, cmd, now, &LifeLimits::DEFAULT)
+}
+
+/// [`decide`] within configured bounds.
+pub fn decide_within(
+    order: &Order,
+    cmd: LifeCmd,
+    now: Millis,
+    limits: &LifeLimits,
+) -> Result<Option<Event>, LifeRefusal> {
     let status = status(order);
     let id = order.id;
     match cmd {
         LifeCmd::Payment(p) => {
             table::order_outcome(status, p.kind.command())?;
             let value = live_value(order)?;
-            match order.life.payments.decide(&p, value)? {
+            match order.life.payments.decide_within(&p, value, limits.payments_max)? {
                 Decision::AlreadyApplied => Ok(None),
                 Decision::Apply(effect) => Ok(Some(Event::OrderPayment { order: id, effect })),
             }
@@ -597,10 +625,10 @@ pub fn decide(order: &Order, cmd: LifeCmd, now: Millis) -> Result<Option<Event>,
         }
         LifeCmd::ReturnRequest { lines, reason } => {
             table::order_outcome(status, Command::ReturnRequest)?;
-            if order.life.returns.len() >= RETURNS_MAX {
+            if order.life.returns.len() >= limits.returns_max {
                 return Err(LifeRefusal::TooMany {
                     what: "returns",
-                    max: RETURNS_MAX,
+                    max: limits.returns_max,
                 });
             }
             quantities::check(&lines_for_check(order), Take::Return, &lines)?;

@@ -183,8 +183,8 @@ pub struct PaymentBook {
 }
 
 impl PaymentBook {
-    /// At most this many payment operations per order: a bound on the
-    /// book's size (a real order sees a handful).
+    /// At most this many payment operations per order unless configured
+    /// otherwise: a bound on the book's size (a real order sees a handful).
     pub const PAYMENTS_MAX: usize = 256;
 
     pub fn new() -> Self {
@@ -275,6 +275,17 @@ impl PaymentBook {
     /// Decides a payment command against an order worth `order_value` now
     /// (its ordered value less what was cancelled).
     pub fn decide(&self, cmd: &PaymentCmd, order_value: Minor) -> Result<Decision, PaymentRefusal> {
+        self.decide_within(cmd, order_value, Self::PAYMENTS_MAX)
+    }
+
+    /// [`PaymentBook::decide`] with at most `payments_max` operations per
+    /// order (`lifecycle.payments_per_order_max`).
+    pub fn decide_within(
+        &self,
+        cmd: &PaymentCmd,
+        order_value: Minor,
+        payments_max: usize,
+    ) -> Result<Decision, PaymentRefusal> {
         if let Some(&(kind, amount)) = self.references.get(&cmd.reference) {
             if (kind, amount) == (cmd.kind, cmd.amount) {
                 return Ok(Decision::AlreadyApplied);
@@ -288,9 +299,9 @@ impl PaymentBook {
         if self.expired {
             return Err(PaymentRefusal::Expired);
         }
-        if self.references.len() >= Self::PAYMENTS_MAX {
+        if self.references.len() >= payments_max {
             return Err(PaymentRefusal::TooManyPayments {
-                max: Self::PAYMENTS_MAX,
+                max: payments_max,
             });
         }
         if cmd.amount == 0 && cmd.kind != PaymentKind::Expire {
