@@ -100,6 +100,9 @@ pub enum Event {
     /// releases exactly these units in these warehouses.
     OrderLinesCancelled {
         order: OrderId,
+        /// The order's stock step (see `Life::steps`): a SKU applies each
+        /// step of an order once, however often it is handed to it.
+        step: u64,
         units: Vec<CancelledUnits>,
         reason: String,
         expired: bool,
@@ -117,6 +120,7 @@ pub enum Event {
     /// `allocated` and `on_hand` there.
     FulfillmentShipped {
         order: OrderId,
+        step: u64,
         fulfillment: FulfillmentId,
         warehouse: WarehouseId,
         parcel: Parcel,
@@ -139,6 +143,7 @@ pub enum Event {
     /// `on_hand`.
     ReturnReceived {
         order: OrderId,
+        step: u64,
         ret: ReturnId,
         lines: Vec<(SkuId, u64)>,
         restock: Option<WarehouseId>,

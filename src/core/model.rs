@@ -235,6 +235,10 @@ pub struct SkuAllocation {
     /// Units of it already shipped: gone from `on_hand` and `allocated`,
     /// still the customer's for purchase limits.
     pub shipped: u64,
+    /// The order's last stock step applied here (`Life::steps`): a step
+    /// handed again (to an actor started from a read model that has it)
+    /// changes nothing.
+    pub step: u64,
 }
 
 impl SkuAllocation {

@@ -426,6 +426,7 @@ mod tests {
                 .collect(),
             consumed_holds: vec![],
             shipped: 0,
+            step: 0,
         }
     }
 

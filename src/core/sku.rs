@@ -645,6 +645,7 @@ impl SkuState {
             lines: to.into_iter().collect(),
             consumed_holds: from.consumed_holds.clone(),
             shipped: from.shipped,
+            step: from.step,
         };
         let pending = Prepared {
             // Nothing is consumed or counted again: the order's holds and
@@ -724,6 +725,7 @@ impl SkuState {
                 lines: merged.into_iter().collect(),
                 consumed_holds: consumed,
                 shipped: 0,
+                step: 0,
             },
             from_free,
             usage_increase,
@@ -930,11 +932,17 @@ impl SkuState {
                     self.allocations.insert(*order, a);
                 }
             }
-            Event::OrderLinesCancelled { order, units, .. } => {
+            Event::OrderLinesCancelled {
+                order, step, units, ..
+            } => {
                 let sku = &self.sku;
                 let Some(a) = self.allocations.get_mut(order) else {
                     return;
                 };
+                if !units.iter().any(|u| &u.sku == sku) || a.step >= *step {
+                    return;
+                }
+                a.step = *step;
                 for u in units.iter().filter(|u| &u.sku == sku) {
                     let took = a.take(&u.warehouse, u.qty);
                     if let Some(row) = self.rows.get_mut(&u.warehouse) {
@@ -948,6 +956,7 @@ impl SkuState {
             }
             Event::FulfillmentShipped {
                 order,
+                step,
                 warehouse,
                 parcel,
                 ..
@@ -956,6 +965,10 @@ impl SkuState {
                 let Some(a) = self.allocations.get_mut(order) else {
                     return;
                 };
+                if !parcel.lines.iter().any(|(s, _)| s == sku) || a.step >= *step {
+                    return;
+                }
+                a.step = *step;
                 for (_, q) in parcel.lines.iter().filter(|(s, _)| s == sku) {
                     // Shipped units leave the shelf and the allocation;
                     // they still count for the customer's limit.
@@ -968,11 +981,24 @@ impl SkuState {
                 }
             }
             Event::ReturnReceived {
+                order,
+                step,
                 lines,
                 restock: Some(warehouse),
                 ..
             } => {
                 let sku = self.sku.clone();
+                if !lines.iter().any(|(s, _)| *s == sku) {
+                    return;
+                }
+                // The order shipped from here, so its allocation is kept
+                // (with its shipped units) and remembers its last step.
+                if let Some(a) = self.allocations.get_mut(order) {
+                    if a.step >= *step {
+                        return;
+                    }
+                    a.step = *step;
+                }
                 for (_, q) in lines.iter().filter(|(s, _)| *s == sku) {
                     self.with_row(warehouse, |row| {
                         row.on_hand = row.on_hand.saturating_add(*q)

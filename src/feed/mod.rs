@@ -864,6 +864,7 @@ impl Hub {
                 reason,
                 expired,
                 at,
+                ..
             } => {
                 let mut topics = order_topics(*order);
                 let mut whs: Vec<&WarehouseId> = units.iter().map(|u| &u.warehouse).collect();
@@ -907,6 +908,7 @@ impl Hub {
                 fulfillment,
                 warehouse,
                 parcel,
+                ..
             } => {
                 if let Some(f) = fulfillment_view(projection, order, fulfillment) {
                     out.push(Pending::new(

@@ -100,6 +100,7 @@ fn allocation(lines: &[(&str, u64)]) -> SkuAllocation {
         lines: lines.iter().map(|(w, q)| (wh(w), *q)).collect(),
         consumed_holds: vec![HoldId(1)],
         shipped: 0,
+        step: 0,
     }
 }
 
@@ -181,6 +182,7 @@ fn history() -> Vec<Event> {
                 lines: vec![(wh("w1"), 2), (wh("w2"), 1)],
                 consumed_holds: vec![HoldId(1)],
                 shipped: 0,
+                step: 0,
             }],
             idempotency: None,
         },
@@ -515,6 +517,7 @@ fn priced_order(n: u64) -> (Order, Vec<SkuAllocation>) {
             lines: vec![(wh("w1"), 2)],
             consumed_holds: vec![],
             shipped: 0,
+            step: 0,
         },
         SkuAllocation {
             sku: cap(),
@@ -522,6 +525,7 @@ fn priced_order(n: u64) -> (Order, Vec<SkuAllocation>) {
             lines: vec![(wh("w2"), 1)],
             consumed_holds: vec![],
             shipped: 0,
+            step: 0,
         },
     ];
     (o, allocations)
@@ -574,6 +578,7 @@ fn shipped(qty: u64, at: u64) -> Event {
             lines: vec![(sku("tee"), qty)],
             at,
         },
+        step: 0,
     }
 }
 
@@ -685,6 +690,7 @@ fn life_steps() -> Vec<(Event, Vec<(&'static str, &'static str)>)> {
                 reason: "out of caps".into(),
                 expired: false,
                 at: 5900,
+                step: 0,
             },
             vec![(O2_W2, "order_lines_cancelled"), (CAP_W2, "stock_changed")],
         ),
@@ -733,6 +739,7 @@ fn life_steps() -> Vec<(Event, Vec<(&'static str, &'static str)>)> {
                 lines: vec![(sku("tee"), 1)],
                 restock: Some(wh("w1")),
                 at: 6400,
+                step: 0,
             },
             vec![
                 (O2_W1, "return_received"),
@@ -793,6 +800,7 @@ fn life_steps() -> Vec<(Event, Vec<(&'static str, &'static str)>)> {
                 reason: "expired".into(),
                 expired: true,
                 at: 9000,
+                step: 0,
             },
             vec![
                 (

@@ -407,6 +407,7 @@ fn lived_order() -> Order {
             reason: "out of caps".into(),
             expired: false,
             at: 2250,
+            step: 0,
         },
         Event::FulfillmentShipped {
             order: OrderId(3),
@@ -418,6 +419,7 @@ fn lived_order() -> Order {
                 lines: vec![(sku("tee"), 2)],
                 at: 2300,
             },
+            step: 0,
         },
         Event::FulfillmentDelivered {
             order: OrderId(3),
@@ -438,6 +440,7 @@ fn lived_order() -> Order {
             lines: vec![(sku("tee"), 1)],
             restock: Some(wh("w1")),
             at: 2600,
+            step: 0,
         },
     ];
     for e in &events {

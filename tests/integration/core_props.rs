@@ -536,6 +536,7 @@ fn book_order(id: u64, now: u64) -> surge::core::Order {
         lines: vec![(WarehouseId::parse("w1").unwrap(), 1)],
         consumed_holds: vec![],
         shipped: 0,
+        step: 0,
     };
     surge::core::order::build(
         surge::core::order::NewOrder {

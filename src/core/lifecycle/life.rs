@@ -175,6 +175,10 @@ pub struct Life {
     /// When it was routed to the warehouses it ships from: placed, or last
     /// re-routed (what a warehouse's daily workload counts it by).
     pub routed_at: Millis,
+    /// Its events that move stock (cancelled units, shipments, restocked
+    /// returns), numbered from 1: each carries its number, and each SKU
+    /// keeps the last one it applied for the order.
+    pub steps: u64,
     pub payments: PaymentBook,
     pub hold: Option<HoldReason>,
     /// Units cancelled, per SKU.
@@ -510,7 +514,11 @@ pub fn decide_within(
         LifeCmd::Payment(p) => {
             table::order_outcome(status, p.kind.command())?;
             let value = live_value(order)?;
-            match order.life.payments.decide_within(&p, value, limits.payments_max)? {
+            match order
+                .life
+                .payments
+                .decide_within(&p, value, limits.payments_max)?
+            {
                 Decision::AlreadyApplied => Ok(None),
                 Decision::Apply(effect) => Ok(Some(Event::OrderPayment { order: id, effect })),
             }
@@ -599,6 +607,7 @@ pub fn decide_within(
             }
             Ok(Some(Event::FulfillmentShipped {
                 order: id,
+                step: order.life.steps + 1,
                 fulfillment: fid,
                 warehouse: f.warehouse.clone(),
                 parcel: Parcel {
@@ -672,6 +681,7 @@ pub fn decide_within(
             };
             Ok(Some(Event::ReturnReceived {
                 order: id,
+                step: order.life.steps + 1,
                 ret: rid,
                 lines,
                 restock,
@@ -781,6 +791,7 @@ fn decide_cancel(
     }
     Ok(Event::OrderLinesCancelled {
         order: order.id,
+        step: order.life.steps + 1,
         units,
         reason,
         expired,
@@ -820,11 +831,13 @@ pub fn apply(order: &mut Order, event: &Event) {
         }
         Event::OrderLinesCancelled {
             order: id,
+            step,
             units,
             expired,
             at,
             ..
         } if *id == order.id => {
+            life.steps = life.steps.max(*step);
             for u in units {
                 *life.cancelled.entry(u.sku.clone()).or_default() += u.qty;
                 if let Some(f) = life.fulfillments.iter_mut().find(|f| f.id == u.fulfillment) {
@@ -883,10 +896,12 @@ pub fn apply(order: &mut Order, event: &Event) {
         }
         Event::FulfillmentShipped {
             order: id,
+            step,
             fulfillment,
             parcel,
             ..
         } if *id == order.id => {
+            life.steps = life.steps.max(*step);
             if let Some(f) = life.fulfillments.iter_mut().find(|f| f.id == *fulfillment) {
                 for (s, q) in &parcel.lines {
                     if let Some(l) = f.line_mut(s) {
@@ -937,11 +952,13 @@ pub fn apply(order: &mut Order, event: &Event) {
         }
         Event::ReturnReceived {
             order: id,
+            step,
             ret,
             lines,
             restock,
             at,
         } if *id == order.id => {
+            life.steps = life.steps.max(*step);
             if let Some(r) = life.returns.iter_mut().find(|r| r.id == *ret) {
                 if r.status == ReturnStatus::Requested {
                     for (s, q) in lines {

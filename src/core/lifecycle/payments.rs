@@ -300,9 +300,7 @@ impl PaymentBook {
             return Err(PaymentRefusal::Expired);
         }
         if self.references.len() >= payments_max {
-            return Err(PaymentRefusal::TooManyPayments {
-                max: payments_max,
-            });
+            return Err(PaymentRefusal::TooManyPayments { max: payments_max });
         }
         if cmd.amount == 0 && cmd.kind != PaymentKind::Expire {
             return Err(PaymentRefusal::ZeroAmount);

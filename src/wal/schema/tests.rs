@@ -271,6 +271,7 @@ fn allocation_v4() -> impl Strategy<Value = SkuAllocation> {
             lines,
             consumed_holds: holds.into_iter().map(HoldId).collect(),
             shipped: 0,
+            step: 0,
         })
 }
 
@@ -438,6 +439,7 @@ fn life() -> impl Strategy<Value = Life> {
                     cancelled,
                     fulfillments,
                     returns,
+                    steps: 0,
                 }
             },
         )
@@ -500,6 +502,7 @@ fn life_event() -> impl Strategy<Value = Event> {
                     reason,
                     expired,
                     at,
+                    step: 0,
                 }
             ),
         (
@@ -524,6 +527,7 @@ fn life_event() -> impl Strategy<Value = Event> {
                 fulfillment,
                 warehouse,
                 parcel,
+                step: 0,
             }
         ),
         (order(), fulfillment_id(), sku_qtys(), any::<u64>()).prop_map(
@@ -556,6 +560,7 @@ fn life_event() -> impl Strategy<Value = Event> {
                 lines,
                 restock,
                 at,
+                step: 0,
             }),
         (order(), return_id(), command(), any::<u64>()).prop_map(|(order, ret, command, at)| {
             Event::ReturnSettled {

@@ -931,6 +931,7 @@ impl TryFrom<SkuAllocation<'_>> for core::SkuAllocation {
             consumed_holds: a.consumed_holds.into_iter().map(core::HoldId).collect(),
             // Nothing shipped before v5.
             shipped: 0,
+            step: 0,
         })
     }
 }

@@ -77,6 +77,8 @@ pub struct SkuAllocation<'a> {
     #[serde(borrow)]
     pub allocation: v2::SkuAllocation<'a>,
     pub shipped: u64,
+    /// The order's last stock step applied to it.
+    pub step: u64,
 }
 
 /// The `SKU_ALLOCATION` snapshot entry: a live allocation of an order.
@@ -193,6 +195,8 @@ pub struct Life<'a> {
     pub returns: Vec<Return<'a>>,
     /// Placed, or last re-routed.
     pub routed_at: Millis,
+    /// Its last stock step.
+    pub steps: u64,
 }
 
 /// An order (v4's: with its creator and trace), its lines' prices and its
@@ -266,6 +270,7 @@ pub struct CancelledUnits<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderLinesCancelled<'a> {
     pub order: u64,
+    pub step: u64,
     #[serde(borrow)]
     pub units: Vec<CancelledUnits<'a>>,
     #[serde(borrow)]
@@ -289,6 +294,7 @@ pub struct FulfillmentStaged<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FulfillmentShipped<'a> {
     pub order: u64,
+    pub step: u64,
     pub fulfillment: SubId,
     #[serde(borrow)]
     pub warehouse: Str<'a>,
@@ -319,6 +325,7 @@ pub struct ReturnRequested<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReturnReceived<'a> {
     pub order: u64,
+    pub step: u64,
     pub ret: SubId,
     #[serde(borrow)]
     pub lines: Vec<(Str<'a>, u64)>,
@@ -479,6 +486,7 @@ impl<'a> From<&'a core::SkuAllocation> for SkuAllocation<'a> {
         SkuAllocation {
             allocation: a.into(),
             shipped: a.shipped,
+            step: a.step,
         }
     }
 }
@@ -567,6 +575,7 @@ impl<'a> From<&'a lifecycle::Life> for Life<'a> {
             fulfillments: l.fulfillments.iter().map(Into::into).collect(),
             returns: l.returns.iter().map(Into::into).collect(),
             routed_at: l.routed_at,
+            steps: l.steps,
         }
     }
 }
@@ -634,12 +643,14 @@ impl<'a> From<&'a core::Event> for Event<'a> {
             }),
             core::Event::OrderLinesCancelled {
                 order,
+                step,
                 units,
                 reason,
                 expired,
                 at,
             } => Event::OrderLinesCancelled(OrderLinesCancelled {
                 order: order.0,
+                step: *step,
                 units: units
                     .iter()
                     .map(|u| CancelledUnits {
@@ -668,11 +679,13 @@ impl<'a> From<&'a core::Event> for Event<'a> {
             }),
             core::Event::FulfillmentShipped {
                 order,
+                step,
                 fulfillment,
                 warehouse,
                 parcel,
             } => Event::FulfillmentShipped(FulfillmentShipped {
                 order: order.0,
+                step: *step,
                 fulfillment: sub_id(fulfillment.order, fulfillment.n),
                 warehouse: s(warehouse.as_str()),
                 parcel: parcel.into(),
@@ -703,12 +716,14 @@ impl<'a> From<&'a core::Event> for Event<'a> {
             }),
             core::Event::ReturnReceived {
                 order,
+                step,
                 ret,
                 lines,
                 restock,
                 at,
             } => Event::ReturnReceived(ReturnReceived {
                 order: order.0,
+                step: *step,
                 ret: sub_id(ret.order, ret.n),
                 lines: sku_lines(lines),
                 restock: restock.as_ref().map(|w| s(w.as_str())),
@@ -812,6 +827,7 @@ impl TryFrom<SkuAllocation<'_>> for core::SkuAllocation {
     fn try_from(a: SkuAllocation<'_>) -> Result<Self, SchemaError> {
         Ok(core::SkuAllocation {
             shipped: a.shipped,
+            step: a.step,
             ..a.allocation.try_into()?
         })
     }
@@ -915,6 +931,7 @@ impl TryFrom<Life<'_>> for lifecycle::Life {
             payment_required: l.payment_required,
             pay_by: l.pay_by,
             routed_at: l.routed_at,
+            steps: l.steps,
             payments: l.payments.try_into()?,
             hold: l.hold.as_deref().map(hold_reason).transpose()?,
             cancelled,
@@ -995,6 +1012,7 @@ impl TryFrom<Event<'_>> for core::Event {
             },
             Event::OrderLinesCancelled(b) => core::Event::OrderLinesCancelled {
                 order: OrderId(b.order),
+                step: b.step,
                 units: b
                     .units
                     .iter()
@@ -1020,6 +1038,7 @@ impl TryFrom<Event<'_>> for core::Event {
             },
             Event::FulfillmentShipped(b) => core::Event::FulfillmentShipped {
                 order: OrderId(b.order),
+                step: b.step,
                 fulfillment: fulfillment_id(b.fulfillment),
                 warehouse: wh_id(&b.warehouse)?,
                 parcel: b.parcel.try_into()?,
@@ -1039,6 +1058,7 @@ impl TryFrom<Event<'_>> for core::Event {
             },
             Event::ReturnReceived(b) => core::Event::ReturnReceived {
                 order: OrderId(b.order),
+                step: b.step,
                 ret: return_id(b.ret),
                 lines: sku_qtys(&b.lines)?,
                 restock: b.restock.as_deref().map(wh_id).transpose()?,
@@ -1070,6 +1090,7 @@ impl<'a> From<v2::SkuAllocation<'a>> for SkuAllocation<'a> {
         SkuAllocation {
             allocation,
             shipped: 0,
+            step: 0,
         }
     }
 }
