@@ -1175,3 +1175,51 @@ proptest! {
         lifecycle_case(n_skus, n_whs, stock, placings, steps)?;
     }
 }
+
+/// A fulfilment command decided on an order agrees with the order table:
+/// the order's status allows the command and the status after is one of
+/// its targets, or `decide` refuses it as a transition.
+fn agrees_with_the_order_table(o: &Order, command: Command, cmd: LifeCmd) {
+    let status = life::status(o);
+    let got = life::decide(o, cmd.clone(), NOW);
+    match table::order_outcome(status, command) {
+        Err(refused) => assert_eq!(
+            got,
+            Err(LifeRefusal::Transition(refused)),
+            "{cmd:?} on a {status} order: the order table refuses {command}"
+        ),
+        Ok(outcome) => {
+            let event = match got {
+                Ok(Some(e)) => e,
+                other => panic!("{cmd:?} on a {status} order: {other:?}"),
+            };
+            let mut after = o.clone();
+            order::apply(&mut after, &event);
+            let to = life::status(&after);
+            assert!(outcome.targets(status).contains(&to), "{cmd:?}: {to}");
+        }
+    }
+}
+
+#[test]
+fn a_rejection_agrees_with_the_order_table_while_payment_is_awaited_or_on_hold() {
+    // The order table has no reject from pending_payment or on_hold.
+    let pending = order_in(OrderStatus::PendingPayment, Paid::Nothing).unwrap();
+    agrees_with_the_order_table(&pending, Command::Reject, stage(Command::Reject));
+    let held = order_in(OrderStatus::OnHold, Paid::Nothing).unwrap();
+    agrees_with_the_order_table(&held, Command::Reject, stage(Command::Reject));
+}
+
+#[test]
+fn a_delivery_agrees_with_the_order_table_once_everything_came_back() {
+    // Every shipped unit came back before the carrier reported delivery:
+    // the order is returned, and the order table has no deliver from
+    // returned.
+    let mut o = one_line_order(false);
+    run(&mut o, stage(Command::Accept));
+    run(&mut o, ship(None));
+    run(&mut o, return_request(4));
+    run(&mut o, return_receive());
+    assert_eq!(life::status(&o), OrderStatus::Returned);
+    agrees_with_the_order_table(&o, Command::Deliver, LifeCmd::Deliver { fulfillment: FUL });
+}
