@@ -67,6 +67,8 @@ macro_rules! named_enum {
 }
 
 pub mod life;
+#[cfg(test)]
+mod life_tests;
 pub mod money;
 pub mod payments;
 pub mod quantities;
