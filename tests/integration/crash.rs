@@ -1,15 +1,18 @@
 //! Crash tests on the real binary: drive concurrent reservations, orders,
-//! cancellations and releases; SIGKILL the server at a random moment;
-//! restart on the same data and check that every acknowledged operation is
-//! there, nothing else is, the stock adds up, and retrying in-doubt requests
-//! with their idempotency keys gives exactly one effect. The last round
-//! stops the server with SIGTERM instead and expects a clean exit.
+//! cancellations and releases, and orders through their lifecycle
+//! (payments, acceptance, partial and whole shipments, delivery, a return
+//! received back into stock, a refund); SIGKILL the server at a random
+//! moment; restart on the same data and check that every acknowledged
+//! operation is there exactly once, nothing else is, the stock adds up,
+//! and retrying in-doubt requests with their idempotency keys or payment
+//! references gives exactly one effect. The last round stops the server
+//! with SIGTERM instead and expects a clean exit.
 //! The seed is printed; rerun one with SURGE_TEST_SEED=<seed>.
 
 use crate::child::{spawn, Server};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +20,13 @@ use std::time::Duration;
 const ROUNDS: usize = 5;
 const WORKERS: usize = 12;
 const OPS_PER_WORKER: usize = 40;
+/// Workers that each take one order at a time through its lifecycle.
+const LIFE_WORKERS: usize = 4;
+/// Lifecycle requests one of them sends in a round at most.
+const LIFE_STEPS_PER_ROUND: usize = 40;
+/// Units each SKU of the lifecycle orders starts with per warehouse: far
+/// more than the rounds can place, so no placement is refused for stock.
+const LIFE_STOCK: u64 = 1000;
 
 /// splitmix64: a small seeded generator, so a failing run can be replayed.
 struct Rng(u64);
@@ -59,6 +69,207 @@ struct Ledger {
     cancelled: HashSet<String>,
     released: HashSet<String>,
     in_doubt: Vec<Op>,
+    /// Per lifecycle worker, the orders it took through their lifecycle;
+    /// the last one may still be under way.
+    lives: Vec<Vec<Life>>,
+}
+
+/// The steps of one order's lifecycle, in the order they are taken.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Step {
+    Place,
+    Authorize,
+    CaptureFirst,
+    CaptureRest,
+    Accept,
+    ShipPart,
+    ShipRest,
+    Deliver,
+    Return,
+    Receive,
+    Refund,
+}
+
+const STEPS: [Step; 11] = [
+    Step::Place,
+    Step::Authorize,
+    Step::CaptureFirst,
+    Step::CaptureRest,
+    Step::Accept,
+    Step::ShipPart,
+    Step::ShipRest,
+    Step::Deliver,
+    Step::Return,
+    Step::Receive,
+    Step::Refund,
+];
+
+/// A lifecycle order's lines: (SKU, quantity, unit price). Its total is
+/// `LIFE_TOTAL`.
+const LIFE_LINES: [(&str, u64, u64); 2] = [("c", 2, 700), ("d", 3, 300)];
+const LIFE_TOTAL: u64 = 2 * 700 + 3 * 300;
+const CAPTURE_FIRST: u64 = 1000;
+const REFUND: u64 = 600;
+/// The first shipment: one `d`; the second ships the rest.
+const SHIP_PART: (&str, u64) = ("d", 1);
+/// Asked back and received into stock at the fulfilment's warehouse.
+const RETURNED: (&str, u64) = ("d", 2);
+
+/// One order taken through its lifecycle, and what the server acknowledged
+/// of it.
+#[derive(Clone, Debug)]
+struct Life {
+    /// The placement's idempotency key.
+    key: String,
+    customer: String,
+    /// Index into `STEPS` of the next step to take.
+    next: usize,
+    /// The last attempt at `STEPS[next]` got no answer (the server died or
+    /// answered 503): settled after the restart.
+    in_doubt: bool,
+    id: Option<String>,
+    /// The order's one fulfilment and its warehouse.
+    fulfillment: Option<(String, String)>,
+    ret: Option<String>,
+    authorized: u64,
+    captured: u64,
+    refunded: u64,
+    shipped: BTreeMap<String, u64>,
+    parcels: usize,
+    restocked: u64,
+}
+
+impl Life {
+    fn new(key: String, customer: String) -> Life {
+        Life {
+            key,
+            customer,
+            next: 0,
+            in_doubt: false,
+            id: None,
+            fulfillment: None,
+            ret: None,
+            authorized: 0,
+            captured: 0,
+            refunded: 0,
+            shipped: BTreeMap::new(),
+            parcels: 0,
+            restocked: 0,
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.next == STEPS.len()
+    }
+
+    fn id(&self) -> &str {
+        self.id.as_deref().expect("placed before its later steps")
+    }
+
+    fn ful(&self) -> &str {
+        &self.fulfillment.as_ref().expect("placed").0
+    }
+
+    fn warehouse(&self) -> &str {
+        &self.fulfillment.as_ref().expect("placed").1
+    }
+
+    /// The request of the next step: path, body and idempotency key.
+    fn request(&self) -> (String, Value, Option<String>) {
+        let id = || self.id().to_owned();
+        let pay = |kind: &str, amount: u64, reference: &str| {
+            (
+                format!("/v1/orders/{}/payments", id()),
+                json!({"kind": kind, "amount": amount, "reference": format!("{}-{reference}", id())}),
+                None,
+            )
+        };
+        let ful = |step: &str, body: Value| {
+            (
+                format!("/v1/fulfillments/{}/{step}", self.ful()),
+                body,
+                None,
+            )
+        };
+        match STEPS[self.next] {
+            Step::Place => {
+                let lines: Vec<Value> = LIFE_LINES
+                    .iter()
+                    .map(|(sku, qty, price)| json!({"sku": sku, "qty": qty, "unit_price": price}))
+                    .collect();
+                (
+                    "/v1/orders".into(),
+                    json!({"channel": "web", "customer_id": self.customer, "currency": "EUR",
+                           "ship_to": {"lat": 1.0, "lon": 1.0}, "lines": lines}),
+                    Some(self.key.clone()),
+                )
+            }
+            Step::Authorize => pay("authorize", LIFE_TOTAL, "auth"),
+            Step::CaptureFirst => pay("capture", CAPTURE_FIRST, "cap-1"),
+            Step::CaptureRest => pay("capture", LIFE_TOTAL - CAPTURE_FIRST, "cap-2"),
+            Step::Refund => pay("refund", REFUND, "refund"),
+            Step::Accept => ful("accept", json!({})),
+            Step::ShipPart => ful(
+                "ship",
+                json!({"carrier": "dhl", "tracking": "t1",
+                       "lines": [{"sku": SHIP_PART.0, "qty": SHIP_PART.1}]}),
+            ),
+            Step::ShipRest => ful("ship", json!({"carrier": "dhl", "tracking": "t2"})),
+            Step::Deliver => ful("deliver", json!({})),
+            Step::Return => (
+                format!("/v1/orders/{}/returns", id()),
+                json!({"lines": [{"sku": RETURNED.0, "qty": RETURNED.1}], "reason": "too small"}),
+                None,
+            ),
+            Step::Receive => (
+                format!(
+                    "/v1/returns/{}/receive",
+                    self.ret.as_ref().expect("requested")
+                ),
+                json!({"restock": true, "warehouse": self.warehouse()}),
+                None,
+            ),
+        }
+    }
+
+    /// Takes the effect of the next step, acknowledged (`answer` is its
+    /// reply) or found on the server after a restart (`answer` is the
+    /// order then), and moves on.
+    fn took(&mut self, answer: &Value) {
+        match STEPS[self.next] {
+            Step::Place => {
+                let fs = answer["fulfillments"].as_array().unwrap();
+                assert_eq!(fs.len(), 1, "one warehouse holds the whole order: {answer}");
+                self.id = Some(answer["id"].as_str().unwrap().to_owned());
+                self.fulfillment = Some((
+                    fs[0]["id"].as_str().unwrap().to_owned(),
+                    fs[0]["warehouse"].as_str().unwrap().to_owned(),
+                ));
+            }
+            Step::Authorize => self.authorized += LIFE_TOTAL,
+            Step::CaptureFirst => self.captured += CAPTURE_FIRST,
+            Step::CaptureRest => self.captured += LIFE_TOTAL - CAPTURE_FIRST,
+            Step::Refund => self.refunded += REFUND,
+            Step::Accept | Step::Deliver => {}
+            Step::ShipPart => {
+                *self.shipped.entry(SHIP_PART.0.into()).or_default() += SHIP_PART.1;
+                self.parcels += 1;
+            }
+            Step::ShipRest => {
+                // Everything not shipped yet: afterwards, every line whole.
+                for (sku, qty, _) in LIFE_LINES {
+                    self.shipped.insert(sku.into(), qty);
+                }
+                self.parcels += 1;
+            }
+            Step::Return => {
+                self.ret = Some(answer["id"].as_str().unwrap().to_owned());
+            }
+            Step::Receive => self.restocked += RETURNED.1,
+        }
+        self.next += 1;
+        self.in_doubt = false;
+    }
 }
 
 enum Answer {
@@ -176,6 +387,171 @@ fn next_op(rng: &mut Rng, round: usize, worker: usize, i: usize, ledger: &Mutex<
     }
 }
 
+/// Sends one lifecycle request; `None` when the answer never came or was
+/// 503 (the server going away).
+async fn send_step(
+    client: &reqwest::Client,
+    base: &str,
+    (path, body, key): &(String, Value, Option<String>),
+) -> Option<(StatusCode, Value)> {
+    let mut req = client.post(format!("{base}{path}")).json(body);
+    if let Some(k) = key {
+        req = req.header("Idempotency-Key", k);
+    }
+    let r = req.send().await.ok()?;
+    let status = r.status();
+    let v = r.json::<Value>().await.ok()?;
+    (status != StatusCode::SERVICE_UNAVAILABLE).then_some((status, v))
+}
+
+/// Takes the orders of lifecycle worker `w` through their steps, one
+/// order at a time, going on where the last round stopped; stops at the
+/// first request without an answer.
+async fn life_worker(
+    client: reqwest::Client,
+    base: String,
+    round: usize,
+    w: usize,
+    ledger: Arc<Mutex<Ledger>>,
+) {
+    for i in 0..LIFE_STEPS_PER_ROUND {
+        let mut life = {
+            let mut l = ledger.lock().unwrap();
+            let lives = &mut l.lives[w];
+            if lives.last().is_none_or(Life::done) {
+                lives.push(Life::new(
+                    format!("l-{round}-{w}-{i}"),
+                    format!("l{round}-{w}-{i}"),
+                ));
+            }
+            lives.last().unwrap().clone()
+        };
+        assert!(!life.in_doubt, "settled before the round");
+        let req = life.request();
+        let answer = send_step(&client, &base, &req).await;
+        let dead = answer.is_none();
+        match answer {
+            Some((status, v)) => {
+                assert!(
+                    status.is_success(),
+                    "{:?} of {life:?} answered {status}: {v}",
+                    STEPS[life.next]
+                );
+                life.took(&v);
+            }
+            None => life.in_doubt = true,
+        }
+        *ledger.lock().unwrap().lives[w].last_mut().unwrap() = life;
+        if dead {
+            return;
+        }
+    }
+}
+
+/// Settles a lifecycle step that got no answer before the restart. A
+/// payment is sent again with its reference and must be one effect; the
+/// placement again with its idempotency key. Any other step is looked up:
+/// it took effect once or not at all, never twice.
+async fn settle_life(client: &reqwest::Client, base: &str, life: &mut Life) {
+    let step = STEPS[life.next];
+    if matches!(
+        step,
+        Step::Place | Step::Authorize | Step::CaptureFirst | Step::CaptureRest | Step::Refund
+    ) {
+        let (status, v) = send_step(client, base, &life.request())
+            .await
+            .unwrap_or_else(|| panic!("retry of {step:?} of {life:?} still in doubt"));
+        assert!(status.is_success(), "retry of {step:?}: {status}: {v}");
+        life.took(&v);
+        return;
+    }
+    let o = get_ok(client, &format!("{base}/v1/orders/{}", life.id())).await;
+    let f = &o["fulfillments"][0];
+    let parcels = f["parcels"].as_array().unwrap().len();
+    let returns = o["returns"].as_array().unwrap();
+    let happened = match step {
+        Step::Accept => f["status"] != "pending",
+        Step::Deliver => f["status"] == "delivered",
+        Step::ShipPart | Step::ShipRest => {
+            assert!(
+                parcels == life.parcels || parcels == life.parcels + 1,
+                "{step:?} shipped twice: {o}"
+            );
+            parcels > life.parcels
+        }
+        Step::Return => {
+            assert!(returns.len() <= 1, "one return asked for twice: {o}");
+            !returns.is_empty()
+        }
+        Step::Receive => returns[0]["status"] == "received",
+        _ => unreachable!("payments and placement are retried"),
+    };
+    println!("in doubt: {step:?} of {} happened: {happened}", life.id());
+    if happened {
+        let seen = if step == Step::Return {
+            &returns[0]
+        } else {
+            &o
+        };
+        life.took(seen);
+    } else {
+        life.in_doubt = false;
+    }
+}
+
+/// Checks one lifecycle order against what was acknowledged of it: its
+/// payments in the totals once each, its shipments in `items` and
+/// parcels once each, its return received once.
+async fn verify_life(client: &reqwest::Client, base: &str, life: &Life) {
+    let o = get_ok(client, &format!("{base}/v1/orders/{}", life.id())).await;
+    let t = &o["totals"];
+    assert_eq!(
+        (
+            t["authorized"].as_u64(),
+            t["captured"].as_u64(),
+            t["refunded"].as_u64()
+        ),
+        (
+            Some(life.authorized),
+            Some(life.captured),
+            Some(life.refunded)
+        ),
+        "payments of {}: {o}",
+        life.id()
+    );
+    for item in o["items"].as_array().unwrap() {
+        let sku = item["sku"].as_str().unwrap();
+        assert_eq!(
+            item["shipped"].as_u64(),
+            Some(life.shipped.get(sku).copied().unwrap_or(0)),
+            "{sku} shipped of {}: {o}",
+            life.id()
+        );
+        let returned = if sku == RETURNED.0 { life.restocked } else { 0 };
+        assert_eq!(item["returned"].as_u64(), Some(returned), "{o}");
+    }
+    let f = &o["fulfillments"][0];
+    assert_eq!(
+        f["parcels"].as_array().unwrap().len(),
+        life.parcels,
+        "parcels of {}: {o}",
+        life.id()
+    );
+    let returns = o["returns"].as_array().unwrap();
+    assert_eq!(returns.len(), usize::from(life.ret.is_some()), "{o}");
+}
+
+/// What `setup` receives: (SKU, warehouse, units).
+const INITIAL_STOCK: [(&str, &str, u64); 7] = [
+    ("a", "w1", 400),
+    ("b", "w1", 150),
+    ("b", "w2", 150),
+    ("c", "w1", LIFE_STOCK),
+    ("c", "w2", LIFE_STOCK),
+    ("d", "w1", LIFE_STOCK),
+    ("d", "w2", LIFE_STOCK),
+];
+
 async fn setup(client: &reqwest::Client, base: &str) {
     for (id, p) in [("w1", 1), ("w2", 2)] {
         let r = client
@@ -186,7 +562,7 @@ async fn setup(client: &reqwest::Client, base: &str) {
             .unwrap();
         assert!(r.status().is_success());
     }
-    for (sku, limit) in [("a", None), ("b", Some(6))] {
+    for (sku, limit) in [("a", None), ("b", Some(6)), ("c", None), ("d", None)] {
         let r = client
             .put(format!("{base}/v1/skus/{sku}"))
             .json(&json!({"per_customer_limit": limit}))
@@ -195,7 +571,7 @@ async fn setup(client: &reqwest::Client, base: &str) {
             .unwrap();
         assert!(r.status().is_success());
     }
-    for (sku, wh, qty) in [("a", "w1", 400), ("b", "w1", 150), ("b", "w2", 150)] {
+    for (sku, wh, qty) in INITIAL_STOCK {
         let r = client
             .post(format!("{base}/v1/stock/adjustments"))
             .json(&json!({"sku": sku, "warehouse": wh, "delta": qty, "reason": "receipt"}))
@@ -227,6 +603,11 @@ async fn settle_and_verify(client: &reqwest::Client, base: &str, ledger: &Mutex<
             "retry of {op:?} still in doubt after restart"
         );
     }
+    let mut lives: Vec<Vec<Life>> = ledger.lock().unwrap().lives.clone();
+    for life in lives.iter_mut().flatten().filter(|l| l.in_doubt) {
+        settle_life(client, base, life).await;
+    }
+    ledger.lock().unwrap().lives = lives.clone();
     let l = {
         let g = ledger.lock().unwrap();
         Ledger {
@@ -235,6 +616,7 @@ async fn settle_and_verify(client: &reqwest::Client, base: &str, ledger: &Mutex<
             cancelled: g.cancelled.clone(),
             released: g.released.clone(),
             in_doubt: Vec::new(),
+            lives: Vec::new(),
         }
     };
     let mut reserved: HashMap<String, u64> = HashMap::new();
@@ -257,15 +639,31 @@ async fn settle_and_verify(client: &reqwest::Client, base: &str, ledger: &Mutex<
         if l.cancelled.contains(id) {
             assert_eq!(v["status"], "cancelled", "{id}");
         }
-        // Nothing ships in this test: every order not cancelled still
-        // holds its stock.
+        // These orders never ship (the lifecycle orders are counted
+        // below): every one not cancelled still holds its stock.
         if v["status"] != "cancelled" {
             for (sku, qty) in lines {
                 *allocated.entry(sku.clone()).or_default() += qty;
             }
         }
     }
-    for sku in ["a", "b"] {
+    // Shipments leave `on_hand` at their warehouse and what is still to
+    // ship stays allocated; restocks come back to `on_hand`.
+    let mut on_hand: HashMap<(String, String), u64> = INITIAL_STOCK
+        .iter()
+        .map(|(sku, wh, qty)| (((*sku).to_owned(), (*wh).to_owned()), *qty))
+        .collect();
+    for life in lives.iter().flatten().filter(|l| l.id.is_some()) {
+        verify_life(client, base, life).await;
+        let wh = life.warehouse().to_owned();
+        for (sku, qty, _) in LIFE_LINES {
+            let shipped = life.shipped.get(sku).copied().unwrap_or(0);
+            *on_hand.get_mut(&(sku.to_owned(), wh.clone())).unwrap() -= shipped;
+            *allocated.entry(sku.to_owned()).or_default() += qty - shipped;
+        }
+        *on_hand.get_mut(&(RETURNED.0.to_owned(), wh)).unwrap() += life.restocked;
+    }
+    for sku in ["a", "b", "c", "d"] {
         let st: Value = client
             .get(format!("{base}/v1/skus/{sku}/stock"))
             .send()
@@ -286,6 +684,12 @@ async fn settle_and_verify(client: &reqwest::Client, base: &str, ledger: &Mutex<
         );
         for row in st["warehouses"].as_array().unwrap() {
             let n = |k: &str| row[k].as_u64().unwrap();
+            let wh = row["warehouse"].as_str().unwrap().to_owned();
+            assert_eq!(
+                Some(n("on_hand")),
+                on_hand.get(&(sku.to_owned(), wh)).copied(),
+                "{sku}: shipments or restocks lost or taken twice: {row}"
+            );
             assert!(
                 n("reserved") + n("allocated") <= n("on_hand"),
                 "{sku} oversold: {row}"
@@ -324,7 +728,17 @@ async fn workload(
             }
         })
     });
-    for w in workers {
+    let lifecycle = (0..LIFE_WORKERS).map(|w| {
+        tokio::spawn(life_worker(
+            client.clone(),
+            base.clone(),
+            round,
+            w,
+            ledger.clone(),
+        ))
+    });
+    let all: Vec<_> = workers.chain(lifecycle).collect();
+    for w in all {
         w.await.unwrap();
     }
 }
@@ -347,7 +761,10 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let ledger = Arc::new(Mutex::new(Ledger {
+        lives: vec![Vec::new(); LIFE_WORKERS],
+        ..Ledger::default()
+    }));
     let mut server = start(dir.path());
     server.ready(&client).await;
     setup(&client, &server.base).await;
@@ -389,6 +806,28 @@ async fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         l.released.len()
     );
     assert!(!l.holds.is_empty() && !l.orders.is_empty());
+    let lives: Vec<&Life> = l
+        .lives
+        .iter()
+        .flatten()
+        .filter(|l| l.id.is_some())
+        .collect();
+    let reached = |step: Step| {
+        lives
+            .iter()
+            .filter(|l| STEPS[..l.next].contains(&step))
+            .count()
+    };
+    println!(
+        "lifecycle orders: {} placed, {} paid, {} partly shipped, {} shipped, {} restocked, {} refunded",
+        lives.len(),
+        reached(Step::Authorize),
+        reached(Step::ShipPart),
+        reached(Step::ShipRest),
+        reached(Step::Receive),
+        reached(Step::Refund),
+    );
+    assert!(reached(Step::Authorize) > 0 && reached(Step::ShipPart) > 0);
     let snapshots: usize = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())

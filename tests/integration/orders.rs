@@ -609,3 +609,229 @@ async fn paging_while_orders_are_placed_lists_each_order_once() {
         .iter()
         .all(|id| before.contains(id) || during.contains(id)));
 }
+
+/// Orders the scale test places before it pages. The issue asks for
+/// 10,000; in a debug build on a shared 2-core machine that took 35 s
+/// (24 s placing 64 at a time, 8 s paging), so the test places 7,000,
+/// which took 18 s there (11 s placing, 4 s paging). `orders_scan_max`
+/// is lowered from its default 10,000 to `SCALE_SCAN_MAX` so that
+/// filtered pages still stop at the scan bound and go on from their
+/// cursor, as they would over 10,000 orders with the default.
+const SCALE_ORDERS: usize = 7_000;
+/// Orders one page looks at, at most, in the scale test.
+const SCALE_SCAN_MAX: usize = 1_000;
+/// Placements the scale test has in flight at once.
+const SCALE_IN_FLIGHT: usize = 64;
+/// Placements at most while the pages are read.
+const SCALE_DURING_MAX: usize = 1_000;
+
+/// One placed order as the scale test knows it.
+#[derive(Clone, Debug)]
+struct Placed {
+    id: String,
+    channel: &'static str,
+    customer: String,
+    warehouse: String,
+    created_at: u64,
+}
+
+/// Places order `i` of the scale test: channel, customer and SKU (so the
+/// warehouse) follow from `i` with different periods, so every
+/// combination occurs.
+async fn place_scaled(client: &reqwest::Client, url: &str, i: usize) -> Placed {
+    let channel = ["web", "app"][i % 2];
+    let customer = format!("c{}", i % 7);
+    let sku = if i % 3 == 0 { "b" } else { "a" };
+    let res = client
+        .post(url)
+        .json(&json!({"channel": channel, "customer_id": customer,
+            "ship_to": {"lat": 1.0, "lon": 1.0},
+            "lines": [{"sku": sku, "qty": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let o: serde_json::Value = res.json().await.unwrap();
+    Placed {
+        id: o["id"].as_str().unwrap().to_owned(),
+        channel,
+        customer,
+        warehouse: o["fulfillments"][0]["warehouse"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        created_at: o["created_at"].as_u64().unwrap(),
+    }
+}
+
+/// Reads every page of `GET /v1/orders?limit={limit}&{query}`; the ids
+/// in the order they came.
+async fn all_pages(srv: &Srv, query: &str, limit: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    let first = match query {
+        "" => format!("/v1/orders?limit={limit}"),
+        _ => format!("/v1/orders?limit={limit}&{query}"),
+    };
+    let mut q = first.clone();
+    // Each page moves the cursor past at least one order: bounded by the
+    // orders there can be.
+    for _ in 0..=(SCALE_ORDERS + SCALE_DURING_MAX) {
+        let (s, page) = srv.get(&q).await;
+        assert_eq!(s, StatusCode::OK, "{q}: {page}");
+        for o in page["orders"].as_array().unwrap() {
+            seen.push(o["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => q = format!("{first}&cursor={c}"),
+            None => return seen,
+        }
+    }
+    panic!("{query}: more pages than orders");
+}
+
+/// The issue's case at scale: `SCALE_ORDERS` orders, placed concurrently,
+/// paged through with a small `limit` while more are placed: each order
+/// acknowledged before the first page is listed exactly once and none
+/// twice; filters combined (status, channel, customer, warehouse and a
+/// time window) give exactly the matching orders, newest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_over_thousands_of_orders_lists_each_once_and_filters_combine() {
+    let srv = Srv::start_with(|c| {
+        c.rate_limit_customer_per_sec = 0;
+        c.orders_scan_max = SCALE_SCAN_MAX;
+    });
+    srv.warehouse("w1", 1).await;
+    srv.warehouse("w2", 2).await;
+    let stock = (2 * (SCALE_ORDERS + SCALE_DURING_MAX)) as i64;
+    srv.sku("a", None, &[("w1", stock)]).await;
+    srv.sku("b", None, &[("w2", stock)]).await;
+    let url = srv.url("/v1/orders");
+
+    // A fixed number of tasks take the next index until all are placed.
+    let started = std::time::Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let placers: Vec<_> = (0..SCALE_IN_FLIGHT)
+        .map(|_| {
+            let (client, url, next) = (srv.client.clone(), url.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut placed = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= SCALE_ORDERS {
+                        return placed;
+                    }
+                    placed.push((i, place_scaled(&client, &url, i).await));
+                }
+            })
+        })
+        .collect();
+    let mut placed: Vec<(usize, Placed)> = Vec::with_capacity(SCALE_ORDERS);
+    for p in placers {
+        placed.extend(p.await.unwrap());
+    }
+    println!(
+        "placed {SCALE_ORDERS} orders, {SCALE_IN_FLIGHT} at a time, in {:?}",
+        started.elapsed()
+    );
+    placed.sort_by_key(|(i, _)| *i);
+    let mut before: Vec<Placed> = placed.into_iter().map(|(_, p)| p).collect();
+
+    // Every 25th is cancelled (25 is prime to the periods of channel,
+    // customer and SKU, so the cancelled ones have every combination).
+    for p in before.iter().step_by(25) {
+        let (s, b) = srv
+            .post(&format!("/v1/orders/{}/cancel", p.id), json!({}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let cancelled: std::collections::HashSet<String> =
+        before.iter().step_by(25).map(|p| p.id.clone()).collect();
+
+    // Pages of 20 while placements go on, on their own tasks.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let during_next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let during_placers: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, url) = (srv.client.clone(), url.clone());
+            let (stop, next) = (stop.clone(), during_next.clone());
+            tokio::spawn(async move {
+                let mut placed = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= SCALE_DURING_MAX {
+                        break;
+                    }
+                    placed.push(place_scaled(&client, &url, SCALE_ORDERS + i).await.id);
+                }
+                placed
+            })
+        })
+        .collect();
+    let paging = std::time::Instant::now();
+    let seen = all_pages(&srv, "", 20).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut during = std::collections::HashSet::new();
+    for p in during_placers {
+        during.extend(p.await.unwrap());
+    }
+    println!(
+        "paged {} orders in {:?} while {} more were placed",
+        seen.len(),
+        paging.elapsed(),
+        during.len()
+    );
+    assert!(!during.is_empty(), "placements ran while paging");
+    let mut times: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for id in &seen {
+        *times.entry(id.as_str()).or_default() += 1;
+    }
+    let twice: Vec<_> = times.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "orders in two pages: {twice:?}");
+    for p in &before {
+        assert_eq!(
+            times.get(p.id.as_str()),
+            Some(&1),
+            "{} acknowledged before paging",
+            p.id
+        );
+    }
+    let known: std::collections::HashSet<&str> = before.iter().map(|p| p.id.as_str()).collect();
+    assert!(seen
+        .iter()
+        .all(|id| known.contains(id.as_str()) || during.contains(id)));
+
+    // Filters combined over the mix: a time window from the middle of the
+    // placements, both statuses.
+    before.sort_by_key(|p| std::cmp::Reverse(id_number(&p.id)));
+    let after = before[SCALE_ORDERS * 3 / 4].created_at;
+    let until = before[SCALE_ORDERS / 4].created_at;
+    assert!(after < until, "the placements spread over time");
+    for (status, channel, customer, warehouse) in [
+        ("ready", "web", "c3", "w1"),
+        ("ready", "app", "c5", "w2"),
+        ("cancelled", "web", "c2", "w1"),
+        ("cancelled", "app", "c0", "w2"),
+    ] {
+        let want: Vec<String> = before
+            .iter()
+            .filter(|p| {
+                cancelled.contains(&p.id) == (status == "cancelled")
+                    && p.channel == channel
+                    && p.customer == customer
+                    && p.warehouse == warehouse
+                    && p.created_at >= after
+                    && p.created_at < until
+            })
+            .map(|p| p.id.clone())
+            .collect();
+        assert!(
+            !want.is_empty(),
+            "{status} {channel} {customer} {warehouse}"
+        );
+        let q = format!(
+            "status={status}&channel={channel}&customer_id={customer}&warehouse={warehouse}\
+             &created_after={after}&created_before={until}"
+        );
+        assert_eq!(all_pages(&srv, &q, 20).await, want, "{q}");
+    }
+}
