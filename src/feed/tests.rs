@@ -578,7 +578,7 @@ fn shipped(qty: u64, at: u64) -> Event {
             lines: vec![(sku("tee"), qty)],
             at,
         },
-        step: 0,
+        step: at,
     }
 }
 
@@ -690,7 +690,7 @@ fn life_steps() -> Vec<(Event, Vec<(&'static str, &'static str)>)> {
                 reason: "out of caps".into(),
                 expired: false,
                 at: 5900,
-                step: 0,
+                step: 5900,
             },
             vec![(O2_W2, "order_lines_cancelled"), (CAP_W2, "stock_changed")],
         ),
@@ -739,7 +739,7 @@ fn life_steps() -> Vec<(Event, Vec<(&'static str, &'static str)>)> {
                 lines: vec![(sku("tee"), 1)],
                 restock: Some(wh("w1")),
                 at: 6400,
-                step: 0,
+                step: 6400,
             },
             vec![
                 (O2_W1, "return_received"),
@@ -800,7 +800,7 @@ fn life_steps() -> Vec<(Event, Vec<(&'static str, &'static str)>)> {
                 reason: "expired".into(),
                 expired: true,
                 at: 9000,
-                step: 0,
+                step: 9000,
             },
             vec![
                 (

@@ -577,6 +577,9 @@ pub fn decide_within(
             if command != Command::Reject {
                 gate(order, status)?;
             }
+            // The order's table too: a step on one fulfilment moves the
+            // order (a reject, say, is refused while it waits for payment).
+            table::order_outcome(status, command)?;
             Ok(Some(Event::FulfillmentStaged {
                 order: id,
                 fulfillment: fid,
@@ -594,6 +597,7 @@ pub fn decide_within(
             let f = fulfillment(order, fid)?;
             table::fulfillment_outcome(f.status(), Command::Ship)?;
             gate(order, status)?;
+            table::order_outcome(status, Command::Ship)?;
             let check = fulfillment_lines_for_check(f);
             let lines = match lines {
                 Some(l) => {
@@ -621,6 +625,7 @@ pub fn decide_within(
         LifeCmd::Deliver { fulfillment: fid } => {
             let f = fulfillment(order, fid)?;
             table::fulfillment_outcome(f.status(), Command::Deliver)?;
+            table::order_outcome(status, Command::Deliver)?;
             let lines = quantities::all(&fulfillment_lines_for_check(f), Take::Deliver);
             if lines.is_empty() {
                 return Err(QuantityRefusal::Empty.into());

@@ -101,6 +101,7 @@ fn one_line_order(payment_required: bool) -> Order {
             lines: vec![(wh("w1"), 4)],
             consumed_holds: vec![],
             shipped: 0,
+            step: 0,
         }],
         payment_required,
         Some(PAY_BY),
