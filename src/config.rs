@@ -123,6 +123,8 @@ pub struct LifecycleConfig {
     pub expiry_batch_max: usize,
     pub payments_per_order_max: usize,
     pub returns_per_order_max: usize,
+    pub parcels_per_fulfillment_max: usize,
+    pub fulfillments_per_order_max: usize,
     /// Settings of their own, by channel (`[lifecycle.channels.<name>]`).
     #[serde(default)]
     pub channels: BTreeMap<String, ChannelLifecycleConfig>,
@@ -590,6 +592,14 @@ impl Config {
             ("lifecycle.expiry_batch_max", l.expiry_batch_max),
             ("lifecycle.payments_per_order_max", l.payments_per_order_max),
             ("lifecycle.returns_per_order_max", l.returns_per_order_max),
+            (
+                "lifecycle.parcels_per_fulfillment_max",
+                l.parcels_per_fulfillment_max,
+            ),
+            (
+                "lifecycle.fulfillments_per_order_max",
+                l.fulfillments_per_order_max,
+            ),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be greater than 0"));
@@ -882,5 +892,45 @@ mod tests {
             assert!(with_file(bad).is_err(), "{bad}");
         }
         assert!(with_file("[routing]\ntrace_candidates_max = 1\n").is_ok());
+    }
+
+    #[test]
+    fn lifecycle_settings_per_channel_fall_back_to_the_section_and_are_bounded() {
+        let c = with_file(
+            "[lifecycle]\nunpaid_expiry_ms = 600000\n\
+             [lifecycle.channels.marketplace]\npayment_required = true\n",
+        )
+        .unwrap();
+        let m = c.lifecycle.policy("marketplace");
+        assert_eq!((m.payment_required, m.unpaid_expiry_ms), (true, 600_000));
+        let web = c.lifecycle.policy("web");
+        assert_eq!(
+            (web.payment_required, web.unpaid_expiry_ms),
+            (false, 600_000)
+        );
+        let year = 366 * DEADLINE_MS_MAX;
+        for bad in [
+            "[lifecycle]\nexpiry_sweep_ms = 0\n".to_owned(),
+            "[lifecycle]\nexpiry_batch_max = 0\n".to_owned(),
+            "[lifecycle]\npayments_per_order_max = 0\n".to_owned(),
+            "[lifecycle]\nreturns_per_order_max = 0\n".to_owned(),
+            "[lifecycle]\nparcels_per_fulfillment_max = 0\n".to_owned(),
+            "[lifecycle]\nfulfillments_per_order_max = 0\n".to_owned(),
+            format!("[lifecycle]\nunpaid_expiry_ms = {}\n", year + 1),
+            format!(
+                "[lifecycle.channels.web]\nunpaid_expiry_ms = {}\n",
+                year + 1
+            ),
+            "[lifecycle.channels.\"bad channel\"]\npayment_required = true\n".to_owned(),
+            "[lifecycle.channels.web]\npayment_requried = true\n".to_owned(),
+        ] {
+            assert!(with_file(&bad).is_err(), "{bad}");
+        }
+        for edge in [
+            format!("[lifecycle]\nunpaid_expiry_ms = {year}\n"),
+            "[lifecycle]\nexpiry_sweep_ms = 1\npayments_per_order_max = 1\n".to_owned(),
+        ] {
+            assert!(with_file(&edge).is_ok(), "{edge}");
+        }
     }
 }

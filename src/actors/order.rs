@@ -59,7 +59,7 @@ impl Handler<Record> for OrderActor {
     }
 }
 
-/// Every SKU actor has taken the placement in.
+/// Every SKU actor has taken the placement (or re-route) in.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Placed(pub OrderId);
@@ -142,7 +142,14 @@ impl Handler<Reroute> for OrderActor {
         };
         match self.wal.submit(vec![event.clone()]) {
             Ok(durable) => match self.book.apply(&event) {
-                Some(o) => after(durable, (o.clone(), Some(Arc::new(event)))),
+                Some(o) => {
+                    let o = o.clone();
+                    // Until every SKU has moved the allocation (the
+                    // re-route sends `Placed`), nothing else may change the
+                    // order: a cancellation could reach a SKU first.
+                    self.book.begin_changing(m.order);
+                    after(durable, (o, Some(Arc::new(event))))
+                }
                 None => ready(Err(CmdError::UnknownOrder(m.order))),
             },
             Err(e) => ready(Err(e.into())),

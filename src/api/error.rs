@@ -587,6 +587,11 @@ impl From<LifeRefusal> for ApiError {
             LifeRefusal::Payment(PaymentRefusal::Overflow) => {
                 ApiError::new(ErrorCode::AmountOverflow, msg)
             }
+            LifeRefusal::Payment(PaymentRefusal::TooManyPayments { max }) => {
+                ApiError::new(ErrorCode::EntityLimitReached, msg)
+                    .with("entity", "payments")
+                    .with("limit", max)
+            }
             LifeRefusal::Payment(p) => {
                 let e = ApiError::new(ErrorCode::PaymentRefused, msg);
                 match p {

@@ -617,11 +617,26 @@ pub(super) async fn receive(
             "required with restock: where the units go back",
         ));
     }
-    if warehouse.is_none() && super::auth::warehouse_limit(&req).is_some() {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "a warehouse key receives returns into its own warehouse: name it",
-        ));
+    if super::auth::warehouse_limit(&req).is_some() {
+        // A warehouse key receives only what its own warehouse shipped.
+        let Some(w) = &warehouse else {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "a warehouse key receives returns into its own warehouse: name it",
+            ));
+        };
+        let (order, _) = app.return_seen_by(id, &super::auth::caller(&req)).await?;
+        let shipped_here = order
+            .life
+            .fulfillments
+            .iter()
+            .any(|f| &f.warehouse == w && f.lines.iter().any(|(_, l)| l.shipped > 0));
+        if !shipped_here {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("warehouse {w} shipped nothing of this order: its return is not this key's to receive"),
+            ));
+        }
     }
     let cmd = LifeCmd::ReturnReceive {
         ret: id,

@@ -295,6 +295,8 @@ impl Directory {
         book.set_limits(crate::core::lifecycle::LifeLimits {
             payments_max: l.payments_per_order_max,
             returns_max: l.returns_per_order_max,
+            parcels_max: l.parcels_per_fulfillment_max,
+            fulfillments_max: l.fulfillments_per_order_max,
         });
         let (wal, cap) = (self.wal.clone(), self.config.order_mailbox_capacity);
         let arbiter = self.handles[shard % self.handles.len()].clone();

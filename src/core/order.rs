@@ -287,6 +287,14 @@ impl OrderBook {
         self.orders.insert(order.id, order);
     }
 
+    /// A logged change (a re-route) is still being handed to the SKUs:
+    /// nothing else may change the order until [`OrderBook::placed`].
+    pub fn begin_changing(&mut self, id: OrderId) {
+        if self.orders.contains_key(&id) {
+            self.placing.insert(id);
+        }
+    }
+
     /// Every SKU has taken the placement in: the order may change now.
     pub fn placed(&mut self, id: OrderId) {
         self.placing.remove(&id);
@@ -338,6 +346,13 @@ impl OrderBook {
         if self.placing.contains(&id) {
             return Err(BookError::Rejected(Rejection::NotReroutable {
                 status: "placing",
+            }));
+        }
+        if lifecycle::life::fulfillments_after_reroute(order, &shipments(&change.to))
+            > self.limits.fulfillments_max
+        {
+            return Err(BookError::Rejected(Rejection::NotReroutable {
+                status: "fulfillments_per_order_max",
             }));
         }
         decide_reroute(order, change, now).map_err(BookError::Rejected)

@@ -1113,6 +1113,95 @@ mod tests {
         s
     }
 
+    /// A stock step of an order handed to a SKU twice (an actor started
+    /// from a read model that already had it, then handed it again)
+    /// changes the stock once.
+    #[test]
+    fn an_orders_stock_step_applies_once() {
+        use crate::core::lifecycle::{CancelledUnits, FulfillmentId, Parcel, ReturnId};
+        let mut s = sku_with_stock(None);
+        let (sku, wh, order) = (s.sku_id(), WarehouseId::parse("w1").unwrap(), OrderId(1));
+        let allocation = SkuAllocation {
+            sku: sku.clone(),
+            customer: CustomerId::parse("c").unwrap(),
+            lines: vec![(wh.clone(), 10)],
+            consumed_holds: vec![],
+            shipped: 0,
+            step: 0,
+        };
+        let placed = crate::core::order::build(
+            crate::core::order::NewOrder {
+                id: order,
+                channel: ChannelId::parse("web").unwrap(),
+                customer: CustomerId::parse("c").unwrap(),
+                ship_to: crate::core::ShipTo {
+                    location: crate::core::Location { lat: 0.0, lon: 0.0 },
+                    country: None,
+                },
+                lines: vec![],
+                now: 1,
+                created_by: None,
+                currency: None,
+                payment_required: false,
+                pay_by: None,
+            },
+            std::slice::from_ref(&allocation),
+        );
+        s.apply(&Event::OrderPlaced {
+            order: placed,
+            allocations: vec![allocation],
+            idempotency: None,
+        });
+        let f = FulfillmentId { order, n: 1 };
+        let steps = [
+            Event::FulfillmentShipped {
+                order,
+                step: 1,
+                fulfillment: f,
+                warehouse: wh.clone(),
+                parcel: Parcel {
+                    carrier: "c".into(),
+                    tracking: "t".into(),
+                    lines: vec![(sku.clone(), 4)],
+                    at: 2,
+                },
+            },
+            Event::OrderLinesCancelled {
+                order,
+                step: 2,
+                units: vec![CancelledUnits {
+                    fulfillment: f,
+                    warehouse: wh.clone(),
+                    sku: sku.clone(),
+                    qty: 3,
+                }],
+                reason: "r".into(),
+                expired: false,
+                at: 3,
+            },
+            Event::ReturnReceived {
+                order,
+                step: 3,
+                ret: ReturnId { order, n: 1 },
+                lines: vec![(sku.clone(), 2)],
+                restock: Some(wh.clone()),
+                at: 4,
+            },
+        ];
+        for e in &steps {
+            s.apply(e);
+            let once = s.rows[&wh].clone();
+            s.apply(e);
+            assert_eq!(s.rows[&wh], once, "{e:?}");
+            s.check_invariants().unwrap();
+        }
+        // 100 − 4 shipped + 2 restocked; 10 − 4 shipped − 3 cancelled.
+        assert_eq!((s.rows[&wh].on_hand, s.rows[&wh].allocated), (98, 3));
+        // An older step handed after a newer one changes nothing either.
+        s.apply(&steps[0]);
+        assert_eq!((s.rows[&wh].on_hand, s.rows[&wh].allocated), (98, 3));
+    }
+
     fn cmd(id: u64, qty: u64, customer: Option<&str>, require_customer: bool) -> ReserveCmd {
         ReserveCmd {
             id: HoldId(id),

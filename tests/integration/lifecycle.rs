@@ -751,3 +751,95 @@ async fn prices_need_a_currency_one_price_per_sku_and_a_total_that_fits() {
         "nothing placed"
     );
 }
+
+#[tokio::test]
+async fn payments_parcels_and_returns_per_order_are_bounded_by_config() {
+    let srv = Srv::start_with(|c| {
+        c.lifecycle.payments_per_order_max = 2;
+        c.lifecycle.parcels_per_fulfillment_max = 2;
+        c.lifecycle.returns_per_order_max = 1;
+    });
+    srv.warehouse("w1", 1).await;
+    srv.sku("tee", None, &[("w1", 10)]).await;
+    let (_, o) = srv
+        .post(
+            "/v1/orders",
+            priced_order(json!([{"sku": "tee", "qty": 5, "unit_price": 100}])),
+        )
+        .await;
+    let id = o["id"].as_str().unwrap().to_owned();
+    let f = o["fulfillments"][0]["id"].as_str().unwrap().to_owned();
+    let pay = format!("/v1/orders/{id}/payments");
+    ok(
+        &srv,
+        &pay,
+        json!({"kind": "authorize", "amount": 500, "reference": "a"}),
+    )
+    .await;
+    ok(
+        &srv,
+        &pay,
+        json!({"kind": "capture", "amount": 200, "reference": "c1"}),
+    )
+    .await;
+    // The same reference again is the same effect, not a new one.
+    ok(
+        &srv,
+        &pay,
+        json!({"kind": "capture", "amount": 200, "reference": "c1"}),
+    )
+    .await;
+    let e = refused(
+        &srv,
+        &pay,
+        json!({"kind": "capture", "amount": 300, "reference": "c2"}),
+        StatusCode::CONFLICT,
+        "entity_limit_reached",
+    )
+    .await;
+    assert_eq!(
+        (e["entity"].as_str(), e["limit"].as_u64()),
+        (Some("payments"), Some(2))
+    );
+    ok(&srv, &format!("/v1/fulfillments/{f}/accept"), json!({})).await;
+    let ship = |q: u64, t: &str| json!({"carrier": "dhl", "tracking": t, "lines": [{"sku": "tee", "qty": q}]});
+    ok(&srv, &format!("/v1/fulfillments/{f}/ship"), ship(1, "p1")).await;
+    ok(&srv, &format!("/v1/fulfillments/{f}/ship"), ship(1, "p2")).await;
+    let e = refused(
+        &srv,
+        &format!("/v1/fulfillments/{f}/ship"),
+        ship(1, "p3"),
+        StatusCode::CONFLICT,
+        "entity_limit_reached",
+    )
+    .await;
+    assert_eq!(
+        (e["entity"].as_str(), e["limit"].as_u64()),
+        (Some("parcels"), Some(2))
+    );
+    assert_eq!(
+        row(&srv, "tee", "w1").await,
+        (8, 5, 0, 3),
+        "the refused parcel moved nothing"
+    );
+    let r = format!("/v1/orders/{id}/returns");
+    let (s, _) = srv
+        .post(
+            &r,
+            json!({"lines": [{"sku": "tee", "qty": 1}], "reason": "x"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let e = refused(
+        &srv,
+        &r,
+        json!({"lines": [{"sku": "tee", "qty": 1}], "reason": "y"}),
+        StatusCode::CONFLICT,
+        "entity_limit_reached",
+    )
+    .await;
+    assert_eq!(
+        (e["entity"].as_str(), e["limit"].as_u64()),
+        (Some("returns"), Some(1))
+    );
+}

@@ -28,6 +28,9 @@ pub const REASON_REJECTED: &str = "fulfillment_rejected";
 /// The hold put on an order whose rejected lines no plan places elsewhere
 /// for another reason than stock (another warehouse already started).
 pub const HOLD_REROUTE_BLOCKED: &str = "reroute_blocked";
+/// The hold put on an order whose re-route after a rejection failed for a
+/// passing reason (overload, storage): re-route it by hand.
+pub const HOLD_REROUTE_FAILED: &str = "reroute_failed";
 
 impl Surge {
     /// Runs one lifecycle command on order `id` for `caller`; answers the
@@ -88,6 +91,13 @@ impl Surge {
             return Ok(order);
         };
         self.apply_to_skus(&event).await;
+        if matches!(event.as_ref(), Event::OrderLinesCancelled { .. })
+            && order.status == crate::core::OrderStatus::Cancelled
+        {
+            // Every unit cancelled: its warehouses no longer have it to
+            // ship today (its shipments are as they were).
+            self.workloads.forget_order(&order, &self.projection);
+        }
         if let Some(f) = rejected {
             return self.after_rejection(&order, f).await;
         }
@@ -162,7 +172,13 @@ impl Surge {
             | Err(CmdError::Rejected(Rejection::InsufficientStock { .. }))
             | Err(CmdError::Rejected(Rejection::PlanStale { .. })) => HoldReason::OUT_OF_STOCK,
             Err(CmdError::Rejected(Rejection::NotReroutable { .. })) => HOLD_REROUTE_BLOCKED,
-            Err(e) => return Err(e),
+            Err(e) => {
+                // The rejection is durable and answered as done; the units
+                // wait, held, for a re-route by hand (which leaves out every
+                // warehouse that rejected the order).
+                tracing::warn!(order = %order.id, error = %e, "rejected lines not re-routed for now: order held");
+                HOLD_REROUTE_FAILED
+            }
         };
         tracing::info!(order = %order.id, %reason, "rejected lines not re-routed: order held");
         let reason = HoldReason::parse(reason).map_err(|_| CmdError::Unavailable)?;
@@ -180,7 +196,11 @@ impl Surge {
             Ok((o, _)) => Ok(o),
             // Already on hold, or cancelled meanwhile: as it is now.
             Err(CmdError::Life(LifeRefusal::Transition(_))) => self.order(order.id).await,
-            Err(e) => Err(e),
+            Err(e) => {
+                // The rejection itself is durable: answered as done.
+                tracing::warn!(order = %order.id, error = %e, "order not held after a rejection");
+                Ok(order.clone())
+            }
         }
     }
 

@@ -105,6 +105,15 @@ impl Surge {
             }
             .into());
         }
+        // A warehouse that rejected the order's work never gets it back.
+        let mut req = req;
+        for f in &order.life.fulfillments {
+            if f.stage == crate::core::lifecycle::FulfillmentStage::Rejected
+                && !req.exclude.contains(&f.warehouse)
+            {
+                req.exclude.push(f.warehouse.clone());
+            }
+        }
         if let Some(status) = crate::core::lifecycle::life::not_reroutable(&order, &req.exclude) {
             return Err(Rejection::NotReroutable { status }.into());
         }
@@ -218,6 +227,10 @@ impl Surge {
                 continue;
             }
             tracing::warn!(%sku, order = %id, "sku actor gone after the re-route was logged; its successor takes it from the log");
+        }
+        // Every SKU has it: the order's actor takes other changes again.
+        if let Ok(desk) = self.directory.order(id).await {
+            let _ = desk.send(crate::actors::order::Placed(id)).await;
         }
         claim.keep();
         lifted.keep();

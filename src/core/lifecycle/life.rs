@@ -213,20 +213,33 @@ pub enum LifeRefusal {
 }
 
 /// Bounds on one order's size in memory and on disk
-/// (`lifecycle.payments_per_order_max`, `lifecycle.returns_per_order_max`).
-/// Its fulfilments need none of their own: one per warehouse it is routed
-/// to, and a re-route reuses a warehouse's pending one.
+/// (`lifecycle.payments_per_order_max`, `returns_per_order_max`,
+/// `parcels_per_fulfillment_max`, `fulfillments_per_order_max`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LifeLimits {
     pub payments_max: usize,
     pub returns_max: usize,
+    pub parcels_max: usize,
+    /// A re-route that would make more is refused.
+    pub fulfillments_max: usize,
 }
 
 impl LifeLimits {
     pub const DEFAULT: LifeLimits = LifeLimits {
         payments_max: PaymentBook::PAYMENTS_MAX,
         returns_max: 64,
+        parcels_max: 64,
+        fulfillments_max: 64,
     };
+}
+
+/// How many fulfilments the order would have after a re-route to
+/// `shipments` (a warehouse that gains units without a pending
+/// fulfilment of the order gets a new one).
+pub fn fulfillments_after_reroute(order: &Order, shipments: &[Shipment]) -> usize {
+    let mut after = order.clone();
+    reroute_fulfillments(&mut after, shipments, order.updated_at);
+    after.life.fulfillments.len()
 }
 
 impl Default for LifeLimits {
@@ -598,6 +611,12 @@ pub fn decide_within(
             table::fulfillment_outcome(f.status(), Command::Ship)?;
             gate(order, status)?;
             table::order_outcome(status, Command::Ship)?;
+            if f.parcels.len() >= limits.parcels_max {
+                return Err(LifeRefusal::TooMany {
+                    what: "parcels",
+                    max: limits.parcels_max,
+                });
+            }
             let check = fulfillment_lines_for_check(f);
             let lines = match lines {
                 Some(l) => {
