@@ -625,16 +625,20 @@ pub(super) async fn receive(
                 "a warehouse key receives returns into its own warehouse: name it",
             ));
         };
-        let (order, _) = app.return_seen_by(id, &super::auth::caller(&req)).await?;
-        let shipped_here = order
-            .life
-            .fulfillments
-            .iter()
-            .any(|f| &f.warehouse == w && f.lines.iter().any(|(_, l)| l.shipped > 0));
-        if !shipped_here {
+        let (order, ret) = app.return_seen_by(id, &super::auth::caller(&req)).await?;
+        let receiving: Vec<&SkuId> = match &lines {
+            Some(l) => l.iter().map(|(s, _)| s).collect(),
+            None => ret.lines.iter().map(|(s, _)| s).collect(),
+        };
+        let shipped_here = |sku: &SkuId| {
+            order.life.fulfillments.iter().any(|f| {
+                &f.warehouse == w && f.lines.iter().any(|(s, l)| s == sku && l.shipped > 0)
+            })
+        };
+        if let Some(sku) = receiving.into_iter().find(|s| !shipped_here(s)) {
             return Err(ApiError::new(
                 ErrorCode::Forbidden,
-                format!("warehouse {w} shipped nothing of this order: its return is not this key's to receive"),
+                format!("warehouse {w} shipped no {sku} of this order: its return is not this key's to receive"),
             ));
         }
     }

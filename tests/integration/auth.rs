@@ -252,6 +252,137 @@ async fn a_warehouse_key_touches_its_own_warehouse_only() {
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
+/// A warehouse key works its own warehouse's fulfilments only, and
+/// receives (and restocks) only what its own warehouse shipped.
+#[tokio::test]
+async fn a_warehouse_key_works_its_own_fulfilments_and_returns_only() {
+    let srv = keyed_server().await;
+    for w in ["berlin", "paris"] {
+        let (s, b) = call(
+            &srv,
+            Some(ADMIN),
+            Method::POST,
+            "/v1/stock/adjustments",
+            Some(adjustment(w, 5)),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    // Berlin first (priority), then paris for what berlin lacks.
+    let (s, o) = call(
+        &srv,
+        Some(ADMIN),
+        Method::POST,
+        "/v1/orders",
+        Some(
+            json!({"channel": "web", "customer_id": "c", "ship_to": {"lat": 50.0, "lon": 8.0},
+                     "lines": [{"sku": "a", "qty": 7}]}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    let id = o["id"].as_str().unwrap().to_owned();
+    let ful = |w: &str| {
+        o["fulfillments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["warehouse"] == w)
+            .map(|f| f["id"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let (berlin, paris) = (ful("berlin"), ful("paris"));
+    let post = |path: String, body: Value| {
+        let srv = &srv;
+        async move { call(srv, Some(BERLIN), Method::POST, &path, Some(body)).await }
+    };
+    let (s, b) = post(format!("/v1/fulfillments/{paris}/accept"), json!({})).await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "{b}"
+    );
+    let (s, _) = call(
+        &srv,
+        Some(BERLIN),
+        Method::GET,
+        &format!("/v1/fulfillments/{paris}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = call(
+        &srv,
+        Some(BERLIN),
+        Method::GET,
+        "/v1/warehouses/paris/fulfillments",
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, list) = call(
+        &srv,
+        Some(BERLIN),
+        Method::GET,
+        "/v1/warehouses/berlin/fulfillments",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, list["fulfillments"][0]["id"].as_str()),
+        (StatusCode::OK, Some(berlin.as_str()))
+    );
+    for step in ["accept", "ship"] {
+        let body = if step == "ship" {
+            json!({"carrier": "dhl", "tracking": "t"})
+        } else {
+            json!({})
+        };
+        let (s, b) = post(format!("/v1/fulfillments/{berlin}/{step}"), body).await;
+        assert_eq!(s, StatusCode::OK, "{step}: {b}");
+    }
+    // Paris ships its part too (admin), then both come back.
+    for (step, body) in [
+        ("accept", json!({})),
+        ("ship", json!({"carrier": "ups", "tracking": "u"})),
+    ] {
+        let (s, b) = call(
+            &srv,
+            Some(ADMIN),
+            Method::POST,
+            &format!("/v1/fulfillments/{paris}/{step}"),
+            Some(body),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let (s, r) = call(
+        &srv,
+        Some(ADMIN),
+        Method::POST,
+        &format!("/v1/orders/{id}/returns"),
+        Some(json!({"lines": [{"sku": "a", "qty": 2}], "reason": "x"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let receive = format!("/v1/returns/{}/receive", r["id"].as_str().unwrap());
+    // Into paris: not berlin's to receive.
+    let (s, _) = post(
+        receive.clone(),
+        json!({"restock": true, "warehouse": "paris"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, b) = post(receive.clone(), json!({"restock": true})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, b) = post(receive, json!({"restock": true, "warehouse": "berlin"})).await;
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (StatusCode::OK, Some("received")),
+        "{b}"
+    );
+}
+
 #[tokio::test]
 async fn a_feed_key_is_held_to_its_topic_prefixes() {
     use surge::feedclient;

@@ -20,10 +20,12 @@
 //!    is released only now, when the new one is taken. Nothing is logged
 //!    when no allocation moves.
 //!
-//! One re-route per order runs at a time. A cancellation may cross it: if
-//! it is logged first, the re-route is refused; if after, it releases the
-//! re-routed allocation (a SKU moves only an allocation that is still the
-//! one the re-route moved from).
+//! One re-route per order runs at a time. A cancellation (or any other
+//! change to the order) logged before the re-route makes the order's actor
+//! refuse the re-route; from the re-route's record until every SKU has it,
+//! the order's actor refuses other changes (409 `order_busy`, or
+//! `order_not_cancellable` with status `placing`), so none can reach a SKU
+//! before the re-route does.
 
 use crate::actors::order::Reroute;
 use crate::actors::sku::{self, SkuHandle};
