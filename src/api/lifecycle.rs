@@ -10,6 +10,7 @@ use super::dto::{
 };
 use super::error::{ApiError, ErrorCode};
 use super::openapi::ErrorBody;
+use super::orders::{number, order_id};
 use super::routes::Routes;
 use super::{id, qty, text, App};
 use crate::config::Config;
@@ -39,11 +40,6 @@ pub fn routes(r: &mut Routes<'_>) {
         .post("/returns/{id}/receive", receive)
         .post("/returns/{id}/close", close_return)
         .post("/returns/{id}/decline", decline_return);
-}
-
-fn order_id(raw: &str) -> Result<OrderId, ApiError> {
-    OrderId::parse(raw)
-        .map_err(|_| ApiError::new(ErrorCode::OrderNotFound, format!("order {raw} not found")))
 }
 
 fn fulfillment_id(raw: &str) -> Result<FulfillmentId, ApiError> {
@@ -517,17 +513,15 @@ pub(super) async fn warehouse_fulfillments(
         .map_err(|_| ApiError::new(ErrorCode::WarehouseNotFound, "warehouse not found"))?;
     let q = query.into_inner();
     let config = app.config();
-    let limit = match q.limit.as_deref() {
+    let limit = match number("limit", q.limit.as_deref())? {
         None => config.orders_page_default,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| {
-                raw.bytes().all(|b| b.is_ascii_digit()) && (1..=config.orders_page_max).contains(n)
-            })
-            .ok_or_else(|| {
-                ApiError::invalid("limit", format!("must be 1 to {}", config.orders_page_max))
-            })?,
+        Some(n) if n >= 1 && n <= config.orders_page_max as u64 => n as usize,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("must be 1 to {}", config.orders_page_max),
+            ))
+        }
     };
     let status = q
         .status

@@ -20,7 +20,7 @@ pub fn routes(r: &mut Routes<'_>) {
         .post("/orders/{id}/reroute", reroute);
 }
 
-fn order_id(raw: &str) -> Result<OrderId, ApiError> {
+pub(super) fn order_id(raw: &str) -> Result<OrderId, ApiError> {
     OrderId::parse(raw)
         .map_err(|_| ApiError::new(ErrorCode::OrderNotFound, format!("order {raw} not found")))
 }
@@ -235,7 +235,7 @@ pub(super) async fn list(
 }
 
 /// A whole number in a query, named by its parameter when it is not one.
-fn number(field: &str, raw: Option<&str>) -> Result<Option<u64>, ApiError> {
+pub(super) fn number(field: &str, raw: Option<&str>) -> Result<Option<u64>, ApiError> {
     raw.map(|r| {
         r.parse::<u64>()
             .ok()

@@ -1142,20 +1142,3 @@ pub fn check_value(lines: &[(u64, Option<Minor>)]) -> Result<Minor, MoneyError> 
     }
     Ok(total)
 }
-
-/// Events that belong to an order's life (not its placement, cancellation
-/// or re-route).
-pub fn is_life_event(event: &Event) -> bool {
-    matches!(
-        event,
-        Event::OrderPayment { .. }
-            | Event::OrderHoldSet { .. }
-            | Event::OrderLinesCancelled { .. }
-            | Event::FulfillmentStaged { .. }
-            | Event::FulfillmentShipped { .. }
-            | Event::FulfillmentDelivered { .. }
-            | Event::ReturnRequested { .. }
-            | Event::ReturnReceived { .. }
-            | Event::ReturnSettled { .. }
-    )
-}
