@@ -610,14 +610,12 @@ async fn paging_while_orders_are_placed_lists_each_order_once() {
         .all(|id| before.contains(id) || during.contains(id)));
 }
 
-/// Orders the scale test places before it pages. The issue asks for
-/// 10,000; in a debug build on a shared 2-core machine that took 35 s
-/// (24 s placing 64 at a time, 8 s paging), so the test places 7,000,
-/// which took 18 s there (11 s placing, 4 s paging). `orders_scan_max`
-/// is lowered from its default 10,000 to `SCALE_SCAN_MAX` so that
-/// filtered pages still stop at the scan bound and go on from their
-/// cursor, as they would over 10,000 orders with the default.
-const SCALE_ORDERS: usize = 7_000;
+/// Orders the scale test places before it pages: the issue's 10,000.
+/// `orders_scan_max` is lowered from its default 10,000 to
+/// `SCALE_SCAN_MAX` so that filtered pages stop at the scan bound and go
+/// on from their cursor many times over, as they would over a store ten
+/// times larger with the default.
+const SCALE_ORDERS: usize = 10_000;
 /// Orders one page looks at, at most, in the scale test.
 const SCALE_SCAN_MAX: usize = 1_000;
 /// Placements the scale test has in flight at once.
