@@ -16,6 +16,9 @@ use chunked::ChunkMap;
 use std::collections::{BTreeMap, HashMap};
 
 pub mod chunked;
+pub mod pools;
+#[cfg(test)]
+mod pools_tests;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Adjustment {
