@@ -182,16 +182,17 @@ impl Surge {
         };
         tracing::info!(order = %order.id, %reason, "rejected lines not re-routed: order held");
         let reason = HoldReason::parse(reason).map_err(|_| CmdError::Unavailable)?;
-        let held = self
-            .directory
-            .order(order.id)
-            .await?
-            .send(Life {
-                order: order.id,
-                cmd: LifeCmd::Hold(reason),
-                now: self.now(),
-            })
-            .await?;
+        let held = match self.directory.order(order.id).await {
+            Ok(actor) => actor
+                .send(Life {
+                    order: order.id,
+                    cmd: LifeCmd::Hold(reason),
+                    now: self.now(),
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.into())),
+            Err(e) => Err(e),
+        };
         match held {
             Ok((o, _)) => Ok(o),
             // Already on hold, or cancelled meanwhile: as it is now.
