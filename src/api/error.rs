@@ -634,6 +634,12 @@ impl From<LifeRefusal> for ApiError {
             LifeRefusal::TooMany { what, max } => ApiError::new(ErrorCode::EntityLimitReached, msg)
                 .with("entity", what)
                 .with("limit", max),
+            LifeRefusal::LastParcel { max, left } => {
+                ApiError::new(ErrorCode::EntityLimitReached, msg)
+                    .with("entity", "parcels")
+                    .with("limit", max)
+                    .with("left", left)
+            }
             LifeRefusal::Busy => ApiError::new(ErrorCode::OrderBusy, msg),
         }
     }

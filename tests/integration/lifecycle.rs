@@ -804,24 +804,40 @@ async fn payments_parcels_and_returns_per_order_are_bounded_by_config() {
     ok(&srv, &format!("/v1/fulfillments/{f}/accept"), json!({})).await;
     let ship = |q: u64, t: &str| json!({"carrier": "dhl", "tracking": t, "lines": [{"sku": "tee", "qty": q}]});
     ok(&srv, &format!("/v1/fulfillments/{f}/ship"), ship(1, "p1")).await;
-    ok(&srv, &format!("/v1/fulfillments/{f}/ship"), ship(1, "p2")).await;
+    // The last parcel the limit allows must carry every unit left, so none
+    // is stranded where no parcel can reach it.
     let e = refused(
         &srv,
         &format!("/v1/fulfillments/{f}/ship"),
-        ship(1, "p3"),
+        ship(3, "p2"),
         StatusCode::CONFLICT,
         "entity_limit_reached",
     )
     .await;
     assert_eq!(
-        (e["entity"].as_str(), e["limit"].as_u64()),
-        (Some("parcels"), Some(2))
+        (
+            e["entity"].as_str(),
+            e["limit"].as_u64(),
+            e["left"].as_u64()
+        ),
+        (Some("parcels"), Some(2), Some(4))
     );
     assert_eq!(
         row(&srv, "tee", "w1").await,
-        (8, 5, 0, 3),
+        (9, 5, 0, 4),
         "the refused parcel moved nothing"
     );
+    ok(&srv, &format!("/v1/fulfillments/{f}/ship"), ship(4, "p2")).await;
+    let e = refused(
+        &srv,
+        &format!("/v1/fulfillments/{f}/ship"),
+        ship(1, "p3"),
+        StatusCode::CONFLICT,
+        "invalid_transition",
+    )
+    .await;
+    assert_eq!(e["status"].as_str(), Some("shipped"), "{e}");
+    assert_eq!(row(&srv, "tee", "w1").await, (5, 5, 0, 0));
     let r = format!("/v1/orders/{id}/returns");
     let (s, _) = srv
         .post(

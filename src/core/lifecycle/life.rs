@@ -208,6 +208,10 @@ pub enum LifeRefusal {
     AwaitingPayment,
     #[error("an order keeps at most {max} {what}")]
     TooMany { what: &'static str, max: usize },
+    #[error(
+        "parcel {max} of {max} is a fulfilment's last: it must carry every unit left ({left})"
+    )]
+    LastParcel { max: usize, left: u64 },
     #[error("the order is being placed or re-routed")]
     Busy,
 }
@@ -627,6 +631,17 @@ pub fn decide_within(
             };
             if lines.is_empty() {
                 return Err(QuantityRefusal::Empty.into());
+            }
+            // No unit may be left where no parcel can carry it.
+            if f.parcels.len() + 1 == limits.parcels_max {
+                let left: u64 = f.lines.iter().map(|(s, _)| f.unshipped(s)).sum();
+                let shipping: u64 = lines.iter().map(|(_, q)| *q).sum();
+                if shipping < left {
+                    return Err(LifeRefusal::LastParcel {
+                        max: limits.parcels_max,
+                        left,
+                    });
+                }
             }
             Ok(Some(Event::FulfillmentShipped {
                 order: id,
