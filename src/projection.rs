@@ -14,7 +14,7 @@
 //! DashMap rule: never hold a guard of one map while touching the same map,
 //! and never across an `.await`; copy values out.
 
-use crate::core::lifecycle::FulfillmentId;
+use crate::core::lifecycle::{FulfillmentId, LifeTarget};
 use crate::core::routing::Chain;
 use crate::core::sku::FactsError;
 use crate::core::{
@@ -40,6 +40,9 @@ pub struct HoldRecord {
 pub enum IdemTarget {
     Hold(HoldId),
     Order(OrderId),
+    /// A lifecycle command's answer: the order, or one of its
+    /// fulfilments or returns.
+    Life(OrderId, LifeTarget),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -558,7 +561,8 @@ impl Projection {
             | Event::FulfillmentDelivered { .. }
             | Event::ReturnRequested { .. }
             | Event::ReturnReceived { restock: None, .. }
-            | Event::ReturnSettled { .. } => {}
+            | Event::ReturnSettled { .. }
+            | Event::LifeKeyUsed { .. } => {}
         }
     }
 
@@ -613,6 +617,9 @@ impl Projection {
             }
             Event::RoutingRulesSet { channel, chain, .. } => {
                 self.set_routing_override(channel, chain)
+            }
+            Event::LifeKeyUsed { order, key, target } => {
+                self.remember(&Some(key.clone()), IdemTarget::Life(*order, *target))
             }
             Event::OrderCancelled { order: id, .. }
             | Event::OrderRerouted { order: id, .. }

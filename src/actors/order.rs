@@ -7,9 +7,9 @@
 //! actor is on every order's path.
 
 use super::{after, ready, refuse, CmdError, Reply};
-use crate::core::lifecycle::LifeCmd;
+use crate::core::lifecycle::{LifeCmd, LifeTarget};
 use crate::core::order::{self, BookError, LifeError, OrderBook};
-use crate::core::{Event, Horizon, Millis, Order, OrderId};
+use crate::core::{Event, Horizon, IdempotencyRecord, Millis, Order, OrderId};
 use crate::wal::Wal;
 use actix::prelude::*;
 use std::sync::Arc;
@@ -91,6 +91,8 @@ pub struct Cancel {
     pub order: OrderId,
     pub reason: String,
     pub now: Millis,
+    /// The request's idempotency key, logged in the same entry.
+    pub key: Option<IdempotencyRecord>,
 }
 
 impl Handler<Cancel> for OrderActor {
@@ -105,7 +107,15 @@ impl Handler<Cancel> for OrderActor {
         let Some(before) = self.book.get(m.order).cloned() else {
             return ready(Err(CmdError::UnknownOrder(m.order)));
         };
-        match self.wal.submit(vec![event.clone()]) {
+        let mut events = vec![event.clone()];
+        if let Some(key) = m.key {
+            events.push(Event::LifeKeyUsed {
+                order: m.order,
+                key,
+                target: LifeTarget::Order,
+            });
+        }
+        match self.wal.submit(events) {
             Ok(durable) => match self.book.apply(&event) {
                 Some(o) => after(durable, (before, o.clone(), Arc::new(event))),
                 None => ready(Err(CmdError::UnknownOrder(m.order))),
@@ -167,27 +177,52 @@ pub struct Life {
     pub order: OrderId,
     pub cmd: LifeCmd,
     pub now: Millis,
+    /// The request's idempotency key, logged in the same entry as the
+    /// event (or alone, when the command changes nothing), with what the
+    /// answer shows.
+    pub key: Option<IdempotencyRecord>,
 }
 
 impl Handler<Life> for OrderActor {
     type Result = Reply<(Order, Option<Arc<Event>>)>;
     fn handle(&mut self, m: Life, _: &mut Context<Self>) -> Self::Result {
+        let target = m.cmd.target(None);
+        let key_used = |key: IdempotencyRecord, target| Event::LifeKeyUsed {
+            order: m.order,
+            key,
+            target,
+        };
         let event = match self.book.decide_life(m.order, m.cmd, m.now) {
             Ok(Some(e)) => e,
             Ok(None) => {
                 return match self.book.get(m.order) {
-                    // Already applied: its effect may not be durable yet.
-                    Some(o) => match self.wal.barrier() {
-                        Ok(durable) => after(durable, (o.clone(), None)),
-                        Err(e) => ready(Err(e.into())),
-                    },
+                    // Already applied: its effect may not be durable yet,
+                    // nor the key, if any, which goes in the log alone.
+                    Some(o) => {
+                        let durable = match m.key {
+                            Some(k) => self.wal.submit(vec![key_used(k, target)]),
+                            None => self.wal.barrier(),
+                        };
+                        match durable {
+                            Ok(durable) => after(durable, (o.clone(), None)),
+                            Err(e) => ready(Err(e.into())),
+                        }
+                    }
                     None => ready(Err(CmdError::UnknownOrder(m.order))),
                 };
             }
             Err(LifeError::Unknown(id)) => return ready(Err(CmdError::UnknownOrder(id))),
             Err(LifeError::Refused(r)) => return refuse(self.wal.barrier(), r.into()),
         };
-        match self.wal.submit(vec![event.clone()]) {
+        let mut events = vec![event.clone()];
+        if let Some(k) = m.key {
+            let target = match &event {
+                Event::ReturnRequested { ret, .. } => LifeTarget::Return(*ret),
+                _ => target,
+            };
+            events.push(key_used(k, target));
+        }
+        match self.wal.submit(events) {
             Ok(durable) => match self.book.apply(&event) {
                 Some(o) => after(durable, (o.clone(), Some(Arc::new(event)))),
                 None => ready(Err(CmdError::UnknownOrder(m.order))),

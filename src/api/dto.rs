@@ -107,6 +107,10 @@ pub struct OrderListQuery {
     /// `partially_shipped`, `shipped`, `delivered`, `cancelled`,
     /// `partially_returned`, `returned` or `on_hold`.
     pub status: Option<String>,
+    /// The order's payment status: `pending`, `authorized`,
+    /// `partially_captured`, `captured`, `partially_refunded`, `refunded`,
+    /// `voided`, `failed` or `expired`.
+    pub payment_status: Option<String>,
     pub channel: Option<String>,
     pub customer_id: Option<String>,
     /// Orders with a shipment from this warehouse.
@@ -172,6 +176,15 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(d).map(Some)
+}
+
+/// A field that may be absent but not `null`.
+fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -343,7 +356,9 @@ pub struct OrderBody {
 #[serde(deny_unknown_fields, remote = "Self")]
 pub struct CancelBody {
     pub reason: Option<String>,
-    /// Units to cancel, by SKU (at most what has not shipped).
+    /// Units to cancel, by SKU (at most what has not shipped). Absent:
+    /// every unit not shipped; `null` is refused, not taken for absent.
+    #[serde(default, deserialize_with = "not_null")]
     pub lines: Option<Vec<QtyLine>>,
 }
 

@@ -13,10 +13,12 @@ use super::openapi::ErrorBody;
 use super::orders::{number, order_id};
 use super::routes::Routes;
 use super::{id, qty, text, App};
+use crate::actors::CmdError;
+use crate::app::{Idempotency, LifeAnswer, Outcome};
 use crate::config::Config;
 use crate::core::lifecycle::{
-    Command, Currency, FulfillmentId, FulfillmentStatus, HoldReason, LifeCmd, PaymentCmd,
-    PaymentKind, PaymentReference, ReturnId,
+    Command, Currency, FulfillmentId, FulfillmentStatus, HoldReason, LifeCmd, LifeRefusal,
+    LifeTarget, PaymentCmd, PaymentKind, PaymentReference, ReturnId,
 };
 use crate::core::{Order, OrderId, SkuId, WarehouseId};
 use crate::wire::{FulfillmentPageView, FulfillmentView, OrderView, ReturnView};
@@ -97,16 +99,55 @@ pub(super) fn qty_lines(
         .collect()
 }
 
+/// Runs `cmd` on `order` with the request's `Idempotency-Key`, if any.
 async fn run(
     app: &App,
     req: &HttpRequest,
     order: OrderId,
     cmd: LifeCmd,
-) -> Result<Order, ApiError> {
-    Ok(app
-        .order_command(order, cmd, super::auth::caller(req))
-        .await?)
+    idem: Option<Idempotency>,
+) -> Result<LifeAnswer, ApiError> {
+    // A fulfilment or return of an order that does not exist is not
+    // found as what the path names.
+    let named = cmd.target(None);
+    app.order_command(order, cmd, super::auth::caller(req), idem)
+        .await
+        .map_err(|e| match (e, named) {
+            (CmdError::UnknownOrder(_), LifeTarget::Fulfillment(f)) => {
+                CmdError::Life(LifeRefusal::UnknownFulfillment(f)).into()
+            }
+            (CmdError::UnknownOrder(_), LifeTarget::Return(r)) => {
+                CmdError::Life(LifeRefusal::UnknownReturn(r)).into()
+            }
+            (e, _) => e.into(),
+        })
 }
+
+/// The request's `Idempotency-Key`, scoped to its route; its hash covers
+/// the path (which order, fulfilment or return) and the body.
+pub(super) fn key(
+    req: &HttpRequest,
+    body: &impl serde::Serialize,
+) -> Result<Option<Idempotency>, ApiError> {
+    let scope = req.match_pattern().unwrap_or_else(|| req.path().to_owned());
+    super::idempotency(req, &scope, &(req.path(), body))
+}
+
+/// `res`, marked `Idempotent-Replayed: true` when it answers a retry.
+pub(super) fn marked(outcome: Outcome, mut res: HttpResponse) -> HttpResponse {
+    if outcome == Outcome::Replayed {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
+            actix_web::http::header::HeaderValue::from_static("true"),
+        );
+    }
+    res
+}
+
+/// A body of a command that takes no fields: none, whitespace or `{}`.
+#[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct NoFields {}
 
 /// The fulfilment `raw` names, after a `warehouse:<id>` key is checked
 /// against its warehouse.
@@ -175,6 +216,7 @@ pub(super) async fn payment(
 ) -> Result<HttpResponse, ApiError> {
     let id = order_id(&path)?;
     let b = body.into_inner();
+    let idem = key(&req, &b)?;
     let kind = match PaymentKind::parse(&b.kind) {
         Ok(PaymentKind::Expire) | Err(_) => {
             return Err(ApiError::invalid(
@@ -209,8 +251,11 @@ pub(super) async fn payment(
         reference,
         at: app.now(),
     });
-    let order = run(&app, &req, id, cmd).await?;
-    Ok(HttpResponse::Ok().json(OrderView::from(&order)))
+    let a = run(&app, &req, id, cmd, idem).await?;
+    Ok(marked(
+        a.outcome,
+        HttpResponse::Ok().json(OrderView::from(&a.order)),
+    ))
 }
 
 /// Puts the order on hold (fraud review, address check): no fulfilment
@@ -236,9 +281,13 @@ pub(super) async fn hold(
     body: web::Json<HoldBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = order_id(&path)?;
+    let idem = key(&req, &body.0)?;
     let reason = HoldReason::parse(&body.reason).map_err(|e| ApiError::invalid("reason", e))?;
-    let order = run(&app, &req, id, LifeCmd::Hold(reason)).await?;
-    Ok(HttpResponse::Ok().json(OrderView::from(&order)))
+    let a = run(&app, &req, id, LifeCmd::Hold(reason), idem).await?;
+    Ok(marked(
+        a.outcome,
+        HttpResponse::Ok().json(OrderView::from(&a.order)),
+    ))
 }
 
 /// Releases the order's hold.
@@ -258,10 +307,16 @@ pub(super) async fn release(
     app: App,
     req: HttpRequest,
     path: web::Path<String>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let id = order_id(&path)?;
-    let order = run(&app, &req, id, LifeCmd::Release).await?;
-    Ok(HttpResponse::Ok().json(OrderView::from(&order)))
+    let b: NoFields = optional_body(&body)?;
+    let idem = key(&req, &b)?;
+    let a = run(&app, &req, id, LifeCmd::Release, idem).await?;
+    Ok(marked(
+        a.outcome,
+        HttpResponse::Ok().json(OrderView::from(&a.order)),
+    ))
 }
 
 /// Asks some shipped units back: 201 with the return, `requested`. Nobody
@@ -289,9 +344,10 @@ pub(super) async fn request_return(
 ) -> Result<HttpResponse, ApiError> {
     let id = order_id(&path)?;
     let b = body.into_inner();
+    let idem = key(&req, &b)?;
     let lines = qty_lines(app.config(), "lines", &b.lines)?;
     text(app.config(), "reason", &b.reason)?;
-    let order = run(
+    let a = run(
         &app,
         &req,
         id,
@@ -299,14 +355,14 @@ pub(super) async fn request_return(
             lines,
             reason: b.reason,
         },
+        idem,
     )
     .await?;
-    let ret = order
-        .life
-        .returns
-        .last()
-        .ok_or_else(|| ApiError::new(ErrorCode::ReturnNotFound, "return not found"))?;
-    Ok(HttpResponse::Created().json(ReturnView::from(ret)))
+    let LifeTarget::Return(ret) = a.target else {
+        return Err(ApiError::new(ErrorCode::ReturnNotFound, "return not found"));
+    };
+    let view = return_view(&a.order, ret)?;
+    Ok(super::created(a.outcome, view))
 }
 
 /// One fulfilment: the work of one warehouse or 3PL on one order.
@@ -355,11 +411,14 @@ macro_rules! step {
             app: App,
             req: HttpRequest,
             path: web::Path<String>,
+            body: web::Bytes,
         ) -> Result<HttpResponse, ApiError> {
+            let b: NoFields = optional_body(&body)?;
+            let idem = key(&req, &b)?;
             let id = fulfillment_for(&app, &req, &path).await?;
             let cmd: fn(FulfillmentId) -> LifeCmd = $cmd;
-            let order = run(&app, &req, id.order, cmd(id)).await?;
-            fulfillment_view(&order, id)
+            let a = run(&app, &req, id.order, cmd(id), idem).await?;
+            Ok(marked(a.outcome, fulfillment_view(&a.order, id)?))
         }
     };
 }
@@ -419,6 +478,7 @@ pub(super) async fn ship(
     body: web::Json<ShipBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
+    let idem = key(&req, &b)?;
     let config = app.config();
     let lines = b
         .lines
@@ -438,8 +498,8 @@ pub(super) async fn ship(
         carrier: b.carrier,
         tracking: b.tracking,
     };
-    let order = run(&app, &req, id.order, cmd).await?;
-    fulfillment_view(&order, id)
+    let a = run(&app, &req, id.order, cmd, idem).await?;
+    Ok(marked(a.outcome, fulfillment_view(&a.order, id)?))
 }
 
 step!(
@@ -475,6 +535,7 @@ pub(super) async fn reject(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let b: RejectBody = optional_body(&body)?;
+    let idem = key(&req, &b)?;
     if let Some(r) = &b.reason {
         text(app.config(), "reason", r)?;
     }
@@ -484,8 +545,8 @@ pub(super) async fn reject(
         command: Command::Reject,
         reason: b.reason,
     };
-    let order = run(&app, &req, id.order, cmd).await?;
-    fulfillment_view(&order, id)
+    let a = run(&app, &req, id.order, cmd, idem).await?;
+    Ok(marked(a.outcome, fulfillment_view(&a.order, id)?))
 }
 
 /// A warehouse's (or 3PL's) work list: its fulfilments, oldest first,
@@ -595,6 +656,7 @@ pub(super) async fn receive(
 ) -> Result<HttpResponse, ApiError> {
     let id = return_id(&path)?;
     let b = body.into_inner();
+    let idem = key(&req, &b)?;
     let lines = b
         .lines
         .as_deref()
@@ -641,8 +703,11 @@ pub(super) async fn receive(
         lines,
         restock: if b.restock { warehouse } else { None },
     };
-    let order = run(&app, &req, id.order, cmd).await?;
-    Ok(HttpResponse::Ok().json(return_view(&order, id)?))
+    let a = run(&app, &req, id.order, cmd, idem).await?;
+    Ok(marked(
+        a.outcome,
+        HttpResponse::Ok().json(return_view(&a.order, id)?),
+    ))
 }
 
 fn id_of_warehouse(req: &HttpRequest, raw: &str) -> Result<WarehouseId, ApiError> {
@@ -670,14 +735,20 @@ macro_rules! settle {
             app: App,
             req: HttpRequest,
             path: web::Path<String>,
+            body: web::Bytes,
         ) -> Result<HttpResponse, ApiError> {
+            let b: NoFields = optional_body(&body)?;
+            let idem = key(&req, &b)?;
             let id = return_id(&path)?;
             let cmd = LifeCmd::ReturnSettle {
                 ret: id,
                 command: $command,
             };
-            let order = run(&app, &req, id.order, cmd).await?;
-            Ok(HttpResponse::Ok().json(return_view(&order, id)?))
+            let a = run(&app, &req, id.order, cmd, idem).await?;
+            Ok(marked(
+                a.outcome,
+                HttpResponse::Ok().json(return_view(&a.order, id)?),
+            ))
         }
     };
 }

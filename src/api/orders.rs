@@ -207,6 +207,11 @@ pub(super) async fn list(
     }
     let filter = OrderFilter {
         status: q.status.as_deref().map(order_status).transpose()?,
+        payment_status: q
+            .payment_status
+            .as_deref()
+            .map(payment_status)
+            .transpose()?,
         channel: q
             .channel
             .as_deref()
@@ -252,6 +257,19 @@ fn order_status(s: &str) -> Result<lifecycle::OrderStatus, ApiError> {
             .map(|s| s.as_str())
             .collect();
         ApiError::invalid("status", format!("must be one of {}", names.join(", ")))
+    })
+}
+
+fn payment_status(s: &str) -> Result<lifecycle::PaymentStatus, ApiError> {
+    lifecycle::PaymentStatus::parse(s).map_err(|_| {
+        let names: Vec<&str> = lifecycle::PaymentStatus::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        ApiError::invalid(
+            "payment_status",
+            format!("must be one of {}", names.join(", ")),
+        )
     })
 }
 
@@ -330,21 +348,25 @@ pub(super) async fn cancel(
             ApiError::new(code, e.to_string())
         })?
     };
+    let idem = super::lifecycle::key(&req, &body)?;
     let reason = body.reason.unwrap_or_else(|| "cancelled".into());
     text(app.config(), "reason", &reason)?;
     let caller = super::auth::caller(&req);
-    let order = match body.lines {
-        None => app.cancel_order(id, reason, caller).await?,
+    let a = match body.lines {
+        None => app.cancel_order(id, reason, caller, idem).await?,
         Some(lines) => {
             let lines = super::lifecycle::qty_lines(app.config(), "lines", &lines)?;
             let cmd = lifecycle::LifeCmd::Cancel {
                 lines: Some(lines),
                 reason,
             };
-            app.order_command(id, cmd, caller).await?
+            app.order_command(id, cmd, caller, idem).await?
         }
     };
-    Ok(HttpResponse::Ok().json(OrderView::from(&order)))
+    Ok(super::lifecycle::marked(
+        a.outcome,
+        HttpResponse::Ok().json(OrderView::from(&a.order)),
+    ))
 }
 
 /// Moves the order's allocation to the next best plan that leaves out the

@@ -26,6 +26,7 @@ use std::sync::Arc;
 pub struct OrderFilter {
     /// The lifecycle's status (what the API shows).
     pub status: Option<lifecycle::OrderStatus>,
+    pub payment_status: Option<lifecycle::PaymentStatus>,
     pub channel: Option<ChannelId>,
     pub customer: Option<CustomerId>,
     /// One of its shipments leaves from there.
@@ -39,6 +40,9 @@ pub struct OrderFilter {
 impl OrderFilter {
     pub fn matches(&self, o: &Order) -> bool {
         self.status.is_none_or(|s| o.lifecycle_status() == s)
+            && self
+                .payment_status
+                .is_none_or(|s| lifecycle::life::payment_status(o) == s)
             && self.channel.as_ref().is_none_or(|c| o.channel == *c)
             && self.customer.as_ref().is_none_or(|c| o.customer == *c)
             && self

@@ -6,7 +6,9 @@
 
 use super::ids::{ChannelId, HoldId, OrderId, SkuId, WarehouseId};
 use super::lifecycle::payments::{PaymentEffect, PaymentKind};
-use super::lifecycle::{CancelledUnits, Command, FulfillmentId, HoldReason, Parcel, ReturnId};
+use super::lifecycle::{
+    CancelledUnits, Command, FulfillmentId, HoldReason, LifeTarget, Parcel, ReturnId,
+};
 use super::model::{
     Hold, IdempotencyRecord, Millis, Order, ReleaseReason, Shipment, SkuAllocation, Warehouse,
 };
@@ -156,6 +158,15 @@ pub enum Event {
         command: Command,
         at: Millis,
     },
+    /// An idempotency key a lifecycle command on `order` used, and what
+    /// its answer shows. Logged in the same entry as the command's event
+    /// (an entry is durable whole or not at all), or alone when the
+    /// command changed nothing.
+    LifeKeyUsed {
+        order: OrderId,
+        key: IdempotencyRecord,
+        target: LifeTarget,
+    },
 }
 
 impl Event {
@@ -206,6 +217,7 @@ impl Event {
                 ..
             } => "return_declined",
             Event::ReturnSettled { .. } => "return_closed",
+            Event::LifeKeyUsed { .. } => "life_key_used",
         }
     }
 }

@@ -215,7 +215,8 @@ pub fn order_of(event: &Event) -> Option<OrderId> {
         | Event::HoldCreated { .. }
         | Event::HoldExtended { .. }
         | Event::HoldReleased { .. }
-        | Event::RoutingRulesSet { .. } => None,
+        | Event::RoutingRulesSet { .. }
+        | Event::LifeKeyUsed { .. } => None,
     }
 }
 

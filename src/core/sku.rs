@@ -1058,7 +1058,8 @@ impl SkuState {
             | Event::FulfillmentDelivered { .. }
             | Event::ReturnRequested { .. }
             | Event::ReturnReceived { restock: None, .. }
-            | Event::ReturnSettled { .. } => {}
+            | Event::ReturnSettled { .. }
+            | Event::LifeKeyUsed { .. } => {}
         }
     }
 

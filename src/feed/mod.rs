@@ -530,7 +530,8 @@ impl Hub {
             | Event::FulfillmentDelivered { .. }
             | Event::ReturnRequested { .. }
             | Event::ReturnReceived { restock: None, .. }
-            | Event::ReturnSettled { .. } => {}
+            | Event::ReturnSettled { .. }
+            | Event::LifeKeyUsed { .. } => {}
         }
     }
 
@@ -982,6 +983,8 @@ impl Hub {
                     ));
                 }
             }
+            // A key is not a change anyone watches.
+            Event::LifeKeyUsed { .. } => {}
         }
         if let (Some(before), Some((id, at))) = (status_before, status_moved_by(event)) {
             if let Some(o) = projection.orders.get(&id) {
@@ -1074,7 +1077,8 @@ fn status_moved_by(event: &Event) -> Option<(OrderId, u64)> {
         | Event::HoldReleased { .. }
         | Event::OrderPlaced { .. }
         | Event::OrderCancelled { .. }
-        | Event::RoutingRulesSet { .. } => None,
+        | Event::RoutingRulesSet { .. }
+        | Event::LifeKeyUsed { .. } => None,
     }
 }
 

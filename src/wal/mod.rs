@@ -655,14 +655,24 @@ fn watchdog(health: &Health, busy: &Busy, timeout: Duration, stop: &Receiver<()>
 }
 
 /// Encodes `events` (seqs from `first_seq`) as records of at most `max`
-/// bytes each, cut between events; an event longer than `max` on its own
-/// gets a record of its own. Seqs stay contiguous across the records, so
-/// replay reads them as it reads any records.
+/// bytes each, cut only between entries: `ends` are the event counts at
+/// the end of each entry, ascending, the last `events.len()`. So the
+/// events of one entry are in one record, and one entry is durable whole
+/// or not at all (a lifecycle command and its idempotency key, say). An
+/// entry longer than `max` on its own gets a record of its own. Seqs stay
+/// contiguous across the records, so replay reads them as it reads any
+/// records.
 fn split_records(
     first_seq: u64,
     events: &[&Event],
+    ends: &[usize],
     max: usize,
 ) -> Result<Vec<Vec<u8>>, record::RecordError> {
+    // The largest entry end at most `limit` (at least `floor`).
+    let snap = |limit: usize, floor: usize| {
+        let i = ends.partition_point(|&e| e <= limit);
+        ends[..i].last().copied().unwrap_or(floor).max(floor)
+    };
     let mut out = Vec::new();
     let mut start = 0;
     // Events per record to try first: what fitted last time, a little more.
@@ -670,18 +680,22 @@ fn split_records(
     // still to come (a group of 4096 entries makes hundreds of records).
     let mut guess = events.len();
     while start < events.len() {
-        let mut n = guess.min(events.len() - start);
+        // No record ends inside the first entry that starts here.
+        let first_end = ends[ends.partition_point(|&e| e <= start)];
+        let mut end = snap(start + guess.min(events.len() - start), first_end);
         loop {
-            let bytes = record::encode(first_seq + start as u64, &events[start..start + n])?;
-            if bytes.len() <= max || n == 1 {
+            let bytes = record::encode(first_seq + start as u64, &events[start..end])?;
+            if bytes.len() <= max || end == first_end {
                 out.push(bytes);
-                start += n;
+                let n = end - start;
+                start = end;
                 guess = n.saturating_add(n / 8).saturating_add(1);
                 break;
             }
             // Aim a little under the limit, from this try's bytes per event.
+            let n = end - start;
             let fit = n.saturating_mul(max / 10 * 9) / bytes.len();
-            n = fit.clamp(1, n - 1);
+            end = snap(start + fit.clamp(first_end - start, n - 1), first_end);
         }
     }
     Ok(out)
@@ -786,8 +800,15 @@ impl Writer {
         if events.is_empty() {
             return Ok(());
         }
+        let ends: Vec<usize> = batch
+            .iter()
+            .scan(0, |n, (e, _)| {
+                *n += e.len();
+                Some(*n)
+            })
+            .collect();
         let first = self.at.next_seq;
-        let records = split_records(first, &events, self.record_bytes_max)
+        let records = split_records(first, &events, &ends, self.record_bytes_max)
             .map_err(|e| StoreError::Io(e.to_string()))?;
         self.busy.enter();
         let started = Instant::now();
@@ -1380,12 +1401,24 @@ mod tests {
         };
         let wal = started(&mem, limits, published.clone());
         let events: Vec<Event> = (1..=200).map(ev).collect();
-        assert_eq!(wal.submit(events.clone()).unwrap().wait().await, Ok(200));
-        assert_eq!(mem.faults.syncs.load(Ordering::SeqCst), 1, "one sync");
+        // 40 entries of 5 events, submitted at once: groups of entries.
+        let durables: Vec<_> = events
+            .chunks(5)
+            .map(|entry| wal.submit(entry.to_vec()).unwrap())
+            .collect();
+        for (i, d) in durables.into_iter().enumerate() {
+            assert_eq!(d.wait().await, Ok(5 * i as u64 + 5));
+        }
         wal.caught_up().await.unwrap();
         assert_eq!(published.load(Ordering::SeqCst), 200);
         let mut sizes = Vec::new();
-        mem.scan(&mut |_, v| sizes.push(v.len())).unwrap();
+        mem.scan(&mut |_, v| {
+            // No record cuts an entry.
+            let r = record::decode(v).unwrap();
+            assert_eq!((r.first_seq % 5, r.events.len() % 5), (1, 0));
+            sizes.push(v.len());
+        })
+        .unwrap();
         assert!(sizes.len() > 5, "{sizes:?}");
         assert!(sizes.iter().all(|&n| n <= 300), "{sizes:?}");
         // Seqs run on across the records: replay reads them as one batch.
@@ -1412,6 +1445,35 @@ mod tests {
         let mut last = None;
         replay(&mem, |seq, e| last = Some((seq, e.clone()))).unwrap();
         assert_eq!(last, Some((201, long)));
+    }
+
+    /// Records are bounded and cut only between entries; an entry over the
+    /// bound is one record of its own.
+    #[test]
+    fn records_never_cut_an_entry() {
+        let events: Vec<Event> = (1..=200).map(ev).collect();
+        let refs: Vec<&Event> = events.iter().collect();
+        // Entries of 5, then one of 60 (over the bound alone), then 5s.
+        let mut ends: Vec<usize> = (1..=20).map(|i| i * 5).collect();
+        ends.push(160);
+        ends.extend((33..=40).map(|i| i * 5));
+        let records = split_records(1, &refs, &ends, 300).unwrap();
+        let mut seq = 1;
+        let mut over = 0;
+        for bytes in &records {
+            let r = record::decode(bytes).unwrap();
+            assert_eq!(r.first_seq, seq);
+            let end = (r.first_seq - 1) as usize + r.events.len();
+            assert!(ends.contains(&end), "a record ends inside an entry: {end}");
+            if bytes.len() > 300 {
+                // Only the long entry, alone.
+                assert_eq!((r.first_seq, r.events.len()), (101, 60));
+                over += 1;
+            }
+            seq += r.events.len() as u64;
+        }
+        assert_eq!((seq, over), (201, 1));
+        assert!(records.len() > 5);
     }
 
     #[tokio::test]

@@ -365,6 +365,15 @@ async fn a_partial_cancel_releases_exactly_the_cancelled_units_and_shows_the_ref
     )
     .await;
     let cancel = format!("/v1/orders/{id}/cancel");
+    // `null` is not taken for "every line".
+    refused(
+        &srv,
+        &cancel,
+        json!({"lines": null}),
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    )
+    .await;
     refused(
         &srv,
         &cancel,
@@ -858,4 +867,247 @@ async fn payments_parcels_and_returns_per_order_are_bounded_by_config() {
         (e["entity"].as_str(), e["limit"].as_u64()),
         (Some("returns"), Some(1))
     );
+}
+
+/// `GET /v1/orders` filters by payment status, alone and with the other
+/// filters; an unknown payment status is refused.
+#[tokio::test]
+async fn orders_are_listed_by_payment_status() {
+    let srv = Srv::start();
+    srv.warehouse("w1", 1).await;
+    srv.sku("tee", None, &[("w1", 10)]).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (s, o) = srv
+            .post(
+                "/v1/orders",
+                priced_order(json!([{"sku": "tee", "qty": 1, "unit_price": 100}])),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{o}");
+        ids.push(o["id"].as_str().unwrap().to_owned());
+    }
+    // ids[0] captured, ids[1] authorized, ids[2] pending.
+    for (id, kinds) in [
+        (&ids[0], &["authorize", "capture"][..]),
+        (&ids[1], &["authorize"][..]),
+    ] {
+        for k in kinds {
+            ok(
+                &srv,
+                &format!("/v1/orders/{id}/payments"),
+                json!({"kind": k, "amount": 100, "reference": format!("{id}-{k}")}),
+            )
+            .await;
+        }
+    }
+    let listed = |q: &'static str| {
+        let srv = &srv;
+        async move {
+            let (s, page) = srv.get(&format!("/v1/orders?{q}")).await;
+            assert_eq!(s, StatusCode::OK, "{q}: {page}");
+            page["orders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed("payment_status=captured").await,
+        vec![ids[0].clone()]
+    );
+    assert_eq!(
+        listed("payment_status=authorized").await,
+        vec![ids[1].clone()]
+    );
+    assert_eq!(listed("payment_status=pending").await, vec![ids[2].clone()]);
+    assert_eq!(
+        listed("payment_status=pending&status=ready&channel=web").await,
+        vec![ids[2].clone()]
+    );
+    assert!(listed("payment_status=captured&status=cancelled")
+        .await
+        .is_empty());
+    let (s, e) = srv.get("/v1/orders?payment_status=paid").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        (e["code"].as_str(), e["field"].as_str()),
+        (Some("invalid_field"), Some("payment_status"))
+    );
+}
+
+/// A lifecycle POST with an `Idempotency-Key`: status, whether the answer
+/// is a replay, body.
+async fn keyed(srv: &Srv, path: &str, body: Value, key: &str) -> (StatusCode, bool, Value) {
+    let res = srv
+        .client
+        .post(srv.url(path))
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let replayed = res
+        .headers()
+        .get("idempotent-replayed")
+        .is_some_and(|v| v == "true");
+    (status, replayed, res.json().await.unwrap())
+}
+
+/// Every state-changing lifecycle POST takes `Idempotency-Key` as placing
+/// an order does: a retry has no second effect and answers 200 with
+/// `Idempotent-Replayed: true`; the same key with another request (another
+/// body, or another fulfilment) is 422; a malformed key is 400; the key
+/// survives a restart, logged with its effect.
+#[tokio::test]
+async fn lifecycle_commands_take_idempotency_keys() {
+    let srv = Srv::start();
+    srv.warehouse("w1", 1).await;
+    srv.sku("tee", None, &[("w1", 20)]).await;
+    let (_, o) = srv
+        .post(
+            "/v1/orders",
+            priced_order(json!([{"sku": "tee", "qty": 6, "unit_price": 100}])),
+        )
+        .await;
+    let id = o["id"].as_str().unwrap().to_owned();
+    let f = o["fulfillments"][0]["id"].as_str().unwrap().to_owned();
+
+    // A payment retried under its key: one authorization, though the
+    // retry names another reference.
+    let pay = format!("/v1/orders/{id}/payments");
+    let (s, r, _) = keyed(
+        &srv,
+        &pay,
+        json!({"kind": "authorize", "amount": 600, "reference": "a1"}),
+        "pay-1",
+    )
+    .await;
+    assert_eq!((s, r), (StatusCode::OK, false));
+    let (s, _, e) = keyed(
+        &srv,
+        &pay,
+        json!({"kind": "authorize", "amount": 100, "reference": "a2"}),
+        "pay-1",
+    )
+    .await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("idempotency_key_reused")
+        )
+    );
+    let (s, r, body) = keyed(
+        &srv,
+        &pay,
+        json!({"kind": "authorize", "amount": 600, "reference": "a1"}),
+        "pay-1",
+    )
+    .await;
+    assert_eq!((s, r), (StatusCode::OK, true));
+    assert_eq!(body["totals"]["authorized"], 600, "{body}");
+
+    // Steps without a body.
+    let accept = format!("/v1/fulfillments/{f}/accept");
+    assert!(!keyed(&srv, &accept, json!({}), "acc").await.1);
+    let (s, r, fv) = keyed(&srv, &accept, json!({}), "acc").await;
+    assert_eq!(
+        (s, r, fv["status"].as_str()),
+        (StatusCode::OK, true, Some("accepted"))
+    );
+
+    // A retried shipment ships once.
+    let ship = format!("/v1/fulfillments/{f}/ship");
+    let parcel =
+        |q: u64| json!({"carrier": "dhl", "tracking": "t1", "lines": [{"sku": "tee", "qty": q}]});
+    assert_eq!(
+        keyed(&srv, &ship, parcel(2), "ship-1").await.0,
+        StatusCode::OK
+    );
+    let (s, r, fv) = keyed(&srv, &ship, parcel(2), "ship-1").await;
+    assert_eq!((s, r), (StatusCode::OK, true));
+    assert_eq!(fv["parcels"].as_array().unwrap().len(), 1, "{fv}");
+    let (s, _, e) = keyed(&srv, &ship, parcel(3), "ship-1").await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("idempotency_key_reused")
+        )
+    );
+    assert_eq!(
+        row(&srv, "tee", "w1").await,
+        (18, 14, 0, 4),
+        "two units shipped, once"
+    );
+
+    // A partial cancel retried: cancelled once.
+    let cancel = format!("/v1/orders/{id}/cancel");
+    let one = json!({"lines": [{"sku": "tee", "qty": 1}]});
+    assert_eq!(
+        keyed(&srv, &cancel, one.clone(), "cx").await.0,
+        StatusCode::OK
+    );
+    let (s, r, ov) = keyed(&srv, &cancel, one.clone(), "cx").await;
+    assert_eq!((s, r), (StatusCode::OK, true));
+    assert_eq!(ov["items"][0]["cancelled"], 1, "{ov}");
+    assert_eq!(row(&srv, "tee", "w1").await, (18, 15, 0, 3));
+
+    // A return retried: one return, the same one answered.
+    let rets = format!("/v1/orders/{id}/returns");
+    let back = json!({"lines": [{"sku": "tee", "qty": 1}], "reason": "size"});
+    let (s, r, first) = keyed(&srv, &rets, back.clone(), "ret-1").await;
+    assert_eq!((s, r), (StatusCode::CREATED, false));
+    let (s, r, again) = keyed(&srv, &rets, back.clone(), "ret-1").await;
+    assert_eq!((s, r, &again["id"]), (StatusCode::OK, true, &first["id"]));
+    assert_eq!(
+        order(&srv, &id).await["returns"].as_array().unwrap().len(),
+        1
+    );
+
+    // A malformed key is refused before anything happens.
+    let (s, _, e) = keyed(&srv, &cancel, one.clone(), "bad key").await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_idempotency_key"))
+    );
+    assert_eq!(row(&srv, "tee", "w1").await, (18, 15, 0, 3));
+
+    // After a restart the keys are still there.
+    let srv = srv.restart();
+    let (s, r, fv) = keyed(&srv, &ship, parcel(2), "ship-1").await;
+    assert_eq!(
+        (s, r, fv["parcels"].as_array().unwrap().len()),
+        (StatusCode::OK, true, 1)
+    );
+    let (s, r, again) = keyed(&srv, &rets, back, "ret-1").await;
+    assert_eq!((s, r, &again["id"]), (StatusCode::OK, true, &first["id"]));
+    assert_eq!(row(&srv, "tee", "w1").await, (18, 15, 0, 3));
+    // The same key on another fulfilment's route is another request.
+    let other = format!(
+        "/v1/fulfillments/ful_{}_9/ship",
+        id.trim_start_matches("ord_")
+    );
+    let (s, _, e) = keyed(&srv, &other, parcel(2), "ship-1").await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("idempotency_key_reused")
+        )
+    );
+
+    // A whole cancellation retried answers the cancelled order again.
+    let (s, r, first) = keyed(&srv, &cancel, json!({}), "all").await;
+    assert_eq!((s, r), (StatusCode::OK, false));
+    let (s, r, ov) = keyed(&srv, &cancel, json!({}), "all").await;
+    assert_eq!(
+        (s, r, &ov["status"]),
+        (StatusCode::OK, true, &first["status"])
+    );
+    assert_eq!(row(&srv, "tee", "w1").await, (18, 18, 0, 0));
 }

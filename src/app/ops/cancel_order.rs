@@ -5,8 +5,10 @@
 
 use crate::actors::order::Cancel;
 use crate::actors::CmdError;
-use crate::app::{Caller, Surge};
-use crate::core::{Event, Order, OrderId};
+use crate::app::ops::lifecycle::LifeAnswer;
+use crate::app::{Caller, Idempotency, Surge};
+use crate::core::lifecycle::LifeTarget;
+use crate::core::{Event, IdempotencyRecord, Order, OrderId};
 use std::sync::Arc;
 
 impl Surge {
@@ -15,40 +17,55 @@ impl Surge {
         id: OrderId,
         reason: String,
         caller: Caller,
-    ) -> Result<Order, CmdError> {
+        idem: Option<Idempotency>,
+    ) -> Result<LifeAnswer, CmdError> {
         self.detached(move |this| async move {
-            if caller.own_only {
-                // Who placed it never changes: the read model knows.
-                this.order_seen_by(id, &caller).await?;
-            }
-            // Its placement is logged but not yet in every SKU actor: a
-            // cancellation now could reach a SKU before the placement does.
-            if this.directory.is_committing(id) {
-                let why = crate::core::Rejection::NotCancellable { status: "placing" };
-                this.wal.barrier()?.wait().await?;
-                return Err(why.into());
-            }
-            let (before, order, event) = this
-                .directory
-                .order(id)
-                .await?
-                .send(Cancel {
-                    order: id,
-                    reason,
-                    now: this.now(),
-                })
-                .await??;
-            // The cancellation is durable: from here on the answer is yes,
-            // whatever happens to a mailbox. A SKU actor that is gone is
-            // replaced from the durable state (which has the cancellation);
-            // applying it to one started before that is harmless twice.
-            this.apply_to_skus(&event).await;
-            if matches!(event.as_ref(), Event::OrderCancelled { .. }) {
-                // Its warehouses no longer have it to ship.
-                this.workloads.forget_order(&before, &this.projection);
-            }
-            Ok(order)
+            this.with_key(id, &caller, &idem, |key| {
+                this.cancel_whole(id, reason, &caller, key)
+            })
+            .await
         })
         .await
+    }
+
+    async fn cancel_whole(
+        &self,
+        id: OrderId,
+        reason: String,
+        caller: &Caller,
+        key: Option<IdempotencyRecord>,
+    ) -> Result<(Order, LifeTarget), CmdError> {
+        if caller.own_only {
+            // Who placed it never changes: the read model knows.
+            self.order_seen_by(id, caller).await?;
+        }
+        // Its placement is logged but not yet in every SKU actor: a
+        // cancellation now could reach a SKU before the placement does.
+        if self.directory.is_committing(id) {
+            let why = crate::core::Rejection::NotCancellable { status: "placing" };
+            self.wal.barrier()?.wait().await?;
+            return Err(why.into());
+        }
+        let (before, order, event) = self
+            .directory
+            .order(id)
+            .await?
+            .send(Cancel {
+                order: id,
+                reason,
+                now: self.now(),
+                key,
+            })
+            .await??;
+        // The cancellation is durable: from here on the answer is yes,
+        // whatever happens to a mailbox. A SKU actor that is gone is
+        // replaced from the durable state (which has the cancellation);
+        // applying it to one started before that is harmless twice.
+        self.apply_to_skus(&event).await;
+        if matches!(event.as_ref(), Event::OrderCancelled { .. }) {
+            // Its warehouses no longer have it to ship.
+            self.workloads.forget_order(&before, &self.projection);
+        }
+        Ok((order, LifeTarget::Order))
     }
 }

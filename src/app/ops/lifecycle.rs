@@ -18,9 +18,10 @@
 use crate::actors::order::{Life, UnpaidDue};
 use crate::actors::{sku, CmdError};
 use crate::app::ops::reroute::RerouteRequest;
-use crate::app::{Caller, Surge};
-use crate::core::lifecycle::{Command, HoldReason, LifeCmd, LifeRefusal};
-use crate::core::{Event, Order, OrderId, Rejection, SkuId};
+use crate::app::{Caller, Idempotency, Outcome, Surge};
+use crate::core::lifecycle::{Command, HoldReason, LifeCmd, LifeRefusal, LifeTarget};
+use crate::core::{Event, IdempotencyRecord, Order, OrderId, Rejection, SkuId};
+use crate::projection::IdemTarget;
 use std::sync::Arc;
 
 /// The reason a re-route after a rejection is logged with.
@@ -32,17 +33,72 @@ pub const HOLD_REROUTE_BLOCKED: &str = "reroute_blocked";
 /// passing reason (overload, storage): re-route it by hand.
 pub const HOLD_REROUTE_FAILED: &str = "reroute_failed";
 
+/// What a lifecycle command answers: the order after it, what the answer
+/// shows of it, and whether it is the first answer or a retry's.
+#[derive(Debug, Clone)]
+pub struct LifeAnswer {
+    pub order: Order,
+    pub target: LifeTarget,
+    pub outcome: Outcome,
+}
+
 impl Surge {
     /// Runs one lifecycle command on order `id` for `caller`; answers the
-    /// order after it (and after the re-route a rejection starts).
+    /// order after it (and after the re-route a rejection starts). With an
+    /// idempotency key, a retry answers the order as it is now, with what
+    /// the first answer showed of it, and changes nothing.
     pub async fn order_command(
         self: &Arc<Self>,
         id: OrderId,
         cmd: LifeCmd,
         caller: Caller,
-    ) -> Result<Order, CmdError> {
-        self.detached(move |this| async move { this.run_life(id, cmd, &caller).await })
+        idem: Option<Idempotency>,
+    ) -> Result<LifeAnswer, CmdError> {
+        self.detached(move |this| async move {
+            this.with_key(id, &caller, &idem, |key| {
+                this.run_life(id, cmd, &caller, key)
+            })
             .await
+        })
+        .await
+    }
+
+    /// Runs `run` on order `id` once per idempotency key: the key is in
+    /// flight meanwhile, and remembered with `run`'s effect (`run` hands
+    /// the record to the order's actor, which logs it with the event). A
+    /// retry answers the order as it is now, with the first answer's
+    /// target; the same key with another request is refused.
+    pub(crate) async fn with_key<'a, Fut>(
+        &'a self,
+        id: OrderId,
+        caller: &Caller,
+        idem: &Option<Idempotency>,
+        run: impl FnOnce(Option<IdempotencyRecord>) -> Fut,
+    ) -> Result<LifeAnswer, CmdError>
+    where
+        Fut: std::future::Future<Output = Result<(Order, LifeTarget), CmdError>> + 'a,
+    {
+        let _guard = self.begin(idem)?;
+        match self.recall(idem).await? {
+            Some(IdemTarget::Life(order, target)) if order == id => {
+                let order = self.order_seen_by(id, caller).await?;
+                return Ok(LifeAnswer {
+                    order,
+                    target,
+                    outcome: Outcome::Replayed,
+                });
+            }
+            // The key's request hash covers the path, so a remembered key
+            // of another order or endpoint is another request.
+            Some(_) => return Err(CmdError::IdempotencyKeyReused),
+            None => {}
+        }
+        let (order, target) = run(self.key_record(idem)).await?;
+        Ok(LifeAnswer {
+            order,
+            target,
+            outcome: Outcome::Created,
+        })
     }
 
     async fn run_life(
@@ -50,7 +106,8 @@ impl Surge {
         id: OrderId,
         cmd: LifeCmd,
         caller: &Caller,
-    ) -> Result<Order, CmdError> {
+        key: Option<IdempotencyRecord>,
+    ) -> Result<(Order, LifeTarget), CmdError> {
         if caller.own_only {
             // Who placed it never changes: the read model knows.
             self.order_seen_by(id, caller).await?;
@@ -77,6 +134,7 @@ impl Surge {
             } => Some(*fulfillment),
             _ => None,
         };
+        let planned = cmd.target(None);
         let (order, event) = self
             .directory
             .order(id)
@@ -85,10 +143,15 @@ impl Surge {
                 order: id,
                 cmd,
                 now: self.now(),
+                key,
             })
             .await??;
         let Some(event) = event else {
-            return Ok(order);
+            return Ok((order, planned));
+        };
+        let target = match event.as_ref() {
+            Event::ReturnRequested { ret, .. } => LifeTarget::Return(*ret),
+            _ => planned,
         };
         self.apply_to_skus(&event).await;
         if matches!(event.as_ref(), Event::OrderLinesCancelled { .. })
@@ -99,9 +162,9 @@ impl Surge {
             self.workloads.forget_order(&order, &self.projection);
         }
         if let Some(f) = rejected {
-            return self.after_rejection(&order, f).await;
+            return Ok((self.after_rejection(&order, f).await?, target));
         }
-        Ok(order)
+        Ok((order, target))
     }
 
     /// Hands a durable event to every SKU whose stock it moves.
@@ -188,6 +251,7 @@ impl Surge {
                     order: order.id,
                     cmd: LifeCmd::Hold(reason),
                     now: self.now(),
+                    key: None,
                 })
                 .await
                 .unwrap_or_else(|e| Err(e.into())),
@@ -214,7 +278,10 @@ impl Surge {
         for shard in self.directory.order_shards() {
             let due = shard.send(UnpaidDue { now, max }).await?;
             for id in due {
-                match self.run_life(id, LifeCmd::Expire, &Caller::anyone()).await {
+                match self
+                    .run_life(id, LifeCmd::Expire, &Caller::anyone(), None)
+                    .await
+                {
                     Ok(_) => expired += 1,
                     // Paid, cancelled or busy meanwhile: the next look sees.
                     Err(CmdError::Life(_)) => {}

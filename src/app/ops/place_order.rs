@@ -93,7 +93,9 @@ impl Surge {
                     }
                     return Ok((order, Outcome::Replayed));
                 }
-                Some(IdemTarget::Hold(_)) => return Err(CmdError::IdempotencyKeyReused),
+                Some(IdemTarget::Hold(_) | IdemTarget::Life(..)) => {
+                    return Err(CmdError::IdempotencyKeyReused)
+                }
                 None => {}
             }
             this.place(req).await.map(|o| (o, Outcome::Created))

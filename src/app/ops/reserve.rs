@@ -70,7 +70,9 @@ impl Surge {
                 }
                 return Ok((record, Outcome::Replayed));
             }
-            Some(IdemTarget::Order(_)) => return Err(CmdError::IdempotencyKeyReused),
+            Some(IdemTarget::Order(_) | IdemTarget::Life(..)) => {
+                return Err(CmdError::IdempotencyKeyReused)
+            }
             None => {}
         }
         let addr = self.directory.sku(&req.sku).await?;

@@ -296,6 +296,40 @@ pub enum LifeCmd {
     },
 }
 
+/// What a lifecycle command's answer shows: its order, or one of the
+/// order's fulfilments or returns. An idempotency key remembers it, so a
+/// retry answers with the same thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LifeTarget {
+    Order,
+    Fulfillment(FulfillmentId),
+    Return(ReturnId),
+}
+
+impl LifeCmd {
+    /// What this command's answer shows; `made` is the event it made (a
+    /// return request's answer is the return it made).
+    pub fn target(&self, made: Option<&Event>) -> LifeTarget {
+        match self {
+            LifeCmd::Stage { fulfillment, .. }
+            | LifeCmd::Ship { fulfillment, .. }
+            | LifeCmd::Deliver { fulfillment } => LifeTarget::Fulfillment(*fulfillment),
+            LifeCmd::ReturnReceive { ret, .. } | LifeCmd::ReturnSettle { ret, .. } => {
+                LifeTarget::Return(*ret)
+            }
+            LifeCmd::ReturnRequest { .. } => match made {
+                Some(Event::ReturnRequested { ret, .. }) => LifeTarget::Return(*ret),
+                _ => LifeTarget::Order,
+            },
+            LifeCmd::Payment(_)
+            | LifeCmd::Hold(_)
+            | LifeCmd::Release
+            | LifeCmd::Cancel { .. }
+            | LifeCmd::Expire => LifeTarget::Order,
+        }
+    }
+}
+
 /// Units of one SKU cancelled from one fulfilment: the allocation its SKU
 /// releases in that warehouse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -76,8 +76,8 @@ pub mod status;
 pub mod table;
 
 pub use life::{
-    CancelledUnits, Fulfillment, FulfillmentId, Life, LifeCmd, LifeLimits, LifeRefusal, Parcel,
-    Return, ReturnId,
+    CancelledUnits, Fulfillment, FulfillmentId, Life, LifeCmd, LifeLimits, LifeRefusal, LifeTarget,
+    Parcel, Return, ReturnId,
 };
 pub use money::{Currency, Minor, Money, MoneyError, OrderTotals, PricedLine};
 pub use payments::{

@@ -16,7 +16,10 @@
 //! - `v5.rs`: what this build writes: v4 with the order lifecycle (an
 //!   order's line prices and life, the units of an allocation shipped,
 //!   nine new events: payments, holds, cancelled lines, fulfilments and
-//!   returns).
+//!   returns), and since then a tenth, `LIFE_KEY_USED` (a lifecycle
+//!   command's idempotency key), with the `LIFE_IDEMPOTENCY` snapshot
+//!   entry: new kinds, so no new version (a build before them refuses
+//!   them as newer).
 //!
 //! Reading always upcasts step by step, oldest to newest, then converts to
 //! the core: v1 → v2 → v3 → v4 → v5 → core. A newer server reads every older version; an
@@ -264,9 +267,16 @@ pub fn entries_of<'a>(e: &'a SnapEntry, out: &mut impl FnMut(v5::SnapEntry<'a>))
                 chain: chain.into(),
             })))
         }
-        SnapEntry::Idempotency(key, entry) => out(same(v2::SnapEntry::Idempotency(
-            v2::Idempotency::from_core(key, entry),
-        ))),
+        SnapEntry::Idempotency(key, entry) => match entry.target {
+            crate::projection::IdemTarget::Life(order, target) => {
+                out(v5::SnapEntry::LifeIdempotency(
+                    v5::LifeIdempotency::from_core(key, entry, order, target),
+                ))
+            }
+            _ => out(same(v2::SnapEntry::Idempotency(
+                v2::Idempotency::from_core(key, entry),
+            ))),
+        },
         SnapEntry::IdCounters {
             max_hold,
             max_order,
@@ -419,6 +429,22 @@ impl Assembler {
             v5::SnapEntry::SkuAllocation(a) => {
                 let (order, allocation) = v5::live_allocation(a)?;
                 return self.allocation(order, allocation);
+            }
+            v5::SnapEntry::LifeIdempotency(i) => {
+                self.finish(out)?;
+                let order = core::OrderId(i.order);
+                out(SnapEntry::Idempotency(
+                    i.key.into_owned(),
+                    crate::projection::IdemEntry {
+                        request_hash: i.request_hash,
+                        target: crate::projection::IdemTarget::Life(
+                            order,
+                            v5::life_target(order, i.target)?,
+                        ),
+                        at: i.at,
+                    },
+                ));
+                return Ok(());
             }
             v5::SnapEntry::Same(e) => e,
         };

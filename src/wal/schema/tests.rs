@@ -7,7 +7,7 @@ use super::*;
 use crate::core::lifecycle::life::{CancelledUnits, FulfillmentId, Parcel, ReturnId};
 use crate::core::lifecycle::{
     Command, Currency, Fulfillment, FulfillmentLine, FulfillmentStage, HoldReason, Life,
-    PaymentBook, PaymentEffect, PaymentKind, PaymentReference, Return, ReturnStatus,
+    LifeTarget, PaymentBook, PaymentEffect, PaymentKind, PaymentReference, Return, ReturnStatus,
 };
 use crate::core::routing::{
     Chain, Cutoff, Excluded, PlanTrace, Rate, RoutingTrace, Rule, ShipmentTrace, ShippingCost,
@@ -570,7 +570,24 @@ fn life_event() -> impl Strategy<Value = Event> {
                 at,
             }
         }),
+        (order(), idem(), 0u8..3, any::<u32>()).prop_map(|(order, key, k, n)| {
+            Event::LifeKeyUsed {
+                order,
+                key,
+                target: life_target(order, k, n),
+            }
+        }),
     ]
+}
+
+/// A lifecycle key's target on `order`: `k` 0 the order, 1 a fulfilment,
+/// 2 a return (number `n`).
+fn life_target(order: OrderId, k: u8, n: u32) -> LifeTarget {
+    match k {
+        0 => LifeTarget::Order,
+        1 => LifeTarget::Fulfillment(FulfillmentId { order, n }),
+        _ => LifeTarget::Return(ReturnId { order, n }),
+    }
 }
 
 /// Every variant of the core's `Event`.
@@ -1266,7 +1283,7 @@ proptest! {
         warehouses in prop::collection::vec(warehouse(), 0..3),
         holds in prop::collection::vec((hold(), 0u8..4, prop::option::of(any::<u64>()), prop::option::of(any::<u64>())), 0..4),
         orders in prop::collection::vec(order(), 0..3),
-        keys in prop::collection::vec((".{1,30}", any::<[u8; 32]>(), any::<bool>(), any::<u64>(), any::<u64>()), 0..3),
+        keys in prop::collection::vec((".{1,30}", any::<[u8; 32]>(), 0u8..5, any::<u64>(), any::<u64>(), any::<u32>()), 0..4),
         skus in prop::collection::vec(sku_state(), 0..3),
         chunk_bytes in 64usize..2048,
         counters in (any::<u64>(), any::<u64>()),
@@ -1283,9 +1300,13 @@ proptest! {
             closed_at,
         })));
         entries.extend(orders.into_iter().map(SnapEntry::Order));
-        entries.extend(keys.into_iter().map(|(k, request_hash, hold, id, at)| SnapEntry::Idempotency(k, IdemEntry {
+        entries.extend(keys.into_iter().map(|(k, request_hash, kind, id, at, n)| SnapEntry::Idempotency(k, IdemEntry {
             request_hash,
-            target: if hold { IdemTarget::Hold(HoldId(id)) } else { IdemTarget::Order(OrderId(id)) },
+            target: match kind {
+                0 => IdemTarget::Hold(HoldId(id)),
+                1 => IdemTarget::Order(OrderId(id)),
+                k => IdemTarget::Life(OrderId(id), life_target(OrderId(id), k - 2, n)),
+            },
             at,
         })));
         entries.extend(chains.into_iter().map(|(channel, chain)| SnapEntry::RoutingRules { channel, chain }));
@@ -1761,7 +1782,7 @@ fn a_record_with_every_kind_decodes() {
     let events = one_of_each();
     let kinds: std::collections::BTreeSet<u16> =
         events.iter().map(|e| v5::Event::from(e).kind()).collect();
-    assert_eq!(kinds, (1..=20).collect(), "every kind, 1 to 20");
+    assert_eq!(kinds, (1..=21).collect(), "every kind, 1 to 21");
     let refs: Vec<&Event> = events.iter().collect();
     let bytes = record::encode(3, &refs).unwrap();
     assert_eq!(bytes[0], v5::VERSION);
@@ -1830,6 +1851,20 @@ fn unknown_names_are_refused() {
         at: 0,
     };
     assert_invalid(read_body(v5::kind::ORDER_HOLD_SET, &held), "hold reason");
+    let key_used = |kind: u8| v5::LifeKeyUsed {
+        order: 1,
+        key: v2::IdempotencyRecord {
+            key: "k".into(),
+            request_hash: [0; 32],
+            at: 0,
+        },
+        target: v5::LifeTarget { kind, n: 1 },
+    };
+    assert!(read_body(v5::kind::LIFE_KEY_USED, &key_used(2)).is_ok());
+    assert_invalid(
+        read_body(v5::kind::LIFE_KEY_USED, &key_used(3)),
+        "target kind 3",
+    );
 
     // Inside an order: a stage, a return status, a currency, a payment kind.
     let o = v4_order(false);

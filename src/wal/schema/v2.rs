@@ -721,7 +721,8 @@ impl<'a> From<&'a core::Event> for Event<'a> {
             | core::Event::FulfillmentDelivered { .. }
             | core::Event::ReturnRequested { .. }
             | core::Event::ReturnReceived { .. }
-            | core::Event::ReturnSettled { .. } => {
+            | core::Event::ReturnSettled { .. }
+            | core::Event::LifeKeyUsed { .. } => {
                 unreachable!("v2 has no {} event", e.kind())
             }
         }
@@ -752,6 +753,9 @@ impl<'a> Idempotency<'a> {
             target: match e.target {
                 projection::IdemTarget::Hold(h) => IdemTarget::Hold(h.0),
                 projection::IdemTarget::Order(o) => IdemTarget::Order(o.0),
+                projection::IdemTarget::Life(..) => {
+                    unreachable!("a lifecycle key is written as v5's LIFE_IDEMPOTENCY")
+                }
             },
             at: e.at,
         }
