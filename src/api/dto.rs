@@ -395,7 +395,7 @@ pub struct PaymentBody {
 #[serde(deny_unknown_fields, remote = "Self")]
 pub struct HoldBody {
     /// Why (`fraud_review`, `address_check`, ...).
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(min_length = 1, max_length = 200)]
     pub reason: String,
 }
 
@@ -405,7 +405,11 @@ pub struct HoldBody {
 #[serde(deny_unknown_fields, remote = "Self")]
 pub struct ShipBody {
     pub lines: Option<Vec<QtyLine>>,
+    /// Not empty, no control characters.
+    #[schema(min_length = 1)]
     pub carrier: String,
+    /// Not empty, no control characters.
+    #[schema(min_length = 1)]
     pub tracking: String,
 }
 

@@ -486,8 +486,11 @@ pub(super) async fn ship(
         .map(|l| qty_lines(config, "lines", l))
         .transpose()?;
     for (field, v) in [("carrier", &b.carrier), ("tracking", &b.tracking)] {
-        if v.is_empty() {
-            return Err(ApiError::invalid(field, "must not be empty"));
+        if v.is_empty() || v.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                field,
+                "must not be empty or hold control characters",
+            ));
         }
         text(config, field, v)?;
     }

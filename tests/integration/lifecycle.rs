@@ -532,7 +532,42 @@ async fn an_order_on_hold_is_not_fulfilled_until_released() {
         "invalid_transition",
     )
     .await;
+    // Steps take no fields: one sent is refused, not ignored.
+    refused(
+        &srv,
+        &format!("/v1/fulfillments/{f}/accept"),
+        json!({"lines": [{"sku": "tee", "qty": 1}]}),
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    )
+    .await;
     ok(&srv, &format!("/v1/fulfillments/{f}/accept"), json!({})).await;
+    // A tracking number with a control character is refused.
+    refused(
+        &srv,
+        &format!("/v1/fulfillments/{f}/ship"),
+        json!({"carrier": "dhl", "tracking": "1\n2"}),
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    )
+    .await;
+    // The return of an order that does not exist is not found as a return.
+    refused(
+        &srv,
+        "/v1/returns/ret_999999_1/close",
+        json!({}),
+        StatusCode::NOT_FOUND,
+        "return_not_found",
+    )
+    .await;
+    refused(
+        &srv,
+        "/v1/fulfillments/ful_999999_1/accept",
+        json!({}),
+        StatusCode::NOT_FOUND,
+        "fulfillment_not_found",
+    )
+    .await;
 }
 
 #[tokio::test]
