@@ -294,8 +294,11 @@ impl Surge {
         tracing::info!(%warehouse, moved, stayed, "orders re-routed from a disabled warehouse");
     }
 
-    /// The placed orders with a shipment from `warehouse`, oldest first.
+    /// The placed orders with a shipment from `warehouse` that a re-route
+    /// may move (nothing shipped or cancelled, no other warehouse started:
+    /// `life::not_reroutable`), oldest first.
     fn placed_orders_at(&self, warehouse: &WarehouseId) -> Vec<OrderId> {
+        let here = std::slice::from_ref(warehouse);
         let mut ids: Vec<OrderId> = self
             .projection
             .orders
@@ -303,6 +306,7 @@ impl Surge {
             .filter(|o| {
                 o.status == OrderStatus::Placed
                     && o.shipments.iter().any(|s| &s.warehouse == warehouse)
+                    && crate::core::lifecycle::life::not_reroutable(o, here).is_none()
             })
             .map(|o| o.id)
             .collect();
