@@ -296,7 +296,9 @@ impl PaymentBook {
                 amount,
             });
         }
-        if self.expired {
+        // After an unpaid expiry only a void is taken: what was authorized
+        // and never captured is given back to the customer.
+        if self.expired && cmd.kind != PaymentKind::Void {
             return Err(PaymentRefusal::Expired);
         }
         if self.references.len() >= payments_max {
@@ -381,8 +383,8 @@ impl PaymentBook {
 }
 
 impl PaymentBook {
-    /// The order expired unpaid (its cancellation says so): nothing is
-    /// accepted after this.
+    /// The order expired unpaid (its cancellation says so): nothing but a
+    /// void of what is still authorized is accepted after this.
     pub fn expire(&mut self) {
         self.expired = true;
     }
@@ -622,6 +624,17 @@ mod tests {
             run(&mut b, &cmd(Authorize, 1000, "a2"), 1000),
             Err(PaymentRefusal::Expired)
         );
+        // An authorization still open when the order expired (its
+        // cancellation expired it) may be voided, and nothing else.
+        let mut b = PaymentBook::new();
+        run(&mut b, &cmd(Authorize, 10, "a1"), 1000).unwrap();
+        b.expire();
+        assert_eq!(
+            run(&mut b, &cmd(Capture, 10, "c1"), 1000),
+            Err(PaymentRefusal::Expired)
+        );
+        run(&mut b, &cmd(Void, 10, "v1"), 1000).unwrap();
+        assert_eq!((b.authorized_net(), b.status()), (0, PaymentStatus::Expired));
         // Expiry once anything is authorized is refused.
         let mut b = PaymentBook::new();
         run(&mut b, &cmd(Authorize, 10, "a1"), 1000).unwrap();
