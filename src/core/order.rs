@@ -121,9 +121,6 @@ pub fn decide_reroute(
             status: order.status.as_str(),
         });
     }
-    if let Some(status) = lifecycle::life::not_reroutable(order, &change.exclude) {
-        return Err(Rejection::NotReroutable { status });
-    }
     // Still allocated as planned from: a shipment or cancellation logged
     // since the plan changed what there is to move.
     let now_allocated = if order.life.fulfillments.is_empty() {
@@ -136,6 +133,15 @@ pub fn decide_reroute(
         return Err(Rejection::NotReroutable { status: "changing" });
     }
     let shipments = shipments(&change.to);
+    // What a warehouse started on stays there.
+    let planned = units_by_place(&shipments);
+    for ((wh, sku), q) in lifecycle::life::kept_by_reroute(order, &change.exclude) {
+        if planned.get(&(wh, sku)).copied().unwrap_or(0) < q {
+            return Err(Rejection::NotReroutable {
+                status: lifecycle::OrderStatus::InFulfillment.as_str(),
+            });
+        }
+    }
     let (from, to): (Vec<SkuAllocation>, Vec<SkuAllocation>) = change
         .from
         .into_iter()

@@ -1146,3 +1146,101 @@ async fn lifecycle_commands_take_idempotency_keys() {
     );
     assert_eq!(row(&srv, "tee", "w1").await, (18, 18, 0, 0));
 }
+
+/// A rejection moves only what is left: after a partial shipment or a
+/// partial cancel, the units neither shipped nor cancelled go to the next
+/// warehouse; in a split order, what another warehouse already started on
+/// stays there.
+#[tokio::test]
+async fn a_rejection_moves_only_the_units_left_and_leaves_started_work_in_place() {
+    let srv = Srv::start();
+    for (w, p) in [("w1", 1), ("w2", 2), ("w3", 3)] {
+        srv.warehouse(w, p).await;
+    }
+    srv.sku("tee", None, &[("w1", 10), ("w2", 10)]).await;
+    srv.sku("cap", None, &[("w1", 10), ("w2", 10)]).await;
+    srv.sku("a", None, &[("w1", 5), ("w3", 5)]).await;
+    srv.sku("b", None, &[("w2", 5)]).await;
+    let place = |lines: Value| {
+        json!({"channel": "web", "customer_id": "c", "ship_to": {"lat": 50.0, "lon": 8.0},
+               "lines": lines})
+    };
+    let fulfillment_at = |o: &Value, wh: &str| -> Value {
+        o["fulfillments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["warehouse"] == wh)
+            .cloned()
+            .unwrap_or_else(|| panic!("no fulfilment at {wh}: {o}"))
+    };
+
+    // Two of four shipped, then the warehouse rejects: the other two move.
+    let (_, o) = srv
+        .post("/v1/orders", place(json!([{"sku": "tee", "qty": 4}])))
+        .await;
+    let id = o["id"].as_str().unwrap().to_owned();
+    let f = fulfillment_at(&o, "w1")["id"].as_str().unwrap().to_owned();
+    ok(&srv, &format!("/v1/fulfillments/{f}/accept"), json!({})).await;
+    ok(
+        &srv,
+        &format!("/v1/fulfillments/{f}/ship"),
+        json!({"carrier": "dhl", "tracking": "t", "lines": [{"sku": "tee", "qty": 2}]}),
+    )
+    .await;
+    ok(&srv, &format!("/v1/fulfillments/{f}/reject"), json!({})).await;
+    let o = order(&srv, &id).await;
+    assert_eq!(o["status"], "partially_shipped", "{o}");
+    let moved = fulfillment_at(&o, "w2");
+    assert_eq!(
+        (moved["status"].as_str(), &moved["lines"][0]["qty"]),
+        (Some("pending"), &json!(2)),
+        "{o}"
+    );
+    assert_eq!(row(&srv, "tee", "w1").await, (8, 8, 0, 0));
+    assert_eq!(row(&srv, "tee", "w2").await, (10, 8, 0, 2));
+
+    // One of three cancelled, then a rejection: the other two move.
+    let (_, o) = srv
+        .post("/v1/orders", place(json!([{"sku": "cap", "qty": 3}])))
+        .await;
+    let id = o["id"].as_str().unwrap().to_owned();
+    let f = fulfillment_at(&o, "w1")["id"].as_str().unwrap().to_owned();
+    ok(
+        &srv,
+        &format!("/v1/orders/{id}/cancel"),
+        json!({"lines": [{"sku": "cap", "qty": 1}]}),
+    )
+    .await;
+    ok(&srv, &format!("/v1/fulfillments/{f}/reject"), json!({})).await;
+    let o = order(&srv, &id).await;
+    assert_eq!(o["status"], "ready", "{o}");
+    assert_eq!(fulfillment_at(&o, "w2")["lines"][0]["qty"], 2, "{o}");
+    assert_eq!(row(&srv, "cap", "w1").await, (10, 10, 0, 0));
+    assert_eq!(row(&srv, "cap", "w2").await, (10, 8, 0, 2));
+
+    // A split order: w2 accepted its part, w1 rejects its own; only w1's
+    // part moves (to w3), w2's stays accepted where it is.
+    let (_, o) = srv
+        .post(
+            "/v1/orders",
+            place(json!([{"sku": "a", "qty": 1}, {"sku": "b", "qty": 1}])),
+        )
+        .await;
+    let id = o["id"].as_str().unwrap().to_owned();
+    let at_w1 = fulfillment_at(&o, "w1")["id"].as_str().unwrap().to_owned();
+    let at_w2 = fulfillment_at(&o, "w2")["id"].as_str().unwrap().to_owned();
+    ok(&srv, &format!("/v1/fulfillments/{at_w2}/accept"), json!({})).await;
+    ok(&srv, &format!("/v1/fulfillments/{at_w1}/reject"), json!({})).await;
+    let o = order(&srv, &id).await;
+    assert_eq!(o["status"], "in_fulfillment", "{o}");
+    let kept = fulfillment_at(&o, "w2");
+    assert_eq!(
+        (kept["id"].as_str(), kept["status"].as_str()),
+        (Some(at_w2.as_str()), Some("accepted"))
+    );
+    assert_eq!(fulfillment_at(&o, "w3")["lines"][0]["sku"], "a", "{o}");
+    assert_eq!(row(&srv, "a", "w1").await, (5, 5, 0, 0));
+    assert_eq!(row(&srv, "a", "w3").await, (5, 4, 0, 1));
+    assert_eq!(row(&srv, "b", "w2").await, (5, 4, 0, 1));
+}

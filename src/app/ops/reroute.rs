@@ -116,11 +116,15 @@ impl Surge {
                 req.exclude.push(f.warehouse.clone());
             }
         }
-        if let Some(status) = crate::core::lifecycle::life::not_reroutable(&order, &req.exclude) {
-            return Err(Rejection::NotReroutable { status }.into());
+        // What is left to ship: units a warehouse started on stay there
+        // (pinned), the rest is planned again.
+        let (lines, line_of) = units_to_plan(&order, &req.exclude);
+        if lines.is_empty() {
+            return Ok(order);
         }
+        // Only the SKUs with units left to move take part.
         let mut skus: BTreeMap<SkuId, SkuHandle> = BTreeMap::new();
-        for line in &order.lines {
+        for line in &lines {
             if !skus.contains_key(&line.sku) {
                 skus.insert(line.sku.clone(), self.directory.sku(&line.sku).await?);
             }
@@ -130,15 +134,6 @@ impl Surge {
         // that stops after this is noticed once prepared.)
         self.directory.begin_placing(skus.keys());
         marks.skus = skus.keys().cloned().collect();
-        let lines: Vec<PlanLine> = order
-            .lines
-            .iter()
-            .map(|l| PlanLine {
-                sku: l.sku.clone(),
-                qty: l.qty,
-                pinned: None,
-            })
-            .collect();
         let warehouses: Vec<_> = self
             .routing_candidates()
             .await?
@@ -162,9 +157,11 @@ impl Surge {
                 fresh: &fresh,
                 single_shipment: false,
             };
-            let (plan, trace, claim) = self
-                .route_and_claim(&input, &warehouses, now)
-                .map_err(|u| CmdError::Unplaced(route::unplaced(&lines, &u)))?;
+            let (plan, trace, claim) =
+                self.route_and_claim(&input, &warehouses, now)
+                    .map_err(|u| {
+                        CmdError::Unplaced(as_order_lines(route::unplaced(&lines, &u), &line_of))
+                    })?;
             let planned = planned_by_sku(&lines, &plan);
             match prepare(&skus, id, &planned).await? {
                 PhaseOne::Ready(moves) => break (moves, trace, claim, now),
@@ -180,7 +177,7 @@ impl Surge {
                         .filter(|(_, l)| stale.iter().any(|(s, _)| s == &l.sku))
                         .map(|(i, l)| (i, l.sku.clone(), l.qty))
                         .collect();
-                    return Err(CmdError::Unplaced(lines));
+                    return Err(CmdError::Unplaced(as_order_lines(lines, &line_of)));
                 }
             }
         };
@@ -294,19 +291,16 @@ impl Surge {
         tracing::info!(%warehouse, moved, stayed, "orders re-routed from a disabled warehouse");
     }
 
-    /// The placed orders with a shipment from `warehouse` that a re-route
-    /// may move (nothing shipped or cancelled, no other warehouse started:
-    /// `life::not_reroutable`), oldest first.
+    /// The placed orders with units still to ship from `warehouse`,
+    /// oldest first.
     fn placed_orders_at(&self, warehouse: &WarehouseId) -> Vec<OrderId> {
-        let here = std::slice::from_ref(warehouse);
         let mut ids: Vec<OrderId> = self
             .projection
             .orders
             .iter()
             .filter(|o| {
                 o.status == OrderStatus::Placed
-                    && o.shipments.iter().any(|s| &s.warehouse == warehouse)
-                    && crate::core::lifecycle::life::not_reroutable(o, here).is_none()
+                    && live_units(o).keys().any(|(w, _)| *w == warehouse)
             })
             .map(|o| o.id)
             .collect();
@@ -349,13 +343,13 @@ impl Surge {
                 .get(&line.sku)
                 .map(|s| s.available_by_warehouse())
                 .unwrap_or_default();
-            for s in &order.shipments {
-                for (sku, q) in s.lines.iter().filter(|(sku, _)| sku == &line.sku) {
-                    debug_assert_eq!(sku, &line.sku);
-                    match rows.iter_mut().find(|(w, _)| w == &s.warehouse) {
-                        Some((_, free)) => *free = free.saturating_add(*q),
-                        None => rows.push((s.warehouse.clone(), *q)),
-                    }
+            for ((wh, _), q) in live_units(order)
+                .into_iter()
+                .filter(|((_, sku), _)| *sku == &line.sku)
+            {
+                match rows.iter_mut().find(|(w, _)| w == wh) {
+                    Some((_, free)) => *free = free.saturating_add(q),
+                    None => rows.push((wh.clone(), q)),
                 }
             }
             by_sku.insert(line.sku.clone(), rows);
@@ -414,4 +408,67 @@ fn scopeguard(f: impl FnOnce()) -> impl Drop {
         }
     }
     Guard(Some(f))
+}
+
+/// The order's units not shipped or cancelled, per (warehouse, SKU).
+fn live_units(order: &Order) -> BTreeMap<(&WarehouseId, &SkuId), u64> {
+    if order.life.fulfillments.is_empty() {
+        let mut units = BTreeMap::new();
+        for s in &order.shipments {
+            for (sku, q) in &s.lines {
+                *units.entry((&s.warehouse, sku)).or_insert(0) += q;
+            }
+        }
+        return units;
+    }
+    crate::core::lifecycle::life::allocated_by_place(order)
+}
+
+/// The lines a re-route plans: per SKU, the units a warehouse outside
+/// `exclude` started on, pinned there, and the rest of the units not
+/// shipped or cancelled, free. With each, the index of the order's first
+/// line of its SKU (what a refusal names).
+fn units_to_plan(order: &Order, exclude: &[WarehouseId]) -> (Vec<PlanLine>, Vec<usize>) {
+    let mut free: BTreeMap<&SkuId, u64> = BTreeMap::new();
+    for ((_, sku), q) in live_units(order) {
+        *free.entry(sku).or_insert(0) += q;
+    }
+    let first_line = |sku: &SkuId| order.lines.iter().position(|l| &l.sku == sku).unwrap_or(0);
+    let mut lines = Vec::new();
+    let mut line_of = Vec::new();
+    for ((wh, sku), q) in crate::core::lifecycle::life::kept_by_reroute(order, exclude) {
+        let left = free.entry(sku).or_insert(0);
+        let q = q.min(*left);
+        *left -= q;
+        if q > 0 {
+            lines.push(PlanLine {
+                sku: sku.clone(),
+                qty: q,
+                pinned: Some(wh.clone()),
+            });
+            line_of.push(first_line(sku));
+        }
+    }
+    for (sku, q) in free {
+        if q > 0 {
+            lines.push(PlanLine {
+                sku: sku.clone(),
+                qty: q,
+                pinned: None,
+            });
+            line_of.push(first_line(sku));
+        }
+    }
+    (lines, line_of)
+}
+
+/// Unplaced plan lines as the order's lines they stand for.
+fn as_order_lines(
+    unplaced: Vec<(usize, SkuId, u64)>,
+    line_of: &[usize],
+) -> Vec<(usize, SkuId, u64)> {
+    unplaced
+        .into_iter()
+        .map(|(i, sku, q)| (line_of.get(i).copied().unwrap_or(i), sku, q))
+        .collect()
 }

@@ -1165,21 +1165,28 @@ pub fn allocated_by_place(order: &Order) -> BTreeMap<(&WarehouseId, &SkuId), u64
     units
 }
 
-/// Why the order cannot be re-routed now (`None`: it can): a re-route
-/// plans the whole order again, so nothing of it may have shipped or been
-/// cancelled, and no warehouse outside `exclude` may have started on it.
-pub fn not_reroutable(order: &Order, exclude: &[WarehouseId]) -> Option<&'static str> {
-    let status = status(order);
-    let facts = line_facts(order);
-    if facts.values().any(|f| f.cancelled > 0 || f.shipped > 0) {
-        return Some(status.as_str());
+/// Units a re-route keeps where they are, per (warehouse, SKU): those not
+/// shipped or cancelled at a fulfilment outside `exclude` whose warehouse
+/// started on it (accepted, picked, packed, or shipped part of it). A
+/// re-route plans only the order's other units not shipped or cancelled.
+pub fn kept_by_reroute<'a>(
+    order: &'a Order,
+    exclude: &[WarehouseId],
+) -> BTreeMap<(&'a WarehouseId, &'a SkuId), u64> {
+    let mut units = BTreeMap::new();
+    for f in &order.life.fulfillments {
+        let begun = f.started() || f.lines.iter().any(|(_, l)| l.shipped > 0);
+        if !begun || f.stage == FulfillmentStage::Rejected || exclude.contains(&f.warehouse) {
+            continue;
+        }
+        for (sku, _) in &f.lines {
+            let q = f.unshipped(sku);
+            if q > 0 {
+                *units.entry((&f.warehouse, sku)).or_insert(0) += q;
+            }
+        }
     }
-    let started_elsewhere = order
-        .life
-        .fulfillments
-        .iter()
-        .any(|f| f.started() && !exclude.contains(&f.warehouse));
-    started_elsewhere.then_some(OrderStatus::InFulfillment.as_str())
+    units
 }
 
 /// An order's value from its lines (quantity, unit price), or

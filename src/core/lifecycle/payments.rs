@@ -634,7 +634,10 @@ mod tests {
             Err(PaymentRefusal::Expired)
         );
         run(&mut b, &cmd(Void, 10, "v1"), 1000).unwrap();
-        assert_eq!((b.authorized_net(), b.status()), (0, PaymentStatus::Expired));
+        assert_eq!(
+            (b.authorized_net(), b.status()),
+            (0, PaymentStatus::Expired)
+        );
         // Expiry once anything is authorized is refused.
         let mut b = PaymentBook::new();
         run(&mut b, &cmd(Authorize, 10, "a1"), 1000).unwrap();
