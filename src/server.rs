@@ -173,10 +173,14 @@ async fn serve(
         })
     };
     // Orders a disabled warehouse still has move elsewhere (a run a
-    // restart cut short).
+    // restart cut short), and rejections a crash cut short get their
+    // re-route (or hold).
     let resumed = {
         let surge = surge.clone();
-        actix_rt::spawn(async move { surge.resume_reroutes().await })
+        actix_rt::spawn(async move {
+            surge.resume_reroutes().await;
+            surge.resume_rejections().await;
+        })
     };
     let served = server.await;
     sweeper.abort();

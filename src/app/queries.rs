@@ -29,7 +29,9 @@ pub struct OrderFilter {
     pub payment_status: Option<lifecycle::PaymentStatus>,
     pub channel: Option<ChannelId>,
     pub customer: Option<CustomerId>,
-    /// One of its shipments leaves from there.
+    /// One of its shipments leaves from there, or a fulfilment there
+    /// shipped some of it (a re-route keeps in `shipments` only what is
+    /// left to ship).
     pub warehouse: Option<WarehouseId>,
     /// Created at or after (ms since the epoch).
     pub created_after: Option<Millis>,
@@ -45,10 +47,13 @@ impl OrderFilter {
                 .is_none_or(|s| lifecycle::life::payment_status(o) == s)
             && self.channel.as_ref().is_none_or(|c| o.channel == *c)
             && self.customer.as_ref().is_none_or(|c| o.customer == *c)
-            && self
-                .warehouse
-                .as_ref()
-                .is_none_or(|w| o.shipments.iter().any(|s| s.warehouse == *w))
+            && self.warehouse.as_ref().is_none_or(|w| {
+                o.shipments.iter().any(|s| s.warehouse == *w)
+                    || o.life
+                        .fulfillments
+                        .iter()
+                        .any(|f| f.warehouse == *w && f.lines.iter().any(|(_, l)| l.shipped > 0))
+            })
             && self.created_after.is_none_or(|t| o.created_at >= t)
             && self.created_before.is_none_or(|t| o.created_at < t)
     }

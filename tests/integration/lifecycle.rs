@@ -1244,3 +1244,131 @@ async fn a_rejection_moves_only_the_units_left_and_leaves_started_work_in_place(
     assert_eq!(row(&srv, "a", "w3").await, (5, 4, 0, 1));
     assert_eq!(row(&srv, "b", "w2").await, (5, 4, 0, 1));
 }
+
+/// One SKU split over two warehouses: the one that started keeps its part,
+/// and the rejected part moves to a third warehouse, not counted twice
+/// against the started one's stock. The order is still listed under the
+/// warehouse that shipped part of it.
+#[tokio::test]
+async fn a_rejected_part_of_one_sku_moves_beside_the_part_kept() {
+    let srv = Srv::start();
+    for (w, p) in [("w1", 1), ("w2", 2), ("w3", 3)] {
+        srv.warehouse(w, p).await;
+    }
+    srv.sku("x", None, &[("w1", 2), ("w2", 3)]).await;
+    let (s, o) = srv
+        .post(
+            "/v1/orders",
+            json!({"channel": "web", "customer_id": "c", "ship_to": {"lat": 50.0, "lon": 8.0},
+                   "lines": [{"sku": "x", "qty": 5}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    let id = o["id"].as_str().unwrap().to_owned();
+    let at = |o: &Value, wh: &str| -> String {
+        o["fulfillments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["warehouse"] == wh)
+            .unwrap_or_else(|| panic!("no fulfilment at {wh}: {o}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (f1, f2) = (at(&o, "w1"), at(&o, "w2"));
+    // Only now does w3 get stock: the plan that follows must use it.
+    let (s, b) = srv
+        .post(
+            "/v1/stock/adjustments",
+            json!({"sku": "x", "warehouse": "w3", "delta": 10, "reason": "receipt"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    ok(&srv, &format!("/v1/fulfillments/{f1}/accept"), json!({})).await;
+    ok(
+        &srv,
+        &format!("/v1/fulfillments/{f1}/ship"),
+        json!({"carrier": "dhl", "tracking": "t", "lines": [{"sku": "x", "qty": 1}]}),
+    )
+    .await;
+    ok(&srv, &format!("/v1/fulfillments/{f2}/reject"), json!({})).await;
+    let o = order(&srv, &id).await;
+    assert_eq!(o["status"], "partially_shipped", "{o}");
+    assert_eq!(at(&o, "w1"), f1);
+    assert_eq!(row(&srv, "x", "w1").await, (1, 0, 0, 1));
+    assert_eq!(row(&srv, "x", "w2").await, (3, 3, 0, 0));
+    assert_eq!(row(&srv, "x", "w3").await, (10, 7, 0, 3));
+    // Listed under w1, which shipped a unit, and w3, which has work.
+    for wh in ["w1", "w3"] {
+        let (_, page) = srv.get(&format!("/v1/orders?warehouse={wh}")).await;
+        assert_eq!(page["orders"][0]["id"], id.as_str(), "{wh}: {page}");
+    }
+}
+
+/// A crash after a rejection is durable but before its re-route is: at
+/// start, the server runs the rejection's follow-up again, so the units
+/// do not stay with the warehouse that rejected them. (The log is cut
+/// right after the rejection's record, as such a crash leaves it.)
+#[tokio::test]
+async fn a_rejection_a_crash_cut_short_is_followed_up_at_start() {
+    use surge::core::lifecycle::Command;
+    use surge::core::Event;
+    use surge::wal::store::{LogStore, MemStore};
+    let store = MemStore::new();
+    let srv = Srv::start_mem(store.clone(), |_| {});
+    srv.warehouse("w1", 1).await;
+    srv.warehouse("w2", 2).await;
+    srv.sku("tee", None, &[("w1", 5), ("w2", 5)]).await;
+    let (_, o) = srv
+        .post(
+            "/v1/orders",
+            json!({"channel": "web", "customer_id": "c", "ship_to": {"lat": 50.0, "lon": 8.0},
+                   "lines": [{"sku": "tee", "qty": 2}]}),
+        )
+        .await;
+    let id = o["id"].as_str().unwrap().to_owned();
+    let f = o["fulfillments"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(o["fulfillments"][0]["warehouse"], "w1");
+    ok(&srv, &format!("/v1/fulfillments/{f}/reject"), json!({})).await;
+    drop(srv);
+
+    // The log up to and with the rejection's record, nothing after it.
+    let cut = MemStore::new();
+    let mut rejected = false;
+    store
+        .reopen()
+        .scan(&mut |key, bytes| {
+            if rejected {
+                return;
+            }
+            cut.append(key, bytes).unwrap();
+            let rec = surge::wal::record::decode(bytes).unwrap();
+            rejected = rec.events.iter().any(|e| {
+                matches!(
+                    e,
+                    Event::FulfillmentStaged {
+                        command: Command::Reject,
+                        ..
+                    }
+                )
+            });
+        })
+        .unwrap();
+    assert!(rejected, "the rejection is in the log");
+    cut.sync().unwrap();
+
+    let srv = Srv::start_mem(cut, |_| {});
+    let moved = eventually(Duration::from_secs(10), async || {
+        order(&srv, &id).await["fulfillments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["warehouse"] == "w2")
+    })
+    .await;
+    assert!(moved, "{}", order(&srv, &id).await);
+    assert_eq!(order(&srv, &id).await["status"], "ready");
+    assert_eq!(row(&srv, "tee", "w1").await, (5, 5, 0, 0));
+    assert_eq!(row(&srv, "tee", "w2").await, (5, 3, 0, 2));
+}

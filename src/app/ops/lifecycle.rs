@@ -269,6 +269,40 @@ impl Surge {
         }
     }
 
+    /// At start: rejections whose follow-up a crash cut short (the
+    /// rejection is durable, its re-route or hold is not). Their orders
+    /// are placed and not held, with a rejected fulfilment that still has
+    /// units: each gets the rejection's follow-up again.
+    pub async fn resume_rejections(&self) {
+        let due: Vec<(OrderId, crate::core::lifecycle::FulfillmentId)> = self
+            .projection
+            .orders
+            .iter()
+            .filter(|o| o.status == crate::core::OrderStatus::Placed && o.life.hold.is_none())
+            .filter_map(|o| {
+                o.life
+                    .fulfillments
+                    .iter()
+                    .find(|f| {
+                        f.stage == crate::core::lifecycle::FulfillmentStage::Rejected
+                            && f.lines.iter().any(|(s, _)| f.unshipped(s) > 0)
+                    })
+                    .map(|f| (o.id, f.id))
+            })
+            .collect();
+        for (id, f) in due {
+            tracing::info!(order = %id, fulfillment = %f, "a rejection's follow-up resumed at start");
+            match self.order(id).await {
+                Ok(order) => {
+                    if let Err(e) = self.after_rejection(&order, f).await {
+                        tracing::warn!(order = %id, error = %e, "a rejection's follow-up failed at start");
+                    }
+                }
+                Err(e) => tracing::warn!(order = %id, error = %e, "order not read at start"),
+            }
+        }
+    }
+
     /// Expires the orders whose unpaid time is up, at most
     /// `expiry_batch_max` per order shard; how many it expired.
     pub async fn expire_unpaid(self: &Arc<Self>) -> Result<usize, CmdError> {

@@ -122,6 +122,13 @@ impl Surge {
         if lines.is_empty() {
             return Ok(order);
         }
+        // The pinned units are the order's own at their warehouse: not
+        // stock the other lines may also count on.
+        let kept: BTreeMap<(WarehouseId, SkuId), u64> =
+            crate::core::lifecycle::life::kept_by_reroute(&order, &req.exclude)
+                .into_iter()
+                .map(|((w, s), q)| ((w.clone(), s.clone()), q))
+                .collect();
         // Only the SKUs with units left to move take part.
         let mut skus: BTreeMap<SkuId, SkuHandle> = BTreeMap::new();
         for line in &lines {
@@ -142,6 +149,9 @@ impl Surge {
             .cloned()
             .collect();
         let mut fresh = self.free_with_own(&order);
+        for (sku, rows) in fresh.iter_mut() {
+            without_kept(sku, rows, &kept);
+        }
         // The order does not count against its own warehouses' capacity
         // while it is planned again; it counts again if it stays.
         let lifted = self.workloads.lift_order(&order, &self.projection);
@@ -165,8 +175,11 @@ impl Surge {
             let planned = planned_by_sku(&lines, &plan);
             match prepare(&skus, id, &planned).await? {
                 PhaseOne::Ready(moves) => break (moves, trace, claim, now),
-                PhaseOne::Stale(stale) if attempts <= replans_max => {
+                PhaseOne::Stale(mut stale) if attempts <= replans_max => {
                     drop(claim);
+                    for (sku, rows) in stale.iter_mut() {
+                        without_kept(sku, rows, &kept);
+                    }
                     fresh.extend(stale);
                     attempts += 1;
                 }
@@ -462,13 +475,33 @@ fn units_to_plan(order: &Order, exclude: &[WarehouseId]) -> (Vec<PlanLine>, Vec<
     (lines, line_of)
 }
 
-/// Unplaced plan lines as the order's lines they stand for.
+/// Unplaced plan lines as the order's lines they stand for (one entry per
+/// order line, the units added up).
 fn as_order_lines(
     unplaced: Vec<(usize, SkuId, u64)>,
     line_of: &[usize],
 ) -> Vec<(usize, SkuId, u64)> {
-    unplaced
-        .into_iter()
-        .map(|(i, sku, q)| (line_of.get(i).copied().unwrap_or(i), sku, q))
-        .collect()
+    let mut out: Vec<(usize, SkuId, u64)> = Vec::new();
+    for (i, sku, q) in unplaced {
+        let i = line_of.get(i).copied().unwrap_or(i);
+        match out.iter_mut().find(|(j, _, _)| *j == i) {
+            Some((_, _, total)) => *total = total.saturating_add(q),
+            None => out.push((i, sku, q)),
+        }
+    }
+    out
+}
+
+/// What each warehouse could give `sku`'s free lines: less the units the
+/// order keeps there, pinned.
+fn without_kept(
+    sku: &SkuId,
+    rows: &mut [(WarehouseId, u64)],
+    kept: &BTreeMap<(WarehouseId, SkuId), u64>,
+) {
+    for (wh, q) in rows.iter_mut() {
+        if let Some(k) = kept.get(&(wh.clone(), sku.clone())) {
+            *q = q.saturating_sub(*k);
+        }
+    }
 }
