@@ -13,13 +13,15 @@
 //! - `v4.rs`: FROZEN. v3 with routing (a warehouse's attributes, an
 //!   order's trace, the `ROUTING_RULES_SET` and `ORDER_REROUTED` events,
 //!   the `ROUTING_RULES` snapshot entry).
-//! - `v5.rs`: what this build writes: v4 with the order lifecycle (an
-//!   order's line prices and life, the units of an allocation shipped,
-//!   nine new events: payments, holds, cancelled lines, fulfilments and
-//!   returns).
+//! - `v5.rs`: FROZEN. v4 with the order lifecycle (an order's line
+//!   prices and life, the units of an allocation shipped, nine new events:
+//!   payments, holds, cancelled lines, fulfilments and returns).
+//! - `v6.rs`: what this build writes: v5 with an order's routing trace
+//!   written compactly (each warehouse and SKU once, in tables the rest
+//!   refers to by index; rules as one-byte codes).
 //!
 //! Reading always upcasts step by step, oldest to newest, then converts to
-//! the core: v1 → v2 → v3 → v4 → v5 → core. A newer server reads every older version; an
+//! the core: v1 → v2 → v3 → v4 → v5 → v6 → core. A newer server reads every older version; an
 //! older one refuses a newer version with [`Newer`], never taking it for
 //! damage or a torn write.
 //!
@@ -49,6 +51,7 @@ pub mod v2;
 pub mod v3;
 pub mod v4;
 pub mod v5;
+pub mod v6;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -57,7 +60,7 @@ use crate::core::{self, SkuState};
 use crate::projection::SnapEntry;
 
 /// The format this build writes, and the newest it reads.
-pub const CURRENT: u8 = v5::VERSION;
+pub const CURRENT: u8 = v6::VERSION;
 
 /// Data this build cannot read because a newer one wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -145,7 +148,7 @@ pub fn write_record(
     let mut bodies = Vec::with_capacity(events.len() * 64);
     let mut index = Vec::with_capacity(events.len());
     for e in events {
-        let e = v5::Event::from(*e);
+        let e = v6::Event::from(*e);
         e.write(&mut bodies)?;
         index.push((e.kind(), bodies.len()));
     }
@@ -163,6 +166,7 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
                 .into_iter()
                 .map(|e| {
                     v5::upcast(v4::Event::from(v3::Event::from(v2::Event::from(e))))
+                        .and_then(v6::upcast)
                         .and_then(core::Event::try_from)
                 })
                 .collect::<Result<_, _>>()?;
@@ -178,6 +182,7 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
                         .map(v3::Event::from)
                         .map(v4::Event::from)
                         .and_then(v5::upcast)
+                        .and_then(v6::upcast)
                         .and_then(core::Event::try_from)
                         .map_err(|e| e.at_version(version))
                 })
@@ -193,6 +198,7 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
                     v3::Event::read(t.kind, t.body)
                         .map(v4::Event::from)
                         .and_then(v5::upcast)
+                        .and_then(v6::upcast)
                         .and_then(core::Event::try_from)
                         .map_err(|e| e.at_version(version))
                 })
@@ -207,6 +213,7 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
                 .map(|t| {
                     v4::Event::read(t.kind, t.body)
                         .and_then(v5::upcast)
+                        .and_then(v6::upcast)
                         .and_then(core::Event::try_from)
                         .map_err(|e| e.at_version(version))
                 })
@@ -220,6 +227,20 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
                 .into_iter()
                 .map(|t| {
                     v5::Event::read(t.kind, t.body)
+                        .and_then(v6::upcast)
+                        .and_then(core::Event::try_from)
+                        .map_err(|e| e.at_version(version))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok((rec.first_seq, events))
+        }
+        v6::VERSION => {
+            let rec: v2::Record<'_> = whole(payload)?;
+            let events = rec
+                .events
+                .into_iter()
+                .map(|t| {
+                    v6::Event::read(t.kind, t.body)
                         .and_then(core::Event::try_from)
                         .map_err(|e| e.at_version(version))
                 })
@@ -249,15 +270,19 @@ fn whole<'a, T: serde::Deserialize<'a>>(payload: &'a [u8]) -> Result<T, SchemaEr
 
 /// The facts of one in-memory snapshot entry, as current-format entries
 /// (a SKU becomes several: its header, its open holds, its allocations).
-pub fn entries_of<'a>(e: &'a SnapEntry, out: &mut impl FnMut(v5::SnapEntry<'a>)) {
-    let wrap = |e| v5::SnapEntry::Same(e);
-    let same = |e| v5::SnapEntry::Same(v4::SnapEntry::Same(v3::SnapEntry::Same(e)));
+pub fn entries_of<'a>(e: &'a SnapEntry, out: &mut impl FnMut(v6::SnapEntry<'a>)) {
+    let wrap = |e| v6::SnapEntry::Same(v5::SnapEntry::Same(e));
+    let same = |e| {
+        v6::SnapEntry::Same(v5::SnapEntry::Same(v4::SnapEntry::Same(
+            v3::SnapEntry::Same(e),
+        )))
+    };
     match e {
         SnapEntry::Warehouse(w) => out(wrap(v4::SnapEntry::Warehouse(w.into()))),
-        SnapEntry::Sku(state) => v5::sku_entries(state, out),
+        SnapEntry::Sku(state) => v5::sku_entries(state, &mut |e| out(v6::SnapEntry::Same(e))),
         SnapEntry::SkuHold(h) => out(same(v2::SnapEntry::SkuHold(h.into()))),
         SnapEntry::Hold(h) => out(wrap(v4::SnapEntry::Same(v3::SnapEntry::Hold(h.into())))),
-        SnapEntry::Order(o) => out(v5::SnapEntry::Order(o.into())),
+        SnapEntry::Order(o) => out(v6::SnapEntry::Order(o.into())),
         SnapEntry::RoutingRules { channel, chain } => {
             out(wrap(v4::SnapEntry::RoutingRules(v4::RoutingRules {
                 channel: channel.as_ref().map(|c| v2::s(c.as_str())),
@@ -292,7 +317,7 @@ const CHUNK_OVERHEAD_BYTES: usize = 10;
 
 impl ChunkBuilder {
     /// Encodes `e` on its own: `(kind, body)`.
-    pub fn encode(e: &v5::SnapEntry<'_>, body: &mut Vec<u8>) -> Result<u16, SchemaError> {
+    pub fn encode(e: &v6::SnapEntry<'_>, body: &mut Vec<u8>) -> Result<u16, SchemaError> {
         body.clear();
         e.write(body)?;
         Ok(e.kind())
@@ -335,7 +360,7 @@ impl ChunkBuilder {
 pub fn read_chunk(
     version: u8,
     payload: &[u8],
-    out: &mut dyn FnMut(v5::SnapEntry<'_>) -> Result<(), SchemaError>,
+    out: &mut dyn FnMut(v6::SnapEntry<'_>) -> Result<(), SchemaError>,
 ) -> Result<u64, SchemaError> {
     match version {
         v1::VERSION => {
@@ -345,8 +370,9 @@ pub fn read_chunk(
             for e in list {
                 v2::upcast_entry(e, &mut |e| {
                     if failed.is_ok() {
-                        failed =
-                            v5::upcast_entry(v3::SnapEntry::from(e).into()).and_then(&mut *out);
+                        failed = v5::upcast_entry(v3::SnapEntry::from(e).into())
+                            .and_then(v6::upcast_entry)
+                            .and_then(&mut *out);
                     }
                 });
             }
@@ -357,7 +383,9 @@ pub fn read_chunk(
             let n = chunk.entries.len() as u64;
             for t in chunk.entries {
                 let e = v2::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
-                out(v5::upcast_entry(v3::SnapEntry::from(e).into())?)?;
+                out(v6::upcast_entry(v5::upcast_entry(
+                    v3::SnapEntry::from(e).into(),
+                )?)?)?;
             }
             Ok(n)
         }
@@ -366,7 +394,7 @@ pub fn read_chunk(
             let n = chunk.entries.len() as u64;
             for t in chunk.entries {
                 let e = v3::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
-                out(v5::upcast_entry(e.into())?)?;
+                out(v6::upcast_entry(v5::upcast_entry(e.into())?)?)?;
             }
             Ok(n)
         }
@@ -375,7 +403,7 @@ pub fn read_chunk(
             let n = chunk.entries.len() as u64;
             for t in chunk.entries {
                 let e = v4::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
-                out(v5::upcast_entry(e)?)?;
+                out(v6::upcast_entry(v5::upcast_entry(e)?)?)?;
             }
             Ok(n)
         }
@@ -384,6 +412,15 @@ pub fn read_chunk(
             let n = chunk.entries.len() as u64;
             for t in chunk.entries {
                 let e = v5::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
+                out(v6::upcast_entry(e)?)?;
+            }
+            Ok(n)
+        }
+        v6::VERSION => {
+            let chunk: v2::Chunk<'_> = whole(payload)?;
+            let n = chunk.entries.len() as u64;
+            for t in chunk.entries {
+                let e = v6::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
                 out(e)?;
             }
             Ok(n)
@@ -407,9 +444,17 @@ pub struct Assembler {
 impl Assembler {
     pub fn push(
         &mut self,
-        e: v5::SnapEntry<'_>,
+        e: v6::SnapEntry<'_>,
         out: &mut impl FnMut(SnapEntry),
     ) -> Result<(), SchemaError> {
+        let e = match e {
+            v6::SnapEntry::Order(o) => {
+                self.finish(out)?;
+                out(SnapEntry::Order(o.try_into()?));
+                return Ok(());
+            }
+            v6::SnapEntry::Same(e) => e,
+        };
         let e = match e {
             v5::SnapEntry::Order(o) => {
                 self.finish(out)?;
