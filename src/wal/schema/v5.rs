@@ -1,4 +1,5 @@
-//! Format v5: what this build writes. It adds the order lifecycle:
+//! Format v5: FROZEN (v6 is written now; never edit this module). It
+//! added the order lifecycle:
 //!
 //! - an order's prices and life (`ORDER_PLACED` event and `ORDER` snapshot
 //!   entry: v4's order followed by one `unit_price` per line, in the
