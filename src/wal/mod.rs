@@ -657,32 +657,40 @@ fn watchdog(health: &Health, busy: &Busy, timeout: Duration, stop: &Receiver<()>
 /// Encodes `events` (seqs from `first_seq`) as records of at most `max`
 /// bytes each, cut between events; an event longer than `max` on its own
 /// gets a record of its own. Seqs stay contiguous across the records, so
-/// replay reads them as it reads any records.
+/// replay reads them as it reads any records. Each event is encoded once:
+/// records are cut by an upper bound of their size (the bodies plus the
+/// most the framing can add), then written from the bodies.
 fn split_records(
     first_seq: u64,
     events: &[&Event],
     max: usize,
 ) -> Result<Vec<Vec<u8>>, record::RecordError> {
+    let mut bodies = Vec::with_capacity(events.len().saturating_mul(256));
+    let mut spans: Vec<(u16, usize, usize)> = Vec::with_capacity(events.len());
+    for e in events {
+        let start = bodies.len();
+        let kind = schema::write_event(e, &mut bodies)?;
+        spans.push((kind, start, bodies.len()));
+    }
     let mut out = Vec::new();
+    let mut tagged: Vec<(u16, &[u8])> = Vec::new();
     let mut start = 0;
-    // Events per record to try first: what fitted last time, a little more.
-    // So each event is encoded about once or twice, not once per record
-    // still to come (a group of 4096 entries makes hundreds of records).
-    let mut guess = events.len();
-    while start < events.len() {
-        let mut n = guess.min(events.len() - start);
-        loop {
-            let bytes = record::encode(first_seq + start as u64, &events[start..start + n])?;
-            if bytes.len() <= max || n == 1 {
-                out.push(bytes);
-                start += n;
-                guess = n.saturating_add(n / 8).saturating_add(1);
+    while start < spans.len() {
+        let mut bytes = record::HEADER_LEN + schema::RECORD_OVERHEAD_BYTES;
+        tagged.clear();
+        for &(kind, a, b) in &spans[start..] {
+            let more = schema::EVENT_OVERHEAD_BYTES + (b - a);
+            if !tagged.is_empty() && bytes + more > max {
                 break;
             }
-            // Aim a little under the limit, from this try's bytes per event.
-            let fit = n.saturating_mul(max / 10 * 9) / bytes.len();
-            n = fit.clamp(1, n - 1);
+            bytes += more;
+            tagged.push((kind, &bodies[a..b]));
         }
+        out.push(record::framed(|o| {
+            o.reserve(bytes);
+            schema::write_encoded_record(first_seq + start as u64, &tagged, o)
+        })?);
+        start += tagged.len();
     }
     Ok(out)
 }

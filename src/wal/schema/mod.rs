@@ -155,6 +155,40 @@ pub fn write_record(
     put_tagged(first_seq, &index, &bodies, out, true)
 }
 
+/// Appends one event's body in the current format to `bodies`; returns
+/// its kind. With [`write_encoded_record`], a group's events are encoded
+/// once however its records are cut.
+pub fn write_event(e: &core::Event, bodies: &mut Vec<u8>) -> Result<u16, SchemaError> {
+    let e = v6::Event::from(e);
+    e.write(bodies)?;
+    Ok(e.kind())
+}
+
+/// Upper bound of what a record's payload adds to its events' bodies: the
+/// first seq (varint u64, ≤ 10 bytes) and the event count (≤ 10).
+pub const RECORD_OVERHEAD_BYTES: usize = 20;
+/// Upper bound of what a record adds per event besides its body.
+pub const EVENT_OVERHEAD_BYTES: usize = ENTRY_OVERHEAD_BYTES;
+
+/// Appends the payload of a log record of events already encoded by
+/// [`write_event`], as `(kind, body)`: the same bytes as [`write_record`].
+pub fn write_encoded_record(
+    first_seq: u64,
+    events: &[(u16, &[u8])],
+    out: &mut Vec<u8>,
+) -> Result<(), SchemaError> {
+    let record = v2::Record {
+        first_seq,
+        events: events
+            .iter()
+            .map(|&(kind, body)| v2::Tagged { kind, body })
+            .collect(),
+    };
+    postcard::to_io(&record, out)
+        .map(|_| ())
+        .map_err(payload_err)
+}
+
 /// Reads a log record's payload of format `version` (already checked to
 /// be one this build knows): its first seq and its events.
 pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>), SchemaError> {

@@ -2135,3 +2135,29 @@ fn a_compact_trace_with_a_damaged_index_or_code_is_refused() {
         "sku index 1",
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Events encoded one by one, then put in a record, make the same
+    /// bytes as the record written at once; the bound of the overhead
+    /// holds.
+    #[test]
+    fn a_record_of_encoded_events_is_the_record_written_at_once(first_seq in any::<u64>(), events in prop::collection::vec(event(), 0..12)) {
+        let refs: Vec<&Event> = events.iter().collect();
+        let mut at_once = Vec::new();
+        write_record(first_seq, &refs, &mut at_once).unwrap();
+        let mut bodies = Vec::new();
+        let mut spans = Vec::new();
+        for e in &events {
+            let start = bodies.len();
+            let kind = write_event(e, &mut bodies).unwrap();
+            spans.push((kind, start, bodies.len()));
+        }
+        let tagged: Vec<(u16, &[u8])> = spans.iter().map(|&(k, a, b)| (k, &bodies[a..b])).collect();
+        let mut encoded = Vec::new();
+        write_encoded_record(first_seq, &tagged, &mut encoded).unwrap();
+        prop_assert_eq!(&encoded, &at_once);
+        prop_assert!(encoded.len() <= RECORD_OVERHEAD_BYTES + events.len() * EVENT_OVERHEAD_BYTES + bodies.len());
+    }
+}
