@@ -250,14 +250,17 @@ lifecycle_phase() {
   # restocked, refunded; a second return declined.
   o=$(order "{\"channel\":\"web\",\"customer_id\":\"$p-l1\",\"currency\":\"EUR\",\"ship_to\":{\"lat\":53.5,\"lon\":10.0,\"country\":\"DE\"},\"lines\":[{\"sku\":\"$a\",\"qty\":3,\"unit_price\":1990},{\"sku\":\"$b\",\"qty\":1,\"unit_price\":500}]}")
   call POST "/v1/orders/$o/payments" '{"kind":"authorize","amount":6470,"reference":"psp-a1"}' 200 >/dev/null
-  call POST "/v1/orders/$o/payments" '{"kind":"capture","amount":6470,"reference":"psp-c1"}' 200 >/dev/null
+  # Keyed lifecycle commands: the log keeps each key with its event (a
+  # build before lifecycle keys ignores the header).
+  call POST "/v1/orders/$o/payments" '{"kind":"capture","amount":6470,"reference":"psp-c1"}' 200 "$p-capture" >/dev/null
+  remember_idem "/v1/orders/$o/payments" "$p-capture" '{"kind":"capture","amount":6470,"reference":"psp-c1"}' "/v1/orders/$o"
   f=$(fulfillment "$o" 0)
   wh=$(call GET "/v1/fulfillments/$f" "" 200 | jq -r .warehouse)
   for step in accept pick pack; do call POST "/v1/fulfillments/$f/$step" "" 200 >/dev/null; done
-  call POST "/v1/fulfillments/$f/ship" "{\"carrier\":\"dhl\",\"tracking\":\"$p-t1\",\"lines\":[{\"sku\":\"$a\",\"qty\":1}]}" 200 >/dev/null
+  call POST "/v1/fulfillments/$f/ship" "{\"carrier\":\"dhl\",\"tracking\":\"$p-t1\",\"lines\":[{\"sku\":\"$a\",\"qty\":1}]}" 200 "$p-ship1" >/dev/null
   call POST "/v1/fulfillments/$f/ship" "{\"carrier\":\"dhl\",\"tracking\":\"$p-t2\"}" 200 >/dev/null
   call POST "/v1/fulfillments/$f/deliver" "" 200 >/dev/null
-  r=$(call POST "/v1/orders/$o/returns" "{\"lines\":[{\"sku\":\"$a\",\"qty\":1}],\"reason\":\"too small\"}" 201 | jq -r .id)
+  r=$(call POST "/v1/orders/$o/returns" "{\"lines\":[{\"sku\":\"$a\",\"qty\":1}],\"reason\":\"too small\"}" 201 "$p-return1" | jq -r .id)
   call POST "/v1/returns/$r/receive" "{\"restock\":true,\"warehouse\":\"$wh\"}" 200 >/dev/null
   call POST "/v1/orders/$o/payments" '{"kind":"refund","amount":1990,"reference":"psp-r1"}' 200 >/dev/null
   call POST "/v1/returns/$r/close" "" 200 >/dev/null

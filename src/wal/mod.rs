@@ -661,42 +661,58 @@ fn watchdog(health: &Health, busy: &Busy, timeout: Duration, stop: &Receiver<()>
 /// or not at all (a lifecycle command and its idempotency key, say). An
 /// entry longer than `max` on its own gets a record of its own. Seqs stay
 /// contiguous across the records, so replay reads them as it reads any
-/// records.
+/// records. Each event is encoded once: records are cut by an upper bound
+/// of their size (the bodies plus the most the framing can add), then
+/// written from the bodies.
 fn split_records(
     first_seq: u64,
     events: &[&Event],
     ends: &[usize],
     max: usize,
 ) -> Result<Vec<Vec<u8>>, record::RecordError> {
-    // The largest entry end at most `limit` (at least `floor`).
-    let snap = |limit: usize, floor: usize| {
-        let i = ends.partition_point(|&e| e <= limit);
-        ends[..i].last().copied().unwrap_or(floor).max(floor)
+    let mut bodies = Vec::with_capacity(events.len().saturating_mul(256));
+    let mut spans: Vec<(u16, usize, usize)> = Vec::with_capacity(events.len());
+    for e in events {
+        let start = bodies.len();
+        let kind = schema::write_event(e, &mut bodies)?;
+        spans.push((kind, start, bodies.len()));
+    }
+    let size = |span: &[(u16, usize, usize)]| -> usize {
+        span.iter()
+            .map(|&(_, a, b)| schema::EVENT_OVERHEAD_BYTES + (b - a))
+            .sum()
     };
     let mut out = Vec::new();
+    let mut tagged: Vec<(u16, &[u8])> = Vec::new();
+    // `start`: the first event of the next record, always an entry's
+    // first; `entry`: the index in `ends` of the entry ending next.
     let mut start = 0;
-    // Events per record to try first: what fitted last time, a little more.
-    // So each event is encoded about once or twice, not once per record
-    // still to come (a group of 4096 entries makes hundreds of records).
-    let mut guess = events.len();
-    while start < events.len() {
-        // No record ends inside the first entry that starts here.
-        let first_end = ends[ends.partition_point(|&e| e <= start)];
-        let mut end = snap(start + guess.min(events.len() - start), first_end);
-        loop {
-            let bytes = record::encode(first_seq + start as u64, &events[start..end])?;
-            if bytes.len() <= max || end == first_end {
-                out.push(bytes);
-                let n = end - start;
-                start = end;
-                guess = n.saturating_add(n / 8).saturating_add(1);
+    let mut entry = 0;
+    while start < spans.len() {
+        let mut bytes = record::HEADER_LEN + schema::RECORD_OVERHEAD_BYTES;
+        let mut end = start;
+        // Whole entries while they fit; the first one always goes.
+        while entry < ends.len() {
+            let next = ends[entry];
+            let more = size(&spans[end..next]);
+            if end > start && bytes + more > max {
                 break;
             }
-            // Aim a little under the limit, from this try's bytes per event.
-            let n = end - start;
-            let fit = n.saturating_mul(max / 10 * 9) / bytes.len();
-            end = snap(start + fit.clamp(first_end - start, n - 1), first_end);
+            bytes += more;
+            end = next;
+            entry += 1;
         }
+        tagged.clear();
+        tagged.extend(
+            spans[start..end]
+                .iter()
+                .map(|&(kind, a, b)| (kind, &bodies[a..b])),
+        );
+        out.push(record::framed(|o| {
+            o.reserve(bytes);
+            schema::write_encoded_record(first_seq + start as u64, &tagged, o)
+        })?);
+        start = end;
     }
     Ok(out)
 }

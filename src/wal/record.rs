@@ -17,7 +17,8 @@ use crate::core::Event;
 
 /// The format this build writes (and the newest it reads).
 pub const RECORD_VERSION: u8 = schema::CURRENT;
-const HEADER_LEN: usize = 5;
+/// Bytes of the framing before the payload: version and checksum.
+pub const HEADER_LEN: usize = 5;
 
 #[derive(Debug, PartialEq)]
 pub struct Record {

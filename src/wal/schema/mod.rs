@@ -13,16 +13,17 @@
 //! - `v4.rs`: FROZEN. v3 with routing (a warehouse's attributes, an
 //!   order's trace, the `ROUTING_RULES_SET` and `ORDER_REROUTED` events,
 //!   the `ROUTING_RULES` snapshot entry).
-//! - `v5.rs`: what this build writes: v4 with the order lifecycle (an
-//!   order's line prices and life, the units of an allocation shipped,
-//!   nine new events: payments, holds, cancelled lines, fulfilments and
-//!   returns), and since then a tenth, `LIFE_KEY_USED` (a lifecycle
-//!   command's idempotency key), with the `LIFE_IDEMPOTENCY` snapshot
-//!   entry: new kinds, so no new version (a build before them refuses
-//!   them as newer).
+//! - `v5.rs`: FROZEN. v4 with the order lifecycle (an order's line
+//!   prices and life, the units of an allocation shipped, nine new events:
+//!   payments, holds, cancelled lines, fulfilments and returns).
+//! - `v6.rs`: what this build writes: v5 with an order's routing trace
+//!   written compactly (each warehouse and SKU once, in tables the rest
+//!   refers to by index; rules as one-byte codes), and a tenth lifecycle
+//!   event, `LIFE_KEY_USED` (a lifecycle command's idempotency key), with
+//!   the `LIFE_IDEMPOTENCY` snapshot entry.
 //!
 //! Reading always upcasts step by step, oldest to newest, then converts to
-//! the core: v1 → v2 → v3 → v4 → v5 → core. A newer server reads every older version; an
+//! the core: v1 → v2 → v3 → v4 → v5 → v6 → core. A newer server reads every older version; an
 //! older one refuses a newer version with [`Newer`], never taking it for
 //! damage or a torn write.
 //!
@@ -52,6 +53,7 @@ pub mod v2;
 pub mod v3;
 pub mod v4;
 pub mod v5;
+pub mod v6;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -60,7 +62,7 @@ use crate::core::{self, SkuState};
 use crate::projection::SnapEntry;
 
 /// The format this build writes, and the newest it reads.
-pub const CURRENT: u8 = v5::VERSION;
+pub const CURRENT: u8 = v6::VERSION;
 
 /// Data this build cannot read because a newer one wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -148,11 +150,45 @@ pub fn write_record(
     let mut bodies = Vec::with_capacity(events.len() * 64);
     let mut index = Vec::with_capacity(events.len());
     for e in events {
-        let e = v5::Event::from(*e);
+        let e = v6::Event::from(*e);
         e.write(&mut bodies)?;
         index.push((e.kind(), bodies.len()));
     }
     put_tagged(first_seq, &index, &bodies, out, true)
+}
+
+/// Appends one event's body in the current format to `bodies`; returns
+/// its kind. With [`write_encoded_record`], a group's events are encoded
+/// once however its records are cut.
+pub fn write_event(e: &core::Event, bodies: &mut Vec<u8>) -> Result<u16, SchemaError> {
+    let e = v6::Event::from(e);
+    e.write(bodies)?;
+    Ok(e.kind())
+}
+
+/// Upper bound of what a record's payload adds to its events' bodies: the
+/// first seq (varint u64, ≤ 10 bytes) and the event count (≤ 10).
+pub const RECORD_OVERHEAD_BYTES: usize = 20;
+/// Upper bound of what a record adds per event besides its body.
+pub const EVENT_OVERHEAD_BYTES: usize = ENTRY_OVERHEAD_BYTES;
+
+/// Appends the payload of a log record of events already encoded by
+/// [`write_event`], as `(kind, body)`: the same bytes as [`write_record`].
+pub fn write_encoded_record(
+    first_seq: u64,
+    events: &[(u16, &[u8])],
+    out: &mut Vec<u8>,
+) -> Result<(), SchemaError> {
+    let record = v2::Record {
+        first_seq,
+        events: events
+            .iter()
+            .map(|&(kind, body)| v2::Tagged { kind, body })
+            .collect(),
+    };
+    postcard::to_io(&record, out)
+        .map(|_| ())
+        .map_err(payload_err)
 }
 
 /// Reads a log record's payload of format `version` (already checked to
@@ -166,6 +202,7 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
                 .into_iter()
                 .map(|e| {
                     v5::upcast(v4::Event::from(v3::Event::from(v2::Event::from(e))))
+                        .and_then(v6::upcast)
                         .and_then(core::Event::try_from)
                 })
                 .collect::<Result<_, _>>()?;
@@ -181,6 +218,7 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
                         .map(v3::Event::from)
                         .map(v4::Event::from)
                         .and_then(v5::upcast)
+                        .and_then(v6::upcast)
                         .and_then(core::Event::try_from)
                         .map_err(|e| e.at_version(version))
                 })
@@ -196,6 +234,7 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
                     v3::Event::read(t.kind, t.body)
                         .map(v4::Event::from)
                         .and_then(v5::upcast)
+                        .and_then(v6::upcast)
                         .and_then(core::Event::try_from)
                         .map_err(|e| e.at_version(version))
                 })
@@ -210,6 +249,7 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
                 .map(|t| {
                     v4::Event::read(t.kind, t.body)
                         .and_then(v5::upcast)
+                        .and_then(v6::upcast)
                         .and_then(core::Event::try_from)
                         .map_err(|e| e.at_version(version))
                 })
@@ -223,6 +263,20 @@ pub fn read_record(version: u8, payload: &[u8]) -> Result<(u64, Vec<core::Event>
                 .into_iter()
                 .map(|t| {
                     v5::Event::read(t.kind, t.body)
+                        .and_then(v6::upcast)
+                        .and_then(core::Event::try_from)
+                        .map_err(|e| e.at_version(version))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok((rec.first_seq, events))
+        }
+        v6::VERSION => {
+            let rec: v2::Record<'_> = whole(payload)?;
+            let events = rec
+                .events
+                .into_iter()
+                .map(|t| {
+                    v6::Event::read(t.kind, t.body)
                         .and_then(core::Event::try_from)
                         .map_err(|e| e.at_version(version))
                 })
@@ -252,15 +306,19 @@ fn whole<'a, T: serde::Deserialize<'a>>(payload: &'a [u8]) -> Result<T, SchemaEr
 
 /// The facts of one in-memory snapshot entry, as current-format entries
 /// (a SKU becomes several: its header, its open holds, its allocations).
-pub fn entries_of<'a>(e: &'a SnapEntry, out: &mut impl FnMut(v5::SnapEntry<'a>)) {
-    let wrap = |e| v5::SnapEntry::Same(e);
-    let same = |e| v5::SnapEntry::Same(v4::SnapEntry::Same(v3::SnapEntry::Same(e)));
+pub fn entries_of<'a>(e: &'a SnapEntry, out: &mut impl FnMut(v6::SnapEntry<'a>)) {
+    let wrap = |e| v6::SnapEntry::Same(v5::SnapEntry::Same(e));
+    let same = |e| {
+        v6::SnapEntry::Same(v5::SnapEntry::Same(v4::SnapEntry::Same(
+            v3::SnapEntry::Same(e),
+        )))
+    };
     match e {
         SnapEntry::Warehouse(w) => out(wrap(v4::SnapEntry::Warehouse(w.into()))),
-        SnapEntry::Sku(state) => v5::sku_entries(state, out),
+        SnapEntry::Sku(state) => v5::sku_entries(state, &mut |e| out(v6::SnapEntry::Same(e))),
         SnapEntry::SkuHold(h) => out(same(v2::SnapEntry::SkuHold(h.into()))),
         SnapEntry::Hold(h) => out(wrap(v4::SnapEntry::Same(v3::SnapEntry::Hold(h.into())))),
-        SnapEntry::Order(o) => out(v5::SnapEntry::Order(o.into())),
+        SnapEntry::Order(o) => out(v6::SnapEntry::Order(o.into())),
         SnapEntry::RoutingRules { channel, chain } => {
             out(wrap(v4::SnapEntry::RoutingRules(v4::RoutingRules {
                 channel: channel.as_ref().map(|c| v2::s(c.as_str())),
@@ -269,8 +327,8 @@ pub fn entries_of<'a>(e: &'a SnapEntry, out: &mut impl FnMut(v5::SnapEntry<'a>))
         }
         SnapEntry::Idempotency(key, entry) => match entry.target {
             crate::projection::IdemTarget::Life(order, target) => {
-                out(v5::SnapEntry::LifeIdempotency(
-                    v5::LifeIdempotency::from_core(key, entry, order, target),
+                out(v6::SnapEntry::LifeIdempotency(
+                    v6::LifeIdempotency::from_core(key, entry, order, target),
                 ))
             }
             _ => out(same(v2::SnapEntry::Idempotency(
@@ -302,7 +360,7 @@ const CHUNK_OVERHEAD_BYTES: usize = 10;
 
 impl ChunkBuilder {
     /// Encodes `e` on its own: `(kind, body)`.
-    pub fn encode(e: &v5::SnapEntry<'_>, body: &mut Vec<u8>) -> Result<u16, SchemaError> {
+    pub fn encode(e: &v6::SnapEntry<'_>, body: &mut Vec<u8>) -> Result<u16, SchemaError> {
         body.clear();
         e.write(body)?;
         Ok(e.kind())
@@ -345,7 +403,7 @@ impl ChunkBuilder {
 pub fn read_chunk(
     version: u8,
     payload: &[u8],
-    out: &mut dyn FnMut(v5::SnapEntry<'_>) -> Result<(), SchemaError>,
+    out: &mut dyn FnMut(v6::SnapEntry<'_>) -> Result<(), SchemaError>,
 ) -> Result<u64, SchemaError> {
     match version {
         v1::VERSION => {
@@ -355,8 +413,9 @@ pub fn read_chunk(
             for e in list {
                 v2::upcast_entry(e, &mut |e| {
                     if failed.is_ok() {
-                        failed =
-                            v5::upcast_entry(v3::SnapEntry::from(e).into()).and_then(&mut *out);
+                        failed = v5::upcast_entry(v3::SnapEntry::from(e).into())
+                            .and_then(v6::upcast_entry)
+                            .and_then(&mut *out);
                     }
                 });
             }
@@ -367,7 +426,9 @@ pub fn read_chunk(
             let n = chunk.entries.len() as u64;
             for t in chunk.entries {
                 let e = v2::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
-                out(v5::upcast_entry(v3::SnapEntry::from(e).into())?)?;
+                out(v6::upcast_entry(v5::upcast_entry(
+                    v3::SnapEntry::from(e).into(),
+                )?)?)?;
             }
             Ok(n)
         }
@@ -376,7 +437,7 @@ pub fn read_chunk(
             let n = chunk.entries.len() as u64;
             for t in chunk.entries {
                 let e = v3::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
-                out(v5::upcast_entry(e.into())?)?;
+                out(v6::upcast_entry(v5::upcast_entry(e.into())?)?)?;
             }
             Ok(n)
         }
@@ -385,7 +446,7 @@ pub fn read_chunk(
             let n = chunk.entries.len() as u64;
             for t in chunk.entries {
                 let e = v4::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
-                out(v5::upcast_entry(e)?)?;
+                out(v6::upcast_entry(v5::upcast_entry(e)?)?)?;
             }
             Ok(n)
         }
@@ -394,6 +455,15 @@ pub fn read_chunk(
             let n = chunk.entries.len() as u64;
             for t in chunk.entries {
                 let e = v5::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
+                out(v6::upcast_entry(e)?)?;
+            }
+            Ok(n)
+        }
+        v6::VERSION => {
+            let chunk: v2::Chunk<'_> = whole(payload)?;
+            let n = chunk.entries.len() as u64;
+            for t in chunk.entries {
+                let e = v6::SnapEntry::read(t.kind, t.body).map_err(|e| e.at_version(version))?;
                 out(e)?;
             }
             Ok(n)
@@ -417,9 +487,33 @@ pub struct Assembler {
 impl Assembler {
     pub fn push(
         &mut self,
-        e: v5::SnapEntry<'_>,
+        e: v6::SnapEntry<'_>,
         out: &mut impl FnMut(SnapEntry),
     ) -> Result<(), SchemaError> {
+        let e = match e {
+            v6::SnapEntry::Order(o) => {
+                self.finish(out)?;
+                out(SnapEntry::Order(o.try_into()?));
+                return Ok(());
+            }
+            v6::SnapEntry::LifeIdempotency(i) => {
+                self.finish(out)?;
+                let order = core::OrderId(i.order);
+                out(SnapEntry::Idempotency(
+                    i.key.into_owned(),
+                    crate::projection::IdemEntry {
+                        request_hash: i.request_hash,
+                        target: crate::projection::IdemTarget::Life(
+                            order,
+                            v6::life_target(order, i.target)?,
+                        ),
+                        at: i.at,
+                    },
+                ));
+                return Ok(());
+            }
+            v6::SnapEntry::Same(e) => e,
+        };
         let e = match e {
             v5::SnapEntry::Order(o) => {
                 self.finish(out)?;
@@ -429,22 +523,6 @@ impl Assembler {
             v5::SnapEntry::SkuAllocation(a) => {
                 let (order, allocation) = v5::live_allocation(a)?;
                 return self.allocation(order, allocation);
-            }
-            v5::SnapEntry::LifeIdempotency(i) => {
-                self.finish(out)?;
-                let order = core::OrderId(i.order);
-                out(SnapEntry::Idempotency(
-                    i.key.into_owned(),
-                    crate::projection::IdemEntry {
-                        request_hash: i.request_hash,
-                        target: crate::projection::IdemTarget::Life(
-                            order,
-                            v5::life_target(order, i.target)?,
-                        ),
-                        at: i.at,
-                    },
-                ));
-                return Ok(());
             }
             v5::SnapEntry::Same(e) => e,
         };

@@ -1139,6 +1139,32 @@ fn v4_record(first_seq: u64, events: &[Event]) -> Vec<u8> {
     framed_as(4, &payload)
 }
 
+/// A v5 record of `events`, as a v5 build wrote it.
+fn v5_record(first_seq: u64, events: &[Event]) -> Vec<u8> {
+    let disk: Vec<v5::Event> = events.iter().map(v5::Event::from).collect();
+    let bodies: Vec<Vec<u8>> = disk
+        .iter()
+        .map(|e| {
+            let mut b = Vec::new();
+            e.write(&mut b).unwrap();
+            b
+        })
+        .collect();
+    let payload = postcard::to_stdvec(&v2::Record {
+        first_seq,
+        events: disk
+            .iter()
+            .zip(&bodies)
+            .map(|(e, b)| v2::Tagged {
+                kind: e.kind(),
+                body: b,
+            })
+            .collect(),
+    })
+    .unwrap();
+    framed_as(5, &payload)
+}
+
 /// A v1 record: `[1][crc32 of the payload]`, then v1's payload.
 fn v1_record(first_seq: u64, events: &[Event]) -> Vec<u8> {
     let payload = postcard::to_stdvec(&v1::Record {
@@ -1159,10 +1185,10 @@ proptest! {
     fn every_event_round_trips(first_seq in any::<u64>(), events in prop::collection::vec(event(), 0..12)) {
         // core -> on-disk -> core
         for e in &events {
-            let disk = v5::Event::from(e);
+            let disk = v6::Event::from(e);
             let mut body = Vec::new();
             disk.write(&mut body).unwrap();
-            let back = v5::Event::read(disk.kind(), &body).unwrap();
+            let back = v6::Event::read(disk.kind(), &body).unwrap();
             prop_assert_eq!(&back, &disk);
             prop_assert_eq!(&Event::try_from(back).unwrap(), e);
         }
@@ -1266,6 +1292,76 @@ proptest! {
         assembler.finish(&mut |x| back.push(x)).unwrap();
         prop_assert_eq!(n, entries.len() as u64);
         prop_assert_eq!(back, vec![SnapEntry::Sku(Box::new(state)), SnapEntry::Order(upcast(o))]);
+    }
+
+    /// v5 wrote traces by name; they read back (through the compact
+    /// upcast) as the very values they were written from.
+    #[test]
+    fn v5_bytes_read_as_the_values_they_were_written_from(
+        first_seq in any::<u64>(),
+        events in prop::collection::vec(
+            event().prop_filter("v5 has no lifecycle keys", |e| !matches!(e, Event::LifeKeyUsed { .. })),
+            0..12,
+        ),
+    ) {
+        let rec = record::decode(&v5_record(first_seq, &events)).unwrap();
+        prop_assert_eq!(rec.first_seq, first_seq);
+        prop_assert_eq!(rec.events, events);
+    }
+
+    /// v5 snapshot chunks: orders (with their traces) and SKUs read back
+    /// unchanged.
+    #[test]
+    fn v5_snapshot_chunks_read_as_the_values_they_were_written_from(state in sku_state(), o in order()) {
+        let mut entries = Vec::new();
+        v5::sku_entries(&state, &mut |e| entries.push(e));
+        entries.push(v5::SnapEntry::Order((&o).into()));
+        let bodies: Vec<Vec<u8>> = entries.iter().map(|e| { let mut b = Vec::new(); e.write(&mut b).unwrap(); b }).collect();
+        let payload = postcard::to_stdvec(&v2::Chunk {
+            entries: entries.iter().zip(&bodies).map(|(e, b)| v2::Tagged { kind: e.kind(), body: b }).collect(),
+        }).unwrap();
+        let mut back = Vec::new();
+        let mut assembler = Assembler::default();
+        let n = read_chunk(5, &payload, &mut |e| assembler.push(e, &mut |x| back.push(x))).unwrap();
+        assembler.finish(&mut |x| back.push(x)).unwrap();
+        prop_assert_eq!(n, entries.len() as u64);
+        prop_assert_eq!(back, vec![SnapEntry::Sku(Box::new(state)), SnapEntry::Order(o)]);
+    }
+
+    /// A compact trace with any indexes and codes (damaged or not) reads
+    /// back to a trace or to an error, never a panic; one whose indexes
+    /// and codes are all in range reads back.
+    #[test]
+    fn a_compact_trace_with_any_indexes_reads_or_is_refused(
+        warehouses in prop::collection::vec("[a-z]{1,4}", 0..4),
+        skus in prop::collection::vec("[a-z]{1,4}", 0..4),
+        rules in prop::collection::vec(0u8..16, 0..4),
+        excluded in prop::collection::vec((0u32..6, 0u8..16), 0..3),
+        shipments in prop::collection::vec((0u32..6, prop::collection::vec((0u32..6, any::<u64>()), 0..3)), 0..3),
+        deciding_rule in prop::option::of(0u8..16),
+    ) {
+        let in_range = rules.iter().chain(excluded.iter().map(|(_, r)| r)).chain(&deciding_rule).all(|r| *r <= 10)
+            && excluded.iter().all(|(w, _)| (*w as usize) < warehouses.len())
+            && shipments.iter().all(|(w, lines)| (*w as usize) < warehouses.len() && lines.iter().all(|(k, _)| (*k as usize) < skus.len()));
+        let t = v6::Trace {
+            warehouses: warehouses.iter().map(|w| std::borrow::Cow::Borrowed(w.as_str())).collect(),
+            skus: skus.iter().map(|k| std::borrow::Cow::Borrowed(k.as_str())).collect(),
+            rules,
+            split: v4::Split::Allow,
+            excluded: excluded.into_iter().map(|(warehouse, rule)| v6::Excluded { warehouse, rule }).collect(),
+            candidates: vec![v6::PlanTrace {
+                shipments: shipments.into_iter().map(|(warehouse, lines)| v6::ShipmentTrace {
+                    warehouse, lines, distance_km: None, cost: None, same_day: None,
+                }).collect(),
+                verdicts: Vec::new(),
+            }],
+            deciding_rule,
+            attempts: 1,
+        };
+        let bytes = postcard::to_stdvec(&t).unwrap();
+        let read: v6::Trace = postcard::from_bytes(&bytes).unwrap();
+        let back = RoutingTrace::try_from(read);
+        prop_assert_eq!(back.is_ok(), in_range, "{:?}", back);
     }
 
     #[test]
@@ -1781,11 +1877,11 @@ fn one_of_each() -> Vec<Event> {
 fn a_record_with_every_kind_decodes() {
     let events = one_of_each();
     let kinds: std::collections::BTreeSet<u16> =
-        events.iter().map(|e| v5::Event::from(e).kind()).collect();
+        events.iter().map(|e| v6::Event::from(e).kind()).collect();
     assert_eq!(kinds, (1..=21).collect(), "every kind, 1 to 21");
     let refs: Vec<&Event> = events.iter().collect();
     let bytes = record::encode(3, &refs).unwrap();
-    assert_eq!(bytes[0], v5::VERSION);
+    assert_eq!(bytes[0], v6::VERSION);
     let rec = record::decode(&bytes).unwrap();
     assert_eq!(rec.first_seq, 3);
     assert_eq!(rec.events, events);
@@ -1795,6 +1891,12 @@ fn a_record_with_every_kind_decodes() {
 fn read_body<T: serde::Serialize>(kind: u16, body: &T) -> Result<Event, SchemaError> {
     let bytes = postcard::to_stdvec(body).unwrap();
     v5::Event::read(kind, &bytes).and_then(Event::try_from)
+}
+
+/// As [`read_body`], for a kind v6 added.
+fn read_body_v6<T: serde::Serialize>(kind: u16, body: &T) -> Result<Event, SchemaError> {
+    let bytes = postcard::to_stdvec(body).unwrap();
+    v6::Event::read(kind, &bytes).and_then(Event::try_from)
 }
 
 fn assert_invalid(r: Result<Event, SchemaError>, name: &str) {
@@ -1851,18 +1953,18 @@ fn unknown_names_are_refused() {
         at: 0,
     };
     assert_invalid(read_body(v5::kind::ORDER_HOLD_SET, &held), "hold reason");
-    let key_used = |kind: u8| v5::LifeKeyUsed {
+    let key_used = |kind: u8| v6::LifeKeyUsed {
         order: 1,
         key: v2::IdempotencyRecord {
             key: "k".into(),
             request_hash: [0; 32],
             at: 0,
         },
-        target: v5::LifeTarget { kind, n: 1 },
+        target: v6::LifeTarget { kind, n: 1 },
     };
-    assert!(read_body(v5::kind::LIFE_KEY_USED, &key_used(2)).is_ok());
+    assert!(read_body_v6(v6::kind::LIFE_KEY_USED, &key_used(2)).is_ok());
     assert_invalid(
-        read_body(v5::kind::LIFE_KEY_USED, &key_used(3)),
+        read_body_v6(v6::kind::LIFE_KEY_USED, &key_used(3)),
         "target kind 3",
     );
 
@@ -1948,4 +2050,161 @@ fn an_order_with_prices_for_other_lines_is_refused() {
         idempotency: None,
     };
     assert_invalid(read_body(v5::kind::ORDER_PLACED, &placed), "unit prices");
+}
+
+/// A trace of several candidates over the same few warehouses and SKUs.
+fn busy_trace() -> RoutingTrace {
+    let sku = |v: &str| id_of(SkuId::parse, v);
+    let wh = |v: &str| id_of(WarehouseId::parse, v);
+    let plan = |w: &str| PlanTrace {
+        shipments: vec![ShipmentTrace {
+            warehouse: wh(w),
+            lines: vec![(sku("tee-black-m"), 1), (sku("mug-white"), 2)],
+            distance_km: Some(412.5),
+            cost: Some(700),
+            same_day: Some(true),
+        }],
+        verdicts: vec![
+            Verdict {
+                rule: Rule::FewestShipments,
+                score: 1.0,
+            },
+            Verdict {
+                rule: Rule::Nearest,
+                score: 412.5,
+            },
+        ],
+    };
+    RoutingTrace {
+        rules: Chain::default_chain().rules,
+        split: SplitPolicy::Allow,
+        excluded: vec![Excluded {
+            warehouse: wh("warehouse-vienna"),
+            rule: Rule::ServesDestination,
+        }],
+        candidates: ["warehouse-berlin", "warehouse-paris", "warehouse-berlin"]
+            .into_iter()
+            .map(plan)
+            .collect(),
+        deciding_rule: Some(Rule::Nearest),
+        attempts: 1,
+    }
+}
+
+#[test]
+fn a_compact_trace_names_each_warehouse_and_sku_once_and_reads_back() {
+    let t = busy_trace();
+    let disk = v6::Trace::from(&t);
+    assert_eq!(
+        disk.warehouses,
+        ["warehouse-vienna", "warehouse-berlin", "warehouse-paris"]
+    );
+    assert_eq!(disk.skus, ["tee-black-m", "mug-white"]);
+    let compact = postcard::to_stdvec(&disk).unwrap();
+    let named = postcard::to_stdvec(&v4::Trace::from(&t)).unwrap();
+    assert!(
+        compact.len() * 2 < named.len(),
+        "{} bytes compact, {} by name",
+        compact.len(),
+        named.len()
+    );
+    let read: v6::Trace = postcard::from_bytes(&compact).unwrap();
+    assert_eq!(RoutingTrace::try_from(read).unwrap(), t);
+    // The v5 trace upcast is the same compact trace.
+    assert_eq!(v6::upcast_trace(v4::Trace::from(&t)).unwrap(), disk);
+}
+
+#[test]
+fn every_rule_has_its_own_code() {
+    let codes: std::collections::BTreeSet<u8> =
+        Rule::ALL.iter().map(|r| v6::rule_code(*r)).collect();
+    assert_eq!(codes.len(), Rule::ALL.len());
+    for r in Rule::ALL {
+        assert_eq!(v6::rule_of(v6::rule_code(r)).unwrap(), r);
+    }
+}
+
+#[test]
+fn a_compact_trace_with_a_damaged_index_or_code_is_refused() {
+    let order = Order {
+        routing: Some(std::sync::Arc::new(busy_trace())),
+        ..v4_order(false)
+    };
+    let read = |edit: &dyn Fn(&mut v6::Trace<'_>)| {
+        let mut disk = v6::Order::from(&order);
+        edit(disk.routing.as_mut().unwrap());
+        let placed = v6::OrderPlaced {
+            order: disk,
+            allocations: Vec::new(),
+            idempotency: None,
+        };
+        let bytes = postcard::to_stdvec(&placed).unwrap();
+        v6::Event::read(v6::kind::ORDER_PLACED, &bytes).and_then(Event::try_from)
+    };
+    assert!(read(&|_| {}).is_ok());
+    assert_invalid(
+        read(&|t| t.candidates[1].shipments[0].warehouse = 3),
+        "warehouse index 3",
+    );
+    assert_invalid(
+        read(&|t| t.excluded[0].warehouse = u32::MAX),
+        "warehouse index",
+    );
+    assert_invalid(
+        read(&|t| t.candidates[0].shipments[0].lines[1].0 = 2),
+        "sku index 2",
+    );
+    assert_invalid(read(&|t| t.rules[0] = 11), "rule code 11");
+    assert_invalid(
+        read(&|t| t.candidates[2].verdicts[0].rule = 255),
+        "rule code 255",
+    );
+    assert_invalid(read(&|t| t.deciding_rule = Some(99)), "rule code 99");
+    assert_invalid(read(&|t| t.warehouses[0] = "".into()), "warehouse");
+    // A re-route's trace too.
+    let busy = busy_trace();
+    let rerouted = v6::OrderRerouted {
+        order: 7,
+        from: Vec::new(),
+        to: Vec::new(),
+        shipments: Vec::new(),
+        routing: {
+            let mut t = v6::Trace::from(&busy);
+            t.skus.pop();
+            t
+        },
+        reason: "moved".into(),
+        at: 5,
+    };
+    let bytes = postcard::to_stdvec(&rerouted).unwrap();
+    assert_invalid(
+        v6::Event::read(v6::kind::ORDER_REROUTED, &bytes).and_then(Event::try_from),
+        "sku index 1",
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Events encoded one by one, then put in a record, make the same
+    /// bytes as the record written at once; the bound of the overhead
+    /// holds.
+    #[test]
+    fn a_record_of_encoded_events_is_the_record_written_at_once(first_seq in any::<u64>(), events in prop::collection::vec(event(), 0..12)) {
+        let refs: Vec<&Event> = events.iter().collect();
+        let mut at_once = Vec::new();
+        write_record(first_seq, &refs, &mut at_once).unwrap();
+        let mut bodies = Vec::new();
+        let mut spans = Vec::new();
+        for e in &events {
+            let start = bodies.len();
+            let kind = write_event(e, &mut bodies).unwrap();
+            spans.push((kind, start, bodies.len()));
+        }
+        let tagged: Vec<(u16, &[u8])> = spans.iter().map(|&(k, a, b)| (k, &bodies[a..b])).collect();
+        let mut encoded = Vec::new();
+        write_encoded_record(first_seq, &tagged, &mut encoded).unwrap();
+        prop_assert_eq!(&encoded, &at_once);
+        prop_assert!(encoded.len() <= RECORD_OVERHEAD_BYTES + events.len() * EVENT_OVERHEAD_BYTES + bodies.len());
+    }
 }

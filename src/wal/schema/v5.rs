@@ -1,4 +1,5 @@
-//! Format v5: what this build writes. It adds the order lifecycle:
+//! Format v5: FROZEN (v6 is written now; never edit this module). It
+//! added the order lifecycle:
 //!
 //! - an order's prices and life (`ORDER_PLACED` event and `ORDER` snapshot
 //!   entry: v4's order followed by one `unit_price` per line, in the
@@ -63,20 +64,11 @@ pub mod kind {
     pub const RETURN_REQUESTED: u16 = 18;
     pub const RETURN_RECEIVED: u16 = 19;
     pub const RETURN_SETTLED: u16 = 20;
-    /// An idempotency key a lifecycle command used (added after v5's
-    /// first release: a build before it refuses the kind as newer).
-    pub const LIFE_KEY_USED: u16 = 21;
 }
 
 /// Stable numbers of the snapshot entry kinds: v4's (v5 changes the
-/// bodies of `ORDER` and `SKU_ALLOCATION`, not their numbers), and one
-/// more.
-pub mod entry {
-    pub use crate::wal::schema::v4::entry::*;
-    /// A remembered idempotency key of a lifecycle command (added after
-    /// v5's first release, like `LIFE_KEY_USED`).
-    pub const LIFE_IDEMPOTENCY: u16 = 10;
-}
+/// bodies of `ORDER` and `SKU_ALLOCATION`, not their numbers).
+pub use super::v4::entry;
 
 // --- types -------------------------------------------------------------------------
 
@@ -353,33 +345,6 @@ pub struct ReturnSettled<'a> {
     pub at: Millis,
 }
 
-/// What a lifecycle key's answer shows: `kind` 0 the order, 1 its
-/// fulfilment number `n`, 2 its return number `n`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LifeTarget {
-    pub kind: u8,
-    pub n: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LifeKeyUsed<'a> {
-    pub order: u64,
-    #[serde(borrow)]
-    pub key: v2::IdempotencyRecord<'a>,
-    pub target: LifeTarget,
-}
-
-/// The `LIFE_IDEMPOTENCY` snapshot entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LifeIdempotency<'a> {
-    #[serde(borrow)]
-    pub key: Str<'a>,
-    pub request_hash: [u8; 32],
-    pub order: u64,
-    pub target: LifeTarget,
-    pub at: Millis,
-}
-
 /// A v5 event. `Same` is every kind whose body did not change since v4;
 /// it never holds v4's `OrderPlaced` or `OrderRerouted` (the upcast turns
 /// those into the variants here).
@@ -399,7 +364,6 @@ pub enum Event<'a> {
     ReturnRequested(ReturnRequested<'a>),
     ReturnReceived(ReturnReceived<'a>),
     ReturnSettled(ReturnSettled<'a>),
-    LifeKeyUsed(LifeKeyUsed<'a>),
     Same(v4::Event<'a>),
 }
 
@@ -417,7 +381,6 @@ impl<'a> Event<'a> {
             Event::ReturnRequested(_) => kind::RETURN_REQUESTED,
             Event::ReturnReceived(_) => kind::RETURN_RECEIVED,
             Event::ReturnSettled(_) => kind::RETURN_SETTLED,
-            Event::LifeKeyUsed(_) => kind::LIFE_KEY_USED,
             Event::Same(e) => e.kind(),
         }
     }
@@ -436,7 +399,6 @@ impl<'a> Event<'a> {
             Event::ReturnRequested(b) => put(b, out),
             Event::ReturnReceived(b) => put(b, out),
             Event::ReturnSettled(b) => put(b, out),
-            Event::LifeKeyUsed(b) => put(b, out),
             Event::Same(e) => e.write(out),
         }
     }
@@ -462,7 +424,6 @@ impl<'a> Event<'a> {
             kind::RETURN_REQUESTED => Event::ReturnRequested(take(body, "return_requested")?),
             kind::RETURN_RECEIVED => Event::ReturnReceived(take(body, "return_received")?),
             kind::RETURN_SETTLED => Event::ReturnSettled(take(body, "return_settled")?),
-            kind::LIFE_KEY_USED => Event::LifeKeyUsed(take(body, "life_key_used")?),
             other => Event::Same(v4::Event::read(other, body)?),
         })
     }
@@ -477,7 +438,6 @@ impl<'a> Event<'a> {
 pub enum SnapEntry<'a> {
     Order(Order<'a>),
     SkuAllocation(LiveAllocation<'a>),
-    LifeIdempotency(LifeIdempotency<'a>),
     Same(v4::SnapEntry<'a>),
 }
 
@@ -486,7 +446,6 @@ impl<'a> SnapEntry<'a> {
         match self {
             SnapEntry::Order(_) => entry::ORDER,
             SnapEntry::SkuAllocation(_) => entry::SKU_ALLOCATION,
-            SnapEntry::LifeIdempotency(_) => entry::LIFE_IDEMPOTENCY,
             SnapEntry::Same(e) => e.kind(),
         }
     }
@@ -495,7 +454,6 @@ impl<'a> SnapEntry<'a> {
         match self {
             SnapEntry::Order(b) => put(b, out),
             SnapEntry::SkuAllocation(b) => put(b, out),
-            SnapEntry::LifeIdempotency(b) => put(b, out),
             SnapEntry::Same(e) => e.write(out),
         }
     }
@@ -504,7 +462,6 @@ impl<'a> SnapEntry<'a> {
         Ok(match kind {
             entry::ORDER => SnapEntry::Order(take(body, "order")?),
             entry::SKU_ALLOCATION => SnapEntry::SkuAllocation(take(body, "sku allocation")?),
-            entry::LIFE_IDEMPOTENCY => SnapEntry::LifeIdempotency(take(body, "life idempotency")?),
             other => SnapEntry::Same(v4::SnapEntry::read(other, body)?),
         })
     }
@@ -784,11 +741,6 @@ impl<'a> From<&'a core::Event> for Event<'a> {
                 command: Cow::Borrowed(command.as_str()),
                 at: *at,
             }),
-            core::Event::LifeKeyUsed { order, key, target } => Event::LifeKeyUsed(LifeKeyUsed {
-                order: order.0,
-                key: key.into(),
-                target: (*target).into(),
-            }),
             other => Event::Same(other.into()),
         }
     }
@@ -833,50 +785,6 @@ fn fulfillment_id(id: SubId) -> life::FulfillmentId {
     life::FulfillmentId {
         order: OrderId(id.order),
         n: id.n,
-    }
-}
-
-impl From<life::LifeTarget> for LifeTarget {
-    fn from(t: life::LifeTarget) -> Self {
-        match t {
-            life::LifeTarget::Order => LifeTarget { kind: 0, n: 0 },
-            life::LifeTarget::Fulfillment(f) => LifeTarget { kind: 1, n: f.n },
-            life::LifeTarget::Return(r) => LifeTarget { kind: 2, n: r.n },
-        }
-    }
-}
-
-/// A lifecycle key's target on `order`.
-pub fn life_target(order: OrderId, t: LifeTarget) -> Result<life::LifeTarget, SchemaError> {
-    let sub = SubId {
-        order: order.0,
-        n: t.n,
-    };
-    match t.kind {
-        0 => Ok(life::LifeTarget::Order),
-        1 => Ok(life::LifeTarget::Fulfillment(fulfillment_id(sub))),
-        2 => Ok(life::LifeTarget::Return(return_id(sub))),
-        k => Err(SchemaError::Invalid(format!(
-            "lifecycle key target kind {k}"
-        ))),
-    }
-}
-
-impl<'a> LifeIdempotency<'a> {
-    /// A remembered lifecycle key, as written.
-    pub fn from_core(
-        key: &'a str,
-        e: &crate::projection::IdemEntry,
-        order: OrderId,
-        target: life::LifeTarget,
-    ) -> Self {
-        LifeIdempotency {
-            key: s(key),
-            request_hash: e.request_hash,
-            order: order.0,
-            target: target.into(),
-            at: e.at,
-        }
     }
 }
 
@@ -1162,11 +1070,6 @@ impl TryFrom<Event<'_>> for core::Event {
                 ret: return_id(b.ret),
                 command: command(&b.command)?,
                 at: b.at,
-            },
-            Event::LifeKeyUsed(b) => core::Event::LifeKeyUsed {
-                order: OrderId(b.order),
-                key: b.key.into(),
-                target: life_target(OrderId(b.order), b.target)?,
             },
             Event::Same(e) => e.try_into()?,
         })
