@@ -7,7 +7,11 @@
 //! the intended send time), then reads every SKU's stock back and checks
 //! the accounting: what the server says is reserved and allocated equals
 //! what it acknowledged, on hand is untouched, and a SKU reported sold out
-//! has nothing left.
+//! has nothing left. `--mode journey` takes orders all the way (payment,
+//! shipment, delivery, cancels and returns) and checks every stock row:
+//! on hand is what was put there less what shipped plus what came back,
+//! allocated is what is ordered and not shipped or cancelled, reserved is
+//! what open holds keep.
 
 pub mod client;
 pub mod feed;
@@ -31,6 +35,13 @@ pub enum Mode {
     HoldOrder,
     /// Orders of `--lines` lines, without a reservation first.
     Order,
+    /// One customer's whole journey per unit of work: a hold, a priced
+    /// order consuming it, authorize and capture, then each fulfilment
+    /// accepted, shipped and delivered; `--cancel-share` of the orders are
+    /// cancelled instead of paid, `--return-share` are returned after
+    /// delivery (asked back, received, restocked). `--requests` bounds the
+    /// journeys.
+    Journey,
 }
 
 #[derive(Debug, Clone, Serialize, clap::Args)]
@@ -77,6 +88,10 @@ pub struct Options {
     /// Share of placed orders cancelled right after.
     #[arg(long, default_value_t = 0.0)]
     pub cancel_share: f64,
+    /// Share of journeys (`--mode journey`) whose order is returned after
+    /// delivery and restocked; with `--cancel-share`, at most 1.
+    #[arg(long, default_value_t = 0.1)]
+    pub return_share: f64,
     /// Distinct customers (orders always name one; reservations do when > 0).
     #[arg(long, default_value_t = 0)]
     pub customers: u64,
@@ -156,10 +171,14 @@ impl Options {
         for (name, v) in [
             ("hot-share", self.hot_share),
             ("cancel-share", self.cancel_share),
+            ("return-share", self.return_share),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(format!("--{name} must be from 0 to 1"));
             }
+        }
+        if self.mode == Mode::Journey && self.cancel_share + self.return_share > 1.0 {
+            return Err("--cancel-share plus --return-share cannot exceed 1".into());
         }
         if self.duration_s.is_nan() || self.duration_s <= 0.0 {
             return Err("--duration-s must be positive".into());
@@ -216,6 +235,81 @@ pub struct SkuCheck {
     pub allocated: u64,
     pub available: u64,
     pub sold_out_seen: bool,
+    /// Units acknowledged as shipped (`--mode journey`).
+    #[serde(default)]
+    pub shipped: u64,
+    /// Units acknowledged as received back into stock (`--mode journey`).
+    #[serde(default)]
+    pub restocked: u64,
+}
+
+/// The accounting of one stock row (a SKU in one warehouse) after a run
+/// of `--mode journey`: what the run expects from what the server
+/// acknowledged, and what the server says.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RowCheck {
+    pub sku: String,
+    pub warehouse: String,
+    /// Units put there at setup.
+    pub initial: u64,
+    /// Units acknowledged as shipped from there.
+    pub shipped: u64,
+    /// Units acknowledged as received back into stock there.
+    pub restocked: u64,
+    /// Units of acknowledged holds still open there.
+    pub expected_reserved: i64,
+    /// Units acknowledged as ordered there, neither shipped nor cancelled.
+    pub expected_allocated: i64,
+    pub on_hand: u64,
+    pub reserved: u64,
+    pub allocated: u64,
+}
+
+impl RowCheck {
+    /// What is wrong with this row. Oversell is always checked; the
+    /// expected numbers only when `exact` (no request was left without an
+    /// answer, so every effect on the server is known).
+    pub fn problems(&self, exact: bool) -> Vec<String> {
+        let mut p = Vec::new();
+        let at = format!("{} at {}", self.sku, self.warehouse);
+        let committed = self.reserved.saturating_add(self.allocated);
+        if committed > self.on_hand {
+            p.push(format!(
+                "{at}: OVERSOLD: reserved {} + allocated {} > on_hand {}",
+                self.reserved, self.allocated, self.on_hand
+            ));
+        }
+        let expected_on_hand =
+            i128::from(self.initial) - i128::from(self.shipped) + i128::from(self.restocked);
+        if expected_on_hand < 0 {
+            p.push(format!(
+                "{at}: OVERSOLD: {} units shipped of {} (+{} restocked)",
+                self.shipped, self.initial, self.restocked
+            ));
+        }
+        if !exact {
+            return p;
+        }
+        if i128::from(self.on_hand) != expected_on_hand {
+            p.push(format!(
+                "{at}: on_hand {} != initial {} - shipped {} + restocked {}",
+                self.on_hand, self.initial, self.shipped, self.restocked
+            ));
+        }
+        if i128::from(self.allocated) != i128::from(self.expected_allocated) {
+            p.push(format!(
+                "{at}: allocated {} != {} units ordered and not shipped or cancelled",
+                self.allocated, self.expected_allocated
+            ));
+        }
+        if i128::from(self.reserved) != i128::from(self.expected_reserved) {
+            p.push(format!(
+                "{at}: reserved {} != {} units in open holds",
+                self.reserved, self.expected_reserved
+            ));
+        }
+        p
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -226,6 +320,52 @@ pub struct Check {
     /// SKUs whose stock is all gone.
     pub sold_out: usize,
     pub skus: Vec<SkuCheck>,
+    /// One per stock row (`--mode journey`; empty otherwise).
+    #[serde(default)]
+    pub rows: Vec<RowCheck>,
+}
+
+/// The steps of a journey, in order.
+pub const JOURNEY_STEPS: [&str; 10] = [
+    "hold",
+    "order",
+    "cancel",
+    "authorize",
+    "capture",
+    "accept",
+    "ship",
+    "deliver",
+    "return",
+    "receive",
+];
+
+/// Throughput and latency of one step of `--mode journey`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepStats {
+    pub step: String,
+    /// Requests sent (answered, whatever the status).
+    pub requests: u64,
+    /// Requests that succeeded (2xx).
+    pub ok: u64,
+    /// Requests per second over the run.
+    pub per_s: f64,
+    /// Latency in milliseconds.
+    pub p50: f64,
+    pub p99: f64,
+}
+
+/// How the journeys of `--mode journey` ended.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Journeys {
+    pub started: u64,
+    /// Delivered and kept.
+    pub delivered: u64,
+    /// Cancelled after ordering.
+    pub cancelled: u64,
+    /// Delivered, returned and restocked.
+    pub returned: u64,
+    /// Ended early by a refusal (e.g. sold out) or a failure.
+    pub stopped: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -244,6 +384,10 @@ pub struct Report {
     pub units_acknowledged: i64,
     /// Latency per kind of request.
     pub latency: BTreeMap<String, Latency>,
+    /// Per step, in journey order (`--mode journey`; empty otherwise).
+    pub steps: Vec<StepStats>,
+    /// How the journeys ended (`--mode journey`).
+    pub journeys: Option<Journeys>,
     /// Refusals and failures by error code (`io` = no answer).
     pub errors: BTreeMap<String, u64>,
     /// What the feed subscribers saw, if there were any.
@@ -283,6 +427,25 @@ impl Report {
                 "{:<12} {:>9} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
                 k, l.count, l.p50, l.p90, l.p99, l.p999, l.max
             );
+        }
+        if let Some(j) = &self.journeys {
+            let _ = writeln!(
+                s,
+                "journeys {}: delivered {}, cancelled {}, returned {}, stopped {}",
+                j.started, j.delivered, j.cancelled, j.returned, j.stopped
+            );
+            let _ = writeln!(
+                s,
+                "{:<12} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "step", "requests", "ok", "req/s", "p50 ms", "p99 ms"
+            );
+            for st in &self.steps {
+                let _ = writeln!(
+                    s,
+                    "{:<12} {:>9} {:>9} {:>9.0} {:>9.3} {:>9.3}",
+                    st.step, st.requests, st.ok, st.per_s, st.p50, st.p99
+                );
+            }
         }
         if self.errors.is_empty() {
             let _ = writeln!(s, "errors: none");
@@ -337,6 +500,42 @@ struct Shared {
     items: AtomicU64,
     failures: AtomicU64,
     next_customer: AtomicU64,
+    /// The run's warehouse ids, in setup order.
+    warehouses: Vec<String>,
+    /// Per SKU, then per warehouse (`--mode journey`).
+    rows: Vec<Vec<RowTally>>,
+    journeys: JourneyCounters,
+}
+
+/// What the server acknowledged for one stock row, in units.
+#[derive(Default)]
+struct RowTally {
+    held: AtomicI64,
+    allocated: AtomicI64,
+    shipped: AtomicU64,
+    restocked: AtomicU64,
+}
+
+#[derive(Default)]
+struct JourneyCounters {
+    started: AtomicU64,
+    delivered: AtomicU64,
+    cancelled: AtomicU64,
+    returned: AtomicU64,
+    stopped: AtomicU64,
+}
+
+impl JourneyCounters {
+    fn snapshot(&self) -> Journeys {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Journeys {
+            started: l(&self.started),
+            delivered: l(&self.delivered),
+            cancelled: l(&self.cancelled),
+            returned: l(&self.returned),
+            stopped: l(&self.stopped),
+        }
+    }
 }
 
 impl Shared {
@@ -381,6 +580,8 @@ pub(crate) fn histogram() -> Histogram<u64> {
 /// Per-connection results, merged at the end.
 struct Tally {
     latency: BTreeMap<&'static str, Histogram<u64>>,
+    /// Successful requests per kind (journey steps).
+    ok: BTreeMap<&'static str, u64>,
     errors: BTreeMap<String, u64>,
 }
 
@@ -388,6 +589,7 @@ impl Tally {
     fn new() -> Tally {
         Tally {
             latency: BTreeMap::new(),
+            ok: BTreeMap::new(),
             errors: BTreeMap::new(),
         }
     }
@@ -396,6 +598,10 @@ impl Tally {
         let us = since.elapsed().as_micros().max(1) as u64;
         let h = self.latency.entry(op).or_insert_with(histogram);
         let _ = h.record(us.min(LATENCY_US_MAX));
+    }
+
+    fn succeeded(&mut self, op: &'static str) {
+        *self.ok.entry(op).or_insert(0) += 1;
     }
 
     fn error(&mut self, code: &str) {
@@ -415,6 +621,9 @@ impl Tally {
         }
         for (k, v) in other.errors {
             *self.errors.entry(k).or_insert(0) += v;
+        }
+        for (k, v) in other.ok {
+            *self.ok.entry(k).or_insert(0) += v;
         }
     }
 }
@@ -488,6 +697,13 @@ pub async fn run(opts: Options) -> Result<Report, LoadgenError> {
         items: AtomicU64::new(0),
         failures: AtomicU64::new(0),
         next_customer: AtomicU64::new(0),
+        warehouses: (0..opts.warehouses)
+            .map(|w| warehouse_id(&run_id, w))
+            .collect(),
+        rows: (0..opts.skus)
+            .map(|_| (0..opts.warehouses).map(|_| RowTally::default()).collect())
+            .collect(),
+        journeys: JourneyCounters::default(),
         opts: opts.clone(),
     });
     let progress = (!opts.quiet).then(|| tokio::spawn(progress(shared.clone())));
@@ -521,6 +737,12 @@ pub async fn run(opts: Options) -> Result<Report, LoadgenError> {
     }
     let requests = shared.requests.load(Ordering::Relaxed);
     let items = shared.items.load(Ordering::Relaxed);
+    let journey = opts.mode == Mode::Journey;
+    let steps = if journey {
+        step_stats(&tally, elapsed)
+    } else {
+        Vec::new()
+    };
     Ok(Report {
         run_id,
         elapsed_s: elapsed,
@@ -538,11 +760,32 @@ pub async fn run(opts: Options) -> Result<Report, LoadgenError> {
             .iter()
             .map(|(k, h)| ((*k).to_owned(), Latency::of(h)))
             .collect(),
+        steps,
+        journeys: journey.then(|| shared.journeys.snapshot()),
         errors: tally.errors,
         feed,
         check,
         options: opts,
     })
+}
+
+/// Throughput and latency of each journey step, in journey order.
+fn step_stats(tally: &Tally, elapsed_s: f64) -> Vec<StepStats> {
+    JOURNEY_STEPS
+        .iter()
+        .map(|name| {
+            let l = tally.latency.get(name).map(Latency::of);
+            let requests = l.as_ref().map_or(0, |l| l.count);
+            StepStats {
+                step: (*name).to_owned(),
+                requests,
+                ok: tally.ok.get(name).copied().unwrap_or(0),
+                per_s: requests as f64 / elapsed_s,
+                p50: l.as_ref().map_or(0.0, |l| l.p50),
+                p99: l.as_ref().map_or(0.0, |l| l.p99),
+            }
+        })
+        .collect()
 }
 
 async fn expect_ok(
@@ -563,6 +806,16 @@ async fn expect_ok(
         )));
     }
     Ok(())
+}
+
+/// The id of the run's warehouse `w`.
+fn warehouse_id(run_id: &str, w: usize) -> String {
+    format!("{run_id}-w{w}")
+}
+
+/// Units of each SKU put into warehouse `w` of `warehouses` at setup.
+fn row_stock(stock: u64, warehouses: u64, w: u64) -> u64 {
+    stock / warehouses + u64::from(w < stock % warehouses)
 }
 
 /// Creates the run's warehouses and SKUs and stocks them.
@@ -587,7 +840,7 @@ async fn setup(
         expect_ok(
             &mut conn,
             "PUT",
-            &format!("/v1/warehouses/{run_id}-w{w}"),
+            &format!("/v1/warehouses/{}", warehouse_id(run_id, w)),
             body,
         )
         .await?;
@@ -604,9 +857,10 @@ async fn setup(
                 let body = format!(r#"{{"name":"{sku}"}}"#);
                 expect_ok(&mut conn, "PUT", &format!("/v1/skus/{sku}"), body).await?;
                 for w in 0..warehouses {
-                    let share = stock / warehouses + u64::from(w < stock % warehouses);
+                    let share = row_stock(stock, warehouses, w);
+                    let wh = warehouse_id(&run_id, w as usize);
                     let body = format!(
-                        r#"{{"sku":"{sku}","warehouse":"{run_id}-w{w}","delta":{share},"reason":"loadgen"}}"#
+                        r#"{{"sku":"{sku}","warehouse":"{wh}","delta":{share},"reason":"loadgen"}}"#
                     );
                     expect_ok(&mut conn, "POST", "/v1/stock/adjustments", body).await?;
                 }
@@ -859,7 +1113,322 @@ async fn one(
             }
             maybe_cancel(shared, conn, rng, tally, &r.body, &lines).await
         }
+        Mode::Journey => journey(shared, conn, rng, tally, intended).await,
     }
+}
+
+/// The price of one unit in a journey's order, in minor units.
+const UNIT_PRICE: u64 = 1990;
+
+#[derive(Deserialize)]
+struct HoldReply {
+    id: String,
+    warehouse: String,
+}
+
+#[derive(Deserialize)]
+struct OrderReply {
+    id: String,
+    fulfillments: Vec<FulfillmentReply>,
+}
+
+#[derive(Deserialize)]
+struct FulfillmentReply {
+    id: String,
+    warehouse: String,
+    lines: Vec<UnitsReply>,
+}
+
+#[derive(Deserialize)]
+struct UnitsReply {
+    sku: String,
+    qty: u64,
+}
+
+/// One request of a journey's step: its latency is recorded from `since`;
+/// a 2xx answer's body, or the error code of a refusal (counted).
+#[allow(clippy::too_many_arguments)]
+async fn step(
+    shared: &Shared,
+    conn: &mut Conn,
+    tally: &mut Tally,
+    op: &'static str,
+    since: Instant,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+) -> Result<Result<Vec<u8>, String>, ClientError> {
+    let r = conn.request(method, path, body).await?;
+    tally.record(op, since);
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    if (200..300).contains(&r.status) {
+        tally.succeeded(op);
+        Ok(Ok(r.body))
+    } else {
+        let code = code_of(&r.body);
+        tally.error(&code);
+        Ok(Err(code))
+    }
+}
+
+/// A journey's unit counters for SKU `sku` in the warehouse named `wh`.
+fn row<'a>(shared: &'a Shared, sku: usize, wh: &str) -> Result<&'a RowTally, ClientError> {
+    let w = shared
+        .warehouses
+        .iter()
+        .position(|w| w == wh)
+        .ok_or(ClientError::Malformed("a warehouse not of this run"))?;
+    Ok(&shared.rows[sku][w])
+}
+
+/// One customer's whole journey: hold, order (priced, consuming the hold),
+/// then cancel, or authorize, capture, and per fulfilment accept, ship and
+/// deliver, then maybe a return received back into stock. A refusal ends
+/// the journey where it is; every acknowledged effect is counted per stock
+/// row for the final check.
+async fn journey(
+    shared: &Shared,
+    conn: &mut Conn,
+    rng: &mut Rng,
+    tally: &mut Tally,
+    intended: Instant,
+) -> Result<(), ClientError> {
+    let o = &shared.opts;
+    let j = &shared.journeys;
+    j.started.fetch_add(1, Ordering::Relaxed);
+    let stopped = || {
+        j.stopped.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    };
+    let sku = pick(shared, rng);
+    let sku_id = &shared.skus[sku];
+    let cust = customer(shared, rng, true).unwrap_or_default();
+    let qty = o.qty;
+    let units = qty as i64;
+    let outcome = rng.unit();
+    let cancel = outcome < o.cancel_share;
+    let give_back = !cancel && outcome < o.cancel_share + o.return_share;
+
+    // Cart: a hold.
+    let body = reserve_body(shared, sku, &Some(cust.clone()));
+    shared.items.fetch_add(1, Ordering::Relaxed);
+    let hold = match step(
+        shared,
+        conn,
+        tally,
+        "hold",
+        intended,
+        "POST",
+        "/v1/reservations",
+        Some(body.as_bytes()),
+    )
+    .await?
+    {
+        Ok(b) => serde_json::from_slice::<HoldReply>(&b)
+            .map_err(|_| ClientError::Malformed("reservation body"))?,
+        Err(code) => {
+            if code == "insufficient_stock" {
+                shared.sold_out_seen[sku].store(true, Ordering::Relaxed);
+            }
+            return stopped();
+        }
+    };
+    row(shared, sku, &hold.warehouse)?
+        .held
+        .fetch_add(units, Ordering::Relaxed);
+    shared.acknowledged[sku].fetch_add(units, Ordering::Relaxed);
+
+    // Checkout: a priced order taking the hold.
+    let body = format!(
+        r#"{{"channel":"loadgen","customer_id":"{cust}","currency":"EUR","ship_to":{{"lat":48.1,"lon":11.5}},"lines":[{{"sku":"{sku_id}","qty":{qty},"reservation_id":"{}","unit_price":{UNIT_PRICE}}}]}}"#,
+        hold.id
+    );
+    shared.items.fetch_add(1, Ordering::Relaxed);
+    let order = match step(
+        shared,
+        conn,
+        tally,
+        "order",
+        Instant::now(),
+        "POST",
+        "/v1/orders",
+        Some(body.as_bytes()),
+    )
+    .await?
+    {
+        // The hold stays (and is still counted) until it expires.
+        Err(_) => return stopped(),
+        Ok(b) => serde_json::from_slice::<OrderReply>(&b)
+            .map_err(|_| ClientError::Malformed("order body"))?,
+    };
+    row(shared, sku, &hold.warehouse)?
+        .held
+        .fetch_sub(units, Ordering::Relaxed);
+    // What each fulfilment holds of the SKU.
+    let mut parts: Vec<(&FulfillmentReply, u64)> = Vec::new();
+    for f in &order.fulfillments {
+        let mut n = 0;
+        for l in &f.lines {
+            if l.sku != *sku_id {
+                return Err(ClientError::Malformed("an order line of another SKU"));
+            }
+            n += l.qty;
+        }
+        row(shared, sku, &f.warehouse)?
+            .allocated
+            .fetch_add(n as i64, Ordering::Relaxed);
+        parts.push((f, n));
+    }
+    let id = &order.id;
+
+    if cancel {
+        let r = step(
+            shared,
+            conn,
+            tally,
+            "cancel",
+            Instant::now(),
+            "POST",
+            &format!("/v1/orders/{id}/cancel"),
+            Some(br#"{"reason":"loadgen"}"#),
+        )
+        .await?;
+        if r.is_err() {
+            return stopped();
+        }
+        for (f, n) in &parts {
+            row(shared, sku, &f.warehouse)?
+                .allocated
+                .fetch_sub(*n as i64, Ordering::Relaxed);
+        }
+        shared.acknowledged[sku].fetch_sub(units, Ordering::Relaxed);
+        j.cancelled.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    }
+
+    // Payment.
+    let amount = qty.saturating_mul(UNIT_PRICE);
+    for kind in ["authorize", "capture"] {
+        let body = format!(r#"{{"kind":"{kind}","amount":{amount},"reference":"{id}-{kind}"}}"#);
+        let r = step(
+            shared,
+            conn,
+            tally,
+            kind,
+            Instant::now(),
+            "POST",
+            &format!("/v1/orders/{id}/payments"),
+            Some(body.as_bytes()),
+        )
+        .await?;
+        if r.is_err() {
+            return stopped();
+        }
+    }
+
+    // Fulfilment, shipment by shipment.
+    for (f, n) in &parts {
+        let fid = &f.id;
+        let path = |s: &str| format!("/v1/fulfillments/{fid}/{s}");
+        if step(
+            shared,
+            conn,
+            tally,
+            "accept",
+            Instant::now(),
+            "POST",
+            &path("accept"),
+            None,
+        )
+        .await?
+        .is_err()
+        {
+            return stopped();
+        }
+        let body = format!(r#"{{"carrier":"loadgen","tracking":"{fid}"}}"#);
+        let shipped = step(
+            shared,
+            conn,
+            tally,
+            "ship",
+            Instant::now(),
+            "POST",
+            &path("ship"),
+            Some(body.as_bytes()),
+        )
+        .await?;
+        if shipped.is_err() {
+            return stopped();
+        }
+        let r = row(shared, sku, &f.warehouse)?;
+        r.allocated.fetch_sub(*n as i64, Ordering::Relaxed);
+        r.shipped.fetch_add(*n, Ordering::Relaxed);
+        shared.acknowledged[sku].fetch_sub(*n as i64, Ordering::Relaxed);
+        if step(
+            shared,
+            conn,
+            tally,
+            "deliver",
+            Instant::now(),
+            "POST",
+            &path("deliver"),
+            None,
+        )
+        .await?
+        .is_err()
+        {
+            return stopped();
+        }
+    }
+    if !give_back {
+        j.delivered.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    }
+
+    // A return, received back into the first shipment's warehouse.
+    let Some((first, _)) = parts.first() else {
+        return stopped();
+    };
+    let body = format!(r#"{{"lines":[{{"sku":"{sku_id}","qty":{qty}}}],"reason":"loadgen"}}"#);
+    let ret = match step(
+        shared,
+        conn,
+        tally,
+        "return",
+        Instant::now(),
+        "POST",
+        &format!("/v1/orders/{id}/returns"),
+        Some(body.as_bytes()),
+    )
+    .await?
+    {
+        Err(_) => return stopped(),
+        Ok(b) => {
+            serde_json::from_slice::<Created>(&b)
+                .map_err(|_| ClientError::Malformed("return body"))?
+                .id
+        }
+    };
+    let body = format!(r#"{{"restock":true,"warehouse":"{}"}}"#, first.warehouse);
+    let received = step(
+        shared,
+        conn,
+        tally,
+        "receive",
+        Instant::now(),
+        "POST",
+        &format!("/v1/returns/{ret}/receive"),
+        Some(body.as_bytes()),
+    )
+    .await?;
+    if received.is_err() {
+        return stopped();
+    }
+    row(shared, sku, &first.warehouse)?
+        .restocked
+        .fetch_add(qty, Ordering::Relaxed);
+    j.returned.fetch_add(1, Ordering::Relaxed);
+    Ok(())
 }
 
 async fn maybe_cancel(
@@ -926,6 +1495,10 @@ struct StockView {
 
 #[derive(Deserialize)]
 struct RowView {
+    warehouse: String,
+    on_hand: u64,
+    reserved: u64,
+    allocated: u64,
     available: u64,
 }
 
@@ -938,8 +1511,10 @@ async fn check(shared: &Shared, tally: &mut Tally) -> Result<Check, LoadgenError
     // Requests that got no answer may or may not have taken effect.
     let in_doubt = tally.errors.get("io").copied().unwrap_or(0)
         + tally.errors.get("malformed_response").copied().unwrap_or(0);
+    let journey = o.mode == Mode::Journey;
     let mut problems = Vec::new();
     let mut skus = Vec::new();
+    let mut rows = Vec::new();
     for (i, sku) in shared.skus.iter().enumerate() {
         let r = conn
             .request("GET", &format!("/v1/skus/{sku}/stock"), None)
@@ -956,10 +1531,47 @@ async fn check(shared: &Shared, tally: &mut Tally) -> Result<Check, LoadgenError
             allocated: v.allocated,
             available: v.available,
             sold_out_seen: shared.sold_out_seen[i].load(Ordering::Relaxed),
+            shipped: shared.rows[i]
+                .iter()
+                .map(|r| r.shipped.load(Ordering::Relaxed))
+                .sum(),
+            restocked: shared.rows[i]
+                .iter()
+                .map(|r| r.restocked.load(Ordering::Relaxed))
+                .sum(),
         };
         let committed = c.reserved.saturating_add(c.allocated);
-        if c.on_hand != c.stock {
-            problems.push(format!("{sku}: on_hand {} != stock {}", c.on_hand, c.stock));
+        // Only shipments and restocks move on hand; a journey request left
+        // without an answer may have done either.
+        let expected_on_hand = c
+            .stock
+            .checked_add(c.restocked)
+            .and_then(|n| n.checked_sub(c.shipped));
+        if (in_doubt == 0 || !journey) && Some(c.on_hand) != expected_on_hand {
+            problems.push(format!(
+                "{sku}: on_hand {} != stock {} - shipped {} + restocked {}",
+                c.on_hand, c.stock, c.shipped, c.restocked
+            ));
+        }
+        if journey {
+            for (w, wh) in shared.warehouses.iter().enumerate() {
+                let t = &shared.rows[i][w];
+                let server = v.warehouses.iter().find(|r| r.warehouse == *wh);
+                let r = RowCheck {
+                    sku: sku.clone(),
+                    warehouse: wh.clone(),
+                    initial: row_stock(o.stock, o.warehouses as u64, w as u64),
+                    shipped: t.shipped.load(Ordering::Relaxed),
+                    restocked: t.restocked.load(Ordering::Relaxed),
+                    expected_reserved: t.held.load(Ordering::Relaxed),
+                    expected_allocated: t.allocated.load(Ordering::Relaxed),
+                    on_hand: server.map_or(0, |r| r.on_hand),
+                    reserved: server.map_or(0, |r| r.reserved),
+                    allocated: server.map_or(0, |r| r.allocated),
+                };
+                problems.extend(r.problems(in_doubt == 0));
+                rows.push(r);
+            }
         }
         if committed > c.on_hand {
             problems.push(format!(
@@ -982,10 +1594,11 @@ async fn check(shared: &Shared, tally: &mut Tally) -> Result<Check, LoadgenError
                 c.acknowledged
             ));
         }
-        // Without cancels nothing comes back, so a refusal for lack of
-        // stock means no warehouse has one request's worth left.
+        // Without cancels or returns nothing comes back, so a refusal for
+        // lack of stock means no warehouse has one request's worth left.
         let most = v.warehouses.iter().map(|r| r.available).max().unwrap_or(0);
-        if c.sold_out_seen && o.cancel_share == 0.0 && most >= o.qty {
+        let nothing_back = o.cancel_share == 0.0 && (!journey || o.return_share == 0.0);
+        if c.sold_out_seen && nothing_back && most >= o.qty {
             problems.push(format!(
                 "{sku}: refused as sold out but a warehouse still has {most} available"
             ));
@@ -998,5 +1611,91 @@ async fn check(shared: &Shared, tally: &mut Tally) -> Result<Check, LoadgenError
         problems,
         sold_out,
         skus,
+        rows,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> RowCheck {
+        RowCheck {
+            sku: "s0".into(),
+            warehouse: "w0".into(),
+            initial: 10,
+            shipped: 4,
+            restocked: 1,
+            expected_reserved: 2,
+            expected_allocated: 3,
+            on_hand: 7,
+            reserved: 2,
+            allocated: 3,
+        }
+    }
+
+    #[test]
+    fn a_row_that_adds_up_has_no_problem() {
+        assert_eq!(row().problems(true), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_mismatch_of_a_row_is_a_problem() {
+        let on_hand = RowCheck {
+            on_hand: 8,
+            ..row()
+        };
+        let p = on_hand.problems(true);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("on_hand 8 != initial 10 - shipped 4 + restocked 1"));
+        let allocated = RowCheck {
+            expected_allocated: 2,
+            ..row()
+        };
+        assert!(allocated.problems(true)[0].contains("allocated 3 != 2"));
+        let reserved = RowCheck {
+            expected_reserved: 0,
+            ..row()
+        };
+        assert!(reserved.problems(true)[0].contains("reserved 2 != 0"));
+        // Without exact knowledge, only oversell counts.
+        assert!(on_hand.problems(false).is_empty());
+    }
+
+    #[test]
+    fn oversell_is_a_problem_even_when_in_doubt() {
+        let over = RowCheck {
+            reserved: 5,
+            allocated: 3,
+            ..row()
+        };
+        assert!(over.problems(false)[0].contains("OVERSOLD: reserved 5 + allocated 3 > on_hand 7"));
+        let shipped_too_much = RowCheck {
+            shipped: 12,
+            on_hand: 0,
+            reserved: 0,
+            allocated: 0,
+            ..row()
+        };
+        assert!(shipped_too_much.problems(false)[0].contains("OVERSOLD: 12 units shipped of 10"));
+    }
+
+    #[test]
+    fn journey_shares_are_bounded() {
+        let mut o = Options::new("http://127.0.0.1:1");
+        o.mode = Mode::Journey;
+        assert_eq!(o.return_share, 0.1);
+        o.cancel_share = 0.5;
+        o.return_share = 0.5;
+        assert!(o.check().is_ok());
+        o.return_share = 0.51;
+        assert!(o.check().unwrap_err().contains("cannot exceed 1"));
+        o.cancel_share = 0.0;
+        o.return_share = 1.01;
+        assert!(o.check().unwrap_err().contains("--return-share"));
+        o.return_share = 1.0;
+        assert!(o.check().is_ok());
+        o.return_share = -0.01;
+        assert!(o.check().is_err());
+    }
 }

@@ -126,3 +126,93 @@ async fn feed_subscribers_see_every_change_in_order() {
         "each change reaches its SKU's followers: {f:?}"
     );
 }
+
+#[tokio::test]
+async fn journeys_ship_cancel_and_return_with_exact_row_accounting() {
+    let srv = Srv::start();
+    let mut o = opts(&srv, Mode::Journey);
+    o.run_id = Some("j1".into());
+    o.skus = 3;
+    o.hot_share = 0.5;
+    o.warehouses = 2;
+    o.stock = 1000;
+    o.cancel_share = 0.2;
+    o.return_share = 0.3;
+    o.requests = 50; // journeys
+    let r = loadgen::run(o).await.unwrap();
+    assert!(r.check.ok, "{}", r.table());
+    let j = r.journeys.clone().unwrap();
+    assert_eq!((j.started, j.stopped), (50, 0), "{}", r.table());
+    assert_eq!(j.delivered + j.cancelled + j.returned, 50);
+    assert!(j.cancelled > 0 && j.returned > 0, "{j:?}");
+    let step = |name: &str| {
+        let s = r.steps.iter().find(|s| s.step == name).unwrap();
+        assert_eq!(s.requests, s.ok, "{}", r.table());
+        s.ok
+    };
+    let paid = 50 - j.cancelled;
+    assert_eq!((step("hold"), step("order")), (50, 50));
+    assert_eq!(step("cancel"), j.cancelled);
+    assert_eq!((step("authorize"), step("capture")), (paid, paid));
+    // One unit per order: one shipment each.
+    assert_eq!(
+        (step("accept"), step("ship"), step("deliver")),
+        (paid, paid, paid)
+    );
+    assert_eq!((step("return"), step("receive")), (j.returned, j.returned));
+    let sent: u64 = r.steps.iter().map(|s| s.requests).sum();
+    assert_eq!(sent, r.requests);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+
+    // Every row: on hand moved by exactly what shipped and came back,
+    // nothing left allocated or reserved once every journey finished.
+    assert_eq!(r.check.rows.len(), 6);
+    for row in &r.check.rows {
+        assert_eq!(row.on_hand, row.initial - row.shipped + row.restocked);
+        assert_eq!((row.allocated, row.reserved), (0, 0), "{row:?}");
+    }
+    let shipped: u64 = r.check.rows.iter().map(|x| x.shipped).sum();
+    let restocked: u64 = r.check.rows.iter().map(|x| x.restocked).sum();
+    assert_eq!((shipped, restocked), (paid, j.returned));
+    let (_, stock) = srv.get(&format!("/v1/skus/{}/stock", "j1-s0")).await;
+    let s0 = r.check.skus.iter().find(|c| c.sku == "j1-s0").unwrap();
+    assert_eq!(stock["on_hand"], 1000 - s0.shipped + s0.restocked);
+
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["journeys"]["started"], 50);
+    assert_eq!(json["steps"][0]["step"], "hold");
+    assert!(json["steps"][6]["per_s"].as_f64().unwrap() > 0.0);
+    assert!(r.table().contains("journeys 50: delivered"));
+    assert!(r.table().contains("oversell check: OK"));
+}
+
+#[tokio::test]
+async fn journeys_that_sell_out_stop_at_the_hold_and_never_oversell() {
+    let srv = Srv::start();
+    let mut o = opts(&srv, Mode::Journey);
+    o.warehouses = 2;
+    o.stock = 20;
+    o.return_share = 0.0;
+    o.requests = 50;
+    let r = loadgen::run(o).await.unwrap();
+    assert!(r.check.ok, "{}", r.table());
+    let j = r.journeys.clone().unwrap();
+    assert_eq!((j.delivered, j.stopped), (20, 30), "{}", r.table());
+    assert_eq!(r.errors.get("insufficient_stock"), Some(&30));
+    assert_eq!(r.check.sold_out, 1);
+    for row in &r.check.rows {
+        assert_eq!((row.on_hand, row.shipped), (0, 10), "{row:?}");
+    }
+}
+
+#[tokio::test]
+async fn journey_shares_beyond_one_are_refused() {
+    let srv = Srv::start();
+    let mut o = opts(&srv, Mode::Journey);
+    o.cancel_share = 0.6;
+    o.return_share = 0.5;
+    assert!(matches!(
+        loadgen::run(o).await,
+        Err(loadgen::LoadgenError::Options(_))
+    ));
+}
