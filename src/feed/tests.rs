@@ -1103,3 +1103,36 @@ fn lifecycle_events_of_an_unknown_order_make_no_status_change() {
         .collect();
     assert_eq!(names, ["order_released"]);
 }
+
+/// The orders' counts a snapshot's import rebuilds are the ones kept live,
+/// and an order the retention rule forgets leaves them.
+#[test]
+fn order_counts_survive_a_snapshot_and_leave_with_forgotten_orders() {
+    let projection = Projection::new();
+    let hub = hub();
+    let mut log_seq = 0;
+    for e in life_setup()
+        .into_iter()
+        .chain(life_steps().into_iter().map(|(e, _)| e))
+    {
+        log_seq += 1;
+        hub.apply_durable(&projection, log_seq, &e);
+    }
+    let live = projection.order_tally.get();
+    assert_eq!(live.placed, 2, "{live:?}");
+    let copy = Projection::new();
+    projection.export(|e| copy.import(e));
+    copy.finish_import(log_seq);
+    assert_eq!(copy.order_tally.get(), live);
+
+    // Everything closed long ago is forgotten: no order is left to count.
+    let horizon = crate::core::Horizon {
+        holds_closed_before: u64::MAX,
+        orders_closed_before: u64::MAX,
+        keys_used_before: u64::MAX,
+    };
+    let (_, orders, _) = copy.apply_retention(&horizon);
+    let left: Vec<crate::core::Order> = copy.orders.iter().map(|o| o.value().clone()).collect();
+    assert!(orders > 0, "an order was forgotten");
+    assert_eq!(copy.order_tally.get(), crate::projection::Tally::of(&left));
+}
