@@ -28,6 +28,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+mod tally;
+pub use tally::{is_open_work, Mark, OrderTally, Tally};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HoldRecord {
     pub hold: Hold,
@@ -127,6 +130,9 @@ pub struct Projection {
     pub history_horizon: AtomicU64,
     /// Open holds and orders by status, kept as records change.
     pub counts: RecordCounts,
+    /// Orders by status and open fulfilments by warehouse, kept as orders
+    /// change (the feed's `orders` snapshot and `order_counts`).
+    pub order_tally: OrderTally,
     /// Routing chains set at run time (`RoutingRulesSet`), by channel
     /// (`None`: the default chain); what config says is not here.
     pub routing_rules: RwLock<BTreeMap<Option<ChannelId>, Chain>>,
@@ -427,6 +433,7 @@ impl Projection {
                             .remove(&id.0);
                         self.unindex_fulfillments(&o);
                         decr(self.counts.order(o.status));
+                        self.order_tally.remove(&o);
                         orders += 1;
                     }
                 }
@@ -608,7 +615,9 @@ impl Projection {
             } => {
                 if let Some(old) = self.orders.insert(order.id, order.clone()) {
                     decr(self.counts.order(old.status));
+                    self.order_tally.remove(&old);
                 }
+                self.order_tally.add(order);
                 self.index_order(order.id);
                 self.index_fulfillments(order);
                 incr(self.counts.order(order.status));
@@ -634,7 +643,9 @@ impl Projection {
             | Event::ReturnSettled { order: id, .. } => {
                 if let Some(mut o) = self.orders.get_mut(id) {
                     let before = o.status;
+                    let mark = Mark::of(&o);
                     order::apply(&mut o, event);
+                    self.order_tally.moved(&mark, &Mark::of(&o));
                     if o.status != before {
                         decr(self.counts.order(before));
                         incr(self.counts.order(o.status));
@@ -711,6 +722,7 @@ impl Projection {
             SnapEntry::Order(o) => {
                 self.max_order.fetch_max(o.id.0, Ordering::AcqRel);
                 incr(self.counts.order(o.status));
+                self.order_tally.add(&o);
                 self.index_order(o.id);
                 self.index_fulfillments(&o);
                 self.orders.insert(o.id, o);

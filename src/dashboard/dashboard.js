@@ -9,6 +9,8 @@ const CONFLATE_MS = 250;
 const POINTS = 300; // one per second: five minutes of history
 const SKU_ROWS_MAX = 50;
 const ORDERS_MAX = 20;
+const PAYMENTS_WINDOW_MS = 10000; // payments per second over the last 10 s
+const FUNNEL = ["placed", "paid", "shipped", "delivered", "cancelled", "expired", "returned"];
 
 const state = {
   epoch: null,
@@ -18,6 +20,14 @@ const state = {
   orders: [], // newest first
   holdsThisSecond: 0,
   ordersThisSecond: 0,
+  // Payment messages per second of arrival, for the last
+  // PAYMENTS_WINDOW_MS: [{sec, n}], oldest first (bounded by the window,
+  // whatever the rate).
+  payments: [],
+  // Orders by status and open fulfilments by warehouse, as the server
+  // counts them (the `orders` snapshot's `counts`, then each
+  // `order_counts` message): never derived here.
+  counts: { funnel: {}, by_status: {}, by_payment_status: {}, open_fulfillments: {} },
   truncated: false,
 };
 const series = { t: [], available: [], committed: [], holds: [], orders: [] };
@@ -116,6 +126,33 @@ function setWorkload(byWarehouse) {
   }
 }
 
+// The server's order counts, exact as of the message that carried them.
+function setCounts(c) {
+  if (!c) return;
+  state.counts = c;
+  for (const id of Object.keys(c.open_fulfillments || {})) warehouse(id);
+}
+
+function paymentSeen(now) {
+  const sec = Math.floor(now / 1000);
+  const last = state.payments[state.payments.length - 1];
+  if (last && last.sec === sec) last.n += 1;
+  else state.payments.push({ sec, n: 1 });
+  forgetPayments(now);
+}
+
+function forgetPayments(now) {
+  const oldest = Math.floor((now - PAYMENTS_WINDOW_MS) / 1000);
+  while (state.payments.length > 0 && state.payments[0].sec <= oldest) state.payments.shift();
+}
+
+// Payments per second over the last PAYMENTS_WINDOW_MS.
+function paymentsRate(now) {
+  forgetPayments(now);
+  const n = state.payments.reduce((sum, b) => sum + b.n, 0);
+  return ((n * 1000) / PAYMENTS_WINDOW_MS).toFixed(1);
+}
+
 function seen(seq) {
   if (typeof seq === "number" && (state.seq === null || seq > state.seq)) state.seq = seq;
 }
@@ -157,6 +194,7 @@ function snapshot(topic, data) {
     // Exact as of this snapshot's seq: the order events after it add up.
     for (const w of state.warehouses.values()) { w.day = null; w.routed = 0; }
     setWorkload(data.workload);
+    setCounts(data.counts);
     state.orders = data.recent.slice(0, ORDERS_MAX).map((o) => ({
       id: o.id, status: o.status, lines: o.lines, shipments: o.shipments, why: why(o.routing),
     }));
@@ -196,6 +234,17 @@ function event(m) {
     }
     case "warehouse_updated":
       describe(m.warehouse);
+      break;
+    case "order_counts":
+      setCounts(m);
+      break;
+    case "payment_authorized":
+    case "payment_captured":
+    case "payment_voided":
+    case "payment_failed":
+    case "payment_refunded":
+    case "payment_expired":
+      paymentSeen(Date.now());
       break;
     case "order_status_changed": {
       const o = state.orders.find((x) => x.id === m.order_id);
@@ -295,9 +344,29 @@ function render() {
     const load = workload(w, now);
     tr.dataset.warehouse = id;
     tr.dataset.state = load.state;
-    tr.append(cell(w.name), cell(load.text, "workload"), cell(load.state, "state"), cell(t.byWarehouse.get(id) || 0, "available"));
+    tr.append(cell(w.name), cell(load.text, "workload"), cell(load.state, "state"),
+      cell(state.counts.open_fulfillments[id] || 0, "open"), cell(t.byWarehouse.get(id) || 0, "available"));
     return tr;
   }));
+
+  const funnel = state.counts.funnel || {};
+  const placed = funnel.placed || 0;
+  for (const stage of FUNNEL) {
+    const tr = document.querySelector(`#funnel tr[data-stage="${stage}"]`);
+    const n = funnel[stage] || 0;
+    tr.querySelector(".n").textContent = n;
+    tr.querySelector(".bar div").style.width = placed > 0 ? `${Math.round((100 * n) / placed)}%` : "0";
+  }
+  $("statuses").replaceChildren(...Object.entries(state.counts.by_status || {}).sort().map(([status, n]) => {
+    const chip = document.createElement("span");
+    chip.dataset.status = status;
+    const b = document.createElement("b");
+    b.className = "n";
+    b.textContent = n;
+    chip.append(`${status.replace(/_/g, " ")} `, b);
+    return chip;
+  }));
+  $("payments-rate").textContent = paymentsRate(Date.now());
 
   const obody = document.querySelector("#orders tbody");
   obody.replaceChildren(...state.orders.map((o) => {
@@ -334,6 +403,7 @@ function tick() {
   series.orders.push(state.ordersThisSecond);
   $("holds-rate").textContent = state.holdsThisSecond;
   $("orders-rate").textContent = state.ordersThisSecond;
+  $("payments-rate").textContent = paymentsRate(Date.now());
   state.holdsThisSecond = 0;
   state.ordersThisSecond = 0;
   for (const k of Object.keys(series)) if (series[k].length > POINTS) series[k].shift();

@@ -32,9 +32,9 @@ use crate::core::{Event, OrderId, SkuId, WarehouseId};
 use crate::projection::Projection;
 use crate::wire::{
     self, ChainView, FeedEvent, FulfillmentChanged, FulfillmentShipped, FulfillmentView,
-    HoldClosed, LinesCancelled, OrderView, ParcelView, PaymentChanged, ReservationView,
-    ReturnChanged, ReturnView, ServerMsg, ShipmentView, SkuRowView, StockChanged, StockView,
-    TopicSnapshot, WarehouseView,
+    HoldClosed, LinesCancelled, OrderCountsView, OrderView, ParcelView, PaymentChanged,
+    ReservationView, ReturnChanged, ReturnView, ServerMsg, ShipmentView, SkuRowView, StockChanged,
+    StockView, TopicSnapshot, WarehouseView,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -375,6 +375,7 @@ impl Hub {
         // only for events that may move it.
         let status_before = status_moved_by(event)
             .and_then(|(order, _)| projection.orders.get(&order).map(|o| o.lifecycle_status()));
+        let counts_before = projection.order_tally.changes();
         projection.apply(log_seq, event);
         match (event, before) {
             (Event::OrderPlaced { order, .. }, _) => self.workload.order_placed(projection, order),
@@ -399,7 +400,15 @@ impl Hub {
             }
             _ => {}
         }
-        let msgs = self.messages(projection, event, status_before);
+        let mut msgs = self.messages(projection, event, status_before);
+        // The orders' numbers, when the event changed them: all of them,
+        // so a client that skipped some still shows the right ones.
+        if projection.order_tally.changes() != counts_before {
+            msgs.push(Pending::new(
+                vec!["orders".into()],
+                FeedEvent::OrderCounts(OrderCountsView::from(&projection.order_tally.get())),
+            ));
+        }
         if !msgs.is_empty() {
             self.publish(log_seq, msgs);
         }
@@ -630,6 +639,7 @@ impl Hub {
                         .map(|o| OrderView::from(o.value()))
                         .collect(),
                     workload: self.workload.view(projection),
+                    counts: OrderCountsView::from(&projection.order_tally.get()),
                 }
             }
             Topic::Stock | Topic::All => {

@@ -269,12 +269,14 @@ orders,order:ord_1 - {"event":"order_created","log_seq":15,"order":{"channel":"w
 orders,order:ord_1,warehouse:w1,warehouse:w2 - {"event":"order_routed","log_seq":15,"order_id":"ord_1","seq":25,"shipments":[{"lines":[{"qty":2,"sku":"tee"}],"warehouse":"w1"},{"lines":[{"qty":1,"sku":"tee"}],"warehouse":"w2"}],"type":"event"}
 stock,sku:tee,warehouse:w1 tee@w1 {"allocated":2,"available":0,"event":"stock_changed","log_seq":15,"on_hand":3,"reserved":0,"safety_stock":1,"seq":26,"sku":"tee","sku_available":1,"type":"event","warehouse":"w1"}
 stock,sku:tee,warehouse:w2 tee@w2 {"allocated":1,"available":1,"event":"stock_changed","log_seq":15,"on_hand":2,"reserved":0,"safety_stock":0,"seq":27,"sku":"tee","sku_available":1,"type":"event","warehouse":"w2"}
-orders,order:ord_1,warehouse:w1,warehouse:w2 - {"at":4500,"event":"order_rerouted","from":["w1","w2"],"log_seq":16,"order_id":"ord_1","reason":"w1 short","routing":{"attempts":1,"candidates":[],"deciding_rule":null,"excluded":[],"rules":["enabled","nearest"],"split":"allow"},"seq":28,"shipments":[{"lines":[{"qty":1,"sku":"tee"}],"warehouse":"w1"},{"lines":[{"qty":2,"sku":"tee"}],"warehouse":"w2"}],"type":"event","workload":{"w1":{"at_capacity":false,"capacity_per_day":null,"day":"1970-01-01","routed":1},"w2":{"at_capacity":false,"capacity_per_day":null,"day":"1970-01-01","routed":1}}}
-stock,sku:tee,warehouse:w1 tee@w1 {"allocated":1,"available":1,"event":"stock_changed","log_seq":16,"on_hand":3,"reserved":0,"safety_stock":1,"seq":29,"sku":"tee","sku_available":1,"type":"event","warehouse":"w1"}
-stock,sku:tee,warehouse:w2 tee@w2 {"allocated":2,"available":0,"event":"stock_changed","log_seq":16,"on_hand":2,"reserved":0,"safety_stock":0,"seq":30,"sku":"tee","sku_available":1,"type":"event","warehouse":"w2"}
-orders,order:ord_1 - {"at":5000,"event":"order_status_changed","log_seq":17,"order_id":"ord_1","reason":"customer asked","seq":31,"status":"cancelled","type":"event","workload":{"w1":{"at_capacity":false,"capacity_per_day":null,"day":"1970-01-01","routed":0},"w2":{"at_capacity":false,"capacity_per_day":null,"day":"1970-01-01","routed":0}}}
-stock,sku:tee,warehouse:w1 tee@w1 {"allocated":0,"available":2,"event":"stock_changed","log_seq":17,"on_hand":3,"reserved":0,"safety_stock":1,"seq":32,"sku":"tee","sku_available":4,"type":"event","warehouse":"w1"}
-stock,sku:tee,warehouse:w2 tee@w2 {"allocated":0,"available":2,"event":"stock_changed","log_seq":17,"on_hand":2,"reserved":0,"safety_stock":0,"seq":33,"sku":"tee","sku_available":4,"type":"event","warehouse":"w2"}
+orders - {"by_payment_status":{"pending":1},"by_status":{"ready":1},"event":"order_counts","funnel":{"cancelled":0,"delivered":0,"expired":0,"paid":0,"placed":1,"returned":0,"shipped":0},"log_seq":15,"open_fulfillments":{},"seq":28,"type":"event"}
+orders,order:ord_1,warehouse:w1,warehouse:w2 - {"at":4500,"event":"order_rerouted","from":["w1","w2"],"log_seq":16,"order_id":"ord_1","reason":"w1 short","routing":{"attempts":1,"candidates":[],"deciding_rule":null,"excluded":[],"rules":["enabled","nearest"],"split":"allow"},"seq":29,"shipments":[{"lines":[{"qty":1,"sku":"tee"}],"warehouse":"w1"},{"lines":[{"qty":2,"sku":"tee"}],"warehouse":"w2"}],"type":"event","workload":{"w1":{"at_capacity":false,"capacity_per_day":null,"day":"1970-01-01","routed":1},"w2":{"at_capacity":false,"capacity_per_day":null,"day":"1970-01-01","routed":1}}}
+stock,sku:tee,warehouse:w1 tee@w1 {"allocated":1,"available":1,"event":"stock_changed","log_seq":16,"on_hand":3,"reserved":0,"safety_stock":1,"seq":30,"sku":"tee","sku_available":1,"type":"event","warehouse":"w1"}
+stock,sku:tee,warehouse:w2 tee@w2 {"allocated":2,"available":0,"event":"stock_changed","log_seq":16,"on_hand":2,"reserved":0,"safety_stock":0,"seq":31,"sku":"tee","sku_available":1,"type":"event","warehouse":"w2"}
+orders,order:ord_1 - {"at":5000,"event":"order_status_changed","log_seq":17,"order_id":"ord_1","reason":"customer asked","seq":32,"status":"cancelled","type":"event","workload":{"w1":{"at_capacity":false,"capacity_per_day":null,"day":"1970-01-01","routed":0},"w2":{"at_capacity":false,"capacity_per_day":null,"day":"1970-01-01","routed":0}}}
+stock,sku:tee,warehouse:w1 tee@w1 {"allocated":0,"available":2,"event":"stock_changed","log_seq":17,"on_hand":3,"reserved":0,"safety_stock":1,"seq":33,"sku":"tee","sku_available":4,"type":"event","warehouse":"w1"}
+stock,sku:tee,warehouse:w2 tee@w2 {"allocated":0,"available":2,"event":"stock_changed","log_seq":17,"on_hand":2,"reserved":0,"safety_stock":0,"seq":34,"sku":"tee","sku_available":4,"type":"event","warehouse":"w2"}
+orders - {"by_payment_status":{"pending":1},"by_status":{"cancelled":1},"event":"order_counts","funnel":{"cancelled":1,"delivered":0,"expired":0,"paid":0,"placed":1,"returned":0,"shipped":0},"log_seq":17,"open_fulfillments":{},"seq":35,"type":"event"}
 "#;
 
 #[test]
@@ -309,7 +311,7 @@ warehouse:w1 {"stock":[{"allocated":1,"available":1,"on_hand":3,"reserved":0,"sa
 warehouse:nope {"stock":[],"truncated":false,"warehouse":null}
 order:ord_1 {"order":{"channel":"web","created_at":4000,"currency":null,"customer_id":"c1","fulfillments":[],"hold_reason":null,"id":"ord_1","items":[{"cancelled":0,"delivered":0,"ordered":3,"returned":0,"shipped":0,"sku":"tee"}],"lines":[{"qty":2,"reservation_id":"res_1","sku":"tee"},{"qty":1,"sku":"tee"}],"pay_by":null,"payment_required":false,"payment_status":"pending","returns":[],"routing":{"attempts":1,"candidates":[],"deciding_rule":null,"excluded":[],"rules":["enabled","nearest"],"split":"allow"},"ship_to":{"country":"DE","lat":50.5,"lon":8.25},"shipments":[{"lines":[{"qty":1,"sku":"tee"}],"warehouse":"w1"},{"lines":[{"qty":2,"sku":"tee"}],"warehouse":"w2"}],"status":"ready","totals":null,"updated_at":4500}}
 order:ord_9 {"order":null}
-orders {"recent":[{"channel":"web","created_at":4000,"currency":null,"customer_id":"c1","fulfillments":[],"hold_reason":null,"id":"ord_1","items":[{"cancelled":0,"delivered":0,"ordered":3,"returned":0,"shipped":0,"sku":"tee"}],"lines":[{"qty":2,"reservation_id":"res_1","sku":"tee"},{"qty":1,"sku":"tee"}],"pay_by":null,"payment_required":false,"payment_status":"pending","returns":[],"routing":{"attempts":1,"candidates":[],"deciding_rule":null,"excluded":[],"rules":["enabled","nearest"],"split":"allow"},"ship_to":{"country":"DE","lat":50.5,"lon":8.25},"shipments":[{"lines":[{"qty":1,"sku":"tee"}],"warehouse":"w1"},{"lines":[{"qty":2,"sku":"tee"}],"warehouse":"w2"}],"status":"ready","totals":null,"updated_at":4500}],"workload":{"w1":{"at_capacity":false,"capacity_per_day":null,"day":"1970-01-01","routed":1},"w2":{"at_capacity":false,"capacity_per_day":null,"day":"1970-01-01","routed":1}}}
+orders {"counts":{"by_payment_status":{"pending":1},"by_status":{"ready":1},"funnel":{"cancelled":0,"delivered":0,"expired":0,"paid":0,"placed":1,"returned":0,"shipped":0},"open_fulfillments":{}},"recent":[{"channel":"web","created_at":4000,"currency":null,"customer_id":"c1","fulfillments":[],"hold_reason":null,"id":"ord_1","items":[{"cancelled":0,"delivered":0,"ordered":3,"returned":0,"shipped":0,"sku":"tee"}],"lines":[{"qty":2,"reservation_id":"res_1","sku":"tee"},{"qty":1,"sku":"tee"}],"pay_by":null,"payment_required":false,"payment_status":"pending","returns":[],"routing":{"attempts":1,"candidates":[],"deciding_rule":null,"excluded":[],"rules":["enabled","nearest"],"split":"allow"},"ship_to":{"country":"DE","lat":50.5,"lon":8.25},"shipments":[{"lines":[{"qty":1,"sku":"tee"}],"warehouse":"w1"},{"lines":[{"qty":2,"sku":"tee"}],"warehouse":"w2"}],"status":"ready","totals":null,"updated_at":4500}],"workload":{"w1":{"at_capacity":false,"capacity_per_day":null,"day":"1970-01-01","routed":1},"w2":{"at_capacity":false,"capacity_per_day":null,"day":"1970-01-01","routed":1}}}
 stock {"skus":[{"allocated":3,"available":1,"name":"Tee","on_hand":5,"per_customer_limit":5,"reserved":0,"safety_stock":1,"sku":"tee","warehouses":[{"allocated":1,"available":1,"on_hand":3,"reserved":0,"safety_stock":1,"warehouse":"w1"},{"allocated":2,"available":0,"on_hand":2,"reserved":0,"safety_stock":0,"warehouse":"w2"}]}],"truncated":false,"warehouses":[{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w1","location":{"lat":52.5,"lon":13.25},"name":"Berlin","priority":1,"shipping_cost":null},{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w2","location":{"lat":48.75,"lon":2.5},"name":"Paris","priority":2,"shipping_cost":null}]}
 all {"skus":[{"allocated":3,"available":1,"name":"Tee","on_hand":5,"per_customer_limit":5,"reserved":0,"safety_stock":1,"sku":"tee","warehouses":[{"allocated":1,"available":1,"on_hand":3,"reserved":0,"safety_stock":1,"warehouse":"w1"},{"allocated":2,"available":0,"on_hand":2,"reserved":0,"safety_stock":0,"warehouse":"w2"}]}],"truncated":false,"warehouses":[{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w1","location":{"lat":52.5,"lon":13.25},"name":"Berlin","priority":1,"shipping_cost":null},{"capacity_per_day":null,"channels":[],"countries":[],"cutoff":null,"enabled":true,"id":"w2","location":{"lat":48.75,"lon":2.5},"name":"Paris","priority":2,"shipping_cost":null}]}
 holds {}
@@ -845,7 +847,43 @@ fn lifecycle_events_make_typed_messages_and_a_status_change_only_on_a_change() {
     let mut statuses = Vec::new();
     for (event, want) in life_steps() {
         log_seq += 1;
-        let got = fed(&hub, &projection, log_seq, &event);
+        let changes = projection.order_tally.changes();
+        let mut got = fed(&hub, &projection, log_seq, &event);
+        // The orders' numbers: last, only when they changed, and the sums
+        // over every order as the read model has them now.
+        let counts = match got.last() {
+            Some((_, v)) if v["event"] == "order_counts" => got.pop(),
+            _ => None,
+        };
+        assert_eq!(
+            counts.is_some(),
+            projection.order_tally.changes() != changes,
+            "after {}",
+            event.kind()
+        );
+        let orders: Vec<crate::core::Order> = projection
+            .orders
+            .iter()
+            .map(|o| o.value().clone())
+            .collect();
+        let fresh = crate::projection::Tally::of(&orders);
+        assert_eq!(
+            projection.order_tally.get(),
+            fresh,
+            "after {}",
+            event.kind()
+        );
+        if let Some((topics, mut v)) = counts {
+            assert_eq!(topics, "orders");
+            let o = v.as_object_mut().unwrap();
+            for k in ["type", "event", "seq", "log_seq", "t_us"] {
+                o.remove(k);
+            }
+            assert_eq!(
+                v,
+                serde_json::to_value(crate::wire::OrderCountsView::from(&fresh)).unwrap()
+            );
+        }
         let names: Vec<(&str, &str)> = got
             .iter()
             .map(|(t, v)| (t.as_str(), v["event"].as_str().unwrap()))
@@ -868,6 +906,20 @@ fn lifecycle_events_make_typed_messages_and_a_status_change_only_on_a_change() {
             }
         }
     }
+    // The whole life, counted: one order paid, shipped, delivered and
+    // partly returned, one expired unpaid.
+    let t = projection.order_tally.get();
+    assert_eq!(
+        (t.placed, t.paid, t.shipped, t.delivered),
+        (2, 1, 1, 1),
+        "{t:?}"
+    );
+    assert_eq!((t.cancelled, t.expired, t.returned), (0, 1, 1), "{t:?}");
+    assert_eq!(
+        t.by_status,
+        [("cancelled", 1), ("partially_returned", 1)].into()
+    );
+    assert!(t.open_fulfillments.is_empty(), "{t:?}");
     let statuses: Vec<(&str, &str, u64)> = statuses
         .iter()
         .map(|(s, r, at)| (s.as_str(), r.as_str(), *at))
@@ -1050,4 +1102,37 @@ fn lifecycle_events_of_an_unknown_order_make_no_status_change() {
         .map(|(_, v)| v["event"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["order_released"]);
+}
+
+/// The orders' counts a snapshot's import rebuilds are the ones kept live,
+/// and an order the retention rule forgets leaves them.
+#[test]
+fn order_counts_survive_a_snapshot_and_leave_with_forgotten_orders() {
+    let projection = Projection::new();
+    let hub = hub();
+    let mut log_seq = 0;
+    for e in life_setup()
+        .into_iter()
+        .chain(life_steps().into_iter().map(|(e, _)| e))
+    {
+        log_seq += 1;
+        hub.apply_durable(&projection, log_seq, &e);
+    }
+    let live = projection.order_tally.get();
+    assert_eq!(live.placed, 2, "{live:?}");
+    let copy = Projection::new();
+    projection.export(|e| copy.import(e));
+    copy.finish_import(log_seq);
+    assert_eq!(copy.order_tally.get(), live);
+
+    // Everything closed long ago is forgotten: no order is left to count.
+    let horizon = crate::core::Horizon {
+        holds_closed_before: u64::MAX,
+        orders_closed_before: u64::MAX,
+        keys_used_before: u64::MAX,
+    };
+    let (_, orders, _) = copy.apply_retention(&horizon);
+    let left: Vec<crate::core::Order> = copy.orders.iter().map(|o| o.value().clone()).collect();
+    assert!(orders > 0, "an order was forgotten");
+    assert_eq!(copy.order_tally.get(), crate::projection::Tally::of(&left));
 }

@@ -167,6 +167,10 @@ pub enum FeedEvent {
     ReturnReceived(ReturnChanged),
     ReturnClosed(ReturnChanged),
     ReturnDeclined(ReturnChanged),
+    /// Orders by status and each warehouse's open fulfilments after an
+    /// event that changed them (on `orders`, after that event's other
+    /// messages): the numbers of the `orders` snapshot's `counts`.
+    OrderCounts(OrderCountsView),
 }
 
 impl FeedEvent {
@@ -330,6 +334,10 @@ pub enum TopicSnapshot {
     Orders {
         recent: Vec<OrderView>,
         workload: BTreeMap<String, WorkloadView>,
+        /// Every order the server holds, by status, and each warehouse's
+        /// open fulfilments (an `order_counts` message has the new
+        /// numbers after each change).
+        counts: OrderCountsView,
     },
     /// `stock` and `all`.
     Stock {
@@ -344,6 +352,66 @@ pub enum TopicSnapshot {
     Routing {
         runtime: BTreeMap<String, ChainView>,
     },
+}
+
+/// How far orders got, and where they left. An order counts once in each
+/// stage it reached, so `placed ≥ shipped ≥ delivered`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FunnelView {
+    /// Every order the server holds.
+    pub placed: u64,
+    /// Some money captured (refunds included).
+    pub paid: u64,
+    /// Some unit shipped.
+    pub shipped: u64,
+    /// Some unit delivered.
+    pub delivered: u64,
+    /// Cancelled as a whole, on request.
+    pub cancelled: u64,
+    /// Cancelled because they stayed unpaid (`payment_status` `expired`).
+    pub expired: u64,
+    /// Some shipped units came back (`partially_returned`, `returned`).
+    pub returned: u64,
+}
+
+/// Orders by status and each warehouse's open fulfilments, counted as
+/// orders change (never by a scan). Zero counts are left out of the maps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct OrderCountsView {
+    pub funnel: FunnelView,
+    /// Orders by `status` (as `OrderView.status`).
+    pub by_status: BTreeMap<String, u64>,
+    /// Orders by `payment_status`.
+    pub by_payment_status: BTreeMap<String, u64>,
+    /// By warehouse id: its fulfilments still to ship (pending, accepted,
+    /// picked, packed or partially shipped).
+    pub open_fulfillments: BTreeMap<String, u64>,
+}
+
+impl From<&crate::projection::Tally> for OrderCountsView {
+    fn from(t: &crate::projection::Tally) -> Self {
+        let names = |m: &BTreeMap<&'static str, u64>| {
+            m.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+        };
+        Self {
+            funnel: FunnelView {
+                placed: t.placed,
+                paid: t.paid,
+                shipped: t.shipped,
+                delivered: t.delivered,
+                cancelled: t.cancelled,
+                expired: t.expired,
+                returned: t.returned,
+            },
+            by_status: names(&t.by_status),
+            by_payment_status: names(&t.by_payment_status),
+            open_fulfillments: t
+                .open_fulfillments
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        }
+    }
 }
 
 /// `GET /v1/feed/stats`.

@@ -66,7 +66,7 @@ pub mod routing;
 pub mod stock;
 pub mod warehouse;
 
-pub use feed::{FeedEvent, FeedStats, ServerMsg, TopicSnapshot};
+pub use feed::{FeedEvent, FeedStats, FunnelView, OrderCountsView, ServerMsg, TopicSnapshot};
 pub use hold::{HoldClosed, ReservationView};
 pub use lifecycle::{
     CancelledLineView, FulfillmentChanged, FulfillmentLineView, FulfillmentPageView,

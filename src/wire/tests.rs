@@ -923,6 +923,11 @@ fn lifecycle_feed_events() {
             json!({"event": "order_status_changed", "order_id": "ord_3", "status": "shipped",
                    "reason": "fulfillment_shipped", "at": 16}),
         ),
+        (FeedEvent::OrderCounts(counts()), {
+            let mut j = counts_json();
+            j["event"] = json!("order_counts");
+            j
+        }),
     ];
     // Each matches the documented schema (the OpenAPI document's
     // `FeedEvent`, from the derives).
@@ -967,9 +972,11 @@ fn topic_snapshots() {
             TopicSnapshot::Orders {
                 recent: vec![o.clone()],
                 workload: [("w1".to_owned(), WorkloadView::new(20_420, 3, Some(3)))].into(),
+                counts: counts(),
             },
             json!({"recent": [value(&o)], "workload": {"w1": {
-                "day": "2025-11-28", "routed": 3, "capacity_per_day": 3, "at_capacity": true}}}),
+                "day": "2025-11-28", "routed": 3, "capacity_per_day": 3, "at_capacity": true}},
+                "counts": counts_json()}),
         ),
         (
             TopicSnapshot::Stock {
@@ -1036,4 +1043,32 @@ fn a_workload_day_is_a_local_date() {
         value(&unlimited),
         json!({"day": "1970-01-01", "routed": 1_000_000, "capacity_per_day": null, "at_capacity": false})
     );
+}
+
+/// Order counts as the read model keeps them, and their JSON.
+fn counts() -> crate::wire::OrderCountsView {
+    crate::wire::OrderCountsView {
+        funnel: crate::wire::FunnelView {
+            placed: 4,
+            paid: 2,
+            shipped: 1,
+            delivered: 1,
+            cancelled: 1,
+            expired: 0,
+            returned: 0,
+        },
+        by_status: [("delivered".to_owned(), 1), ("ready".to_owned(), 2)].into(),
+        by_payment_status: [("captured".to_owned(), 2), ("pending".to_owned(), 1)].into(),
+        open_fulfillments: [("w1".to_owned(), 2)].into(),
+    }
+}
+
+fn counts_json() -> Value {
+    json!({
+        "funnel": {"placed": 4, "paid": 2, "shipped": 1, "delivered": 1,
+                   "cancelled": 1, "expired": 0, "returned": 0},
+        "by_status": {"delivered": 1, "ready": 2},
+        "by_payment_status": {"captured": 2, "pending": 1},
+        "open_fulfillments": {"w1": 2}
+    })
 }

@@ -149,16 +149,27 @@ impl Page {
     /// Polls the DOM until `selector` shows `want` (the page updates on its
     /// own schedule; this waits for it, bounded).
     async fn shows(&mut self, selector: &str, want: &str) -> Result<(), String> {
+        self.shows_that(selector, want, |t| t == want).await
+    }
+
+    /// Polls the DOM until `selector` shows a text that `ok` accepts
+    /// (`what` says which, for the error).
+    async fn shows_that(
+        &mut self,
+        selector: &str,
+        what: &str,
+        ok: impl Fn(&str) -> bool,
+    ) -> Result<(), String> {
         let start = Instant::now();
         let mut last = None;
         while start.elapsed() < WAIT {
             last = self.text(selector).await;
-            if last.as_deref() == Some(want) {
+            if last.as_deref().is_some_and(&ok) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(format!("{selector} shows {last:?}, not {want:?}"))
+        Err(format!("{selector} shows {last:?}, not {what:?}"))
     }
 }
 
@@ -411,4 +422,185 @@ async fn the_dashboard_shows_each_warehouse_workload_against_its_capacity() {
     page.shows(&format!("{far_row} td.state"), "disabled")
         .await
         .unwrap();
+}
+
+/// A priced order of one tee from `w1`: its id and its fulfilment's.
+async fn tee_order(srv: &Srv) -> (String, String) {
+    let (s, o) = srv
+        .post(
+            "/v1/orders",
+            json!({"channel": "web", "customer_id": "c1", "currency": "EUR",
+                   "ship_to": {"lat": 50.0, "lon": 8.0, "country": "DE"},
+                   "lines": [{"sku": "tee", "qty": 1, "unit_price": 1500}]}),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{o}");
+    (
+        o["id"].as_str().unwrap().to_owned(),
+        o["fulfillments"][0]["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// POSTs `body` to `path` and expects 200.
+async fn ok(srv: &Srv, path: &str, body: Value) -> Value {
+    let (s, b) = srv.post(path, body).await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{path}: {b}");
+    b
+}
+
+/// The order funnel, each warehouse's open fulfilments and payments per
+/// second: from the server when the page opens, live as an order is paid,
+/// accepted, shipped and delivered, and the same after a reload.
+#[tokio::test]
+async fn the_dashboard_shows_the_order_funnel_and_open_fulfilments() {
+    let Some(bin) = chromium_or_skip("the_dashboard_shows_the_order_funnel_and_open_fulfilments")
+    else {
+        return;
+    };
+    let srv = Srv::start();
+    srv.warehouse("w1", 1).await;
+    srv.sku("tee", None, &[("w1", 10)]).await;
+    // Before the page opens: one order to follow, one cancelled.
+    let (id, f) = tee_order(&srv).await;
+    let (gone, _) = tee_order(&srv).await;
+    ok(&srv, &format!("/v1/orders/{gone}/cancel"), json!({})).await;
+
+    let (_browser, port) = launch(&bin);
+    let mut page = Page::open(port).await;
+    page.call("Page.navigate", json!({"url": srv.url("/")}))
+        .await;
+    let stage = |s: &str| format!(r#"#funnel tr[data-stage="{s}"] td.n"#);
+    let status = |s: &str| format!(r#"#statuses [data-status="{s}"] .n"#);
+    let open = r#"#warehouses tr[data-warehouse="w1"] td.open"#;
+    page.shows("#conn", "live").await.unwrap();
+    for (s, n) in [
+        ("placed", "2"),
+        ("paid", "0"),
+        ("shipped", "0"),
+        ("delivered", "0"),
+        ("cancelled", "1"),
+        ("expired", "0"),
+        ("returned", "0"),
+    ] {
+        page.shows(&stage(s), n).await.unwrap();
+    }
+    page.shows(open, "1").await.unwrap();
+    page.shows(&status("ready"), "1").await.unwrap();
+    page.shows("#payments-rate", "0.0").await.unwrap();
+
+    // Live: paid, accepted, shipped, delivered.
+    let pay = format!("/v1/orders/{id}/payments");
+    ok(
+        &srv,
+        &pay,
+        json!({"kind": "authorize", "amount": 1500, "reference": "psp-a"}),
+    )
+    .await;
+    ok(
+        &srv,
+        &pay,
+        json!({"kind": "capture", "amount": 1500, "reference": "psp-c"}),
+    )
+    .await;
+    page.shows(&stage("paid"), "1").await.unwrap();
+    page.shows_that("#payments-rate", "above 0", |t| {
+        t.parse::<f64>().is_ok_and(|r| r > 0.0)
+    })
+    .await
+    .unwrap();
+    ok(&srv, &format!("/v1/fulfillments/{f}/accept"), json!({})).await;
+    page.shows(&status("in_fulfillment"), "1").await.unwrap();
+    page.shows(open, "1").await.unwrap();
+    ok(
+        &srv,
+        &format!("/v1/fulfillments/{f}/ship"),
+        json!({"carrier": "dhl", "tracking": "t-1"}),
+    )
+    .await;
+    page.shows(&stage("shipped"), "1").await.unwrap();
+    page.shows(open, "0").await.unwrap();
+    page.shows(&status("shipped"), "1").await.unwrap();
+    ok(&srv, &format!("/v1/fulfillments/{f}/deliver"), json!({})).await;
+    page.shows(&stage("delivered"), "1").await.unwrap();
+    page.shows(&status("delivered"), "1").await.unwrap();
+
+    // A reload shows the same numbers, from the server.
+    page.call("Page.reload", json!({})).await;
+    page.shows("#conn", "live").await.unwrap();
+    for (s, n) in [
+        ("placed", "2"),
+        ("paid", "1"),
+        ("shipped", "1"),
+        ("delivered", "1"),
+        ("cancelled", "1"),
+        ("expired", "0"),
+        ("returned", "0"),
+    ] {
+        page.shows(&stage(s), n).await.unwrap();
+    }
+    page.shows(open, "0").await.unwrap();
+    page.shows(&status("delivered"), "1").await.unwrap();
+    page.shows(&status("cancelled"), "1").await.unwrap();
+}
+
+/// The `counts` of an `orders` snapshot.
+async fn order_counts(srv: &Srv) -> Value {
+    let mut ws = surge::feedclient::connect(&srv.url(""), "topics=orders")
+        .await
+        .unwrap();
+    loop {
+        let m = tokio::time::timeout(WAIT, surge::feedclient::next_json(&mut ws))
+            .await
+            .expect("a feed message in time")
+            .unwrap()
+            .expect("the connection is open");
+        if m["type"] == "snapshot" {
+            return m["data"]["counts"].clone();
+        }
+    }
+}
+
+/// The counts the `orders` snapshot carries are the ones a restart (a
+/// snapshot of the read model, then replay of the log after it) rebuilds.
+#[tokio::test]
+async fn order_counts_are_the_same_after_a_restart() {
+    let srv = Srv::start_with(|c| c.snapshot_every_events = 5);
+    srv.warehouse("w1", 1).await;
+    srv.warehouse("w2", 2).await;
+    srv.sku("tee", None, &[("w1", 10)]).await;
+    let (a, fa) = tee_order(&srv).await;
+    let (_, _) = tee_order(&srv).await;
+    let (c, _) = tee_order(&srv).await;
+    let (_, fd) = tee_order(&srv).await;
+    let pay = format!("/v1/orders/{a}/payments");
+    ok(
+        &srv,
+        &pay,
+        json!({"kind": "authorize", "amount": 1500, "reference": "a"}),
+    )
+    .await;
+    ok(
+        &srv,
+        &pay,
+        json!({"kind": "capture", "amount": 1500, "reference": "c"}),
+    )
+    .await;
+    for step in ["accept", "ship"] {
+        let body = json!({"carrier": "dhl", "tracking": "t-1"});
+        let body = if step == "ship" { body } else { json!({}) };
+        ok(&srv, &format!("/v1/fulfillments/{fa}/{step}"), body).await;
+    }
+    ok(&srv, &format!("/v1/fulfillments/{fd}/accept"), json!({})).await;
+    ok(&srv, &format!("/v1/orders/{c}/cancel"), json!({})).await;
+
+    let want = json!({
+        "funnel": {"placed": 4, "paid": 1, "shipped": 1, "delivered": 0,
+                   "cancelled": 1, "expired": 0, "returned": 0},
+        "by_status": {"shipped": 1, "ready": 1, "in_fulfillment": 1, "cancelled": 1},
+        "by_payment_status": {"captured": 1, "pending": 3},
+        "open_fulfillments": {"w1": 2}
+    });
+    assert_eq!(order_counts(&srv).await, want);
+    let srv = srv.restart();
+    assert_eq!(order_counts(&srv).await, want, "after a restart");
 }

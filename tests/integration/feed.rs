@@ -96,7 +96,7 @@ async fn snapshot_then_every_change_in_order_without_gaps() {
     assert_eq!(s, StatusCode::CREATED);
     let placed = order(&srv, "hot", 2).await;
 
-    let msgs = until(&mut ws, |m| m["event"] == "sold_out").await;
+    let msgs = until(&mut ws, |m| m["event"] == "order_counts").await;
     let got = seqs(&msgs);
     assert_eq!(
         got.first(),
@@ -116,7 +116,8 @@ async fn snapshot_then_every_change_in_order_without_gaps() {
             "order_created",
             "order_routed",
             "stock_changed",
-            "sold_out"
+            "sold_out",
+            "order_counts"
         ]
     );
     let ev = events(&msgs);
@@ -133,7 +134,7 @@ async fn snapshot_then_every_change_in_order_without_gaps() {
     );
 
     // `all` sees the very same messages, seq for seq.
-    let everything = until(&mut all, |m| m["event"] == "sold_out").await;
+    let everything = until(&mut all, |m| m["event"] == "order_counts").await;
     assert_eq!(seqs(&everything), got);
     assert_eq!(head(&srv).await, *got.last().unwrap());
 }
