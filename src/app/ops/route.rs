@@ -343,6 +343,9 @@ impl Surge {
     }
 
     pub async fn simulate(&self, req: SimulateRequest) -> Result<Simulation, CmdError> {
+        // What routing would do now: after every acknowledged write (an
+        // order's stock, a chain set at run time) is in the read model.
+        self.wal.caught_up().await?;
         let mut lines: Vec<PlanLine> = Vec::with_capacity(req.lines.len());
         for line in &req.lines {
             if !self.projection.skus.contains_key(&line.sku) {
