@@ -123,12 +123,7 @@ pub fn decide_reroute(
     }
     // Still allocated as planned from: a shipment or cancellation logged
     // since the plan changed what there is to move.
-    let now_allocated = if order.life.fulfillments.is_empty() {
-        units_by_place(&order.shipments)
-    } else {
-        lifecycle::life::allocated_by_place(order)
-    };
-    if now_allocated != units_by_place(&shipments(&change.from)) {
+    if live_units(order) != units_by_place(&shipments(&change.from)) {
         // Another change to the order came in between.
         return Err(Rejection::NotReroutable { status: "changing" });
     }
@@ -160,6 +155,17 @@ pub fn decide_reroute(
         reason: change.reason,
         at: now,
     }))
+}
+
+/// The order's units not shipped or cancelled, per (warehouse, SKU): what
+/// its SKUs' allocations hold (an order without fulfilments: its
+/// shipments).
+pub fn live_units(order: &Order) -> BTreeMap<(&WarehouseId, &SkuId), u64> {
+    if order.life.fulfillments.is_empty() {
+        units_by_place(&order.shipments)
+    } else {
+        lifecycle::life::allocated_by_place(order)
+    }
 }
 
 /// Units per (warehouse, SKU): what a list of shipments sends from where.

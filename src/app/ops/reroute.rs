@@ -313,7 +313,7 @@ impl Surge {
             .iter()
             .filter(|o| {
                 o.status == OrderStatus::Placed
-                    && live_units(o).keys().any(|(w, _)| *w == warehouse)
+                    && order::live_units(o).keys().any(|(w, _)| *w == warehouse)
             })
             .map(|o| o.id)
             .collect();
@@ -356,7 +356,7 @@ impl Surge {
                 .get(&line.sku)
                 .map(|s| s.available_by_warehouse())
                 .unwrap_or_default();
-            for ((wh, _), q) in live_units(order)
+            for ((wh, _), q) in order::live_units(order)
                 .into_iter()
                 .filter(|((_, sku), _)| *sku == &line.sku)
             {
@@ -423,27 +423,13 @@ fn scopeguard(f: impl FnOnce()) -> impl Drop {
     Guard(Some(f))
 }
 
-/// The order's units not shipped or cancelled, per (warehouse, SKU).
-fn live_units(order: &Order) -> BTreeMap<(&WarehouseId, &SkuId), u64> {
-    if order.life.fulfillments.is_empty() {
-        let mut units = BTreeMap::new();
-        for s in &order.shipments {
-            for (sku, q) in &s.lines {
-                *units.entry((&s.warehouse, sku)).or_insert(0) += q;
-            }
-        }
-        return units;
-    }
-    crate::core::lifecycle::life::allocated_by_place(order)
-}
-
 /// The lines a re-route plans: per SKU, the units a warehouse outside
 /// `exclude` started on, pinned there, and the rest of the units not
 /// shipped or cancelled, free. With each, the index of the order's first
 /// line of its SKU (what a refusal names).
 fn units_to_plan(order: &Order, exclude: &[WarehouseId]) -> (Vec<PlanLine>, Vec<usize>) {
     let mut free: BTreeMap<&SkuId, u64> = BTreeMap::new();
-    for ((_, sku), q) in live_units(order) {
+    for ((_, sku), q) in order::live_units(order) {
         *free.entry(sku).or_insert(0) += q;
     }
     let first_line = |sku: &SkuId| order.lines.iter().position(|l| &l.sku == sku).unwrap_or(0);
