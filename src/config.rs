@@ -110,6 +110,32 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// `[lifecycle]`: payment before fulfilment, unpaid expiry, per channel.
     pub lifecycle: LifecycleConfig,
+    /// `[incoming]`: incoming receipts' bounds.
+    pub incoming: IncomingConfig,
+}
+
+/// `[incoming]`: how many incoming receipts a SKU keeps and lists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncomingConfig {
+    /// Open receipts per SKU at most.
+    pub open_max: usize,
+    /// Closed receipts a SKU remembers (readable); older ones are
+    /// forgotten as new ones close.
+    pub closed_kept_max: usize,
+    /// Receipts in one page of `GET /v1/stock/incoming` at most.
+    pub page_max: usize,
+}
+
+impl IncomingConfig {
+    /// The bounds a SKU's decisions check.
+    pub fn limits(&self, on_hand_max: u64) -> crate::core::sku::incoming::IncomingLimits {
+        crate::core::sku::incoming::IncomingLimits {
+            open_max: self.open_max,
+            closed_kept_max: self.closed_kept_max,
+            on_hand_max,
+        }
+    }
 }
 
 /// `[lifecycle]`: whether orders wait for payment before fulfilment and how
@@ -575,6 +601,27 @@ impl Config {
         self.validate_rate_limits()?;
         self.validate_routing()?;
         self.validate_lifecycle()?;
+        self.validate_incoming()?;
+        Ok(())
+    }
+
+    /// `[incoming]`: at least one open receipt per SKU (at most 100000, so
+    /// a SKU's receipts stay a bounded part of its snapshot) and a page of
+    /// at least one.
+    fn validate_incoming(&self) -> Result<(), ConfigError> {
+        let i = &self.incoming;
+        if !(1..=100_000).contains(&i.open_max) {
+            return Err(invalid("incoming.open_max", "must be 1 to 100000"));
+        }
+        if i.closed_kept_max > 100_000 {
+            return Err(invalid(
+                "incoming.closed_kept_max",
+                "must be at most 100000",
+            ));
+        }
+        if i.page_max == 0 {
+            return Err(invalid("incoming.page_max", "must be at least 1"));
+        }
         Ok(())
     }
 

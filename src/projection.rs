@@ -16,6 +16,7 @@
 
 use crate::core::lifecycle::{FulfillmentId, LifeTarget};
 use crate::core::routing::Chain;
+use crate::core::sku::incoming::ReceiptId;
 use crate::core::sku::FactsError;
 use crate::core::{
     order, routing, Event, HoldId, HoldStatus, Millis, Order, OrderId, OrderStatus, ReleaseReason,
@@ -136,6 +137,17 @@ pub struct Projection {
     /// Routing chains set at run time (`RoutingRulesSet`), by channel
     /// (`None`: the default chain); what config says is not here.
     pub routing_rules: RwLock<BTreeMap<Option<ChannelId>, Chain>>,
+    /// Idempotency keys of incoming receipts the SKUs still keep (a key
+    /// goes with its receipt, so snapshots keep it in the receipt).
+    pub incoming_keys: DashMap<String, IncomingKey, ClientKeys>,
+}
+
+/// What an idempotency key of `POST /v1/stock/incoming` created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingKey {
+    pub request_hash: [u8; 32],
+    pub receipt: ReceiptId,
+    pub at: Millis,
 }
 
 /// Records by status, counted as the read model changes (for `/metrics`,
@@ -570,7 +582,41 @@ impl Projection {
             | Event::ReturnReceived { restock: None, .. }
             | Event::ReturnSettled { .. }
             | Event::LifeKeyUsed { .. } => {}
+            Event::IncomingExpected { sku, receipt } => {
+                self.apply_to_sku(sku, event);
+                if let Some(k) = &receipt.idempotency {
+                    self.remember_incoming(sku, receipt.n, k);
+                }
+            }
+            Event::IncomingReceived { sku, forget, .. } => {
+                let keys: Vec<String> = self.skus.get(sku).map_or_else(Vec::new, |s| {
+                    forget
+                        .iter()
+                        .filter_map(|n| s.incoming.receipt(*n)?.idempotency.as_ref())
+                        .map(|k| k.key.clone())
+                        .collect()
+                });
+                self.apply_to_sku(sku, event);
+                for k in keys {
+                    self.incoming_keys.remove(&k);
+                }
+            }
+            Event::LowStockSet { sku, .. } => self.apply_to_sku(sku, event),
         }
+    }
+
+    fn remember_incoming(&self, sku: &SkuId, n: u64, k: &IdempotencyRecord) {
+        self.incoming_keys.insert(
+            k.key.clone(),
+            IncomingKey {
+                request_hash: k.request_hash,
+                receipt: ReceiptId {
+                    sku: sku.clone(),
+                    n,
+                },
+                at: k.at,
+            },
+        );
     }
 
     /// The chains set at run time, by channel (`None`: the default).
@@ -604,7 +650,11 @@ impl Projection {
             Event::WarehouseUpserted { .. }
             | Event::SkuUpserted { .. }
             | Event::StockAdjusted { .. }
-            | Event::SafetyStockSet { .. } => {}
+            | Event::SafetyStockSet { .. }
+            // Their keys go with the SKU's receipts (`apply_stock`).
+            | Event::IncomingExpected { .. }
+            | Event::IncomingReceived { .. }
+            | Event::LowStockSet { .. } => {}
             Event::HoldCreated { hold, idempotency } => {
                 self.max_hold.fetch_max(hold.id.0, Ordering::AcqRel);
                 self.remember(idempotency, IdemTarget::Hold(hold.id));
@@ -708,6 +758,11 @@ impl Projection {
                 self.warehouses.insert(w.id.clone(), w);
             }
             SnapEntry::Sku(s) => {
+                for r in s.incoming.receipts() {
+                    if let Some(k) = &r.idempotency {
+                        self.remember_incoming(&s.sku, r.n, k);
+                    }
+                }
                 self.skus.insert(s.sku.clone(), s.into_numbers());
             }
             // The hold records have them.

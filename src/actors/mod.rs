@@ -53,6 +53,8 @@ pub enum CmdError {
     /// A lifecycle command refused by the order's state.
     #[error(transparent)]
     Life(#[from] crate::core::lifecycle::LifeRefusal),
+    #[error("incoming receipt {0} not found")]
+    UnknownReceipt(crate::core::sku::incoming::ReceiptId),
 }
 
 impl From<actix::MailboxError> for CmdError {

@@ -4,6 +4,7 @@
 
 use super::{after, ready, refuse, CmdError, Decided, Reply};
 use crate::clock::Clock;
+use crate::core::sku::incoming::{ExpectCmd, IncomingLimits, Receipt, ThresholdUpdate};
 use crate::core::sku::{Adjustment, LineRequest, ReserveCmd};
 use crate::core::Rejection;
 use crate::core::{
@@ -132,13 +133,24 @@ impl Actor for SkuActor {
 pub struct Upsert {
     pub name: Option<String>,
     pub per_customer_limit: Option<u64>,
+    /// Low-stock thresholds, logged in the same record.
+    pub low_stock: ThresholdUpdate,
 }
 
 impl Handler<Upsert> for SkuActor {
     type Result = Reply<()>;
     fn handle(&mut self, m: Upsert, _: &mut Context<Self>) -> Reply<()> {
-        let event = self.state.upsert(m.name, m.per_customer_limit);
-        self.commit(Ok((vec![event], ())))
+        let mut events = vec![self.state.upsert(m.name, m.per_customer_limit)];
+        events.extend(self.threshold_events(&m.low_stock));
+        self.commit(Ok((events, ())))
+    }
+}
+
+impl SkuActor {
+    /// The events that make the thresholds what `u` asks.
+    fn threshold_events(&self, u: &ThresholdUpdate) -> Vec<Event> {
+        self.state
+            .decide_thresholds(&self.state.incoming.threshold_changes(u))
     }
 }
 
@@ -148,13 +160,16 @@ impl Handler<Upsert> for SkuActor {
 pub struct Patch {
     pub name: Option<Option<String>>,
     pub per_customer_limit: Option<Option<u64>>,
+    /// Low-stock thresholds, logged in the same record.
+    pub low_stock: ThresholdUpdate,
 }
 
 impl Handler<Patch> for SkuActor {
     type Result = Reply<()>;
     fn handle(&mut self, m: Patch, _: &mut Context<Self>) -> Reply<()> {
-        let event = self.state.patch(m.name, m.per_customer_limit);
-        self.commit(Ok((vec![event], ())))
+        let mut events = vec![self.state.patch(m.name, m.per_customer_limit)];
+        events.extend(self.threshold_events(&m.low_stock));
+        self.commit(Ok((events, ())))
     }
 }
 
@@ -431,6 +446,95 @@ impl Handler<ApplyDurable> for SkuActor {
     }
 }
 
+/// A new incoming receipt; answers it once logged.
+#[derive(Message)]
+#[rtype(result = "Result<Receipt, CmdError>")]
+pub struct Expect {
+    pub cmd: ExpectCmd,
+    pub limits: IncomingLimits,
+}
+
+impl Handler<Expect> for SkuActor {
+    type Result = Reply<Receipt>;
+    fn handle(&mut self, m: Expect, _: &mut Context<Self>) -> Reply<Receipt> {
+        let decided = self.state.decide_expect(&m.cmd, m.limits).map(|e| {
+            let receipt = match &e {
+                Event::IncomingExpected { receipt, .. } => Some(receipt.clone()),
+                _ => None,
+            };
+            (vec![e], receipt)
+        });
+        match decided {
+            Ok((events, Some(receipt))) => self.commit(Ok((events, receipt))),
+            Ok(_) => ready(Err(CmdError::Unavailable)),
+            Err(r) => self.commit(Err(r.into())),
+        }
+    }
+}
+
+/// Units of an open receipt arrived; answers the receipt after.
+#[derive(Message)]
+#[rtype(result = "Result<Receipt, CmdError>")]
+pub struct Receive {
+    pub n: u64,
+    pub qty: u64,
+    pub limits: IncomingLimits,
+}
+
+impl Handler<Receive> for SkuActor {
+    type Result = Reply<Receipt>;
+    fn handle(&mut self, m: Receive, _: &mut Context<Self>) -> Reply<Receipt> {
+        let now = self.clock.now_ms();
+        let decided = self
+            .state
+            .decide_receive(m.n, m.qty, now, m.limits)
+            .map_err(CmdError::from)
+            .and_then(|e| {
+                // The receipt as the event leaves it (it may be forgotten
+                // at once if no closed receipt is kept).
+                let mut after = self
+                    .state
+                    .incoming
+                    .receipt(m.n)
+                    .cloned()
+                    .ok_or(CmdError::Unavailable)?;
+                after.received = after.received.saturating_add(m.qty);
+                if after.outstanding() == 0 {
+                    after.closed_at = Some(now);
+                }
+                Ok((vec![e], after))
+            });
+        self.commit(decided)
+    }
+}
+
+/// Low-stock thresholds of the SKU (`None`) or its rows set or cleared;
+/// only those that change are logged.
+#[derive(Message)]
+#[rtype(result = "Result<(), CmdError>")]
+pub struct SetThresholds {
+    pub changes: Vec<(Option<WarehouseId>, Option<u64>)>,
+}
+
+impl Handler<SetThresholds> for SkuActor {
+    type Result = Reply<()>;
+    fn handle(&mut self, m: SetThresholds, _: &mut Context<Self>) -> Reply<()> {
+        let events = self.state.decide_thresholds(&m.changes);
+        if events.is_empty() {
+            return refuse_none(self.wal.barrier());
+        }
+        self.commit(Ok((events, ())))
+    }
+}
+
+/// Nothing to log: answers once every event before is durable.
+fn refuse_none(barrier: Result<crate::wal::Durable, WalError>) -> Reply<()> {
+    Box::pin(async move {
+        barrier?.wait().await?;
+        Ok(())
+    })
+}
+
 /// A copy of the live state, for checks in tests and tools.
 #[derive(Message)]
 #[rtype(result = "SkuState")]
@@ -588,5 +692,8 @@ gated!(
     Extend,
     Release,
     Prepare,
-    PrepareReroute
+    PrepareReroute,
+    Expect,
+    Receive,
+    SetThresholds
 );

@@ -110,6 +110,16 @@ pub const ROUTES: &[(&str, &str, &[Allow])] = {
         ("GET", "/v1/feed", &[Feed]),
         ("GET", "/v1/feed/stats", &[Read, Feed]),
         ("GET", "/v1/openapi.json", &[AnyKey]),
+        // Incoming stock: a warehouse key announces and receives into its
+        // own warehouse only (the handler checks).
+        ("POST", "/v1/stock/incoming", &[WarehouseInBody]),
+        ("GET", "/v1/stock/incoming", &[Read]),
+        ("GET", "/v1/stock/incoming/{id}", &[Read]),
+        (
+            "POST",
+            "/v1/stock/incoming/{id}/receive",
+            &[WarehouseInBody],
+        ),
     ]
 };
 

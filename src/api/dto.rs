@@ -152,6 +152,14 @@ pub struct SkuBody {
     pub name: Option<String>,
     #[schema(minimum = 1)]
     pub per_customer_limit: Option<u64>,
+    /// `low_stock` when the SKU's total available falls to or below it;
+    /// absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_stock_threshold: Option<u64>,
+    /// Thresholds of single rows, by warehouse id (on that row's
+    /// available); rows left out have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_stock_thresholds: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 /// `PATCH /v1/skus/{sku}`: only the fields present change; `null` clears
@@ -167,6 +175,15 @@ pub struct SkuPatchBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u64>, minimum = 1)]
     pub per_customer_limit: Option<Option<u64>>,
+    /// Absent: unchanged; `null`: no threshold.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
+    pub low_stock_threshold: Option<Option<u64>>,
+    /// Rows' thresholds to change, by warehouse id (`null` clears one);
+    /// rows left out keep theirs.
+    #[serde(default)]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, Option<u64>>>)]
+    pub low_stock_thresholds: Option<std::collections::BTreeMap<String, Option<u64>>>,
 }
 
 /// A field that is present, `null` or not: `Some(None)` for `null`.

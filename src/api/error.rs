@@ -100,6 +100,14 @@ pub enum ErrorCode {
     AmountOverflow,
     /// An amount in another currency than the order's.
     CurrencyMismatch,
+    /// No such incoming receipt (or a closed one no longer remembered).
+    IncomingNotFound,
+    /// Receiving on a receipt already received in full.
+    IncomingClosed,
+    /// Receiving more units than the receipt still expects.
+    OverReceipt,
+    /// The SKU has `incoming_open_max` open receipts already.
+    IncomingLimitReached,
 }
 
 impl ErrorCode {
@@ -156,6 +164,10 @@ impl ErrorCode {
         Self::OrderBusy,
         Self::AmountOverflow,
         Self::CurrencyMismatch,
+        Self::IncomingNotFound,
+        Self::IncomingClosed,
+        Self::OverReceipt,
+        Self::IncomingLimitReached,
     ];
 
     /// The table: wire name, HTTP status, meaning.
@@ -406,6 +418,26 @@ impl ErrorCode {
                 S::UNPROCESSABLE_ENTITY,
                 "the amount's currency is not the order's",
             ),
+            Self::IncomingNotFound => (
+                "incoming_not_found",
+                S::NOT_FOUND,
+                "no such incoming receipt (or a closed one past incoming_closed_kept_per_sku)",
+            ),
+            Self::IncomingClosed => (
+                "incoming_closed",
+                S::CONFLICT,
+                "the incoming receipt was received in full: it takes no more units",
+            ),
+            Self::OverReceipt => (
+                "over_receipt",
+                S::CONFLICT,
+                "more units than the incoming receipt still expects",
+            ),
+            Self::IncomingLimitReached => (
+                "incoming_limit_reached",
+                S::CONFLICT,
+                "the SKU has incoming_open_max open incoming receipts",
+            ),
         }
     }
 
@@ -530,6 +562,14 @@ impl From<Rejection> for ApiError {
             }
             // Placement plans again on it; seen only if that is cut short.
             Rejection::PlanStale { .. } => ApiError::new(ErrorCode::InsufficientStock, msg),
+            Rejection::IncomingLimit { max } => {
+                ApiError::new(ErrorCode::IncomingLimitReached, msg).with("max", max)
+            }
+            Rejection::ReceiptNotFound { .. } => ApiError::new(ErrorCode::IncomingNotFound, msg),
+            Rejection::ReceiptClosed { .. } => ApiError::new(ErrorCode::IncomingClosed, msg),
+            Rejection::OverReceipt { outstanding } => {
+                ApiError::new(ErrorCode::OverReceipt, msg).with("outstanding", outstanding)
+            }
         }
     }
 }
@@ -560,6 +600,7 @@ impl From<CmdError> for ApiError {
             }
             CmdError::MailboxFull => ApiError::new(ErrorCode::Overloaded, msg),
             CmdError::Life(r) => r.into(),
+            CmdError::UnknownReceipt(_) => ApiError::new(ErrorCode::IncomingNotFound, msg),
             CmdError::Unplaced(lines) => {
                 let lines: Vec<Value> = lines
                     .into_iter()

@@ -10,6 +10,7 @@ pub mod dto;
 pub mod error;
 mod feed;
 pub mod front;
+mod incoming;
 mod lifecycle;
 pub mod limits;
 pub mod monitor;
@@ -93,6 +94,7 @@ pub fn register(cfg: &mut web::ServiceConfig, config: &Config) -> Vec<Registered
         simulate::routes(r);
         feed::routes(r);
         openapi::routes(r);
+        incoming::routes(r);
     });
     // What no route takes: 405 with `Allow` for a known path, else 404.
     let methods = routes::Methods::of(&table);

@@ -9,7 +9,7 @@
 
 use super::error::ErrorCode;
 use super::routes::Routes;
-use super::{feed, lifecycle, orders, reservations, routing, simulate, skus, warehouses};
+use super::{feed, incoming, lifecycle, orders, reservations, routing, simulate, skus, warehouses};
 use crate::wire;
 use actix_web::http::header::ContentType;
 use actix_web::HttpResponse;
@@ -127,6 +127,10 @@ pub fn document() -> utoipa::openapi::OpenApi {
         simulate::simulate,
         feed::connect,
         feed::stats,
+        incoming::create,
+        incoming::list,
+        incoming::get,
+        incoming::receive,
     ),
     components(schemas(
         ErrorBody,

@@ -5,6 +5,7 @@ use super::routes::Routes;
 use super::{id, text, App};
 use crate::app::SkuPatch;
 use crate::config::Config;
+use crate::core::sku::incoming::ThresholdUpdate;
 use crate::core::sku::Adjustment;
 use crate::core::{SkuId, WarehouseId};
 use crate::wire::StockView;
@@ -52,7 +53,19 @@ pub(super) async fn put(
             "must be at least 1 (omit it for no limit)",
         ));
     }
-    app.put_sku(sku.clone(), body.name, body.per_customer_limit)
+    let low_stock = ThresholdUpdate {
+        total: Some(body.low_stock_threshold),
+        rows: low_stock_rows(
+            app.config(),
+            body.low_stock_threshold,
+            body.low_stock_thresholds
+                .iter()
+                .flatten()
+                .map(|(w, t)| (w, Some(*t))),
+        )?,
+        replace_rows: true,
+    };
+    app.put_sku(sku.clone(), body.name, body.per_customer_limit, low_stock)
         .await?;
     Ok(HttpResponse::Ok().json(stock_view(&app, &sku).await?))
 }
@@ -90,9 +103,22 @@ pub(super) async fn patch(
             "must be at least 1 (null for no limit)",
         ));
     }
+    let low_stock = ThresholdUpdate {
+        total: body.low_stock_threshold,
+        rows: low_stock_rows(
+            app.config(),
+            body.low_stock_threshold.flatten(),
+            body.low_stock_thresholds
+                .iter()
+                .flatten()
+                .map(|(w, t)| (w, *t)),
+        )?,
+        replace_rows: false,
+    };
     let patch = SkuPatch {
         name: body.name,
         per_customer_limit: body.per_customer_limit,
+        low_stock,
     };
     app.patch_sku(sku.clone(), patch).await?;
     Ok(HttpResponse::Ok().json(stock_view(&app, &sku).await?))
@@ -149,6 +175,32 @@ pub(super) async fn adjust(
         None => view,
     };
     Ok(HttpResponse::Ok().json(view))
+}
+
+/// Checks low-stock thresholds: each at most `on_hand_max`, rows by valid
+/// warehouse ids.
+fn low_stock_rows<'a>(
+    config: &Config,
+    total: Option<u64>,
+    rows: impl Iterator<Item = (&'a String, Option<u64>)>,
+) -> Result<Vec<(WarehouseId, Option<u64>)>, ApiError> {
+    let max = config.on_hand_max;
+    if total.is_some_and(|t| t > max) {
+        return Err(ApiError::invalid(
+            "low_stock_threshold",
+            format!("must be at most {max}"),
+        ));
+    }
+    rows.map(|(w, t)| {
+        if t.is_some_and(|t| t > max) {
+            return Err(ApiError::invalid(
+                "low_stock_thresholds",
+                format!("must be at most {max}"),
+            ));
+        }
+        Ok((id("low_stock_thresholds", w, WarehouseId::parse)?, t))
+    })
+    .collect()
 }
 
 /// Checks an adjustment's body: its SKU, warehouse and change.

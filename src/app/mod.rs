@@ -33,6 +33,7 @@ mod queries;
 pub use boot::{OpenError, Replayed};
 pub use caller::Caller;
 pub use idempotency::Idempotency;
+pub use ops::incoming::{IncomingFilter, IncomingRequest};
 pub use ops::lifecycle::LifeAnswer;
 pub use ops::patch_sku::SkuPatch;
 pub use ops::place_order::OrderRequest;

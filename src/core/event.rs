@@ -13,6 +13,7 @@ use super::model::{
     Hold, IdempotencyRecord, Millis, Order, ReleaseReason, Shipment, SkuAllocation, Warehouse,
 };
 use super::routing::{Chain, RoutingTrace};
+use super::sku::incoming::Receipt;
 use serde::{Deserialize, Serialize};
 
 // `OrderPlaced` holds its whole order inline (about 450 bytes since
@@ -167,6 +168,31 @@ pub enum Event {
         key: IdempotencyRecord,
         target: LifeTarget,
     },
+    /// An incoming receipt (purchase order, shipping notice) announced to
+    /// its SKU: its units count in the row's `incoming`, never in
+    /// `available`.
+    IncomingExpected {
+        sku: SkuId,
+        receipt: Receipt,
+    },
+    /// Units of an open receipt arrived: out of `incoming`, into the row's
+    /// `on_hand`. The receipt closes when nothing more is expected; the
+    /// closed receipts in `forget` are no longer remembered.
+    IncomingReceived {
+        sku: SkuId,
+        receipt: u64,
+        warehouse: WarehouseId,
+        qty: u64,
+        at: Millis,
+        forget: Vec<u64>,
+    },
+    /// A low-stock threshold of the SKU (`warehouse: None`) or of one of
+    /// its rows set, or cleared (`threshold: None`).
+    LowStockSet {
+        sku: SkuId,
+        warehouse: Option<WarehouseId>,
+        threshold: Option<u64>,
+    },
 }
 
 impl Event {
@@ -218,6 +244,9 @@ impl Event {
             } => "return_declined",
             Event::ReturnSettled { .. } => "return_closed",
             Event::LifeKeyUsed { .. } => "life_key_used",
+            Event::IncomingExpected { .. } => "incoming_expected",
+            Event::IncomingReceived { .. } => "incoming_received",
+            Event::LowStockSet { .. } => "low_stock_set",
         }
     }
 }

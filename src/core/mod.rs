@@ -55,4 +55,14 @@ pub enum Rejection {
     /// the next plan.
     #[error("insufficient stock: the planned warehouses no longer have it")]
     PlanStale { available: Vec<(WarehouseId, u64)> },
+    /// The SKU has `max` open incoming receipts already.
+    #[error("incoming receipt limit reached: at most {max} open per SKU")]
+    IncomingLimit { max: usize },
+    #[error("incoming receipt {n} not found")]
+    ReceiptNotFound { n: u64 },
+    #[error("incoming receipt {n} is closed: it was received in full")]
+    ReceiptClosed { n: u64 },
+    /// More units than the receipt still expects.
+    #[error("over-receipt: the receipt expects {outstanding} more units")]
+    OverReceipt { outstanding: u64 },
 }

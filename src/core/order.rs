@@ -228,7 +228,10 @@ pub fn order_of(event: &Event) -> Option<OrderId> {
         | Event::HoldExtended { .. }
         | Event::HoldReleased { .. }
         | Event::RoutingRulesSet { .. }
-        | Event::LifeKeyUsed { .. } => None,
+        | Event::LifeKeyUsed { .. }
+        | Event::IncomingExpected { .. }
+        | Event::IncomingReceived { .. }
+        | Event::LowStockSet { .. } => None,
     }
 }
 

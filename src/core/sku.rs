@@ -16,6 +16,9 @@ use chunked::ChunkMap;
 use std::collections::{BTreeMap, HashMap};
 
 pub mod chunked;
+pub mod incoming;
+#[cfg(test)]
+mod incoming_tests;
 pub mod pools;
 #[cfg(test)]
 mod pools_tests;
@@ -101,6 +104,8 @@ pub struct SkuState {
     /// below it is in the numbers already. In memory only, and not part
     /// of the state's value (equality ignores it).
     loaded_steps: BTreeMap<OrderId, u64>,
+    /// Incoming receipts and low-stock thresholds (`incoming`).
+    pub incoming: incoming::IncomingState,
 }
 
 impl PartialEq for SkuState {
@@ -116,6 +121,7 @@ impl PartialEq for SkuState {
             && self.pending == o.pending
             && self.locked_holds == o.locked_holds
             && self.pending_usage == o.pending_usage
+            && self.incoming == o.incoming
     }
 }
 
@@ -142,6 +148,8 @@ pub struct SkuFacts {
     pub holds: Vec<Hold>,
     /// Allocations of orders that are not cancelled.
     pub allocations: Vec<(OrderId, SkuAllocation)>,
+    /// Incoming receipts and low-stock thresholds.
+    pub incoming: incoming::IncomingState,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -186,6 +194,7 @@ impl SkuState {
             locked_holds: BTreeMap::new(),
             pending_usage: UsageMap::default(),
             loaded_steps: BTreeMap::new(),
+            incoming: incoming::IncomingState::default(),
         }
     }
 
@@ -218,6 +227,7 @@ impl SkuState {
         };
         s.name = facts.name;
         s.per_customer_limit = facts.per_customer_limit;
+        s.incoming = facts.incoming;
         for (wh, r) in facts.rows {
             let row = StockRow {
                 on_hand: r.on_hand,
@@ -329,6 +339,7 @@ impl SkuState {
                 .iter()
                 .map(|(o, a)| (*o, a.clone()))
                 .collect(),
+            incoming: self.incoming.clone(),
         }
     }
 
@@ -1060,7 +1071,101 @@ impl SkuState {
             | Event::ReturnReceived { restock: None, .. }
             | Event::ReturnSettled { .. }
             | Event::LifeKeyUsed { .. } => {}
+            Event::IncomingExpected { receipt, .. } => {
+                // The row exists from the first receipt on, so every view
+                // shows where the units are expected.
+                self.with_row(&receipt.warehouse, |_| {});
+                self.incoming.apply_expected(receipt);
+            }
+            Event::IncomingReceived {
+                receipt,
+                qty,
+                at,
+                forget,
+                ..
+            } => {
+                if let Some((warehouse, took)) =
+                    self.incoming.apply_received(*receipt, *qty, *at, forget)
+                {
+                    self.stock_arrived(&warehouse, took);
+                }
+            }
+            Event::LowStockSet {
+                warehouse,
+                threshold,
+                ..
+            } => self.incoming.apply_threshold(warehouse, *threshold),
         }
+    }
+
+    /// The one place a receipt's units become stock: into the row's
+    /// `on_hand`, where they are available at once.
+    fn stock_arrived(&mut self, warehouse: &WarehouseId, qty: u64) {
+        self.with_row(warehouse, |row| {
+            row.on_hand = row.on_hand.saturating_add(qty)
+        });
+    }
+
+    /// Decides a new incoming receipt in `cmd.warehouse`.
+    pub fn decide_expect(
+        &self,
+        cmd: &incoming::ExpectCmd,
+        limits: incoming::IncomingLimits,
+    ) -> Result<Event, Rejection> {
+        let on_hand = self.row(&cmd.warehouse).on_hand;
+        let receipt = self.incoming.decide_expect(cmd, on_hand, limits)?;
+        Ok(Event::IncomingExpected {
+            sku: self.sku_id(),
+            receipt,
+        })
+    }
+
+    /// Decides receiving `qty` units on receipt `n`.
+    pub fn decide_receive(
+        &self,
+        n: u64,
+        qty: u64,
+        now: Millis,
+        limits: incoming::IncomingLimits,
+    ) -> Result<Event, Rejection> {
+        let on_hand = |w: &WarehouseId| self.row(w).on_hand;
+        let (r, forget) = self.incoming.decide_receive(n, qty, on_hand, limits)?;
+        Ok(Event::IncomingReceived {
+            sku: self.sku_id(),
+            receipt: n,
+            warehouse: r.warehouse.clone(),
+            qty,
+            at: now,
+            forget,
+        })
+    }
+
+    /// The events that make the SKU's thresholds these: one per change.
+    pub fn decide_thresholds(&self, changes: &[(Option<WarehouseId>, Option<u64>)]) -> Vec<Event> {
+        changes
+            .iter()
+            .filter(|(w, t)| self.incoming.threshold(w) != *t)
+            .map(|(w, t)| Event::LowStockSet {
+                sku: self.sku_id(),
+                warehouse: w.clone(),
+                threshold: *t,
+            })
+            .collect()
+    }
+
+    /// Every low-stock mark with a threshold: the SKU's total (`None`)
+    /// and the rows that have one, with whether each is low now.
+    pub fn low_marks(&self) -> Vec<(incoming::Mark, u64, u64, bool)> {
+        let mut out = Vec::new();
+        if let Some(t) = self.incoming.low_stock_threshold {
+            let a = self.available_total();
+            out.push((None, a, t, incoming::is_low(a, Some(t))));
+        }
+        for (w, t) in &self.incoming.row_thresholds {
+            let a = self.rows.get(w).map_or(0, StockRow::available);
+            out.push((Some(w.clone()), a, *t, incoming::is_low(a, Some(*t))));
+        }
+        out
     }
 
     fn remove_hold(&mut self, id: HoldId) {
@@ -1125,6 +1230,7 @@ impl SkuState {
                 ));
             }
         }
+        self.incoming.check()?;
         let usage: HashMap<&CustomerId, u64> = usage.into_iter().filter(|(_, q)| *q > 0).collect();
         let recorded: HashMap<&CustomerId, u64> = self.usage.iter().map(|(c, q)| (c, *q)).collect();
         if usage != recorded {

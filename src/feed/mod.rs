@@ -22,6 +22,7 @@
 //! problem alone — it is cut off, or, if conflated, skipped to the latest
 //! values. Resuming with `since` is a read of the window from that seq.
 
+mod low_stock;
 #[cfg(test)]
 mod tests;
 pub mod topic;
@@ -36,6 +37,7 @@ use crate::wire::{
     ReservationView, ReturnChanged, ReturnView, ServerMsg, ShipmentView, SkuRowView, StockChanged,
     StockView, TopicSnapshot, WarehouseView,
 };
+use crate::wire::{ReceiptReceived, ReceiptView};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -376,6 +378,7 @@ impl Hub {
         let status_before = status_moved_by(event)
             .and_then(|(order, _)| projection.orders.get(&order).map(|o| o.lifecycle_status()));
         let counts_before = projection.order_tally.changes();
+        let low_before = low_stock::before(projection, event);
         projection.apply(log_seq, event);
         match (event, before) {
             (Event::OrderPlaced { order, .. }, _) => self.workload.order_placed(projection, order),
@@ -401,6 +404,9 @@ impl Hub {
             _ => {}
         }
         let mut msgs = self.messages(projection, event, status_before);
+        for (topics, e) in low_stock::crossings(projection, low_before) {
+            msgs.push(Pending::new(topics, e));
+        }
         // The orders' numbers, when the event changed them: all of them,
         // so a client that skipped some still shows the right ones.
         if projection.order_tally.changes() != counts_before {
@@ -541,6 +547,9 @@ impl Hub {
             | Event::ReturnReceived { restock: None, .. }
             | Event::ReturnSettled { .. }
             | Event::LifeKeyUsed { .. } => {}
+            Event::IncomingExpected { sku, .. }
+            | Event::IncomingReceived { sku, .. }
+            | Event::LowStockSet { sku, .. } => note(sku),
         }
     }
 
@@ -995,6 +1004,45 @@ impl Hub {
             }
             // A key is not a change anyone watches.
             Event::LifeKeyUsed { .. } => {}
+            Event::IncomingExpected { sku, receipt } => {
+                out.push(Pending::new(
+                    vec![
+                        "stock".into(),
+                        format!("sku:{sku}"),
+                        format!("warehouse:{}", receipt.warehouse),
+                    ],
+                    FeedEvent::IncomingExpected(ReceiptView::new(sku, receipt)),
+                ));
+                rows.push((sku.clone(), Some(receipt.warehouse.clone())));
+            }
+            Event::IncomingReceived {
+                sku,
+                receipt,
+                warehouse,
+                qty,
+                ..
+            } => {
+                let after = projection
+                    .skus
+                    .get(sku)
+                    .and_then(|s| s.incoming.receipt(*receipt).cloned());
+                if let Some(r) = after {
+                    out.push(Pending::new(
+                        vec![
+                            "stock".into(),
+                            format!("sku:{sku}"),
+                            format!("warehouse:{warehouse}"),
+                        ],
+                        FeedEvent::IncomingReceived(ReceiptReceived {
+                            qty: *qty,
+                            receipt: ReceiptView::new(sku, &r),
+                        }),
+                    ));
+                }
+                rows.push((sku.clone(), Some(warehouse.clone())));
+            }
+            // Its effect is a crossing, if any (`low_stock`).
+            Event::LowStockSet { .. } => {}
         }
         if let (Some(before), Some((id, at))) = (status_before, status_moved_by(event)) {
             if let Some(o) = projection.orders.get(&id) {
@@ -1088,7 +1136,10 @@ fn status_moved_by(event: &Event) -> Option<(OrderId, u64)> {
         | Event::OrderPlaced { .. }
         | Event::OrderCancelled { .. }
         | Event::RoutingRulesSet { .. }
-        | Event::LifeKeyUsed { .. } => None,
+        | Event::LifeKeyUsed { .. }
+        | Event::IncomingExpected { .. }
+        | Event::IncomingReceived { .. }
+        | Event::LowStockSet { .. } => None,
     }
 }
 

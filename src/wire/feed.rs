@@ -11,6 +11,7 @@ use super::{
     ChainView, HoldClosed, OrderView, ReservationView, RoutingTraceView, ShipmentView,
     SkuAvailability, SkuRowView, StockChanged, StockView, TraceView, WarehouseView, WorkloadView,
 };
+use super::{LowStock, ReceiptReceived, ReceiptView};
 use crate::core::lifecycle::{Command, HoldReason, PaymentKind};
 use crate::core::{HoldId, OrderId, ReleaseReason, SkuId};
 use serde::Serialize;
@@ -171,6 +172,16 @@ pub enum FeedEvent {
     /// event that changed them (on `orders`, after that event's other
     /// messages): the numbers of the `orders` snapshot's `counts`.
     OrderCounts(OrderCountsView),
+    /// An incoming receipt was announced (its units are in the row's
+    /// `incoming`, never in `available`).
+    IncomingExpected(ReceiptView),
+    /// Units of a receipt arrived into the row's `on_hand`.
+    IncomingReceived(ReceiptReceived),
+    /// Available fell to or below a low-stock threshold.
+    LowStock(LowStock),
+    /// Available rose back above the threshold (or the threshold was
+    /// cleared: `threshold` null).
+    StockRecovered(LowStock),
 }
 
 impl FeedEvent {

@@ -60,6 +60,7 @@ pub(crate) use object_only;
 
 pub mod feed;
 pub mod hold;
+pub mod incoming;
 pub mod lifecycle;
 pub mod order;
 pub mod routing;
@@ -68,6 +69,7 @@ pub mod warehouse;
 
 pub use feed::{FeedEvent, FeedStats, FunnelView, OrderCountsView, ServerMsg, TopicSnapshot};
 pub use hold::{HoldClosed, ReservationView};
+pub use incoming::{LowStock, ReceiptPage, ReceiptReceived, ReceiptView};
 pub use lifecycle::{
     CancelledLineView, FulfillmentChanged, FulfillmentLineView, FulfillmentPageView,
     FulfillmentShipped, FulfillmentView, ItemView, LinesCancelled, OrderHoldChanged, ParcelView,

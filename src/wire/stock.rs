@@ -15,6 +15,9 @@ pub struct RowNumbers {
     pub allocated: u64,
     pub safety_stock: u64,
     pub available: u64,
+    /// Units of open incoming receipts, not yet received: never part of
+    /// `on_hand` or `available`.
+    pub incoming: u64,
 }
 
 impl From<&StockRow> for RowNumbers {
@@ -25,6 +28,17 @@ impl From<&StockRow> for RowNumbers {
             allocated: r.allocated,
             safety_stock: r.safety_stock,
             available: r.available(),
+            incoming: 0,
+        }
+    }
+}
+
+impl RowNumbers {
+    /// Row `warehouse` of `s`, with its incoming units.
+    pub fn of(s: &SkuState, warehouse: &WarehouseId, r: &StockRow) -> Self {
+        Self {
+            incoming: s.incoming.incoming(warehouse),
+            ..Self::from(r)
         }
     }
 }
@@ -50,7 +64,7 @@ impl SkuRowView {
     pub fn from_state(s: &SkuState, warehouse: &WarehouseId) -> Option<Self> {
         s.rows.get(warehouse).map(|r| Self {
             sku: s.sku.to_string(),
-            row: RowNumbers::from(r),
+            row: RowNumbers::of(s, warehouse, r),
         })
     }
 }
@@ -75,6 +89,7 @@ impl From<&SkuState> for StockView {
             per_customer_limit: s.per_customer_limit,
             totals: RowNumbers {
                 available: s.available_total(),
+                incoming: s.incoming.incoming_total(),
                 ..RowNumbers::from(&s.totals())
             },
             warehouses: s
@@ -82,7 +97,7 @@ impl From<&SkuState> for StockView {
                 .iter()
                 .map(|(wh, r)| StockRowView {
                     warehouse: wh.to_string(),
-                    row: RowNumbers::from(r),
+                    row: RowNumbers::of(s, wh, r),
                 })
                 .collect(),
         }
@@ -101,6 +116,7 @@ impl StockView {
             allocated: 0,
             safety_stock: 0,
             available: 0,
+            incoming: 0,
         };
         for r in &self.warehouses {
             let r = &r.row;
@@ -109,6 +125,7 @@ impl StockView {
             t.allocated = t.allocated.saturating_add(r.allocated);
             t.safety_stock = t.safety_stock.saturating_add(r.safety_stock);
             t.available = t.available.saturating_add(r.available);
+            t.incoming = t.incoming.saturating_add(r.incoming);
         }
         self.totals = t;
         self
@@ -132,7 +149,7 @@ impl StockChanged {
         Self {
             sku: s.sku.to_string(),
             warehouse: warehouse.to_string(),
-            row: RowNumbers::from(&s.row(warehouse)),
+            row: RowNumbers::of(s, warehouse, &s.row(warehouse)),
             sku_available: s.available_total(),
         }
     }

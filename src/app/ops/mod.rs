@@ -7,6 +7,7 @@
 pub mod adjust_stock;
 pub mod cancel_order;
 pub mod extend;
+pub mod incoming;
 pub mod lifecycle;
 pub mod patch_sku;
 pub mod phase_one;

@@ -2,6 +2,7 @@
 
 use crate::actors::{sku, CmdError};
 use crate::app::Surge;
+use crate::core::sku::incoming::ThresholdUpdate;
 use crate::core::SkuId;
 use std::sync::Arc;
 
@@ -10,6 +11,8 @@ use std::sync::Arc;
 pub struct SkuPatch {
     pub name: Option<Option<String>>,
     pub per_customer_limit: Option<Option<u64>>,
+    /// Low-stock thresholds to set or clear.
+    pub low_stock: ThresholdUpdate,
 }
 
 impl Surge {
@@ -19,9 +22,13 @@ impl Surge {
     pub async fn patch_sku(self: &Arc<Self>, sku: SkuId, patch: SkuPatch) -> Result<(), CmdError> {
         self.detached(move |this| async move {
             let addr = this.directory.sku(&sku).await?;
+            for (w, _) in &patch.low_stock.rows {
+                this.warehouse(w).await?;
+            }
             addr.ask(sku::Patch {
                 name: patch.name,
                 per_customer_limit: patch.per_customer_limit,
+                low_stock: patch.low_stock,
             })
             .await?
         })

@@ -593,6 +593,7 @@ impl Assembler {
                         .collect::<Result<_, _>>()?,
                     holds: Vec::new(),
                     allocations: Vec::new(),
+                    incoming: Default::default(),
                 })
             }
             v2::SnapEntry::Hold(h) => out(SnapEntry::Hold(h.try_into()?)),

@@ -1451,6 +1451,7 @@ proptest! {
             })).collect(),
             holds: state.holds().collect(),
             allocations: state.allocations.iter().map(|(o, a)| (*o, a.clone())).collect(),
+            incoming: state.incoming.clone(),
         };
         prop_assert_eq!(crate::core::SkuState::from_facts(facts).unwrap(), state);
     }
@@ -1669,6 +1670,7 @@ fn facts_that_disagree_are_refused() {
         )],
         holds: vec![],
         allocations: vec![],
+        incoming: Default::default(),
     };
     // `allocated` says 3, no allocation says so.
     assert!(crate::core::SkuState::from_facts(facts.clone()).is_err());

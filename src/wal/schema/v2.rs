@@ -722,7 +722,10 @@ impl<'a> From<&'a core::Event> for Event<'a> {
             | core::Event::ReturnRequested { .. }
             | core::Event::ReturnReceived { .. }
             | core::Event::ReturnSettled { .. }
-            | core::Event::LifeKeyUsed { .. } => {
+            | core::Event::LifeKeyUsed { .. }
+            | core::Event::IncomingExpected { .. }
+            | core::Event::IncomingReceived { .. }
+            | core::Event::LowStockSet { .. } => {
                 unreachable!("v2 has no {} event", e.kind())
             }
         }

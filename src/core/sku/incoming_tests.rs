@@ -1,0 +1,189 @@
+//! Incoming receipts and low-stock thresholds on a SKU, decided and applied.
+
+use super::incoming::{ExpectCmd, IncomingLimits, ReceiptId};
+use super::{Adjustment, ReserveCmd, SkuFacts, SkuState};
+use crate::core::{Event, HoldId, Rejection, SkuId, WarehouseId};
+
+const LIMITS: IncomingLimits = IncomingLimits {
+    open_max: 3,
+    closed_kept_max: 2,
+    on_hand_max: 1_000,
+};
+
+fn wh(s: &str) -> WarehouseId {
+    WarehouseId::parse(s).unwrap()
+}
+
+fn sku() -> SkuState {
+    let mut s = SkuState::new(SkuId::parse("tee").unwrap());
+    let e = s
+        .decide_adjust(&wh("w1"), &Adjustment::Delta(10), "count", 1_000)
+        .unwrap();
+    s.apply(&e);
+    s
+}
+
+fn expect(warehouse: &str, qty: u64) -> ExpectCmd {
+    ExpectCmd {
+        warehouse: wh(warehouse),
+        qty,
+        expected_at: 5_000,
+        reference: "PO-1".into(),
+        now: 100,
+        idempotency: None,
+    }
+}
+
+/// Decides and applies; answers the event.
+fn run(s: &mut SkuState, e: Result<Event, Rejection>) -> Result<Event, Rejection> {
+    let e = e?;
+    s.apply(&e);
+    s.check_invariants().unwrap();
+    Ok(e)
+}
+
+#[test]
+fn receipt_ids_name_their_sku_and_number() {
+    let id = ReceiptId::parse("a:b-c~12").unwrap();
+    assert_eq!((id.sku.as_str(), id.n), ("a:b-c", 12));
+    assert_eq!(id.to_string(), "a:b-c~12");
+    for bad in [
+        "tee", "tee~", "~1", "tee~0", "tee~01", "tee~x", "tee~-1", "t e~1",
+    ] {
+        assert!(ReceiptId::parse(bad).is_none(), "{bad}");
+    }
+}
+
+#[test]
+fn incoming_counts_apart_from_stock_until_received_and_is_never_available() {
+    let mut s = sku();
+    run(&mut s, s.decide_expect(&expect("w1", 50), LIMITS)).unwrap();
+    assert_eq!(s.incoming.incoming(&wh("w1")), 50);
+    assert_eq!((s.rows[&wh("w1")].on_hand, s.available_total()), (10, 10));
+    // A hold for more than on hand fails though 50 are expected.
+    let hold = |qty| ReserveCmd {
+        id: HoldId(1),
+        qty,
+        customer: None,
+        channel: None,
+        now: 1,
+        expires_at: 10,
+        idempotency: None,
+        created_by: None,
+        require_customer: false,
+    };
+    assert_eq!(
+        s.decide_reserve(hold(11), &[wh("w1")]),
+        Err(Rejection::InsufficientStock { available: 10 })
+    );
+    // Partial receipts move units from incoming to on_hand.
+    run(&mut s, s.decide_receive(1, 20, 200, LIMITS)).unwrap();
+    assert_eq!(s.incoming.incoming(&wh("w1")), 30);
+    assert_eq!((s.rows[&wh("w1")].on_hand, s.available_total()), (30, 30));
+    assert!(s.incoming.receipt(1).unwrap().is_open());
+    assert!(s.decide_reserve(hold(11), &[wh("w1")]).is_ok());
+    // Over-receipt is refused, and changes nothing.
+    assert_eq!(
+        s.decide_receive(1, 31, 300, LIMITS),
+        Err(Rejection::OverReceipt { outstanding: 30 })
+    );
+    // The rest closes it.
+    run(&mut s, s.decide_receive(1, 30, 300, LIMITS)).unwrap();
+    let r = s.incoming.receipt(1).unwrap();
+    assert_eq!((r.received, r.closed_at), (50, Some(300)));
+    assert_eq!(s.incoming.incoming_total(), 0);
+    assert_eq!(s.rows[&wh("w1")].on_hand, 60);
+    assert_eq!(
+        s.decide_receive(1, 1, 400, LIMITS),
+        Err(Rejection::ReceiptClosed { n: 1 })
+    );
+    assert_eq!(
+        s.decide_receive(9, 1, 400, LIMITS),
+        Err(Rejection::ReceiptNotFound { n: 9 })
+    );
+}
+
+#[test]
+fn a_receipt_in_a_new_warehouse_makes_its_row() {
+    let mut s = sku();
+    run(&mut s, s.decide_expect(&expect("w2", 5), LIMITS)).unwrap();
+    assert_eq!(s.rows[&wh("w2")].on_hand, 0);
+    assert_eq!(s.incoming.incoming(&wh("w2")), 5);
+}
+
+#[test]
+fn open_receipts_are_capped_at_the_limit_exactly() {
+    let mut s = sku();
+    for _ in 0..3 {
+        run(&mut s, s.decide_expect(&expect("w1", 1), LIMITS)).unwrap();
+    }
+    assert_eq!(
+        s.decide_expect(&expect("w1", 1), LIMITS),
+        Err(Rejection::IncomingLimit { max: 3 })
+    );
+    // Closing one makes room for one.
+    run(&mut s, s.decide_receive(2, 1, 1, LIMITS)).unwrap();
+    let e = run(&mut s, s.decide_expect(&expect("w1", 1), LIMITS)).unwrap();
+    assert!(matches!(e, Event::IncomingExpected { receipt, .. } if receipt.n == 4));
+}
+
+#[test]
+fn a_receipt_must_fit_in_its_row_when_received_in_full() {
+    let mut s = sku();
+    assert_eq!(
+        s.decide_expect(&expect("w1", 991), LIMITS),
+        Err(Rejection::QuantityTooLarge { max: 990 })
+    );
+    run(&mut s, s.decide_expect(&expect("w1", 990), LIMITS)).unwrap();
+}
+
+#[test]
+fn only_the_latest_closed_receipts_are_remembered_and_numbers_never_repeat() {
+    let mut s = sku();
+    for n in 1..=4 {
+        run(&mut s, s.decide_expect(&expect("w1", 1), LIMITS)).unwrap();
+        run(&mut s, s.decide_receive(n, 1, n, LIMITS)).unwrap();
+    }
+    let kept: Vec<u64> = s.incoming.closed.iter().map(|r| r.n).collect();
+    assert_eq!(kept, vec![3, 4]);
+    assert_eq!(
+        s.decide_receive(1, 1, 9, LIMITS),
+        Err(Rejection::ReceiptNotFound { n: 1 })
+    );
+    assert_eq!(s.incoming.next_n(), 5);
+}
+
+#[test]
+fn low_stock_marks_follow_the_thresholds() {
+    let mut s = sku();
+    let events = s.decide_thresholds(&[(None, Some(10)), (Some(wh("w1")), Some(3))]);
+    assert_eq!(events.len(), 2);
+    for e in &events {
+        s.apply(e);
+    }
+    // Exactly at the threshold is low; the row (10 > 3) is not.
+    assert_eq!(
+        s.low_marks(),
+        vec![(None, 10, 10, true), (Some(wh("w1")), 10, 3, false)]
+    );
+    // Setting what is set logs nothing; clearing logs one event.
+    assert!(s.decide_thresholds(&[(None, Some(10))]).is_empty());
+    let clear = s.decide_thresholds(&[(None, None)]);
+    assert_eq!(clear.len(), 1);
+    s.apply(&clear[0]);
+    assert_eq!(s.low_marks(), vec![(Some(wh("w1")), 10, 3, false)]);
+}
+
+#[test]
+fn facts_carry_receipts_and_thresholds_whole() {
+    let mut s = sku();
+    run(&mut s, s.decide_expect(&expect("w1", 5), LIMITS)).unwrap();
+    run(&mut s, s.decide_expect(&expect("w2", 7), LIMITS)).unwrap();
+    run(&mut s, s.decide_receive(1, 5, 9, LIMITS)).unwrap();
+    run(&mut s, s.decide_receive(2, 3, 9, LIMITS)).unwrap();
+    for e in s.decide_thresholds(&[(None, Some(4)), (Some(wh("w2")), Some(1))]) {
+        s.apply(&e);
+    }
+    let facts: SkuFacts = s.facts_with(s.holds().collect());
+    assert_eq!(SkuState::from_facts(facts).unwrap(), s);
+}
