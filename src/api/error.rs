@@ -778,7 +778,11 @@ mod tests {
                 | ErrorCode::AwaitingPayment
                 | ErrorCode::OrderBusy
                 | ErrorCode::AmountOverflow
-                | ErrorCode::CurrencyMismatch => {
+                | ErrorCode::CurrencyMismatch
+                | ErrorCode::IncomingNotFound
+                | ErrorCode::IncomingClosed
+                | ErrorCode::OverReceipt
+                | ErrorCode::IncomingLimitReached => {
                     ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1
                 }
             }

@@ -57,7 +57,11 @@ fn receipt_ids_name_their_sku_and_number() {
 #[test]
 fn incoming_counts_apart_from_stock_until_received_and_is_never_available() {
     let mut s = sku();
-    run(&mut s, s.decide_expect(&expect("w1", 50), LIMITS)).unwrap();
+    {
+        let e = s.decide_expect(&expect("w1", 50), LIMITS);
+        run(&mut s, e)
+    }
+    .unwrap();
     assert_eq!(s.incoming.incoming(&wh("w1")), 50);
     assert_eq!((s.rows[&wh("w1")].on_hand, s.available_total()), (10, 10));
     // A hold for more than on hand fails though 50 are expected.
@@ -77,7 +81,11 @@ fn incoming_counts_apart_from_stock_until_received_and_is_never_available() {
         Err(Rejection::InsufficientStock { available: 10 })
     );
     // Partial receipts move units from incoming to on_hand.
-    run(&mut s, s.decide_receive(1, 20, 200, LIMITS)).unwrap();
+    {
+        let e = s.decide_receive(1, 20, 200, LIMITS);
+        run(&mut s, e)
+    }
+    .unwrap();
     assert_eq!(s.incoming.incoming(&wh("w1")), 30);
     assert_eq!((s.rows[&wh("w1")].on_hand, s.available_total()), (30, 30));
     assert!(s.incoming.receipt(1).unwrap().is_open());
@@ -88,7 +96,11 @@ fn incoming_counts_apart_from_stock_until_received_and_is_never_available() {
         Err(Rejection::OverReceipt { outstanding: 30 })
     );
     // The rest closes it.
-    run(&mut s, s.decide_receive(1, 30, 300, LIMITS)).unwrap();
+    {
+        let e = s.decide_receive(1, 30, 300, LIMITS);
+        run(&mut s, e)
+    }
+    .unwrap();
     let r = s.incoming.receipt(1).unwrap();
     assert_eq!((r.received, r.closed_at), (50, Some(300)));
     assert_eq!(s.incoming.incoming_total(), 0);
@@ -106,7 +118,11 @@ fn incoming_counts_apart_from_stock_until_received_and_is_never_available() {
 #[test]
 fn a_receipt_in_a_new_warehouse_makes_its_row() {
     let mut s = sku();
-    run(&mut s, s.decide_expect(&expect("w2", 5), LIMITS)).unwrap();
+    {
+        let e = s.decide_expect(&expect("w2", 5), LIMITS);
+        run(&mut s, e)
+    }
+    .unwrap();
     assert_eq!(s.rows[&wh("w2")].on_hand, 0);
     assert_eq!(s.incoming.incoming(&wh("w2")), 5);
 }
@@ -115,15 +131,27 @@ fn a_receipt_in_a_new_warehouse_makes_its_row() {
 fn open_receipts_are_capped_at_the_limit_exactly() {
     let mut s = sku();
     for _ in 0..3 {
-        run(&mut s, s.decide_expect(&expect("w1", 1), LIMITS)).unwrap();
+        {
+            let e = s.decide_expect(&expect("w1", 1), LIMITS);
+            run(&mut s, e)
+        }
+        .unwrap();
     }
     assert_eq!(
         s.decide_expect(&expect("w1", 1), LIMITS),
         Err(Rejection::IncomingLimit { max: 3 })
     );
     // Closing one makes room for one.
-    run(&mut s, s.decide_receive(2, 1, 1, LIMITS)).unwrap();
-    let e = run(&mut s, s.decide_expect(&expect("w1", 1), LIMITS)).unwrap();
+    {
+        let e = s.decide_receive(2, 1, 1, LIMITS);
+        run(&mut s, e)
+    }
+    .unwrap();
+    let e = {
+        let e = s.decide_expect(&expect("w1", 1), LIMITS);
+        run(&mut s, e)
+    }
+    .unwrap();
     assert!(matches!(e, Event::IncomingExpected { receipt, .. } if receipt.n == 4));
 }
 
@@ -134,15 +162,27 @@ fn a_receipt_must_fit_in_its_row_when_received_in_full() {
         s.decide_expect(&expect("w1", 991), LIMITS),
         Err(Rejection::QuantityTooLarge { max: 990 })
     );
-    run(&mut s, s.decide_expect(&expect("w1", 990), LIMITS)).unwrap();
+    {
+        let e = s.decide_expect(&expect("w1", 990), LIMITS);
+        run(&mut s, e)
+    }
+    .unwrap();
 }
 
 #[test]
 fn only_the_latest_closed_receipts_are_remembered_and_numbers_never_repeat() {
     let mut s = sku();
     for n in 1..=4 {
-        run(&mut s, s.decide_expect(&expect("w1", 1), LIMITS)).unwrap();
-        run(&mut s, s.decide_receive(n, 1, n, LIMITS)).unwrap();
+        {
+            let e = s.decide_expect(&expect("w1", 1), LIMITS);
+            run(&mut s, e)
+        }
+        .unwrap();
+        {
+            let e = s.decide_receive(n, 1, n, LIMITS);
+            run(&mut s, e)
+        }
+        .unwrap();
     }
     let kept: Vec<u64> = s.incoming.closed.iter().map(|r| r.n).collect();
     assert_eq!(kept, vec![3, 4]);
@@ -177,10 +217,26 @@ fn low_stock_marks_follow_the_thresholds() {
 #[test]
 fn facts_carry_receipts_and_thresholds_whole() {
     let mut s = sku();
-    run(&mut s, s.decide_expect(&expect("w1", 5), LIMITS)).unwrap();
-    run(&mut s, s.decide_expect(&expect("w2", 7), LIMITS)).unwrap();
-    run(&mut s, s.decide_receive(1, 5, 9, LIMITS)).unwrap();
-    run(&mut s, s.decide_receive(2, 3, 9, LIMITS)).unwrap();
+    {
+        let e = s.decide_expect(&expect("w1", 5), LIMITS);
+        run(&mut s, e)
+    }
+    .unwrap();
+    {
+        let e = s.decide_expect(&expect("w2", 7), LIMITS);
+        run(&mut s, e)
+    }
+    .unwrap();
+    {
+        let e = s.decide_receive(1, 5, 9, LIMITS);
+        run(&mut s, e)
+    }
+    .unwrap();
+    {
+        let e = s.decide_receive(2, 3, 9, LIMITS);
+        run(&mut s, e)
+    }
+    .unwrap();
     for e in s.decide_thresholds(&[(None, Some(4)), (Some(wh("w2")), Some(1))]) {
         s.apply(&e);
     }
