@@ -13,6 +13,7 @@
 //! allocated is what is ordered and not shipped or cancelled, reserved is
 //! what open holds keep.
 
+pub mod channels;
 pub mod client;
 pub mod feed;
 
@@ -128,6 +129,13 @@ pub struct Options {
     #[arg(long)]
     #[serde(skip)]
     pub quiet: bool,
+    /// Sales channels, comma-separated: `name` (sells from the common
+    /// remainder), `name:share:F` or `name:fixed:N` (a pool of each SKU's
+    /// stock: share F of it, or N units). Each request picks one at
+    /// random, and the check covers every pool. None: orders name the
+    /// channel `loadgen`, holds none.
+    #[arg(long)]
+    pub channels: Option<String>,
     /// API key sent as `Authorization: Bearer` on every request and feed
     /// connection (the key `admin`: the run creates its warehouses and SKUs). Never
     /// written to the report.
@@ -184,6 +192,9 @@ impl Options {
             return Err("--duration-s must be positive".into());
         }
         crate::feed::Topic::parse(&self.subscribe_topic.replace("{sku}", "s0"))?;
+        if let Some(c) = &self.channels {
+            channels::parse(c)?;
+        }
         if self.stock < self.warehouses as u64 {
             return Err("--stock must be at least --warehouses".into());
         }
@@ -323,6 +334,9 @@ pub struct Check {
     /// One per stock row (`--mode journey`; empty otherwise).
     #[serde(default)]
     pub rows: Vec<RowCheck>,
+    /// One per SKU and channel (`--channels`; empty otherwise).
+    #[serde(default)]
+    pub pools: Vec<channels::PoolCheck>,
 }
 
 /// The steps of a journey, in order.
@@ -471,6 +485,22 @@ impl Report {
             self.check.sold_out,
             self.check.skus.len()
         );
+        if !self.check.pools.is_empty() {
+            let mut by_channel: BTreeMap<&str, (i64, Option<u64>)> = BTreeMap::new();
+            for k in &self.check.pools {
+                let e = by_channel.entry(&k.channel).or_insert((0, None));
+                e.0 += k.acknowledged;
+                if let Some(p) = k.pool {
+                    e.1 = Some(e.1.unwrap_or(0) + p);
+                }
+            }
+            for (name, (sold, pool)) in by_channel {
+                let _ = match pool {
+                    Some(p) => writeln!(s, "channel {name}: {sold} units of pools of {p} in all"),
+                    None => writeln!(s, "channel {name}: {sold} units from the common remainder"),
+                };
+            }
+        }
         for p in &self.check.problems {
             let _ = writeln!(s, "  {p}");
         }
@@ -505,6 +535,12 @@ struct Shared {
     /// Per SKU, then per warehouse (`--mode journey`).
     rows: Vec<Vec<RowTally>>,
     journeys: JourneyCounters,
+    /// `--channels`, parsed (empty without it).
+    channels: Vec<channels::ChannelArg>,
+    /// Per SKU, then per channel: units acknowledged, net of cancels.
+    by_channel: Vec<Vec<AtomicI64>>,
+    /// Per SKU, then per channel: its pool's size at setup.
+    pools: Vec<Vec<Option<u64>>>,
 }
 
 /// What the server acknowledged for one stock row, in units.
@@ -667,7 +703,11 @@ pub async fn run(opts: Options) -> Result<Report, LoadgenError> {
     });
     let addr = opts.addr();
     let skus: Vec<String> = (0..opts.skus).map(|i| format!("{run_id}-s{i}")).collect();
-    setup(&opts, &addr, &run_id, &skus).await?;
+    let mix = match &opts.channels {
+        Some(c) => channels::parse(c).map_err(LoadgenError::Options)?,
+        None => Vec::new(),
+    };
+    let pools = setup(&opts, &addr, &run_id, &skus, &mix).await?;
     let subscribers = if opts.subscribers > 0 {
         Some(
             feed::Subscribers::start(
@@ -704,6 +744,11 @@ pub async fn run(opts: Options) -> Result<Report, LoadgenError> {
             .map(|_| (0..opts.warehouses).map(|_| RowTally::default()).collect())
             .collect(),
         journeys: JourneyCounters::default(),
+        by_channel: (0..opts.skus)
+            .map(|_| mix.iter().map(|_| AtomicI64::new(0)).collect())
+            .collect(),
+        pools,
+        channels: mix,
         opts: opts.clone(),
     });
     let progress = (!opts.quiet).then(|| tokio::spawn(progress(shared.clone())));
@@ -818,13 +863,15 @@ fn row_stock(stock: u64, warehouses: u64, w: u64) -> u64 {
     stock / warehouses + u64::from(w < stock % warehouses)
 }
 
-/// Creates the run's warehouses and SKUs and stocks them.
+/// Creates the run's warehouses and SKUs, stocks them and sets their
+/// channel pools; returns each SKU's pool sizes, per channel of `mix`.
 async fn setup(
     opts: &Options,
     addr: &str,
     run_id: &str,
     skus: &[String],
-) -> Result<(), LoadgenError> {
+    mix: &[channels::ChannelArg],
+) -> Result<Vec<Vec<Option<u64>>>, LoadgenError> {
     let connect = || async {
         Conn::connect(addr, opts.key.as_deref())
             .await
@@ -852,7 +899,9 @@ async fn setup(
         let mine: Vec<String> = skus.iter().skip(lane).step_by(lanes).cloned().collect();
         let mut conn = connect().await?;
         let (stock, warehouses, run_id) = (opts.stock, opts.warehouses as u64, run_id.to_owned());
+        let mix = mix.to_vec();
         tasks.push(tokio::spawn(async move {
+            let mut sizes = Vec::new();
             for sku in mine {
                 let body = format!(r#"{{"name":"{sku}"}}"#);
                 expect_ok(&mut conn, "PUT", &format!("/v1/skus/{sku}"), body).await?;
@@ -864,14 +913,64 @@ async fn setup(
                     );
                     expect_ok(&mut conn, "POST", "/v1/stock/adjustments", body).await?;
                 }
+                if mix.iter().any(|c| c.pool.is_some()) {
+                    let path = format!("/v1/skus/{sku}/channels");
+                    expect_ok(&mut conn, "PUT", &path, channels::pools_body(&mix)).await?;
+                    sizes.push((sku, pool_sizes(&mut conn, &path, &mix).await?));
+                } else {
+                    sizes.push((sku, mix.iter().map(|_| None).collect()));
+                }
             }
-            Ok::<(), LoadgenError>(())
+            Ok::<_, LoadgenError>(sizes)
         }));
     }
+    let mut by_sku = BTreeMap::new();
     for t in tasks {
-        t.await.map_err(|e| LoadgenError::Setup(e.to_string()))??;
+        by_sku.extend(t.await.map_err(|e| LoadgenError::Setup(e.to_string()))??);
     }
-    Ok(())
+    Ok(skus
+        .iter()
+        .map(|s| by_sku.remove(s).unwrap_or_default())
+        .collect())
+}
+
+/// Each channel's pool (its units left and out) on the server now, in the
+/// order of `mix`; `None` for a channel without one.
+async fn pool_views(
+    conn: &mut Conn,
+    path: &str,
+    mix: &[channels::ChannelArg],
+) -> Result<Vec<Option<channels::PoolView>>, LoadgenError> {
+    let r = conn
+        .request("GET", path, None)
+        .await
+        .map_err(|e| LoadgenError::Setup(format!("GET {path}: {e}")))?;
+    if r.status != 200 {
+        return Err(LoadgenError::Setup(format!("GET {path}: {}", r.status)));
+    }
+    let pools = channels::pools_of(&r.body).map_err(LoadgenError::Setup)?;
+    Ok(mix
+        .iter()
+        .map(|c| {
+            pools
+                .iter()
+                .find(|(n, _)| *n == c.name)
+                .map(|(_, v)| v.clone())
+        })
+        .collect())
+}
+
+/// Each channel's pool size right after it was set (nothing taken yet).
+async fn pool_sizes(
+    conn: &mut Conn,
+    path: &str,
+    mix: &[channels::ChannelArg],
+) -> Result<Vec<Option<u64>>, LoadgenError> {
+    Ok(pool_views(conn, path, mix)
+        .await?
+        .into_iter()
+        .map(|v| v.map(|v| v.left + v.out))
+        .collect())
 }
 
 async fn progress(shared: Arc<Shared>) {
@@ -962,17 +1061,41 @@ fn customer(shared: &Shared, rng: &mut Rng, always: bool) -> Option<String> {
     }
 }
 
-fn reserve_body(shared: &Shared, sku: usize, customer: &Option<String>) -> String {
+fn reserve_body(
+    shared: &Shared,
+    sku: usize,
+    customer: &Option<String>,
+    channel: Option<usize>,
+) -> String {
     let o = &shared.opts;
-    match customer {
-        Some(c) => format!(
-            r#"{{"sku":"{}","qty":{},"customer_id":"{c}","ttl_ms":{}}}"#,
-            shared.skus[sku], o.qty, o.ttl_ms
-        ),
-        None => format!(
-            r#"{{"sku":"{}","qty":{},"ttl_ms":{}}}"#,
-            shared.skus[sku], o.qty, o.ttl_ms
-        ),
+    let customer = match customer {
+        Some(c) => format!(r#","customer_id":"{c}""#),
+        None => String::new(),
+    };
+    let channel = match channel {
+        Some(c) => format!(r#","channel":"{}""#, shared.channels[c].name),
+        None => String::new(),
+    };
+    format!(
+        r#"{{"sku":"{}","qty":{},"ttl_ms":{}{customer}{channel}}}"#,
+        shared.skus[sku], o.qty, o.ttl_ms
+    )
+}
+
+/// The channel of one request: one of `--channels` at random, if any.
+fn pick_channel(shared: &Shared, rng: &mut Rng) -> Option<usize> {
+    (!shared.channels.is_empty()).then(|| rng.below(shared.channels.len()))
+}
+
+/// The channel an order names.
+fn channel_name(shared: &Shared, channel: Option<usize>) -> &str {
+    channel.map_or("loadgen", |c| shared.channels[c].name.as_str())
+}
+
+/// `units` acknowledged to (or, negative, given back by) `channel` on `sku`.
+fn credit(shared: &Shared, sku: usize, channel: Option<usize>, units: i64) {
+    if let Some(c) = channel {
+        shared.by_channel[sku][c].fetch_add(units, Ordering::Relaxed);
     }
 }
 
@@ -1004,7 +1127,8 @@ async fn one(
         Mode::Reserve | Mode::HoldOrder => {
             let sku = pick(shared, rng);
             let cust = customer(shared, rng, o.mode == Mode::HoldOrder);
-            let body = reserve_body(shared, sku, &cust);
+            let ch = pick_channel(shared, rng);
+            let body = reserve_body(shared, sku, &cust, ch);
             let r = conn
                 .request("POST", "/v1/reservations", Some(body.as_bytes()))
                 .await?;
@@ -1015,6 +1139,7 @@ async fn one(
                 return Ok(());
             }
             shared.acknowledged[sku].fetch_add(qty, Ordering::Relaxed);
+            credit(shared, sku, ch, qty);
             if o.mode == Mode::Reserve {
                 return Ok(());
             }
@@ -1022,7 +1147,8 @@ async fn one(
                 .map_err(|_| ClientError::Malformed("reservation body"))?
                 .id;
             let body = format!(
-                r#"{{"channel":"loadgen","customer_id":"{}","ship_to":{{"lat":48.1,"lon":11.5}},"lines":[{{"sku":"{}","qty":{},"reservation_id":"{hold}"}}]}}"#,
+                r#"{{"channel":"{}","customer_id":"{}","ship_to":{{"lat":48.1,"lon":11.5}},"lines":[{{"sku":"{}","qty":{},"reservation_id":"{hold}"}}]}}"#,
+                channel_name(shared, ch),
                 cust.unwrap_or_default(),
                 shared.skus[sku],
                 o.qty
@@ -1038,13 +1164,15 @@ async fn one(
                 refused(tally, &r.body, None);
                 return Ok(());
             }
-            maybe_cancel(shared, conn, rng, tally, &r.body, &[sku]).await
+            maybe_cancel(shared, conn, rng, tally, &r.body, &[sku], ch).await
         }
         Mode::Batch => {
-            let picks: Vec<usize> = (0..o.batch).map(|_| pick(shared, rng)).collect();
+            let picks: Vec<(usize, Option<usize>)> = (0..o.batch)
+                .map(|_| (pick(shared, rng), pick_channel(shared, rng)))
+                .collect();
             let items: Vec<String> = picks
                 .iter()
-                .map(|s| reserve_body(shared, *s, &customer(shared, rng, false)))
+                .map(|(s, ch)| reserve_body(shared, *s, &customer(shared, rng, false), *ch))
                 .collect();
             let body = format!(r#"{{"reservations":[{}]}}"#, items.join(","));
             let r = conn
@@ -1061,10 +1189,11 @@ async fn one(
             if reply.results.len() != picks.len() {
                 return Err(ClientError::Malformed("batch answered another count"));
             }
-            for (sku, item) in picks.iter().zip(reply.results) {
+            for ((sku, ch), item) in picks.iter().zip(reply.results) {
                 match (item.status, item.error) {
                     (201, _) => {
                         shared.acknowledged[*sku].fetch_add(qty, Ordering::Relaxed);
+                        credit(shared, *sku, *ch, qty);
                     }
                     (_, Some(e)) => {
                         if e.code == "insufficient_stock" {
@@ -1094,8 +1223,10 @@ async fn one(
                 .iter()
                 .map(|s| format!(r#"{{"sku":"{}","qty":{}}}"#, shared.skus[*s], o.qty))
                 .collect();
+            let ch = pick_channel(shared, rng);
             let body = format!(
-                r#"{{"channel":"loadgen","customer_id":"{}","ship_to":{{"lat":48.1,"lon":11.5}},"lines":[{}]}}"#,
+                r#"{{"channel":"{}","customer_id":"{}","ship_to":{{"lat":48.1,"lon":11.5}},"lines":[{}]}}"#,
+                channel_name(shared, ch),
                 customer(shared, rng, true).unwrap_or_default(),
                 body_lines.join(",")
             );
@@ -1110,8 +1241,9 @@ async fn one(
             }
             for s in &lines {
                 shared.acknowledged[*s].fetch_add(qty, Ordering::Relaxed);
+                credit(shared, *s, ch, qty);
             }
-            maybe_cancel(shared, conn, rng, tally, &r.body, &lines).await
+            maybe_cancel(shared, conn, rng, tally, &r.body, &lines, ch).await
         }
         Mode::Journey => journey(shared, conn, rng, tally, intended).await,
     }
@@ -1210,7 +1342,8 @@ async fn journey(
     let give_back = !cancel && outcome < o.cancel_share + o.return_share;
 
     // Cart: a hold.
-    let body = reserve_body(shared, sku, &Some(cust.clone()));
+    let ch = pick_channel(shared, rng);
+    let body = reserve_body(shared, sku, &Some(cust.clone()), ch);
     shared.items.fetch_add(1, Ordering::Relaxed);
     let hold = match step(
         shared,
@@ -1237,10 +1370,12 @@ async fn journey(
         .held
         .fetch_add(units, Ordering::Relaxed);
     shared.acknowledged[sku].fetch_add(units, Ordering::Relaxed);
+    credit(shared, sku, ch, units);
 
     // Checkout: a priced order taking the hold.
     let body = format!(
-        r#"{{"channel":"loadgen","customer_id":"{cust}","currency":"EUR","ship_to":{{"lat":48.1,"lon":11.5}},"lines":[{{"sku":"{sku_id}","qty":{qty},"reservation_id":"{}","unit_price":{UNIT_PRICE}}}]}}"#,
+        r#"{{"channel":"{}","customer_id":"{cust}","currency":"EUR","ship_to":{{"lat":48.1,"lon":11.5}},"lines":[{{"sku":"{sku_id}","qty":{qty},"reservation_id":"{}","unit_price":{UNIT_PRICE}}}]}}"#,
+        channel_name(shared, ch),
         hold.id
     );
     shared.items.fetch_add(1, Ordering::Relaxed);
@@ -1302,6 +1437,7 @@ async fn journey(
                 .fetch_sub(*n as i64, Ordering::Relaxed);
         }
         shared.acknowledged[sku].fetch_sub(units, Ordering::Relaxed);
+        credit(shared, sku, ch, -units);
         j.cancelled.fetch_add(1, Ordering::Relaxed);
         return Ok(());
     }
@@ -1438,6 +1574,7 @@ async fn maybe_cancel(
     tally: &mut Tally,
     order: &[u8],
     lines: &[usize],
+    channel: Option<usize>,
 ) -> Result<(), ClientError> {
     if shared.opts.cancel_share == 0.0 || rng.unit() >= shared.opts.cancel_share {
         return Ok(());
@@ -1458,6 +1595,7 @@ async fn maybe_cancel(
     if r.status == 200 {
         for s in lines {
             shared.acknowledged[*s].fetch_sub(shared.opts.qty as i64, Ordering::Relaxed);
+            credit(shared, *s, channel, -(shared.opts.qty as i64));
         }
     } else {
         tally.error(&code_of(&r.body));
@@ -1515,6 +1653,7 @@ async fn check(shared: &Shared, tally: &mut Tally) -> Result<Check, LoadgenError
     let mut problems = Vec::new();
     let mut skus = Vec::new();
     let mut rows = Vec::new();
+    let mut pools = Vec::new();
     for (i, sku) in shared.skus.iter().enumerate() {
         let r = conn
             .request("GET", &format!("/v1/skus/{sku}/stock"), None)
@@ -1598,10 +1737,23 @@ async fn check(shared: &Shared, tally: &mut Tally) -> Result<Check, LoadgenError
         // lack of stock means no warehouse has one request's worth left.
         let most = v.warehouses.iter().map(|r| r.available).max().unwrap_or(0);
         let nothing_back = o.cancel_share == 0.0 && (!journey || o.return_share == 0.0);
-        if c.sold_out_seen && nothing_back && most >= o.qty {
+        // A channel may be refused for lack of stock in its pool (or the
+        // common remainder) while the SKU has more: pools are checked below.
+        if shared.channels.is_empty() && c.sold_out_seen && nothing_back && most >= o.qty {
             problems.push(format!(
                 "{sku}: refused as sold out but a warehouse still has {most} available"
             ));
+        }
+        if !shared.channels.is_empty() {
+            let grown = c.restocked > 0;
+            let (checks, common) = check_pools(shared, &mut conn, i, grown).await?;
+            problems.extend(
+                checks
+                    .iter()
+                    .flat_map(|k| k.problems(in_doubt == 0, grown, c.shipped > 0)),
+            );
+            problems.extend(common);
+            pools.extend(checks);
         }
         skus.push(c);
     }
@@ -1612,7 +1764,47 @@ async fn check(shared: &Shared, tally: &mut Tally) -> Result<Check, LoadgenError
         sold_out,
         skus,
         rows,
+        pools,
     })
+}
+
+/// Each channel's accounting on SKU `i`, and whether the channels without
+/// a pool took more than the common remainder the pools left at setup.
+async fn check_pools(
+    shared: &Shared,
+    conn: &mut Conn,
+    i: usize,
+    grown: bool,
+) -> Result<(Vec<channels::PoolCheck>, Option<String>), LoadgenError> {
+    let sku = &shared.skus[i];
+    let sizes = &shared.pools[i];
+    let views = if sizes.iter().any(Option::is_some) {
+        pool_views(conn, &format!("/v1/skus/{sku}/channels"), &shared.channels).await?
+    } else {
+        shared.channels.iter().map(|_| None).collect()
+    };
+    let mut checks = Vec::new();
+    let mut common_taken = 0;
+    for (c, ch) in shared.channels.iter().enumerate() {
+        let acknowledged = shared.by_channel[i][c].load(Ordering::Relaxed);
+        if sizes[c].is_none() {
+            common_taken += acknowledged;
+        }
+        checks.push(channels::PoolCheck {
+            sku: sku.clone(),
+            channel: ch.name.clone(),
+            pool: sizes[c],
+            acknowledged,
+            left: views[c].as_ref().map(|v| v.left),
+            out: views[c].as_ref().map(|v| v.out),
+        });
+    }
+    let fenced: u64 = sizes.iter().flatten().sum();
+    let common = shared.opts.stock.saturating_sub(fenced);
+    Ok((
+        checks,
+        channels::common_problem(sku, common_taken, common, grown),
+    ))
 }
 
 #[cfg(test)]

@@ -45,6 +45,9 @@ pub mod kind {
     pub use crate::wal::schema::v5::kind::*;
     /// An idempotency key a lifecycle command used.
     pub const LIFE_KEY_USED: u16 = 21;
+    // 22..=26 are inventory's: channel pools (22, 23), incoming stock
+    // (24, 25), low-stock thresholds (26). New kinds, not new bodies, so
+    // no new version (see the rules in `schema/mod.rs`).
 }
 
 /// Stable numbers of the snapshot entry kinds: v5's (v6 changes the body
@@ -53,6 +56,8 @@ pub mod entry {
     pub use crate::wal::schema::v5::entry::*;
     /// A remembered idempotency key of a lifecycle command.
     pub const LIFE_IDEMPOTENCY: u16 = 10;
+    // 11..=13 are inventory's: a SKU's channel pools (11), its incoming
+    // receipts (12), its low-stock thresholds (13).
 }
 
 /// What a lifecycle key's answer shows: `kind` 0 the order, 1 its
