@@ -54,6 +54,8 @@ pub mod v3;
 pub mod v4;
 pub mod v5;
 pub mod v6;
+// v6's kinds for incoming stock and low-stock thresholds.
+pub mod incoming;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -315,7 +317,10 @@ pub fn entries_of<'a>(e: &'a SnapEntry, out: &mut impl FnMut(v6::SnapEntry<'a>))
     };
     match e {
         SnapEntry::Warehouse(w) => out(wrap(v4::SnapEntry::Warehouse(w.into()))),
-        SnapEntry::Sku(state) => v5::sku_entries(state, &mut |e| out(v6::SnapEntry::Same(e))),
+        SnapEntry::Sku(state) => {
+            v5::sku_entries(state, &mut |e| out(v6::SnapEntry::Same(e)));
+            incoming::sku_entries(&state.incoming, out);
+        }
         SnapEntry::SkuHold(h) => out(same(v2::SnapEntry::SkuHold(h.into()))),
         SnapEntry::Hold(h) => out(wrap(v4::SnapEntry::Same(v3::SnapEntry::Hold(h.into())))),
         SnapEntry::Order(o) => out(v6::SnapEntry::Order(o.into())),
@@ -511,6 +516,22 @@ impl Assembler {
                     },
                 ));
                 return Ok(());
+            }
+            v6::SnapEntry::Incoming(i) => {
+                return match &mut self.sku {
+                    Some(f) => incoming::add_incoming(f, i),
+                    None => Err(SchemaError::Invalid(
+                        "an incoming receipt is not after its sku".into(),
+                    )),
+                };
+            }
+            v6::SnapEntry::LowStock(l) => {
+                return match &mut self.sku {
+                    Some(f) => incoming::add_low_stock(f, l),
+                    None => Err(SchemaError::Invalid(
+                        "a low-stock threshold is not after its sku".into(),
+                    )),
+                };
             }
             v6::SnapEntry::Same(e) => e,
         };

@@ -30,6 +30,7 @@ use super::v2::{self, put, s, take, Millis, Str};
 use super::v3;
 use super::v4;
 use super::v5;
+use super::incoming;
 use super::SchemaError;
 use crate::core;
 use crate::core::lifecycle::life;
@@ -48,6 +49,7 @@ pub mod kind {
     // 22..=26 are inventory's: channel pools (22, 23), incoming stock
     // (24, 25), low-stock thresholds (26). New kinds, not new bodies, so
     // no new version (see the rules in `schema/mod.rs`).
+    pub use crate::wal::schema::incoming::kind::*;
 }
 
 /// Stable numbers of the snapshot entry kinds: v5's (v6 changes the body
@@ -58,6 +60,7 @@ pub mod entry {
     pub const LIFE_IDEMPOTENCY: u16 = 10;
     // 11..=13 are inventory's: a SKU's channel pools (11), its incoming
     // receipts (12), its low-stock thresholds (13).
+    pub use crate::wal::schema::incoming::entry::*;
 }
 
 /// What a lifecycle key's answer shows: `kind` 0 the order, 1 its
@@ -273,6 +276,9 @@ pub enum Event<'a> {
     OrderRerouted(OrderRerouted<'a>),
     LifeKeyUsed(LifeKeyUsed<'a>),
     Same(v5::Event<'a>),
+    IncomingExpected(incoming::IncomingExpected<'a>),
+    IncomingReceived(incoming::IncomingReceived<'a>),
+    LowStockSet(incoming::LowStockSet<'a>),
 }
 
 impl<'a> Event<'a> {
@@ -282,6 +288,9 @@ impl<'a> Event<'a> {
             Event::OrderRerouted(_) => kind::ORDER_REROUTED,
             Event::LifeKeyUsed(_) => kind::LIFE_KEY_USED,
             Event::Same(e) => e.kind(),
+            Event::IncomingExpected(_) => kind::INCOMING_EXPECTED,
+            Event::IncomingReceived(_) => kind::INCOMING_RECEIVED,
+            Event::LowStockSet(_) => kind::LOW_STOCK_SET,
         }
     }
 
@@ -292,6 +301,9 @@ impl<'a> Event<'a> {
             Event::OrderRerouted(b) => put(b, out),
             Event::LifeKeyUsed(b) => put(b, out),
             Event::Same(e) => e.write(out),
+            Event::IncomingExpected(b) => put(b, out),
+            Event::IncomingReceived(b) => put(b, out),
+            Event::LowStockSet(b) => put(b, out),
         }
     }
 
@@ -301,6 +313,9 @@ impl<'a> Event<'a> {
             kind::ORDER_PLACED => Event::OrderPlaced(take(body, "order_placed")?),
             kind::ORDER_REROUTED => Event::OrderRerouted(take(body, "order_rerouted")?),
             kind::LIFE_KEY_USED => Event::LifeKeyUsed(take(body, "life_key_used")?),
+            kind::INCOMING_EXPECTED => Event::IncomingExpected(take(body, "incoming_expected")?),
+            kind::INCOMING_RECEIVED => Event::IncomingReceived(take(body, "incoming_received")?),
+            kind::LOW_STOCK_SET => Event::LowStockSet(take(body, "low_stock_set")?),
             other => Event::Same(v5::Event::read(other, body)?),
         })
     }
@@ -313,6 +328,8 @@ pub enum SnapEntry<'a> {
     Order(Order<'a>),
     LifeIdempotency(LifeIdempotency<'a>),
     Same(v5::SnapEntry<'a>),
+    Incoming(incoming::Incoming<'a>),
+    LowStock(incoming::LowStock<'a>),
 }
 
 impl<'a> SnapEntry<'a> {
@@ -321,6 +338,8 @@ impl<'a> SnapEntry<'a> {
             SnapEntry::Order(_) => entry::ORDER,
             SnapEntry::LifeIdempotency(_) => entry::LIFE_IDEMPOTENCY,
             SnapEntry::Same(e) => e.kind(),
+            SnapEntry::Incoming(_) => entry::INCOMING,
+            SnapEntry::LowStock(_) => entry::LOW_STOCK,
         }
     }
 
@@ -329,6 +348,8 @@ impl<'a> SnapEntry<'a> {
             SnapEntry::Order(b) => put(b, out),
             SnapEntry::LifeIdempotency(b) => put(b, out),
             SnapEntry::Same(e) => e.write(out),
+            SnapEntry::Incoming(b) => put(b, out),
+            SnapEntry::LowStock(b) => put(b, out),
         }
     }
 
@@ -336,6 +357,8 @@ impl<'a> SnapEntry<'a> {
         Ok(match kind {
             entry::ORDER => SnapEntry::Order(take(body, "order")?),
             entry::LIFE_IDEMPOTENCY => SnapEntry::LifeIdempotency(take(body, "life idempotency")?),
+            entry::INCOMING => SnapEntry::Incoming(take(body, "incoming")?),
+            entry::LOW_STOCK => SnapEntry::LowStock(take(body, "low stock")?),
             other => SnapEntry::Same(v5::SnapEntry::read(other, body)?),
         })
     }
@@ -464,6 +487,12 @@ impl<'a> From<&'a core::Event> for Event<'a> {
                 key: key.into(),
                 target: (*target).into(),
             }),
+            core::Event::IncomingExpected { .. }
+            | core::Event::IncomingReceived { .. }
+            | core::Event::LowStockSet { .. } => match incoming::event_of(e) {
+                Some(e) => e,
+                None => unreachable!("an incoming event is written by incoming::event_of"),
+            },
             other => Event::Same(other.into()),
         }
     }
@@ -635,6 +664,9 @@ impl TryFrom<Event<'_>> for core::Event {
                 target: life_target(core::OrderId(b.order), b.target)?,
             },
             Event::Same(e) => e.try_into()?,
+            Event::IncomingExpected(b) => b.try_into()?,
+            Event::IncomingReceived(b) => b.try_into()?,
+            Event::LowStockSet(b) => b.try_into()?,
         })
     }
 }
