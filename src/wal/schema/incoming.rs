@@ -243,10 +243,7 @@ pub fn sku_entries<'a>(
 }
 
 /// Adds an `INCOMING` entry to the SKU being assembled.
-pub fn add_incoming(
-    facts: &mut core::sku::SkuFacts,
-    e: Incoming<'_>,
-) -> Result<(), SchemaError> {
+pub fn add_incoming(facts: &mut core::sku::SkuFacts, e: Incoming<'_>) -> Result<(), SchemaError> {
     let st = &mut facts.incoming;
     st.last_n = st.last_n.max(e.last_n);
     if let Some(r) = e.receipt {

@@ -2210,3 +2210,217 @@ proptest! {
         prop_assert!(encoded.len() <= RECORD_OVERHEAD_BYTES + events.len() * EVENT_OVERHEAD_BYTES + bodies.len());
     }
 }
+
+// --- incoming stock and low-stock thresholds (v6 kinds 24-26, entries 12-13) ---
+
+fn receipt() -> impl Strategy<Value = crate::core::sku::incoming::Receipt> {
+    (
+        1u64..1000,
+        wh(),
+        1u64..1000,
+        0u64..1000,
+        any::<u64>(),
+        text(),
+        any::<u64>(),
+        any::<u64>(),
+        prop::option::of(idem()),
+    )
+        .prop_map(
+            |(
+                n,
+                warehouse,
+                expected,
+                received,
+                expected_at,
+                reference,
+                created_at,
+                closed,
+                idempotency,
+            )| {
+                let received = received.min(expected);
+                crate::core::sku::incoming::Receipt {
+                    n,
+                    warehouse,
+                    expected,
+                    received,
+                    expected_at,
+                    reference,
+                    created_at,
+                    closed_at: (received == expected).then_some(closed),
+                    idempotency,
+                }
+            },
+        )
+}
+
+fn incoming_event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        (sku(), receipt()).prop_map(|(sku, receipt)| Event::IncomingExpected { sku, receipt }),
+        (
+            sku(),
+            any::<u64>(),
+            wh(),
+            any::<u64>(),
+            any::<u64>(),
+            prop::collection::vec(any::<u64>(), 0..3)
+        )
+            .prop_map(|(sku, receipt, warehouse, qty, at, forget)| {
+                Event::IncomingReceived {
+                    sku,
+                    receipt,
+                    warehouse,
+                    qty,
+                    at,
+                    forget,
+                }
+            }),
+        (
+            sku(),
+            prop::option::of(wh()),
+            prop::option::of(any::<u64>())
+        )
+            .prop_map(|(sku, warehouse, threshold)| Event::LowStockSet {
+                sku,
+                warehouse,
+                threshold,
+            }),
+    ]
+}
+
+/// A SKU's state with incoming receipts (open, partly received, closed)
+/// and thresholds, built through decide/apply.
+fn sku_state_with_incoming() -> impl Strategy<Value = crate::core::SkuState> {
+    use crate::core::sku::incoming::{ExpectCmd, IncomingLimits};
+    (
+        sku_state(),
+        prop::collection::vec((0usize..3, 1u64..50, prop::option::of(idem())), 0..6),
+        prop::collection::vec((0usize..6, 1u64..60), 0..8),
+        prop::option::of(0u64..100),
+        prop::collection::vec((0usize..3, prop::option::of(0u64..100)), 0..3),
+        0usize..3,
+    )
+        .prop_map(|(mut s, expects, receives, total, rows, kept)| {
+            let limits = IncomingLimits {
+                open_max: 10,
+                closed_kept_max: kept,
+                on_hand_max: 1 << 40,
+            };
+            let whs: Vec<WarehouseId> = s.rows.keys().cloned().collect();
+            for (w, qty, idempotency) in expects {
+                let cmd = ExpectCmd {
+                    warehouse: whs[w % whs.len()].clone(),
+                    qty,
+                    expected_at: 99,
+                    reference: "PO".into(),
+                    now: 5,
+                    idempotency,
+                };
+                let e = s.decide_expect(&cmd, limits).unwrap();
+                s.apply(&e);
+            }
+            for (n, qty) in receives {
+                if let Ok(e) = s.decide_receive(n as u64 + 1, qty, 7, limits) {
+                    s.apply(&e);
+                }
+            }
+            let mut changes = vec![(None, total)];
+            changes.extend(
+                rows.into_iter()
+                    .map(|(w, t)| (Some(whs[w % whs.len()].clone()), t)),
+            );
+            for e in s.decide_thresholds(&changes) {
+                s.apply(&e);
+            }
+            s.check_invariants().unwrap();
+            s
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn incoming_events_round_trip(events in prop::collection::vec(incoming_event(), 0..8)) {
+        for e in &events {
+            let disk = v6::Event::from(e);
+            let mut body = Vec::new();
+            disk.write(&mut body).unwrap();
+            let back = v6::Event::read(disk.kind(), &body).unwrap();
+            prop_assert_eq!(&back, &disk);
+            prop_assert_eq!(&Event::try_from(back).unwrap(), e);
+        }
+        let refs: Vec<&Event> = events.iter().collect();
+        let bytes = record::encode(1, &refs).unwrap();
+        prop_assert_eq!(bytes[0], CURRENT);
+        prop_assert_eq!(record::decode(&bytes).unwrap().events, events);
+    }
+
+    #[test]
+    fn a_sku_with_incoming_round_trips_through_snapshot_chunks(
+        skus in prop::collection::vec(sku_state_with_incoming(), 1..3),
+        chunk_bytes in 64usize..1024,
+    ) {
+        let entries: Vec<SnapEntry> = skus.into_iter().map(|s| SnapEntry::Sku(Box::new(s))).collect();
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        let mut builder = ChunkBuilder::default();
+        let mut body = Vec::new();
+        for e in &entries {
+            entries_of(e, &mut |entry| {
+                let kind = ChunkBuilder::encode(&entry, &mut body).unwrap();
+                if !builder.is_empty() && builder.bytes_with(body.len()) > chunk_bytes {
+                    chunks.push(record::framed(|out| builder.finish(out)).unwrap());
+                }
+                builder.push(kind, &body);
+            });
+        }
+        if !builder.is_empty() {
+            chunks.push(record::framed(|out| builder.finish(out)).unwrap());
+        }
+        let mut back: Vec<SnapEntry> = Vec::new();
+        let mut assembler = Assembler::default();
+        for c in &chunks {
+            let (version, payload) = record::unframe(c).unwrap();
+            read_chunk(version, payload, &mut |e| assembler.push(e, &mut |x| back.push(x))).unwrap();
+        }
+        assembler.finish(&mut |x| back.push(x)).unwrap();
+        prop_assert_eq!(back, entries);
+    }
+}
+
+#[test]
+fn incoming_kinds_are_24_to_26_and_entries_12_and_13() {
+    use crate::wal::schema::incoming::{entry, kind};
+    assert_eq!(
+        (
+            kind::INCOMING_EXPECTED,
+            kind::INCOMING_RECEIVED,
+            kind::LOW_STOCK_SET
+        ),
+        (24, 25, 26)
+    );
+    assert_eq!((entry::INCOMING, entry::LOW_STOCK), (12, 13));
+}
+
+#[test]
+fn a_receipt_whose_numbers_disagree_with_its_status_is_refused() {
+    use crate::wal::schema::incoming as inc;
+    let body = inc::IncomingExpected {
+        sku: "s".into(),
+        receipt: inc::Receipt {
+            n: 1,
+            warehouse: "w".into(),
+            expected: 5,
+            received: 5,
+            expected_at: 0,
+            reference: "r".into(),
+            created_at: 0,
+            // Received in full but open.
+            closed_at: None,
+            idempotency: None,
+        },
+    };
+    assert_invalid(
+        read_body_v6(inc::kind::INCOMING_EXPECTED, &body),
+        "does not match its status",
+    );
+}

@@ -26,11 +26,11 @@
 //! compactly (its rule names parsed, so an unknown name fails here as it
 //! would in the conversion to the core); nothing else changes.
 
+use super::incoming;
 use super::v2::{self, put, s, take, Millis, Str};
 use super::v3;
 use super::v4;
 use super::v5;
-use super::incoming;
 use super::SchemaError;
 use crate::core;
 use crate::core::lifecycle::life;
