@@ -49,6 +49,8 @@ pub struct StockRowView {
     pub warehouse: String,
     #[serde(flatten)]
     pub row: RowNumbers,
+    /// `low_stock` when this row's available falls to or below it.
+    pub low_stock_threshold: Option<u64>,
 }
 
 /// One SKU's row in a warehouse (the `warehouse:<id>` snapshot).
@@ -75,6 +77,8 @@ pub struct StockView {
     pub sku: String,
     pub name: Option<String>,
     pub per_customer_limit: Option<u64>,
+    /// `low_stock` when the total available falls to or below it.
+    pub low_stock_threshold: Option<u64>,
     /// `available` is the sum of the rows' (a row never lends to another).
     #[serde(flatten)]
     pub totals: RowNumbers,
@@ -87,6 +91,7 @@ impl From<&SkuState> for StockView {
             sku: s.sku.to_string(),
             name: s.name.clone(),
             per_customer_limit: s.per_customer_limit,
+            low_stock_threshold: s.incoming.low_stock_threshold,
             totals: RowNumbers {
                 available: s.available_total(),
                 incoming: s.incoming.incoming_total(),
@@ -98,6 +103,7 @@ impl From<&SkuState> for StockView {
                 .map(|(wh, r)| StockRowView {
                     warehouse: wh.to_string(),
                     row: RowNumbers::of(s, wh, r),
+                    low_stock_threshold: s.incoming.row_thresholds.get(wh).copied(),
                 })
                 .collect(),
         }

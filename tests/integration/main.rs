@@ -19,6 +19,7 @@ mod fuzz_seeds;
 mod golden;
 mod holds;
 mod hostile;
+mod incoming;
 mod lifecycle;
 mod limits;
 mod loadgen;
