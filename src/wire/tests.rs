@@ -233,25 +233,28 @@ fn stock_views() {
     let s = tee();
     let row = |wh, on_hand, reserved, safety_stock, available| {
         json!({"warehouse": wh, "on_hand": on_hand, "reserved": reserved, "allocated": 0,
-               "safety_stock": safety_stock, "available": available})
+               "safety_stock": safety_stock, "available": available, "incoming": 0,
+               "low_stock_threshold": null})
     };
     assert_eq!(
         value(&StockView::from(&s)),
         json!({
-            "sku": "tee", "name": "Tee", "per_customer_limit": null,
+            "sku": "tee", "name": "Tee", "per_customer_limit": null, "low_stock_threshold": null,
             "on_hand": 6, "reserved": 2, "allocated": 0, "safety_stock": 1, "available": 3,
+            "incoming": 0,
             "warehouses": [row("w1", 5, 2, 1, 2), row("w2", 1, 0, 0, 1)],
         })
     );
     assert_eq!(
         value(&SkuRowView::from_state(&s, &wh("w1")).unwrap()),
-        json!({"sku": "tee", "on_hand": 5, "reserved": 2, "allocated": 0, "safety_stock": 1, "available": 2})
+        json!({"sku": "tee", "on_hand": 5, "reserved": 2, "allocated": 0, "safety_stock": 1, "available": 2,
+               "incoming": 0})
     );
     assert!(SkuRowView::from_state(&s, &wh("w9")).is_none());
     assert_eq!(
         value(&StockChanged::from_state(&s, &wh("w2"))),
         json!({"sku": "tee", "warehouse": "w2", "on_hand": 1, "reserved": 0, "allocated": 0,
-               "safety_stock": 0, "available": 1, "sku_available": 3})
+               "safety_stock": 0, "available": 1, "incoming": 0, "sku_available": 3})
     );
 }
 
@@ -776,7 +779,8 @@ fn feed_events() {
         (
             FeedEvent::StockChanged(StockChanged::from_state(&s, &wh("w1"))),
             json!({"event": "stock_changed", "sku": "tee", "warehouse": "w1", "on_hand": 5,
-                   "reserved": 2, "allocated": 0, "safety_stock": 1, "available": 2, "sku_available": 3}),
+                   "reserved": 2, "allocated": 0, "safety_stock": 1, "available": 2, "incoming": 0,
+                   "sku_available": 3}),
         ),
         (
             FeedEvent::availability(&sku("tee"), false, 3).unwrap(),
@@ -1071,4 +1075,63 @@ fn counts_json() -> Value {
         "by_payment_status": {"captured": 2, "pending": 1},
         "open_fulfillments": {"w1": 2}
     })
+}
+
+#[test]
+fn incoming_views_and_feed_events() {
+    use crate::core::sku::incoming::Receipt;
+    use crate::wire::{LowStock, ReceiptReceived, ReceiptView};
+    let mut r = Receipt {
+        n: 2,
+        warehouse: wh("w1"),
+        expected: 10,
+        received: 4,
+        expected_at: 900,
+        reference: "PO-9".into(),
+        created_at: 100,
+        closed_at: None,
+        idempotency: None,
+    };
+    let open = json!({"id": "tee~2", "sku": "tee", "warehouse": "w1", "qty": 10, "received": 4,
+        "outstanding": 6, "expected_at": 900, "reference": "PO-9", "status": "open",
+        "created_at": 100, "closed_at": null});
+    assert_eq!(value(&ReceiptView::new(&sku("tee"), &r)), open);
+    assert_eq!(
+        value(&FeedEvent::IncomingExpected(ReceiptView::new(
+            &sku("tee"),
+            &r
+        ))),
+        json!({"event": "incoming_expected", "id": "tee~2", "sku": "tee", "warehouse": "w1",
+            "qty": 10, "received": 4, "outstanding": 6, "expected_at": 900, "reference": "PO-9",
+            "status": "open", "created_at": 100, "closed_at": null})
+    );
+    r.received = 10;
+    r.closed_at = Some(700);
+    assert_eq!(
+        value(&FeedEvent::IncomingReceived(ReceiptReceived {
+            qty: 6,
+            receipt: ReceiptView::new(&sku("tee"), &r)
+        })),
+        json!({"event": "incoming_received", "qty": 6, "receipt": {"id": "tee~2", "sku": "tee",
+            "warehouse": "w1", "qty": 10, "received": 10, "outstanding": 0, "expected_at": 900,
+            "reference": "PO-9", "status": "closed", "created_at": 100, "closed_at": 700}})
+    );
+    assert_eq!(
+        value(&FeedEvent::LowStock(LowStock::new(
+            &sku("tee"),
+            &None,
+            5,
+            Some(5)
+        ))),
+        json!({"event": "low_stock", "sku": "tee", "warehouse": null, "available": 5, "threshold": 5})
+    );
+    assert_eq!(
+        value(&FeedEvent::StockRecovered(LowStock::new(
+            &sku("tee"),
+            &Some(wh("w1")),
+            6,
+            None
+        ))),
+        json!({"event": "stock_recovered", "sku": "tee", "warehouse": "w1", "available": 6, "threshold": null})
+    );
 }
