@@ -980,4 +980,32 @@ mod tests {
             assert!(with_file(&edge).is_ok(), "{edge}");
         }
     }
+
+    #[test]
+    fn incoming_bounds_are_checked_at_their_edges() {
+        let c = Config::default_config();
+        assert_eq!(
+            (
+                c.incoming.open_max,
+                c.incoming.closed_kept_max,
+                c.incoming.page_max
+            ),
+            (1000, 100, 200)
+        );
+        for bad in [
+            "[incoming]\nopen_max = 0\n",
+            "[incoming]\nopen_max = 100001\n",
+            "[incoming]\nclosed_kept_max = 100001\n",
+            "[incoming]\npage_max = 0\n",
+            "[incoming]\nopen_maxx = 1\n",
+        ] {
+            assert!(with_file(bad).is_err(), "{bad}");
+        }
+        for edge in [
+            "[incoming]\nopen_max = 1\nclosed_kept_max = 0\npage_max = 1\n",
+            "[incoming]\nopen_max = 100000\nclosed_kept_max = 100000\n",
+        ] {
+            assert!(with_file(edge).is_ok(), "{edge}");
+        }
+    }
 }
