@@ -33,7 +33,9 @@
 # a binary that re-routes orders, orders are re-routed too (v4-reroute).
 # From v5 on (a binary that serves the order lifecycle) orders are also
 # paid, held, partly cancelled, shipped in parcels, delivered, returned,
-# rejected by a warehouse and re-routed.
+# rejected by a warehouse and re-routed. With a binary that serves incoming
+# stock (v6-incoming on), receipts are announced (one with an idempotency
+# key), received in part and in full, and low-stock thresholds are set.
 # Needs curl, jq and python3 (to find a free port).
 set -euo pipefail
 bin=${1:?usage: make-golden.sh BINARY NAME}
@@ -105,6 +107,7 @@ call() {
 : >"$work/holds"
 : >"$work/orders"
 : >"$work/idem"
+: >"$work/receipts"
 
 remember_idem() { # PATH KEY BODY TARGET
   jq -cn --arg path "$1" --arg key "$2" --argjson body "$3" --arg target "$4" \
@@ -227,6 +230,12 @@ drive() {
     o_life=$(lifecycle_phase "$p" "$a" "$b")
   fi
 
+  # From a binary that serves incoming stock: receipts and thresholds.
+  local receipt=""
+  if [ "$incoming" = 1 ]; then
+    receipt=$(incoming_phase "$p" "$a" "$b" "$w1" "$w2")
+  fi
+
   local status=""
   for _ in $(seq 1 400); do
     status=$(call GET "/v1/reservations/$expiring" "" 200 | jq -r .status)
@@ -234,7 +243,7 @@ drive() {
     sleep 0.05
   done
   [ "$status" = expired ] || { echo "hold $expiring never expired" >&2; exit 1; }
-  echo "$h_plain $o_multi ${o_moved:--} ${o_life:--}" >"$work/carry"
+  echo "$h_plain $o_multi ${o_moved:--} ${o_life:--} ${receipt:--}" >"$work/carry"
 }
 
 # fulfillment ORDER N: the id of the order's Nth fulfilment (from 0).
@@ -287,6 +296,29 @@ lifecycle_phase() {
   echo "$o"
 }
 
+# receipt BODY [KEY]: announces incoming stock; prints the receipt's id.
+receipt() {
+  local id
+  id=$(call POST /v1/stock/incoming "$1" 201 "${2:-}" | jq -r .id)
+  echo "$id" >>"$work/receipts"
+  if [ -n "${2:-}" ]; then remember_idem /v1/stock/incoming "$2" "$1" "/v1/stock/incoming/$id"; fi
+  echo "$id"
+}
+
+# incoming_phase PREFIX SKU_A SKU_B W1 W2: receipts received in part and in
+# full, thresholds on a SKU and a row; prints an open receipt for a later
+# phase.
+incoming_phase() {
+  local p=$1 a=$2 b=$3 w1=$4 w2=$5 r full
+  r=$(receipt "{\"sku\":\"$a\",\"warehouse\":\"$w1\",\"qty\":10,\"expected_at\":1900000000000,\"reference\":\"PO-$p-1\"}" "$p-po-key")
+  call POST "/v1/stock/incoming/$r/receive" '{"qty":4}' 200 >/dev/null
+  full=$(receipt "{\"sku\":\"$b\",\"warehouse\":\"$w2\",\"qty\":5,\"expected_at\":1900000000000,\"reference\":\"ASN-$p-2\"}")
+  call POST "/v1/stock/incoming/$full/receive" '{"qty":5}' 200 >/dev/null
+  call PATCH "/v1/skus/$a" "{\"low_stock_threshold\":500,\"low_stock_thresholds\":{\"$w1\":60}}" 200 >/dev/null
+  call PATCH "/v1/skus/$b" '{"low_stock_threshold":3}' 200 >/dev/null
+  echo "$r"
+}
+
 # move_away ORDER REASON: re-routes the order off every warehouse it ships
 # from now.
 move_away() {
@@ -297,13 +329,16 @@ move_away() {
 
 # Events on what an earlier phase left: they land in the log tail and must
 # apply to state loaded from a snapshot.
-touch_earlier() { # OPEN_HOLD PLACED_ORDER SKU WAREHOUSE [MOVED_ORDER] [LIFE_ORDER] ('-': none)
+touch_earlier() { # OPEN_HOLD PLACED_ORDER SKU WAREHOUSE [MOVED_ORDER] [LIFE_ORDER] [RECEIPT] ('-': none)
   call DELETE "/v1/reservations/$1" "" 200 >/dev/null
   call POST "/v1/orders/$2/cancel" "" 200 >/dev/null
   call POST /v1/stock/adjustments "{\"sku\":\"$3\",\"warehouse\":\"$4\",\"delta\":-7,\"reason\":\"damaged\"}" 200 >/dev/null
   if [ -n "${5:-}" ] && [ "$5" != - ]; then move_away "$5" "moved back"; fi
   if [ -n "${6:-}" ] && [ "$6" != - ]; then
     call POST "/v1/fulfillments/$(fulfillment "$6" 0)/ship" "{\"carrier\":\"ups\",\"tracking\":\"tail-1\",\"lines\":[{\"sku\":\"$3\",\"qty\":1}]}" 200 >/dev/null
+  fi
+  if [ -n "${7:-}" ] && [ "$7" != - ]; then
+    call POST "/v1/stock/incoming/$7/receive" '{"qty":1}' 200 >/dev/null
   fi
 }
 
@@ -338,6 +373,16 @@ record() {
       echo "\"$o\": $(call GET "/v1/orders/$o" "" 200)"
     done <"$work/orders"
     echo "}, \"idempotency\": $(jq -s . "$work/idem")"
+    if [ "$incoming" = 1 ]; then
+      echo ', "incoming": {'
+      first=1
+      while read -r r; do
+        [ $first = 1 ] || echo ","
+        first=0
+        echo "\"$r\": $(call GET "/v1/stock/incoming/$r" "" 200)"
+      done <"$work/receipts"
+      echo '}'
+    fi
     if [ "$routing" = 1 ]; then echo ", \"routing_rules\": $(call GET /v1/routing/rules "" 200)"; fi
     echo "}"
   } | jq -S . >"$dir/expected.json"
@@ -360,7 +405,7 @@ fresh() { # DIR
     exit 1
   fi
   mkdir -p "$work/$1"
-  : >"$work/skus"; : >"$work/holds"; : >"$work/orders"; : >"$work/idem"
+  : >"$work/skus"; : >"$work/holds"; : >"$work/orders"; : >"$work/idem"; : >"$work/receipts"
 }
 
 finish() { # DIR
@@ -385,10 +430,13 @@ if curl -s -X POST -H 'content-type: application/json' -d '{}' ${GOLDEN_KEY:+-H 
 lifecycle=0
 if curl -s -X POST -H 'content-type: application/json' -d '{"kind":"authorize","amount":1,"reference":"probe"}' ${GOLDEN_KEY:+-H "Authorization: Bearer $GOLDEN_KEY"} \
   "$base/v1/orders/ord_1/payments" | grep -q '"order_not_found"'; then lifecycle=1; fi
+# A binary that serves incoming stock lists receipts (one without: not_found).
+incoming=0
+if curl -fs -o /dev/null ${GOLDEN_KEY:+-H "Authorization: Bearer $GOLDEN_KEY"} "$base/v1/stock/incoming"; then incoming=1; fi
 drive p
-read -r hold order_id moved life <"$work/carry"
+read -r hold order_id moved life receipt <"$work/carry"
 drive q
-touch_earlier "$hold" "$order_id" p-a p-w1 "$moved" "$life"
+touch_earlier "$hold" "$order_id" p-a p-w1 "$moved" "$life" "$receipt"
 record "$work/$name-log"
 stop
 if grep -q "snapshot written" "$work/$name-log.server.log"; then
@@ -401,7 +449,7 @@ finish "$name-log"
 fresh "$name-snapshot"
 start "$work/$name-snapshot/data" "$work/$name-snapshot.server.log" SURGE_SNAPSHOT_EVERY_MS=100
 drive p
-read -r hold order_id moved life <"$work/carry"
+read -r hold order_id moved life receipt <"$work/carry"
 at=$(seq_now)
 # The checkpointer's line for a snapshot holding everything so far.
 snapshot_at() {
@@ -419,7 +467,7 @@ snapshot_at || {
 stop
 start "$work/$name-snapshot/data" "$work/$name-snapshot.server.log" "${no_snapshots[@]}"
 drive q
-touch_earlier "$hold" "$order_id" p-a p-w1 "$moved" "$life"
+touch_earlier "$hold" "$order_id" p-a p-w1 "$moved" "$life" "$receipt"
 record "$work/$name-snapshot"
 stop
 finish "$name-snapshot"

@@ -175,6 +175,13 @@ async fn check_recorded(srv: &Server, expected: &Value, name: &str) {
         let got = srv.get(&format!("/v1/orders/{id}")).await;
         assert_matches(&got, want, &format!("{name}: order {id}"));
     }
+    // With incoming stock: each receipt, open or closed.
+    if let Some(receipts) = expected.get("incoming") {
+        for (id, want) in receipts.as_object().unwrap() {
+            let got = srv.get(&format!("/v1/stock/incoming/{id}")).await;
+            assert_matches(&got, want, &format!("{name}: receipt {id}"));
+        }
+    }
     for i in expected["idempotency"].as_array().unwrap() {
         let key = i["key"].as_str().unwrap();
         let (status, replayed, body) = srv
@@ -191,6 +198,8 @@ async fn check_recorded(srv: &Server, expected: &Value, name: &str) {
         let (kind, id) = target.rsplit_once('/').unwrap();
         let recorded = if kind.ends_with("reservations") {
             &expected["reservations"][id]
+        } else if kind.ends_with("incoming") {
+            &expected["incoming"][id]
         } else {
             &expected["orders"][id]
         };
