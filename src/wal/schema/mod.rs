@@ -20,7 +20,11 @@
 //!   written compactly (each warehouse and SKU once, in tables the rest
 //!   refers to by index; rules as one-byte codes), and a tenth lifecycle
 //!   event, `LIFE_KEY_USED` (a lifecycle command's idempotency key), with
-//!   the `LIFE_IDEMPOTENCY` snapshot entry.
+//!   the `LIFE_IDEMPOTENCY` snapshot entry. Later builds added kinds to it,
+//!   as the rules below allow (new kinds, no changed body): incoming stock
+//!   and low-stock thresholds (`incoming.rs`: kinds 24–26, entries 12–13;
+//!   golden data `v6-incoming-*`). Kinds 22–23 and entry 11 are reserved
+//!   for channel pools.
 //!
 //! Reading always upcasts step by step, oldest to newest, then converts to
 //! the core: v1 → v2 → v3 → v4 → v5 → v6 → core. A newer server reads every older version; an
