@@ -76,7 +76,14 @@ pub struct Receipt {
     pub closed_at: Option<Millis>,
     /// The idempotency key that created it, kept so a snapshot keeps it.
     pub idempotency: Option<IdempotencyRecord>,
+    /// The idempotency keys of its latest receipts of goods (at most
+    /// [`RECEIVE_KEYS_MAX`], oldest first), kept so a snapshot keeps them.
+    pub receive_keys: Vec<IdempotencyRecord>,
 }
+
+/// How many receive keys a receipt keeps (the latest ones): a retry comes
+/// soon after its first attempt, so older keys are of no use.
+pub const RECEIVE_KEYS_MAX: usize = 16;
 
 impl Receipt {
     /// Units still expected.
@@ -211,6 +218,7 @@ impl IncomingState {
             created_at: cmd.now,
             closed_at: None,
             idempotency: cmd.idempotency.clone(),
+            receive_keys: Vec::new(),
         })
     }
 
@@ -271,10 +279,16 @@ impl IncomingState {
         qty: u64,
         at: Millis,
         forget: &[u64],
+        key: Option<&IdempotencyRecord>,
     ) -> Option<(WarehouseId, u64)> {
         let r = self.open.get_mut(&n)?;
         let took = qty.min(r.outstanding());
         r.received = r.received.saturating_add(took);
+        if let Some(k) = key {
+            r.receive_keys.push(k.clone());
+            let over = r.receive_keys.len().saturating_sub(RECEIVE_KEYS_MAX);
+            r.receive_keys.drain(..over);
+        }
         let warehouse = r.warehouse.clone();
         if let Some(e) = self.by_row.get_mut(&warehouse) {
             *e = e.saturating_sub(took);

@@ -82,7 +82,7 @@ fn incoming_counts_apart_from_stock_until_received_and_is_never_available() {
     );
     // Partial receipts move units from incoming to on_hand.
     {
-        let e = s.decide_receive(1, 20, 200, LIMITS);
+        let e = s.decide_receive(1, 20, 200, None, LIMITS);
         run(&mut s, e)
     }
     .unwrap();
@@ -92,12 +92,12 @@ fn incoming_counts_apart_from_stock_until_received_and_is_never_available() {
     assert!(s.decide_reserve(hold(11), &[wh("w1")]).is_ok());
     // Over-receipt is refused, and changes nothing.
     assert_eq!(
-        s.decide_receive(1, 31, 300, LIMITS),
+        s.decide_receive(1, 31, 300, None, LIMITS),
         Err(Rejection::OverReceipt { outstanding: 30 })
     );
     // The rest closes it.
     {
-        let e = s.decide_receive(1, 30, 300, LIMITS);
+        let e = s.decide_receive(1, 30, 300, None, LIMITS);
         run(&mut s, e)
     }
     .unwrap();
@@ -106,11 +106,11 @@ fn incoming_counts_apart_from_stock_until_received_and_is_never_available() {
     assert_eq!(s.incoming.incoming_total(), 0);
     assert_eq!(s.rows[&wh("w1")].on_hand, 60);
     assert_eq!(
-        s.decide_receive(1, 1, 400, LIMITS),
+        s.decide_receive(1, 1, 400, None, LIMITS),
         Err(Rejection::ReceiptClosed { n: 1 })
     );
     assert_eq!(
-        s.decide_receive(9, 1, 400, LIMITS),
+        s.decide_receive(9, 1, 400, None, LIMITS),
         Err(Rejection::ReceiptNotFound { n: 9 })
     );
 }
@@ -143,7 +143,7 @@ fn open_receipts_are_capped_at_the_limit_exactly() {
     );
     // Closing one makes room for one.
     {
-        let e = s.decide_receive(2, 1, 1, LIMITS);
+        let e = s.decide_receive(2, 1, 1, None, LIMITS);
         run(&mut s, e)
     }
     .unwrap();
@@ -179,7 +179,7 @@ fn only_the_latest_closed_receipts_are_remembered_and_numbers_never_repeat() {
         }
         .unwrap();
         {
-            let e = s.decide_receive(n, 1, n, LIMITS);
+            let e = s.decide_receive(n, 1, n, None, LIMITS);
             run(&mut s, e)
         }
         .unwrap();
@@ -187,7 +187,7 @@ fn only_the_latest_closed_receipts_are_remembered_and_numbers_never_repeat() {
     let kept: Vec<u64> = s.incoming.closed.iter().map(|r| r.n).collect();
     assert_eq!(kept, vec![3, 4]);
     assert_eq!(
-        s.decide_receive(1, 1, 9, LIMITS),
+        s.decide_receive(1, 1, 9, None, LIMITS),
         Err(Rejection::ReceiptNotFound { n: 1 })
     );
     assert_eq!(s.incoming.next_n(), 5);
@@ -228,12 +228,12 @@ fn facts_carry_receipts_and_thresholds_whole() {
     }
     .unwrap();
     {
-        let e = s.decide_receive(1, 5, 9, LIMITS);
+        let e = s.decide_receive(1, 5, 9, None, LIMITS);
         run(&mut s, e)
     }
     .unwrap();
     {
-        let e = s.decide_receive(2, 3, 9, LIMITS);
+        let e = s.decide_receive(2, 3, 9, None, LIMITS);
         run(&mut s, e)
     }
     .unwrap();
