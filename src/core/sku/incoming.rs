@@ -191,7 +191,9 @@ impl IncomingState {
         self.last_n.saturating_add(1)
     }
 
-    /// Checks a new receipt; `on_hand` is the row's now.
+    /// Checks a new receipt; `on_hand` is the row's now. The row's
+    /// `on_hand`, what its open receipts still expect and `qty` must stay
+    /// within `on_hand_max`, so an accepted receipt can be received in full.
     pub fn decide_expect(
         &self,
         cmd: &ExpectCmd,
@@ -203,8 +205,12 @@ impl IncomingState {
                 max: limits.open_max,
             });
         }
-        // Received in full, it must still fit in the row.
-        let room = limits.on_hand_max.saturating_sub(on_hand);
+        // Received in full, with every other open receipt of the row, it
+        // must still fit in the row.
+        let room = limits
+            .on_hand_max
+            .saturating_sub(on_hand)
+            .saturating_sub(self.incoming(&cmd.warehouse));
         if cmd.qty > room {
             return Err(Rejection::QuantityTooLarge { max: room });
         }

@@ -170,6 +170,35 @@ fn a_receipt_must_fit_in_its_row_when_received_in_full() {
 }
 
 #[test]
+fn a_receipt_must_fit_beside_what_the_row_already_expects() {
+    let mut s = sku();
+    {
+        let e = s.decide_expect(&expect("w1", 500), LIMITS);
+        run(&mut s, e)
+    }
+    .unwrap();
+    // 10 on hand + 500 expected: room for 490 more.
+    assert_eq!(
+        s.decide_expect(&expect("w1", 491), LIMITS),
+        Err(Rejection::QuantityTooLarge { max: 490 })
+    );
+    // Another row is not counted.
+    assert!(s.decide_expect(&expect("w2", 1_000), LIMITS).is_ok());
+    {
+        let e = s.decide_expect(&expect("w1", 490), LIMITS);
+        run(&mut s, e)
+    }
+    .unwrap();
+    // Both are received in full without passing the bound.
+    for n in 1..=2 {
+        let qty = s.incoming.receipt(n).unwrap().outstanding();
+        let e = s.decide_receive(n, qty, 9, None, LIMITS);
+        run(&mut s, e).unwrap();
+    }
+    assert_eq!(s.row(&wh("w1")).on_hand, 1_000);
+}
+
+#[test]
 fn only_the_latest_closed_receipts_are_remembered_and_numbers_never_repeat() {
     let mut s = sku();
     for n in 1..=4 {
