@@ -81,6 +81,11 @@ pub struct Receipt {
     pub receive_keys: Vec<IdempotencyRecord>,
 }
 
+/// How many closed receipts one receipt of goods forgets at most, so an
+/// event stays small and its work bounded when `closed_kept_max` is
+/// lowered.
+pub const FORGET_MAX: usize = 16;
+
 /// How many receive keys a receipt keeps (the latest ones): a retry comes
 /// soon after its first attempt, so older keys are of no use.
 pub const RECEIVE_KEYS_MAX: usize = 16;
@@ -254,13 +259,13 @@ impl IncomingState {
         }
         let mut forget = Vec::new();
         if qty == r.outstanding() {
-            // Closing it: keep at most `closed_kept_max` closed ones.
+            // Closing it: keep at most `closed_kept_max` closed ones,
+            // oldest forgotten first, at most `FORGET_MAX` per event (after
+            // `closed_kept_max` is lowered, later closes forget the rest).
             let kept = self.closed.len() + 1;
-            let over = kept.saturating_sub(limits.closed_kept_max);
-            forget.extend(self.closed.iter().take(over).map(|c| c.n));
-            if limits.closed_kept_max == 0 {
-                forget.push(n);
-            }
+            let over = kept.saturating_sub(limits.closed_kept_max).min(FORGET_MAX);
+            let oldest_first = self.closed.iter().map(|c| c.n).chain(std::iter::once(n));
+            forget.extend(oldest_first.take(over));
         }
         Ok((r, forget))
     }

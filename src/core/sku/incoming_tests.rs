@@ -199,6 +199,47 @@ fn a_receipt_must_fit_beside_what_the_row_already_expects() {
 }
 
 #[test]
+fn a_close_forgets_at_most_forget_max_closed_receipts() {
+    use super::incoming::FORGET_MAX;
+    let keep_all = IncomingLimits {
+        open_max: 10,
+        closed_kept_max: 100,
+        on_hand_max: 1_000,
+    };
+    let mut s = sku();
+    let closed = 2 * FORGET_MAX as u64 + 3;
+    for n in 1..=closed + 3 {
+        let e = s.decide_expect(&expect("w1", 1), keep_all);
+        run(&mut s, e).unwrap();
+        if n <= closed {
+            let e = s.decide_receive(n, 1, n, None, keep_all);
+            run(&mut s, e).unwrap();
+        }
+    }
+    assert_eq!(s.incoming.closed.len() as u64, closed);
+    // `closed_kept_max` lowered to 0: each close forgets the oldest
+    // `FORGET_MAX`, the rest on later closes, and the one closing last.
+    let none = IncomingLimits {
+        closed_kept_max: 0,
+        ..keep_all
+    };
+    let mut sizes = Vec::new();
+    let mut forgotten = Vec::new();
+    for n in closed + 1..=closed + 3 {
+        let e = s.decide_receive(n, 1, 9, None, none);
+        let Event::IncomingReceived { forget, .. } = run(&mut s, e).unwrap() else {
+            panic!("a receipt of goods")
+        };
+        sizes.push(forget.len());
+        forgotten.extend(forget);
+    }
+    // 35 kept + 3 closing: 16, 16, then the last 6 (itself included).
+    assert_eq!(sizes, vec![FORGET_MAX, FORGET_MAX, 6]);
+    assert_eq!(forgotten, (1..=closed + 3).collect::<Vec<_>>());
+    assert!(s.incoming.closed.is_empty());
+}
+
+#[test]
 fn only_the_latest_closed_receipts_are_remembered_and_numbers_never_repeat() {
     let mut s = sku();
     for n in 1..=4 {
