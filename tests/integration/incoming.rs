@@ -716,3 +716,20 @@ async fn a_receive_key_survives_a_restart_from_a_snapshot() {
     let srv = Srv::start_mem(store.reopen(), |_| {});
     retries_receive_nothing(&srv, &first).await;
 }
+
+#[tokio::test]
+async fn a_receipt_forgotten_as_it_closes_is_still_announced() {
+    let srv = Srv::start_with(|c| c.incoming.closed_kept_max = 0);
+    setup(&srv).await;
+    expect(&srv, "tee", "w1", 3).await;
+    let (s, r) = receive(&srv, "tee~1", 3).await;
+    assert_eq!((s, &r["status"]), (StatusCode::OK, &json!("closed")));
+    assert_eq!(
+        srv.get("/v1/stock/incoming/tee~1").await.1["code"],
+        "incoming_not_found"
+    );
+    let got = fed(&srv, &["incoming_received"]).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["qty"], 3);
+    assert_eq!(got[0]["receipt"], r);
+}
