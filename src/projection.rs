@@ -588,17 +588,27 @@ impl Projection {
                     self.remember_incoming(sku, receipt.n, k);
                 }
             }
-            Event::IncomingReceived { sku, forget, .. } => {
+            Event::IncomingReceived {
+                sku,
+                receipt,
+                forget,
+                key,
+                ..
+            } => {
                 let keys: Vec<String> = self.skus.get(sku).map_or_else(Vec::new, |s| {
                     forget
                         .iter()
-                        .filter_map(|n| s.incoming.receipt(*n)?.idempotency.as_ref())
+                        .filter_map(|n| s.incoming.receipt(*n))
+                        .flat_map(|r| r.idempotency.iter().chain(&r.receive_keys))
                         .map(|k| k.key.clone())
                         .collect()
                 });
                 self.apply_to_sku(sku, event);
                 for k in keys {
                     self.incoming_keys.remove(&k);
+                }
+                if let Some(k) = key {
+                    self.remember_incoming(sku, *receipt, k);
                 }
             }
             Event::LowStockSet { sku, .. } => self.apply_to_sku(sku, event),
@@ -759,7 +769,7 @@ impl Projection {
             }
             SnapEntry::Sku(s) => {
                 for r in s.incoming.receipts() {
-                    if let Some(k) = &r.idempotency {
+                    for k in r.idempotency.iter().chain(&r.receive_keys) {
                         self.remember_incoming(&s.sku, r.n, k);
                     }
                 }

@@ -8,7 +8,8 @@ use crate::core::sku::incoming::{ExpectCmd, IncomingLimits, Receipt, ThresholdUp
 use crate::core::sku::{Adjustment, LineRequest, ReserveCmd};
 use crate::core::Rejection;
 use crate::core::{
-    CustomerId, Event, Hold, HoldId, Millis, OrderId, SkuAllocation, SkuState, WarehouseId,
+    CustomerId, Event, Hold, HoldId, IdempotencyRecord, Millis, OrderId, SkuAllocation, SkuState,
+    WarehouseId,
 };
 use crate::wal::{Wal, WalError};
 use actix::prelude::*;
@@ -478,6 +479,7 @@ impl Handler<Expect> for SkuActor {
 pub struct Receive {
     pub n: u64,
     pub qty: u64,
+    pub key: Option<IdempotencyRecord>,
     pub limits: IncomingLimits,
 }
 
@@ -487,7 +489,7 @@ impl Handler<Receive> for SkuActor {
         let now = self.clock.now_ms();
         let decided = self
             .state
-            .decide_receive(m.n, m.qty, now, m.limits)
+            .decide_receive(m.n, m.qty, now, m.key, m.limits)
             .map_err(CmdError::from)
             .and_then(|e| {
                 // The receipt as the event leaves it (it may be forgotten

@@ -127,14 +127,17 @@ pub(super) async fn create(
     path = "/v1/stock/incoming/{id}/receive",
     operation_id = "receive_incoming",
     tag = "incoming",
-    params(("id" = String, Path, description = "Receipt id, `<sku>~<n>`")),
+    params(
+        ("id" = String, Path, description = "Receipt id, `<sku>~<n>`"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes a retry safe: the same key and body answer the receipt as it is now, and receive nothing more"),
+    ),
     request_body = IncomingReceiveBody,
     responses(
-        (status = 200, description = "The receipt after", body = ReceiptView),
+        (status = 200, description = "The receipt after; for a retry with the same Idempotency-Key, the receipt as it is now, with `Idempotent-Replayed: true`", body = ReceiptView),
         (status = 400, description = "A field is invalid", body = ErrorBody),
         (status = 404, description = "`incoming_not_found`", body = ErrorBody),
-        (status = 409, description = "`incoming_closed`, `over_receipt` (with `outstanding`)", body = ErrorBody),
-        (status = 422, description = "`quantity_too_large` (the row would pass `on_hand_max`)", body = ErrorBody),
+        (status = 409, description = "`incoming_closed`, `over_receipt` (with `outstanding`), `idempotency_key_in_flight`", body = ErrorBody),
+        (status = 422, description = "`quantity_too_large` (the row would pass `on_hand_max`), `idempotency_key_reused`", body = ErrorBody),
         (status = 503, description = "`overloaded`, `storage_unavailable`", body = ErrorBody),
     )
 )]
@@ -145,13 +148,20 @@ pub(super) async fn receive(
     body: web::Json<IncomingReceiveBody>,
 ) -> Result<HttpResponse, ApiError> {
     let rid = receipt_id(&path)?;
+    // Scoped like the lifecycle routes: the hash covers the path (which
+    // receipt) and the body.
+    let idem = super::lifecycle::key(&req, &*body)?;
     let n = qty(app.config(), "qty", body.qty)?;
     if super::auth::warehouse_limit(&req).is_some() {
         // A `warehouse:<id>` key receives into its own warehouse only.
         let r = app.incoming_receipt(&rid).await?;
         super::auth::check_warehouse(&req, &r.warehouse)?;
     }
-    Ok(HttpResponse::Ok().json(app.receive_incoming(rid, n).await?))
+    let (view, outcome) = app.receive_incoming(rid, n, idem).await?;
+    Ok(super::lifecycle::marked(
+        outcome,
+        HttpResponse::Ok().json(view),
+    ))
 }
 
 /// One receipt, open or closed (a SKU remembers its latest

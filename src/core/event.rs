@@ -185,6 +185,8 @@ pub enum Event {
         qty: u64,
         at: Millis,
         forget: Vec<u64>,
+        /// The request's idempotency key, logged with its effect.
+        key: Option<IdempotencyRecord>,
     },
     /// A low-stock threshold of the SKU (`warehouse: None`) or of one of
     /// its rows set, or cleared (`threshold: None`).

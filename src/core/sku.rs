@@ -1082,10 +1082,12 @@ impl SkuState {
                 qty,
                 at,
                 forget,
+                key,
                 ..
             } => {
                 if let Some((warehouse, took)) =
-                    self.incoming.apply_received(*receipt, *qty, *at, forget)
+                    self.incoming
+                        .apply_received(*receipt, *qty, *at, forget, key.as_ref())
                 {
                     self.stock_arrived(&warehouse, took);
                 }
@@ -1126,6 +1128,7 @@ impl SkuState {
         n: u64,
         qty: u64,
         now: Millis,
+        key: Option<IdempotencyRecord>,
         limits: incoming::IncomingLimits,
     ) -> Result<Event, Rejection> {
         let on_hand = |w: &WarehouseId| self.row(w).on_hand;
@@ -1137,6 +1140,7 @@ impl SkuState {
             qty,
             at: now,
             forget,
+            key,
         })
     }
 

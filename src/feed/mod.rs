@@ -379,6 +379,7 @@ impl Hub {
             .and_then(|(order, _)| projection.orders.get(&order).map(|o| o.lifecycle_status()));
         let counts_before = projection.order_tally.changes();
         let low_before = low_stock::before(projection, event);
+        let receipt_after = receipt_after(projection, event);
         projection.apply(log_seq, event);
         match (event, before) {
             (Event::OrderPlaced { order, .. }, _) => self.workload.order_placed(projection, order),
@@ -403,7 +404,7 @@ impl Hub {
             }
             _ => {}
         }
-        let mut msgs = self.messages(projection, event, status_before);
+        let mut msgs = self.messages(projection, event, status_before, receipt_after);
         for (topics, e) in low_stock::crossings(projection, low_before) {
             msgs.push(Pending::new(topics, e));
         }
@@ -687,6 +688,8 @@ impl Hub {
     }
 
     /// The messages one event makes, typed, in the order they get seqs.
+    /// `receipt_after` is the receipt an `IncomingReceived` leaves, built
+    /// before the event is applied (the event may forget it at once).
     /// Reads the projection just after the event was applied;
     /// `status_before` is the lifecycle status of the order the event
     /// names before it (for events that may move it).
@@ -695,6 +698,7 @@ impl Hub {
         projection: &Projection,
         event: &Event,
         status_before: Option<OrderStatus>,
+        receipt_after: Option<crate::core::sku::incoming::Receipt>,
     ) -> Vec<Pending> {
         let mut out = Vec::new();
         let mut rows: Vec<(SkuId, Option<WarehouseId>)> = Vec::new();
@@ -1017,16 +1021,11 @@ impl Hub {
             }
             Event::IncomingReceived {
                 sku,
-                receipt,
                 warehouse,
                 qty,
                 ..
             } => {
-                let after = projection
-                    .skus
-                    .get(sku)
-                    .and_then(|s| s.incoming.receipt(*receipt).cloned());
-                if let Some(r) = after {
+                if let Some(r) = receipt_after {
                     out.push(Pending::new(
                         vec![
                             "stock".into(),
@@ -1189,4 +1188,35 @@ fn return_view(projection: &Projection, order: &OrderId, id: &ReturnId) -> Optio
     let o = projection.orders.get(order)?;
     let r = o.life.returns.iter().find(|r| r.id == *id)?;
     Some(ReturnView::from(r))
+}
+
+/// The receipt an `IncomingReceived` leaves, from the receipt before it
+/// and the event: read before applying, since a receipt that closes may be
+/// forgotten by the same event.
+fn receipt_after(
+    projection: &Projection,
+    event: &Event,
+) -> Option<crate::core::sku::incoming::Receipt> {
+    let Event::IncomingReceived {
+        sku,
+        receipt,
+        qty,
+        at,
+        ..
+    } = event
+    else {
+        return None;
+    };
+    let mut r = projection
+        .skus
+        .get(sku)?
+        .incoming
+        .open
+        .get(receipt)?
+        .clone();
+    r.received = r.received.saturating_add((*qty).min(r.outstanding()));
+    if r.outstanding() == 0 {
+        r.closed_at = Some(*at);
+    }
+    Some(r)
 }

@@ -1091,6 +1091,7 @@ fn incoming_views_and_feed_events() {
         created_at: 100,
         closed_at: None,
         idempotency: None,
+        receive_keys: Vec::new(),
     };
     let open = json!({"id": "tee~2", "sku": "tee", "warehouse": "w1", "qty": 10, "received": 4,
         "outstanding": 6, "expected_at": 900, "reference": "PO-9", "status": "open",

@@ -565,3 +565,171 @@ async fn receipts_and_thresholds_survive_a_restart_from_a_snapshot() {
     let (s, r) = receive(&srv, "tee~2", 2).await;
     assert_eq!((s, &r["status"]), (StatusCode::OK, &json!("closed")));
 }
+
+/// A POST with an `Idempotency-Key`: status, whether the answer is a
+/// replay, body.
+async fn keyed(srv: &Srv, path: &str, body: Value, key: &str) -> (StatusCode, bool, Value) {
+    let res = srv
+        .client
+        .post(srv.url(path))
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let replayed = res
+        .headers()
+        .get("idempotent-replayed")
+        .is_some_and(|v| v == "true");
+    (status, replayed, res.json().await.unwrap())
+}
+
+/// `on_hand` and `incoming` of a row of `tee`.
+async fn tee_row(srv: &Srv, wh: &str) -> (Value, Value) {
+    let v = srv.stock("tee").await;
+    let r = row(&v, wh);
+    (r["on_hand"].clone(), r["incoming"].clone())
+}
+
+/// Receives 4 of 10 on `tee~1` with key `r1`, then checks that retries of it
+/// receive nothing more.
+async fn received_once_with_a_key(srv: &Srv) {
+    let path = "/v1/stock/incoming/tee~1/receive";
+    let (s, replayed, first) = keyed(srv, path, json!({"qty": 4}), "r1").await;
+    assert_eq!((s, replayed), (StatusCode::OK, false), "{first}");
+    assert_eq!(tee_row(srv, "w1").await, (json!(14), json!(6)));
+    retries_receive_nothing(srv, &first).await;
+}
+
+async fn retries_receive_nothing(srv: &Srv, first: &Value) {
+    let path = "/v1/stock/incoming/tee~1/receive";
+    let (s, replayed, again) = keyed(srv, path, json!({"qty": 4}), "r1").await;
+    assert_eq!((s, replayed, &again), (StatusCode::OK, true, first));
+    assert_eq!(tee_row(srv, "w1").await, (json!(14), json!(6)));
+    // The same key with another body, or on another receipt, is another
+    // request.
+    let (s, _, b) = keyed(srv, path, json!({"qty": 5}), "r1").await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("idempotency_key_reused")
+        )
+    );
+    let (s, _, b) = keyed(
+        srv,
+        "/v1/stock/incoming/tee~2/receive",
+        json!({"qty": 4}),
+        "r1",
+    )
+    .await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("idempotency_key_reused")
+        )
+    );
+    assert_eq!(tee_row(srv, "w1").await, (json!(14), json!(6)));
+}
+
+#[tokio::test]
+async fn a_retried_receipt_of_goods_adds_its_units_once() {
+    let srv = Srv::start();
+    setup(&srv).await;
+    expect(&srv, "tee", "w1", 10).await;
+    expect(&srv, "tee", "w2", 5).await;
+    received_once_with_a_key(&srv).await;
+    let (s, _, b) = keyed(
+        &srv,
+        "/v1/stock/incoming/tee~1/receive",
+        json!({"qty": 1}),
+        "bad key",
+    )
+    .await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_idempotency_key"))
+    );
+    // Another key receives again.
+    let (s, replayed, b) = keyed(
+        &srv,
+        "/v1/stock/incoming/tee~1/receive",
+        json!({"qty": 4}),
+        "r2",
+    )
+    .await;
+    assert_eq!(
+        (s, replayed, &b["received"]),
+        (StatusCode::OK, false, &json!(8))
+    );
+    // A replay answers the receipt as it is now.
+    let (s, replayed, b) = keyed(
+        &srv,
+        "/v1/stock/incoming/tee~1/receive",
+        json!({"qty": 4}),
+        "r1",
+    )
+    .await;
+    assert_eq!(
+        (s, replayed, &b["received"]),
+        (StatusCode::OK, true, &json!(8))
+    );
+    assert_eq!(tee_row(&srv, "w1").await, (json!(18), json!(2)));
+}
+
+#[tokio::test]
+async fn a_receive_key_survives_a_restart_from_the_log() {
+    let srv = Srv::start();
+    setup(&srv).await;
+    expect(&srv, "tee", "w1", 10).await;
+    expect(&srv, "tee", "w2", 5).await;
+    received_once_with_a_key(&srv).await;
+    let first = srv.get("/v1/stock/incoming/tee~1").await.1;
+    let srv = srv.restart();
+    retries_receive_nothing(&srv, &first).await;
+}
+
+#[tokio::test]
+async fn a_receive_key_survives_a_restart_from_a_snapshot() {
+    let store = MemStore::new();
+    let srv = Srv::start_mem(store.clone(), |c| c.snapshot_every_events = 3);
+    setup(&srv).await;
+    expect(&srv, "tee", "w1", 10).await;
+    expect(&srv, "tee", "w2", 5).await;
+    received_once_with_a_key(&srv).await;
+    let first = srv.get("/v1/stock/incoming/tee~1").await.1;
+    let surge = srv.bg().surge.clone();
+    let seq = surge.durable_seq();
+    let stats = surge.checkpoint_stats();
+    assert!(
+        eventually(Duration::from_secs(20), async || stats
+            .last_seq
+            .load(Ordering::Acquire)
+            >= seq)
+        .await,
+        "no snapshot of the whole log"
+    );
+    drop(srv);
+    drop(surge);
+    let srv = Srv::start_mem(store.reopen(), |_| {});
+    retries_receive_nothing(&srv, &first).await;
+}
+
+#[tokio::test]
+async fn a_receipt_forgotten_as_it_closes_is_still_announced() {
+    let srv = Srv::start_with(|c| c.incoming.closed_kept_max = 0);
+    setup(&srv).await;
+    expect(&srv, "tee", "w1", 3).await;
+    let (s, r) = receive(&srv, "tee~1", 3).await;
+    assert_eq!((s, &r["status"]), (StatusCode::OK, &json!("closed")));
+    assert_eq!(
+        srv.get("/v1/stock/incoming/tee~1").await.1["code"],
+        "incoming_not_found"
+    );
+    let got = fed(&srv, &["incoming_received"]).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["qty"], 3);
+    assert_eq!(got[0]["receipt"], r);
+}

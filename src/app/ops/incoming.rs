@@ -53,12 +53,25 @@ impl Surge {
         .await
     }
 
+    /// Receives `qty` units on receipt `id`. With an idempotency key, a
+    /// retry answers the receipt as it is now and changes nothing.
     pub async fn receive_incoming(
         self: &Arc<Self>,
         id: ReceiptId,
         qty: u64,
-    ) -> Result<ReceiptView, CmdError> {
+        idem: Option<Idempotency>,
+    ) -> Result<(ReceiptView, Outcome), CmdError> {
         self.detached(move |this| async move {
+            let _guard = this.begin(&idem)?;
+            match this.recall_incoming(&idem).await? {
+                Some(known) if known == id => {
+                    return Ok((this.incoming_receipt(&id).await?, Outcome::Replayed));
+                }
+                // The request hash covers the path, so a key of another
+                // receipt is another request.
+                Some(_) => return Err(CmdError::IdempotencyKeyReused),
+                None => {}
+            }
             let addr = this.directory.sku(&id.sku).await.map_err(|e| match e {
                 CmdError::UnknownSku(_) => CmdError::UnknownReceipt(id.clone()),
                 e => e,
@@ -68,10 +81,11 @@ impl Surge {
                 .ask(sku::Receive {
                     n: id.n,
                     qty,
+                    key: this.key_record(&idem),
                     limits,
                 })
                 .await??;
-            Ok(ReceiptView::new(&id.sku, &receipt))
+            Ok((ReceiptView::new(&id.sku, &receipt), Outcome::Created))
         })
         .await
     }

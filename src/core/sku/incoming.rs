@@ -76,7 +76,19 @@ pub struct Receipt {
     pub closed_at: Option<Millis>,
     /// The idempotency key that created it, kept so a snapshot keeps it.
     pub idempotency: Option<IdempotencyRecord>,
+    /// The idempotency keys of its latest receipts of goods (at most
+    /// [`RECEIVE_KEYS_MAX`], oldest first), kept so a snapshot keeps them.
+    pub receive_keys: Vec<IdempotencyRecord>,
 }
+
+/// How many closed receipts one receipt of goods forgets at most, so an
+/// event stays small and its work bounded when `closed_kept_max` is
+/// lowered.
+pub const FORGET_MAX: usize = 16;
+
+/// How many receive keys a receipt keeps (the latest ones): a retry comes
+/// soon after its first attempt, so older keys are of no use.
+pub const RECEIVE_KEYS_MAX: usize = 16;
 
 impl Receipt {
     /// Units still expected.
@@ -184,7 +196,9 @@ impl IncomingState {
         self.last_n.saturating_add(1)
     }
 
-    /// Checks a new receipt; `on_hand` is the row's now.
+    /// Checks a new receipt; `on_hand` is the row's now. The row's
+    /// `on_hand`, what its open receipts still expect and `qty` must stay
+    /// within `on_hand_max`, so an accepted receipt can be received in full.
     pub fn decide_expect(
         &self,
         cmd: &ExpectCmd,
@@ -196,8 +210,12 @@ impl IncomingState {
                 max: limits.open_max,
             });
         }
-        // Received in full, it must still fit in the row.
-        let room = limits.on_hand_max.saturating_sub(on_hand);
+        // Received in full, with every other open receipt of the row, it
+        // must still fit in the row.
+        let room = limits
+            .on_hand_max
+            .saturating_sub(on_hand)
+            .saturating_sub(self.incoming(&cmd.warehouse));
         if cmd.qty > room {
             return Err(Rejection::QuantityTooLarge { max: room });
         }
@@ -211,6 +229,7 @@ impl IncomingState {
             created_at: cmd.now,
             closed_at: None,
             idempotency: cmd.idempotency.clone(),
+            receive_keys: Vec::new(),
         })
     }
 
@@ -240,13 +259,13 @@ impl IncomingState {
         }
         let mut forget = Vec::new();
         if qty == r.outstanding() {
-            // Closing it: keep at most `closed_kept_max` closed ones.
+            // Closing it: keep at most `closed_kept_max` closed ones,
+            // oldest forgotten first, at most `FORGET_MAX` per event (after
+            // `closed_kept_max` is lowered, later closes forget the rest).
             let kept = self.closed.len() + 1;
-            let over = kept.saturating_sub(limits.closed_kept_max);
-            forget.extend(self.closed.iter().take(over).map(|c| c.n));
-            if limits.closed_kept_max == 0 {
-                forget.push(n);
-            }
+            let over = kept.saturating_sub(limits.closed_kept_max).min(FORGET_MAX);
+            let oldest_first = self.closed.iter().map(|c| c.n).chain(std::iter::once(n));
+            forget.extend(oldest_first.take(over));
         }
         Ok((r, forget))
     }
@@ -271,10 +290,16 @@ impl IncomingState {
         qty: u64,
         at: Millis,
         forget: &[u64],
+        key: Option<&IdempotencyRecord>,
     ) -> Option<(WarehouseId, u64)> {
         let r = self.open.get_mut(&n)?;
         let took = qty.min(r.outstanding());
         r.received = r.received.saturating_add(took);
+        if let Some(k) = key {
+            r.receive_keys.push(k.clone());
+            let over = r.receive_keys.len().saturating_sub(RECEIVE_KEYS_MAX);
+            r.receive_keys.drain(..over);
+        }
         let warehouse = r.warehouse.clone();
         if let Some(e) = self.by_row.get_mut(&warehouse) {
             *e = e.saturating_sub(took);

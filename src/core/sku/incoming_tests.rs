@@ -82,7 +82,7 @@ fn incoming_counts_apart_from_stock_until_received_and_is_never_available() {
     );
     // Partial receipts move units from incoming to on_hand.
     {
-        let e = s.decide_receive(1, 20, 200, LIMITS);
+        let e = s.decide_receive(1, 20, 200, None, LIMITS);
         run(&mut s, e)
     }
     .unwrap();
@@ -92,12 +92,12 @@ fn incoming_counts_apart_from_stock_until_received_and_is_never_available() {
     assert!(s.decide_reserve(hold(11), &[wh("w1")]).is_ok());
     // Over-receipt is refused, and changes nothing.
     assert_eq!(
-        s.decide_receive(1, 31, 300, LIMITS),
+        s.decide_receive(1, 31, 300, None, LIMITS),
         Err(Rejection::OverReceipt { outstanding: 30 })
     );
     // The rest closes it.
     {
-        let e = s.decide_receive(1, 30, 300, LIMITS);
+        let e = s.decide_receive(1, 30, 300, None, LIMITS);
         run(&mut s, e)
     }
     .unwrap();
@@ -106,11 +106,11 @@ fn incoming_counts_apart_from_stock_until_received_and_is_never_available() {
     assert_eq!(s.incoming.incoming_total(), 0);
     assert_eq!(s.rows[&wh("w1")].on_hand, 60);
     assert_eq!(
-        s.decide_receive(1, 1, 400, LIMITS),
+        s.decide_receive(1, 1, 400, None, LIMITS),
         Err(Rejection::ReceiptClosed { n: 1 })
     );
     assert_eq!(
-        s.decide_receive(9, 1, 400, LIMITS),
+        s.decide_receive(9, 1, 400, None, LIMITS),
         Err(Rejection::ReceiptNotFound { n: 9 })
     );
 }
@@ -143,7 +143,7 @@ fn open_receipts_are_capped_at_the_limit_exactly() {
     );
     // Closing one makes room for one.
     {
-        let e = s.decide_receive(2, 1, 1, LIMITS);
+        let e = s.decide_receive(2, 1, 1, None, LIMITS);
         run(&mut s, e)
     }
     .unwrap();
@@ -170,6 +170,76 @@ fn a_receipt_must_fit_in_its_row_when_received_in_full() {
 }
 
 #[test]
+fn a_receipt_must_fit_beside_what_the_row_already_expects() {
+    let mut s = sku();
+    {
+        let e = s.decide_expect(&expect("w1", 500), LIMITS);
+        run(&mut s, e)
+    }
+    .unwrap();
+    // 10 on hand + 500 expected: room for 490 more.
+    assert_eq!(
+        s.decide_expect(&expect("w1", 491), LIMITS),
+        Err(Rejection::QuantityTooLarge { max: 490 })
+    );
+    // Another row is not counted.
+    assert!(s.decide_expect(&expect("w2", 1_000), LIMITS).is_ok());
+    {
+        let e = s.decide_expect(&expect("w1", 490), LIMITS);
+        run(&mut s, e)
+    }
+    .unwrap();
+    // Both are received in full without passing the bound.
+    for n in 1..=2 {
+        let qty = s.incoming.receipt(n).unwrap().outstanding();
+        let e = s.decide_receive(n, qty, 9, None, LIMITS);
+        run(&mut s, e).unwrap();
+    }
+    assert_eq!(s.row(&wh("w1")).on_hand, 1_000);
+}
+
+#[test]
+fn a_close_forgets_at_most_forget_max_closed_receipts() {
+    use super::incoming::FORGET_MAX;
+    let keep_all = IncomingLimits {
+        open_max: 10,
+        closed_kept_max: 100,
+        on_hand_max: 1_000,
+    };
+    let mut s = sku();
+    let closed = 2 * FORGET_MAX as u64 + 3;
+    for n in 1..=closed + 3 {
+        let e = s.decide_expect(&expect("w1", 1), keep_all);
+        run(&mut s, e).unwrap();
+        if n <= closed {
+            let e = s.decide_receive(n, 1, n, None, keep_all);
+            run(&mut s, e).unwrap();
+        }
+    }
+    assert_eq!(s.incoming.closed.len() as u64, closed);
+    // `closed_kept_max` lowered to 0: each close forgets the oldest
+    // `FORGET_MAX`, the rest on later closes, and the one closing last.
+    let none = IncomingLimits {
+        closed_kept_max: 0,
+        ..keep_all
+    };
+    let mut sizes = Vec::new();
+    let mut forgotten = Vec::new();
+    for n in closed + 1..=closed + 3 {
+        let e = s.decide_receive(n, 1, 9, None, none);
+        let Event::IncomingReceived { forget, .. } = run(&mut s, e).unwrap() else {
+            panic!("a receipt of goods")
+        };
+        sizes.push(forget.len());
+        forgotten.extend(forget);
+    }
+    // 35 kept + 3 closing: 16, 16, then the last 6 (itself included).
+    assert_eq!(sizes, vec![FORGET_MAX, FORGET_MAX, 6]);
+    assert_eq!(forgotten, (1..=closed + 3).collect::<Vec<_>>());
+    assert!(s.incoming.closed.is_empty());
+}
+
+#[test]
 fn only_the_latest_closed_receipts_are_remembered_and_numbers_never_repeat() {
     let mut s = sku();
     for n in 1..=4 {
@@ -179,7 +249,7 @@ fn only_the_latest_closed_receipts_are_remembered_and_numbers_never_repeat() {
         }
         .unwrap();
         {
-            let e = s.decide_receive(n, 1, n, LIMITS);
+            let e = s.decide_receive(n, 1, n, None, LIMITS);
             run(&mut s, e)
         }
         .unwrap();
@@ -187,7 +257,7 @@ fn only_the_latest_closed_receipts_are_remembered_and_numbers_never_repeat() {
     let kept: Vec<u64> = s.incoming.closed.iter().map(|r| r.n).collect();
     assert_eq!(kept, vec![3, 4]);
     assert_eq!(
-        s.decide_receive(1, 1, 9, LIMITS),
+        s.decide_receive(1, 1, 9, None, LIMITS),
         Err(Rejection::ReceiptNotFound { n: 1 })
     );
     assert_eq!(s.incoming.next_n(), 5);
@@ -228,12 +298,12 @@ fn facts_carry_receipts_and_thresholds_whole() {
     }
     .unwrap();
     {
-        let e = s.decide_receive(1, 5, 9, LIMITS);
+        let e = s.decide_receive(1, 5, 9, None, LIMITS);
         run(&mut s, e)
     }
     .unwrap();
     {
-        let e = s.decide_receive(2, 3, 9, LIMITS);
+        let e = s.decide_receive(2, 3, 9, None, LIMITS);
         run(&mut s, e)
     }
     .unwrap();

@@ -38,6 +38,8 @@ pub struct Receipt<'a> {
     pub closed_at: Option<Millis>,
     #[serde(borrow)]
     pub idempotency: Option<v2::IdempotencyRecord<'a>>,
+    #[serde(borrow)]
+    pub receive_keys: Vec<v2::IdempotencyRecord<'a>>,
 }
 
 /// The `INCOMING_EXPECTED` event.
@@ -60,6 +62,8 @@ pub struct IncomingReceived<'a> {
     pub qty: u64,
     pub at: Millis,
     pub forget: Vec<u64>,
+    #[serde(borrow)]
+    pub key: Option<v2::IdempotencyRecord<'a>>,
 }
 
 /// The `LOW_STOCK_SET` event.
@@ -110,6 +114,7 @@ impl<'a> From<&'a inc::Receipt> for Receipt<'a> {
             created_at: r.created_at,
             closed_at: r.closed_at,
             idempotency: r.idempotency.as_ref().map(Into::into),
+            receive_keys: r.receive_keys.iter().map(Into::into).collect(),
         }
     }
 }
@@ -133,6 +138,7 @@ impl TryFrom<Receipt<'_>> for inc::Receipt {
             created_at: r.created_at,
             closed_at: r.closed_at,
             idempotency: r.idempotency.map(Into::into),
+            receive_keys: r.receive_keys.into_iter().map(Into::into).collect(),
         })
     }
 }
@@ -152,6 +158,7 @@ pub fn event_of(e: &core::Event) -> Option<super::v6::Event<'_>> {
             qty,
             at,
             forget,
+            key,
         } => E::IncomingReceived(IncomingReceived {
             sku: s(sku.as_str()),
             receipt: *receipt,
@@ -159,6 +166,7 @@ pub fn event_of(e: &core::Event) -> Option<super::v6::Event<'_>> {
             qty: *qty,
             at: *at,
             forget: forget.clone(),
+            key: key.as_ref().map(Into::into),
         }),
         core::Event::LowStockSet {
             sku,
@@ -193,6 +201,7 @@ impl TryFrom<IncomingReceived<'_>> for core::Event {
             qty: b.qty,
             at: b.at,
             forget: b.forget,
+            key: b.key.map(Into::into),
         })
     }
 }

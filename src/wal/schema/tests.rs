@@ -2224,6 +2224,7 @@ fn receipt() -> impl Strategy<Value = crate::core::sku::incoming::Receipt> {
         any::<u64>(),
         any::<u64>(),
         prop::option::of(idem()),
+        prop::collection::vec(idem(), 0..3),
     )
         .prop_map(
             |(
@@ -2236,6 +2237,7 @@ fn receipt() -> impl Strategy<Value = crate::core::sku::incoming::Receipt> {
                 created_at,
                 closed,
                 idempotency,
+                receive_keys,
             )| {
                 let received = received.min(expected);
                 crate::core::sku::incoming::Receipt {
@@ -2248,6 +2250,7 @@ fn receipt() -> impl Strategy<Value = crate::core::sku::incoming::Receipt> {
                     created_at,
                     closed_at: (received == expected).then_some(closed),
                     idempotency,
+                    receive_keys,
                 }
             },
         )
@@ -2262,9 +2265,10 @@ fn incoming_event() -> impl Strategy<Value = Event> {
             wh(),
             any::<u64>(),
             any::<u64>(),
-            prop::collection::vec(any::<u64>(), 0..3)
+            prop::collection::vec(any::<u64>(), 0..3),
+            prop::option::of(idem()),
         )
-            .prop_map(|(sku, receipt, warehouse, qty, at, forget)| {
+            .prop_map(|(sku, receipt, warehouse, qty, at, forget, key)| {
                 Event::IncomingReceived {
                     sku,
                     receipt,
@@ -2272,6 +2276,7 @@ fn incoming_event() -> impl Strategy<Value = Event> {
                     qty,
                     at,
                     forget,
+                    key,
                 }
             }),
         (
@@ -2319,7 +2324,7 @@ fn sku_state_with_incoming() -> impl Strategy<Value = crate::core::SkuState> {
                 s.apply(&e);
             }
             for (n, qty) in receives {
-                if let Ok(e) = s.decide_receive(n as u64 + 1, qty, 7, limits) {
+                if let Ok(e) = s.decide_receive(n as u64 + 1, qty, 7, None, limits) {
                     s.apply(&e);
                 }
             }
@@ -2417,6 +2422,7 @@ fn a_receipt_whose_numbers_disagree_with_its_status_is_refused() {
             // Received in full but open.
             closed_at: None,
             idempotency: None,
+            receive_keys: Vec::new(),
         },
     };
     assert_invalid(
