@@ -311,7 +311,9 @@ receipt() {
 incoming_phase() {
   local p=$1 a=$2 b=$3 w1=$4 w2=$5 r full
   r=$(receipt "{\"sku\":\"$a\",\"warehouse\":\"$w1\",\"qty\":10,\"expected_at\":1900000000000,\"reference\":\"PO-$p-1\"}" "$p-po-key")
-  call POST "/v1/stock/incoming/$r/receive" '{"qty":4}' 200 >/dev/null
+  # A keyed receipt of goods.
+  call POST "/v1/stock/incoming/$r/receive" '{"qty":4}' 200 "$p-recv-key" >/dev/null
+  remember_idem "/v1/stock/incoming/$r/receive" "$p-recv-key" '{"qty":4}' "/v1/stock/incoming/$r"
   full=$(receipt "{\"sku\":\"$b\",\"warehouse\":\"$w2\",\"qty\":5,\"expected_at\":1900000000000,\"reference\":\"ASN-$p-2\"}")
   call POST "/v1/stock/incoming/$full/receive" '{"qty":5}' 200 >/dev/null
   call PATCH "/v1/skus/$a" "{\"low_stock_threshold\":500,\"low_stock_thresholds\":{\"$w1\":60}}" 200 >/dev/null
