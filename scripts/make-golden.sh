@@ -36,6 +36,8 @@
 # rejected by a warehouse and re-routed. With a binary that serves incoming
 # stock (v6-incoming on), receipts are announced (one with an idempotency
 # key), received in part and in full, and low-stock thresholds are set.
+# With a binary that closes receipts short (v6-incoming-close on), one
+# receipt is closed short with a key in the run and one in the log tail.
 # Needs curl, jq and python3 (to find a free port).
 set -euo pipefail
 bin=${1:?usage: make-golden.sh BINARY NAME}
@@ -316,6 +318,14 @@ incoming_phase() {
   remember_idem "/v1/stock/incoming/$r/receive" "$p-recv-key" '{"qty":4}' "/v1/stock/incoming/$r"
   full=$(receipt "{\"sku\":\"$b\",\"warehouse\":\"$w2\",\"qty\":5,\"expected_at\":1900000000000,\"reference\":\"ASN-$p-2\"}")
   call POST "/v1/stock/incoming/$full/receive" '{"qty":5}' 200 >/dev/null
+  if [ "$incoming_close" = 1 ]; then
+    # Received in part, then closed short with a key.
+    local cut
+    cut=$(receipt "{\"sku\":\"$b\",\"warehouse\":\"$w1\",\"qty\":6,\"expected_at\":1900000000000,\"reference\":\"PO-$p-3\"}")
+    call POST "/v1/stock/incoming/$cut/receive" '{"qty":2}' 200 >/dev/null
+    call POST "/v1/stock/incoming/$cut/close" '{"reason":"vendor shipped 2"}' 200 "$p-close-key" >/dev/null
+    remember_idem "/v1/stock/incoming/$cut/close" "$p-close-key" '{"reason":"vendor shipped 2"}' "/v1/stock/incoming/$cut"
+  fi
   call PATCH "/v1/skus/$a" "{\"low_stock_threshold\":500,\"low_stock_thresholds\":{\"$w1\":60}}" 200 >/dev/null
   call PATCH "/v1/skus/$b" '{"low_stock_threshold":3}' 200 >/dev/null
   echo "$r"
@@ -341,6 +351,9 @@ touch_earlier() { # OPEN_HOLD PLACED_ORDER SKU WAREHOUSE [MOVED_ORDER] [LIFE_ORD
   fi
   if [ -n "${7:-}" ] && [ "$7" != - ]; then
     call POST "/v1/stock/incoming/$7/receive" '{"qty":1}' 200 >/dev/null
+    if [ "$incoming_close" = 1 ]; then
+      call POST "/v1/stock/incoming/$7/close" '{"reason":"rest cancelled"}' 200 >/dev/null
+    fi
   fi
 }
 
@@ -435,6 +448,11 @@ if curl -s -X POST -H 'content-type: application/json' -d '{"kind":"authorize","
 # A binary that serves incoming stock lists receipts (one without: not_found).
 incoming=0
 if curl -fs -o /dev/null ${GOLDEN_KEY:+-H "Authorization: Bearer $GOLDEN_KEY"} "$base/v1/stock/incoming"; then incoming=1; fi
+# A binary that closes receipts short answers an unknown one's close with
+# incoming_not_found (one without the route: not_found).
+incoming_close=0
+if curl -s -X POST -H 'content-type: application/json' -d '{"reason":"probe"}' ${GOLDEN_KEY:+-H "Authorization: Bearer $GOLDEN_KEY"} \
+  "$base/v1/stock/incoming/probe~1/close" | grep -q '"incoming_not_found"'; then incoming_close=1; fi
 drive p
 read -r hold order_id moved life receipt <"$work/carry"
 drive q

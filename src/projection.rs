@@ -594,6 +594,13 @@ impl Projection {
                 forget,
                 key,
                 ..
+            }
+            | Event::IncomingClosed {
+                sku,
+                receipt,
+                forget,
+                key,
+                ..
             } => {
                 let keys: Vec<String> = self.skus.get(sku).map_or_else(Vec::new, |s| {
                     forget
@@ -664,6 +671,7 @@ impl Projection {
             // Their keys go with the SKU's receipts (`apply_stock`).
             | Event::IncomingExpected { .. }
             | Event::IncomingReceived { .. }
+            | Event::IncomingClosed { .. }
             | Event::LowStockSet { .. } => {}
             Event::HoldCreated { hold, idempotency } => {
                 self.max_hold.fetch_max(hold.id.0, Ordering::AcqRel);

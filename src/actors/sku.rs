@@ -510,6 +510,40 @@ impl Handler<Receive> for SkuActor {
     }
 }
 
+/// An open receipt closed short; answers the receipt after.
+#[derive(Message)]
+#[rtype(result = "Result<Receipt, CmdError>")]
+pub struct CloseIncoming {
+    pub n: u64,
+    pub reason: String,
+    pub key: Option<IdempotencyRecord>,
+    pub limits: IncomingLimits,
+}
+
+impl Handler<CloseIncoming> for SkuActor {
+    type Result = Reply<Receipt>;
+    fn handle(&mut self, m: CloseIncoming, _: &mut Context<Self>) -> Reply<Receipt> {
+        let now = self.clock.now_ms();
+        let decided = self
+            .state
+            .decide_close_incoming(m.n, m.reason, now, m.key, m.limits)
+            .map_err(CmdError::from)
+            .and_then(|e| {
+                // The receipt as the event leaves it (it may be forgotten
+                // at once if no closed receipt is kept).
+                let mut after = self
+                    .state
+                    .incoming
+                    .receipt(m.n)
+                    .cloned()
+                    .ok_or(CmdError::Unavailable)?;
+                after.closed_at = Some(now);
+                Ok((vec![e], after))
+            });
+        self.commit(decided)
+    }
+}
+
 /// Low-stock thresholds of the SKU (`None`) or its rows set or cleared;
 /// only those that change are logged.
 #[derive(Message)]
@@ -697,5 +731,6 @@ gated!(
     PrepareReroute,
     Expect,
     Receive,
+    CloseIncoming,
     SetThresholds
 );

@@ -120,6 +120,7 @@ pub const ROUTES: &[(&str, &str, &[Allow])] = {
             "/v1/stock/incoming/{id}/receive",
             &[WarehouseInBody],
         ),
+        ("POST", "/v1/stock/incoming/{id}/close", &[WarehouseInBody]),
     ]
 };
 

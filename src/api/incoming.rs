@@ -17,7 +17,8 @@ pub fn routes(r: &mut Routes<'_>) {
     r.post("/stock/incoming", create)
         .get("/stock/incoming", list)
         .get("/stock/incoming/{id}", get)
-        .post("/stock/incoming/{id}/receive", receive);
+        .post("/stock/incoming/{id}/receive", receive)
+        .post("/stock/incoming/{id}/close", close);
 }
 
 /// `POST /v1/stock/incoming`.
@@ -46,7 +47,17 @@ pub struct IncomingReceiveBody {
     pub qty: u64,
 }
 
+/// `POST /v1/stock/incoming/{id}/close`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, remote = "Self")]
+pub struct IncomingCloseBody {
+    /// Why no more units will come (the vendor shipped less, the order was
+    /// cut): at most `text_len_max` bytes, not empty.
+    pub reason: String,
+}
+
 crate::wire::object_only!(IncomingBody, serialize);
+crate::wire::object_only!(IncomingCloseBody, serialize);
 crate::wire::object_only!(IncomingReceiveBody, serialize);
 
 /// `GET /v1/stock/incoming`: filters and paging.
@@ -158,6 +169,54 @@ pub(super) async fn receive(
         super::auth::check_warehouse(&req, &r.warehouse)?;
     }
     let (view, outcome) = app.receive_incoming(rid, n, idem).await?;
+    Ok(super::lifecycle::marked(
+        outcome,
+        HttpResponse::Ok().json(view),
+    ))
+}
+
+/// Closes an open receipt short: the sender ships no more, so what it
+/// still expects leaves the row's `incoming` (`short` on the receipt
+/// says how many). What was received stays. A closed receipt takes no
+/// more units (`incoming_closed`).
+#[utoipa::path(
+    post,
+    path = "/v1/stock/incoming/{id}/close",
+    operation_id = "close_incoming",
+    tag = "incoming",
+    params(
+        ("id" = String, Path, description = "Receipt id, `<sku>~<n>`"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes a retry safe: the same key and body answer the receipt as it is now"),
+    ),
+    request_body = IncomingCloseBody,
+    responses(
+        (status = 200, description = "The receipt, closed; for a retry with the same Idempotency-Key, the receipt as it is now, with `Idempotent-Replayed: true`", body = ReceiptView),
+        (status = 400, description = "A field is invalid", body = ErrorBody),
+        (status = 404, description = "`incoming_not_found`", body = ErrorBody),
+        (status = 409, description = "`incoming_closed`, `idempotency_key_in_flight`", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`", body = ErrorBody),
+        (status = 503, description = "`overloaded`, `storage_unavailable`", body = ErrorBody),
+    )
+)]
+pub(super) async fn close(
+    app: App,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<IncomingCloseBody>,
+) -> Result<HttpResponse, ApiError> {
+    let rid = receipt_id(&path)?;
+    let idem = super::lifecycle::key(&req, &*body)?;
+    let reason = body.into_inner().reason;
+    if reason.trim().is_empty() {
+        return Err(ApiError::invalid("reason", "must not be empty"));
+    }
+    text(app.config(), "reason", &reason)?;
+    if super::auth::warehouse_limit(&req).is_some() {
+        // A `warehouse:<id>` key closes its own warehouse's receipts only.
+        let r = app.incoming_receipt(&rid).await?;
+        super::auth::check_warehouse(&req, &r.warehouse)?;
+    }
+    let (view, outcome) = app.close_incoming(rid, reason, idem).await?;
     Ok(super::lifecycle::marked(
         outcome,
         HttpResponse::Ok().json(view),

@@ -131,6 +131,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         incoming::list,
         incoming::get,
         incoming::receive,
+        incoming::close,
     ),
     components(schemas(
         ErrorBody,

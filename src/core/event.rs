@@ -188,6 +188,21 @@ pub enum Event {
         /// The request's idempotency key, logged with its effect.
         key: Option<IdempotencyRecord>,
     },
+    /// An open receipt closed short: the sender ships no more, so what it
+    /// still expected leaves the row's `incoming`. The closed receipts in
+    /// `forget` are no longer remembered.
+    IncomingClosed {
+        sku: SkuId,
+        receipt: u64,
+        warehouse: WarehouseId,
+        /// Units that will not come.
+        short: u64,
+        reason: String,
+        at: Millis,
+        forget: Vec<u64>,
+        /// The request's idempotency key, logged with its effect.
+        key: Option<IdempotencyRecord>,
+    },
     /// A low-stock threshold of the SKU (`warehouse: None`) or of one of
     /// its rows set, or cleared (`threshold: None`).
     LowStockSet {
@@ -248,6 +263,7 @@ impl Event {
             Event::LifeKeyUsed { .. } => "life_key_used",
             Event::IncomingExpected { .. } => "incoming_expected",
             Event::IncomingReceived { .. } => "incoming_received",
+            Event::IncomingClosed { .. } => "incoming_closed",
             Event::LowStockSet { .. } => "low_stock_set",
         }
     }

@@ -231,6 +231,7 @@ pub fn order_of(event: &Event) -> Option<OrderId> {
         | Event::LifeKeyUsed { .. }
         | Event::IncomingExpected { .. }
         | Event::IncomingReceived { .. }
+        | Event::IncomingClosed { .. }
         | Event::LowStockSet { .. } => None,
     }
 }

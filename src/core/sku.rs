@@ -1092,6 +1092,16 @@ impl SkuState {
                     self.stock_arrived(&warehouse, took);
                 }
             }
+            Event::IncomingClosed {
+                receipt,
+                at,
+                forget,
+                key,
+                ..
+            } => {
+                self.incoming
+                    .apply_closed(*receipt, *at, forget, key.as_ref());
+            }
             Event::LowStockSet {
                 warehouse,
                 threshold,
@@ -1138,6 +1148,28 @@ impl SkuState {
             receipt: n,
             warehouse: r.warehouse.clone(),
             qty,
+            at: now,
+            forget,
+            key,
+        })
+    }
+
+    /// Decides closing receipt `n` short.
+    pub fn decide_close_incoming(
+        &self,
+        n: u64,
+        reason: String,
+        now: Millis,
+        key: Option<IdempotencyRecord>,
+        limits: incoming::IncomingLimits,
+    ) -> Result<Event, Rejection> {
+        let (r, forget) = self.incoming.decide_close(n, limits)?;
+        Ok(Event::IncomingClosed {
+            sku: self.sku_id(),
+            receipt: n,
+            warehouse: r.warehouse.clone(),
+            short: r.outstanding(),
+            reason,
             at: now,
             forget,
             key,

@@ -32,6 +32,7 @@ fn skus_of(event: &Event) -> Vec<SkuId> {
         | Event::HoldReleased { sku, .. }
         | Event::IncomingExpected { sku, .. }
         | Event::IncomingReceived { sku, .. }
+        | Event::IncomingClosed { sku, .. }
         | Event::LowStockSet { sku, .. } => vec![sku.clone()],
         Event::HoldCreated { hold, .. } => vec![hold.sku.clone()],
         Event::OrderPlaced { allocations, .. } => {

@@ -37,7 +37,7 @@ use crate::wire::{
     ReservationView, ReturnChanged, ReturnView, ServerMsg, ShipmentView, SkuRowView, StockChanged,
     StockView, TopicSnapshot, WarehouseView,
 };
-use crate::wire::{ReceiptReceived, ReceiptView};
+use crate::wire::{ReceiptClosed, ReceiptReceived, ReceiptView};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -550,6 +550,7 @@ impl Hub {
             | Event::LifeKeyUsed { .. } => {}
             Event::IncomingExpected { sku, .. }
             | Event::IncomingReceived { sku, .. }
+            | Event::IncomingClosed { sku, .. }
             | Event::LowStockSet { sku, .. } => note(sku),
         }
     }
@@ -1040,6 +1041,29 @@ impl Hub {
                 }
                 rows.push((sku.clone(), Some(warehouse.clone())));
             }
+            Event::IncomingClosed {
+                sku,
+                warehouse,
+                short,
+                reason,
+                ..
+            } => {
+                if let Some(r) = receipt_after {
+                    out.push(Pending::new(
+                        vec![
+                            "stock".into(),
+                            format!("sku:{sku}"),
+                            format!("warehouse:{warehouse}"),
+                        ],
+                        FeedEvent::IncomingClosed(ReceiptClosed {
+                            short: *short,
+                            reason: reason.clone(),
+                            receipt: ReceiptView::new(sku, &r),
+                        }),
+                    ));
+                }
+                rows.push((sku.clone(), Some(warehouse.clone())));
+            }
             // Its effect is a crossing, if any (`low_stock`).
             Event::LowStockSet { .. } => {}
         }
@@ -1138,6 +1162,7 @@ fn status_moved_by(event: &Event) -> Option<(OrderId, u64)> {
         | Event::LifeKeyUsed { .. }
         | Event::IncomingExpected { .. }
         | Event::IncomingReceived { .. }
+        | Event::IncomingClosed { .. }
         | Event::LowStockSet { .. } => None,
     }
 }
@@ -1190,22 +1215,25 @@ fn return_view(projection: &Projection, order: &OrderId, id: &ReturnId) -> Optio
     Some(ReturnView::from(r))
 }
 
-/// The receipt an `IncomingReceived` leaves, from the receipt before it
-/// and the event: read before applying, since a receipt that closes may be
-/// forgotten by the same event.
+/// The receipt an `IncomingReceived` or `IncomingClosed` leaves, from the
+/// receipt before it and the event: read before applying, since a receipt
+/// that closes may be forgotten by the same event.
 fn receipt_after(
     projection: &Projection,
     event: &Event,
 ) -> Option<crate::core::sku::incoming::Receipt> {
-    let Event::IncomingReceived {
-        sku,
-        receipt,
-        qty,
-        at,
-        ..
-    } = event
-    else {
-        return None;
+    let (sku, receipt, qty, at) = match event {
+        Event::IncomingReceived {
+            sku,
+            receipt,
+            qty,
+            at,
+            ..
+        } => (sku, receipt, *qty, at),
+        Event::IncomingClosed {
+            sku, receipt, at, ..
+        } => (sku, receipt, 0, at),
+        _ => return None,
     };
     let mut r = projection
         .skus
@@ -1214,8 +1242,8 @@ fn receipt_after(
         .open
         .get(receipt)?
         .clone();
-    r.received = r.received.saturating_add((*qty).min(r.outstanding()));
-    if r.outstanding() == 0 {
+    r.received = r.received.saturating_add(qty.min(r.outstanding()));
+    if r.outstanding() == 0 || matches!(event, Event::IncomingClosed { .. }) {
         r.closed_at = Some(*at);
     }
     Some(r)

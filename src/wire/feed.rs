@@ -11,7 +11,7 @@ use super::{
     ChainView, HoldClosed, OrderView, ReservationView, RoutingTraceView, ShipmentView,
     SkuAvailability, SkuRowView, StockChanged, StockView, TraceView, WarehouseView, WorkloadView,
 };
-use super::{LowStock, ReceiptReceived, ReceiptView};
+use super::{LowStock, ReceiptClosed, ReceiptReceived, ReceiptView};
 use crate::core::lifecycle::{Command, HoldReason, PaymentKind};
 use crate::core::{HoldId, OrderId, ReleaseReason, SkuId};
 use serde::Serialize;
@@ -177,6 +177,9 @@ pub enum FeedEvent {
     IncomingExpected(ReceiptView),
     /// Units of a receipt arrived into the row's `on_hand`.
     IncomingReceived(ReceiptReceived),
+    /// A receipt was closed short: what it still expected left the row's
+    /// `incoming`.
+    IncomingClosed(ReceiptClosed),
     /// Available fell to or below a low-stock threshold.
     LowStock(LowStock),
     /// Available rose back above the threshold (or the threshold was

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 /// An incoming receipt (`POST /v1/stock/incoming`, `GET
 /// /v1/stock/incoming/{id}`, feed `incoming_expected` /
-/// `incoming_received`).
+/// `incoming_received` / `incoming_closed`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ReceiptView {
     /// `<sku>~<n>`.
@@ -20,11 +20,14 @@ pub struct ReceiptView {
     pub qty: u64,
     /// Units received so far.
     pub received: u64,
-    /// Units still expected (in the row's `incoming`).
+    /// Units still expected (in the row's `incoming`); 0 once closed.
     pub outstanding: u64,
+    /// Units that will not come: those still expected when the receipt
+    /// was closed short (`POST /v1/stock/incoming/{id}/close`); 0 otherwise.
+    pub short: u64,
     pub expected_at: u64,
     pub reference: String,
-    /// `open` or `closed` (received in full).
+    /// `open` or `closed` (received in full, or closed short).
     #[schema(example = "open")]
     pub status: &'static str,
     pub created_at: u64,
@@ -43,7 +46,8 @@ impl ReceiptView {
             warehouse: r.warehouse.to_string(),
             qty: r.expected,
             received: r.received,
-            outstanding: r.outstanding(),
+            outstanding: if r.is_open() { r.outstanding() } else { 0 },
+            short: r.short(),
             expected_at: r.expected_at,
             reference: r.reference.clone(),
             status: if r.is_open() { "open" } else { "closed" },
@@ -58,6 +62,15 @@ impl ReceiptView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReceiptReceived {
     pub qty: u64,
+    pub receipt: ReceiptView,
+}
+
+/// A receipt closed short (feed `incoming_closed`): the units that will
+/// not come, why, and the receipt after.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReceiptClosed {
+    pub short: u64,
+    pub reason: String,
     pub receipt: ReceiptView,
 }
 

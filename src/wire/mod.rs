@@ -69,7 +69,7 @@ pub mod warehouse;
 
 pub use feed::{FeedEvent, FeedStats, FunnelView, OrderCountsView, ServerMsg, TopicSnapshot};
 pub use hold::{HoldClosed, ReservationView};
-pub use incoming::{LowStock, ReceiptPage, ReceiptReceived, ReceiptView};
+pub use incoming::{LowStock, ReceiptClosed, ReceiptPage, ReceiptReceived, ReceiptView};
 pub use lifecycle::{
     CancelledLineView, FulfillmentChanged, FulfillmentLineView, FulfillmentPageView,
     FulfillmentShipped, FulfillmentView, ItemView, LinesCancelled, OrderHoldChanged, ParcelView,

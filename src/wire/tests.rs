@@ -1080,7 +1080,7 @@ fn counts_json() -> Value {
 #[test]
 fn incoming_views_and_feed_events() {
     use crate::core::sku::incoming::Receipt;
-    use crate::wire::{LowStock, ReceiptReceived, ReceiptView};
+    use crate::wire::{LowStock, ReceiptClosed, ReceiptReceived, ReceiptView};
     let mut r = Receipt {
         n: 2,
         warehouse: wh("w1"),
@@ -1094,7 +1094,7 @@ fn incoming_views_and_feed_events() {
         receive_keys: Vec::new(),
     };
     let open = json!({"id": "tee~2", "sku": "tee", "warehouse": "w1", "qty": 10, "received": 4,
-        "outstanding": 6, "expected_at": 900, "reference": "PO-9", "status": "open",
+        "outstanding": 6, "short": 0, "expected_at": 900, "reference": "PO-9", "status": "open",
         "created_at": 100, "closed_at": null});
     assert_eq!(value(&ReceiptView::new(&sku("tee"), &r)), open);
     assert_eq!(
@@ -1103,8 +1103,8 @@ fn incoming_views_and_feed_events() {
             &r
         ))),
         json!({"event": "incoming_expected", "id": "tee~2", "sku": "tee", "warehouse": "w1",
-            "qty": 10, "received": 4, "outstanding": 6, "expected_at": 900, "reference": "PO-9",
-            "status": "open", "created_at": 100, "closed_at": null})
+            "qty": 10, "received": 4, "outstanding": 6, "short": 0, "expected_at": 900,
+            "reference": "PO-9", "status": "open", "created_at": 100, "closed_at": null})
     );
     r.received = 10;
     r.closed_at = Some(700);
@@ -1114,8 +1114,21 @@ fn incoming_views_and_feed_events() {
             receipt: ReceiptView::new(&sku("tee"), &r)
         })),
         json!({"event": "incoming_received", "qty": 6, "receipt": {"id": "tee~2", "sku": "tee",
-            "warehouse": "w1", "qty": 10, "received": 10, "outstanding": 0, "expected_at": 900,
-            "reference": "PO-9", "status": "closed", "created_at": 100, "closed_at": 700}})
+            "warehouse": "w1", "qty": 10, "received": 10, "outstanding": 0, "short": 0,
+            "expected_at": 900, "reference": "PO-9", "status": "closed", "created_at": 100,
+            "closed_at": 700}})
+    );
+    r.received = 4;
+    assert_eq!(
+        value(&FeedEvent::IncomingClosed(ReceiptClosed {
+            short: 6,
+            reason: "cut".into(),
+            receipt: ReceiptView::new(&sku("tee"), &r)
+        })),
+        json!({"event": "incoming_closed", "short": 6, "reason": "cut", "receipt": {"id": "tee~2",
+            "sku": "tee", "warehouse": "w1", "qty": 10, "received": 4, "outstanding": 0,
+            "short": 6, "expected_at": 900, "reference": "PO-9", "status": "closed",
+            "created_at": 100, "closed_at": 700}})
     );
     assert_eq!(
         value(&FeedEvent::LowStock(LowStock::new(

@@ -490,6 +490,7 @@ async fn state(srv: &Srv) -> Vec<Value> {
         srv.stock("tee").await,
         srv.get("/v1/stock/incoming").await.1,
         srv.get("/v1/stock/incoming/tee~1").await.1,
+        srv.get("/v1/stock/incoming/tee~3").await.1,
     ]
 }
 
@@ -510,6 +511,15 @@ async fn history(srv: &Srv) {
     expect(srv, "tee", "w2", 2).await;
     receive(srv, "tee~1", 9).await;
     receive(srv, "tee~2", 4).await;
+    // The vendor ships none of receipt 3: closed short, with a key.
+    let (s, closed) = srv
+        .post_idem(
+            "/v1/stock/incoming/tee~3/close",
+            json!({"reason": "vendor cancelled"}),
+            "close-3",
+        )
+        .await;
+    assert_eq!((s, &closed["short"]), (StatusCode::OK, &json!(2)));
 }
 
 #[tokio::test]
@@ -532,7 +542,17 @@ async fn receipts_and_thresholds_survive_a_restart_from_the_log() {
         .await
         .unwrap();
     live.check_invariants().unwrap();
-    assert_eq!(live.incoming.open.len(), 3);
+    // Open: receipt 2 (partly received) and the new 4; 3 closed short.
+    assert_eq!(live.incoming.open.len(), 2);
+    // The close's key still answers, and closes nothing more.
+    let (s, again) = srv
+        .post_idem(
+            "/v1/stock/incoming/tee~3/close",
+            json!({"reason": "vendor cancelled"}),
+            "close-3",
+        )
+        .await;
+    assert_eq!((s, &again["short"]), (StatusCode::OK, &json!(2)));
 }
 
 #[tokio::test]
@@ -732,4 +752,102 @@ async fn a_receipt_forgotten_as_it_closes_is_still_announced() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0]["qty"], 3);
     assert_eq!(got[0]["receipt"], r);
+}
+
+#[tokio::test]
+async fn a_receipt_closed_short_leaves_incoming_and_takes_no_more() {
+    let srv = Srv::start();
+    setup(&srv).await;
+    let (_, r) = expect(&srv, "tee", "w1", 10).await;
+    let id = r["id"].as_str().unwrap().to_owned();
+    receive(&srv, &id, 4).await;
+    let close = format!("/v1/stock/incoming/{id}/close");
+    let code = |r: &(StatusCode, Value)| (r.0, r.1["code"].as_str().unwrap_or("").to_owned());
+    // Bad bodies first: nothing changes.
+    for bad in [
+        json!({"reason": ""}),
+        json!({"reason": "  "}),
+        json!({}),
+        json!({"reason": "x", "qty": 1}),
+    ] {
+        assert_eq!(
+            code(&srv.post(&close, bad.clone()).await),
+            (StatusCode::BAD_REQUEST, "invalid_field".into()),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        code(
+            &srv.post("/v1/stock/incoming/tee~99/close", json!({"reason": "x"}))
+                .await
+        ),
+        (StatusCode::NOT_FOUND, "incoming_not_found".into())
+    );
+    assert_eq!(
+        code(
+            &srv.post("/v1/stock/incoming/nope~1/close", json!({"reason": "x"}))
+                .await
+        ),
+        (StatusCode::NOT_FOUND, "incoming_not_found".into())
+    );
+    assert_eq!(tee_row(&srv, "w1").await, (json!(14), json!(6)));
+
+    let (s, r) = srv
+        .post(&close, json!({"reason": "vendor shipped 4"}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(
+        (&r["status"], &r["received"], &r["outstanding"], &r["short"]),
+        (&json!("closed"), &json!(4), &json!(0), &json!(6))
+    );
+    assert!(r["closed_at"].is_u64());
+    // The 6 units left `incoming`; what came stays on hand.
+    assert_eq!(tee_row(&srv, "w1").await, (json!(14), json!(0)));
+    assert_eq!(srv.stock("tee").await["incoming"], 0);
+    // A closed receipt takes nothing more, and closes once.
+    assert_eq!(
+        code(&receive(&srv, &id, 1).await),
+        (StatusCode::CONFLICT, "incoming_closed".into())
+    );
+    assert_eq!(
+        code(&srv.post(&close, json!({"reason": "again"})).await),
+        (StatusCode::CONFLICT, "incoming_closed".into())
+    );
+    assert_eq!(tee_row(&srv, "w1").await, (json!(14), json!(0)));
+    let fed = fed(&srv, &["incoming_closed"]).await;
+    assert_eq!(fed.len(), 1);
+    assert_eq!(
+        (
+            &fed[0]["short"],
+            &fed[0]["reason"],
+            &fed[0]["receipt"]["id"]
+        ),
+        (&json!(6), &json!("vendor shipped 4"), &json!(id))
+    );
+    let live = srv
+        .bg()
+        .surge
+        .inspect_sku(&surge::core::SkuId::parse("tee").unwrap())
+        .await
+        .unwrap();
+    live.check_invariants().unwrap();
+    assert!(live.incoming.open.is_empty());
+}
+
+#[tokio::test]
+async fn a_receipt_closed_short_frees_its_place_under_open_max() {
+    let srv = Srv::start_with(|c| c.incoming.open_max = 1);
+    setup(&srv).await;
+    let (_, r) = expect(&srv, "tee", "w1", 5).await;
+    let (s, b) = expect(&srv, "tee", "w1", 5).await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (StatusCode::CONFLICT, Some("incoming_limit_reached"))
+    );
+    let close = format!("/v1/stock/incoming/{}/close", r["id"].as_str().unwrap());
+    assert_eq!(
+        srv.post(&close, json!({"reason": "cut"})).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(expect(&srv, "tee", "w1", 5).await.0, StatusCode::CREATED);
 }

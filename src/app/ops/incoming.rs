@@ -1,6 +1,8 @@
-//! `POST /v1/stock/incoming`, `POST /v1/stock/incoming/{id}/receive`, the
-//! reads of receipts, and low-stock thresholds: all owned by the SKU.
+//! `POST /v1/stock/incoming`, `POST /v1/stock/incoming/{id}/receive` and
+//! `/close`, the reads of receipts, and low-stock thresholds: all owned by
+//! the SKU.
 
+use crate::actors::sku::SkuHandle;
 use crate::actors::{sku, CmdError};
 use crate::app::{Idempotency, Outcome, Surge};
 use crate::core::sku::incoming::{ExpectCmd, ReceiptId};
@@ -72,10 +74,7 @@ impl Surge {
                 Some(_) => return Err(CmdError::IdempotencyKeyReused),
                 None => {}
             }
-            let addr = this.directory.sku(&id.sku).await.map_err(|e| match e {
-                CmdError::UnknownSku(_) => CmdError::UnknownReceipt(id.clone()),
-                e => e,
-            })?;
+            let addr = this.sku_of_receipt(&id).await?;
             let limits = this.config.incoming.limits(this.config.on_hand_max);
             let receipt = addr
                 .ask(sku::Receive {
@@ -88,6 +87,47 @@ impl Surge {
             Ok((ReceiptView::new(&id.sku, &receipt), Outcome::Created))
         })
         .await
+    }
+
+    /// Closes receipt `id` short: what it still expects will not come.
+    /// With an idempotency key, a retry answers the receipt as it is now.
+    pub async fn close_incoming(
+        self: &Arc<Self>,
+        id: ReceiptId,
+        reason: String,
+        idem: Option<Idempotency>,
+    ) -> Result<(ReceiptView, Outcome), CmdError> {
+        self.detached(move |this| async move {
+            let _guard = this.begin(&idem)?;
+            match this.recall_incoming(&idem).await? {
+                Some(known) if known == id => {
+                    return Ok((this.incoming_receipt(&id).await?, Outcome::Replayed));
+                }
+                Some(_) => return Err(CmdError::IdempotencyKeyReused),
+                None => {}
+            }
+            let addr = this.sku_of_receipt(&id).await?;
+            let limits = this.config.incoming.limits(this.config.on_hand_max);
+            let receipt = addr
+                .ask(sku::CloseIncoming {
+                    n: id.n,
+                    reason,
+                    key: this.key_record(&idem),
+                    limits,
+                })
+                .await??;
+            Ok((ReceiptView::new(&id.sku, &receipt), Outcome::Created))
+        })
+        .await
+    }
+
+    /// The actor of the SKU a receipt id names; an unknown SKU is an
+    /// unknown receipt.
+    async fn sku_of_receipt(&self, id: &ReceiptId) -> Result<SkuHandle, CmdError> {
+        self.directory.sku(&id.sku).await.map_err(|e| match e {
+            CmdError::UnknownSku(_) => CmdError::UnknownReceipt(id.clone()),
+            e => e,
+        })
     }
 
     /// Sets or clears low-stock thresholds of an existing SKU (`None`: the

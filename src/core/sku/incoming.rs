@@ -99,6 +99,23 @@ impl Receipt {
     pub fn is_open(&self) -> bool {
         self.closed_at.is_none()
     }
+
+    /// Units announced that never came: set once a receipt is closed
+    /// short, zero for one received in full or still open.
+    pub fn short(&self) -> u64 {
+        match self.closed_at {
+            Some(_) => self.outstanding(),
+            None => 0,
+        }
+    }
+
+    /// Keeps the idempotency key of a receipt of goods or a close (the
+    /// latest [`RECEIVE_KEYS_MAX`] only).
+    fn remember_key(&mut self, k: &IdempotencyRecord) {
+        self.receive_keys.push(k.clone());
+        let over = self.receive_keys.len().saturating_sub(RECEIVE_KEYS_MAX);
+        self.receive_keys.drain(..over);
+    }
 }
 
 /// What a new receipt needs.
@@ -257,17 +274,40 @@ impl IncomingState {
         if qty > room {
             return Err(Rejection::QuantityTooLarge { max: room });
         }
-        let mut forget = Vec::new();
-        if qty == r.outstanding() {
-            // Closing it: keep at most `closed_kept_max` closed ones,
-            // oldest forgotten first, at most `FORGET_MAX` per event (after
-            // `closed_kept_max` is lowered, later closes forget the rest).
-            let kept = self.closed.len() + 1;
-            let over = kept.saturating_sub(limits.closed_kept_max).min(FORGET_MAX);
-            let oldest_first = self.closed.iter().map(|c| c.n).chain(std::iter::once(n));
-            forget.extend(oldest_first.take(over));
-        }
+        let forget = if qty == r.outstanding() {
+            self.forget_on_close(n, limits)
+        } else {
+            Vec::new()
+        };
         Ok((r, forget))
+    }
+
+    /// Checks closing receipt `n` short: the sender ships no more, so what
+    /// it still expects leaves `incoming`. Answers the receipt and the
+    /// closed receipts to forget (as a closing receipt of goods does).
+    pub fn decide_close(
+        &self,
+        n: u64,
+        limits: IncomingLimits,
+    ) -> Result<(&Receipt, Vec<u64>), Rejection> {
+        let Some(r) = self.open.get(&n) else {
+            return Err(match self.receipt(n) {
+                Some(_) => Rejection::ReceiptClosed { n },
+                None => Rejection::ReceiptNotFound { n },
+            });
+        };
+        Ok((r, self.forget_on_close(n, limits)))
+    }
+
+    /// The closed receipts to forget when `n` closes: at most
+    /// `closed_kept_max` stay, oldest forgotten first, at most
+    /// `FORGET_MAX` per event (after `closed_kept_max` is lowered, later
+    /// closes forget the rest).
+    fn forget_on_close(&self, n: u64, limits: IncomingLimits) -> Vec<u64> {
+        let kept = self.closed.len() + 1;
+        let over = kept.saturating_sub(limits.closed_kept_max).min(FORGET_MAX);
+        let oldest_first = self.closed.iter().map(|c| c.n).chain(std::iter::once(n));
+        oldest_first.take(over).collect()
     }
 
     /// A new receipt logged.
@@ -296,9 +336,7 @@ impl IncomingState {
         let took = qty.min(r.outstanding());
         r.received = r.received.saturating_add(took);
         if let Some(k) = key {
-            r.receive_keys.push(k.clone());
-            let over = r.receive_keys.len().saturating_sub(RECEIVE_KEYS_MAX);
-            r.receive_keys.drain(..over);
+            r.remember_key(k);
         }
         let warehouse = r.warehouse.clone();
         if let Some(e) = self.by_row.get_mut(&warehouse) {
@@ -308,13 +346,48 @@ impl IncomingState {
             }
         }
         if r.outstanding() == 0 {
-            if let Some(mut closed) = self.open.remove(&n) {
-                closed.closed_at = Some(at);
-                self.closed.push_back(closed);
-            }
+            self.close(n, at);
         }
         self.closed.retain(|c| !forget.contains(&c.n));
         Some((warehouse, took))
+    }
+
+    /// Receipt `n` closed short (logged): what it still expected leaves
+    /// the row's `incoming`; it is remembered as closed with fewer units
+    /// received than expected. Forgets `forget`. Answers the units that
+    /// will not come.
+    pub fn apply_closed(
+        &mut self,
+        n: u64,
+        at: Millis,
+        forget: &[u64],
+        key: Option<&IdempotencyRecord>,
+    ) -> u64 {
+        let Some(r) = self.open.get_mut(&n) else {
+            return 0;
+        };
+        let short = r.outstanding();
+        if let Some(k) = key {
+            r.remember_key(k);
+        }
+        let warehouse = r.warehouse.clone();
+        if let Some(e) = self.by_row.get_mut(&warehouse) {
+            *e = e.saturating_sub(short);
+            if *e == 0 {
+                self.by_row.remove(&warehouse);
+            }
+        }
+        self.close(n, at);
+        self.closed.retain(|c| !forget.contains(&c.n));
+        short
+    }
+
+    /// Moves open receipt `n` to the closed ones.
+    fn close(&mut self, n: u64, at: Millis) {
+        if let Some(mut closed) = self.open.remove(&n) {
+            closed.closed_at = Some(at);
+            self.closed.push_back(closed);
+        }
     }
 
     /// A threshold set or cleared.

@@ -313,3 +313,50 @@ fn facts_carry_receipts_and_thresholds_whole() {
     let facts: SkuFacts = s.facts_with(s.holds().collect());
     assert_eq!(SkuState::from_facts(facts).unwrap(), s);
 }
+
+#[test]
+fn a_receipt_closed_short_leaves_incoming_keeps_what_came_and_closes_once() {
+    let mut s = sku();
+    let e = s.decide_expect(&expect("w1", 50), LIMITS);
+    run(&mut s, e).unwrap();
+    let e = s.decide_receive(1, 20, 200, None, LIMITS);
+    run(&mut s, e).unwrap();
+    let e = s.decide_close_incoming(1, "vendor shipped 20".into(), 300, None, LIMITS);
+    match run(&mut s, e).unwrap() {
+        Event::IncomingClosed { short, .. } => assert_eq!(short, 30),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.incoming.incoming(&wh("w1")), 0);
+    assert_eq!(s.rows[&wh("w1")].on_hand, 30);
+    let r = s.incoming.receipt(1).unwrap();
+    assert_eq!((r.received, r.short(), r.closed_at), (20, 30, Some(300)));
+    assert_eq!(
+        s.decide_close_incoming(1, "again".into(), 400, None, LIMITS),
+        Err(Rejection::ReceiptClosed { n: 1 })
+    );
+    assert_eq!(
+        s.decide_receive(1, 1, 400, None, LIMITS),
+        Err(Rejection::ReceiptClosed { n: 1 })
+    );
+    assert_eq!(
+        s.decide_close_incoming(9, "x".into(), 400, None, LIMITS),
+        Err(Rejection::ReceiptNotFound { n: 9 })
+    );
+}
+
+#[test]
+fn closing_short_forgets_the_oldest_closed_receipts_like_a_full_receipt() {
+    let mut s = sku();
+    for _ in 0..3 {
+        let e = s.decide_expect(&expect("w1", 5), LIMITS);
+        run(&mut s, e).unwrap();
+    }
+    for n in 1..=3 {
+        let e = s.decide_close_incoming(n, "cut".into(), 300, None, LIMITS);
+        run(&mut s, e).unwrap();
+    }
+    // `closed_kept_max` is 2: the first is forgotten.
+    assert!(s.incoming.receipt(1).is_none());
+    assert_eq!(s.incoming.closed.len(), 2);
+    assert_eq!(s.incoming.incoming(&wh("w1")), 0);
+}

@@ -1,7 +1,8 @@
 //! Format v6's kinds for incoming stock and low-stock thresholds: new
 //! kinds, not new bodies, so no new version (see the rules in
-//! `schema/mod.rs`). Three events (`INCOMING_EXPECTED`,
-//! `INCOMING_RECEIVED`, `LOW_STOCK_SET`) and two snapshot entries that
+//! `schema/mod.rs`). Four events (`INCOMING_EXPECTED`,
+//! `INCOMING_RECEIVED`, `LOW_STOCK_SET`, `INCOMING_CLOSED`) and two
+//! snapshot entries that
 //! follow their SKU's header, like its holds: `INCOMING` (one per receipt
 //! the SKU keeps, each with the SKU's last receipt number) and
 //! `LOW_STOCK` (one per threshold).
@@ -16,6 +17,7 @@ pub mod kind {
     pub const INCOMING_EXPECTED: u16 = 24;
     pub const INCOMING_RECEIVED: u16 = 25;
     pub const LOW_STOCK_SET: u16 = 26;
+    pub const INCOMING_CLOSED: u16 = 27;
 }
 
 pub mod entry {
@@ -60,6 +62,23 @@ pub struct IncomingReceived<'a> {
     #[serde(borrow)]
     pub warehouse: Str<'a>,
     pub qty: u64,
+    pub at: Millis,
+    pub forget: Vec<u64>,
+    #[serde(borrow)]
+    pub key: Option<v2::IdempotencyRecord<'a>>,
+}
+
+/// The `INCOMING_CLOSED` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncomingClosed<'a> {
+    #[serde(borrow)]
+    pub sku: Str<'a>,
+    pub receipt: u64,
+    #[serde(borrow)]
+    pub warehouse: Str<'a>,
+    pub short: u64,
+    #[serde(borrow)]
+    pub reason: Str<'a>,
     pub at: Millis,
     pub forget: Vec<u64>,
     #[serde(borrow)]
@@ -122,7 +141,9 @@ impl<'a> From<&'a inc::Receipt> for Receipt<'a> {
 impl TryFrom<Receipt<'_>> for inc::Receipt {
     type Error = SchemaError;
     fn try_from(r: Receipt<'_>) -> Result<Self, SchemaError> {
-        if r.received > r.expected || (r.closed_at.is_some() != (r.received == r.expected)) {
+        // Open: some units still expected. Closed: received in full, or
+        // closed short with fewer.
+        if r.received > r.expected || (r.closed_at.is_none() && r.received == r.expected) {
             return Err(SchemaError::Invalid(format!(
                 "receipt {}: received {} of {} does not match its status",
                 r.n, r.received, r.expected
@@ -143,7 +164,7 @@ impl TryFrom<Receipt<'_>> for inc::Receipt {
     }
 }
 
-/// One of the three events, written; `None` for any other event.
+/// One of the four events, written; `None` for any other event.
 pub fn event_of(e: &core::Event) -> Option<super::v6::Event<'_>> {
     use super::v6::Event as E;
     Some(match e {
@@ -164,6 +185,25 @@ pub fn event_of(e: &core::Event) -> Option<super::v6::Event<'_>> {
             receipt: *receipt,
             warehouse: s(warehouse.as_str()),
             qty: *qty,
+            at: *at,
+            forget: forget.clone(),
+            key: key.as_ref().map(Into::into),
+        }),
+        core::Event::IncomingClosed {
+            sku,
+            receipt,
+            warehouse,
+            short,
+            reason,
+            at,
+            forget,
+            key,
+        } => E::IncomingClosed(IncomingClosed {
+            sku: s(sku.as_str()),
+            receipt: *receipt,
+            warehouse: s(warehouse.as_str()),
+            short: *short,
+            reason: s(reason),
             at: *at,
             forget: forget.clone(),
             key: key.as_ref().map(Into::into),
@@ -199,6 +239,22 @@ impl TryFrom<IncomingReceived<'_>> for core::Event {
             receipt: b.receipt,
             warehouse: warehouse(&b.warehouse)?,
             qty: b.qty,
+            at: b.at,
+            forget: b.forget,
+            key: b.key.map(Into::into),
+        })
+    }
+}
+
+impl TryFrom<IncomingClosed<'_>> for core::Event {
+    type Error = SchemaError;
+    fn try_from(b: IncomingClosed<'_>) -> Result<Self, SchemaError> {
+        Ok(core::Event::IncomingClosed {
+            sku: sku(&b.sku)?,
+            receipt: b.receipt,
+            warehouse: warehouse(&b.warehouse)?,
+            short: b.short,
+            reason: b.reason.into_owned(),
             at: b.at,
             forget: b.forget,
             key: b.key.map(Into::into),

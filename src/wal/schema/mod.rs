@@ -23,8 +23,9 @@
 //!   the `LIFE_IDEMPOTENCY` snapshot entry. Later builds added kinds to it,
 //!   as the rules below allow (new kinds, no changed body): incoming stock
 //!   and low-stock thresholds (`incoming.rs`: kinds 24–26, entries 12–13;
-//!   golden data `v6-incoming-*`). Kinds 22–23 and entry 11 are reserved
-//!   for channel pools.
+//!   golden data `v6-incoming-*`), a receipt closed short (kind 27,
+//!   golden data `v6-incoming-close-*`). Kinds 22–23 and entry 11 are
+//!   reserved for channel pools.
 //!
 //! Reading always upcasts step by step, oldest to newest, then converts to
 //! the core: v1 → v2 → v3 → v4 → v5 → v6 → core. A newer server reads every older version; an

@@ -2248,7 +2248,9 @@ fn receipt() -> impl Strategy<Value = crate::core::sku::incoming::Receipt> {
                     expected_at,
                     reference,
                     created_at,
-                    closed_at: (received == expected).then_some(closed),
+                    // Received in full is closed; fewer is open, or closed
+                    // short when `closed` is odd.
+                    closed_at: (received == expected || closed % 2 == 1).then_some(closed),
                     idempotency,
                     receive_keys,
                 }
@@ -2279,6 +2281,30 @@ fn incoming_event() -> impl Strategy<Value = Event> {
                     key,
                 }
             }),
+        (
+            sku(),
+            any::<u64>(),
+            wh(),
+            any::<u64>(),
+            text(),
+            any::<u64>(),
+            prop::collection::vec(any::<u64>(), 0..3),
+            prop::option::of(idem()),
+        )
+            .prop_map(
+                |(sku, receipt, warehouse, short, reason, at, forget, key)| {
+                    Event::IncomingClosed {
+                        sku,
+                        receipt,
+                        warehouse,
+                        short,
+                        reason,
+                        at,
+                        forget,
+                        key,
+                    }
+                }
+            ),
         (
             sku(),
             prop::option::of(wh()),
@@ -2324,7 +2350,12 @@ fn sku_state_with_incoming() -> impl Strategy<Value = crate::core::SkuState> {
                 s.apply(&e);
             }
             for (n, qty) in receives {
-                if let Ok(e) = s.decide_receive(n as u64 + 1, qty, 7, None, limits) {
+                // A quantity of 1 closes the receipt short instead.
+                let e = match qty {
+                    1 => s.decide_close_incoming(n as u64 + 1, "short".into(), 7, None, limits),
+                    _ => s.decide_receive(n as u64 + 1, qty, 7, None, limits),
+                };
+                if let Ok(e) = e {
                     s.apply(&e);
                 }
             }

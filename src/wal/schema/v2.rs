@@ -725,6 +725,7 @@ impl<'a> From<&'a core::Event> for Event<'a> {
             | core::Event::LifeKeyUsed { .. }
             | core::Event::IncomingExpected { .. }
             | core::Event::IncomingReceived { .. }
+            | core::Event::IncomingClosed { .. }
             | core::Event::LowStockSet { .. } => {
                 unreachable!("v2 has no {} event", e.kind())
             }

@@ -46,8 +46,8 @@ pub mod kind {
     pub use crate::wal::schema::v5::kind::*;
     /// An idempotency key a lifecycle command used.
     pub const LIFE_KEY_USED: u16 = 21;
-    // 22..=26 are inventory's: channel pools (22, 23), incoming stock
-    // (24, 25), low-stock thresholds (26). New kinds, not new bodies, so
+    // 22..=27 are inventory's: channel pools (22, 23), incoming stock
+    // (24, 25, 27), low-stock thresholds (26). New kinds, not new bodies, so
     // no new version (see the rules in `schema/mod.rs`).
     pub use crate::wal::schema::incoming::kind::*;
 }
@@ -279,6 +279,7 @@ pub enum Event<'a> {
     IncomingExpected(incoming::IncomingExpected<'a>),
     IncomingReceived(incoming::IncomingReceived<'a>),
     LowStockSet(incoming::LowStockSet<'a>),
+    IncomingClosed(incoming::IncomingClosed<'a>),
 }
 
 impl<'a> Event<'a> {
@@ -291,6 +292,7 @@ impl<'a> Event<'a> {
             Event::IncomingExpected(_) => kind::INCOMING_EXPECTED,
             Event::IncomingReceived(_) => kind::INCOMING_RECEIVED,
             Event::LowStockSet(_) => kind::LOW_STOCK_SET,
+            Event::IncomingClosed(_) => kind::INCOMING_CLOSED,
         }
     }
 
@@ -304,6 +306,7 @@ impl<'a> Event<'a> {
             Event::IncomingExpected(b) => put(b, out),
             Event::IncomingReceived(b) => put(b, out),
             Event::LowStockSet(b) => put(b, out),
+            Event::IncomingClosed(b) => put(b, out),
         }
     }
 
@@ -316,6 +319,7 @@ impl<'a> Event<'a> {
             kind::INCOMING_EXPECTED => Event::IncomingExpected(take(body, "incoming_expected")?),
             kind::INCOMING_RECEIVED => Event::IncomingReceived(take(body, "incoming_received")?),
             kind::LOW_STOCK_SET => Event::LowStockSet(take(body, "low_stock_set")?),
+            kind::INCOMING_CLOSED => Event::IncomingClosed(take(body, "incoming_closed")?),
             other => Event::Same(v5::Event::read(other, body)?),
         })
     }
@@ -489,6 +493,7 @@ impl<'a> From<&'a core::Event> for Event<'a> {
             }),
             core::Event::IncomingExpected { .. }
             | core::Event::IncomingReceived { .. }
+            | core::Event::IncomingClosed { .. }
             | core::Event::LowStockSet { .. } => match incoming::event_of(e) {
                 Some(e) => e,
                 None => unreachable!("an incoming event is written by incoming::event_of"),
@@ -667,6 +672,7 @@ impl TryFrom<Event<'_>> for core::Event {
             Event::IncomingExpected(b) => b.try_into()?,
             Event::IncomingReceived(b) => b.try_into()?,
             Event::LowStockSet(b) => b.try_into()?,
+            Event::IncomingClosed(b) => b.try_into()?,
         })
     }
 }
