@@ -54,12 +54,12 @@ impl Surge {
         let target = self.wal.durable_key().load(Ordering::Acquire);
         let config = &self.config.ledger;
         if l.progress.key.load(Ordering::Acquire) < target {
+            // The follower reads the log now rather than at its next tick.
+            let _ = l.wake.try_send(());
             let lag_events = self.ledger_lag_events();
             if lag_events >= config.lag_events_max {
                 return Err(CmdError::LedgerBehind { lag_events });
             }
-            // The follower reads the log now rather than at its next tick.
-            let _ = l.wake.try_send(());
             let wait = std::time::Duration::from_millis(config.read_wait_ms);
             if !l.progress.wait_for(target, wait).await {
                 return Err(CmdError::LedgerBehind {
