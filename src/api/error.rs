@@ -110,8 +110,8 @@ pub enum ErrorCode {
     IncomingLimitReached,
     /// The stock ledger has not reached the log's durable tail: retry.
     LedgerBehind,
-    /// The stock ledger is off (`[ledger] enabled = false`) or could not
-    /// start.
+    /// The stock ledger is off (`[ledger] enabled = false`) or its storage
+    /// failed.
     LedgerDisabled,
 }
 
@@ -453,7 +453,7 @@ impl ErrorCode {
             Self::LedgerDisabled => (
                 "ledger_disabled",
                 S::SERVICE_UNAVAILABLE,
-                "the stock ledger is off (ledger.enabled = false) or its storage failed at start",
+                "the stock ledger is off (ledger.enabled = false) or its storage failed (until a restart)",
             ),
         }
     }

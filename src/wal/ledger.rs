@@ -77,7 +77,8 @@ pub struct LedgerProgress {
     pub key: AtomicU64,
     /// Seq of the last event derived.
     pub seq: AtomicU64,
-    /// Batches that could not be written (retried on the next tail read).
+    /// Writes and prunes that failed (a failed write stops the ledger
+    /// until a restart).
     pub failures: AtomicU64,
     /// Entries pruned by retention.
     pub pruned: AtomicU64,
@@ -460,6 +461,8 @@ pub struct Follower {
     pending_seq: Option<u64>,
     last_prune_ms: Millis,
     prune_from: Vec<u8>,
+    /// A write failed: nothing more is derived until a restart.
+    stopped: bool,
 }
 
 impl Follower {
@@ -490,6 +493,7 @@ impl Follower {
             pending_seq: None,
             last_prune_ms: now,
             prune_from: Vec::new(),
+            stopped: false,
         };
         if cursor.unwrap_or(0) < snapshot_seq {
             let fresh = cursor.is_none();
@@ -544,7 +548,7 @@ impl Follower {
     /// Applies `event` (log seq `seq`) to `state`, deriving its entries.
     pub fn apply(&mut self, state: &Projection, seq: u64, event: &crate::core::Event, now: Millis) {
         let cause = match ledger::cause(event) {
-            Some(c) if seq > self.skip_through => c,
+            Some(c) if seq > self.skip_through && !self.stopped => c,
             _ => {
                 state.apply(seq, event);
                 return;
@@ -588,28 +592,35 @@ impl Follower {
         }
     }
 
-    /// Writes what is buffered with the cursor; on failure keeps it to try
-    /// again.
+    /// Writes what is buffered with the cursor, in one batch.
     fn write(&mut self) -> Result<(), LedgerError> {
-        let Some(seq) = self.pending_seq else {
+        let Some(seq) = self.pending_seq.take() else {
             return Ok(());
         };
-        let mut batch = self.batch.clone();
+        let mut batch = std::mem::take(&mut self.batch);
         batch.insert(CURSOR_KEY, &seq.to_be_bytes()[..]);
-        self.ledger.tree.apply_batch(batch).map_err(io)?;
-        self.batch = sled::Batch::default();
         self.pending = 0;
-        self.pending_seq = None;
+        self.ledger.tree.apply_batch(batch).map_err(io)?;
         self.progress.seq.fetch_max(seq, Ordering::AcqRel);
         Ok(())
     }
 
+    /// Writes the batch; false if it failed. sled's errors are sticky (every
+    /// later write fails too), so a failure stops the ledger until a
+    /// restart, which resumes from the cursor (or from opening balances if
+    /// a snapshot passed it): counted, logged, and reads answer
+    /// `ledger_disabled` meanwhile.
     fn flush_quietly(&mut self) -> bool {
+        if self.stopped {
+            return false;
+        }
         match self.write() {
             Ok(()) => true,
             Err(e) => {
+                self.stopped = true;
                 self.progress.failures.fetch_add(1, Ordering::AcqRel);
-                tracing::error!(error = %e, "cannot write the ledger; retrying on the next pass");
+                self.progress.running.store(false, Ordering::Release);
+                tracing::error!(error = %e, "cannot write the stock ledger; it stops until a restart");
                 false
             }
         }
@@ -625,7 +636,7 @@ impl Follower {
 
     /// A prune pass, if one is due at `now`.
     pub fn maybe_prune(&mut self, now: Millis) {
-        if now.saturating_sub(self.last_prune_ms) < self.config.prune_every_ms {
+        if self.stopped || now.saturating_sub(self.last_prune_ms) < self.config.prune_every_ms {
             return;
         }
         self.last_prune_ms = now;
