@@ -10,21 +10,28 @@
 //! waits on any of it.
 //!
 //! The tree is not the log: truncating the log behind a snapshot leaves it
-//! alone. Entries leave by retention only (`prune`), a bounded scan every
-//! `prune_every_ms`.
+//! alone. Entries leave by retention only (`prune`, a block once its
+//! newest entry is past it), a bounded scan every `prune_every_ms`.
 //!
-//! Key: `len(sku) ‖ sku ‖ seq (u64 BE) ‖ index (u32 BE)`, so one SKU's
-//! entries are a range in log order. The cursor lives under `0x00 ‖ "c"`
-//! (no SKU id is empty, so no entry key starts with `0x00`).
+//! Entries are stored in blocks: one sled value holds consecutive entries
+//! of one SKU (up to `BLOCK_BYTES`), since a sled insert costs about what
+//! encoding forty entries does; a hot SKU under a flash sale then costs a
+//! few inserts per read of the log, not one per reservation.
 //!
-//! Value (version 1): `1 ‖ at u64 ‖ bucket u8 ‖ delta i64 ‖ reason u8 ‖
-//! ref kind u8 ‖ ref ‖ on_hand, reserved, allocated, safety_stock,
-//! incoming (u64 each) ‖ len(warehouse) u8 ‖ warehouse`, integers
-//! big-endian; a ref is nothing (none), a u64 (hold, order, receipt), a u64
-//! order and u32 number (fulfilment, return), or `len u16 ‖ text`
-//! (adjustment, at most `REF_TEXT_BYTES_MAX`). Once written, version 1 is
-//! read forever (`tests/golden/ledger-v1`); a change of layout is a new
-//! version byte, the old one still decoded.
+//! Key: `len(sku) ‖ sku ‖ seq (u64 BE) ‖ index (u32 BE)` of the block's
+//! first entry, so one SKU's blocks are a range in log order. The cursor
+//! lives under `0x00 ‖ "c"` (no SKU id is empty, so no block key starts
+//! with `0x00`).
+//!
+//! Block (version 1): `1 ‖ newest at u64 ‖ (seq u64 ‖ index u32 ‖ len u16
+//! ‖ entry)*`. Entry (version 1): `1 ‖ at u64 ‖ bucket u8 ‖ delta i64 ‖
+//! reason u8 ‖ ref kind u8 ‖ ref ‖ on_hand, reserved, allocated,
+//! safety_stock, incoming (u64 each) ‖ len(warehouse) u8 ‖ warehouse`,
+//! integers big-endian; a ref is nothing (none), a u64 (hold, order,
+//! receipt), a u64 order and u32 number (fulfilment, return), or
+//! `len u16 ‖ text` (adjustment, at most `REF_TEXT_BYTES_MAX`). Once
+//! written, version 1 is read forever (`tests/golden/ledger-v1`); a change
+//! of layout is a new version byte, the old one still decoded.
 
 use crate::core::ledger::{self, Balance, Bucket, Entry, Reason, Ref, RowDiff};
 use crate::core::lifecycle::{FulfillmentId, ReturnId};
@@ -42,6 +49,102 @@ pub const FORMAT_VERSION: u8 = 1;
 pub const REF_TEXT_BYTES_MAX: usize = 1024;
 
 const CURSOR_KEY: &[u8] = &[0, b'c'];
+
+/// A block is closed once it holds this many bytes: one sled value for
+/// dozens of entries of a SKU (one insert costs about what encoding forty
+/// entries does), and with the largest entry (about 1.2 KiB) still below
+/// sled's blob threshold (`store::SLED_VALUE_BYTES_MAX`).
+pub const BLOCK_BYTES: usize = 4096;
+
+/// The entries of one block, in order.
+fn block_entries(value: &[u8]) -> Result<Vec<Stored>, LedgerError> {
+    let mut r = Reader(value);
+    match r.u8()? {
+        FORMAT_VERSION => {}
+        v if v > FORMAT_VERSION => return Err(LedgerError::Newer(v)),
+        _ => return Err(LedgerError::Damaged("unknown block version")),
+    }
+    let _max_at = r.u64()?;
+    let mut out = Vec::new();
+    while !r.0.is_empty() {
+        let seq = r.u64()?;
+        let index = r.u32()?;
+        let len = usize::from(r.u16()?);
+        out.push(decode(seq, index, r.take(len)?)?);
+    }
+    Ok(out)
+}
+
+/// The latest time in a block, without decoding its entries.
+fn block_max_at(value: &[u8]) -> Option<Millis> {
+    value
+        .get(1..9)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+}
+
+/// Open blocks, one per SKU, filled as entries come and closed into the
+/// batch when full or when the batch is written.
+#[derive(Default)]
+struct Blocks {
+    open: std::collections::HashMap<SkuId, OpenBlock>,
+    entry: Vec<u8>,
+}
+
+#[derive(Default)]
+struct OpenBlock {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    max_at: Millis,
+}
+
+impl OpenBlock {
+    fn close(&mut self, batch: &mut sled::Batch) {
+        if self.value.is_empty() {
+            return;
+        }
+        self.value[1..9].copy_from_slice(&self.max_at.to_be_bytes());
+        batch.insert(self.key.as_slice(), self.value.as_slice());
+        self.value.clear();
+    }
+}
+
+impl Blocks {
+    fn push(&mut self, e: &Entry<'_>, index: u32, batch: &mut sled::Batch) {
+        encode(e, &mut self.entry);
+        if !self.open.contains_key(e.sku) {
+            self.open.insert(e.sku.clone(), OpenBlock::default());
+        }
+        let Some(b) = self.open.get_mut(e.sku) else {
+            return;
+        };
+        if b.value.is_empty() {
+            key(e.sku, e.seq, index, &mut b.key);
+            b.value.push(FORMAT_VERSION);
+            b.value.extend_from_slice(&[0; 8]);
+            b.max_at = 0;
+        }
+        b.value.extend_from_slice(&e.seq.to_be_bytes());
+        b.value.extend_from_slice(&index.to_be_bytes());
+        b.value
+            .extend_from_slice(&(self.entry.len() as u16).to_be_bytes());
+        b.value.extend_from_slice(&self.entry);
+        b.max_at = b.max_at.max(e.at);
+        if b.value.len() >= BLOCK_BYTES {
+            b.close(batch);
+        }
+    }
+
+    fn close_all(&mut self, batch: &mut sled::Batch) {
+        for b in self.open.values_mut() {
+            b.close(batch);
+        }
+        // SKUs not touched for a while do not keep a buffer.
+        if self.open.len() > 1024 {
+            self.open.clear();
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
@@ -362,31 +465,34 @@ impl Ledger {
         let plen = start.len();
         let mut end = start.clone();
         end.extend_from_slice(&[0xFF; 12]);
+        // The block holding the cursor starts at or before it.
         if let Some((seq, index)) = after {
-            match index.checked_add(1) {
-                Some(i) => {
-                    start.extend_from_slice(&seq.to_be_bytes());
-                    start.extend_from_slice(&i.to_be_bytes());
-                }
-                None => match seq.checked_add(1) {
-                    Some(s) => start.extend_from_slice(&s.to_be_bytes()),
-                    None => return Ok(Page::default()),
-                },
+            let mut at = start.clone();
+            at.extend_from_slice(&seq.to_be_bytes());
+            at.extend_from_slice(&index.to_be_bytes());
+            if let Some(item) = self.tree.range(start.clone()..=at).next_back() {
+                start = item.map_err(io)?.0.to_vec();
             }
         }
         let mut page = Page::default();
+        let mut looked = 0usize;
         let mut last = None;
-        for (looked, item) in self.tree.range(start..=end).enumerate() {
+        for item in self.tree.range(start..=end) {
             let (k, v) = item.map_err(io)?;
-            if looked == scan_max || page.entries.len() == limit {
-                page.next = last;
-                return Ok(page);
-            }
-            let (seq, index) = key_position(&k, plen)?;
-            last = Some((seq, index));
-            let e = decode(seq, index, &v)?;
-            if warehouse.is_none_or(|w| *w == e.warehouse) {
-                page.entries.push(e);
+            key_position(&k, plen)?;
+            for e in block_entries(&v)? {
+                if after.is_some_and(|a| (e.seq, e.index) <= a) {
+                    continue;
+                }
+                if looked == scan_max || page.entries.len() == limit {
+                    page.next = last;
+                    return Ok(page);
+                }
+                looked += 1;
+                last = Some((e.seq, e.index));
+                if warehouse.is_none_or(|w| *w == e.warehouse) {
+                    page.entries.push(e);
+                }
             }
         }
         Ok(page)
@@ -400,18 +506,22 @@ impl Ledger {
         let plen = p.len();
         for item in self.tree.scan_prefix(&p).rev() {
             let (k, v) = item.map_err(io)?;
-            let (seq, index) = key_position(&k, plen)?;
-            let e = decode(seq, index, &v)?;
-            if e.warehouse == *warehouse {
+            key_position(&k, plen)?;
+            if let Some(e) = block_entries(&v)?
+                .into_iter()
+                .rev()
+                .find(|e| e.warehouse == *warehouse)
+            {
                 return Ok(e.after);
             }
         }
         Ok(Balance::default())
     }
 
-    /// Removes entries dated before `before`, looking at `scan_max`
-    /// entries from `from` (a key); returns how many went and where the
-    /// next pass starts (`None`: back to the first key).
+    /// Removes the blocks whose entries are all dated before `before`,
+    /// looking at `scan_max` blocks from `from` (a key); returns how many
+    /// blocks went and where the next pass starts (`None`: back to the
+    /// first key).
     pub fn prune(
         &self,
         before: Millis,
@@ -427,12 +537,8 @@ impl Ledger {
                 self.tree.apply_batch(batch).map_err(io)?;
                 return Ok((removed, Some(k.to_vec())));
             }
-            // At: the 8 bytes after the version.
-            let at = v
-                .get(1..9)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes);
-            if at.is_some_and(|at| at < before) {
+            // A block goes once its newest entry is past the retention.
+            if block_max_at(&v).is_some_and(|at| at < before) {
                 batch.remove(k);
                 removed += 1;
             }
@@ -453,8 +559,7 @@ pub struct Follower {
     skip_through: u64,
     touched: Vec<SkuId>,
     diffs: Vec<RowDiff>,
-    key_buf: Vec<u8>,
-    value_buf: Vec<u8>,
+    blocks: Blocks,
     batch: sled::Batch,
     /// Entries in `batch`, and the seq it ends at.
     pending: usize,
@@ -486,8 +591,7 @@ impl Follower {
             skip_through: cursor.unwrap_or(0).max(snapshot_seq),
             touched: Vec::new(),
             diffs: Vec::new(),
-            key_buf: Vec::with_capacity(96),
-            value_buf: Vec::with_capacity(128),
+            blocks: Blocks::default(),
             batch: sled::Batch::default(),
             pending: 0,
             pending_seq: None,
@@ -503,8 +607,7 @@ impl Follower {
                 let Follower {
                     ledger,
                     batch,
-                    key_buf,
-                    value_buf,
+                    blocks,
                     pending,
                     ..
                 } = &mut f;
@@ -522,9 +625,7 @@ impl Follower {
                         })
                     },
                     &mut |e| {
-                        key(e.sku, e.seq, index, key_buf);
-                        encode(&e, value_buf);
-                        batch.insert(key_buf.as_slice(), value_buf.as_slice());
+                        blocks.push(&e, index, batch);
                         index = index.wrapping_add(1);
                         *pending += 1;
                     },
@@ -568,8 +669,7 @@ impl Follower {
         let Follower {
             touched,
             diffs,
-            key_buf,
-            value_buf,
+            blocks,
             batch,
             pending,
             ..
@@ -579,9 +679,7 @@ impl Follower {
                 continue;
             };
             diff.after(s.value(), seq, at, cause, &mut |e| {
-                key(e.sku, e.seq, index, key_buf);
-                encode(&e, value_buf);
-                batch.insert(key_buf.as_slice(), value_buf.as_slice());
+                blocks.push(&e, index, batch);
                 index = index.wrapping_add(1);
                 *pending += 1;
             });
@@ -597,6 +695,7 @@ impl Follower {
         let Some(seq) = self.pending_seq.take() else {
             return Ok(());
         };
+        self.blocks.close_all(&mut self.batch);
         let mut batch = std::mem::take(&mut self.batch);
         batch.insert(CURSOR_KEY, &seq.to_be_bytes()[..]);
         self.pending = 0;
@@ -733,11 +832,60 @@ mod tests {
     }
 
     #[test]
+    fn full_blocks_close_below_the_blob_threshold_and_page_in_order() {
+        let ledger = Ledger::new(tree());
+        let sku = SkuId::parse("s").unwrap();
+        let wh = WarehouseId::parse("w").unwrap();
+        let long = "x".repeat(REF_TEXT_BYTES_MAX + 10);
+        let mut blocks = Blocks::default();
+        let mut batch = sled::Batch::default();
+        for seq in 1..=300u64 {
+            let e = Entry {
+                at: seq,
+                seq,
+                sku: &sku,
+                warehouse: &wh,
+                bucket: Bucket::OnHand,
+                delta: 1,
+                reason: Reason::Adjustment,
+                reference: Ref::Adjustment(if seq % 3 == 0 { &long } else { "c" }),
+                after: Balance::default(),
+            };
+            blocks.push(&e, 0, &mut batch);
+        }
+        blocks.close_all(&mut batch);
+        ledger.tree.apply_batch(batch).unwrap();
+        let mut values = 0;
+        for item in ledger.tree.iter() {
+            let (_, v) = item.unwrap();
+            assert!(
+                v.len() < crate::wal::store::SLED_VALUE_BYTES_MAX,
+                "{}",
+                v.len()
+            );
+            values += 1;
+        }
+        assert!(values > 10, "{values} blocks");
+        let mut seqs = Vec::new();
+        let mut after = None;
+        loop {
+            let page = ledger.page(&sku, None, after, 7, 7).unwrap();
+            seqs.extend(page.entries.iter().map(|e| e.seq));
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seqs, (1..=300).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn prune_removes_only_old_entries_in_bounded_passes() {
         let ledger = Ledger::new(tree());
         let sku = SkuId::parse("s").unwrap();
         let wh = WarehouseId::parse("w").unwrap();
-        let (mut k, mut v) = (Vec::new(), Vec::new());
+        // One block per entry.
+        let mut blocks = Blocks::default();
         for seq in 1..=10u64 {
             let e = Entry {
                 at: seq * 100,
@@ -750,9 +898,10 @@ mod tests {
                 reference: Ref::None,
                 after: Balance::default(),
             };
-            key(&sku, seq, 0, &mut k);
-            encode(&e, &mut v);
-            ledger.tree.insert(&k, v.as_slice()).unwrap();
+            let mut batch = sled::Batch::default();
+            blocks.push(&e, 0, &mut batch);
+            blocks.close_all(&mut batch);
+            ledger.tree.apply_batch(batch).unwrap();
         }
         ledger
             .tree
