@@ -50,6 +50,9 @@ fn start(dir: &std::path::Path) -> Server {
         ("SURGE_HTTP_WORKERS", "2"),
         ("SURGE_ACTOR_THREADS", "0"),
         ("SURGE_SNAPSHOT_EVERY_EVENTS", "50"),
+        // A slow machine may take a while to catch the ledger up after a
+        // restart: reads wait for it rather than answer `ledger_behind`.
+        ("SURGE_LEDGER__READ_WAIT_MS", "20000"),
     ];
     spawn(&dir.join("data"), dir, &env, None)
 }

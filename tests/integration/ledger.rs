@@ -298,7 +298,10 @@ async fn pages_by_cursor_filter_by_warehouse_and_hold_their_limits() {
 #[tokio::test]
 async fn survives_restart_snapshots_and_log_truncation() {
     let every = 10u64;
-    let srv = Srv::start_with(|c| c.snapshot_every_events = every);
+    let srv = Srv::start_with(|c| {
+        c.snapshot_every_events = every;
+        c.ledger.read_wait_ms = 20_000;
+    });
     srv.warehouse("w1", 1).await;
     srv.sku("tee", None, &[("w1", 100)]).await;
     for i in 0..40 {
@@ -353,6 +356,7 @@ async fn survives_restart_snapshots_and_log_truncation() {
 async fn opening_balances_when_the_ledger_starts_over_existing_data() {
     let srv = Srv::start_with(|c| {
         c.ledger.enabled = false;
+        c.ledger.read_wait_ms = 20_000;
         c.snapshot_every_events = 5;
     });
     srv.warehouse("w1", 1).await;
