@@ -112,6 +112,49 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     /// `[incoming]`: incoming receipts' bounds.
     pub incoming: IncomingConfig,
+    /// `[ledger]`: the stock ledger.
+    pub ledger: LedgerConfig,
+}
+
+/// `[ledger]`: the stock ledger, derived by the checkpointer off the
+/// request path (`wal/ledger.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// Whether entries are derived at all.
+    pub enabled: bool,
+    /// Entries older than this many days are pruned.
+    pub retention_days: u64,
+    /// How long a read waits for the ledger to reach the log's durable
+    /// tail before answering 503 `ledger_behind`.
+    pub read_wait_ms: u64,
+    /// Entries in one page at most.
+    pub page_max: usize,
+    /// Entries one page read looks at, at most (a warehouse filter skips
+    /// the others).
+    pub page_scan_max: usize,
+    /// Past this many events behind the log, reads answer 503
+    /// `ledger_behind` at once instead of waiting.
+    pub lag_events_max: u64,
+    /// Entries buffered before a batch is written in the middle of a read
+    /// of the log.
+    pub batch_entries_max: usize,
+    /// How often a retention pass runs.
+    pub prune_every_ms: u64,
+    /// Entries one retention pass looks at, at most.
+    pub prune_scan_max: usize,
+}
+
+impl LedgerConfig {
+    /// What the follower needs.
+    pub fn follower(&self) -> crate::wal::ledger::LedgerConfig {
+        crate::wal::ledger::LedgerConfig {
+            retention_ms: self.retention_days.saturating_mul(86_400_000),
+            batch_entries_max: self.batch_entries_max,
+            prune_every_ms: self.prune_every_ms,
+            prune_scan_max: self.prune_scan_max,
+        }
+    }
 }
 
 /// `[incoming]`: how many incoming receipts a SKU keeps and lists.
@@ -602,6 +645,41 @@ impl Config {
         self.validate_routing()?;
         self.validate_lifecycle()?;
         self.validate_incoming()?;
+        self.validate_ledger()?;
+        Ok(())
+    }
+
+    /// `[ledger]`: a retention of 1 to 36500 days, a read wait of at most a
+    /// minute, every count at least 1.
+    fn validate_ledger(&self) -> Result<(), ConfigError> {
+        let l = &self.ledger;
+        if !(1..=36_500).contains(&l.retention_days) {
+            return Err(invalid("ledger.retention_days", "must be 1 to 36500"));
+        }
+        if l.read_wait_ms > 60_000 {
+            return Err(invalid("ledger.read_wait_ms", "must be at most 60000"));
+        }
+        for (name, v) in [
+            ("ledger.page_max", l.page_max),
+            ("ledger.batch_entries_max", l.batch_entries_max),
+            ("ledger.prune_scan_max", l.prune_scan_max),
+        ] {
+            if v == 0 {
+                return Err(invalid(name, "must be at least 1"));
+            }
+        }
+        if l.page_scan_max < l.page_max {
+            return Err(invalid(
+                "ledger.page_scan_max",
+                "must be at least ledger.page_max",
+            ));
+        }
+        if l.lag_events_max == 0 || l.prune_every_ms == 0 {
+            return Err(invalid(
+                "ledger.lag_events_max",
+                "lag_events_max and prune_every_ms must be at least 1",
+            ));
+        }
         Ok(())
     }
 
@@ -1004,6 +1082,35 @@ mod tests {
         for edge in [
             "[incoming]\nopen_max = 1\nclosed_kept_max = 0\npage_max = 1\n",
             "[incoming]\nopen_max = 100000\nclosed_kept_max = 100000\n",
+        ] {
+            assert!(with_file(edge).is_ok(), "{edge}");
+        }
+    }
+
+    #[test]
+    fn ledger_bounds_are_checked_at_their_edges() {
+        let c = Config::default_config();
+        assert!(c.ledger.enabled);
+        assert_eq!(c.ledger.retention_days, 400);
+        assert_eq!(c.ledger.follower().retention_ms, 400 * 86_400_000);
+        for bad in [
+            "[ledger]\nretention_days = 0\n",
+            "[ledger]\nretention_days = 36501\n",
+            "[ledger]\nread_wait_ms = 60001\n",
+            "[ledger]\npage_max = 0\n",
+            "[ledger]\npage_max = 10\npage_scan_max = 9\n",
+            "[ledger]\nlag_events_max = 0\n",
+            "[ledger]\nbatch_entries_max = 0\n",
+            "[ledger]\nprune_every_ms = 0\n",
+            "[ledger]\nprune_scan_max = 0\n",
+            "[ledger]\nenabledd = true\n",
+        ] {
+            assert!(with_file(bad).is_err(), "{bad}");
+        }
+        for edge in [
+            "[ledger]\nretention_days = 1\nread_wait_ms = 0\npage_max = 1\npage_scan_max = 1\n",
+            "[ledger]\nretention_days = 36500\nread_wait_ms = 60000\nlag_events_max = 1\n",
+            "[ledger]\nenabled = false\nbatch_entries_max = 1\nprune_every_ms = 1\nprune_scan_max = 1\n",
         ] {
             assert!(with_file(edge).is_ok(), "{edge}");
         }

@@ -291,6 +291,9 @@ pub struct Gauges {
     pub feed_messages: u64,
     pub feed_cut_off_slow: u64,
     pub feed_resyncs: u64,
+    /// Events the stock ledger is behind the synced log (0 when off).
+    pub ledger_lag_events: u64,
+    pub ledger_failures: u64,
 }
 
 /// Renders every series in the Prometheus text format (version 0.0.4).
@@ -464,6 +467,18 @@ impl Collector for Scrape {
             i64::from(g.ready),
         )?;
         counter(&mut e, "snapshots", "Snapshots written.", g.snapshots)?;
+        gauge(
+            &mut e,
+            "ledger_lag_events",
+            "Events the stock ledger is behind the synced log.",
+            i64::try_from(g.ledger_lag_events).unwrap_or(i64::MAX),
+        )?;
+        counter(
+            &mut e,
+            "ledger_failures",
+            "Stock ledger writes or prunes that failed (retried later).",
+            g.ledger_failures,
+        )?;
         counter(
             &mut e,
             "snapshot_failures",

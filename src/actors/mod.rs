@@ -55,6 +55,12 @@ pub enum CmdError {
     Life(#[from] crate::core::lifecycle::LifeRefusal),
     #[error("incoming receipt {0} not found")]
     UnknownReceipt(crate::core::sku::incoming::ReceiptId),
+    #[error("the stock ledger is {lag_events} events behind the log: retry")]
+    LedgerBehind { lag_events: u64 },
+    #[error("the stock ledger is not kept")]
+    LedgerDisabled,
+    #[error(transparent)]
+    Ledger(#[from] crate::wal::ledger::LedgerError),
 }
 
 impl From<actix::MailboxError> for CmdError {

@@ -68,6 +68,7 @@ pub const ROUTES: &[(&str, &str, &[Allow])] = {
         ("PUT", "/v1/skus/{sku}", &[]),
         ("PATCH", "/v1/skus/{sku}", &[]),
         ("GET", "/v1/skus/{sku}/stock", &[Read, Storefront]),
+        ("GET", "/v1/skus/{sku}/ledger", &[Read]),
         ("POST", "/v1/stock/adjustments", &[WarehouseInBody]),
         ("POST", "/v1/reservations", &[Storefront]),
         ("POST", "/v1/reservations:batch", &[Storefront]),

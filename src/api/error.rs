@@ -108,6 +108,11 @@ pub enum ErrorCode {
     OverReceipt,
     /// The SKU has `incoming_open_max` open receipts already.
     IncomingLimitReached,
+    /// The stock ledger has not reached the log's durable tail: retry.
+    LedgerBehind,
+    /// The stock ledger is off (`[ledger] enabled = false`) or its storage
+    /// failed.
+    LedgerDisabled,
 }
 
 impl ErrorCode {
@@ -168,6 +173,8 @@ impl ErrorCode {
         Self::IncomingClosed,
         Self::OverReceipt,
         Self::IncomingLimitReached,
+        Self::LedgerBehind,
+        Self::LedgerDisabled,
     ];
 
     /// The table: wire name, HTTP status, meaning.
@@ -438,6 +445,16 @@ impl ErrorCode {
                 S::CONFLICT,
                 "the SKU has incoming_open_max open incoming receipts",
             ),
+            Self::LedgerBehind => (
+                "ledger_behind",
+                S::SERVICE_UNAVAILABLE,
+                "the stock ledger has not caught up with the log within ledger.read_wait_ms: retry",
+            ),
+            Self::LedgerDisabled => (
+                "ledger_disabled",
+                S::SERVICE_UNAVAILABLE,
+                "the stock ledger is off (ledger.enabled = false) or its storage failed (until a restart)",
+            ),
         }
     }
 
@@ -601,6 +618,11 @@ impl From<CmdError> for ApiError {
             CmdError::MailboxFull => ApiError::new(ErrorCode::Overloaded, msg),
             CmdError::Life(r) => r.into(),
             CmdError::UnknownReceipt(_) => ApiError::new(ErrorCode::IncomingNotFound, msg),
+            CmdError::LedgerBehind { lag_events } => ApiError::new(ErrorCode::LedgerBehind, msg)
+                .with("lag_events", lag_events)
+                .with("retry_after_s", 1),
+            CmdError::LedgerDisabled => ApiError::new(ErrorCode::LedgerDisabled, msg),
+            CmdError::Ledger(_) => ApiError::new(ErrorCode::Unavailable, msg),
             CmdError::Unplaced(lines) => {
                 let lines: Vec<Value> = lines
                     .into_iter()
@@ -782,7 +804,9 @@ mod tests {
                 | ErrorCode::IncomingNotFound
                 | ErrorCode::IncomingClosed
                 | ErrorCode::OverReceipt
-                | ErrorCode::IncomingLimitReached => {
+                | ErrorCode::IncomingLimitReached
+                | ErrorCode::LedgerBehind
+                | ErrorCode::LedgerDisabled => {
                     ErrorCode::ALL.iter().filter(|x| **x == c).count() == 1
                 }
             }

@@ -11,6 +11,7 @@ pub mod error;
 mod feed;
 pub mod front;
 mod incoming;
+mod ledger;
 mod lifecycle;
 pub mod limits;
 pub mod monitor;
@@ -95,6 +96,7 @@ pub fn register(cfg: &mut web::ServiceConfig, config: &Config) -> Vec<Registered
         feed::routes(r);
         openapi::routes(r);
         incoming::routes(r);
+        ledger::routes(r);
     });
     // What no route takes: 405 with `Allow` for a known path, else 404.
     let methods = routes::Methods::of(&table);

@@ -9,7 +9,9 @@
 
 use super::error::ErrorCode;
 use super::routes::Routes;
-use super::{feed, incoming, lifecycle, orders, reservations, routing, simulate, skus, warehouses};
+use super::{
+    feed, incoming, ledger, lifecycle, orders, reservations, routing, simulate, skus, warehouses,
+};
 use crate::wire;
 use actix_web::http::header::ContentType;
 use actix_web::HttpResponse;
@@ -132,6 +134,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         incoming::get,
         incoming::receive,
         incoming::close,
+        ledger::list,
     ),
     components(schemas(
         ErrorBody,
@@ -175,6 +178,7 @@ const ERROR_DETAILS: &[(&str, bool, &str)] = &[
     ("captured", false, "`payment_refused`: what was captured already"),
     ("payment_status", true, "`payment_refused`: the order's payment status"),
     ("sku", true, "`quantity_unavailable`: the line at fault"),
+    ("lag_events", false, "`ledger_behind`: how many events the stock ledger is behind the log"),
 ];
 
 /// Every error: `{code, message}` and, depending on the code, details such

@@ -7,7 +7,8 @@ use super::{idempotency, Surge};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::projection::Projection;
-use crate::wal::checkpoint::{CheckpointConfig, Checkpointer};
+use crate::wal::checkpoint::{CheckpointConfig, Checkpointer, LedgerSetup};
+use crate::wal::ledger::{Ledger, LedgerProgress};
 use crate::wal::store::LogStore;
 use crate::wal::{self, snapshot, ReplayError, Wal, WalConfig};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,6 +86,26 @@ impl Surge {
             },
             Box::new(crate::feed::Publisher::new(hub, sink)),
         )?);
+        let (wake, woken) = crossbeam_channel::bounded(1);
+        let progress = Arc::new(LedgerProgress::default());
+        let ledger = if config.ledger.enabled {
+            match store.ledger() {
+                Ok(tree) => tree.map(Ledger::new),
+                Err(e) => {
+                    progress.failures.fetch_add(1, Ordering::AcqRel);
+                    tracing::error!(error = %e, "cannot open the stock ledger; it will not be kept");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let setup = ledger.clone().map(|ledger| LedgerSetup {
+            ledger,
+            config: config.ledger.follower(),
+            progress: progress.clone(),
+            wake: woken,
+        });
         let checkpointer = Checkpointer::start(
             store,
             wal.durable_key(),
@@ -99,6 +120,7 @@ impl Surge {
                 stop_wait: sync_timeout,
             },
             clock.clone(),
+            setup,
         )?;
         let directory = Directory::start(
             config.clone(),
@@ -132,6 +154,11 @@ impl Surge {
             feed,
             directory,
             checkpointer,
+            ledger: super::ledger::LedgerReader {
+                ledger,
+                progress,
+                wake,
+            },
             keys: idempotency::Keys::default(),
             warehouses_changed: AtomicU64::new(0),
             creations: Default::default(),

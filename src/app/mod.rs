@@ -14,6 +14,8 @@
 //!   `adjust_stock`, `upsert_sku`, `upsert_warehouse`, `retention`,
 //!   `routing_rules` (the chains in force, set at run time).
 //! - `queries.rs`: every read, all from the durable read model.
+//! - `ledger.rs`: pages of the stock ledger, once it holds what was synced
+//!   when the request came.
 //!
 //! Each write of more than one step runs in a task of its own, detached
 //! from the HTTP request, so a client that hangs up can never cut it in
@@ -26,6 +28,7 @@ mod boot;
 mod caller;
 mod directory;
 mod idempotency;
+mod ledger;
 pub mod limits;
 mod ops;
 mod queries;
@@ -33,6 +36,7 @@ mod queries;
 pub use boot::{OpenError, Replayed};
 pub use caller::Caller;
 pub use idempotency::Idempotency;
+pub use ledger::LedgerQuery;
 pub use ops::incoming::{IncomingFilter, IncomingRequest};
 pub use ops::lifecycle::LifeAnswer;
 pub use ops::patch_sku::SkuPatch;
@@ -71,6 +75,8 @@ pub struct Surge {
     feed: Arc<Hub>,
     directory: Directory,
     checkpointer: Checkpointer,
+    /// The stock ledger's tree and its follower's progress.
+    ledger: ledger::LedgerReader,
     keys: idempotency::Keys,
     next_hold: AtomicU64,
     next_order: AtomicU64,
@@ -137,6 +143,8 @@ impl Surge {
             feed_messages: feed.seq,
             feed_cut_off_slow: feed.cut_off_slow,
             feed_resyncs: feed.resyncs,
+            ledger_lag_events: self.ledger_lag_events(),
+            ledger_failures: self.ledger.progress.failures.load(Ordering::Relaxed),
         }
     }
 

@@ -8,6 +8,7 @@
 
 pub mod event;
 pub mod ids;
+pub mod ledger;
 pub mod lifecycle;
 pub mod model;
 pub mod order;

@@ -8,6 +8,7 @@
 //! from `retry_min` to `retry_max`; it never touches the log's health (the
 //! store keeps snapshots apart from the log) and never blocks the writer.
 
+use super::ledger::{Follower, Ledger, LedgerConfig, LedgerProgress};
 use super::snapshot::{self, Meta, SnapshotError};
 use super::store::LogStore;
 use super::Position;
@@ -46,6 +47,16 @@ pub struct CheckpointConfig {
     pub stop_wait: Duration,
 }
 
+/// The stock ledger the checkpointer derives as it reads the log, if on.
+pub struct LedgerSetup {
+    pub ledger: Ledger,
+    pub config: LedgerConfig,
+    pub progress: Arc<LedgerProgress>,
+    /// A reader waiting for the ledger sends here so the next tail read
+    /// starts now rather than after `TAIL_INTERVAL`.
+    pub wake: Receiver<()>,
+}
+
 /// What the checkpointer has done, for logs and tests.
 #[derive(Debug, Default)]
 pub struct CheckpointStats {
@@ -76,6 +87,7 @@ impl Checkpointer {
         durable_key: Arc<AtomicU64>,
         config: CheckpointConfig,
         clock: Arc<dyn Clock>,
+        ledger: Option<LedgerSetup>,
     ) -> std::io::Result<Self> {
         let (stop, stopped) = crossbeam_channel::bounded(1);
         let stats = Arc::new(CheckpointStats {
@@ -90,7 +102,7 @@ impl Checkpointer {
             .name("surge-checkpoint".into())
             .spawn(move || {
                 let _gone = gone_tx;
-                run(store, durable_key, config, clock, stopped, s, c)
+                run(store, durable_key, config, clock, stopped, s, c, ledger)
             })?;
         Ok(Self {
             stop,
@@ -126,6 +138,7 @@ impl Drop for Checkpointer {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run(
     store: Arc<dyn LogStore>,
     durable_key: Arc<AtomicU64>,
@@ -134,6 +147,7 @@ fn run(
     stopped: Receiver<()>,
     stats: Arc<CheckpointStats>,
     cancel: Arc<AtomicBool>,
+    ledger: Option<LedgerSetup>,
 ) {
     // Its own copy of the state, built off the request path.
     let state = Projection::new();
@@ -149,21 +163,61 @@ fn run(
     };
     let mut last_snapshot_seq = at.next_seq - 1;
     let mut last_snapshot_at = Instant::now();
+    let (mut follower, wake, progress) = match ledger {
+        None => (None, crossbeam_channel::never(), None),
+        Some(l) => {
+            let progress = l.progress.clone();
+            match Follower::open(
+                l.ledger,
+                l.config,
+                l.progress,
+                &state,
+                last_snapshot_seq,
+                clock.now_ms(),
+            ) {
+                Ok(f) => {
+                    progress.running.store(true, Ordering::Release);
+                    (Some(f), l.wake, Some(progress))
+                }
+                Err(e) => {
+                    progress.failures.fetch_add(1, Ordering::AcqRel);
+                    tracing::error!(error = %e, "cannot open the stock ledger; it will not be kept");
+                    (None, crossbeam_channel::never(), None)
+                }
+            }
+        }
+    };
     // After a failed snapshot: no new try before this, and the wait used.
     let mut retry: Option<(Instant, Duration)> = None;
     loop {
-        match stopped.recv_timeout(TAIL_INTERVAL) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        crossbeam_channel::select! {
+            recv(stopped) -> _ => return,
+            recv(wake) -> _ => {}
+            default(TAIL_INTERVAL) => {}
+        }
+        if progress
+            .as_ref()
+            .is_some_and(|p| p.paused.load(Ordering::Acquire))
+        {
+            continue;
         }
         let end = durable_key.load(Ordering::Acquire);
-        at = match super::replay_range(store.as_ref(), at, end, |seq, e| state.apply(seq, e)) {
+        let now = clock.now_ms();
+        let read = super::replay_range(store.as_ref(), at, end, |seq, e| match &mut follower {
+            Some(f) => f.apply(&state, seq, e, now),
+            None => state.apply(seq, e),
+        });
+        at = match read {
             Ok(at) => at,
             Err(e) => {
                 tracing::error!(error = %e, "checkpointer cannot read the log; no snapshots will be taken");
                 return;
             }
         };
+        if let Some(f) = &mut follower {
+            f.commit(at.next_key, at.next_seq - 1);
+            f.maybe_prune(now);
+        }
         let since = at.next_seq - 1 - last_snapshot_seq;
         let due = since >= config.every_events
             || (since > 0 && last_snapshot_at.elapsed() >= config.every);
@@ -171,6 +225,14 @@ fn run(
             continue;
         }
         let started = Instant::now();
+        // The ledger's entries up to here are durable before a snapshot
+        // lets the log behind it go, so a restart never finds the ledger
+        // behind the snapshot it resumes from.
+        if follower.is_some() {
+            if let Err(e) = store.sync_ledger() {
+                tracing::warn!(error = %e, "cannot sync the ledger before a snapshot");
+            }
+        }
         state.apply_retention(&horizon());
         match snapshot::write_with(
             store.as_ref(),

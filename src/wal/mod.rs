@@ -25,6 +25,7 @@
 //! signal, so they get their answer even while the writer thread is stuck.
 
 pub mod checkpoint;
+pub mod ledger;
 pub mod record;
 pub mod schema;
 pub mod snapshot;

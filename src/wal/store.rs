@@ -44,6 +44,16 @@ pub trait LogStore: Send + Sync + 'static {
     /// Visits the chunks of `generation` in order.
     fn chunks(&self, generation: u64, visit: &mut dyn FnMut(u32, &[u8])) -> Result<(), StoreError>;
 
+    /// The stock ledger's tree (`wal/ledger.rs`), kept beside the log but
+    /// never truncated with it; `None` if this store keeps no ledger.
+    fn ledger(&self) -> Result<Option<sled::Tree>, StoreError> {
+        Ok(None)
+    }
+    /// Makes the ledger's writes durable.
+    fn sync_ledger(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Visits every record in key order.
     fn scan(&self, visit: &mut dyn FnMut(u64, &[u8])) -> Result<(), StoreError> {
         self.scan_from(0, &mut |k, v| {
@@ -277,6 +287,15 @@ impl LogStore for SledStore {
         self.data_file.sync_data().map_err(io)
     }
 
+    fn ledger(&self) -> Result<Option<sled::Tree>, StoreError> {
+        self.db.open_tree("ledger").map(Some).map_err(io)
+    }
+
+    fn sync_ledger(&self) -> Result<(), StoreError> {
+        // The ledger is in the log's sled file: one sync makes both durable.
+        self.sync()
+    }
+
     fn scan_from(
         &self,
         from: u64,
@@ -433,6 +452,10 @@ pub struct Faults {
 pub struct MemStore {
     inner: Arc<Mutex<MemInner>>,
     pub faults: Arc<Faults>,
+    /// The ledger's tree, in a temporary sled database opened on first
+    /// use; a `reopen` starts a new one (the ledger then rebuilds its
+    /// openings from the snapshot).
+    ledger: Arc<std::sync::OnceLock<sled::Db>>,
 }
 
 #[derive(Default, Clone)]
@@ -455,6 +478,7 @@ impl MemStore {
         Self {
             inner: Arc::new(Mutex::new(inner)),
             faults: Arc::new(Faults::default()),
+            ledger: Arc::default(),
         }
     }
 
@@ -474,6 +498,17 @@ impl MemStore {
 }
 
 impl LogStore for MemStore {
+    fn ledger(&self) -> Result<Option<sled::Tree>, StoreError> {
+        let db = match self.ledger.get() {
+            Some(db) => db,
+            None => {
+                let db = sled::Config::new().temporary(true).open().map_err(io)?;
+                self.ledger.get_or_init(|| db)
+            }
+        };
+        db.open_tree("ledger").map(Some).map_err(io)
+    }
+
     fn append(&self, key: u64, record: &[u8]) -> Result<(), StoreError> {
         if self.faults.fail_append.load(Ordering::SeqCst) {
             return Err(StoreError::Io("injected append failure".into()));

@@ -61,6 +61,7 @@ pub(crate) use object_only;
 pub mod feed;
 pub mod hold;
 pub mod incoming;
+pub mod ledger;
 pub mod lifecycle;
 pub mod order;
 pub mod routing;
@@ -70,6 +71,7 @@ pub mod warehouse;
 pub use feed::{FeedEvent, FeedStats, FunnelView, OrderCountsView, ServerMsg, TopicSnapshot};
 pub use hold::{HoldClosed, ReservationView};
 pub use incoming::{LowStock, ReceiptClosed, ReceiptPage, ReceiptReceived, ReceiptView};
+pub use ledger::{LedgerEntryView, LedgerPageView};
 pub use lifecycle::{
     CancelledLineView, FulfillmentChanged, FulfillmentLineView, FulfillmentPageView,
     FulfillmentShipped, FulfillmentView, ItemView, LinesCancelled, OrderHoldChanged, ParcelView,

@@ -400,3 +400,100 @@ fn golden_directories_are_small() {
         assert!(total < 4 << 20, "{}: {total} bytes", dir.display());
     }
 }
+
+/// Stock ledger entries as version 1 wrote them (`tests/golden/ledger-v1`,
+/// written once with `SURGE_WRITE_LEDGER_GOLDEN=1`, never again) decode in
+/// every later build to the same view. Each line: seq, index, the value in
+/// hex, the entry's JSON view.
+#[test]
+fn ledger_v1_entries_still_decode() {
+    use surge::core::ledger::{Balance, Bucket, Entry, Reason, Ref};
+    use surge::core::lifecycle::{FulfillmentId, ReturnId};
+    use surge::core::{HoldId, OrderId, SkuId, WarehouseId};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/ledger-v1/entries.txt");
+    let sku = SkuId::parse("tee").unwrap();
+    if std::env::var_os("SURGE_WRITE_LEDGER_GOLDEN").is_some() && !path.exists() {
+        let wh = WarehouseId::parse("w-1").unwrap();
+        let order = OrderId(7);
+        let refs = [
+            (Reason::Opening, Ref::None, Bucket::OnHand, 10),
+            (
+                Reason::Adjustment,
+                Ref::Adjustment("cycle count"),
+                Bucket::OnHand,
+                -2,
+            ),
+            (
+                Reason::SafetyStock,
+                Ref::Adjustment("policy"),
+                Bucket::SafetyStock,
+                1,
+            ),
+            (Reason::Hold, Ref::Hold(HoldId(3)), Bucket::Reserved, 2),
+            (Reason::Expiry, Ref::Hold(HoldId(3)), Bucket::Reserved, -2),
+            (Reason::Order, Ref::Order(order), Bucket::Allocated, 4),
+            (
+                Reason::Shipment,
+                Ref::Fulfillment(FulfillmentId { order, n: 1 }),
+                Bucket::OnHand,
+                -4,
+            ),
+            (
+                Reason::Return,
+                Ref::Return(ReturnId { order, n: 1 }),
+                Bucket::OnHand,
+                1,
+            ),
+            (Reason::Incoming, Ref::Receipt(2), Bucket::Incoming, 50),
+            (Reason::Receipt, Ref::Receipt(2), Bucket::Incoming, -20),
+        ];
+        let mut out = String::new();
+        let mut buf = Vec::new();
+        for (i, (reason, reference, bucket, delta)) in refs.into_iter().enumerate() {
+            let seq = 100 + i as u64;
+            let e = Entry {
+                at: 1_767_225_600_000 + i as u64,
+                seq,
+                sku: &sku,
+                warehouse: &wh,
+                bucket,
+                delta,
+                reason,
+                reference,
+                after: Balance {
+                    on_hand: 8,
+                    reserved: 1,
+                    allocated: 4,
+                    safety_stock: 1,
+                    incoming: 30,
+                },
+            };
+            surge::wal::ledger::encode(&e, &mut buf);
+            let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+            let stored = surge::wal::ledger::decode(seq, 0, &buf).unwrap();
+            let view =
+                serde_json::to_string(&surge::wire::LedgerEntryView::new(&sku, &stored)).unwrap();
+            out.push_str(&format!("{seq} 0 {hex} {view}\n"));
+        }
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, out).unwrap();
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut n = 0;
+    for line in text.lines() {
+        let mut parts = line.splitn(4, ' ');
+        let seq: u64 = parts.next().unwrap().parse().unwrap();
+        let index: u32 = parts.next().unwrap().parse().unwrap();
+        let hex = parts.next().unwrap();
+        let expected: Value = serde_json::from_str(parts.next().unwrap()).unwrap();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let stored = surge::wal::ledger::decode(seq, index, &bytes).unwrap();
+        let view = serde_json::to_value(surge::wire::LedgerEntryView::new(&sku, &stored)).unwrap();
+        assert_eq!(view, expected, "{line}");
+        n += 1;
+    }
+    assert_eq!(n, 10, "every kind of reference and reason");
+}

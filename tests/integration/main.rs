@@ -20,6 +20,7 @@ mod golden;
 mod holds;
 mod hostile;
 mod incoming;
+mod ledger;
 mod lifecycle;
 mod limits;
 mod loadgen;
