@@ -142,10 +142,13 @@ pub enum Reason {
     Incoming,
     /// Units of an incoming receipt arrived.
     Receipt,
+    /// An incoming receipt closed short: what it still expected will not
+    /// come.
+    ReceiptClosed,
 }
 
 impl Reason {
-    const ALL: [Reason; 13] = [
+    const ALL: [Reason; 14] = [
         Reason::Opening,
         Reason::Adjustment,
         Reason::SafetyStock,
@@ -159,6 +162,7 @@ impl Reason {
         Reason::Return,
         Reason::Incoming,
         Reason::Receipt,
+        Reason::ReceiptClosed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -176,6 +180,7 @@ impl Reason {
             Reason::Return => "return",
             Reason::Incoming => "incoming",
             Reason::Receipt => "receipt",
+            Reason::ReceiptClosed => "receipt_closed",
         }
     }
 
@@ -294,6 +299,9 @@ pub fn cause(event: &Event) -> Option<Cause<'_>> {
         Event::IncomingReceived { receipt, at, .. } => {
             c(Reason::Receipt, Ref::Receipt(*receipt), Some(*at))
         }
+        Event::IncomingClosed { receipt, at, .. } => {
+            c(Reason::ReceiptClosed, Ref::Receipt(*receipt), Some(*at))
+        }
         Event::WarehouseUpserted { .. }
         | Event::SkuUpserted { .. }
         | Event::HoldExtended { .. }
@@ -326,7 +334,8 @@ pub fn skus_touched(event: &Event, mut f: impl FnMut(&SkuId)) {
         | Event::SafetyStockSet { sku, .. }
         | Event::HoldReleased { sku, .. }
         | Event::IncomingExpected { sku, .. }
-        | Event::IncomingReceived { sku, .. } => f(sku),
+        | Event::IncomingReceived { sku, .. }
+        | Event::IncomingClosed { sku, .. } => f(sku),
         Event::HoldCreated { hold, .. } => f(&hold.sku),
         Event::OrderPlaced { allocations, .. } => each(allocations.iter().map(|a| &a.sku), &mut f),
         Event::OrderCancelled { skus, .. } => each(skus.iter(), &mut f),
@@ -342,7 +351,21 @@ pub fn skus_touched(event: &Event, mut f: impl FnMut(&SkuId)) {
             restock: Some(_),
             ..
         } => each(lines.iter().map(|(s, _)| s), &mut f),
-        _ => {}
+        // No row bucket moves: listed, not matched by a wildcard, so a new
+        // kind of event must say whether it moves stock.
+        Event::WarehouseUpserted { .. }
+        | Event::SkuUpserted { .. }
+        | Event::HoldExtended { .. }
+        | Event::RoutingRulesSet { .. }
+        | Event::OrderPayment { .. }
+        | Event::OrderHoldSet { .. }
+        | Event::FulfillmentStaged { .. }
+        | Event::FulfillmentDelivered { .. }
+        | Event::ReturnRequested { .. }
+        | Event::ReturnReceived { restock: None, .. }
+        | Event::ReturnSettled { .. }
+        | Event::LifeKeyUsed { .. }
+        | Event::LowStockSet { .. } => {}
     }
 }
 
@@ -462,9 +485,10 @@ mod tests {
             assert_eq!(Reason::from_code(r.code()), Some(*r));
         }
         assert_eq!(Bucket::from_code(5), None);
-        assert_eq!(Reason::from_code(13), None);
+        assert_eq!(Reason::from_code(14), None);
         // The codes are on disk: these must never change.
         assert_eq!(Reason::Receipt.code(), 12);
+        assert_eq!(Reason::ReceiptClosed.code(), 13);
         assert_eq!(Bucket::Incoming.code(), 4);
     }
 

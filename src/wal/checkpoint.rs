@@ -228,9 +228,19 @@ fn run(
         // The ledger's entries up to here are durable before a snapshot
         // lets the log behind it go, so a restart never finds the ledger
         // behind the snapshot it resumes from.
+        // A ledger that cannot be made durable holds the snapshot (and the
+        // truncation after it) back, like a failed snapshot: letting the log
+        // go would leave the ledger's gap to opening balances.
         if follower.is_some() {
             if let Err(e) = store.sync_ledger() {
-                tracing::warn!(error = %e, "cannot sync the ledger before a snapshot");
+                let backoff = back_off(&mut retry, &config);
+                stats.failures.fetch_add(1, Ordering::AcqRel);
+                tracing::error!(
+                    error = %e,
+                    retry_ms = backoff.as_millis() as u64,
+                    "cannot sync the ledger; the snapshot waits"
+                );
+                continue;
             }
         }
         state.apply_retention(&horizon());
@@ -270,10 +280,7 @@ fn run(
             Err(SnapshotError::Cancelled) => return,
             // The log is untouched; try again after a while.
             Err(e) => {
-                let backoff = retry.map_or(config.retry_min, |(_, last)| {
-                    last.saturating_mul(2).min(config.retry_max)
-                });
-                retry = Some((Instant::now() + backoff, backoff));
+                let backoff = back_off(&mut retry, &config);
                 stats.failures.fetch_add(1, Ordering::AcqRel);
                 tracing::error!(
                     error = %e,
@@ -283,4 +290,14 @@ fn run(
             }
         }
     }
+}
+
+/// After a failed try: the next one waits `retry_min`, doubling on each
+/// failure up to `retry_max`. Answers the wait.
+fn back_off(retry: &mut Option<(Instant, Duration)>, config: &CheckpointConfig) -> Duration {
+    let backoff = retry.map_or(config.retry_min, |(_, last)| {
+        last.saturating_mul(2).min(config.retry_max)
+    });
+    *retry = Some((Instant::now() + backoff, backoff));
+    backoff
 }

@@ -30,6 +30,8 @@ enum Op {
     Return(usize, usize),
     Expect(usize, usize, u64),
     Receive(usize, u64),
+    /// A receipt closed short.
+    CloseShort(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -48,6 +50,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..8, w.clone()).prop_map(|(i, w)| Op::Return(i, w)),
         1 => (s, w, 1u64..20).prop_map(|(s, w, q)| Op::Expect(s, w, q)),
         2 => (0usize..8, 1u64..10).prop_map(|(i, q)| Op::Receive(i, q)),
+        1 => (0usize..8).prop_map(Op::CloseShort),
     ]
 }
 
@@ -315,6 +318,27 @@ fn event(state: &Projection, world: &mut World, op: &Op, now: Millis) -> Option<
                 receipt: n,
                 warehouse: wh(w),
                 qty: (*q).min(open),
+                at: now,
+                forget: vec![],
+                key: None,
+            }
+        }
+        Op::CloseShort(i) => {
+            let len = world.receipts.len();
+            let (s, n, w) = *world.receipts.get(i % len.max(1))?;
+            let short = state
+                .skus
+                .get(&sku(s))?
+                .incoming
+                .receipt(n)
+                .filter(|r| r.is_open())
+                .map(|r| r.outstanding())?;
+            Event::IncomingClosed {
+                sku: sku(s),
+                receipt: n,
+                warehouse: wh(w),
+                short,
+                reason: "cut".into(),
                 at: now,
                 forget: vec![],
                 key: None,

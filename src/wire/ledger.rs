@@ -46,7 +46,7 @@ pub struct LedgerEntryView {
     pub delta: i64,
     /// `opening`, `adjustment`, `safety_stock`, `hold`, `release`,
     /// `expiry`, `order`, `cancellation`, `reroute`, `shipment`, `return`,
-    /// `incoming` or `receipt`.
+    /// `incoming`, `receipt` or `receipt_closed`.
     #[schema(example = "hold")]
     pub reason: &'static str,
     /// Null for opening balances.

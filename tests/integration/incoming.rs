@@ -558,7 +558,12 @@ async fn receipts_and_thresholds_survive_a_restart_from_the_log() {
 #[tokio::test]
 async fn receipts_and_thresholds_survive_a_restart_from_a_snapshot() {
     let store = MemStore::new();
-    let srv = Srv::start_mem(store.clone(), |c| c.snapshot_every_events = 3);
+    // Every 3 events, and by time too: a tail of fewer than 3 events is
+    // snapshotted as well.
+    let srv = Srv::start_mem(store.clone(), |c| {
+        c.snapshot_every_events = 3;
+        c.snapshot_every_ms = 50;
+    });
     history(&srv).await;
     let surge = srv.bg().surge.clone();
     let seq = surge.durable_seq();
@@ -714,7 +719,12 @@ async fn a_receive_key_survives_a_restart_from_the_log() {
 #[tokio::test]
 async fn a_receive_key_survives_a_restart_from_a_snapshot() {
     let store = MemStore::new();
-    let srv = Srv::start_mem(store.clone(), |c| c.snapshot_every_events = 3);
+    // Every 3 events, and by time too: a tail of fewer than 3 events is
+    // snapshotted as well.
+    let srv = Srv::start_mem(store.clone(), |c| {
+        c.snapshot_every_events = 3;
+        c.snapshot_every_ms = 50;
+    });
     setup(&srv).await;
     expect(&srv, "tee", "w1", 10).await;
     expect(&srv, "tee", "w2", 5).await;

@@ -183,6 +183,13 @@ async fn every_kind_of_change_is_an_entry_with_its_reason_and_reference() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{rc}");
     ok(&srv, "/v1/stock/incoming/tee~1/receive", json!({"qty": 2})).await;
+    // The rest never comes: closed short.
+    ok(
+        &srv,
+        "/v1/stock/incoming/tee~1/close",
+        json!({"reason": "vendor shipped 2"}),
+    )
+    .await;
     // The short hold expires by itself.
     assert!(
         eventually(Duration::from_secs(10), async || {
@@ -216,6 +223,10 @@ async fn every_kind_of_change_is_an_entry_with_its_reason_and_reference() {
     has(&list, ("incoming", "incoming", 5, "receipt", "tee~1"));
     has(&list, ("receipt", "incoming", -2, "receipt", "tee~1"));
     has(&list, ("receipt", "on_hand", 2, "receipt", "tee~1"));
+    has(
+        &list,
+        ("receipt_closed", "incoming", -3, "receipt", "tee~1"),
+    );
     let order_entries: Vec<&Value> = all
         .iter()
         .filter(|e| e["reason"] == "order" && e["ref"]["id"] == oid.as_str())
