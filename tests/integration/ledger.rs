@@ -190,6 +190,23 @@ async fn every_kind_of_change_is_an_entry_with_its_reason_and_reference() {
         json!({"reason": "vendor shipped 2"}),
     )
     .await;
+    // An order re-routed to the other warehouse: allocated moves rows.
+    let o4 = ok(
+        &srv,
+        "/v1/orders",
+        json!({"channel": "web", "customer_id": "c4", "ship_to": {"lat": 50.0, "lon": 8.0},
+               "lines": [{"sku": "tee", "qty": 1}]}),
+    )
+    .await;
+    let o4id = o4["id"].as_str().unwrap().to_owned();
+    let from = o4["shipments"][0]["warehouse"].clone();
+    let moved = ok(
+        &srv,
+        &format!("/v1/orders/{o4id}/reroute"),
+        json!({"exclude": [from.clone()], "reason": "closed"}),
+    )
+    .await;
+    assert_ne!(moved["shipments"][0]["warehouse"], from, "{moved}");
     // The short hold expires by itself.
     assert!(
         eventually(Duration::from_secs(10), async || {
@@ -227,6 +244,8 @@ async fn every_kind_of_change_is_an_entry_with_its_reason_and_reference() {
         &list,
         ("receipt_closed", "incoming", -3, "receipt", "tee~1"),
     );
+    has(&list, ("reroute", "allocated", -1, "order", &o4id));
+    has(&list, ("reroute", "allocated", 1, "order", &o4id));
     let order_entries: Vec<&Value> = all
         .iter()
         .filter(|e| e["reason"] == "order" && e["ref"]["id"] == oid.as_str())
