@@ -4,7 +4,9 @@
 
 use super::{after, ready, refuse, CmdError, Decided, Reply};
 use crate::clock::Clock;
-use crate::core::sku::incoming::{ExpectCmd, IncomingLimits, Receipt, ThresholdUpdate};
+use crate::core::sku::incoming::{
+    ExpectCmd, IncomingLimits, Receipt, ReceiptStep, ThresholdUpdate,
+};
 use crate::core::sku::{Adjustment, LineRequest, ReserveCmd};
 use crate::core::Rejection;
 use crate::core::{
@@ -473,73 +475,47 @@ impl Handler<Expect> for SkuActor {
     }
 }
 
-/// Units of an open receipt arrived; answers the receipt after.
+/// Units of an open receipt arrived, or it was closed short; answers the
+/// receipt after.
 #[derive(Message)]
 #[rtype(result = "Result<Receipt, CmdError>")]
-pub struct Receive {
+pub struct StepReceipt {
     pub n: u64,
-    pub qty: u64,
+    pub step: ReceiptStep,
     pub key: Option<IdempotencyRecord>,
     pub limits: IncomingLimits,
 }
 
-impl Handler<Receive> for SkuActor {
+impl Handler<StepReceipt> for SkuActor {
     type Result = Reply<Receipt>;
-    fn handle(&mut self, m: Receive, _: &mut Context<Self>) -> Reply<Receipt> {
+    fn handle(&mut self, m: StepReceipt, _: &mut Context<Self>) -> Reply<Receipt> {
         let now = self.clock.now_ms();
-        let decided = self
-            .state
-            .decide_receive(m.n, m.qty, now, m.key, m.limits)
-            .map_err(CmdError::from)
-            .and_then(|e| {
-                // The receipt as the event leaves it (it may be forgotten
-                // at once if no closed receipt is kept).
-                let mut after = self
-                    .state
-                    .incoming
-                    .receipt(m.n)
-                    .cloned()
-                    .ok_or(CmdError::Unavailable)?;
-                after.received = after.received.saturating_add(m.qty);
-                if after.outstanding() == 0 {
-                    after.closed_at = Some(now);
-                }
-                Ok((vec![e], after))
-            });
-        self.commit(decided)
-    }
-}
-
-/// An open receipt closed short; answers the receipt after.
-#[derive(Message)]
-#[rtype(result = "Result<Receipt, CmdError>")]
-pub struct CloseIncoming {
-    pub n: u64,
-    pub reason: String,
-    pub key: Option<IdempotencyRecord>,
-    pub limits: IncomingLimits,
-}
-
-impl Handler<CloseIncoming> for SkuActor {
-    type Result = Reply<Receipt>;
-    fn handle(&mut self, m: CloseIncoming, _: &mut Context<Self>) -> Reply<Receipt> {
-        let now = self.clock.now_ms();
-        let decided = self
-            .state
-            .decide_close_incoming(m.n, m.reason, now, m.key, m.limits)
-            .map_err(CmdError::from)
-            .and_then(|e| {
-                // The receipt as the event leaves it (it may be forgotten
-                // at once if no closed receipt is kept).
-                let mut after = self
-                    .state
-                    .incoming
-                    .receipt(m.n)
-                    .cloned()
-                    .ok_or(CmdError::Unavailable)?;
+        let n = m.n;
+        let received = match &m.step {
+            ReceiptStep::Receive { qty } => Some(*qty),
+            ReceiptStep::Close { .. } => None,
+        };
+        let decided = match m.step {
+            ReceiptStep::Receive { qty } => self.state.decide_receive(n, qty, now, m.key, m.limits),
+            ReceiptStep::Close { reason } => self
+                .state
+                .decide_close_incoming(n, reason, now, m.key, m.limits),
+        };
+        let decided = decided.map_err(CmdError::from).and_then(|e| {
+            // The receipt as the event leaves it (it may be forgotten at
+            // once if no closed receipt is kept).
+            let mut after = self
+                .state
+                .incoming
+                .receipt(n)
+                .cloned()
+                .ok_or(CmdError::Unavailable)?;
+            after.received = after.received.saturating_add(received.unwrap_or(0));
+            if received.is_none() || after.outstanding() == 0 {
                 after.closed_at = Some(now);
-                Ok((vec![e], after))
-            });
+            }
+            Ok((vec![e], after))
+        });
         self.commit(decided)
     }
 }
@@ -730,7 +706,6 @@ gated!(
     Prepare,
     PrepareReroute,
     Expect,
-    Receive,
-    CloseIncoming,
+    StepReceipt,
     SetThresholds
 );

@@ -104,6 +104,20 @@ fn available(state: &Projection, s: usize, w: usize) -> u64 {
 }
 
 /// The event `op` makes now, if it makes sense in this state.
+/// The `i`th receipt the test announced, if still open: its SKU, number,
+/// warehouse and the units it still expects.
+fn open_receipt(state: &Projection, world: &World, i: usize) -> Option<(usize, u64, usize, u64)> {
+    let (s, n, w) = *world.receipts.get(i % world.receipts.len().max(1))?;
+    let outstanding = state
+        .skus
+        .get(&sku(s))?
+        .incoming
+        .receipt(n)
+        .filter(|r| r.is_open())
+        .map(|r| r.outstanding())?;
+    Some((s, n, w, outstanding))
+}
+
 fn event(state: &Projection, world: &mut World, op: &Op, now: Millis) -> Option<Event> {
     world.next_id += 1;
     let id = world.next_id;
@@ -304,15 +318,7 @@ fn event(state: &Projection, world: &mut World, op: &Op, now: Millis) -> Option<
             }
         }
         Op::Receive(i, q) => {
-            let len = world.receipts.len();
-            let (s, n, w) = *world.receipts.get(i % len.max(1))?;
-            let open = state
-                .skus
-                .get(&sku(s))?
-                .incoming
-                .receipt(n)
-                .filter(|r| r.is_open())
-                .map(|r| r.outstanding())?;
+            let (s, n, w, open) = open_receipt(state, world, *i)?;
             Event::IncomingReceived {
                 sku: sku(s),
                 receipt: n,
@@ -324,15 +330,7 @@ fn event(state: &Projection, world: &mut World, op: &Op, now: Millis) -> Option<
             }
         }
         Op::CloseShort(i) => {
-            let len = world.receipts.len();
-            let (s, n, w) = *world.receipts.get(i % len.max(1))?;
-            let short = state
-                .skus
-                .get(&sku(s))?
-                .incoming
-                .receipt(n)
-                .filter(|r| r.is_open())
-                .map(|r| r.outstanding())?;
+            let (s, n, w, short) = open_receipt(state, world, *i)?;
             Event::IncomingClosed {
                 sku: sku(s),
                 receipt: n,

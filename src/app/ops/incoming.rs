@@ -5,7 +5,7 @@
 use crate::actors::sku::SkuHandle;
 use crate::actors::{sku, CmdError};
 use crate::app::{Idempotency, Outcome, Surge};
-use crate::core::sku::incoming::{ExpectCmd, ReceiptId};
+use crate::core::sku::incoming::{ExpectCmd, ReceiptId, ReceiptStep};
 use crate::core::{Millis, SkuId, WarehouseId};
 use crate::wire::{ReceiptPage, ReceiptView};
 use std::sync::Arc;
@@ -63,30 +63,8 @@ impl Surge {
         qty: u64,
         idem: Option<Idempotency>,
     ) -> Result<(ReceiptView, Outcome), CmdError> {
-        self.detached(move |this| async move {
-            let _guard = this.begin(&idem)?;
-            match this.recall_incoming(&idem).await? {
-                Some(known) if known == id => {
-                    return Ok((this.incoming_receipt(&id).await?, Outcome::Replayed));
-                }
-                // The request hash covers the path, so a key of another
-                // receipt is another request.
-                Some(_) => return Err(CmdError::IdempotencyKeyReused),
-                None => {}
-            }
-            let addr = this.sku_of_receipt(&id).await?;
-            let limits = this.config.incoming.limits(this.config.on_hand_max);
-            let receipt = addr
-                .ask(sku::Receive {
-                    n: id.n,
-                    qty,
-                    key: this.key_record(&idem),
-                    limits,
-                })
-                .await??;
-            Ok((ReceiptView::new(&id.sku, &receipt), Outcome::Created))
-        })
-        .await
+        self.step_incoming(id, ReceiptStep::Receive { qty }, idem)
+            .await
     }
 
     /// Closes receipt `id` short: what it still expects will not come.
@@ -97,21 +75,34 @@ impl Surge {
         reason: String,
         idem: Option<Idempotency>,
     ) -> Result<(ReceiptView, Outcome), CmdError> {
+        self.step_incoming(id, ReceiptStep::Close { reason }, idem)
+            .await
+    }
+
+    /// A step of open receipt `id`, keyed like the other receipt requests.
+    async fn step_incoming(
+        self: &Arc<Self>,
+        id: ReceiptId,
+        step: ReceiptStep,
+        idem: Option<Idempotency>,
+    ) -> Result<(ReceiptView, Outcome), CmdError> {
         self.detached(move |this| async move {
             let _guard = this.begin(&idem)?;
             match this.recall_incoming(&idem).await? {
                 Some(known) if known == id => {
                     return Ok((this.incoming_receipt(&id).await?, Outcome::Replayed));
                 }
+                // The request hash covers the path, so a key of another
+                // receipt (or step) is another request.
                 Some(_) => return Err(CmdError::IdempotencyKeyReused),
                 None => {}
             }
             let addr = this.sku_of_receipt(&id).await?;
             let limits = this.config.incoming.limits(this.config.on_hand_max);
             let receipt = addr
-                .ask(sku::CloseIncoming {
+                .ask(sku::StepReceipt {
                     n: id.n,
-                    reason,
+                    step,
                     key: this.key_record(&idem),
                     limits,
                 })

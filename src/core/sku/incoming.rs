@@ -118,6 +118,13 @@ impl Receipt {
     }
 }
 
+/// What happens to an open receipt: units arrive, or it is closed short.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiptStep {
+    Receive { qty: u64 },
+    Close { reason: String },
+}
+
 /// What a new receipt needs.
 #[derive(Debug, Clone)]
 pub struct ExpectCmd {
